@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * The `sgrid` command line. Each sub-command reads flags, then `SGRID_*`
+ * env, then an optional config file, in that order of precedence.
+ */
+import { Command, CommanderError } from "commander";
+import { SgridError } from "../framework/errors";
+import { registerGen } from "./gen";
+
+const pkg = require("../../package.json") as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program.name("sgrid").description("Sgrid: run gRPC services on a fleet of machines").version(pkg.version);
+  program.exitOverride();
+  registerGen(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof SgridError) {
+      process.stderr.write(`sgrid: ${err.message}\n`);
+    } else {
+      process.stderr.write(`sgrid: ${(err as Error)?.stack ?? String(err)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module) void main();

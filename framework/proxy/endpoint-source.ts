@@ -1,0 +1,30 @@
+/**
+ * Where a proxy's endpoint list comes from: a fixed list (explicit endpoints)
+ * or the registry (resolved by Obj name, watched for changes).
+ */
+import type { Endpoint } from "../endpoint";
+
+export interface EndpointSource {
+  /** Current active endpoints (may be empty before the first resolution). */
+  current(): readonly Endpoint[];
+  /** Resolves once a first list is known (or immediately for fixed lists). Rejects only on fatal misuse. */
+  ready(): Promise<void>;
+  /** Registers a change listener; returns its remover. */
+  onChange(listener: (endpoints: readonly Endpoint[]) => void): () => void;
+  /** Stops watching. Idempotent. */
+  close(): void;
+  /** A short description for errors and `sgrid.connections`. */
+  describe(): string;
+}
+
+export class StaticEndpointSource implements EndpointSource {
+  private readonly list: readonly Endpoint[];
+  constructor(endpoints: readonly Endpoint[], private readonly label: string) {
+    this.list = Object.freeze([...endpoints]);
+  }
+  current(): readonly Endpoint[] { return this.list; }
+  ready(): Promise<void> { return Promise.resolve(); }
+  onChange(): () => void { return () => undefined; }
+  close(): void { /* nothing to stop */ }
+  describe(): string { return this.label; }
+}

@@ -1,0 +1,235 @@
+/**
+ * The engine behind every generated proxy: picks an endpoint (load
+ * balancing), calls it through the shared channel for that endpoint, sets
+ * failing endpoints aside (EndpointHealth) and retries where it is safe.
+ *
+ * Retry rule:
+ * - UNAVAILABLE (the servant could not be reached, or the connection went away
+ *   before it answered) is retried at once on another endpoint, for unary and
+ *   server-streaming calls that have not yet received a message;
+ * - any other failure (DEADLINE_EXCEEDED, INTERNAL, business errors) is retried
+ *   only for methods marked idempotent (`option idempotency_level`), and
+ *   never once the deadline has passed;
+ * - client-streaming and bidi calls are never retried (their input is consumed).
+ */
+import { endpointKey, type Endpoint } from "../endpoint";
+import { CancelledError, DeadlineExceededError, NoEndpointError, SgridError, UnavailableError } from "../errors";
+import { currentCallContext } from "../servant/call-context";
+import { clientStats } from "../stats";
+import { Status } from "../status";
+import type { ClientChannel, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../transport/base";
+import type { CallOptions } from "./call-options";
+import { EndpointHealth, type EndpointHealthOptions } from "./endpoint-health";
+import type { EndpointSource } from "./endpoint-source";
+import { resolve as resolveStrategy, type LoadBalancer } from "./strategies";
+
+export interface InvokerOptions {
+  /** Default per-call timeout, ms. Default 3000. */
+  timeoutMs?: number;
+  /** Load-balancing strategy name or instance. Default `round-robin`. */
+  strategy?: string | LoadBalancer;
+  /** Attempts per call, the first included. Default 3 (bounded by the number of endpoints). */
+  maxAttempts?: number;
+  /** Failover thresholds. */
+  health?: EndpointHealthOptions;
+  /** Prefer native (`sgrid`) endpoints when any is usable. Default true. */
+  preferNative?: boolean;
+}
+
+export const INVOKER_DEFAULTS = Object.freeze({ timeoutMs: 3000, maxAttempts: 3, preferNative: true });
+
+/** Supplies the shared channel for an endpoint. */
+export type ChannelProvider = (endpoint: Endpoint) => ClientChannel;
+
+const EMPTY_METADATA: Metadata = Object.freeze({}) as Metadata;
+
+/** Statuses worth another endpoint for an idempotent method (not business errors such as NOT_FOUND). */
+const IDEMPOTENT_RETRY: ReadonlySet<Status> = new Set([Status.UNAVAILABLE, Status.INTERNAL, Status.UNKNOWN, Status.ABORTED, Status.RESOURCE_EXHAUSTED]);
+
+function isNotDelivered(err: unknown): boolean {
+  return err instanceof SgridError && err.status === Status.UNAVAILABLE;
+}
+
+function countsAgainstEndpoint(err: unknown): boolean {
+  return err instanceof SgridError && (err.status === Status.UNAVAILABLE || err.status === Status.DEADLINE_EXCEEDED);
+}
+
+export class Invoker {
+  readonly health: EndpointHealth;
+  readonly strategy: LoadBalancer;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly preferNative: boolean;
+  private endpoints: readonly Endpoint[] = [];
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    readonly source: EndpointSource,
+    private readonly channels: ChannelProvider,
+    private readonly scope: string,
+    options: InvokerOptions = {},
+  ) {
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new TypeError(`timeoutMs must be > 0, got ${options.timeoutMs}`);
+    this.timeoutMs = options.timeoutMs ?? INVOKER_DEFAULTS.timeoutMs;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? INVOKER_DEFAULTS.maxAttempts);
+    this.preferNative = options.preferNative ?? INVOKER_DEFAULTS.preferNative;
+    this.strategy = resolveStrategy(options.strategy);
+    this.health = new EndpointHealth(options.health);
+    this.setEndpoints(source.current());
+    this.unsubscribe = source.onChange((eps) => this.setEndpoints(eps));
+  }
+
+  private setEndpoints(eps: readonly Endpoint[]): void {
+    const sorted = [...eps].sort((a, b) => (endpointKey(a) < endpointKey(b) ? -1 : 1));
+    this.endpoints = sorted;
+    this.strategy.update(sorted);
+    this.health.retain(sorted);
+  }
+
+  /** The endpoints this proxy would call now. */
+  currentEndpoints(): readonly Endpoint[] {
+    return this.endpoints;
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private async pick(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Promise<Endpoint> {
+    if (this.endpoints.length === 0) {
+      await this.source.ready();
+      if (this.endpoints.length === 0) throw new NoEndpointError(`no active endpoint for ${this.source.describe()}`);
+    }
+    let candidates = this.health.usable(this.endpoints, tried);
+    if (candidates.length === 0) candidates = this.health.usable(this.endpoints);
+    if (this.preferNative && candidates.length > 1) {
+      const native = candidates.filter((e) => e.protocol === "sgrid");
+      if (native.length > 0 && native.length < candidates.length) candidates = native;
+    }
+    return this.strategy.pick(candidates, { hashKey });
+  }
+
+  private outgoing(options: CallOptions | undefined): OutgoingCall {
+    const incoming = currentCallContext();
+    let deadline = Date.now() + (options?.timeoutMs ?? this.timeoutMs);
+    if (incoming?.deadline !== undefined && incoming.deadline < deadline) deadline = incoming.deadline;
+    let signal = options?.signal;
+    if (incoming) signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
+    return { deadline, metadata: options?.metadata ?? EMPTY_METADATA, signal };
+  }
+
+  private canRetry(method: MethodDescriptor, err: unknown, attempt: number, call: OutgoingCall): boolean {
+    if (attempt >= Math.min(this.maxAttempts, Math.max(1, this.endpoints.length) + 1)) return false;
+    if (call.signal?.aborted || Date.now() >= call.deadline) return false;
+    if (err instanceof CancelledError || err instanceof DeadlineExceededError) return false;
+    if (isNotDelivered(err)) return true;
+    return method.idempotent && err instanceof SgridError && IDEMPOTENT_RETRY.has(err.status);
+  }
+
+  async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
+    const call = this.outgoing(options);
+    const stats = clientStats.get(this.scope, method.path);
+    const started = performance.now();
+    let tried: Set<Endpoint> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const ep = await this.pick(options?.hashKey, tried);
+      this.health.begin(ep);
+      try {
+        const res = await this.channels(ep).unary(method, request, call);
+        this.health.success(ep);
+        stats.record(performance.now() - started, undefined);
+        return res;
+      } catch (err) {
+        if (countsAgainstEndpoint(err)) this.health.failure(ep); else this.health.success(ep);
+        if (this.canRetry(method, err, attempt, call)) {
+          (tried ??= new Set()).add(ep);
+          continue;
+        }
+        stats.record(performance.now() - started, err);
+        throw withCallerStack(err);
+      }
+    }
+  }
+
+  serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncIterable<Res> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const call = self.outgoing(options);
+        const stats = clientStats.get(self.scope, method.path);
+        const started = performance.now();
+        let tried: Set<Endpoint> | undefined;
+        for (let attempt = 1; ; attempt++) {
+          const ep = await self.pick(options?.hashKey, tried);
+          self.health.begin(ep);
+          let received = false;
+          try {
+            for await (const msg of self.channels(ep).serverStream(method, request, call)) {
+              received = true;
+              yield msg;
+            }
+            self.health.success(ep);
+            stats.record(performance.now() - started, undefined);
+            return;
+          } catch (err) {
+            if (countsAgainstEndpoint(err)) self.health.failure(ep);
+            if (!received && self.canRetry(method, err, attempt, call)) { (tried ??= new Set()).add(ep); continue; }
+            stats.record(performance.now() - started, err);
+            throw withCallerStack(err);
+          }
+        }
+      },
+    };
+  }
+
+  async clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): Promise<Res> {
+    const call = this.outgoing(options);
+    const stats = clientStats.get(this.scope, method.path);
+    const started = performance.now();
+    const ep = await this.pick(options?.hashKey, undefined);
+    this.health.begin(ep);
+    try {
+      const res = await this.channels(ep).clientStream(method, requests, call);
+      this.health.success(ep);
+      stats.record(performance.now() - started, undefined);
+      return res;
+    } catch (err) {
+      if (countsAgainstEndpoint(err)) this.health.failure(ep);
+      stats.record(performance.now() - started, err);
+      throw withCallerStack(err);
+    }
+  }
+
+  bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): AsyncIterable<Res> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const call = self.outgoing(options);
+        const stats = clientStats.get(self.scope, method.path);
+        const started = performance.now();
+        const ep = await self.pick(options?.hashKey, undefined);
+        self.health.begin(ep);
+        try {
+          yield* self.channels(ep).bidi(method, requests, call);
+          self.health.success(ep);
+          stats.record(performance.now() - started, undefined);
+        } catch (err) {
+          if (countsAgainstEndpoint(err)) self.health.failure(ep);
+          stats.record(performance.now() - started, err);
+          throw withCallerStack(err);
+        }
+      },
+    };
+  }
+}
+
+/** Appends the caller's stack to an error that came off the wire, so logs show who called. */
+function withCallerStack(err: unknown): unknown {
+  if (err instanceof SgridError && !(err as { callerStackAdded?: boolean }).callerStackAdded) {
+    const here = new Error().stack?.split("\n").slice(2).join("\n") ?? "";
+    err.stack = `${err.name}: ${err.message}\n    --- remote call, caller stack: ---\n${here}`;
+    (err as { callerStackAdded?: boolean }).callerStackAdded = true;
+  }
+  if (!(err instanceof Error)) return new UnavailableError(String(err));
+  return err;
+}

@@ -1,0 +1,85 @@
+/**
+ * Binds a servant's methods to its service descriptor for the transports.
+ *
+ * Every method runs inside its call context (deadline propagation) and is
+ * observed by the per-method statistics. Error mapping to the wire happens in
+ * each transport at exactly one place (errorToWire), never here.
+ */
+import { InvalidArgumentError, UnimplementedError } from "../errors";
+import type { BoundService, Handler, MethodDescriptor, ServerContext } from "../transport/base";
+import { runWithCallContext } from "./call-context";
+import type { Servant } from "./servant";
+
+export interface DispatchObserver {
+  /** Called when a call finishes; `code` is undefined on success. Never throws. */
+  onCallEnd(method: string, startedAt: number, error: unknown): void;
+}
+
+function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<unknown>, startedAt: number, observer?: DispatchObserver): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = iterable[Symbol.asyncIterator]();
+      let done = false;
+      const finish = (err: unknown) => { if (!done) { done = true; observer?.onCallEnd(method, startedAt, err); } };
+      return {
+        async next() {
+          try {
+            // An async generator's body runs in the context of whoever calls next(): re-enter the call's context.
+            const r = await runWithCallContext(ctx, () => it.next());
+            if (r.done) finish(undefined);
+            return r;
+          } catch (err) { finish(err); throw err; }
+        },
+        async return(value?: unknown) {
+          finish(undefined);
+          return it.return ? it.return(value) : { done: true, value };
+        },
+      };
+    },
+  };
+}
+
+/** Builds the transport-facing handlers of one servant. Throws TypeError when a method is missing. */
+export function bindServant(servant: Servant, observer?: DispatchObserver): BoundService {
+  const descriptor = servant.$service;
+  if (!descriptor || typeof descriptor.fullName !== "string") {
+    throw new TypeError("not a servant: extend a generated <Service>Servant class");
+  }
+  const handlers = new Map<string, { method: MethodDescriptor; handler: Handler }>();
+  for (const [member, method] of Object.entries(descriptor.methods)) {
+    const impl = (servant as unknown as Record<string, unknown>)[member];
+    let handler: Handler;
+    if (typeof impl !== "function") {
+      handler = async () => { throw new UnimplementedError(`method ${method.path} is not implemented`); };
+    } else if (method.kind === "unary" || method.kind === "client_stream") {
+      handler = (arg: any, ctx: ServerContext) => {
+        const startedAt = performance.now();
+        return runWithCallContext(ctx, async () => {
+          try {
+            const res = await (impl as (a: any, c: ServerContext) => Promise<unknown>).call(servant, arg, ctx);
+            if (res == null) throw new InvalidArgumentError(`method ${method.path} returned no response`);
+            observer?.onCallEnd(method.path, startedAt, undefined);
+            return res;
+          } catch (err) {
+            observer?.onCallEnd(method.path, startedAt, err);
+            throw err;
+          }
+        });
+      };
+    } else {
+      handler = (arg: any, ctx: ServerContext) => {
+        const startedAt = performance.now();
+        return runWithCallContext(ctx, () => {
+          try {
+            return wrapStream(method.path, ctx, (impl as (a: any, c: ServerContext) => AsyncIterable<unknown>).call(servant, arg, ctx), startedAt, observer);
+          } catch (err) {
+            observer?.onCallEnd(method.path, startedAt, err);
+            throw err;
+          }
+        });
+      };
+    }
+    handlers.set(method.path, { method, handler });
+  }
+  return { descriptor, handlers };
+}

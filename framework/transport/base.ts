@@ -1,0 +1,136 @@
+/**
+ * The small interface generated servants and proxies are written against.
+ *
+ * Generated code only ever sees {@link ServiceDescriptor}s and the
+ * {@link ClientChannel} / {@link ServerTransport} contracts below; gRPC
+ * (grpc-js) and the native framed-TCP transport both implement them, so no
+ * generated file changes when a service moves between protocols.
+ */
+import type { Endpoint } from "../endpoint";
+
+export type MethodKind = "unary" | "server_stream" | "client_stream" | "bidi";
+
+/** Encodes and decodes one message type; wraps ts-proto's generated codecs. */
+export interface MessageCodec<T> {
+  /** Accepts a partial message (missing fields take their defaults). Never mutates its input. */
+  encode(message: DeepPartial<T>): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+export interface MethodDescriptor<Req = any, Res = any> {
+  /** Method name as in the .proto (`SayHello`). */
+  readonly name: string;
+  /** Wire path, identical on both transports: `/demo.Greeter/SayHello`. */
+  readonly path: string;
+  readonly kind: MethodKind;
+  readonly requestCodec: MessageCodec<Req>;
+  readonly responseCodec: MessageCodec<Res>;
+  /** From `option idempotency_level = IDEMPOTENT | NO_SIDE_EFFECTS`: the proxy may retry it on any failure. */
+  readonly idempotent: boolean;
+}
+
+export interface ServiceDescriptor {
+  /** Service name (`Greeter`). */
+  readonly name: string;
+  /** Fully qualified service name (`demo.Greeter`). */
+  readonly fullName: string;
+  /** Methods by their camelCase local name (`sayHello`). */
+  readonly methods: Readonly<Record<string, MethodDescriptor>>;
+}
+
+export type Primitive = string | number | boolean | bigint | undefined | null | Date | Uint8Array;
+/** Recursive Partial used for request and response arguments (ts-proto `fromPartial` semantics). */
+export type DeepPartial<T> = T extends Primitive
+  ? T
+  : T extends Array<infer U>
+    ? Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends { $case: string }
+        ? { [K in keyof Omit<T, "$case">]?: DeepPartial<T[K]> } & { $case: T["$case"] }
+        : T extends object
+          ? { [K in keyof T]?: DeepPartial<T[K]> }
+          : Partial<T>;
+
+/** String metadata, lower-case keys. Binary (`-bin`) keys are not supported. */
+export type Metadata = Record<string, string>;
+
+/** What the proxy hands a channel for one call. */
+export interface OutgoingCall {
+  /** Absolute deadline, epoch milliseconds. */
+  readonly deadline: number;
+  readonly metadata: Metadata;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * One logical connection to one endpoint. Created once per endpoint and
+ * reused by every proxy that calls it. Failures are reported as SgridError
+ * (UnavailableError when the call never reached the servant, so the proxy
+ * may retry elsewhere).
+ */
+export interface ClientChannel {
+  readonly endpoint: Endpoint;
+  unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): Promise<Res>;
+  serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res>;
+  clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): Promise<Res>;
+  bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncIterable<Res>;
+  /** True while the channel believes its endpoint is reachable (no recent connect failure). */
+  isReady(): boolean;
+  /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. Idempotent. */
+  close(): void;
+}
+
+/** Opens channels for one protocol. */
+export interface ClientTransportFactory {
+  readonly protocol: string;
+  createChannel(endpoint: Endpoint): ClientChannel;
+}
+
+/** What a servant method sees about the call it is serving. */
+export interface ServerContext {
+  /** Wire path of the method (`/demo.Greeter/SayHello`). */
+  readonly method: string;
+  /** Request metadata, lower-case keys. */
+  readonly metadata: Readonly<Metadata>;
+  /** Absolute deadline (epoch ms) set by the caller, if any. Outgoing proxy calls made while serving inherit it. */
+  readonly deadline: number | undefined;
+  /** Caller address, `host:port`. */
+  readonly peer: string;
+  /** Fires when the caller cancels, the deadline passes, or the connection drops. */
+  readonly signal: AbortSignal;
+  /** Protocol the call arrived on (`grpc` or `sgrid`). */
+  readonly protocol: string;
+}
+
+export type UnaryHandler = (request: any, ctx: ServerContext) => Promise<any>;
+export type ServerStreamHandler = (request: any, ctx: ServerContext) => AsyncIterable<any>;
+export type ClientStreamHandler = (requests: AsyncIterable<any>, ctx: ServerContext) => Promise<any>;
+export type BidiHandler = (requests: AsyncIterable<any>, ctx: ServerContext) => AsyncIterable<any>;
+export type Handler = UnaryHandler | ServerStreamHandler | ClientStreamHandler | BidiHandler;
+
+/** A service bound to its implementation, ready for a server transport. */
+export interface BoundService {
+  readonly descriptor: ServiceDescriptor;
+  /** By wire path. */
+  readonly handlers: ReadonlyMap<string, { method: MethodDescriptor; handler: Handler }>;
+}
+
+/** Serves bound services on one listening address. */
+export interface ServerTransport {
+  readonly protocol: string;
+  addService(service: BoundService): void;
+  /** Binds and starts serving. Resolves with the bound port; rejects with BindError naming the port. */
+  listen(host: string, port: number): Promise<number>;
+  /** Stops accepting new calls and waits for in-flight ones, up to graceMs; then forces. Idempotent. */
+  shutdown(graceMs: number): Promise<void>;
+  /** Number of calls in flight. */
+  inflight(): number;
+  /** Open connections, for `sgrid.connections`. */
+  connections(): Array<{ peer: string; protocol: string; since: number }>;
+}
+
+export interface ServerTransportFactory {
+  readonly protocol: string;
+  createServer(options?: Record<string, unknown>): ServerTransport;
+}

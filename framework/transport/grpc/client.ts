@@ -1,0 +1,170 @@
+/**
+ * gRPC client channel over @grpc/grpc-js: one grpc-js Client (one HTTP/2
+ * connection) per endpoint, shared by every proxy that calls it.
+ */
+import { once } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import type { Endpoint } from "../../endpoint";
+import { CancelledError } from "../../errors";
+import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
+import { fromGrpcError, grpcAddress, toGrpcMetadata } from "./wire";
+
+export interface GrpcClientOptions {
+  /** PEM CA bundle for TLS endpoints; system roots when absent. */
+  rootCerts?: Buffer;
+  /** Extra grpc-js channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+interface Codecs {
+  serialize: (m: unknown) => Buffer;
+  deserialize: (b: Buffer) => unknown;
+}
+
+const codecCache = new WeakMap<MethodDescriptor, Codecs>();
+function codecsOf(method: MethodDescriptor): Codecs {
+  let c = codecCache.get(method);
+  if (!c) {
+    const { requestCodec, responseCodec } = method;
+    c = {
+      serialize: (m: unknown) => {
+        const u8 = requestCodec.encode(m as never);
+        return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+      },
+      deserialize: (b: Buffer) => responseCodec.decode(b),
+    };
+    codecCache.set(method, c);
+  }
+  return c;
+}
+
+async function pump<T>(source: AsyncIterable<T>, stream: grpc.ClientWritableStream<T> | grpc.ClientDuplexStream<T, unknown>, stop: { done: boolean }): Promise<void> {
+  try {
+    for await (const msg of source) {
+      if (stop.done) return;
+      if (!stream.write(msg)) await Promise.race([once(stream, "drain"), once(stream, "close")]);
+    }
+    if (!stop.done) stream.end();
+  } catch (err) {
+    // The caller's input failed: cancel the call; its result reports CANCELLED.
+    (stream as grpc.ClientWritableStream<T>).cancel();
+    throw err;
+  }
+}
+
+export class GrpcChannel implements ClientChannel {
+  private readonly client: grpc.Client;
+  private closed = false;
+
+  constructor(readonly endpoint: Endpoint, options: GrpcClientOptions = {}) {
+    const creds = endpoint.tls ? grpc.credentials.createSsl(options.rootCerts ?? null) : grpc.credentials.createInsecure();
+    this.client = new grpc.Client(grpcAddress(endpoint.host, endpoint.port), creds, {
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.keepalive_timeout_ms": 10_000,
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+      ...options.channelOptions,
+    });
+  }
+
+  isReady(): boolean {
+    const s = this.client.getChannel().getConnectivityState(false);
+    return s !== grpc.connectivityState.TRANSIENT_FAILURE && s !== grpc.connectivityState.SHUTDOWN;
+  }
+
+  unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): Promise<Res> {
+    const c = codecsOf(method);
+    return new Promise<Res>((resolve, reject) => {
+      const signal = call.signal;
+      if (signal?.aborted) { reject(new CancelledError(`call ${method.path} cancelled by the caller`)); return; }
+      let onAbort: (() => void) | undefined;
+      const grpcCall = this.client.makeUnaryRequest<unknown, Res>(
+        method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline },
+        (err, res) => {
+          if (onAbort) signal!.removeEventListener("abort", onAbort);
+          if (err) reject(fromGrpcError(err)); else resolve(res as Res);
+        });
+      if (signal) {
+        onAbort = () => grpcCall.cancel();
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+    });
+  }
+
+  serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const c = codecsOf(method);
+        const stream = self.client.makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+        yield* self.read<Res>(stream, call);
+      },
+    };
+  }
+
+  clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): Promise<Res> {
+    const c = codecsOf(method);
+    return new Promise<Res>((resolve, reject) => {
+      const stop = { done: false };
+      const signal = call.signal;
+      let onAbort: (() => void) | undefined;
+      const stream = this.client.makeClientStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline },
+        (err, res) => {
+          stop.done = true;
+          if (onAbort) signal!.removeEventListener("abort", onAbort);
+          if (err) reject(fromGrpcError(err)); else resolve(res as Res);
+        });
+      if (signal) {
+        onAbort = () => stream.cancel();
+        if (signal.aborted) onAbort(); else signal.addEventListener("abort", onAbort, { once: true });
+      }
+      pump(requests, stream, stop).catch(() => undefined);
+    });
+  }
+
+  bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncIterable<Res> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const c = codecsOf(method);
+        const stream = self.client.makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+        const stop = { done: false };
+        pump(requests, stream, stop).catch(() => undefined);
+        try {
+          yield* self.read<Res>(stream, call);
+        } finally {
+          stop.done = true;
+        }
+      },
+    };
+  }
+
+  /** Reads a response stream; cancels the call if the consumer stops early or the signal fires. */
+  private async *read<Res>(stream: grpc.ClientReadableStream<Res> | grpc.ClientDuplexStream<unknown, Res>, call: OutgoingCall): AsyncGenerator<Res> {
+    const onAbort = () => stream.cancel();
+    const signal = call.signal;
+    if (signal) {
+      if (signal.aborted) onAbort(); else signal.addEventListener("abort", onAbort, { once: true });
+    }
+    let finished = false;
+    try {
+      for await (const msg of stream) yield msg as Res;
+      finished = true;
+    } catch (err) {
+      finished = true;
+      throw fromGrpcError(err);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (!finished) stream.cancel();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.close();
+  }
+}
+
+export function grpcClientFactory(options: GrpcClientOptions = {}): ClientTransportFactory {
+  return { protocol: "grpc", createChannel: (endpoint) => new GrpcChannel(endpoint, options) };
+}

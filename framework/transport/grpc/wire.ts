@@ -1,0 +1,58 @@
+/**
+ * The one place where gRPC statuses and Sgrid errors meet (both directions),
+ * plus metadata conversion.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { errorFromWire, errorToWire, type SgridError } from "../../errors";
+import { getLogger } from "../../logger";
+import type { Metadata } from "../base";
+
+export const ERROR_CODE_KEY = "sgrid-error-code";
+export const ERROR_DATA_KEY = "sgrid-error-data";
+
+const log = getLogger("transport.grpc");
+
+/** Server side: a thrown value -> the status object grpc-js sends. Unexpected errors are logged here, not sent. */
+export function toGrpcStatus(err: unknown, path: string): Partial<grpc.StatusObject> & { code: grpc.status } {
+  const wire = errorToWire(err);
+  if (wire.code === "INTERNAL" && !(err as { code?: unknown })?.code) {
+    log.error({ err, method: path }, "servant method threw an unexpected error; caller gets INTERNAL");
+  }
+  const md = new grpc.Metadata();
+  md.set(ERROR_CODE_KEY, wire.code);
+  if (wire.data !== undefined) md.set(ERROR_DATA_KEY, JSON.stringify(wire.data));
+  return { code: wire.status as number as grpc.status, details: wire.message, metadata: md };
+}
+
+/** Client side: a grpc-js ServiceError -> the same SgridError class the servant threw. */
+export function fromGrpcError(err: unknown): SgridError {
+  const e = err as Partial<grpc.ServiceError>;
+  const code = typeof e.code === "number" ? e.code : grpc.status.UNKNOWN;
+  const sgridCode = e.metadata?.get(ERROR_CODE_KEY)[0];
+  const rawData = e.metadata?.get(ERROR_DATA_KEY)[0];
+  let data: Record<string, unknown> | undefined;
+  if (typeof rawData === "string") {
+    try { data = JSON.parse(rawData) as Record<string, unknown>; } catch { data = undefined; }
+  }
+  return errorFromWire(code, e.details ?? e.message ?? "unknown error", typeof sgridCode === "string" ? sgridCode : undefined, data);
+}
+
+export function toGrpcMetadata(md: Metadata): grpc.Metadata {
+  const out = new grpc.Metadata();
+  for (const key in md) out.set(key, md[key]!);
+  return out;
+}
+
+export function fromGrpcMetadata(md: grpc.Metadata): Metadata {
+  const out: Metadata = {};
+  const map = md.getMap();
+  for (const key in map) {
+    const v = map[key];
+    if (typeof v === "string") out[key] = v;
+  }
+  return out;
+}
+
+export function grpcAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
