@@ -2,7 +2,10 @@ import type { Metadata } from "../transport/base";
 
 /** Per-call options of every generated proxy method. */
 export interface CallOptions {
-  /** Time allowed for the call, ms. Default: the proxy's timeout (3000). An incoming call's earlier deadline wins. */
+  /**
+   * Time allowed for the call, ms. Default for unary calls: the proxy's timeout (3000); streaming calls
+   * have no deadline unless one is given. An incoming call's earlier deadline always wins.
+   */
   timeoutMs?: number;
   /** Request metadata (lower-case keys; values are strings). */
   metadata?: Metadata;

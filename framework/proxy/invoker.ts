@@ -109,9 +109,11 @@ export class Invoker {
     return this.strategy.pick(candidates, { hashKey });
   }
 
-  private outgoing(options: CallOptions | undefined): OutgoingCall {
+  /** Unary calls get the default timeout; streams only an explicit one (they may legitimately run for hours). */
+  private outgoing(options: CallOptions | undefined, streaming = false): OutgoingCall {
     const incoming = currentCallContext();
-    let deadline = Date.now() + (options?.timeoutMs ?? this.timeoutMs);
+    const timeout = options?.timeoutMs ?? (streaming ? undefined : this.timeoutMs);
+    let deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
     if (incoming?.deadline !== undefined && incoming.deadline < deadline) deadline = incoming.deadline;
     let signal = options?.signal;
     if (incoming) signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
@@ -155,7 +157,7 @@ export class Invoker {
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
-        const call = self.outgoing(options);
+        const call = self.outgoing(options, true);
         const stats = clientStats.get(self.scope, method.path);
         const started = performance.now();
         let tried: Set<Endpoint> | undefined;
@@ -183,7 +185,7 @@ export class Invoker {
   }
 
   async clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): Promise<Res> {
-    const call = this.outgoing(options);
+    const call = this.outgoing(options, true);
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     const ep = await this.pick(options?.hashKey, undefined);
@@ -204,7 +206,7 @@ export class Invoker {
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
-        const call = self.outgoing(options);
+        const call = self.outgoing(options, true);
         const stats = clientStats.get(self.scope, method.path);
         const started = performance.now();
         const ep = await self.pick(options?.hashKey, undefined);

@@ -57,7 +57,7 @@ export type Metadata = Record<string, string>;
 
 /** What the proxy hands a channel for one call. */
 export interface OutgoingCall {
-  /** Absolute deadline, epoch milliseconds. */
+  /** Absolute deadline, epoch milliseconds; `Infinity` for none. */
   readonly deadline: number;
   readonly metadata: Metadata;
   readonly signal?: AbortSignal;

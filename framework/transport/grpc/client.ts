@@ -2,7 +2,7 @@
  * gRPC client channel over @grpc/grpc-js: one grpc-js Client (one HTTP/2
  * connection) per endpoint, shared by every proxy that calls it.
  */
-import { once } from "node:events";
+import { drainOrAbort } from "../drain";
 import * as grpc from "@grpc/grpc-js";
 import type { Endpoint } from "../../endpoint";
 import { CancelledError } from "../../errors";
@@ -42,7 +42,7 @@ async function pump<T>(source: AsyncIterable<T>, stream: grpc.ClientWritableStre
   try {
     for await (const msg of source) {
       if (stop.done) return;
-      if (!stream.write(msg)) await Promise.race([once(stream, "drain"), once(stream, "close")]);
+      if (!stream.write(msg)) await drainOrAbort(stream);
     }
     if (!stop.done) stream.end();
   } catch (err) {

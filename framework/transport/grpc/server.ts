@@ -2,7 +2,7 @@
  * gRPC server transport over @grpc/grpc-js: any gRPC client in any language
  * can call a servant served here.
  */
-import { once } from "node:events";
+import { drainOrAbort } from "../drain";
 import * as grpc from "@grpc/grpc-js";
 import { bindErrorFrom } from "../../errors";
 import { getLogger } from "../../logger";
@@ -36,10 +36,20 @@ function serializerOf(method: MethodDescriptor) {
   };
 }
 
+/**
+ * The request stream as an AsyncIterable that does NOT destroy the call when
+ * iteration ends: Node's default Readable iterator destroys the whole duplex,
+ * which would drop the response stream and its status.
+ */
+function requestsOf(call: grpc.ServerReadableStream<any, any> | grpc.ServerDuplexStream<any, any>): AsyncIterable<unknown> {
+  return { [Symbol.asyncIterator]: () => (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false }) };
+}
+
+/** Writes every message with backpressure; resolves early if the call is cancelled. */
 async function writeAll(call: grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>, source: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
   for await (const msg of source) {
     if (signal.aborted) return;
-    if (!call.write(msg)) await Promise.race([once(call, "drain"), once(signal as unknown as NodeJS.EventEmitter, "abort")]);
+    if (!call.write(msg)) await drainOrAbort(call, signal);
   }
 }
 
@@ -96,7 +106,7 @@ export class GrpcServerTransport implements ServerTransport {
           impl[key] = (call: grpc.ServerReadableStream<any, any>, cb: grpc.sendUnaryData<any>) => {
             const { ctx, done } = this.context(call, path);
             let p: Promise<unknown>;
-            try { p = (handler as ClientStreamHandler)(call, ctx); } catch (err) { p = Promise.reject(err); }
+            try { p = (handler as ClientStreamHandler)(requestsOf(call), ctx); } catch (err) { p = Promise.reject(err); }
             p.then((res) => { done(); cb(null, res); }, (err) => { done(); cb(toGrpcStatus(err, path)); });
           };
           break;
@@ -112,7 +122,7 @@ export class GrpcServerTransport implements ServerTransport {
           impl[key] = (call: grpc.ServerDuplexStream<any, any>) => {
             const { ctx, done } = this.context(call, path);
             Promise.resolve()
-              .then(() => writeAll(call, (handler as BidiHandler)(call, ctx), ctx.signal))
+              .then(() => writeAll(call, (handler as BidiHandler)(requestsOf(call), ctx), ctx.signal))
               .then(() => { done(); if (!ctx.signal.aborted) call.end(); }, (err) => { done(); if (!ctx.signal.aborted) call.emit("error", toGrpcStatus(err, path)); });
           };
       }

@@ -1,0 +1,239 @@
+/**
+ * Encodes frames straight into a per-connection output slab and writes what
+ * accumulated once per tick (process.nextTick), so a burst of calls or
+ * replies issued in one turn of the event loop costs one write syscall.
+ *
+ * The slab is append-only: bytes before `pos` are never touched again once
+ * handed to the socket, so a flushed region can stay referenced by the socket
+ * while later frames are encoded after it, without copies. Payloads larger
+ * than INLINE_PAYLOAD_MAX go out as their own buffers (no copy), in order,
+ * through cork/uncork.
+ *
+ * Never throws on a destroyed socket: frames written after the socket is gone
+ * are dropped (the connection's close path fails the calls).
+ */
+import type { Socket } from "node:net";
+import { Flag, FrameType, HEADER_SIZE, HELLO_BODY_SIZE, LENGTH_OVERHEAD, MAGIC, VERSION } from "./protocol";
+import type { Metadata } from "../base";
+
+const SLAB_SIZE = 64 * 1024;
+const INLINE_PAYLOAD_MAX = 16 * 1024;
+
+export class FrameWriter {
+  private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  /** First byte not yet handed to the socket. */
+  private start = 0;
+  /** Next free byte. */
+  private pos = 0;
+  /** Pieces queued before slab[start, pos), in order (out-of-line payloads and earlier slabs). */
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  private scheduled = false;
+  private readonly flushFn = (): void => this.flush();
+  /** Called after each flush (the server checks the peer's pending output here). */
+  onFlush: (() => void) | undefined;
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Bytes accepted but not yet written to the kernel: ours plus the socket's queue. */
+  pendingBytes(): number {
+    return this.socket.writableLength + (this.pos - this.start) + this.partsBytes;
+  }
+
+  private reserve(n: number): number {
+    if (this.pos + n > this.slab.length) {
+      if (this.pos > this.start) this.pushPart(this.slab.subarray(this.start, this.pos));
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
+      this.start = 0;
+      this.pos = 0;
+    }
+    const off = this.pos;
+    this.pos += n;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flushFn);
+    }
+    return off;
+  }
+
+  private pushPart(b: Buffer): void {
+    this.parts.push(b);
+    this.partsBytes += b.length;
+  }
+
+  private header(off: number, bodyLength: number, type: FrameType, flags: number, id: number): void {
+    const s = this.slab;
+    s.writeUInt32BE(LENGTH_OVERHEAD + bodyLength, off);
+    s[off + 4] = type;
+    s[off + 5] = flags;
+    s.writeUInt32BE(id, off + 6);
+  }
+
+  /** Appends a payload after the header just reserved: copied when small, queued as its own buffer when large. */
+  private payload(p: Uint8Array): void {
+    if (p.length <= INLINE_PAYLOAD_MAX) {
+      const off = this.reserve(p.length);
+      this.slab.set(p, off);
+      return;
+    }
+    if (this.pos > this.start) this.pushPart(this.slab.subarray(this.start, this.pos));
+    this.start = this.pos;
+    this.pushPart(Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+  }
+
+  hello(maxFrameSize: number, initialWindow: number): void {
+    const off = this.reserve(HEADER_SIZE + HELLO_BODY_SIZE);
+    this.header(off, HELLO_BODY_SIZE, FrameType.HELLO, 0, 0);
+    const s = this.slab;
+    MAGIC.copy(s, off + HEADER_SIZE);
+    s[off + HEADER_SIZE + 4] = VERSION;
+    s.writeUInt32BE(maxFrameSize, off + HEADER_SIZE + 5);
+    s.writeUInt32BE(initialWindow, off + HEADER_SIZE + 9);
+  }
+
+  /**
+   * A call's opening frame. `path` is sent when defining a method id (or with
+   * id 0); `payload` is the whole request of unary and server-streaming calls.
+   */
+  request(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, payload: Uint8Array | undefined): void {
+    let flags = payload ? Flag.END : 0;
+    let fixed = 2 + 4;
+    let pathLen = 0;
+    if (path !== undefined) {
+      flags |= Flag.METHOD_DEF;
+      pathLen = Buffer.byteLength(path);
+      fixed += 2 + pathLen;
+    }
+    let mdLen = 0;
+    let mdCount = 0;
+    if (metadata) {
+      for (const k in metadata) {
+        mdCount++;
+        mdLen += 6 + Buffer.byteLength(k) + Buffer.byteLength(metadata[k]!);
+      }
+      if (mdCount > 0) {
+        flags |= Flag.METADATA;
+        fixed += 2 + mdLen;
+      }
+    }
+    const body = fixed + (payload ? payload.length : 0);
+    let off = this.reserve(HEADER_SIZE + fixed);
+    this.header(off, body, FrameType.REQUEST, flags, id);
+    const s = this.slab;
+    off += HEADER_SIZE;
+    s.writeUInt16BE(methodId, off);
+    off += 2;
+    if (path !== undefined) {
+      s.writeUInt16BE(pathLen, off);
+      s.write(path, off + 2, pathLen, "utf8");
+      off += 2 + pathLen;
+    }
+    s.writeUInt32BE(timeoutMs, off);
+    off += 4;
+    if (mdCount > 0) {
+      s.writeUInt16BE(mdCount, off);
+      off += 2;
+      for (const k in metadata) {
+        const v = metadata[k]!;
+        const kl = s.write(k, off + 2, "utf8");
+        s.writeUInt16BE(kl, off);
+        off += 2 + kl;
+        const vl = s.write(v, off + 4, "utf8");
+        s.writeUInt32BE(vl, off);
+        off += 4 + vl;
+      }
+    }
+    if (payload) this.payload(payload);
+  }
+
+  message(id: number, payload: Uint8Array): void {
+    const off = this.reserve(HEADER_SIZE);
+    this.header(off, payload.length, FrameType.MESSAGE, 0, id);
+    this.payload(payload);
+  }
+
+  /** A frame with no body (END, CANCEL). */
+  empty(type: FrameType, id: number): void {
+    const off = this.reserve(HEADER_SIZE);
+    this.header(off, 0, type, 0, id);
+  }
+
+  window(id: number, increment: number): void {
+    const off = this.reserve(HEADER_SIZE + 4);
+    this.header(off, 4, FrameType.WINDOW, 0, id);
+    this.slab.writeUInt32BE(increment, off + HEADER_SIZE);
+  }
+
+  /** An OK reply; `payload` only for unary and client-streaming calls. */
+  ok(id: number, payload: Uint8Array | undefined): void {
+    const off = this.reserve(HEADER_SIZE + 1);
+    this.header(off, 1 + (payload ? payload.length : 0), FrameType.RESPONSE, payload ? Flag.PAYLOAD : 0, id);
+    this.slab[off + HEADER_SIZE] = 0;
+    if (payload) this.payload(payload);
+  }
+
+  /** A failed call: status, message, code and optional JSON data. */
+  error(id: number, status: number, message: string, code: string, dataJson: string | undefined): void {
+    const msg = Buffer.from(message.length > 16_384 ? message.slice(0, 16_384) : message, "utf8");
+    const codeBuf = Buffer.from(code.slice(0, 255), "utf8").subarray(0, 255);
+    const data = dataJson === undefined ? undefined : Buffer.from(dataJson, "utf8");
+    const msgLen = Math.min(msg.length, 0xffff);
+    const body = 1 + 2 + msgLen + 1 + codeBuf.length + 4 + (data ? data.length : 0);
+    let off = this.reserve(HEADER_SIZE + body - (data ? data.length : 0));
+    this.header(off, body, FrameType.RESPONSE, 0, id);
+    const s = this.slab;
+    off += HEADER_SIZE;
+    s[off] = status;
+    s.writeUInt16BE(msgLen, off + 1);
+    msg.copy(s, off + 3, 0, msgLen);
+    off += 3 + msgLen;
+    s[off] = codeBuf.length;
+    codeBuf.copy(s, off + 1);
+    off += 1 + codeBuf.length;
+    s.writeUInt32BE(data ? data.length : 0, off);
+    if (data) this.payload(data);
+  }
+
+  ping(ack: boolean, data: Buffer): void {
+    const off = this.reserve(HEADER_SIZE + 8);
+    this.header(off, 8, FrameType.PING, ack ? Flag.ACK : 0, 0);
+    data.copy(this.slab, off + HEADER_SIZE, 0, 8);
+  }
+
+  goaway(lastId: number, reason: string): void {
+    const r = Buffer.from(reason.slice(0, 1024), "utf8");
+    const off = this.reserve(HEADER_SIZE + 6 + r.length);
+    this.header(off, 6 + r.length, FrameType.GOAWAY, 0, 0);
+    this.slab.writeUInt32BE(lastId, off + HEADER_SIZE);
+    this.slab.writeUInt16BE(r.length, off + HEADER_SIZE + 4);
+    r.copy(this.slab, off + HEADER_SIZE + 6);
+  }
+
+  /** Hands everything accumulated to the socket in one write (or one corked batch). */
+  flush(): void {
+    this.scheduled = false;
+    const sock = this.socket;
+    if (sock.destroyed) {
+      this.parts = [];
+      this.partsBytes = 0;
+      this.start = this.pos;
+      return;
+    }
+    if (this.parts.length === 0) {
+      if (this.pos === this.start) return;
+      const chunk = this.slab.subarray(this.start, this.pos);
+      this.start = this.pos;
+      sock.write(chunk);
+    } else {
+      if (this.pos > this.start) this.pushPart(this.slab.subarray(this.start, this.pos));
+      this.start = this.pos;
+      const parts = this.parts;
+      this.parts = [];
+      this.partsBytes = 0;
+      sock.cork();
+      for (const p of parts) sock.write(p);
+      sock.uncork();
+    }
+    if (this.onFlush) this.onFlush();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The `sgrid` wire protocol: length-prefixed frames over one TCP (or TLS)
+ * connection, many calls multiplexed by stream id.
+ *
+ * Every frame starts with a fixed 10-byte header, big-endian:
+ *
+ *   +----------------+--------+--------+----------------+------------------+
+ *   | length: u32    | type:u8|flags:u8| stream id: u32 | body ...         |
+ *   +----------------+--------+--------+----------------+------------------+
+ *
+ * `length` counts everything after itself (6 + body bytes) and is checked
+ * against the receiver's frame size limit before any body byte is buffered.
+ *
+ * Bodies by type (strings are UTF-8, prefixed by their byte length):
+ *   HELLO     magic "SGRD", u8 version, u32 max frame length, u32 initial stream window.
+ *             First frame in each direction; stream id 0. Unknown trailing bytes are ignored.
+ *   REQUEST   u16 method id, [u16 path length, path] when F_METHOD_DEF, u32 timeout ms (0 = none),
+ *             [u16 count, count x (u16 key length, key, u32 value length, value)] when F_METADATA,
+ *             then, when F_END (unary and server-streaming calls), the request payload.
+ *             Method ids are interned per connection: the first call of a method defines its id
+ *             (1..65535) with F_METHOD_DEF; later calls send only the id. Id 0 always carries the path.
+ *   MESSAGE   one stream message payload (protobuf), counted against the stream's window.
+ *   END       client half-close of its request stream. No body.
+ *   RESPONSE  server -> client, terminal. u8 status; when status is 0 and F_PAYLOAD, the reply
+ *             payload follows; when status is not 0: u16 message length, message, u8 code length,
+ *             code (SCREAMING_SNAKE), u32 data length, data (JSON; errors only, never the hot path).
+ *   CANCEL    client -> server: abandon the call (the servant's ctx.signal fires). No body.
+ *   WINDOW    u32 credit increment for the stream (bytes), returned by the reader as it consumes.
+ *   PING      8 opaque bytes; echoed with F_ACK.
+ *   GOAWAY    server -> client: u32 last stream id accepted, u16 reason length, reason. The client
+ *             sends no new call on the connection; calls past the last id get UNAVAILABLE.
+ *
+ * Flow control: each side announces in HELLO the window it grants per stream; a
+ * sender sends stream messages while its credit for the stream is positive
+ * (one message may overshoot) and the reader returns credit with WINDOW as
+ * the consumer takes messages. Unary request and response payloads are not
+ * flow-controlled (one message each, bounded by the frame limit).
+ */
+
+export const MAGIC = Buffer.from("SGRD", "latin1");
+export const VERSION = 1;
+
+/** Bytes of the fixed frame header. */
+export const HEADER_SIZE = 10;
+/** Bytes of the header counted by `length` (type, flags, stream id). */
+export const LENGTH_OVERHEAD = 6;
+
+export const enum FrameType {
+  HELLO = 1,
+  REQUEST = 2,
+  MESSAGE = 3,
+  END = 4,
+  RESPONSE = 5,
+  CANCEL = 6,
+  WINDOW = 7,
+  PING = 8,
+  GOAWAY = 9,
+}
+
+/** Highest frame type this version knows; anything above is a protocol error. */
+export const MAX_FRAME_TYPE = 9;
+
+export const enum Flag {
+  /** REQUEST: the request is complete (payload follows). PING: this is the answer. */
+  END = 0x01,
+  ACK = 0x01,
+  /** REQUEST: the method path is in the frame and defines the method id. */
+  METHOD_DEF = 0x02,
+  /** REQUEST: metadata follows the timeout. */
+  METADATA = 0x04,
+  /** RESPONSE: an OK status carries the reply payload. */
+  PAYLOAD = 0x08,
+}
+
+/** Fixed part of a HELLO body: magic, version, max frame, window. */
+export const HELLO_BODY_SIZE = 4 + 1 + 4 + 4;
+
+/** Stream credit below which a sender waits; the smallest window a peer may announce. */
+export const MIN_WINDOW = 64 * 1024;
+
+/** Credit charged per stream message on top of its payload, so empty messages still count. */
+export const MESSAGE_COST_OVERHEAD = 16;
+
+/** Longest method path accepted (bytes). */
+export const MAX_PATH_LENGTH = 1024;
+
+/** Highest interned method id; id 0 means "path inline, not interned". */
+export const MAX_METHOD_ID = 0xffff;
+
+/** Highest stream id before the client wraps back to 1. */
+export const MAX_STREAM_ID = 0x7fffffff;
+
+/** Why a connection was closed; counted by the server for `stats()`. */
+export type CloseReason =
+  | "bad_handshake"
+  | "handshake_timeout"
+  | "idle_timeout"
+  | "frame_too_large"
+  | "truncated_frame"
+  | "protocol_error"
+  | "slow_reader"
+  | "socket_error"
+  | "peer_closed"
+  | "shutdown";
