@@ -21,12 +21,21 @@ export interface LoadBalancer {
 
 export type LoadBalancerFactory = () => LoadBalancer;
 
-/** FNV-1a 32-bit; stable across processes and releases (hash routing depends on it). */
+/**
+ * FNV-1a 32-bit followed by murmur3's fmix32 finaliser (FNV alone spreads
+ * similar strings such as "10.0.0.1#7" poorly on a ring). Stable across
+ * processes and releases: hash routing depends on it.
+ */
 export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }

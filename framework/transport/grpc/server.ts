@@ -3,6 +3,7 @@
  * can call a servant served here.
  */
 import { drainOrAbort } from "../drain";
+import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { bindErrorFrom } from "../../errors";
 import { getLogger } from "../../logger";
@@ -51,6 +52,15 @@ async function writeAll(call: grpc.ServerWritableStream<any, any> | grpc.ServerD
     if (signal.aborted) return;
     if (!call.write(msg)) await drainOrAbort(call, signal);
   }
+}
+
+/** Tries to listen on host:port with node:net; resolves with the error, or undefined if it worked. */
+function probeBind(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once("error", (e: NodeJS.ErrnoException) => resolve(e));
+    srv.listen(port, host, () => srv.close(() => resolve(undefined)));
+  });
 }
 
 export class GrpcServerTransport implements ServerTransport {
@@ -137,8 +147,8 @@ export class GrpcServerTransport implements ServerTransport {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(grpcAddress(host, port), creds, (err, bound) => {
         if (err) {
-          const m = /(EADDRINUSE|EACCES|EADDRNOTAVAIL)/.exec(err.message);
-          reject(bindErrorFrom(Object.assign(new Error(err.message), { code: m?.[1] }) as NodeJS.ErrnoException, host, port));
+          // grpc-js reports only "No address added": find the reason by trying the port ourselves.
+          void probeBind(host, port).then((cause) => reject(bindErrorFrom(cause ?? (Object.assign(new Error(err.message), { code: "EUNKNOWN" }) as NodeJS.ErrnoException), host, port)));
           return;
         }
         log.debug({ host, port: bound }, "gRPC adapter listening");

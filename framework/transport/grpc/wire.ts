@@ -12,6 +12,13 @@ export const ERROR_DATA_KEY = "sgrid-error-data";
 
 const log = getLogger("transport.grpc");
 
+// grpc-js' own diagnostics go to our structured log (debug level) instead of raw stderr.
+grpc.setLogger({
+  error: (...args: unknown[]) => log.debug({ grpc: args.join(" ") }, "grpc-js"),
+  info: (...args: unknown[]) => log.trace({ grpc: args.join(" ") }, "grpc-js"),
+  debug: (...args: unknown[]) => log.trace({ grpc: args.join(" ") }, "grpc-js"),
+} as Partial<Console> as Console);
+
 /** Server side: a thrown value -> the status object grpc-js sends. Unexpected errors are logged here, not sent. */
 export function toGrpcStatus(err: unknown, path: string): Partial<grpc.StatusObject> & { code: grpc.status } {
   const wire = errorToWire(err);

@@ -117,6 +117,7 @@ export class FrameWriter {
       }
     }
     const body = fixed + (payload ? payload.length : 0);
+    if (HEADER_SIZE + body > maxFrameSize) return false;
     let off = this.reserve(HEADER_SIZE + fixed);
     this.header(off, body, FrameType.REQUEST, flags, id);
     const s = this.slab;
@@ -144,6 +145,7 @@ export class FrameWriter {
       }
     }
     if (payload) this.payload(payload);
+    return true;
   }
 
   message(id: number, payload: Uint8Array): void {

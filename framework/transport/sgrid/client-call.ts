@@ -1,0 +1,186 @@
+/**
+ * One call on the client side, whatever its kind. Allocation-light by
+ * design: the call object is the abort-signal listener (handleEvent), the
+ * deadline timer's argument and the owner of its response stream, so a unary
+ * call costs this object, its promise and its frames.
+ *
+ * Lifecycle: created by the channel, registered on a connection by start(),
+ * ended exactly once by succeed() or fail() (idempotent), which unregisters it,
+ * clears its timer and listener and stops its request pump.
+ */
+import { CancelledError, DeadlineExceededError, InternalError, InvalidArgumentError, ResourceExhaustedError, type SgridError } from "../../errors";
+import type { MethodDescriptor } from "../base";
+import type { ClientConnection } from "./client-connection";
+import { InboundStream, type InboundOwner } from "./inbound-stream";
+import { FrameType, HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
+
+export class ClientCall implements InboundOwner {
+  id = 0;
+  done = false;
+  /** Request bytes the server still accepts on this stream (request-streaming calls). */
+  sendCredit = 0;
+  resolveFn: ((value: any) => void) | undefined;
+  rejectFn: ((err: Error) => void) | undefined;
+  inbound: InboundStream<unknown> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  private wake: (() => void) | undefined;
+  private requestIt: AsyncIterator<unknown> | undefined;
+
+  constructor(readonly conn: ClientConnection, readonly method: MethodDescriptor) {}
+
+  /** AbortSignal listener: the caller cancelled. */
+  handleEvent(): void {
+    this.fail(new CancelledError(`call ${this.method.path} cancelled by the caller`), true);
+  }
+
+  /** Opens a response stream for server-streaming and bidi calls. */
+  openInbound(window: number, limit: number): InboundStream<unknown> {
+    const codec = this.method.responseCodec;
+    this.inbound = new InboundStream<unknown>((b) => codec.decode(b), window, limit, this);
+    return this.inbound;
+  }
+
+  // ---- InboundOwner -----------------------------------------------------------
+  grant(increment: number): void {
+    if (!this.done) this.conn.writer.window(this.id, increment);
+  }
+
+  consumerGone(): void {
+    this.fail(new CancelledError(`call ${this.method.path}: the caller stopped reading`), true);
+  }
+
+  decodeFailed(_err: unknown): Error {
+    const err = new InternalError(`a reply message of ${this.method.path} could not be decoded`);
+    this.fail(err, true);
+    return err;
+  }
+
+  // ---- events from the connection ------------------------------------------------
+  /** OK status; `payload` is the reply of unary and client-streaming calls. */
+  succeed(payload: Buffer | undefined): void {
+    if (this.done) return;
+    if (this.inbound !== undefined) {
+      this.cleanup();
+      this.inbound.end();
+      return;
+    }
+    if (payload === undefined) {
+      this.fail(new InternalError(`call ${this.method.path}: the server sent no reply message`), false);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = this.method.responseCodec.decode(payload);
+    } catch {
+      this.fail(new InternalError(`the reply of ${this.method.path} could not be decoded`), false);
+      return;
+    }
+    this.cleanup();
+    this.resolveFn!(value);
+  }
+
+  /** Ends the call with an error; `sendCancel` tells the server to stop working on it. Idempotent. */
+  fail(err: SgridError | Error, sendCancel: boolean): void {
+    if (this.done) return;
+    if (sendCancel && this.id !== 0 && !this.conn.closed) this.conn.writer.empty(FrameType.CANCEL, this.id);
+    this.cleanup();
+    if (this.inbound !== undefined) this.inbound.end(err); else this.rejectFn!(err);
+  }
+
+  addCredit(increment: number): void {
+    this.sendCredit += increment;
+    this.wakeUp();
+  }
+
+  wakeUp(): void {
+    const w = this.wake;
+    if (w !== undefined) {
+      this.wake = undefined;
+      w();
+    }
+  }
+
+  private cleanup(): void {
+    this.done = true;
+    this.conn.forget(this);
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.signal !== undefined) this.signal.removeEventListener("abort", this);
+    this.wakeUp();
+    this.stopRequests();
+  }
+
+  private stopRequests(): void {
+    const it = this.requestIt;
+    if (it === undefined) return;
+    this.requestIt = undefined;
+    try {
+      const r = it.return?.();
+      if (r && typeof (r as Promise<unknown>).catch === "function") (r as Promise<unknown>).catch(() => undefined);
+    } catch {
+      // the caller's iterator failed to stop; nothing more to do
+    }
+  }
+
+  /** Resolves when the call may send again (credit, socket drained) or has ended. */
+  private waitWritable(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+      if (this.sendCredit > 0) this.conn.waitDrain(this);
+    });
+  }
+
+  /**
+   * Sends the caller's request stream, honouring the server's credit and the
+   * socket's backpressure; half-closes at the end. A failing iterable cancels
+   * the call (CANCELLED), as on the gRPC path.
+   */
+  async pumpRequests(requests: AsyncIterable<unknown>): Promise<void> {
+    const codec = this.method.requestCodec;
+    let it: AsyncIterator<unknown>;
+    try {
+      it = requests[Symbol.asyncIterator]();
+    } catch (err) {
+      this.fail(new CancelledError(`request stream of ${this.method.path} failed: ${(err as Error)?.message ?? String(err)}`), true);
+      return;
+    }
+    this.requestIt = it;
+    try {
+      while (!this.done) {
+        if (this.sendCredit <= 0 || this.conn.congested()) {
+          await this.waitWritable();
+          continue;
+        }
+        const r = await it.next();
+        if (this.done) return;
+        if (r.done) {
+          this.requestIt = undefined;
+          this.conn.writer.empty(FrameType.END, this.id);
+          return;
+        }
+        let bytes: Uint8Array;
+        try {
+          bytes = codec.encode(r.value as never);
+        } catch (err) {
+          this.fail(new InvalidArgumentError(`a request message of ${this.method.path} could not be encoded: ${(err as Error).message}`), true);
+          return;
+        }
+        if (bytes.length + HEADER_SIZE > this.conn.peerMaxFrame) {
+          this.fail(new ResourceExhaustedError(`request message of ${bytes.length} bytes exceeds the frame limit of ${this.conn.peerMaxFrame} bytes`), true);
+          return;
+        }
+        this.conn.writer.message(this.id, bytes);
+        this.sendCredit -= bytes.length + MESSAGE_COST_OVERHEAD;
+      }
+    } catch (err) {
+      this.requestIt = undefined;
+      this.fail(new CancelledError(`request stream of ${this.method.path} failed: ${(err as Error)?.message ?? String(err)}`), true);
+    }
+  }
+}
+
+/** Timer callback (no per-call closure): the call's deadline passed. */
+export function onDeadline(call: ClientCall): void {
+  call.timer = undefined;
+  call.fail(new DeadlineExceededError(`call ${call.method.path} exceeded its deadline`), true);
+}

@@ -1,0 +1,159 @@
+/**
+ * The receiving end of one stream (response messages on the client, request
+ * messages on the server), with credit-based flow control.
+ *
+ * Messages are queued as raw bytes and decoded when the consumer takes them.
+ * Credit goes back to the sender (WINDOW) only as the consumer takes messages,
+ * so a consumer that stops reading stops its sender after one window, while
+ * other calls on the same connection carry on; the bytes queued per stream
+ * never exceed `limit` (window plus one message), or the sender is in breach
+ * of the protocol and push() says so.
+ */
+import { MESSAGE_COST_OVERHEAD } from "./protocol";
+
+export interface InboundOwner {
+  /** Returns credit (bytes) to the sender. */
+  grant(increment: number): void;
+  /** The consumer stopped before the end (iterator return()). */
+  consumerGone(): void;
+  /** A message did not decode; returns the error the consumer sees. */
+  decodeFailed(err: unknown): Error;
+}
+
+const DONE: IteratorResult<any> = Object.freeze({ value: undefined, done: true }) as IteratorResult<any>;
+
+export class InboundStream<T> implements AsyncIterableIterator<T> {
+  private q: Array<Uint8Array | undefined> = [];
+  private head = 0;
+  private buffered = 0;
+  private unreturned = 0;
+  private resolveFn: ((r: IteratorResult<T>) => void) | undefined;
+  private rejectFn: ((e: Error) => void) | undefined;
+  private ended = false;
+  private failure: Error | undefined;
+  private gone = false;
+
+  constructor(
+    private readonly decode: (bytes: Uint8Array) => T,
+    private readonly window: number,
+    private readonly limit: number,
+    private readonly owner: InboundOwner,
+  ) {}
+
+  /** A message arrived. Returns false when the sender overran its window. */
+  push(bytes: Uint8Array): boolean {
+    if (this.ended) return true;
+    const cost = bytes.length + MESSAGE_COST_OVERHEAD;
+    if (this.gone) {
+      this.consumed(cost);
+      return true;
+    }
+    const resolve = this.resolveFn;
+    if (resolve !== undefined) {
+      this.resolveFn = undefined;
+      this.rejectFn = undefined;
+      this.consumed(cost);
+      let value: T;
+      try {
+        value = this.decode(bytes);
+      } catch (err) {
+        const reject = this.failDecode(err);
+        reject(this.failure!);
+        return true;
+      }
+      resolve({ value, done: false });
+      return true;
+    }
+    this.buffered += cost;
+    if (this.buffered > this.limit) return false;
+    this.q.push(bytes);
+    return true;
+  }
+
+  /**
+   * No more messages: the stream ended well (no error) or failed. Messages
+   * already queued are still delivered, then the end or the error. Idempotent.
+   */
+  end(err?: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.failure = err;
+    const resolve = this.resolveFn;
+    const reject = this.rejectFn;
+    this.resolveFn = undefined;
+    this.rejectFn = undefined;
+    if (err !== undefined) reject?.(err); else resolve?.(DONE);
+  }
+
+  /** True once end() was called and every queued message was taken. */
+  finished(): boolean {
+    return this.ended && this.head >= this.q.length;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.head < this.q.length) {
+      const bytes = this.q[this.head]!;
+      this.q[this.head++] = undefined;
+      if (this.head === this.q.length) {
+        this.q = [];
+        this.head = 0;
+      }
+      const cost = bytes.length + MESSAGE_COST_OVERHEAD;
+      this.buffered -= cost;
+      this.consumed(cost);
+      try {
+        return Promise.resolve({ value: this.decode(bytes), done: false });
+      } catch (err) {
+        this.failDecode(err);
+        return Promise.reject(this.failure);
+      }
+    }
+    if (this.ended || this.gone) return this.failure !== undefined ? Promise.reject(this.failure) : Promise.resolve(DONE);
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.resolveFn = resolve;
+      this.rejectFn = reject;
+    });
+  }
+
+  /** The consumer stops: queued messages are dropped (their credit returned) and later ones discarded. */
+  return(): Promise<IteratorResult<T>> {
+    if (!this.gone) {
+      this.gone = true;
+      this.drop();
+      if (!this.ended) this.owner.consumerGone();
+    }
+    return Promise.resolve(DONE);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private drop(): void {
+    let bytes = 0;
+    for (let i = this.head; i < this.q.length; i++) bytes += this.q[i]!.length + MESSAGE_COST_OVERHEAD;
+    this.q = [];
+    this.head = 0;
+    this.buffered = 0;
+    if (bytes > 0 && !this.ended) this.consumed(bytes);
+  }
+
+  private failDecode(err: unknown): (e: Error) => void {
+    const reject = this.rejectFn ?? (() => undefined);
+    this.resolveFn = undefined;
+    this.rejectFn = undefined;
+    this.failure = this.owner.decodeFailed(err);
+    this.ended = true;
+    this.drop();
+    return reject;
+  }
+
+  private consumed(cost: number): void {
+    this.unreturned += cost;
+    if (this.unreturned >= this.window >>> 1) {
+      const inc = this.unreturned;
+      this.unreturned = 0;
+      if (!this.ended) this.owner.grant(inc);
+    }
+  }
+}
