@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { SgridError } from "../framework/errors";
+import { registerDemo } from "./demo";
 import { registerGen } from "./gen";
 
 const pkg = require("../../package.json") as { version: string };
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   program.name("sgrid").description("Sgrid: run gRPC services on a fleet of machines").version(pkg.version);
   program.exitOverride();
   registerGen(program);
+  registerDemo(program);
   return program;
 }
 

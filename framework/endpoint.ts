@@ -35,10 +35,17 @@ export interface ParsedProxyTarget {
 
 const OBJ_RE = /^[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*$/;
 
-/** Stable key for an endpoint: `grpc://host:port`. */
+const keyCache = new WeakMap<object, string>();
+
+/** Stable key for an endpoint: `grpc://host:port` (cached per endpoint object: it is on the call path). */
 export function endpointKey(ep: Pick<Endpoint, "protocol" | "host" | "port" | "tls">): string {
-  const scheme = ep.protocol + (ep.tls ? "s" : "");
-  return `${scheme}://${ep.host.includes(":") ? `[${ep.host}]` : ep.host}:${ep.port}`;
+  let key = keyCache.get(ep);
+  if (key === undefined) {
+    const scheme = ep.protocol + (ep.tls ? "s" : "");
+    key = `${scheme}://${ep.host.includes(":") ? `[${ep.host}]` : ep.host}:${ep.port}`;
+    if (Object.isFrozen(ep)) keyCache.set(ep, key);
+  }
+  return key;
 }
 
 export function makeEndpoint(host: string, port: number, protocol: Protocol = "grpc", extra: Partial<Endpoint> = {}): Endpoint {

@@ -69,8 +69,12 @@ export class EndpointHealth {
     return s;
   }
 
+  /** Number of endpoints currently set aside; 0 lets `usable` return its input untouched (the hot path). */
+  private asideCount = 0;
+
   /** The usable subset of `endpoints` (never empty when `endpoints` is not), in the same order. */
-  usable(endpoints: readonly Endpoint[], exclude?: ReadonlySet<Endpoint>): Endpoint[] {
+  usable(endpoints: readonly Endpoint[], exclude?: ReadonlySet<Endpoint>): readonly Endpoint[] {
+    if (this.asideCount === 0 && exclude === undefined) return endpoints;
     const now = Date.now();
     const out: Endpoint[] = [];
     let soonest: Endpoint | undefined;
@@ -88,17 +92,19 @@ export class EndpointHealth {
 
   /** Marks the start of a call; a set-aside endpoint past its pause becomes the probe. */
   begin(ep: Endpoint): void {
+    if (this.asideCount === 0) return;
     const s = this.states.get(endpointKey(ep));
     if (s && s.asideUntil !== 0 && Date.now() >= s.asideUntil) s.probing = true;
   }
 
   success(ep: Endpoint): void {
+    if (this.states.size === 0) return;
     const s = this.states.get(endpointKey(ep));
     if (!s) return;
     this.roll(s);
     s.calls++;
     s.consecutive = 0;
-    if (s.asideUntil !== 0) { s.asideUntil = 0; s.pause = this.opts.retryAfterMs; s.probing = false; s.calls = 1; s.failures = 0; }
+    if (s.asideUntil !== 0) { s.asideUntil = 0; this.asideCount--; s.pause = this.opts.retryAfterMs; s.probing = false; s.calls = 1; s.failures = 0; }
   }
 
   failure(ep: Endpoint): void {
@@ -113,7 +119,7 @@ export class EndpointHealth {
       return;
     }
     const ratioTrip = s.calls >= this.opts.minCalls && s.failures / s.calls >= this.opts.failureRatio;
-    if (s.consecutive >= this.opts.consecutiveFailures || ratioTrip) s.asideUntil = now + s.pause;
+    if (s.consecutive >= this.opts.consecutiveFailures || ratioTrip) { s.asideUntil = now + s.pause; this.asideCount++; }
   }
 
   /** True when the endpoint is currently set aside. */
@@ -125,7 +131,11 @@ export class EndpointHealth {
   /** Forgets endpoints no longer in the list. */
   retain(endpoints: readonly Endpoint[]): void {
     const keep = new Set(endpoints.map(endpointKey));
-    for (const k of this.states.keys()) if (!keep.has(k)) this.states.delete(k);
+    for (const [k, s] of this.states) {
+      if (keep.has(k)) continue;
+      if (s.asideUntil !== 0) this.asideCount--;
+      this.states.delete(k);
+    }
   }
 
   private roll(s: State): void {

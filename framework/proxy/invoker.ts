@@ -95,11 +95,19 @@ export class Invoker {
     this.unsubscribe();
   }
 
-  private async pick(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Promise<Endpoint> {
-    if (this.endpoints.length === 0) {
-      await this.source.ready();
-      if (this.endpoints.length === 0) throw new NoEndpointError(`no active endpoint for ${this.source.describe()}`);
-    }
+  /** Waits for a first endpoint list; throws NoEndpointError when there is none. */
+  private async firstEndpoints(): Promise<void> {
+    await this.source.ready();
+    if (this.endpoints.length === 0) throw new NoEndpointError(`no active endpoint for ${this.source.describe()}`);
+  }
+
+  /** Synchronous on the hot path (endpoints known); a promise only before the first resolution. */
+  private pick(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Endpoint | Promise<Endpoint> {
+    if (this.endpoints.length === 0) return this.firstEndpoints().then(() => this.pickNow(hashKey, tried));
+    return this.pickNow(hashKey, tried);
+  }
+
+  private pickNow(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Endpoint {
     let candidates = this.health.usable(this.endpoints, tried);
     if (candidates.length === 0) candidates = this.health.usable(this.endpoints);
     if (this.preferNative && candidates.length > 1) {
@@ -134,7 +142,8 @@ export class Invoker {
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
     for (let attempt = 1; ; attempt++) {
-      const ep = await this.pick(options?.hashKey, tried);
+      let ep = this.pick(options?.hashKey, tried);
+      if (ep instanceof Promise) ep = await ep;
       this.health.begin(ep);
       try {
         const res = await this.channels(ep).unary(method, request, call);

@@ -5,11 +5,15 @@
 import type { ClientTransportFactory, ServerTransportFactory } from "./base";
 import { grpcClientFactory } from "./grpc/client";
 import { grpcServerFactory } from "./grpc/server";
+import { sgridClientFactory } from "./sgrid/client";
+import { sgridServerFactory } from "./sgrid/server";
 
 export * from "./base";
 
 const clients = new Map<string, ClientTransportFactory>([["grpc", grpcClientFactory()]]);
 const servers = new Map<string, ServerTransportFactory>([["grpc", grpcServerFactory()]]);
+clients.set("sgrid", sgridClientFactory());
+servers.set("sgrid", sgridServerFactory());
 
 /** Registers (or replaces) a transport for a protocol name. */
 export function register(protocol: string, client: ClientTransportFactory, server: ServerTransportFactory): void {

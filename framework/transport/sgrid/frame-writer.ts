@@ -94,8 +94,10 @@ export class FrameWriter {
   /**
    * A call's opening frame. `path` is sent when defining a method id (or with
    * id 0); `payload` is the whole request of unary and server-streaming calls.
+   * Writes nothing and returns false when the frame would be larger than
+   * `maxFrameSize`.
    */
-  request(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, payload: Uint8Array | undefined): void {
+  request(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, payload: Uint8Array | undefined, maxFrameSize: number): boolean {
     let flags = payload ? Flag.END : 0;
     let fixed = 2 + 4;
     let pathLen = 0;

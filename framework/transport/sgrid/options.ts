@@ -51,7 +51,7 @@ export const SGRID_SERVER_DEFAULTS = Object.freeze({
   maxConcurrentCalls: 10_000,
 });
 
-export type ResolvedServerOptions = Readonly<typeof SGRID_SERVER_DEFAULTS & { tls?: SgridServerTlsOptions }>;
+export type ResolvedServerOptions = Readonly<{ [K in keyof typeof SGRID_SERVER_DEFAULTS]: number } & { tls?: SgridServerTlsOptions }>;
 
 export interface SgridClientTlsOptions {
   /** CA bundle to verify the server with; system roots when absent. */
@@ -94,7 +94,7 @@ export const SGRID_CLIENT_DEFAULTS = Object.freeze({
   writeHighWaterBytes: 1 * MiB,
 });
 
-export type ResolvedClientOptions = Readonly<typeof SGRID_CLIENT_DEFAULTS & { tls?: SgridClientTlsOptions }>;
+export type ResolvedClientOptions = Readonly<{ [K in keyof typeof SGRID_CLIENT_DEFAULTS]: number } & { tls?: SgridClientTlsOptions }>;
 
 const pem = z.union([z.string(), z.instanceof(Buffer)]);
 const positiveMs = z.number().int().positive();

@@ -1,0 +1,184 @@
+/**
+ * The `sgrid` client channel: one per endpoint, shared by every proxy that
+ * calls it, holding at most one connection at a time.
+ *
+ * Connection policy: opened on first use; when it closes (or the server sends
+ * GOAWAY) the next call opens a new one. A failed connect fails the calls
+ * waiting on it with UNAVAILABLE (never delivered, so the proxy retries them
+ * elsewhere), and further calls fail at once with UNAVAILABLE until a backoff
+ * pause (backoffInitialMs, doubling up to backoffMaxMs) has passed.
+ */
+import { endpointKey, type Endpoint } from "../../endpoint";
+import { CancelledError, DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError, UnavailableError } from "../../errors";
+import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
+import { ClientCall } from "./client-call";
+import { ClientConnection, type ConnectionOwner } from "./client-connection";
+import { resolveClientOptions, type ResolvedClientOptions, type SgridClientOptions } from "./options";
+
+/** An iterator that fails on first use: how stream calls report errors found before sending. */
+function failedStream<T>(err: Error): AsyncIterableIterator<T> {
+  return {
+    next: () => Promise.reject(err),
+    return: () => Promise.resolve({ value: undefined, done: true }),
+    [Symbol.asyncIterator]() { return this; },
+  };
+}
+
+export class SgridChannel implements ClientChannel, ConnectionOwner {
+  readonly options: ResolvedClientOptions;
+  private readonly key: string;
+  private conn: ClientConnection | undefined;
+  /** Connections that received GOAWAY and still finish their calls. */
+  private readonly draining = new Set<ClientConnection>();
+  private failures = 0;
+  private retryAt = 0;
+  private lastFailure = "";
+  private closed = false;
+
+  constructor(readonly endpoint: Endpoint, options?: SgridClientOptions) {
+    this.options = resolveClientOptions(options);
+    this.key = endpointKey(endpoint);
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.failures === 0;
+  }
+
+  /** The live connection, opening one if needed. Throws UnavailableError during a backoff pause or after close(). */
+  private acquire(): ClientConnection {
+    const c = this.conn;
+    if (c !== undefined) return c;
+    if (this.closed) throw new UnavailableError(`channel to ${this.key} is closed`, { endpoint: this.key });
+    const now = Date.now();
+    if (now < this.retryAt) {
+      throw new UnavailableError(`cannot connect to ${this.key}: ${this.lastFailure} (next attempt in ${this.retryAt - now} ms)`, { endpoint: this.key });
+    }
+    const conn = new ClientConnection(this, this.endpoint, this.options);
+    this.conn = conn;
+    return conn;
+  }
+
+  // ---- ConnectionOwner ----------------------------------------------------------
+  onEstablished(_conn: ClientConnection): void {
+    this.failures = 0;
+    this.retryAt = 0;
+  }
+
+  onClosed(conn: ClientConnection, established: boolean, reason: string): void {
+    if (this.conn === conn) this.conn = undefined;
+    this.draining.delete(conn);
+    if (!established && !this.closed) {
+      this.failures++;
+      const pause = Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** Math.min(this.failures - 1, 20));
+      this.retryAt = Date.now() + pause;
+      this.lastFailure = reason;
+    }
+  }
+
+  onGoaway(conn: ClientConnection): void {
+    if (this.conn === conn) this.conn = undefined;
+    if (!conn.closed) this.draining.add(conn);
+  }
+
+  // ---- calls -----------------------------------------------------------------------
+  /**
+   * Common checks, then registers and sends the call. Returns the started
+   * call, or the error to report (nothing was sent). A started call cannot
+   * complete before the caller's synchronous code has run, so the caller
+   * attaches its promise callbacks afterwards.
+   */
+  private begin(method: MethodDescriptor, payload: Uint8Array | undefined, call: OutgoingCall, streamOut: boolean): ClientCall | Error {
+    const signal = call.signal;
+    if (signal !== undefined && signal.aborted) return new CancelledError(`call ${method.path} cancelled by the caller`);
+    const remaining = call.deadline - Date.now();
+    if (!(remaining > 0)) return new DeadlineExceededError(`call ${method.path} exceeded its deadline before it was sent`);
+    let conn: ClientConnection;
+    try {
+      conn = this.acquire();
+    } catch (err) {
+      return err as Error;
+    }
+    const c = new ClientCall(conn, method);
+    if (streamOut) c.openInbound(this.options.initialWindow, this.options.initialWindow + this.options.maxFrameSize);
+    if (!conn.start(c, payload, call.metadata, Math.ceil(remaining), signal)) {
+      return new ResourceExhaustedError(`request of ${method.path} (${payload?.length ?? 0} bytes) exceeds the frame limit of ${conn.peerMaxFrame} bytes`);
+    }
+    return c;
+  }
+
+  private encode(method: MethodDescriptor, request: unknown): Uint8Array | Error {
+    try {
+      return method.requestCodec.encode(request as never);
+    } catch (err) {
+      return new InvalidArgumentError(`request of ${method.path} could not be encoded: ${(err as Error).message}`);
+    }
+  }
+
+  unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): Promise<Res> {
+    const payload = this.encode(method, request);
+    if (payload instanceof Error) return Promise.reject(payload);
+    const c = this.begin(method, payload, call, false);
+    if (c instanceof Error) return Promise.reject(c);
+    return new Promise<Res>((resolve, reject) => {
+      c.resolveFn = resolve;
+      c.rejectFn = reject;
+    });
+  }
+
+  serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res> {
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<Res> => {
+        const payload = this.encode(method, request);
+        if (payload instanceof Error) return failedStream<Res>(payload);
+        const c = this.begin(method, payload, call, true);
+        if (c instanceof Error) return failedStream<Res>(c);
+        return c.inbound as AsyncIterator<Res>;
+      },
+    };
+  }
+
+  clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): Promise<Res> {
+    const c = this.begin(method, undefined, call, false);
+    if (c instanceof Error) return Promise.reject(c);
+    const p = new Promise<Res>((resolve, reject) => {
+      c.resolveFn = resolve;
+      c.rejectFn = reject;
+    });
+    void c.pumpRequests(requests);
+    return p;
+  }
+
+  bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncIterable<Res> {
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<Res> => {
+        const c = this.begin(method, undefined, call, true);
+        if (c instanceof Error) return failedStream<Res>(c);
+        void c.pumpRequests(requests);
+        return c.inbound as AsyncIterator<Res>;
+      },
+    };
+  }
+
+  /** Calls in flight on this channel (all its connections). */
+  inflight(): number {
+    let n = this.conn?.size() ?? 0;
+    for (const d of this.draining) n += d.size();
+    return n;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const conns = [...this.draining];
+    if (this.conn !== undefined) conns.push(this.conn);
+    this.conn = undefined;
+    this.draining.clear();
+    for (const c of conns) c.destroy("channel closed");
+  }
+}
+
+/** The factory registered for protocol `sgrid`. Options are validated once, here. */
+export function sgridClientFactory(options?: SgridClientOptions): ClientTransportFactory {
+  const resolved = resolveClientOptions(options);
+  return { protocol: "sgrid", createChannel: (endpoint) => new SgridChannel(endpoint, resolved) };
+}

@@ -1,0 +1,204 @@
+/**
+ * One call on the server side: the ServerContext the servant sees, and the
+ * loops that run each kind of method.
+ *
+ * The context is cheap until used: its AbortSignal (and the timer that fires
+ * it at the deadline) is only created when the servant reads `ctx.signal`.
+ * A call counts as in flight from its REQUEST until its handler has settled
+ * (and, for streams, its output loop has stopped), cancelled or not; that is
+ * what graceful shutdown waits for.
+ */
+import { DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } from "../../errors";
+import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler } from "../base";
+import { InboundStream, type InboundOwner } from "./inbound-stream";
+import { HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
+import type { ServerConnection } from "./server-connection";
+
+export interface HandlerEntry {
+  readonly method: MethodDescriptor;
+  readonly handler: Handler;
+}
+
+function abortAtDeadline(call: ServerCall): void {
+  call.deadlineTimer = undefined;
+  call.abort(new DeadlineExceededError(`call ${call.method} passed its deadline`));
+}
+
+export class ServerCall implements ServerContext, InboundOwner {
+  /** The caller is gone (CANCEL, deadline on its side, connection lost): send nothing more. */
+  cancelled = false;
+  /** The handler has settled and the call is unregistered. */
+  done = false;
+  sendCredit: number;
+  inbound: InboundStream<unknown> | undefined;
+  deadlineTimer: NodeJS.Timeout | undefined;
+  private ac: AbortController | undefined;
+  private abortReason: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    readonly conn: ServerConnection,
+    readonly id: number,
+    readonly entry: HandlerEntry,
+    readonly method: string,
+    readonly metadata: Readonly<Metadata>,
+    readonly deadline: number | undefined,
+  ) {
+    this.sendCredit = conn.clientWindow;
+  }
+
+  get peer(): string {
+    return this.conn.peer;
+  }
+
+  get protocol(): string {
+    return "sgrid";
+  }
+
+  get signal(): AbortSignal {
+    let ac = this.ac;
+    if (ac === undefined) {
+      ac = this.ac = new AbortController();
+      if (this.abortReason !== undefined) {
+        ac.abort(this.abortReason);
+      } else if (this.deadline !== undefined && !this.done) {
+        const ms = this.deadline - Date.now();
+        if (ms <= 0) ac.abort(new DeadlineExceededError(`call ${this.method} passed its deadline`));
+        else {
+          this.deadlineTimer = setTimeout(abortAtDeadline, ms, this);
+          this.deadlineTimer.unref();
+        }
+      }
+    }
+    return ac.signal;
+  }
+
+  /** Fires ctx.signal (once). */
+  abort(reason: Error): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    if (this.ac !== undefined) this.ac.abort(reason);
+  }
+
+  /** The caller is gone: fire the signal, end the request stream, stop the output loop. Idempotent. */
+  cancel(reason: Error): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.abort(reason);
+    if (this.inbound !== undefined) this.inbound.end(reason);
+    this.wakeUp();
+  }
+
+  addCredit(increment: number): void {
+    this.sendCredit += increment;
+    this.wakeUp();
+  }
+
+  wakeUp(): void {
+    const w = this.wake;
+    if (w !== undefined) {
+      this.wake = undefined;
+      w();
+    }
+  }
+
+  /** Resolves when the call may send again (credit, socket drained) or was cancelled. */
+  waitWritable(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+      if (this.sendCredit > 0) this.conn.waitDrain(this);
+    });
+  }
+
+  /** Unregisters the call; called once, when its handler and output loop are over. */
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.conn.callFinished(this);
+  }
+
+  // ---- InboundOwner (the request stream) ---------------------------------------------
+  grant(increment: number): void {
+    if (!this.cancelled && !this.done) this.conn.writer.window(this.id, increment);
+  }
+
+  consumerGone(): void {
+    // The servant stopped reading its requests; later ones are discarded (credit still returned).
+  }
+
+  decodeFailed(_err: unknown): Error {
+    return new InvalidArgumentError(`a request message of ${this.method} could not be decoded`);
+  }
+}
+
+/** Unary and client-streaming methods: one reply (or error) when the handler settles. */
+export async function runUnary(call: ServerCall, arg: unknown): Promise<void> {
+  try {
+    const res = await (call.entry.handler as UnaryHandler)(arg, call);
+    if (!call.cancelled) call.conn.sendReply(call, res);
+  } catch (err) {
+    if (!call.cancelled) call.conn.sendError(call, err);
+  } finally {
+    call.finish();
+  }
+}
+
+/**
+ * Server-streaming and bidi methods: pulls the servant's messages only while
+ * the caller grants credit and the socket is not congested, so a slow caller
+ * slows the servant instead of growing a buffer.
+ */
+export async function runStreamOut(call: ServerCall, arg: unknown): Promise<void> {
+  const conn = call.conn;
+  const codec = call.entry.method.responseCodec;
+  let it: AsyncIterator<unknown> | undefined;
+  try {
+    it = (call.entry.handler as ServerStreamHandler & BidiHandler)(arg as AsyncIterable<unknown>, call)[Symbol.asyncIterator]();
+    for (;;) {
+      while (!call.cancelled && (call.sendCredit <= 0 || conn.congested())) await call.waitWritable();
+      if (call.cancelled) break;
+      const r = await it.next();
+      if (call.cancelled) break;
+      if (r.done) {
+        it = undefined;
+        conn.sendReply(call, undefined);
+        break;
+      }
+      const bytes = codec.encode(r.value as never);
+      if (bytes.length + HEADER_SIZE > conn.clientMaxFrame) {
+        throw new ResourceExhaustedError(`reply message of ${bytes.length} bytes exceeds the caller's frame limit of ${conn.clientMaxFrame} bytes`);
+      }
+      conn.writer.message(call.id, bytes);
+      call.sendCredit -= bytes.length + MESSAGE_COST_OVERHEAD;
+    }
+  } catch (err) {
+    if (!call.cancelled) call.conn.sendError(call, err);
+  } finally {
+    if (it !== undefined && it.return !== undefined) {
+      try {
+        await it.return();
+      } catch {
+        // the servant's generator failed while stopping; the call is over either way
+      }
+    }
+    call.finish();
+  }
+}
+
+/** Starts the right loop for the method's kind. Never throws. */
+export function dispatch(call: ServerCall, request: unknown): void {
+  switch (call.entry.method.kind) {
+    case "unary":
+      void runUnary(call, request);
+      return;
+    case "server_stream":
+      void runStreamOut(call, request);
+      return;
+    case "client_stream":
+      void runUnary(call, call.inbound);
+      return;
+    default:
+      void runStreamOut(call, call.inbound);
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * One accepted connection on the server side.
+ *
+ *   handshake --valid HELLO--> open --shutdown: GOAWAY--> draining --last call done--> closed
+ *       |                       |                           |
+ *       +-- garbage, timeout, --+-- protocol breach, idle, --+--> closed (reason counted and logged)
+ *           bad HELLO               slow reader, peer gone
+ *
+ * Anything the peer does wrong closes only this connection, with a reason
+ * (see CloseReason) that is logged and counted by the transport; a call to an
+ * unknown method or with an undecodable request is answered with an error
+ * and the connection stays. Memory per connection is bounded by one frame
+ * being gathered (at most maxFrameSize), the request-stream windows, and
+ * maxPendingOutputBytes of output for a peer that does not read.
+ */
+import type { Socket } from "node:net";
+import { CancelledError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError } from "../../errors";
+import { Status } from "../../status";
+import type { Metadata } from "../base";
+import { BodyCursor, FrameReader, ProtocolViolation, type FrameSink } from "./frame-reader";
+import { FrameWriter } from "./frame-writer";
+import { InboundStream } from "./inbound-stream";
+import type { ResolvedServerOptions } from "./options";
+import { Flag, FrameType, HEADER_SIZE, HELLO_BODY_SIZE, MAGIC, MAX_PATH_LENGTH, MIN_WINDOW, VERSION, type CloseReason } from "./protocol";
+import { dispatch, ServerCall, type HandlerEntry } from "./server-call";
+
+/** What a connection needs from its transport. */
+export interface ConnectionHost {
+  readonly options: ResolvedServerOptions;
+  lookup(path: string): HandlerEntry | undefined;
+  callStarted(): void;
+  callFinished(): void;
+  connectionClosed(conn: ServerConnection, reason: CloseReason, detail: string): void;
+  /** Logs a servant failure that the caller only sees as INTERNAL. */
+  logUnexpected(err: unknown, method: string): void;
+}
+
+interface MethodSlot {
+  readonly path: string;
+  readonly entry: HandlerEntry | undefined;
+}
+
+const EMPTY_METADATA: Readonly<Metadata> = Object.freeze({});
+/** Largest frame accepted before the handshake: a HELLO is 23 bytes, leave room for later versions. */
+const HANDSHAKE_FRAME_LIMIT = 256;
+/** Socket output above which streaming replies wait for drain. */
+const WRITE_HIGH_WATER = 1024 * 1024;
+
+export class ServerConnection implements FrameSink {
+  readonly since = Date.now();
+  readonly peer: string;
+  readonly writer: FrameWriter;
+  private readonly reader: FrameReader;
+  private readonly cursor = new BodyCursor();
+  private readonly calls = new Map<number, ServerCall>();
+  private methods: Array<MethodSlot | undefined> = [];
+  private drainWaiters: ServerCall[] = [];
+  state: "handshake" | "open" | "draining" | "closed" = "handshake";
+  lastReadAt = Date.now();
+  clientMaxFrame = MIN_WINDOW;
+  clientWindow = MIN_WINDOW;
+  private lastId = 0;
+  private ending = false;
+
+  constructor(private readonly host: ConnectionHost, readonly socket: Socket) {
+    const addr = socket.remoteAddress ?? "unknown";
+    this.peer = `${addr.includes(":") ? `[${addr}]` : addr}:${socket.remotePort ?? 0}`;
+    socket.setNoDelay(true);
+    this.writer = new FrameWriter(socket);
+    this.writer.onFlush = () => {
+      if (this.socket.writableLength > this.host.options.maxPendingOutputBytes) {
+        this.close("slow_reader", `${this.socket.writableLength} bytes of output are waiting for a peer that does not read (limit ${this.host.options.maxPendingOutputBytes})`);
+      }
+    };
+    this.reader = new FrameReader(this, HANDSHAKE_FRAME_LIMIT);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("drain", () => this.onDrain());
+    socket.on("end", () => {
+      if (this.reader.hasPartial()) this.close("truncated_frame", "the peer closed its side in the middle of a frame");
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) => this.close("socket_error", err.code ?? err.message));
+    socket.on("close", () => {
+      if (this.ending) this.close("shutdown", "closed after GOAWAY");
+      else this.close("peer_closed", "the peer closed the connection");
+    });
+  }
+
+  /** Calls in flight on this connection. */
+  size(): number {
+    return this.calls.size;
+  }
+
+  hasPartialFrame(): boolean {
+    return this.reader.hasPartial();
+  }
+
+  partialSince(): number {
+    return this.reader.partialSince;
+  }
+
+  congested(): boolean {
+    return this.writer.pendingBytes() > WRITE_HIGH_WATER;
+  }
+
+  waitDrain(call: ServerCall): void {
+    this.drainWaiters.push(call);
+  }
+
+  private onDrain(): void {
+    const waiters = this.drainWaiters;
+    if (waiters.length === 0) return;
+    this.drainWaiters = [];
+    for (const c of waiters) c.wakeUp();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.lastReadAt = Date.now();
+    if (this.state === "closed") return;
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      if (err instanceof ProtocolViolation) this.close(this.state === "handshake" ? "bad_handshake" : err.reason, err.message);
+      else this.close("protocol_error", `internal error while reading: ${(err as Error).message}`);
+    }
+  }
+
+  onFrame(type: number, flags: number, id: number, buf: Buffer, start: number, end: number): void {
+    if (this.state === "handshake") {
+      this.onHello(type, buf, start, end);
+      return;
+    }
+    switch (type) {
+      case FrameType.REQUEST:
+        this.onRequest(flags, id, buf, start, end);
+        return;
+      case FrameType.MESSAGE: {
+        const call = this.calls.get(id);
+        if (call === undefined || call.cancelled) return; // finished or cancelled: late messages are dropped
+        if (call.inbound === undefined) throw new ProtocolViolation("protocol_error", `MESSAGE on call ${id}, which takes no request stream`);
+        if (!call.inbound.push(buf.subarray(start, end))) throw new ProtocolViolation("protocol_error", `the peer overran the window of call ${id}`);
+        return;
+      }
+      case FrameType.END: {
+        const call = this.calls.get(id);
+        if (call?.inbound !== undefined) call.inbound.end();
+        return;
+      }
+      case FrameType.CANCEL: {
+        const call = this.calls.get(id);
+        if (call !== undefined) call.cancel(new CancelledError(`call ${call.method} cancelled by the caller`));
+        return;
+      }
+      case FrameType.WINDOW: {
+        const call = this.calls.get(id);
+        const inc = this.cursor.reset(buf, start, end).u32();
+        if (call !== undefined) call.addCredit(inc);
+        return;
+      }
+      case FrameType.PING:
+        if (end - start < 8) throw new ProtocolViolation("protocol_error", "short PING");
+        if ((flags & Flag.ACK) === 0) this.writer.ping(true, buf.subarray(start, start + 8));
+        return;
+      default:
+        throw new ProtocolViolation("protocol_error", `frame type ${type} is not valid from a client`);
+    }
+  }
+
+  private onHello(type: number, buf: Buffer, start: number, end: number): void {
+    if (type !== FrameType.HELLO || end - start < HELLO_BODY_SIZE || buf.compare(MAGIC, 0, 4, start, start + 4) !== 0) {
+      throw new ProtocolViolation("bad_handshake", "the first frame is not a sgrid HELLO");
+    }
+    if (buf[start + 4] !== VERSION) throw new ProtocolViolation("bad_handshake", `unsupported protocol version ${buf[start + 4]}`);
+    const maxFrame = buf.readUInt32BE(start + 5);
+    const window = buf.readUInt32BE(start + 9);
+    if (window < MIN_WINDOW || maxFrame < MIN_WINDOW) throw new ProtocolViolation("bad_handshake", `window ${window} or frame limit ${maxFrame} below the minimum`);
+    this.clientMaxFrame = maxFrame;
+    this.clientWindow = window;
+    this.state = "open";
+    this.reader.maxFrameSize = this.host.options.maxFrameSize;
+    this.writer.hello(this.host.options.maxFrameSize, this.host.options.initialWindow);
+  }
+
+  private onRequest(flags: number, id: number, buf: Buffer, start: number, end: number): void {
+    const c = this.cursor.reset(buf, start, end);
+    const methodId = c.u16();
+    let slot: MethodSlot | undefined;
+    if ((flags & Flag.METHOD_DEF) !== 0) {
+      const len = c.u16();
+      if (len > MAX_PATH_LENGTH) throw new ProtocolViolation("protocol_error", `method path of ${len} bytes is too long`);
+      const path = c.str(len);
+      slot = { path, entry: this.host.lookup(path) };
+      if (methodId !== 0) this.methods[methodId] = slot;
+    } else {
+      slot = this.methods[methodId];
+      if (slot === undefined) throw new ProtocolViolation("protocol_error", `REQUEST names method id ${methodId}, which was never defined`);
+    }
+    const timeoutMs = c.u32();
+    const metadata = (flags & Flag.METADATA) !== 0 ? this.readMetadata(c) : EMPTY_METADATA;
+    if (this.calls.has(id)) throw new ProtocolViolation("protocol_error", `stream id ${id} is already in use`);
+    if (this.state !== "open") {
+      this.writer.error(id, Status.UNAVAILABLE, "the server is shutting down", "UNAVAILABLE", undefined);
+      return;
+    }
+    const entry = slot.entry;
+    if (entry === undefined) {
+      this.writer.error(id, Status.UNIMPLEMENTED, `method ${slot.path} is not implemented by this server`, "UNIMPLEMENTED", undefined);
+      return;
+    }
+    if (this.calls.size >= this.host.options.maxConcurrentCalls) {
+      this.writeError(id, new ResourceExhaustedError(`more than ${this.host.options.maxConcurrentCalls} calls in flight on one connection`));
+      return;
+    }
+    const kind = entry.method.kind;
+    const single = kind === "unary" || kind === "server_stream";
+    if (single !== ((flags & Flag.END) !== 0)) {
+      this.writeError(id, new InvalidArgumentError(`call of ${slot.path} does not match its kind (${kind})`));
+      return;
+    }
+    let request: unknown;
+    if (single) {
+      try {
+        request = entry.method.requestCodec.decode(c.rest());
+      } catch {
+        this.writeError(id, new InvalidArgumentError(`the request of ${slot.path} could not be decoded`));
+        return;
+      }
+    }
+    if (id > this.lastId) this.lastId = id;
+    const call = new ServerCall(this, id, entry, slot.path, metadata, timeoutMs > 0 ? Date.now() + timeoutMs : undefined);
+    if (!single) {
+      const opts = this.host.options;
+      call.inbound = new InboundStream<unknown>((b) => entry.method.requestCodec.decode(b), opts.initialWindow, opts.initialWindow + opts.maxFrameSize, call);
+    }
+    this.calls.set(id, call);
+    this.host.callStarted();
+    dispatch(call, request);
+  }
+
+  private readMetadata(c: BodyCursor): Metadata {
+    const count = c.u16();
+    const md: Metadata = {};
+    for (let i = 0; i < count; i++) {
+      const key = c.str(c.u16());
+      const value = c.str(c.u32());
+      md[key.toLowerCase()] = value;
+    }
+    return md;
+  }
+
+  // ---- replies ------------------------------------------------------------------------
+  /** An OK reply: `res` is the message of unary / client-streaming calls, undefined for streams. */
+  sendReply(call: ServerCall, res: unknown): void {
+    if (this.state === "closed") return;
+    if (res === undefined && call.inbound === undefined && call.entry.method.kind !== "server_stream") {
+      this.sendError(call, new InvalidArgumentError(`method ${call.method} returned no response`));
+      return;
+    }
+    if (res === undefined) {
+      this.writer.ok(call.id, undefined);
+      return;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = call.entry.method.responseCodec.encode(res as never);
+    } catch (err) {
+      this.sendError(call, err);
+      return;
+    }
+    if (bytes.length + HEADER_SIZE + 1 > this.clientMaxFrame) {
+      this.sendError(call, new ResourceExhaustedError(`reply of ${bytes.length} bytes exceeds the caller's frame limit of ${this.clientMaxFrame} bytes`));
+      return;
+    }
+    this.writer.ok(call.id, bytes);
+  }
+
+  /** The one server-side error boundary of this transport: a thrown value -> status, code, message, data. */
+  sendError(call: ServerCall, err: unknown): void {
+    if (this.state === "closed") return;
+    if (!(err instanceof SgridError)) this.host.logUnexpected(err, call.method);
+    this.writeError(call.id, err);
+  }
+
+  private writeError(id: number, err: unknown): void {
+    const wire = errorToWire(err);
+    let data: string | undefined;
+    if (wire.data !== undefined) {
+      try { data = JSON.stringify(wire.data); } catch { data = undefined; }
+    }
+    this.writer.error(id, wire.status, wire.message, wire.code, data);
+  }
+
+  callFinished(call: ServerCall): void {
+    if (this.calls.get(call.id) === call) this.calls.delete(call.id);
+    this.host.callFinished();
+    if (this.state === "draining" && this.calls.size === 0) this.end();
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+  /** Shutdown, step 1: no new calls here; close once the calls in flight are done. */
+  goaway(reason: string): void {
+    if (this.state === "handshake") {
+      this.close("shutdown", reason);
+      return;
+    }
+    if (this.state !== "open") return;
+    this.state = "draining";
+    this.writer.goaway(this.lastId, reason);
+    if (this.calls.size === 0) this.end();
+  }
+
+  /** Closes after flushing what is queued. */
+  end(): void {
+    if (this.state === "closed" || this.ending) return;
+    this.ending = true;
+    this.writer.flush();
+    this.socket.end();
+    const timer = setTimeout(() => this.close("shutdown", "the peer did not close after the server ended the connection"), 2000);
+    timer.unref();
+  }
+
+  /** Closes now, with a reason; calls in flight see ctx.signal fire. Idempotent. */
+  close(reason: CloseReason, detail: string): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.socket.destroy();
+    const err = new UnavailableError(`connection from ${this.peer} closed: ${detail}`);
+    for (const call of this.calls.values()) call.cancel(err);
+    this.onDrain();
+    this.host.connectionClosed(this, reason, detail);
+  }
+}
