@@ -1,0 +1,26 @@
+/**
+ * Public surface of the node agent's install pieces: the package cache,
+ * safe unpacking, manifests and the release layout of each server.
+ */
+
+// ---- errors --------------------------------------------------------------------
+export * from "./errors";
+
+// ---- names and manifests -----------------------------------------------------------
+export { NAME_PATTERN, VERSION_PATTERN, SHA256_PATTERN, checkName, checkVersion, checkSha256 } from "./names";
+export {
+  SERVER_TYPES, MANIFEST_FILE, manifestSchema, readManifest, checkEntry, isInside,
+  type ServerType, type PackageManifest, type ManifestSource, type ManifestExpectation,
+} from "./manifest";
+
+// ---- download cache ----------------------------------------------------------------
+export { PackageCache, type PackageCacheOptions, type PackageFetcher, type PackageRef } from "./package-cache";
+
+// ---- unpacking and releases ----------------------------------------------------------
+export { unpackPackage, DEFAULT_UNPACK_LIMITS, type UnpackLimits, type UnpackStats } from "./unpack";
+export { resolveLinkTarget, MAX_LINK_HOPS, type LinkResolution } from "./link-resolver";
+export {
+  ReleaseManager, RELEASE_MANAGER_DEFAULTS,
+  type ReleaseManagerOptions, type InstalledRelease, type InstallOptions, type ReleaseInfo,
+} from "./release-manager";
+export { makeReadOnly, removeTree } from "./tree";
