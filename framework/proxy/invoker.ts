@@ -15,7 +15,7 @@
 import { endpointKey, type Endpoint } from "../endpoint";
 import { CancelledError, DeadlineExceededError, NoEndpointError, SgridError, UnavailableError } from "../errors";
 import { currentCallContext } from "../servant/call-context";
-import { clientStats } from "../stats";
+import { clientStats, type MethodStats } from "../stats";
 import { Status } from "../status";
 import type { ClientChannel, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../transport/base";
 import type { CallOptions } from "./call-options";
@@ -136,6 +136,23 @@ export class Invoker {
     return method.idempotent && err instanceof SgridError && IDEMPOTENT_RETRY.has(err.status);
   }
 
+  /** Bookkeeping after a successful call. */
+  private succeeded(ep: Endpoint, stats: MethodStats, started: number): void {
+    this.health.success(ep);
+    stats.record(performance.now() - started, undefined);
+  }
+
+  /** Bookkeeping after an attempt failed (only reachability failures count against the endpoint). */
+  private failed(ep: Endpoint, err: unknown): void {
+    if (countsAgainstEndpoint(err)) this.health.failure(ep); else this.health.success(ep);
+  }
+
+  /** Records a final failure and returns the error to throw. */
+  private gaveUp(stats: MethodStats, started: number, err: unknown): unknown {
+    stats.record(performance.now() - started, err);
+    return withCallerStack(err);
+  }
+
   async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
     const call = this.outgoing(options);
     const stats = clientStats.get(this.scope, method.path);
@@ -147,17 +164,15 @@ export class Invoker {
       this.health.begin(ep);
       try {
         const res = await this.channels(ep).unary(method, request, call);
-        this.health.success(ep);
-        stats.record(performance.now() - started, undefined);
+        this.succeeded(ep, stats, started);
         return res;
       } catch (err) {
-        if (countsAgainstEndpoint(err)) this.health.failure(ep); else this.health.success(ep);
+        this.failed(ep, err);
         if (this.canRetry(method, err, attempt, call)) {
           (tried ??= new Set()).add(ep);
           continue;
         }
-        stats.record(performance.now() - started, err);
-        throw withCallerStack(err);
+        throw this.gaveUp(stats, started, err);
       }
     }
   }
@@ -179,14 +194,12 @@ export class Invoker {
               received = true;
               yield msg;
             }
-            self.health.success(ep);
-            stats.record(performance.now() - started, undefined);
+            self.succeeded(ep, stats, started);
             return;
           } catch (err) {
-            if (countsAgainstEndpoint(err)) self.health.failure(ep);
+            self.failed(ep, err);
             if (!received && self.canRetry(method, err, attempt, call)) { (tried ??= new Set()).add(ep); continue; }
-            stats.record(performance.now() - started, err);
-            throw withCallerStack(err);
+            throw self.gaveUp(stats, started, err);
           }
         }
       },
@@ -201,13 +214,11 @@ export class Invoker {
     this.health.begin(ep);
     try {
       const res = await this.channels(ep).clientStream(method, requests, call);
-      this.health.success(ep);
-      stats.record(performance.now() - started, undefined);
+      this.succeeded(ep, stats, started);
       return res;
     } catch (err) {
-      if (countsAgainstEndpoint(err)) this.health.failure(ep);
-      stats.record(performance.now() - started, err);
-      throw withCallerStack(err);
+      this.failed(ep, err);
+      throw this.gaveUp(stats, started, err);
     }
   }
 
@@ -222,12 +233,10 @@ export class Invoker {
         self.health.begin(ep);
         try {
           yield* self.channels(ep).bidi(method, requests, call);
-          self.health.success(ep);
-          stats.record(performance.now() - started, undefined);
+          self.succeeded(ep, stats, started);
         } catch (err) {
-          if (countsAgainstEndpoint(err)) self.health.failure(ep);
-          stats.record(performance.now() - started, err);
-          throw withCallerStack(err);
+          self.failed(ep, err);
+          throw self.gaveUp(stats, started, err);
         }
       },
     };
