@@ -31,14 +31,28 @@ export interface CompiledSet {
   toGenerate: string[];
 }
 
+/**
+ * The buf binary: from the platform package (`@bufbuild/buf-<os>-<arch>`, an
+ * optional dependency of sgridnext for Linux x64 and arm64), from the
+ * `@bufbuild/buf` wrapper if the project installed it, or `SGRID_BUF` / `buf`
+ * on PATH. (The platform packages are depended on directly because the
+ * wrapper's optional dependencies for other systems are not all reachable
+ * from every npm mirror, and `npm ci` then refuses the lockfile.)
+ */
 function bufBinary(): string {
-  const pkgDir = path.dirname(require.resolve("@bufbuild/buf/package.json"));
-  const candidates = [
-    path.join(pkgDir, "bin", "buf"),
-    path.join(path.dirname(pkgDir), `buf-${process.platform}-${process.arch === "arm64" ? "aarch64" : process.arch}`, "bin", "buf"),
-  ];
-  for (const c of candidates) if (fs.existsSync(c)) return c;
-  throw new CodegenError("the buf compiler binary was not found in node_modules/@bufbuild (reinstall sgridnext)");
+  if (process.env.SGRID_BUF) return process.env.SGRID_BUF;
+  const arch = process.arch === "arm64" ? "aarch64" : process.arch;
+  for (const pkg of [`@bufbuild/buf-${process.platform}-${arch}`, `@bufbuild/buf-${process.platform}-${process.arch}`, "@bufbuild/buf"]) {
+    try {
+      const bin = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), "bin", process.platform === "win32" ? "buf.exe" : "buf");
+      if (fs.existsSync(bin)) return bin;
+    } catch { /* not installed */ }
+  }
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const bin = path.join(dir, "buf");
+    if (dir && fs.existsSync(bin)) return bin;
+  }
+  throw new CodegenError(`no buf compiler for ${process.platform}-${process.arch}: install @bufbuild/buf (npm i -D @bufbuild/buf) or set SGRID_BUF to a buf binary`);
 }
 
 function walkProtos(dir: string, out: string[]): void {

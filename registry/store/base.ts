@@ -1,0 +1,331 @@
+/**
+ * The registry's storage interface: what the registry services may ask of the
+ * database, grouped by entity. It knows nothing about gRPC.
+ *
+ * Error contract, common to every method:
+ * - a bad name or value: InvalidArgumentError naming the thing and the value;
+ * - an unknown node, server, instance, patch, config file, task or user:
+ *   NotFoundError naming it;
+ * - a duplicate: AlreadyExistsError naming it;
+ * - a removal that would leave dangling references: FailedPreconditionError;
+ * - the database cannot be reached: DatabaseUnavailableError (UNAVAILABLE,
+ *   retryable), naming the database without its password.
+ *
+ * Every committed write bumps the revision counter of each topic it touched
+ * (see {@link RevisionRepo}), so that several registry processes sharing one
+ * database notice each other's writes by polling `revisions.get()`.
+ */
+import type {
+  AdapterInput, ConfigFileRecord, ConfigScope, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
+  NodeRecord, ObjEndpoint, ObservedState, PatchRecord, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
+  TaskItemRecord, TaskItemStatus, TaskKind, TaskRecord, TaskStatus, Topic, UserRecord,
+} from "./records";
+
+// ---- nodes ------------------------------------------------------------------------
+export interface NodeHello {
+  name: string;
+  address: string;
+  agentVersion: string;
+  hostInfo?: JsonObject;
+}
+
+export interface NodeRepo {
+  /** Creates or updates a node from its hello; marks it online with a heartbeat now. */
+  upsert(hello: NodeHello): Promise<NodeRecord>;
+  get(name: string): Promise<NodeRecord>;
+  find(name: string): Promise<NodeRecord | undefined>;
+  list(): Promise<NodeRecord[]>;
+  /**
+   * Records a heartbeat. Cheap on purpose (one UPDATE): it bumps the `nodes`
+   * revision only when the node was offline and comes back online.
+   */
+  heartbeat(name: string, at?: number): Promise<void>;
+  /** Sets the online flag; no-op (no revision bump) when unchanged. */
+  setOnline(name: string, online: boolean): Promise<void>;
+  /** Marks offline every online node whose last heartbeat is older than `cutoff`; returns their names. */
+  markStale(cutoff: number): Promise<string[]>;
+  /** Removes a node; refused (FAILED_PRECONDITION) while instances are placed on it. */
+  remove(name: string): Promise<void>;
+}
+
+// ---- servers ---------------------------------------------------------------------
+export interface ServerInput {
+  application: string;
+  name: string;
+  type: ServerType;
+  /** Defaults for new instances (shape owned by the caller). The default patch is set with update(), once a patch exists. */
+  defaults?: JsonObject;
+}
+
+export interface ServerUpdate {
+  type?: ServerType;
+  defaultPatchId?: number | null;
+  defaults?: JsonObject;
+}
+
+export interface ServerRepo {
+  create(input: ServerInput): Promise<ServerRecord>;
+  get(application: string, name: string): Promise<ServerRecord>;
+  find(application: string, name: string): Promise<ServerRecord | undefined>;
+  getById(id: number): Promise<ServerRecord>;
+  list(filter?: { application?: string }): Promise<ServerRecord[]>;
+  listApplications(): Promise<string[]>;
+  update(application: string, name: string, update: ServerUpdate): Promise<ServerRecord>;
+  /**
+   * Removes a server with its patches and server-level configs; refused while
+   * it has instances. Returns the removed patches' storage keys that no other
+   * patch uses, so the caller can delete the packages.
+   */
+  remove(application: string, name: string): Promise<{ orphanedStorageKeys: string[] }>;
+}
+
+// ---- instances ----------------------------------------------------------------------
+export interface InstanceInput {
+  application: string;
+  server: string;
+  node: string;
+  adapters: AdapterInput[];
+  env?: Record<string, string>;
+  limits?: ResourceLimits;
+  healthCheck?: JsonObject | null;
+  /** Default `inactive`. */
+  desiredState?: DesiredState;
+  /** Default: the server's default patch. */
+  desiredPatchId?: number | null;
+}
+
+export interface InstanceSpecUpdate {
+  adapters?: AdapterInput[];
+  env?: Record<string, string>;
+  limits?: ResourceLimits;
+  healthCheck?: JsonObject | null;
+}
+
+export interface ObservedReport {
+  state: ObservedState;
+  pid?: number | null;
+  patchId?: number | null;
+  restarts?: number;
+  lastExitReason?: string | null;
+  at?: number;
+}
+
+export interface InstanceFilter {
+  application?: string;
+  server?: string;
+  node?: string;
+}
+
+export interface InstanceRepo {
+  /**
+   * Places a server on a node. Refused: unknown server/node (NOT_FOUND), the
+   * server already on that node or a port already used on that node by
+   * another instance (ALREADY_EXISTS), a desired patch of another server.
+   */
+  create(input: InstanceInput): Promise<InstanceRecord>;
+  get(id: number): Promise<InstanceRecord>;
+  find(application: string, server: string, node: string): Promise<InstanceRecord | undefined>;
+  list(filter?: InstanceFilter): Promise<InstanceRecord[]>;
+  /** Ports used by adapters of instances on a node (for auto-assignment). */
+  usedPorts(node: string): Promise<number[]>;
+  updateSpec(id: number, update: InstanceSpecUpdate): Promise<InstanceRecord>;
+  /** Sets desired state and/or desired patch (which must belong to the instance's server). */
+  setDesired(id: number, desired: { state?: DesiredState; patchId?: number | null }): Promise<InstanceRecord>;
+  /** Records what the agent reports; keys left out keep their value. */
+  reportObserved(id: number, report: ObservedReport): Promise<InstanceRecord>;
+  setDrained(id: number, drained: boolean): Promise<InstanceRecord>;
+  /** Removes an instance (undeploy) with its instance-level configs. */
+  remove(id: number): Promise<void>;
+}
+
+// ---- endpoints -------------------------------------------------------------------------
+export interface EndpointRepo {
+  /**
+   * Every adapter declaring the Obj `App.Server.Obj`, on every instance, with
+   * its `active` flag. NOT_FOUND when the server does not exist or none of its
+   * instances declares the Obj.
+   */
+  find(fullObjName: string): Promise<ObjEndpoint[]>;
+  /** Every adapter of every instance (for a cache of all Objs), optionally of one application. */
+  list(filter?: { application?: string }): Promise<ObjEndpoint[]>;
+}
+
+// ---- patches -----------------------------------------------------------------------------
+export interface PatchInput {
+  application: string;
+  server: string;
+  sha256: string;
+  size: number;
+  comment?: string;
+  uploader: string;
+  storageKey: string;
+}
+
+export interface PatchRepo {
+  /** Records an uploaded package; its version is the server's next number (safe under concurrent inserts). */
+  create(input: PatchInput): Promise<PatchRecord>;
+  get(id: number): Promise<PatchRecord>;
+  getByVersion(application: string, server: string, version: number): Promise<PatchRecord>;
+  /** Newest first. */
+  list(application: string, server: string): Promise<PatchRecord[]>;
+  /**
+   * Removes a patch; refused (FAILED_PRECONDITION, naming the users) while an
+   * instance desires or runs it or it is its server's default. Returns the
+   * removed record and whether another patch still uses its storage key.
+   */
+  remove(id: number): Promise<{ patch: PatchRecord; storageKeyInUse: boolean }>;
+}
+
+// ---- configs -------------------------------------------------------------------------------
+export interface ConfigWrite {
+  content: string;
+  author: string;
+  comment?: string;
+}
+
+/** The current version of one file at each level an instance sees (missing levels are null). */
+export interface ConfigLayers {
+  application: ConfigVersionRecord | null;
+  server: ConfigVersionRecord | null;
+  instance: ConfigVersionRecord | null;
+}
+
+export interface ConfigRepo {
+  /** Adds a version (1 for a new file); returns it. */
+  put(scope: ConfigScope, fileName: string, write: ConfigWrite): Promise<ConfigVersionRecord>;
+  /** The current version, or the given one. */
+  get(scope: ConfigScope, fileName: string, version?: number): Promise<ConfigVersionRecord>;
+  /** Files at exactly this scope. */
+  listFiles(scope: ConfigScope): Promise<ConfigFileRecord[]>;
+  /** Files an instance sees: its application's, its server's and its own, in that order. */
+  listForInstance(application: string, server: string, node: string): Promise<ConfigFileRecord[]>;
+  /** Current version of one file at each of the instance's levels; NOT_FOUND when no level has it. */
+  layersForInstance(application: string, server: string, node: string, fileName: string): Promise<ConfigLayers>;
+  /** Versions of one file at one level, newest first. */
+  history(scope: ConfigScope, fileName: string, opts?: { limit?: number }): Promise<ConfigVersionRecord[]>;
+  /** Makes a new version that copies `version`'s content (history stays linear). */
+  rollback(scope: ConfigScope, fileName: string, version: number, write: { author: string; comment?: string }): Promise<ConfigVersionRecord>;
+  /** Removes a file with all its versions. */
+  remove(scope: ConfigScope, fileName: string): Promise<void>;
+}
+
+// ---- tasks -----------------------------------------------------------------------------------
+export interface TaskInput {
+  kind: TaskKind;
+  params?: JsonObject;
+  createdBy: string;
+  /** One item per instance; batches count from 1. */
+  items: Array<{ instanceId: number; batch: number }>;
+}
+
+export interface TaskRepo {
+  create(input: TaskInput): Promise<TaskRecord>;
+  get(id: number): Promise<TaskRecord>;
+  /** Newest first, without items' details beyond the record; `beforeId` pages. */
+  list(filter?: { status?: TaskStatus; kind?: TaskKind; limit?: number; beforeId?: number }): Promise<TaskRecord[]>;
+  /** Tasks still pending or running (to resume after a restart), oldest first. */
+  listUnfinished(): Promise<TaskRecord[]>;
+  /** Sets the task status; sets startedAt on the first `running`, finishedAt on a final status. */
+  setStatus(id: number, status: TaskStatus, reason?: string | null): Promise<TaskRecord>;
+  /** Sets an item's status (and reason); times as for tasks. */
+  setItemStatus(itemId: number, status: TaskItemStatus, reason?: string | null): Promise<TaskItemRecord>;
+  /**
+   * Takes or renews the right to run a task: succeeds when nobody owns it,
+   * `owner` already does, or the previous owner's lease ran out. Atomic across
+   * registry processes.
+   */
+  claim(id: number, owner: string, leaseMs: number): Promise<boolean>;
+  /** Gives up a claim held by `owner` (no-op otherwise). */
+  release(id: number, owner: string): Promise<void>;
+}
+
+// ---- users ---------------------------------------------------------------------------------------
+export interface UserRepo {
+  create(input: { name: string; passwordHash: string }): Promise<UserRecord>;
+  get(name: string): Promise<UserRecord>;
+  find(name: string): Promise<UserRecord | undefined>;
+  list(): Promise<UserRecord[]>;
+  setPasswordHash(name: string, passwordHash: string): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Grants (or replaces) the user's role on an application or `*`. */
+  grant(name: string, application: string, role: Role): Promise<RoleGrant[]>;
+  /** Removes the user's role on an application or `*`; returns the remaining grants. */
+  revoke(name: string, application: string): Promise<RoleGrant[]>;
+  count(): Promise<number>;
+}
+
+// ---- events -----------------------------------------------------------------------------------------
+export interface EventInput {
+  actor: string;
+  kind: string;
+  target: string;
+  message: string;
+  data?: JsonObject;
+  time?: number;
+}
+
+export interface EventFilter {
+  kind?: string;
+  /** Exact target. */
+  target?: string;
+  /** Target prefix (`Demo.` for everything in Demo). */
+  targetPrefix?: string;
+  actor?: string;
+  since?: number;
+  until?: number;
+  /** Only events with a smaller id (paging backwards). */
+  beforeId?: number;
+  /** Only events with a greater id (tailing). */
+  afterId?: number;
+  /** Default 100, at most 1000. */
+  limit?: number;
+}
+
+export interface EventRepo {
+  append(event: EventInput): Promise<EventRecord>;
+  /** Newest first, unless `afterId` is given (then oldest first, for tailing). */
+  list(filter?: EventFilter): Promise<EventRecord[]>;
+  /** Deletes events older than `before`; returns how many. */
+  prune(before: number): Promise<number>;
+}
+
+// ---- revisions -------------------------------------------------------------------------------------------
+export interface RevisionRepo {
+  /**
+   * Current counter per topic: one cheap SELECT of a few rows. A counter that
+   * moved since the last poll means another write (by this or another
+   * registry process) was committed on that topic.
+   */
+  get(): Promise<Record<Topic, number>>;
+}
+
+// ---- the store ---------------------------------------------------------------------------------------------
+export interface RegistryStore {
+  readonly nodes: NodeRepo;
+  readonly servers: ServerRepo;
+  readonly instances: InstanceRepo;
+  readonly endpoints: EndpointRepo;
+  readonly patches: PatchRepo;
+  readonly configs: ConfigRepo;
+  readonly tasks: TaskRepo;
+  readonly users: UserRepo;
+  readonly events: EventRepo;
+  readonly revisions: RevisionRepo;
+  /** `sqlite` or `mysql`. */
+  readonly dialect: string;
+  /** The database URL without its password, for logs and messages. */
+  readonly safeUrl: string;
+  /**
+   * Runs `fn` in one transaction with a store bound to it: all of its writes
+   * commit together or not at all. On a deadlock the whole `fn` may be run
+   * again, so it must not have effects outside the database. Called on a
+   * bound store, it joins the open transaction (no savepoint). While `fn`
+   * runs, use only the store it is given: on SQLite the pool has one
+   * connection, which the transaction holds.
+   */
+  transaction<T>(fn: (store: RegistryStore) => Promise<T>): Promise<T>;
+  /** Checks the database answers; throws DatabaseUnavailableError otherwise. */
+  ping(): Promise<void>;
+  /** Closes the pool. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,96 @@
+/**
+ * Nodes: one row per machine running `sgrid node`, keyed by node name.
+ * Heartbeats are the hottest write in the registry (every node, every few
+ * seconds), so `heartbeat` is a single UPDATE that bumps the `nodes`
+ * revision only when the node comes back online.
+ */
+import { FailedPreconditionError, NotFoundError } from "../../../framework";
+import type { NodeHello, NodeRepo } from "../base";
+import type { NodeRecord } from "../records";
+import { validateJsonObject, validateNodeName, validateText } from "../validate";
+import { type StoreContext, num, toJson } from "./context";
+import { requireNodeRow, toNode } from "./rows";
+
+export class KnexNodeRepo implements NodeRepo {
+  constructor(private readonly ctx: StoreContext) {}
+
+  async upsert(hello: NodeHello): Promise<NodeRecord> {
+    const name = validateNodeName(hello.name);
+    const address = validateText("node address", hello.address ?? "", 255);
+    const agentVersion = validateText("agent version", hello.agentVersion ?? "", 64);
+    const hostInfo = toJson(validateJsonObject("host info", hello.hostInfo));
+    return this.ctx.write(async (trx, touch) => {
+      const now = this.ctx.now();
+      const fields = { address, agent_version: agentVersion, host_info: hostInfo, last_heartbeat_at: now, online: true, updated_at: now };
+      await trx("nodes").insert({ name, ...fields, created_at: now }).onConflict("name").merge(Object.keys(fields));
+      touch("nodes");
+      return toNode(await requireNodeRow(trx, name));
+    });
+  }
+
+  async get(name: string): Promise<NodeRecord> {
+    validateNodeName(name);
+    return this.ctx.read(async (db) => toNode(await requireNodeRow(db, name)));
+  }
+
+  async find(name: string): Promise<NodeRecord | undefined> {
+    validateNodeName(name);
+    return this.ctx.read(async (db) => {
+      const row = await db("nodes").where({ name }).first();
+      return row ? toNode(row) : undefined;
+    });
+  }
+
+  async list(): Promise<NodeRecord[]> {
+    return this.ctx.read(async (db) => (await db("nodes").orderBy("name")).map(toNode));
+  }
+
+  async heartbeat(name: string, at?: number): Promise<void> {
+    validateNodeName(name);
+    const now = at ?? this.ctx.now();
+    // Fast path: already online, one UPDATE, no revision bump.
+    const n = await this.ctx.read((db) => db("nodes").where({ name, online: true }).update({ last_heartbeat_at: now }));
+    if (num(n) > 0) return;
+    await this.ctx.write(async (trx, touch) => {
+      const changed = await trx("nodes").where({ name }).update({ last_heartbeat_at: now, online: true, updated_at: now });
+      if (num(changed) === 0) throw new NotFoundError(`node "${name}" not found`, { node: name });
+      touch("nodes");
+    });
+  }
+
+  async setOnline(name: string, online: boolean): Promise<void> {
+    validateNodeName(name);
+    await this.ctx.write(async (trx, touch) => {
+      await requireNodeRow(trx, name);
+      const changed = await trx("nodes").where({ name }).whereNot({ online }).update({ online, updated_at: this.ctx.now() });
+      if (num(changed) > 0) touch("nodes");
+    });
+  }
+
+  async markStale(cutoff: number): Promise<string[]> {
+    return this.ctx.write(async (trx, touch) => {
+      const stale = (q: any) => q.where({ online: true }).andWhere((w: any) => w.where("last_heartbeat_at", "<", cutoff).orWhereNull("last_heartbeat_at"));
+      const names = (await stale(this.ctx.lock(trx("nodes").select("name")))).map((r: any) => String(r.name));
+      if (names.length === 0) return [];
+      // Re-check the condition in the UPDATE: a heartbeat may have landed in between (SQLite, no row locks).
+      await stale(trx("nodes").whereIn("name", names)).update({ online: false, updated_at: this.ctx.now() });
+      touch("nodes");
+      return names.sort();
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    validateNodeName(name);
+    await this.ctx.write(async (trx, touch) => {
+      const row = await requireNodeRow(trx, name);
+      const placed = await trx("instances as i").join("servers as s", "s.id", "i.server_id").where("i.node_id", row.id).select("s.application", "s.name");
+      if (placed.length > 0) {
+        const list = placed.map((r: any) => `${r.application}.${r.name}`).sort();
+        throw new FailedPreconditionError(`node "${name}" still has ${list.length} instance(s): ${list.join(", ")}`, { node: name, instances: list });
+      }
+      await trx("nodes").where({ id: row.id }).del();
+      touch("nodes");
+    });
+  }
+}
+

@@ -1,0 +1,249 @@
+/**
+ * Records the registry store reads and writes, one interface per entity, and
+ * the inputs of its write methods.
+ *
+ * Conventions: ids are positive integers assigned by the database; times are
+ * milliseconds since the epoch (number), taken from the clock of the registry
+ * process that made the write; JSON columns come back as parsed values; a
+ * value that is not set is `null`, never `undefined`.
+ */
+
+// ---- enumerations -------------------------------------------------------------
+export const SERVER_TYPES = ["node", "java", "binary"] as const;
+export type ServerType = (typeof SERVER_TYPES)[number];
+
+export const DESIRED_STATES = ["active", "inactive"] as const;
+export type DesiredState = (typeof DESIRED_STATES)[number];
+
+export const OBSERVED_STATES = ["activating", "active", "deactivating", "inactive", "failed"] as const;
+export type ObservedState = (typeof OBSERVED_STATES)[number];
+
+export type AdapterProtocol = "grpc" | "sgrid";
+
+export const CONFIG_LEVELS = ["application", "server", "instance"] as const;
+export type ConfigLevel = (typeof CONFIG_LEVELS)[number];
+
+export const TASK_KINDS = ["publish", "start", "stop", "restart", "undeploy"] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export const TASK_STATUSES = ["pending", "running", "success", "failed", "partial"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TASK_ITEM_STATUSES = ["NOT_START", "RUNNING", "SUCCESS", "FAILED"] as const;
+export type TaskItemStatus = (typeof TASK_ITEM_STATUSES)[number];
+
+export const ROLES = ["admin", "operator", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * Change topics. Every committed write bumps the counter of each topic it
+ * touched; see RevisionRepo.
+ */
+export const TOPICS = ["nodes", "servers", "instances", "patches", "configs", "tasks", "users", "events"] as const;
+export type Topic = (typeof TOPICS)[number];
+
+// ---- value types ------------------------------------------------------------------
+/** One listening endpoint of an instance: the short Obj name and where it listens. */
+export interface Adapter {
+  obj: string;
+  host: string;
+  port: number;
+  protocol: AdapterProtocol;
+  /** Load-balancing weight, 0..10000; 100 when not given. */
+  weight: number;
+}
+
+/** Adapter as written by callers: protocol and weight may be left out. */
+export type AdapterInput = Omit<Adapter, "protocol" | "weight"> & { protocol?: AdapterProtocol; weight?: number };
+
+/** cgroup limits of an instance; a missing key means unlimited. */
+export interface ResourceLimits {
+  memoryBytes?: number;
+  cpuCores?: number;
+  pids?: number;
+}
+
+/** Free-form JSON object (host info, health check, defaults, task params, event data). */
+export type JsonObject = Record<string, unknown>;
+
+// ---- records ------------------------------------------------------------------------
+export interface NodeRecord {
+  id: number;
+  name: string;
+  address: string;
+  agentVersion: string;
+  hostInfo: JsonObject;
+  lastHeartbeatAt: number | null;
+  online: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ServerRecord {
+  id: number;
+  application: string;
+  name: string;
+  /** `App.Server`. */
+  fullName: string;
+  type: ServerType;
+  /** Patch used for new instances when none is given. */
+  defaultPatchId: number | null;
+  /** Other defaults for new instances (env, limits, health check...), shape owned by the caller. */
+  defaults: JsonObject;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface InstanceRecord {
+  id: number;
+  serverId: number;
+  nodeId: number;
+  application: string;
+  server: string;
+  node: string;
+  adapters: Adapter[];
+  env: Record<string, string>;
+  limits: ResourceLimits;
+  healthCheck: JsonObject | null;
+  desiredState: DesiredState;
+  desiredPatchId: number | null;
+  observedState: ObservedState;
+  pid: number | null;
+  /** Patch the agent reports running, if any. */
+  observedPatchId: number | null;
+  restarts: number;
+  lastExitReason: string | null;
+  /** Taken out of load balancing (publish in progress) while still running. */
+  drained: boolean;
+  /** When the agent last reported this instance. */
+  observedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One adapter of one instance, as FindObject answers it. */
+export interface ObjEndpoint {
+  /** Full `App.Server.Obj`. */
+  obj: string;
+  instanceId: number;
+  node: string;
+  host: string;
+  port: number;
+  protocol: AdapterProtocol;
+  weight: number;
+  /** desired active AND observed active AND node online AND not drained. */
+  active: boolean;
+  desiredState: DesiredState;
+  observedState: ObservedState;
+  nodeOnline: boolean;
+  drained: boolean;
+}
+
+export interface PatchRecord {
+  id: number;
+  serverId: number;
+  application: string;
+  server: string;
+  /** 1, 2, 3... per server, in upload order; never reused, even after a delete. */
+  version: number;
+  sha256: string;
+  size: number;
+  comment: string;
+  uploader: string;
+  storageKey: string;
+  createdAt: number;
+}
+
+/** Where a config file lives. The scope key is derived from it (see scopeKey). */
+export type ConfigScope =
+  | { level: "application"; application: string }
+  | { level: "server"; application: string; server: string }
+  | { level: "instance"; application: string; server: string; node: string };
+
+/** A config file at one level, with its current (latest) version number. */
+export interface ConfigFileRecord {
+  id: number;
+  level: ConfigLevel;
+  /** `App`, `App.Server` or `App.Server@node`. */
+  scopeKey: string;
+  fileName: string;
+  currentVersion: number;
+  updatedAt: number;
+}
+
+/** One version of a config file; versions count 1, 2, 3... per file. */
+export interface ConfigVersionRecord {
+  fileId: number;
+  level: ConfigLevel;
+  scopeKey: string;
+  fileName: string;
+  version: number;
+  content: string;
+  author: string;
+  comment: string;
+  /** Set when this version was made by rolling back to an older one. */
+  rolledBackFrom: number | null;
+  createdAt: number;
+}
+
+export interface TaskItemRecord {
+  id: number;
+  taskId: number;
+  /** The instance; kept as a number after the instance is removed (undeploy). */
+  instanceId: number;
+  application: string;
+  server: string;
+  node: string;
+  batch: number;
+  status: TaskItemStatus;
+  reason: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  updatedAt: number;
+}
+
+export interface TaskRecord {
+  id: number;
+  kind: TaskKind;
+  params: JsonObject;
+  status: TaskStatus;
+  createdBy: string;
+  reason: string | null;
+  /** Registry process currently running the task, with its lease (see TaskRepo.claim). */
+  owner: string | null;
+  leaseUntil: number | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  updatedAt: number;
+  items: TaskItemRecord[];
+}
+
+export interface RoleGrant {
+  /** Application name, or `*` for every application. */
+  application: string;
+  role: Role;
+}
+
+export interface UserRecord {
+  id: number;
+  name: string;
+  /** Opaque hash string (scrypt/argon2 encoding chosen by the caller); never logged. */
+  passwordHash: string;
+  roles: RoleGrant[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface EventRecord {
+  id: number;
+  time: number;
+  /** Who: a user name, `node:<name>`, `registry`... */
+  actor: string;
+  /** What, dotted: `server.create`, `instance.crash`, `instance.oom`, `node.offline`... */
+  kind: string;
+  /** On what: `Demo.Hello`, `Demo.Hello@node1`, `node1`... */
+  target: string;
+  message: string;
+  data: JsonObject;
+}

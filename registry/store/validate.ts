@@ -1,0 +1,195 @@
+/**
+ * Validation of names and small values that reach the database.
+ *
+ * Every function throws InvalidArgumentError whose message names the kind of
+ * thing and the offending value (`invalid config file name "a/b": must not
+ * contain "/"`), and returns the value (normalised where stated) otherwise.
+ * Names end up in paths on nodes (`servers/<App>.<Server>/`, `conf/<file>`),
+ * so path separators and `..` are refused everywhere.
+ */
+import { InvalidArgumentError } from "../../framework";
+import type { Adapter, AdapterProtocol, ResourceLimits } from "./records";
+
+/** Longest application, server and Obj name. */
+export const MAX_SHORT_NAME = 64;
+/** Longest node, config file and user name. */
+export const MAX_LONG_NAME = 128;
+
+const SHORT_NAME = /^[A-Za-z0-9_-]+$/;
+const DOTTED_NAME = /^[A-Za-z0-9_.-]+$/;
+const USER_NAME = /^[A-Za-z0-9_.@-]+$/;
+
+function show(value: unknown): string {
+  const s = typeof value === "string" ? value : String(value);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
+function checkName(kind: string, value: unknown, max: number, pattern: RegExp, allowed: string): string {
+  if (typeof value !== "string") throw new InvalidArgumentError(`invalid ${kind}: expected a string, got ${typeof value}`, { kind });
+  const bad = (why: string): never => {
+    throw new InvalidArgumentError(`invalid ${kind} ${show(value)}: ${why}`, { kind, value: value.slice(0, 200) });
+  };
+  if (value.length === 0) throw new InvalidArgumentError(`invalid ${kind}: must not be empty`, { kind, value });
+  if (value.length > max) bad(`longer than ${max} characters`);
+  if (value.includes("/")) bad(`must not contain "/"`);
+  if (value.includes("\\")) bad(`must not contain "\\"`);
+  if (value.includes("..")) bad(`must not contain ".."`);
+  if (!pattern.test(value)) bad(`may contain only ${allowed}`);
+  return value;
+}
+
+/** Application name: letters, digits, `_`, `-` (no `.`: it separates App.Server.Obj). */
+export function validateApplication(value: unknown): string {
+  return checkName("application name", value, MAX_SHORT_NAME, SHORT_NAME, `letters, digits, "_" and "-"`);
+}
+
+/** Server name: as an application name. */
+export function validateServerName(value: unknown): string {
+  return checkName("server name", value, MAX_SHORT_NAME, SHORT_NAME, `letters, digits, "_" and "-"`);
+}
+
+/** Short Obj (servant) name as declared on an adapter: as an application name. */
+export function validateObjName(value: unknown): string {
+  return checkName("Obj name", value, MAX_SHORT_NAME, SHORT_NAME, `letters, digits, "_" and "-"`);
+}
+
+/** Node name: letters, digits, `_`, `-`, `.` (host names), no `..`. */
+export function validateNodeName(value: unknown): string {
+  return checkName("node name", value, MAX_LONG_NAME, DOTTED_NAME, `letters, digits, "_", "-" and "."`);
+}
+
+/** Config file name: letters, digits, `_`, `-`, `.`, no `..`, no path separators. */
+export function validateConfigFileName(value: unknown): string {
+  const name = checkName("config file name", value, MAX_LONG_NAME, DOTTED_NAME, `letters, digits, "_", "-" and "."`);
+  if (name === ".") throw new InvalidArgumentError(`invalid config file name ".": not a file name`, { kind: "config file name", value });
+  return name;
+}
+
+/** User name: letters, digits, `_`, `-`, `.`, `@`. */
+export function validateUserName(value: unknown): string {
+  return checkName("user name", value, MAX_SHORT_NAME, USER_NAME, `letters, digits, "_", "-", "." and "@"`);
+}
+
+/** A full Obj name `App.Server.Obj`, split into its parts. */
+export function parseFullObjName(value: unknown): { application: string; server: string; obj: string } {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidArgumentError(`invalid Obj name ${show(value ?? "")}: expected "App.Server.Obj"`, { kind: "Obj name" });
+  }
+  const parts = value.split(".");
+  if (parts.length !== 3) {
+    throw new InvalidArgumentError(`invalid Obj name ${show(value)}: expected three parts "App.Server.Obj"`, { kind: "Obj name", value: value.slice(0, 200) });
+  }
+  return { application: validateApplication(parts[0]), server: validateServerName(parts[1]), obj: validateObjName(parts[2]) };
+}
+
+/** Lowercase hex SHA-256; upper case input is accepted and lowered. */
+export function validateSha256(value: unknown): string {
+  const s = typeof value === "string" ? value.toLowerCase() : "";
+  if (!/^[0-9a-f]{64}$/.test(s)) throw new InvalidArgumentError(`invalid sha256 ${show(value)}: expected 64 hex digits`, { kind: "sha256" });
+  return s;
+}
+
+/** A non-negative safe integer (sizes, counters). */
+export function validateCount(kind: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(`invalid ${kind} ${show(value)}: expected a non-negative integer`, { kind });
+  }
+  return value;
+}
+
+/** A positive safe integer id. */
+export function validateId(kind: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidArgumentError(`invalid ${kind} ${show(value)}: expected a positive integer`, { kind });
+  }
+  return value;
+}
+
+/** A free text of bounded length (comments, reasons, messages). */
+export function validateText(kind: string, value: unknown, max: number): string {
+  if (typeof value !== "string") throw new InvalidArgumentError(`invalid ${kind}: expected a string`, { kind });
+  if (value.length > max) throw new InvalidArgumentError(`invalid ${kind}: longer than ${max} characters`, { kind });
+  return value;
+}
+
+/** One of a fixed set of values. */
+export function validateOneOf<T extends string>(kind: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`invalid ${kind} ${show(value)}: expected one of ${allowed.join(", ")}`, { kind });
+  }
+  return value as T;
+}
+
+const PROTOCOLS: readonly AdapterProtocol[] = ["grpc", "sgrid"];
+
+/**
+ * An instance's adapter list: each Obj once, host non-empty without spaces,
+ * port 1..65535, weight 0..10000 (default 100), protocol grpc|sgrid (default grpc).
+ */
+export function validateAdapters(value: unknown): Adapter[] {
+  if (!Array.isArray(value)) throw new InvalidArgumentError("invalid adapters: expected a list", { kind: "adapters" });
+  const seen = new Set<string>();
+  return value.map((raw: any) => {
+    const obj = validateObjName(raw?.obj);
+    if (seen.has(obj)) throw new InvalidArgumentError(`invalid adapters: Obj "${obj}" is declared twice`, { kind: "adapters", obj });
+    seen.add(obj);
+    const host = raw.host;
+    if (typeof host !== "string" || host.length === 0 || host.length > 255 || /\s/.test(host)) {
+      throw new InvalidArgumentError(`invalid host ${show(host ?? "")} for Obj "${obj}"`, { kind: "host", obj });
+    }
+    const port = raw.port;
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new InvalidArgumentError(`invalid port ${show(port)} for Obj "${obj}": expected 1..65535`, { kind: "port", obj });
+    }
+    const weight = raw.weight ?? 100;
+    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 0 || weight > 10000) {
+      throw new InvalidArgumentError(`invalid weight ${show(weight)} for Obj "${obj}": expected 0..10000`, { kind: "weight", obj });
+    }
+    const protocol = validateOneOf(`protocol for Obj "${obj}"`, raw.protocol ?? "grpc", PROTOCOLS);
+    return { obj, host, port, protocol, weight };
+  });
+}
+
+/** Environment for an instance: names like shell variables, string values. */
+export function validateEnv(value: unknown): Record<string, string> {
+  if (value == null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new InvalidArgumentError("invalid env: expected an object", { kind: "env" });
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || k.length > 128) throw new InvalidArgumentError(`invalid env variable name ${show(k)}`, { kind: "env" });
+    if (typeof v !== "string") throw new InvalidArgumentError(`invalid value for env variable "${k}": expected a string`, { kind: "env" });
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Resource limits: every key optional; memoryBytes and pids positive integers, cpuCores a positive number. */
+export function validateLimits(value: unknown): ResourceLimits {
+  if (value == null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new InvalidArgumentError("invalid limits: expected an object", { kind: "limits" });
+  const v = value as Record<string, unknown>;
+  const out: ResourceLimits = {};
+  for (const key of Object.keys(v)) {
+    if (!["memoryBytes", "cpuCores", "pids"].includes(key)) throw new InvalidArgumentError(`invalid limits: unknown key "${key}"`, { kind: "limits" });
+  }
+  if (v.memoryBytes != null) out.memoryBytes = validateId("limits.memoryBytes", v.memoryBytes);
+  if (v.pids != null) out.pids = validateId("limits.pids", v.pids);
+  if (v.cpuCores != null) {
+    if (typeof v.cpuCores !== "number" || !(v.cpuCores > 0) || !Number.isFinite(v.cpuCores)) {
+      throw new InvalidArgumentError(`invalid limits.cpuCores ${show(v.cpuCores)}: expected a positive number`, { kind: "limits" });
+    }
+    out.cpuCores = v.cpuCores;
+  }
+  return out;
+}
+
+/** A JSON object (health check, host info, defaults, params): must be a plain object that survives JSON. */
+export function validateJsonObject(kind: string, value: unknown): Record<string, unknown> {
+  if (value == null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new InvalidArgumentError(`invalid ${kind}: expected an object`, { kind });
+  try {
+    return JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
+  } catch {
+    throw new InvalidArgumentError(`invalid ${kind}: not representable as JSON`, { kind });
+  }
+}
