@@ -178,32 +178,31 @@ export class Invoker {
   }
 
   serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncIterable<Res> {
-    const self = this;
-    return {
-      async *[Symbol.asyncIterator]() {
-        const call = self.outgoing(options, true);
-        const stats = clientStats.get(self.scope, method.path);
-        const started = performance.now();
-        let tried: Set<Endpoint> | undefined;
-        for (let attempt = 1; ; attempt++) {
-          const ep = await self.pick(options?.hashKey, tried);
-          self.health.begin(ep);
-          let received = false;
-          try {
-            for await (const msg of self.channels(ep).serverStream(method, request, call)) {
-              received = true;
-              yield msg;
-            }
-            self.succeeded(ep, stats, started);
-            return;
-          } catch (err) {
-            self.failed(ep, err);
-            if (!received && self.canRetry(method, err, attempt, call)) { (tried ??= new Set()).add(ep); continue; }
-            throw self.gaveUp(stats, started, err);
-          }
+    return { [Symbol.asyncIterator]: () => this.serverStreamCall(method, request, options) };
+  }
+
+  private async *serverStreamCall<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncGenerator<Res> {
+    const call = this.outgoing(options, true);
+    const stats = clientStats.get(this.scope, method.path);
+    const started = performance.now();
+    let tried: Set<Endpoint> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const ep = await this.pick(options?.hashKey, tried);
+      this.health.begin(ep);
+      let received = false;
+      try {
+        for await (const msg of this.channels(ep).serverStream(method, request, call)) {
+          received = true;
+          yield msg;
         }
-      },
-    };
+        this.succeeded(ep, stats, started);
+        return;
+      } catch (err) {
+        this.failed(ep, err);
+        if (!received && this.canRetry(method, err, attempt, call)) { (tried ??= new Set()).add(ep); continue; }
+        throw this.gaveUp(stats, started, err);
+      }
+    }
   }
 
   async clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): Promise<Res> {
@@ -223,23 +222,22 @@ export class Invoker {
   }
 
   bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): AsyncIterable<Res> {
-    const self = this;
-    return {
-      async *[Symbol.asyncIterator]() {
-        const call = self.outgoing(options, true);
-        const stats = clientStats.get(self.scope, method.path);
-        const started = performance.now();
-        const ep = await self.pick(options?.hashKey, undefined);
-        self.health.begin(ep);
-        try {
-          yield* self.channels(ep).bidi(method, requests, call);
-          self.succeeded(ep, stats, started);
-        } catch (err) {
-          self.failed(ep, err);
-          throw self.gaveUp(stats, started, err);
-        }
-      },
-    };
+    return { [Symbol.asyncIterator]: () => this.bidiCall(method, requests, options) };
+  }
+
+  private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): AsyncGenerator<Res> {
+    const call = this.outgoing(options, true);
+    const stats = clientStats.get(this.scope, method.path);
+    const started = performance.now();
+    const ep = await this.pick(options?.hashKey, undefined);
+    this.health.begin(ep);
+    try {
+      yield* this.channels(ep).bidi(method, requests, call);
+      this.succeeded(ep, stats, started);
+    } catch (err) {
+      this.failed(ep, err);
+      throw this.gaveUp(stats, started, err);
+    }
   }
 }
 

@@ -91,12 +91,11 @@ export class GrpcChannel implements ClientChannel {
   }
 
   serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res> {
-    const self = this;
     return {
-      async *[Symbol.asyncIterator]() {
+      [Symbol.asyncIterator]: () => {
         const c = codecsOf(method);
-        const stream = self.client.makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline });
-        yield* self.read<Res>(stream, call);
+        const stream = this.client.makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+        return this.read<Res>(stream, call);
       },
     };
   }
@@ -122,20 +121,19 @@ export class GrpcChannel implements ClientChannel {
   }
 
   bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncIterable<Res> {
-    const self = this;
-    return {
-      async *[Symbol.asyncIterator]() {
-        const c = codecsOf(method);
-        const stream = self.client.makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline });
-        const stop = { done: false };
-        pump(requests, stream, stop).catch(() => undefined);
-        try {
-          yield* self.read<Res>(stream, call);
-        } finally {
-          stop.done = true;
-        }
-      },
-    };
+    return { [Symbol.asyncIterator]: () => this.bidiCall(method, requests, call) };
+  }
+
+  private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncGenerator<Res> {
+    const c = codecsOf(method);
+    const stream = this.client.makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+    const stop = { done: false };
+    pump(requests, stream, stop).catch(() => undefined);
+    try {
+      yield* this.read<Res>(stream, call);
+    } finally {
+      stop.done = true;
+    }
   }
 
   /** Reads a response stream; cancels the call if the consumer stops early or the signal fires. */

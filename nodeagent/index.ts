@@ -1,0 +1,29 @@
+/**
+ * Public surface of the Sgrid node agent. Code outside `nodeagent/` imports
+ * from here only.
+ */
+
+// ---- errors ----------------------------------------------------------------------
+export * from "./errors";
+
+// ---- cgroups ---------------------------------------------------------------------
+export {
+  type CgroupBackend, type CgroupBackendName, type CgroupLimits, type CgroupUsage, type CgroupBackendFactory,
+  CgroupV2Backend, type CgroupV2Options, CgroupV1Backend, type CgroupV1Options, type CgroupV1Mounts, NoCgroupBackend,
+  detectCgroups, type DetectCgroupsOptions, DETECT_DEFAULTS, parseCgroupMounts,
+  resolve as resolveCgroupBackend, register as registerCgroupBackend, assertInstanceId,
+} from "./cgroups";
+
+// ---- processes -------------------------------------------------------------------
+export {
+  ProcessWrangler, type ProcessWranglerOptions, WRANGLER_DEFAULTS, type StopOptions, STOP_DEFAULTS,
+  type LaunchSpec, type ProcessHandle, type ExitInfo, validateLaunchSpec, describeExit,
+  readProcStat, readBootId, isPidLive, type ProcStat,
+  printSystemdUnit, type SystemdUnitOptions, SYSTEMD_UNIT_DEFAULTS,
+} from "./process";
+
+// ---- durable state ----------------------------------------------------------------
+export { StateStore, type StateStoreOptions, writeFileAtomic } from "./state";
+
+// ---- supervision ------------------------------------------------------------------
+export * from "./supervisor";

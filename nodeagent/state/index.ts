@@ -1,0 +1,5 @@
+/**
+ * The node agent's durable state (written atomically, re-read at start).
+ */
+export { StateStore, type StateStoreOptions, type AgentStateFile, STATE_STORE_DEFAULTS } from "./state-store";
+export { writeFileAtomic } from "./atomic-file";
