@@ -1,18 +1,31 @@
 /**
  * One call on the client side, whatever its kind. Allocation-light by
- * design: the call object is the abort-signal listener (handleEvent), the
- * deadline timer's argument and the owner of its response stream, so a unary
- * call costs this object, its promise and its frames.
+ * design: the call object is the abort-signal listener (handleEvent) and the
+ * owner of its response stream, and it has no timer of its own (its
+ * connection checks deadlines with one timer for all calls), so a unary call
+ * costs this object, its promise and its frames.
  *
  * Lifecycle: created by the channel, registered on a connection by start(),
  * ended exactly once by succeed() or fail() (idempotent), which unregisters it,
- * clears its timer and listener and stops its request pump.
+ * removes its abort listener and stops its request pump.
  */
 import { CancelledError, DeadlineExceededError, InternalError, InvalidArgumentError, ResourceExhaustedError, type SgridError } from "../../errors";
 import type { MethodDescriptor } from "../base";
-import type { ClientConnection } from "./client-connection";
+import type { FrameWriter } from "./frame-writer";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { FrameType, HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
+
+/** What a call needs from the connection it runs on (ClientConnection). */
+export interface CallConnection {
+  readonly writer: FrameWriter;
+  readonly closed: boolean;
+  readonly peerMaxFrame: number;
+  congested(): boolean;
+  /** Unregisters a call that has ended. */
+  forget(call: ClientCall): void;
+  /** Wakes the call (wakeUp) when the socket drains. */
+  waitDrain(call: ClientCall): void;
+}
 
 export class ClientCall implements InboundOwner {
   id = 0;
@@ -22,12 +35,13 @@ export class ClientCall implements InboundOwner {
   resolveFn: ((value: any) => void) | undefined;
   rejectFn: ((err: Error) => void) | undefined;
   inbound: InboundStream<unknown> | undefined;
-  timer: NodeJS.Timeout | undefined;
+  /** Absolute deadline, epoch ms (Infinity for none). */
+  deadline = Infinity;
   signal: AbortSignal | undefined;
   private wake: (() => void) | undefined;
   private requestIt: AsyncIterator<unknown> | undefined;
 
-  constructor(readonly conn: ClientConnection, readonly method: MethodDescriptor) {}
+  constructor(readonly conn: CallConnection, readonly method: MethodDescriptor) {}
 
   /** AbortSignal listener: the caller cancelled. */
   handleEvent(): void {
@@ -80,12 +94,17 @@ export class ClientCall implements InboundOwner {
     this.resolveFn!(value);
   }
 
-  /** Ends the call with an error; `sendCancel` tells the server to stop working on it. Idempotent. */
-  fail(err: SgridError | Error, sendCancel: boolean): void {
+  /**
+   * Ends the call with an error. `local` (cancelled, deadline passed, bad
+   * reply) tells the server to stop working on it and drops response messages
+   * not yet read; otherwise (the server's error, connection lost) messages
+   * already received are still read before the error. Idempotent.
+   */
+  fail(err: SgridError | Error, local: boolean): void {
     if (this.done) return;
-    if (sendCancel && this.id !== 0 && !this.conn.closed) this.conn.writer.empty(FrameType.CANCEL, this.id);
+    if (local && this.id !== 0 && !this.conn.closed) this.conn.writer.empty(FrameType.CANCEL, this.id);
     this.cleanup();
-    if (this.inbound !== undefined) this.inbound.end(err); else this.rejectFn!(err);
+    if (this.inbound !== undefined) this.inbound.end(err, local); else this.rejectFn!(err);
   }
 
   addCredit(increment: number): void {
@@ -104,7 +123,6 @@ export class ClientCall implements InboundOwner {
   private cleanup(): void {
     this.done = true;
     this.conn.forget(this);
-    if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.signal !== undefined) this.signal.removeEventListener("abort", this);
     this.wakeUp();
     this.stopRequests();
@@ -179,8 +197,7 @@ export class ClientCall implements InboundOwner {
   }
 }
 
-/** Timer callback (no per-call closure): the call's deadline passed. */
+/** The call's deadline passed (found by its connection's deadline sweep). */
 export function onDeadline(call: ClientCall): void {
-  call.timer = undefined;
   call.fail(new DeadlineExceededError(`call ${call.method.path} exceeded its deadline`), true);
 }

@@ -12,6 +12,11 @@
  * never answered the handshake (the call was never delivered), "connection
  * lost" otherwise. Liveness: a PING every `pingIntervalMs`; when a whole
  * interval passes after a ping with nothing received, the connection is dead.
+ *
+ * Deadlines: one timer per connection, armed for the earliest deadline it
+ * knows of. When it fires it fails the calls that are past their deadline and
+ * re-arms for the earliest remaining one. Calls that end early need no timer
+ * work at all; with uniform timeouts the timer fires about once per timeout.
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -19,10 +24,11 @@ import { endpointKey, type Endpoint } from "../../endpoint";
 import { errorFromWire, UnavailableError } from "../../errors";
 import type { Metadata, MethodDescriptor } from "../base";
 import { ClientCall, onDeadline } from "./client-call";
+import { CallTable } from "./call-table";
 import { BodyCursor, FrameReader, ProtocolViolation, type FrameSink } from "./frame-reader";
 import { FrameWriter } from "./frame-writer";
 import type { ResolvedClientOptions } from "./options";
-import { Flag, FrameType, HELLO_BODY_SIZE, MAGIC, MAX_METHOD_ID, MAX_STREAM_ID, MIN_WINDOW, VERSION } from "./protocol";
+import { Flag, FrameType, PING_ACK, HELLO_BODY_SIZE, MAGIC, MAX_METHOD_ID, MIN_WINDOW, VERSION } from "./protocol";
 
 /** What a connection tells its channel. */
 export interface ConnectionOwner {
@@ -39,15 +45,18 @@ export class ClientConnection implements FrameSink {
   readonly socket: net.Socket;
   readonly writer: FrameWriter;
   private readonly reader: FrameReader;
-  private readonly calls = new Map<number, ClientCall>();
+  private readonly calls = new CallTable<ClientCall>();
   private readonly methodIds = new Map<MethodDescriptor, number>();
   private readonly cursor = new BodyCursor();
   private readonly key: string;
-  private nextId = 1;
   private nextMethodId = 1;
   private drainWaiters: ClientCall[] = [];
   private connectTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** When the deadline timer fires (epoch ms), Infinity when unarmed. */
+  private armedFor = Infinity;
+  private readonly sweepFn = (): void => this.sweepDeadlines();
   private received = false;
   private pingOutstanding = false;
   private failure = "";
@@ -106,6 +115,8 @@ export class ClientConnection implements FrameSink {
    * sent, nothing registered) when the frame would exceed the server's limit.
    */
   start(call: ClientCall, payload: Uint8Array | undefined, metadata: Metadata, timeoutMs: number, signal: AbortSignal | undefined): boolean {
+    // 0 on the wire means "no deadline"; timers cannot exceed 2^31-1 ms (~24.8 days), longer is as good as none.
+    const finite = timeoutMs <= 0x7fffffff;
     const method = call.method;
     let methodId = this.methodIds.get(method);
     let path: string | undefined;
@@ -119,20 +130,22 @@ export class ClientConnection implements FrameSink {
     } else if (methodId === 0) {
       path = method.path;
     }
-    let id = this.nextId;
-    while (this.calls.has(id)) id = id >= MAX_STREAM_ID ? 1 : id + 1;
-    if (!this.writer.request(id, methodId, path, timeoutMs > 0xffffffff ? 0xffffffff : timeoutMs, metadata, payload, this.peerMaxFrame)) {
+    const id = this.calls.add(call);
+    if (!this.writer.request(id, methodId, path, finite ? timeoutMs : 0, metadata, payload, this.peerMaxFrame)) {
+      this.calls.delete(call);
+      call.id = 0;
       if (path !== undefined && methodId !== 0) {
         this.methodIds.delete(method);
         this.nextMethodId--;
       }
       return false;
     }
-    this.nextId = id >= MAX_STREAM_ID ? 1 : id + 1;
-    call.id = id;
     call.sendCredit = this.peerWindow;
-    this.calls.set(id, call);
-    call.timer = setTimeout(onDeadline, timeoutMs, call);
+    if (finite) {
+      const deadline = Date.now() + timeoutMs;
+      call.deadline = deadline;
+      if (deadline < this.armedFor) this.armDeadline(deadline);
+    }
     if (signal !== undefined) {
       call.signal = signal;
       signal.addEventListener("abort", call);
@@ -140,9 +153,32 @@ export class ClientConnection implements FrameSink {
     return true;
   }
 
+  private armDeadline(at: number): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.armedFor = at;
+    this.deadlineTimer = setTimeout(this.sweepFn, Math.max(0, at - Date.now()));
+    this.deadlineTimer.unref(); // the socket keeps the process alive while calls are in flight
+  }
+
+  /** Fails the calls past their deadline; re-arms for the earliest remaining one. */
+  private sweepDeadlines(): void {
+    this.deadlineTimer = undefined;
+    this.armedFor = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    let expired: ClientCall[] | undefined;
+    for (const call of this.calls.values()) {
+      const d = call.deadline;
+      if (d <= now) (expired ??= []).push(call);
+      else if (d < next) next = d;
+    }
+    if (expired !== undefined) for (const call of expired) onDeadline(call);
+    if (next !== Infinity && !this.closed) this.armDeadline(next);
+  }
+
   /** Called by a call as it ends. */
   forget(call: ClientCall): void {
-    if (this.calls.get(call.id) === call) this.calls.delete(call.id);
+    this.calls.delete(call);
     if (this.draining && this.calls.size === 0 && !this.closed) this.end();
   }
 
@@ -210,7 +246,7 @@ export class ClientConnection implements FrameSink {
       }
       case FrameType.PING:
         if (end - start < 8) throw new ProtocolViolation("protocol_error", "short PING");
-        if ((flags & Flag.ACK) !== 0) this.pingOutstanding = false;
+        if ((flags & PING_ACK) !== 0) this.pingOutstanding = false;
         else this.writer.ping(true, buf.subarray(start, start + 8));
         return;
       case FrameType.GOAWAY:
@@ -270,11 +306,12 @@ export class ClientConnection implements FrameSink {
     this.closed = true;
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
     const reason = this.failure || "connection closed";
     const err = this.established
       ? new UnavailableError(`connection to ${this.key} lost: ${reason}`, { endpoint: this.key })
       : new UnavailableError(`cannot connect to ${this.key}: ${reason}`, { endpoint: this.key });
-    for (const call of [...this.calls.values()]) call.fail(err, false);
+    for (const call of this.calls.values()) call.fail(err, false);
     this.calls.clear();
     this.onDrain();
     this.owner.onClosed(this, this.established, reason);

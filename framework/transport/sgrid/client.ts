@@ -90,6 +90,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
   private begin(method: MethodDescriptor, payload: Uint8Array | undefined, call: OutgoingCall, streamOut: boolean): ClientCall | Error {
     const signal = call.signal;
     if (signal !== undefined && signal.aborted) return new CancelledError(`call ${method.path} cancelled by the caller`);
+    // Infinity (no deadline) stays Infinity: no timer, no timeout on the wire.
     const remaining = call.deadline - Date.now();
     if (!(remaining > 0)) return new DeadlineExceededError(`call ${method.path} exceeded its deadline before it was sent`);
     let conn: ClientConnection;

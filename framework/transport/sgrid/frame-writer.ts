@@ -13,7 +13,7 @@
  * are dropped (the connection's close path fails the calls).
  */
 import type { Socket } from "node:net";
-import { Flag, FrameType, HEADER_SIZE, HELLO_BODY_SIZE, LENGTH_OVERHEAD, MAGIC, VERSION } from "./protocol";
+import { Flag, FrameType, PING_ACK, HEADER_SIZE, HELLO_BODY_SIZE, LENGTH_OVERHEAD, MAGIC, VERSION } from "./protocol";
 import type { Metadata } from "../base";
 
 const SLAB_SIZE = 64 * 1024;
@@ -200,7 +200,7 @@ export class FrameWriter {
 
   ping(ack: boolean, data: Buffer): void {
     const off = this.reserve(HEADER_SIZE + 8);
-    this.header(off, 8, FrameType.PING, ack ? Flag.ACK : 0, 0);
+    this.header(off, 8, FrameType.PING, ack ? PING_ACK : 0, 0);
     data.copy(this.slab, off + HEADER_SIZE, 0, 8);
   }
 

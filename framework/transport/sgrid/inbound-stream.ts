@@ -72,12 +72,15 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
 
   /**
    * No more messages: the stream ended well (no error) or failed. Messages
-   * already queued are still delivered, then the end or the error. Idempotent.
+   * already queued are still delivered, then the end or the error, unless
+   * `dropQueued` (a local failure: cancelled, deadline passed), when the
+   * error comes next. Idempotent.
    */
-  end(err?: Error): void {
+  end(err?: Error, dropQueued = false): void {
     if (this.ended) return;
     this.ended = true;
     this.failure = err;
+    if (dropQueued) this.drop();
     const resolve = this.resolveFn;
     const reject = this.rejectFn;
     this.resolveFn = undefined;

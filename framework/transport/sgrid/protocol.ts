@@ -61,9 +61,8 @@ export const enum FrameType {
 export const MAX_FRAME_TYPE = 9;
 
 export const enum Flag {
-  /** REQUEST: the request is complete (payload follows). PING: this is the answer. */
+  /** REQUEST: the request is complete (payload follows). */
   END = 0x01,
-  ACK = 0x01,
   /** REQUEST: the method path is in the frame and defines the method id. */
   METHOD_DEF = 0x02,
   /** REQUEST: metadata follows the timeout. */
@@ -71,6 +70,9 @@ export const enum Flag {
   /** RESPONSE: an OK status carries the reply payload. */
   PAYLOAD = 0x08,
 }
+
+/** PING flag: this PING is the answer to one received (same bit as Flag.END; flags are per frame type). */
+export const PING_ACK = 0x01;
 
 /** Fixed part of a HELLO body: magic, version, max frame, window. */
 export const HELLO_BODY_SIZE = 4 + 1 + 4 + 4;

@@ -12,11 +12,28 @@ import { DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } f
 import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler } from "../base";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
-import type { ServerConnection } from "./server-connection";
+import type { FrameWriter } from "./frame-writer";
 
 export interface HandlerEntry {
   readonly method: MethodDescriptor;
   readonly handler: Handler;
+}
+
+/** What a call needs from the connection it arrived on (ServerConnection). */
+export interface CallHost {
+  readonly writer: FrameWriter;
+  readonly peer: string;
+  /** Credit the client grants per response stream. */
+  readonly clientWindow: number;
+  readonly clientMaxFrame: number;
+  congested(): boolean;
+  waitDrain(call: ServerCall): void;
+  /** OK reply (`res` undefined for streams). */
+  sendReply(call: ServerCall, res: unknown): void;
+  /** Error reply through the transport's error boundary. */
+  sendError(call: ServerCall, err: unknown): void;
+  /** The call is over; unregisters it. */
+  callFinished(call: ServerCall): void;
 }
 
 function abortAtDeadline(call: ServerCall): void {
@@ -37,7 +54,7 @@ export class ServerCall implements ServerContext, InboundOwner {
   private wake: (() => void) | undefined;
 
   constructor(
-    readonly conn: ServerConnection,
+    readonly conn: CallHost,
     readonly id: number,
     readonly entry: HandlerEntry,
     readonly method: string,

@@ -17,11 +17,12 @@ import type { Socket } from "node:net";
 import { CancelledError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError } from "../../errors";
 import { Status } from "../../status";
 import type { Metadata } from "../base";
+import { CallTable } from "./call-table";
 import { BodyCursor, FrameReader, ProtocolViolation, type FrameSink } from "./frame-reader";
 import { FrameWriter } from "./frame-writer";
 import { InboundStream } from "./inbound-stream";
 import type { ResolvedServerOptions } from "./options";
-import { Flag, FrameType, HEADER_SIZE, HELLO_BODY_SIZE, MAGIC, MAX_PATH_LENGTH, MIN_WINDOW, VERSION, type CloseReason } from "./protocol";
+import { Flag, FrameType, PING_ACK, HEADER_SIZE, HELLO_BODY_SIZE, MAGIC, MAX_PATH_LENGTH, MIN_WINDOW, VERSION, type CloseReason } from "./protocol";
 import { dispatch, ServerCall, type HandlerEntry } from "./server-call";
 
 /** What a connection needs from its transport. */
@@ -43,6 +44,8 @@ interface MethodSlot {
 const EMPTY_METADATA: Readonly<Metadata> = Object.freeze({});
 /** Largest frame accepted before the handshake: a HELLO is 23 bytes, leave room for later versions. */
 const HANDSHAKE_FRAME_LIMIT = 256;
+/** Longest error data (JSON characters) sent; longer data is dropped, code and message still go. */
+const MAX_ERROR_DATA = 16 * 1024;
 /** Socket output above which streaming replies wait for drain. */
 const WRITE_HIGH_WATER = 1024 * 1024;
 
@@ -52,7 +55,7 @@ export class ServerConnection implements FrameSink {
   readonly writer: FrameWriter;
   private readonly reader: FrameReader;
   private readonly cursor = new BodyCursor();
-  private readonly calls = new Map<number, ServerCall>();
+  private readonly calls = new CallTable<ServerCall>();
   private methods: Array<MethodSlot | undefined> = [];
   private drainWaiters: ServerCall[] = [];
   state: "handshake" | "open" | "draining" | "closed" = "handshake";
@@ -158,7 +161,7 @@ export class ServerConnection implements FrameSink {
       }
       case FrameType.PING:
         if (end - start < 8) throw new ProtocolViolation("protocol_error", "short PING");
-        if ((flags & Flag.ACK) === 0) this.writer.ping(true, buf.subarray(start, start + 8));
+        if ((flags & PING_ACK) === 0) this.writer.ping(true, buf.subarray(start, start + 8));
         return;
       default:
         throw new ProtocolViolation("protocol_error", `frame type ${type} is not valid from a client`);
@@ -196,7 +199,7 @@ export class ServerConnection implements FrameSink {
     }
     const timeoutMs = c.u32();
     const metadata = (flags & Flag.METADATA) !== 0 ? this.readMetadata(c) : EMPTY_METADATA;
-    if (this.calls.has(id)) throw new ProtocolViolation("protocol_error", `stream id ${id} is already in use`);
+    if (this.calls.get(id) !== undefined) throw new ProtocolViolation("protocol_error", `stream id ${id} is already in use`);
     if (this.state !== "open") {
       this.writer.error(id, Status.UNAVAILABLE, "the server is shutting down", "UNAVAILABLE", undefined);
       return;
@@ -231,7 +234,7 @@ export class ServerConnection implements FrameSink {
       const opts = this.host.options;
       call.inbound = new InboundStream<unknown>((b) => entry.method.requestCodec.decode(b), opts.initialWindow, opts.initialWindow + opts.maxFrameSize, call);
     }
-    this.calls.set(id, call);
+    this.calls.insert(call);
     this.host.callStarted();
     dispatch(call, request);
   }
@@ -251,12 +254,13 @@ export class ServerConnection implements FrameSink {
   /** An OK reply: `res` is the message of unary / client-streaming calls, undefined for streams. */
   sendReply(call: ServerCall, res: unknown): void {
     if (this.state === "closed") return;
-    if (res === undefined && call.inbound === undefined && call.entry.method.kind !== "server_stream") {
-      this.sendError(call, new InvalidArgumentError(`method ${call.method} returned no response`));
+    const kind = call.entry.method.kind;
+    if (kind === "server_stream" || kind === "bidi") {
+      this.writer.ok(call.id, undefined);
       return;
     }
-    if (res === undefined) {
-      this.writer.ok(call.id, undefined);
+    if (res == null) {
+      this.sendError(call, new InvalidArgumentError(`method ${call.method} returned no response`));
       return;
     }
     let bytes: Uint8Array;
@@ -285,12 +289,14 @@ export class ServerConnection implements FrameSink {
     let data: string | undefined;
     if (wire.data !== undefined) {
       try { data = JSON.stringify(wire.data); } catch { data = undefined; }
+      // Error data is meant to be small; an oversized one would break the caller's frame limit.
+      if (data !== undefined && data.length > MAX_ERROR_DATA) data = undefined;
     }
     this.writer.error(id, wire.status, wire.message, wire.code, data);
   }
 
   callFinished(call: ServerCall): void {
-    if (this.calls.get(call.id) === call) this.calls.delete(call.id);
+    this.calls.delete(call);
     this.host.callFinished();
     if (this.state === "draining" && this.calls.size === 0) this.end();
   }

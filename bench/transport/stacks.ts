@@ -1,0 +1,147 @@
+/**
+ * The RPC stacks compared by the transport benchmark, each as a server
+ * starter and a client factory for a unary echo of a ~100-byte string. Each
+ * side runs in its own process (see child.ts); every client is written the
+ * way a careful user of that stack would write it: one long-lived client or
+ * proxy, a deadline per call where the stack supports one.
+ */
+import * as net from "node:net";
+import * as path from "node:path";
+import { Application, Communicator } from "../../framework";
+import { BenchProxy, BenchServant } from "./gen/echo.sgrid";
+import type { EchoMessage } from "./gen/echo";
+import { startTarsServer, tarsProxy } from "./tars-echo";
+
+export const STACKS = ["sgrid-proxy", "grpc-proxy", "grpc-js", "tars", "moleculer"] as const;
+export type StackName = (typeof STACKS)[number];
+
+export const STACK_LABELS: Record<StackName, string> = {
+  "sgrid-proxy": "generated proxy over sgrid (native)",
+  "grpc-proxy": "generated proxy over gRPC",
+  "grpc-js": "plain @grpc/grpc-js",
+  tars: "@tars/rpc 2.0.15 (TARS protocol)",
+  moleculer: "moleculer 0.14 (TCP transporter)",
+};
+
+/** The payload every stack echoes: 100 ASCII bytes. */
+export const TEXT = "0123456789".repeat(10);
+const HOST = "127.0.0.1";
+const TIMEOUT_MS = 3000;
+/** The proto the plain grpc-js stack loads at run time (sources are not copied to dist). */
+const PROTO = path.resolve(__dirname, "../../../bench/transport/echo.proto");
+
+export interface BenchClient {
+  call(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+class EchoImpl extends BenchServant {
+  async echo(request: EchoMessage): Promise<EchoMessage> {
+    return request;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, HOST, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startApplication(adapter: string): Promise<number> {
+  const app = new Application({ adapters: { EchoObj: adapter }, handleSignals: false });
+  app.addServant("EchoObj", new EchoImpl());
+  await app.start();
+  return app.adapters()[0]!.endpoint.port;
+}
+
+function loadGrpc(): { grpc: typeof import("@grpc/grpc-js"); Bench: any } {
+  const grpc = require("@grpc/grpc-js") as typeof import("@grpc/grpc-js");
+  const loader = require("@grpc/proto-loader") as typeof import("@grpc/proto-loader");
+  const def = loader.loadSync(PROTO, { keepCase: true, defaults: true });
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  return { grpc, Bench: pkg.bench.v1.Bench };
+}
+
+/** Starts the server side of a stack in this process; resolves with its port. */
+export async function startServer(stack: StackName): Promise<number> {
+  switch (stack) {
+    case "sgrid-proxy":
+      return startApplication(`sgrid://${HOST}:0`);
+    case "grpc-proxy":
+      return startApplication(`${HOST}:0`);
+    case "grpc-js": {
+      const { grpc, Bench } = loadGrpc();
+      const server = new grpc.Server();
+      server.addService(Bench.service, {
+        Echo: (call: any, cb: (err: null, res: unknown) => void) => cb(null, { text: call.request.text }),
+      });
+      return new Promise((resolve, reject) => {
+        server.bindAsync(`${HOST}:0`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      });
+    }
+    case "tars": {
+      const port = await freePort();
+      startTarsServer(HOST, port);
+      return port;
+    }
+    case "moleculer": {
+      const { ServiceBroker } = require("moleculer");
+      const port = await freePort();
+      const broker = new ServiceBroker({
+        nodeID: "bench-server",
+        logger: false,
+        transporter: { type: "TCP", options: { udpDiscovery: false, port } },
+      });
+      broker.createService({ name: "echo", actions: { say: (ctx: any) => ({ text: ctx.params.text }) } });
+      await broker.start();
+      return port;
+    }
+  }
+}
+
+/** Makes the client side of a stack in this process, connected to `port`. */
+export async function makeClient(stack: StackName, port: number): Promise<BenchClient> {
+  switch (stack) {
+    case "sgrid-proxy":
+    case "grpc-proxy": {
+      const comm = new Communicator();
+      const scheme = stack === "sgrid-proxy" ? "sgrid" : "grpc";
+      const proxy = comm.stringToProxy(BenchProxy, `Bench.EchoServer.EchoObj@${scheme} -h ${HOST} -p ${port}`, { timeoutMs: TIMEOUT_MS });
+      const request = { text: TEXT };
+      return { call: () => proxy.echo(request), close: async () => comm.close() };
+    }
+    case "grpc-js": {
+      const { grpc, Bench } = loadGrpc();
+      const client = new Bench(`${HOST}:${port}`, grpc.credentials.createInsecure());
+      const request = { text: TEXT };
+      return {
+        call: () => new Promise((resolve, reject) => {
+          client.Echo(request, { deadline: Date.now() + TIMEOUT_MS }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)));
+        }),
+        close: async () => client.close(),
+      };
+    }
+    case "tars": {
+      const prx = tarsProxy(HOST, port, TIMEOUT_MS);
+      return { call: () => prx.echo(TEXT), close: async () => undefined };
+    }
+    case "moleculer": {
+      const { ServiceBroker } = require("moleculer");
+      const broker = new ServiceBroker({
+        nodeID: "bench-client",
+        logger: false,
+        requestTimeout: TIMEOUT_MS,
+        transporter: { type: "TCP", options: { udpDiscovery: false, urls: [`${HOST}:${port}/bench-server`] } },
+      });
+      await broker.start();
+      await broker.waitForServices("echo", 10_000);
+      const params = { text: TEXT };
+      return { call: () => broker.call("echo.say", params), close: () => broker.stop() };
+    }
+  }
+}
