@@ -56,7 +56,8 @@ class Child {
   constructor(args: string[]) {
     this.proc = fork(CHILD, args, {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, SGRID_LOG_LEVEL: process.env.SGRID_LOG_LEVEL ?? "warn" },
+      // @tars/rpc warns about its own circular requires on load; keep the table readable.
+      env: { ...process.env, SGRID_LOG_LEVEL: process.env.SGRID_LOG_LEVEL ?? "warn", NODE_NO_WARNINGS: process.env.NODE_NO_WARNINGS ?? "1" },
     });
     this.proc.on("message", (m: any) => {
       const w = this.waiting.get(m.ev);

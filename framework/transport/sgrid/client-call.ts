@@ -72,7 +72,7 @@ export class ClientCall implements InboundOwner {
 
   // ---- events from the connection ------------------------------------------------
   /** OK status; `payload` is the reply of unary and client-streaming calls. */
-  succeed(payload: Buffer | undefined): void {
+  succeed(payload: Uint8Array | undefined): void {
     if (this.done) return;
     if (this.inbound !== undefined) {
       this.cleanup();

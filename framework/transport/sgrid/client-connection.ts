@@ -25,8 +25,9 @@ import { errorFromWire, UnavailableError } from "../../errors";
 import type { Metadata, MethodDescriptor } from "../base";
 import { ClientCall, onDeadline } from "./client-call";
 import { CallTable } from "./call-table";
-import { BodyCursor, FrameReader, ProtocolViolation, type FrameSink } from "./frame-reader";
+import { BodyCursor, FrameReader, ProtocolViolation, view, type FrameSink } from "./frame-reader";
 import { FrameWriter } from "./frame-writer";
+import { Pushed } from "./inbound-stream";
 import type { ResolvedClientOptions } from "./options";
 import { Flag, FrameType, PING_ACK, HELLO_BODY_SIZE, MAGIC, MAX_METHOD_ID, MIN_WINDOW, VERSION } from "./protocol";
 
@@ -218,7 +219,7 @@ export class ClientConnection implements FrameSink {
         if (end - start < 1) throw new ProtocolViolation("protocol_error", "empty RESPONSE");
         const status = buf[start]!;
         if (status === 0) {
-          call.succeed((flags & Flag.PAYLOAD) !== 0 ? buf.subarray(start + 1, end) : undefined);
+          call.succeed((flags & Flag.PAYLOAD) !== 0 ? view(buf, start + 1, end) : undefined);
           return;
         }
         const c = this.cursor.reset(buf, start + 1, end);
@@ -236,7 +237,7 @@ export class ClientConnection implements FrameSink {
         const call = this.calls.get(id);
         if (call === undefined) return;
         if (call.inbound === undefined) throw new ProtocolViolation("protocol_error", `MESSAGE on call ${id}, which has no response stream`);
-        if (!call.inbound.push(buf.subarray(start, end))) throw new ProtocolViolation("protocol_error", `server overran the window of call ${id}`);
+        if (call.inbound.push(view(buf, start, end)) !== Pushed.OK) throw new ProtocolViolation("protocol_error", `server overran the window of call ${id}`);
         return;
       }
       case FrameType.WINDOW: {

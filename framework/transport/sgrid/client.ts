@@ -15,6 +15,24 @@ import { ClientCall } from "./client-call";
 import { ClientConnection, type ConnectionOwner } from "./client-connection";
 import { resolveClientOptions, type ResolvedClientOptions, type SgridClientOptions } from "./options";
 
+// A promise's resolve/reject, handed out by one shared executor: no closure per call.
+let nextResolve: ((value: any) => void) | undefined;
+let nextReject: ((err: Error) => void) | undefined;
+function captureResolvers(resolve: (value: any) => void, reject: (err: Error) => void): void {
+  nextResolve = resolve;
+  nextReject = reject;
+}
+
+/** A promise settled by the call `c`. */
+function promiseOf<T>(c: ClientCall): Promise<T> {
+  const p = new Promise<T>(captureResolvers);
+  c.resolveFn = nextResolve;
+  c.rejectFn = nextReject;
+  nextResolve = undefined;
+  nextReject = undefined;
+  return p;
+}
+
 /** An iterator that fails on first use: how stream calls report errors found before sending. */
 function failedStream<T>(err: Error): AsyncIterableIterator<T> {
   return {
@@ -120,10 +138,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
     if (payload instanceof Error) return Promise.reject(payload);
     const c = this.begin(method, payload, call, false);
     if (c instanceof Error) return Promise.reject(c);
-    return new Promise<Res>((resolve, reject) => {
-      c.resolveFn = resolve;
-      c.rejectFn = reject;
-    });
+    return promiseOf<Res>(c);
   }
 
   serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res> {
@@ -141,10 +156,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
   clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): Promise<Res> {
     const c = this.begin(method, undefined, call, false);
     if (c instanceof Error) return Promise.reject(c);
-    const p = new Promise<Res>((resolve, reject) => {
-      c.resolveFn = resolve;
-      c.rejectFn = reject;
-    });
+    const p = promiseOf<Res>(c);
     void c.pumpRequests(requests);
     return p;
   }

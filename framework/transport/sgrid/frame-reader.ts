@@ -10,6 +10,14 @@
  */
 import { LENGTH_OVERHEAD, MAX_FRAME_TYPE, type CloseReason } from "./protocol";
 
+/**
+ * `buf[start, end)` as a plain Uint8Array view (payloads handed to decoders):
+ * cheaper to make than Buffer#subarray, which goes through the Buffer subclass.
+ */
+export function view(buf: Buffer, start: number, end: number): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+}
+
 /** Thrown by the reader and frame handlers when the peer breaks the protocol; the connection closes. */
 export class ProtocolViolation extends Error {
   constructor(readonly reason: CloseReason, message: string) {
@@ -153,8 +161,8 @@ export class BodyCursor {
   }
 
   /** The rest of the body as a view. */
-  rest(): Buffer {
-    const v = this.buf.subarray(this.pos, this.end);
+  rest(): Uint8Array {
+    const v = view(this.buf, this.pos, this.end);
     this.pos = this.end;
     return v;
   }

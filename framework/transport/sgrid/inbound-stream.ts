@@ -11,6 +11,21 @@
  */
 import { MESSAGE_COST_OVERHEAD } from "./protocol";
 
+/** A byte budget shared by the streams of one connection. */
+export interface InboundBudget {
+  used: number;
+  readonly limit: number;
+}
+
+/** What push() made of a message. */
+export const enum Pushed {
+  OK = 0,
+  /** The sender went past its window for this stream. */
+  OVER_WINDOW = 1,
+  /** The connection's streams hold more than the shared budget. */
+  OVER_BUDGET = 2,
+}
+
 export interface InboundOwner {
   /** Returns credit (bytes) to the sender. */
   grant(increment: number): void;
@@ -38,15 +53,16 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     private readonly window: number,
     private readonly limit: number,
     private readonly owner: InboundOwner,
+    private readonly budget?: InboundBudget,
   ) {}
 
-  /** A message arrived. Returns false when the sender overran its window. */
-  push(bytes: Uint8Array): boolean {
-    if (this.ended) return true;
+  /** A message arrived. Anything but Pushed.OK is a breach by the sender. */
+  push(bytes: Uint8Array): Pushed {
+    if (this.ended) return Pushed.OK;
     const cost = bytes.length + MESSAGE_COST_OVERHEAD;
     if (this.gone) {
       this.consumed(cost);
-      return true;
+      return Pushed.OK;
     }
     const resolve = this.resolveFn;
     if (resolve !== undefined) {
@@ -59,15 +75,16 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
       } catch (err) {
         const reject = this.failDecode(err);
         reject(this.failure!);
-        return true;
+        return Pushed.OK;
       }
       resolve({ value, done: false });
-      return true;
+      return Pushed.OK;
     }
     this.buffered += cost;
-    if (this.buffered > this.limit) return false;
+    if (this.buffered > this.limit) return Pushed.OVER_WINDOW;
+    if (this.budget !== undefined && (this.budget.used += cost) > this.budget.limit) return Pushed.OVER_BUDGET;
     this.q.push(bytes);
-    return true;
+    return Pushed.OK;
   }
 
   /**
@@ -103,6 +120,7 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
       }
       const cost = bytes.length + MESSAGE_COST_OVERHEAD;
       this.buffered -= cost;
+      if (this.budget !== undefined) this.budget.used -= cost;
       this.consumed(cost);
       try {
         return Promise.resolve({ value: this.decode(bytes), done: false });
@@ -128,6 +146,17 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     return Promise.resolve(DONE);
   }
 
+  /** The call is over: queued messages are dropped (giving back their share of the budget); later ones are ignored. */
+  discard(): void {
+    this.ended = true;
+    this.gone = true;
+    this.drop();
+    const resolve = this.resolveFn;
+    this.resolveFn = undefined;
+    this.rejectFn = undefined;
+    resolve?.(DONE);
+  }
+
   [Symbol.asyncIterator](): this {
     return this;
   }
@@ -138,6 +167,7 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     this.q = [];
     this.head = 0;
     this.buffered = 0;
+    if (this.budget !== undefined) this.budget.used -= bytes;
     if (bytes > 0 && !this.ended) this.consumed(bytes);
   }
 

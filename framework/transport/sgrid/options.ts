@@ -39,6 +39,12 @@ export interface SgridServerOptions {
   maxPendingOutputBytes?: number;
   /** Calls in flight per connection beyond this are refused with RESOURCE_EXHAUSTED. Default 10000. */
   maxConcurrentCalls?: number;
+  /**
+   * Request-stream bytes a connection may have queued for servants that have not taken them yet,
+   * across all its calls; beyond it the connection is closed (`inbound_limit`). Each stream is
+   * also held to its window. Default 64 MiB, at least initialWindow + maxFrameSize.
+   */
+  maxBufferedBytes?: number;
 }
 
 export const SGRID_SERVER_DEFAULTS = Object.freeze({
@@ -49,6 +55,7 @@ export const SGRID_SERVER_DEFAULTS = Object.freeze({
   frameTimeoutMs: 30_000,
   maxPendingOutputBytes: 64 * MiB,
   maxConcurrentCalls: 10_000,
+  maxBufferedBytes: 64 * MiB,
 });
 
 export type ResolvedServerOptions = Readonly<{ [K in keyof typeof SGRID_SERVER_DEFAULTS]: number } & { tls?: SgridServerTlsOptions }>;
@@ -110,6 +117,7 @@ const serverSchema = z.strictObject({
   frameTimeoutMs: positiveMs.optional(),
   maxPendingOutputBytes: z.number().int().positive().optional(),
   maxConcurrentCalls: z.number().int().positive().optional(),
+  maxBufferedBytes: z.number().int().positive().optional(),
 });
 
 const clientSchema = z.strictObject({
@@ -141,6 +149,9 @@ export function resolveServerOptions(options: SgridServerOptions | Record<string
   const out = { ...SGRID_SERVER_DEFAULTS, ...stripUndefined(given) };
   if (out.maxPendingOutputBytes < out.maxFrameSize) {
     throw new ConfigError(`sgrid server options: maxPendingOutputBytes (${out.maxPendingOutputBytes}) must be at least maxFrameSize (${out.maxFrameSize})`);
+  }
+  if (out.maxBufferedBytes < out.initialWindow + out.maxFrameSize) {
+    throw new ConfigError(`sgrid server options: maxBufferedBytes (${out.maxBufferedBytes}) must be at least initialWindow + maxFrameSize (${out.initialWindow + out.maxFrameSize})`);
   }
   return Object.freeze(out);
 }

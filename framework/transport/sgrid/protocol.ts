@@ -8,8 +8,10 @@
  *   | length: u32    | type:u8|flags:u8| stream id: u32 | body ...         |
  *   +----------------+--------+--------+----------------+------------------+
  *
- * `length` counts everything after itself (6 + body bytes) and is checked
- * against the receiver's frame size limit before any body byte is buffered.
+ * `length` counts everything after itself (6 + body bytes); `length + 4` is
+ * checked against the receiver's frame size limit before any body byte is
+ * buffered. Stream ids are chosen by the client, odd or even alike, never
+ * reused while a call with that id is alive; 0 is the connection itself.
  *
  * Bodies by type (strings are UTF-8, prefixed by their byte length):
  *   HELLO     magic "SGRD", u8 version, u32 max frame length, u32 initial stream window.
@@ -18,7 +20,8 @@
  *             [u16 count, count x (u16 key length, key, u32 value length, value)] when F_METADATA,
  *             then, when F_END (unary and server-streaming calls), the request payload.
  *             Method ids are interned per connection: the first call of a method defines its id
- *             (1..65535) with F_METHOD_DEF; later calls send only the id. Id 0 always carries the path.
+ *             (1..MAX_METHOD_ID) with F_METHOD_DEF; later calls send only the id. Id 0 always
+ *             carries the path. Metadata keys are lower-cased by the receiver.
  *   MESSAGE   one stream message payload (protobuf), counted against the stream's window.
  *   END       client half-close of its request stream. No body.
  *   RESPONSE  server -> client, terminal. u8 status; when status is 0 and F_PAYLOAD, the reply
@@ -26,7 +29,8 @@
  *             code (SCREAMING_SNAKE), u32 data length, data (JSON; errors only, never the hot path).
  *   CANCEL    client -> server: abandon the call (the servant's ctx.signal fires). No body.
  *   WINDOW    u32 credit increment for the stream (bytes), returned by the reader as it consumes.
- *   PING      8 opaque bytes; echoed with F_ACK.
+ *   PING      8 opaque bytes; echoed with PING_ACK. Clients ping every interval; servers close
+ *             connections that send nothing for their idle timeout.
  *   GOAWAY    server -> client: u32 last stream id accepted, u16 reason length, reason. The client
  *             sends no new call on the connection; calls past the last id get UNAVAILABLE.
  *
@@ -34,7 +38,12 @@
  * sender sends stream messages while its credit for the stream is positive
  * (one message may overshoot) and the reader returns credit with WINDOW as
  * the consumer takes messages. Unary request and response payloads are not
- * flow-controlled (one message each, bounded by the frame limit).
+ * flow-controlled (one message each, bounded by the frame limit). A sender
+ * that goes past a window by more than one frame breaks the protocol and
+ * loses its connection.
+ *
+ * Flags by type: REQUEST END 0x01, METHOD_DEF 0x02, METADATA 0x04;
+ * RESPONSE PAYLOAD 0x08; PING ACK 0x01. Other bits must be 0 and are ignored.
  */
 
 export const MAGIC = Buffer.from("SGRD", "latin1");
@@ -86,8 +95,12 @@ export const MESSAGE_COST_OVERHEAD = 16;
 /** Longest method path accepted (bytes). */
 export const MAX_PATH_LENGTH = 1024;
 
-/** Highest interned method id; id 0 means "path inline, not interned". */
-export const MAX_METHOD_ID = 0xffff;
+/**
+ * Highest interned method id; id 0 means "path inline, not interned". Kept
+ * small because the server holds one path per id per connection: a peer
+ * defining ids without end must not grow its memory without end.
+ */
+export const MAX_METHOD_ID = 1023;
 
 /** Highest stream id before the client wraps back to 1. */
 export const MAX_STREAM_ID = 0x7fffffff;
@@ -101,6 +114,7 @@ export type CloseReason =
   | "truncated_frame"
   | "protocol_error"
   | "slow_reader"
+  | "inbound_limit"
   | "socket_error"
   | "peer_closed"
   | "shutdown";

@@ -10,19 +10,23 @@
  * (see CloseReason) that is logged and counted by the transport; a call to an
  * unknown method or with an undecodable request is answered with an error
  * and the connection stays. Memory per connection is bounded by one frame
- * being gathered (at most maxFrameSize), the request-stream windows, and
- * maxPendingOutputBytes of output for a peer that does not read.
+ * being gathered (at most maxFrameSize), request-stream messages not yet taken
+ * by servants (each stream's window, and maxBufferedBytes in all), the method
+ * table (MAX_METHOD_ID paths), and maxPendingOutputBytes of output for a
+ * peer that does not read.
  */
 import type { Socket } from "node:net";
 import { CancelledError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError } from "../../errors";
 import { Status } from "../../status";
 import type { Metadata } from "../base";
 import { CallTable } from "./call-table";
-import { BodyCursor, FrameReader, ProtocolViolation, type FrameSink } from "./frame-reader";
+import { BodyCursor, FrameReader, ProtocolViolation, view, type FrameSink } from "./frame-reader";
 import { FrameWriter } from "./frame-writer";
-import { InboundStream } from "./inbound-stream";
+import { InboundStream, Pushed, type InboundBudget } from "./inbound-stream";
 import type { ResolvedServerOptions } from "./options";
-import { Flag, FrameType, PING_ACK, HEADER_SIZE, HELLO_BODY_SIZE, MAGIC, MAX_PATH_LENGTH, MIN_WINDOW, VERSION, type CloseReason } from "./protocol";
+import {
+  Flag, FrameType, PING_ACK, HEADER_SIZE, HELLO_BODY_SIZE, MAGIC, MAX_METHOD_ID, MAX_PATH_LENGTH, MIN_WINDOW, VERSION, type CloseReason,
+} from "./protocol";
 import { dispatch, ServerCall, type HandlerEntry } from "./server-call";
 
 /** What a connection needs from its transport. */
@@ -63,6 +67,8 @@ export class ServerConnection implements FrameSink {
   clientMaxFrame = MIN_WINDOW;
   clientWindow = MIN_WINDOW;
   private lastId = 0;
+  /** Request-stream bytes queued for servants across this connection's calls. */
+  private readonly budget: InboundBudget;
   private ending = false;
 
   constructor(private readonly host: ConnectionHost, readonly socket: Socket) {
@@ -76,12 +82,17 @@ export class ServerConnection implements FrameSink {
       }
     };
     this.reader = new FrameReader(this, HANDSHAKE_FRAME_LIMIT);
+    this.budget = { used: 0, limit: host.options.maxBufferedBytes };
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("drain", () => this.onDrain());
     socket.on("end", () => {
       if (this.reader.hasPartial()) this.close("truncated_frame", "the peer closed its side in the middle of a frame");
     });
-    socket.on("error", (err: NodeJS.ErrnoException) => this.close("socket_error", err.code ?? err.message));
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      // A peer that vanishes (killed, network reset) is routine; other socket errors are worth a warning.
+      if (err.code === "ECONNRESET" || err.code === "EPIPE") this.close("peer_closed", `the peer went away (${err.code})`);
+      else this.close("socket_error", err.code ?? err.message);
+    });
     socket.on("close", () => {
       if (this.ending) this.close("shutdown", "closed after GOAWAY");
       else this.close("peer_closed", "the peer closed the connection");
@@ -140,7 +151,11 @@ export class ServerConnection implements FrameSink {
         const call = this.calls.get(id);
         if (call === undefined || call.cancelled) return; // finished or cancelled: late messages are dropped
         if (call.inbound === undefined) throw new ProtocolViolation("protocol_error", `MESSAGE on call ${id}, which takes no request stream`);
-        if (!call.inbound.push(buf.subarray(start, end))) throw new ProtocolViolation("protocol_error", `the peer overran the window of call ${id}`);
+        const pushed = call.inbound.push(view(buf, start, end));
+        if (pushed === Pushed.OVER_WINDOW) throw new ProtocolViolation("protocol_error", `the peer overran the window of call ${id}`);
+        if (pushed === Pushed.OVER_BUDGET) {
+          throw new ProtocolViolation("inbound_limit", `request messages not yet taken by servants exceed ${this.host.options.maxBufferedBytes} bytes on this connection`);
+        }
         return;
       }
       case FrameType.END: {
@@ -191,6 +206,7 @@ export class ServerConnection implements FrameSink {
       const len = c.u16();
       if (len > MAX_PATH_LENGTH) throw new ProtocolViolation("protocol_error", `method path of ${len} bytes is too long`);
       const path = c.str(len);
+      if (methodId > MAX_METHOD_ID) throw new ProtocolViolation("protocol_error", `method id ${methodId} is above ${MAX_METHOD_ID}`);
       slot = { path, entry: this.host.lookup(path) };
       if (methodId !== 0) this.methods[methodId] = slot;
     } else {
@@ -232,7 +248,7 @@ export class ServerConnection implements FrameSink {
     const call = new ServerCall(this, id, entry, slot.path, metadata, timeoutMs > 0 ? Date.now() + timeoutMs : undefined);
     if (!single) {
       const opts = this.host.options;
-      call.inbound = new InboundStream<unknown>((b) => entry.method.requestCodec.decode(b), opts.initialWindow, opts.initialWindow + opts.maxFrameSize, call);
+      call.inbound = new InboundStream<unknown>((b) => entry.method.requestCodec.decode(b), opts.initialWindow, opts.initialWindow + opts.maxFrameSize, call, this.budget);
     }
     this.calls.insert(call);
     this.host.callStarted();

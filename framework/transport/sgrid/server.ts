@@ -47,6 +47,7 @@ export class SgridServerTransport implements ServerTransport, ConnectionHost {
   private inFlight = 0;
   private stopping: Promise<void> | undefined;
   private drained: (() => void) | undefined;
+  private allClosed: (() => void) | undefined;
 
   constructor(options?: SgridServerOptions | Record<string, unknown>) {
     this.options = resolveServerOptions(options);
@@ -138,6 +139,7 @@ export class SgridServerTransport implements ServerTransport, ConnectionHost {
 
   connectionClosed(conn: ServerConnection, reason: CloseReason, detail: string): void {
     this.conns.delete(conn);
+    if (this.conns.size === 0 && this.allClosed) this.allClosed();
     this.count(reason);
     if (QUIET_REASONS.has(reason)) log.debug({ peer: conn.peer, reason, detail }, "sgrid connection closed");
     else log.warn({ peer: conn.peer, reason, detail }, "closing sgrid connection");
@@ -183,9 +185,11 @@ export class SgridServerTransport implements ServerTransport, ConnectionHost {
         else c.end();
       }
       if (this.sweepTimer) clearInterval(this.sweepTimer);
-      // The listener stops accepting at once; its callback waits for connections, which end() bounds.
+      // Ended connections close once their peer closes too (end() forces it after 2 s). The listener's
+      // callback can run before the last socket's own close event, so both are awaited.
+      const allClosed = this.conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => { this.allClosed = resolve; });
       let waitTimer: NodeJS.Timeout | undefined;
-      await Promise.race([listenerClosed, new Promise<void>((resolve) => { waitTimer = setTimeout(resolve, 3000); })]);
+      await Promise.race([Promise.all([listenerClosed, allClosed]), new Promise<void>((resolve) => { waitTimer = setTimeout(resolve, 3000); })]);
       clearTimeout(waitTimer);
     })();
     return this.stopping;
