@@ -10,45 +10,25 @@
  * Messages that name the database always use the URL without its password
  * (see `redactUrl` in store/db.ts).
  */
-import { SgridError, Status, registerErrorClass } from "../framework";
+import { Status, defineError, registerErrorClass } from "../framework";
 
 /**
  * The database cannot be reached (at start, or while running): connection
  * refused, lost, timed out, or the pool could not hand out a connection.
  * Retryable: the same call may succeed once the database is back.
  */
-export class DatabaseUnavailableError extends SgridError {
-  static readonly CODE = "DATABASE_UNAVAILABLE";
-  constructor(message: string, data?: Record<string, unknown>, cause?: unknown) {
-    super(DatabaseUnavailableError.CODE, message, { status: Status.UNAVAILABLE, retryable: true, data, cause });
-  }
-}
+export class DatabaseUnavailableError extends defineError("DATABASE_UNAVAILABLE", Status.UNAVAILABLE, { retryable: true }) {}
 
 /**
  * Schema migrations could not take knex's migration lock within the allowed
  * time (another registry is migrating, or a crashed one left the lock set).
  */
-export class MigrationLockedError extends SgridError {
-  static readonly CODE = "MIGRATION_LOCKED";
-  constructor(message: string, data?: Record<string, unknown>, cause?: unknown) {
-    super(MigrationLockedError.CODE, message, { status: Status.UNAVAILABLE, retryable: true, data, cause });
-  }
-}
+export class MigrationLockedError extends defineError("MIGRATION_LOCKED", Status.UNAVAILABLE, { retryable: true }) {}
 
 /** A schema migration failed for a reason other than the lock. */
-export class MigrationFailedError extends SgridError {
-  static readonly CODE = "MIGRATION_FAILED";
-  constructor(message: string, data?: Record<string, unknown>, cause?: unknown) {
-    super(MigrationFailedError.CODE, message, { status: Status.INTERNAL, retryable: false, data, cause });
-  }
-}
+export class MigrationFailedError extends defineError("MIGRATION_FAILED", Status.INTERNAL) {}
 
 /** A database URL (`--db`, `SGRID_DB`) is malformed or names an unknown dialect. */
-export class DatabaseUrlError extends SgridError {
-  static readonly CODE = "DATABASE_URL_INVALID";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(DatabaseUrlError.CODE, message, { status: Status.INVALID_ARGUMENT, retryable: false, data });
-  }
-}
+export class DatabaseUrlError extends defineError("DATABASE_URL_INVALID", Status.INVALID_ARGUMENT) {}
 
 for (const cls of [DatabaseUnavailableError, MigrationLockedError, MigrationFailedError, DatabaseUrlError]) registerErrorClass(cls);

@@ -16,8 +16,8 @@
  * database notice each other's writes by polling `revisions.get()`.
  */
 import type {
-  AdapterInput, ConfigFileRecord, ConfigScope, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
-  NodeRecord, ObjEndpoint, ObservedState, PatchRecord, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
+  AdapterInput, CommandRecord, ConfigFileRecord, ConfigScope, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
+  LaunchOptions, LoginSessionRecord, NodeRecord, ObjEndpoint, ObservedState, PatchRecord, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
   TaskItemRecord, TaskItemStatus, TaskKind, TaskRecord, TaskStatus, Topic, UserRecord,
 } from "./records";
 
@@ -88,6 +88,8 @@ export interface InstanceInput {
   env?: Record<string, string>;
   limits?: ResourceLimits;
   healthCheck?: JsonObject | null;
+  /** Default `{}` (the agent's defaults). */
+  launch?: LaunchOptions;
   /** Default `inactive`. */
   desiredState?: DesiredState;
   /** Default: the server's default patch. */
@@ -99,6 +101,7 @@ export interface InstanceSpecUpdate {
   env?: Record<string, string>;
   limits?: ResourceLimits;
   healthCheck?: JsonObject | null;
+  launch?: LaunchOptions;
 }
 
 export interface ObservedReport {
@@ -254,6 +257,20 @@ export interface UserRepo {
   count(): Promise<number>;
 }
 
+// ---- login sessions -------------------------------------------------------------------------------
+export interface LoginSessionRepo {
+  /** Records a new session (token hash, user, expiry). No revision bump: sessions are read by key, never watched. */
+  create(input: { tokenHash: string; user: string; expiresAt: number }): Promise<LoginSessionRecord>;
+  /** The session with this token hash, expired or not; undefined when unknown. */
+  find(tokenHash: string): Promise<LoginSessionRecord | undefined>;
+  /** Removes one session (logout); no-op when unknown. */
+  remove(tokenHash: string): Promise<void>;
+  /** Removes every session of a user (password change, deletion); returns how many. */
+  removeForUser(user: string): Promise<number>;
+  /** Deletes sessions that expired before `now`; returns how many. */
+  pruneExpired(now: number): Promise<number>;
+}
+
 // ---- events -----------------------------------------------------------------------------------------
 export interface EventInput {
   actor: string;
@@ -289,6 +306,47 @@ export interface EventRepo {
   prune(before: number): Promise<number>;
 }
 
+// ---- commands (relay between registry processes) ------------------------------------------
+export interface CommandInput {
+  instanceId: number;
+  node: string;
+  command: string;
+  args: string;
+  timeoutMs: number;
+  /** Registry process id of the sender. */
+  sender: string;
+}
+
+export interface CommandReplyInput {
+  ok: boolean;
+  output?: string;
+  error?: string;
+  /** Error code to rebuild on the sender's side when `ok` is false. */
+  errorCode?: string | null;
+}
+
+/**
+ * Admin commands relayed between registry processes sharing the database.
+ * Writes here bump no revision topic: the relay polls this table itself.
+ */
+export interface CommandRepo {
+  /** Queues a command (status `pending`, expiring `timeoutMs` from now). */
+  enqueue(input: CommandInput): Promise<CommandRecord>;
+  /**
+   * Claims, for `owner`, pending unexpired commands addressed to any of
+   * `nodes` (status `taken`); atomic across processes: each command is
+   * returned to exactly one caller. At most `limit` (default 100).
+   */
+  claim(nodes: ReadonlySet<string>, owner: string, limit?: number): Promise<CommandRecord[]>;
+  /** Stores the reply (status `done`). No-op when the command is gone. */
+  complete(id: number, reply: CommandReplyInput): Promise<void>;
+  find(id: number): Promise<CommandRecord | undefined>;
+  /** Deletes one command (the sender, once it has the reply or gave up). */
+  remove(id: number): Promise<void>;
+  /** Deletes commands that expired before `before`; returns how many. */
+  prune(before: number): Promise<number>;
+}
+
 // ---- revisions -------------------------------------------------------------------------------------------
 export interface RevisionRepo {
   /**
@@ -309,8 +367,11 @@ export interface RegistryStore {
   readonly configs: ConfigRepo;
   readonly tasks: TaskRepo;
   readonly users: UserRepo;
+  /** Login sessions of the Admin API (tokens stored hashed). */
+  readonly logins: LoginSessionRepo;
   readonly events: EventRepo;
   readonly revisions: RevisionRepo;
+  readonly commands: CommandRepo;
   /** `sqlite` or `mysql`. */
   readonly dialect: string;
   /** The database URL without its password, for logs and messages. */

@@ -5,15 +5,17 @@
  */
 import type { Knex } from "knex";
 import type {
-  ConfigRepo, EndpointRepo, EventRepo, InstanceRepo, NodeRepo, PatchRepo, RegistryStore, RevisionRepo, ServerRepo, TaskRepo, UserRepo,
+  CommandRepo, ConfigRepo, EndpointRepo, EventRepo, InstanceRepo, LoginSessionRepo, NodeRepo, PatchRepo, RegistryStore, RevisionRepo, ServerRepo, TaskRepo, UserRepo,
 } from "./base";
 import { type DatabaseOptions, databaseInfo, openDatabase } from "./db";
 import { type MigrateOptions, migrateLatest } from "./migrate";
+import { KnexCommandRepo } from "./knex/commands";
 import { KnexConfigRepo } from "./knex/configs";
 import { StoreContext } from "./knex/context";
 import { KnexEndpointRepo } from "./knex/endpoints";
 import { KnexEventRepo } from "./knex/events";
 import { KnexInstanceRepo } from "./knex/instances";
+import { KnexLoginSessionRepo } from "./knex/logins";
 import { KnexNodeRepo } from "./knex/nodes";
 import { KnexPatchRepo } from "./knex/patches";
 import { KnexRevisionRepo } from "./knex/revisions";
@@ -30,8 +32,10 @@ export class KnexStore implements RegistryStore {
   readonly configs: ConfigRepo;
   readonly tasks: TaskRepo;
   readonly users: UserRepo;
+  readonly logins: LoginSessionRepo;
   readonly events: EventRepo;
   readonly revisions: RevisionRepo;
+  readonly commands: CommandRepo;
   private closed = false;
   private readonly ctx: StoreContext;
 
@@ -49,8 +53,10 @@ export class KnexStore implements RegistryStore {
     this.configs = new KnexConfigRepo(this.ctx);
     this.tasks = new KnexTaskRepo(this.ctx);
     this.users = new KnexUserRepo(this.ctx);
+    this.logins = new KnexLoginSessionRepo(this.ctx);
     this.events = new KnexEventRepo(this.ctx);
     this.revisions = new KnexRevisionRepo(this.ctx);
+    this.commands = new KnexCommandRepo(this.ctx);
   }
 
   get dialect(): string {

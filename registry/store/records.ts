@@ -39,7 +39,7 @@ export type Role = (typeof ROLES)[number];
  * Change topics. Every committed write bumps the counter of each topic it
  * touched; see RevisionRepo.
  */
-export const TOPICS = ["nodes", "servers", "instances", "patches", "configs", "tasks", "users", "events"] as const;
+export const TOPICS = ["nodes", "servers", "instances", "observed", "patches", "configs", "tasks", "users", "events"] as const;
 export type Topic = (typeof TOPICS)[number];
 
 // ---- value types ------------------------------------------------------------------
@@ -61,6 +61,29 @@ export interface ResourceLimits {
   memoryBytes?: number;
   cpuCores?: number;
   pids?: number;
+}
+
+/**
+ * How an instance's process is run, beyond what the package's manifest says
+ * (LaunchOptions of types.proto). A missing key means the agent's default.
+ */
+export interface LaunchOptions {
+  /** Program arguments after the entry. */
+  args?: string[];
+  /** JVM options before `-jar` (java servers). */
+  jvmOptions?: string[];
+  /** Node options before the entry (node servers). */
+  nodeOptions?: string[];
+  /** Entry override, a relative path inside the release. */
+  entry?: string;
+  /** Run as this user (name). */
+  runAsUser?: string;
+  /** Stop signal, e.g. `SIGTERM` (the agent's default). */
+  stopSignal?: string;
+  /** Grace period after the stop signal before SIGKILL, ms. */
+  stopGraceMs?: number;
+  /** Keepalive timeout for servants built on the framework, ms; 0 = not expected. */
+  keepaliveTimeoutMs?: number;
 }
 
 /** Free-form JSON object (host info, health check, defaults, task params, event data). */
@@ -105,6 +128,8 @@ export interface InstanceRecord {
   env: Record<string, string>;
   limits: ResourceLimits;
   healthCheck: JsonObject | null;
+  /** Launch options; `{}` when none were given. */
+  launch: LaunchOptions;
   desiredState: DesiredState;
   desiredPatchId: number | null;
   observedState: ObservedState;
@@ -235,6 +260,15 @@ export interface UserRecord {
   updatedAt: number;
 }
 
+/** A login session (Admin API token). The token itself is never stored, only its sha256. */
+export interface LoginSessionRecord {
+  /** sha256 hex of the token. */
+  tokenHash: string;
+  user: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface EventRecord {
   id: number;
   time: number;
@@ -246,4 +280,32 @@ export interface EventRecord {
   target: string;
   message: string;
   data: JsonObject;
+}
+
+/** Where a relayed admin command is: queued, taken by the registry holding the node's session, answered. */
+export const COMMAND_STATUSES = ["pending", "taken", "done"] as const;
+export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+/** An admin command relayed between registry processes through the database (see CommandRepo). */
+export interface CommandRecord {
+  id: number;
+  instanceId: number;
+  node: string;
+  command: string;
+  args: string;
+  timeoutMs: number;
+  /** Registry process that sent it. */
+  sender: string;
+  /** Registry process that took it to the node's session. */
+  owner: string | null;
+  status: CommandStatus;
+  /** Set once done. */
+  ok: boolean | null;
+  output: string | null;
+  error: string | null;
+  /** Error code of a failed delivery or command (UNAVAILABLE, DEADLINE_EXCEEDED, COMMAND_FAILED...). */
+  errorCode: string | null;
+  createdAt: number;
+  expiresAt: number;
+  doneAt: number | null;
 }

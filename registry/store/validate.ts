@@ -8,7 +8,7 @@
  * so path separators and `..` are refused everywhere.
  */
 import { InvalidArgumentError } from "../../framework";
-import type { Adapter, AdapterProtocol, ResourceLimits } from "./records";
+import type { Adapter, AdapterProtocol, LaunchOptions, ResourceLimits } from "./records";
 
 /** Longest application, server and Obj name. */
 export const MAX_SHORT_NAME = 64;
@@ -192,4 +192,74 @@ export function validateJsonObject(kind: string, value: unknown): Record<string,
   } catch {
     throw new InvalidArgumentError(`invalid ${kind}: not representable as JSON`, { kind });
   }
+}
+
+/** Most entries in one launch option list (args, jvmOptions, nodeOptions). */
+const MAX_LAUNCH_LIST = 256;
+/** Longest single argument / option. */
+const MAX_LAUNCH_ARG = 4096;
+/** Longest grace period or keepalive timeout: one hour. */
+const MAX_LAUNCH_MS = 3_600_000;
+const LAUNCH_KEYS = ["args", "jvmOptions", "nodeOptions", "entry", "runAsUser", "stopSignal", "stopGraceMs", "keepaliveTimeoutMs"];
+
+function validateArgList(kind: string, value: unknown): string[] {
+  if (!Array.isArray(value)) throw new InvalidArgumentError(`invalid ${kind}: expected a list of strings`, { kind });
+  if (value.length > MAX_LAUNCH_LIST) throw new InvalidArgumentError(`invalid ${kind}: more than ${MAX_LAUNCH_LIST} entries`, { kind });
+  return value.map((a, i) => {
+    if (typeof a !== "string") throw new InvalidArgumentError(`invalid ${kind}[${i}]: expected a string`, { kind });
+    if (a.length > MAX_LAUNCH_ARG) throw new InvalidArgumentError(`invalid ${kind}[${i}]: longer than ${MAX_LAUNCH_ARG} characters`, { kind });
+    if (a.includes("\0")) throw new InvalidArgumentError(`invalid ${kind}[${i}]: contains a NUL character`, { kind });
+    return a;
+  });
+}
+
+function validateLaunchMs(kind: string, value: unknown): number {
+  const n = validateCount(kind, value);
+  if (n > MAX_LAUNCH_MS) throw new InvalidArgumentError(`invalid ${kind} ${show(value)}: at most ${MAX_LAUNCH_MS} ms`, { kind });
+  return n;
+}
+
+/**
+ * Launch options of an instance (see LaunchOptions): every key optional,
+ * unknown keys refused. Argument lists are arrays (never a shell string);
+ * `entry` is a relative path inside the release (no absolute path, no `..`
+ * segment, no backslash); `runAsUser` a POSIX user name; `stopSignal` a
+ * signal name `SIG...`; times 0..3600000 ms. Empty strings and empty lists
+ * are dropped (they mean "the default").
+ */
+export function validateLaunch(value: unknown): LaunchOptions {
+  if (value == null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new InvalidArgumentError("invalid launch options: expected an object", { kind: "launch" });
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    if (!LAUNCH_KEYS.includes(key)) throw new InvalidArgumentError(`invalid launch options: unknown key "${key}"`, { kind: "launch" });
+  }
+  const out: LaunchOptions = {};
+  for (const key of ["args", "jvmOptions", "nodeOptions"] as const) {
+    if (v[key] == null) continue;
+    const list = validateArgList(`launch.${key}`, v[key]);
+    if (list.length > 0) out[key] = list;
+  }
+  if (v.entry != null && v.entry !== "") {
+    const entry = validateText("launch.entry", v.entry, 1024);
+    if (entry.startsWith("/") || entry.includes("\\") || entry.includes("\0") || entry.split("/").includes("..")) {
+      throw new InvalidArgumentError(`invalid launch.entry ${show(entry)}: must be a relative path inside the release (no leading "/", no "..", no "\\")`, { kind: "launch.entry" });
+    }
+    out.entry = entry;
+  }
+  if (v.runAsUser != null && v.runAsUser !== "") {
+    if (typeof v.runAsUser !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(v.runAsUser)) {
+      throw new InvalidArgumentError(`invalid launch.runAsUser ${show(v.runAsUser)}: expected a user name`, { kind: "launch.runAsUser" });
+    }
+    out.runAsUser = v.runAsUser;
+  }
+  if (v.stopSignal != null && v.stopSignal !== "") {
+    if (typeof v.stopSignal !== "string" || !/^SIG[A-Z0-9]{2,10}$/.test(v.stopSignal)) {
+      throw new InvalidArgumentError(`invalid launch.stopSignal ${show(v.stopSignal)}: expected a signal name such as "SIGTERM"`, { kind: "launch.stopSignal" });
+    }
+    out.stopSignal = v.stopSignal;
+  }
+  if (v.stopGraceMs != null) out.stopGraceMs = validateLaunchMs("launch.stopGraceMs", v.stopGraceMs);
+  if (v.keepaliveTimeoutMs != null) out.keepaliveTimeoutMs = validateLaunchMs("launch.keepaliveTimeoutMs", v.keepaliveTimeoutMs);
+  return out;
 }

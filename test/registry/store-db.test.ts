@@ -11,6 +11,10 @@ import { Status } from "../../framework";
 import { DatabaseUnavailableError, DatabaseUrlError, MigrationFailedError, MigrationLockedError } from "../../registry/errors";
 import { KnexStore, MIGRATIONS_TABLE, migrateLatest, migrationStatus, openDatabase, openStore, parseDatabaseUrl, redactUrl } from "../../registry/store";
 import * as initial from "../../registry/store/migrations/0001_initial";
+import { TOPICS } from "../../registry/store/records";
+import { MIGRATIONS } from "../../registry/store/migrations";
+
+const ALL_MIGRATIONS = MIGRATIONS.map((m) => m.name);
 import { type TestDatabase, dropMysqlDatabase, fakeSha, forEachDialect, migrateInProcesses, mysqlBaseUrl, rejects } from "./helpers/db";
 
 const TABLES = ["revisions", "nodes", "servers", "patches", "instances", "config_files", "config_versions", "tasks", "task_items", "users", "user_roles", "events"];
@@ -103,23 +107,23 @@ forEachDialect("registry store: migrations and restarts", (d) => {
   it("migrates a new database, then finds nothing to do (idempotent)", async () => {
     const db = await database();
     const k = await knexFor(db);
-    expect((await migrationStatus(k)).pending).to.deep.equal(["0001_initial"]);
-    expect(await migrateLatest(k)).to.deep.equal({ applied: ["0001_initial"] });
+    expect((await migrationStatus(k)).pending).to.deep.equal(ALL_MIGRATIONS);
+    expect(await migrateLatest(k)).to.deep.equal({ applied: ALL_MIGRATIONS });
     expect(await migrateLatest(k)).to.deep.equal({ applied: [] });
-    expect(await migrationStatus(k)).to.deep.equal({ applied: ["0001_initial"], pending: [] });
+    expect(await migrationStatus(k)).to.deep.equal({ applied: ALL_MIGRATIONS, pending: [] });
     for (const t of TABLES) expect(await k.schema.hasTable(t), t).to.equal(true);
     // The migration itself is idempotent table by table (MySQL DDL is not transactional).
     await initial.up(k);
-    expect((await k("revisions").count({ n: "*" }))[0].n).to.satisfy((n: unknown) => Number(n) === 8);
+    expect((await k("revisions").count({ n: "*" }))[0].n).to.satisfy((n: unknown) => Number(n) === TOPICS.length);
   });
 
   it("lets several registry processes migrate one database at the same moment", async () => {
     const db = await database();
     const results = await migrateInProcesses(db.url, 3);
     // Exactly one process applied the migration; the others waited for the lock and found nothing to do.
-    expect(results.flatMap((r) => r.applied)).to.deep.equal(["0001_initial"]);
+    expect(results.flatMap((r) => r.applied)).to.deep.equal(ALL_MIGRATIONS);
     const k = await knexFor(db);
-    expect((await k(MIGRATIONS_TABLE).select("name")).map((r: any) => r.name)).to.deep.equal(["0001_initial"]);
+    expect((await k(MIGRATIONS_TABLE).select("name")).map((r: any) => r.name)).to.deep.equal(ALL_MIGRATIONS);
     const locks = await k(`${MIGRATIONS_TABLE}_lock`).select("*");
     expect(locks).to.have.length(1);
     expect(Number(locks[0].is_locked)).to.equal(0);
@@ -131,7 +135,7 @@ forEachDialect("registry store: migrations and restarts", (d) => {
       const db = await database();
       const ks = await Promise.all([1, 2, 3, 4].map(() => knexFor(db)));
       const results = await Promise.all(ks.map((k) => migrateLatest(k, { initialBackoffMs: 10, maxBackoffMs: 200 })));
-      expect(results.flatMap((r) => r.applied)).to.deep.equal(["0001_initial"]);
+      expect(results.flatMap((r) => r.applied)).to.deep.equal(ALL_MIGRATIONS);
       expect(await ks[0](`${MIGRATIONS_TABLE}_lock`).select("*")).to.have.length(1);
     });
   }

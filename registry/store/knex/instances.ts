@@ -15,7 +15,7 @@ import { type Adapter, DESIRED_STATES, type DesiredState, type InstanceRecord, O
 import { scopeKey } from "../scope";
 import {
   validateAdapters, validateApplication, validateCount, validateEnv, validateId, validateJsonObject, validateLimits,
-  validateNodeName, validateOneOf, validateServerName, validateText,
+  validateLaunch, validateNodeName, validateOneOf, validateServerName, validateText,
 } from "../validate";
 import { type Db, type StoreContext, fromJson, num, toJson } from "./context";
 import { instanceQuery, requireInstance, requireNodeRow, requirePatchOfServer, requireServerRow, toInstance } from "./rows";
@@ -31,6 +31,7 @@ export class KnexInstanceRepo implements InstanceRepo {
     const env = validateEnv(input.env);
     const limits = validateLimits(input.limits);
     const healthCheck = input.healthCheck == null ? null : validateJsonObject("health check", input.healthCheck);
+    const launch = validateLaunch(input.launch);
     const desiredState: DesiredState = validateOneOf("desired state", input.desiredState ?? "inactive", DESIRED_STATES);
     if (input.desiredPatchId != null) validateId("desired patch id", input.desiredPatchId);
     const full = `${application}.${serverName}`;
@@ -50,6 +51,7 @@ export class KnexInstanceRepo implements InstanceRepo {
           env: toJson(env),
           limits: toJson(limits),
           health_check: healthCheck === null ? null : toJson(healthCheck),
+          launch: toJson(launch),
           desired_state: desiredState,
           desired_patch_id: patchId ?? null,
           observed_state: "inactive",
@@ -115,6 +117,7 @@ export class KnexInstanceRepo implements InstanceRepo {
     if (update.env !== undefined) fields.env = toJson(validateEnv(update.env));
     if (update.limits !== undefined) fields.limits = toJson(validateLimits(update.limits));
     if (update.healthCheck !== undefined) fields.health_check = update.healthCheck === null ? null : toJson(validateJsonObject("health check", update.healthCheck));
+    if (update.launch !== undefined) fields.launch = toJson(validateLaunch(update.launch));
     return this.update(id, fields, async (trx, current) => {
       if (adapters !== undefined) await checkPorts(trx, current.nodeId, current.node, adapters, current.id);
     });
@@ -145,7 +148,9 @@ export class KnexInstanceRepo implements InstanceRepo {
     if (report.lastExitReason !== undefined) {
       fields.last_exit_reason = report.lastExitReason === null ? null : validateText("last exit reason", report.lastExitReason, 4096);
     }
-    return this.update(id, fields);
+    // Observed state has its own topic: what agents report is not a change of
+    // what is desired, so node sessions need not rebuild desired state for it.
+    return this.update(id, fields, undefined, "observed");
   }
 
   async setDrained(id: number, drained: boolean): Promise<InstanceRecord> {
@@ -171,12 +176,12 @@ export class KnexInstanceRepo implements InstanceRepo {
   }
 
   /** Loads the instance, runs `check` (which may add fields), writes, returns the new record. */
-  private async update(id: number, fields: Record<string, unknown>, check?: (trx: Db, current: InstanceRecord) => Promise<void>): Promise<InstanceRecord> {
+  private async update(id: number, fields: Record<string, unknown>, check?: (trx: Db, current: InstanceRecord) => Promise<void>, topic: "instances" | "observed" = "instances"): Promise<InstanceRecord> {
     return this.ctx.write(async (trx, touch) => {
       const current = await requireInstance(trx, id);
       if (check) await check(trx, current);
       await trx("instances").where({ id }).update({ ...fields, updated_at: this.ctx.now() });
-      touch("instances");
+      touch(topic);
       return requireInstance(trx, id);
     });
   }

@@ -6,7 +6,7 @@
  */
 import { NotFoundError } from "../../../framework";
 import type {
-  Adapter, ConfigFileRecord, ConfigLevel, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
+  Adapter, ConfigFileRecord, ConfigLevel, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
   NodeRecord, ObservedState, PatchRecord, ResourceLimits, ServerRecord, ServerType, TaskItemRecord, TaskItemStatus,
   TaskKind, TaskRecord, TaskStatus,
 } from "../records";
@@ -54,6 +54,7 @@ export function toInstance(r: any): InstanceRecord {
     env: fromJson<Record<string, string>>(r.env, {}),
     limits: fromJson<ResourceLimits>(r.limits, {}),
     healthCheck: fromJson<JsonObject | null>(r.health_check, null),
+    launch: fromJson<LaunchOptions>(r.launch, {}),
     desiredState: r.desired_state as DesiredState,
     desiredPatchId: numOrNull(r.desired_patch_id),
     observedState: r.observed_state as ObservedState,

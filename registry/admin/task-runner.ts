@@ -1,0 +1,460 @@
+/**
+ * The durable task runner: runs publish / start / stop / restart / undeploy
+ * tasks stored in the database, one batch at a time, by changing instances'
+ * desired state and waiting for the observed state agents report.
+ *
+ *   task:  pending ──claim──> running ──all items final / stop-on-failure──> success | partial | failed
+ *   item:  NOT_START ──batch starts──> RUNNING ──observed / timeout──> SUCCESS | FAILED(reason)
+ *
+ * Durability: everything lives in the task rows. A runner claims a task with
+ * a lease (TaskRepo.claim, TASK_RUNNER_DEFAULTS.leaseMs = 30 s) and renews it
+ * every third of the lease while it works; a registry that dies mid-task
+ * leaves a lease that runs out, and any registry process sharing the
+ * database (this one after a restart, or another) claims it and resumes: the
+ * actions below are idempotent, and a batch's deadline counts from its items'
+ * stored start time, so it is not extended by a restart. Two processes never
+ * run one task at once: the claim is one atomic conditional UPDATE, and a
+ * runner that fails to renew its lease stops touching the task.
+ *
+ * Per kind, for each item (instance):
+ * - publish: desired patch := target (params.patchId, or params.targets[id]
+ *   for a rollback), desired state := active; the instance is drained (kept
+ *   out of FindObject's active list) while it switches if it was active on
+ *   another version, and undrained once observed active on the target. Done
+ *   when observed active with observedPatchId = target.
+ * - start: desired active; done when observed active (on its desired patch).
+ * - stop: desired inactive; done when observed inactive (or failed: not running).
+ * - restart: stop then start. Phase one sets drained + desired inactive and
+ *   waits for the instance to be seen stopped; phase two sets desired active
+ *   (still drained) and waits for active, then undrains. The phase is read
+ *   back from the instance (drained and desired active = phase two), so a
+ *   resumed restart does not stop the instance twice.
+ * - undeploy: desired inactive; once stopped (or its node offline: the agent
+ *   drops instances missing from its desired state when it reconnects) the
+ *   instance is removed.
+ * An instance reported `failed` after its item started fails the item at
+ * once (with the agent's last exit reason); one that is still not done at
+ * the batch deadline (params.batchTimeoutMs, else settings.batchTimeoutMs)
+ * fails with a reason naming what was observed. With stopOnFailure, a batch
+ * with a failed item is the last one: later items stay NOT_START.
+ *
+ * Final status: every item SUCCESS = success, none = failed, some = partial.
+ *
+ * The runner wakes on the change feed (topics `instances`, `nodes`: an
+ * agent's report; `tasks`: a new task) and otherwise checks every
+ * TASK_RUNNER_DEFAULTS.pollMs (2 s) and scans for orphaned tasks every
+ * scanMs (10 s).
+ */
+import type { Logger } from "../../framework";
+import type { RegistryContext } from "../server/context";
+import type { InstanceRecord, TaskItemRecord, TaskRecord, TaskStatus, Topic } from "../store/records";
+
+export interface TaskRunnerSettings {
+  leaseMs: number;
+  pollMs: number;
+  scanMs: number;
+  settleMs: number;
+}
+
+export const TASK_RUNNER_DEFAULTS: Readonly<TaskRunnerSettings> = Object.freeze({
+  /** Lease on a running task, ms; renewed every third of it. */
+  leaseMs: 30_000,
+  /** Longest wait between two checks of a batch without any change-feed wake-up, ms. */
+  pollMs: 2_000,
+  /** Period of the scan for unfinished tasks nobody runs (a dead registry's), ms. */
+  scanMs: 10_000,
+  /**
+   * An instance counts as started (publish, start, restart) only once it has
+   * been observed active, on the right version, for this long, ms. A program
+   * that crashes at once is briefly "active" after each spawn; without this,
+   * its publish would report SUCCESS while it crash-loops. PM2's min_uptime
+   * is 1 s; supervisord's startsecs 1 s; we take 2 s, as agents report state
+   * changes within a few hundred ms.
+   */
+  settleMs: 2_000,
+});
+
+export type TaskRunnerOptions = Partial<TaskRunnerSettings>;
+
+const FINAL_ITEM = new Set(["SUCCESS", "FAILED"]);
+const FINAL_TASK = new Set<TaskStatus>(["success", "failed", "partial"]);
+
+/** Per-item verdict of one check. */
+type Verdict = { done: true; ok: true } | { done: true; ok: false; reason: string } | { done: false; waitingFor: string };
+
+function describe(inst: Pick<InstanceRecord, "id" | "application" | "server" | "node">): string {
+  return `instance ${inst.id} (${inst.application}.${inst.server}@${inst.node})`;
+}
+
+export class TaskRunner {
+  private readonly opts: Readonly<TaskRunnerSettings>;
+  private readonly log: Logger;
+  private readonly running = new Map<number, Promise<void>>();
+  private readonly wakers = new Set<() => void>();
+  private stopped = true;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | undefined;
+  private scanAgain = false;
+  /** Patch versions by id (immutable once created), for messages. */
+  private readonly versionCache = new Map<number, number>();
+
+  constructor(private readonly ctx: RegistryContext, options: TaskRunnerOptions = {}) {
+    this.opts = Object.freeze({ ...TASK_RUNNER_DEFAULTS, ...options });
+    for (const [k, v] of Object.entries(this.opts)) {
+      if (!Number.isInteger(v) || v < 1) throw new TypeError(`task runner option ${k} must be a positive integer, got ${v}`);
+    }
+    this.log = ctx.log.child({ component: "task-runner" });
+  }
+
+  /** Starts watching for tasks and resumes unfinished ones. Idempotent. */
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.ctx.changes.on("change", this.onChange);
+    this.scheduleScan();
+    this.kick();
+  }
+
+  /**
+   * Stops: no new claims, running tasks stop at their next step and give up
+   * their lease (another process, or this one after a restart, resumes them).
+   * Waits for them. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.ctx.changes.off("change", this.onChange);
+    if (this.scanTimer) clearTimeout(this.scanTimer);
+    this.scanTimer = undefined;
+    this.wakeAll();
+    await this.scanning;
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** Looks for tasks to run now (call after creating one). Never throws. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.scanning) {
+      this.scanAgain = true;
+      return;
+    }
+    this.scanning = this.scan().finally(() => {
+      this.scanning = undefined;
+      if (this.scanAgain) {
+        this.scanAgain = false;
+        this.kick();
+      }
+    });
+  }
+
+  /** Ids of tasks this process is running now. */
+  activeTasks(): number[] {
+    return [...this.running.keys()];
+  }
+
+  private readonly onChange = (topics: Set<Topic>): void => {
+    if (topics.has("instances") || topics.has("observed") || topics.has("nodes")) this.wakeAll();
+    if (topics.has("tasks")) this.kick();
+  };
+
+  private wakeAll(): void {
+    for (const w of [...this.wakers]) w();
+  }
+
+  private scheduleScan(): void {
+    if (this.stopped) return;
+    this.scanTimer = setTimeout(() => {
+      this.kick();
+      this.scheduleScan();
+    }, this.opts.scanMs);
+    this.scanTimer.unref();
+  }
+
+  private async scan(): Promise<void> {
+    try {
+      const tasks = await this.ctx.store.tasks.listUnfinished();
+      for (const task of tasks) {
+        if (this.stopped) return;
+        if (this.running.has(task.id)) continue;
+        // Skip tasks whose lease another process holds, without a write.
+        if (task.owner && task.owner !== this.ctx.settings.processId && (task.leaseUntil ?? 0) > Date.now()) continue;
+        if (!(await this.ctx.store.tasks.claim(task.id, this.ctx.settings.processId, this.opts.leaseMs))) continue;
+        this.log.debug({ taskId: task.id }, "claimed a task");
+        const run = this.run(task.id).finally(() => this.running.delete(task.id));
+        this.running.set(task.id, run);
+      }
+    } catch (err) {
+      this.log.warn({ err }, "scanning for tasks failed; retrying at the next scan");
+    }
+  }
+
+  /** Waits for a change-feed wake-up, `ms`, or stop. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.wakers.add(done);
+    });
+  }
+
+  private async run(taskId: number): Promise<void> {
+    const { store, settings } = this.ctx;
+    const owner = settings.processId;
+    let lost = false;
+    let finished = false;
+    const renew = setInterval(() => {
+      store.tasks.claim(taskId, owner, this.opts.leaseMs).then((ok) => {
+        if (!ok) {
+          lost = true;
+          this.log.warn({ taskId }, "lost the lease on a task; another registry process runs it now");
+          this.wakeAll();
+        }
+      }, (err) => this.log.warn({ err, taskId }, "renewing a task lease failed"));
+    }, Math.max(1, Math.floor(this.opts.leaseMs / 3)));
+    renew.unref();
+    const halt = () => this.stopped || lost;
+    try {
+      let task = await store.tasks.get(taskId);
+      if (FINAL_TASK.has(task.status)) {
+        finished = true;
+        return;
+      }
+      if (task.status === "pending") {
+        task = await store.tasks.setStatus(taskId, "running");
+        this.ctx.changes.kick();
+      }
+      const stopOnFailure = task.params.stopOnFailure === true;
+      const batches = [...new Set(task.items.map((i) => i.batch))].sort((a, b) => a - b);
+      let stoppedAfter: number | undefined;
+      for (const batch of batches) {
+        if (halt()) return;
+        if (stopOnFailure && task.items.some((i) => i.batch < batch && i.status === "FAILED")) {
+          stoppedAfter = Math.max(...task.items.filter((i) => i.status === "FAILED").map((i) => i.batch));
+          break;
+        }
+        const items = task.items.filter((i) => i.batch === batch && !FINAL_ITEM.has(i.status));
+        if (items.length > 0) await this.runBatch(task, items, halt);
+        if (halt()) return;
+        task = await store.tasks.get(taskId);
+      }
+      if (stoppedAfter === undefined && stopOnFailure) {
+        const failedBatches = task.items.filter((i) => i.status === "FAILED").map((i) => i.batch);
+        if (failedBatches.length > 0 && task.items.some((i) => i.status === "NOT_START")) stoppedAfter = Math.min(...failedBatches);
+      }
+      await this.finish(task, stoppedAfter);
+      finished = true;
+    } catch (err) {
+      if (!halt()) this.log.error({ err, taskId }, "task run failed; it will be resumed at the next scan");
+    } finally {
+      clearInterval(renew);
+      // Leave the lease to run out only when we lost it; otherwise hand the task back at once.
+      if (!lost) await store.tasks.release(taskId, owner).catch(() => undefined);
+      if (!finished && !this.stopped && !lost) setTimeout(() => this.kick(), this.opts.pollMs).unref();
+    }
+  }
+
+  private async finish(task: TaskRecord, stoppedAfter: number | undefined): Promise<void> {
+    const total = task.items.length;
+    const ok = task.items.filter((i) => i.status === "SUCCESS").length;
+    const failed = task.items.filter((i) => i.status === "FAILED").length;
+    const notStarted = total - ok - failed;
+    const status: TaskStatus = ok === total ? "success" : ok === 0 ? "failed" : "partial";
+    const parts: string[] = [];
+    if (failed > 0) parts.push(`${failed} of ${total} item(s) failed`);
+    if (stoppedAfter !== undefined && notStarted > 0) parts.push(`stopped after batch ${stoppedAfter} (stop on failure): ${notStarted} item(s) not started`);
+    const reason = parts.length > 0 ? parts.join("; ") : null;
+    const servers = [...new Set(task.items.map((i) => `${i.application}.${i.server}`))];
+    // Status and event together: whoever sees the task ended sees its event.
+    await this.ctx.store.transaction(async (tx) => {
+      await tx.tasks.setStatus(task.id, status, reason);
+      await tx.events.append({
+        actor: "registry", kind: "task.finish", target: servers.length === 1 ? servers[0]! : `task:${task.id}`,
+        message: `${task.kind} task ${task.id} (by ${task.createdBy}) finished: ${status}${reason ? ` (${reason})` : ""}`,
+        data: { taskId: task.id, kind: task.kind, status, success: ok, failed, notStarted },
+      });
+    });
+    this.ctx.changes.kick();
+    this.log.info({ taskId: task.id, kind: task.kind, status }, "task finished");
+  }
+
+  private targetPatch(task: TaskRecord, instanceId: number): number | null {
+    const targets = task.params.targets as Record<string, number> | undefined;
+    const t = targets?.[String(instanceId)] ?? task.params.patchId;
+    return typeof t === "number" ? t : null;
+  }
+
+  private async versionOf(patchId: number | null): Promise<string> {
+    if (patchId === null) return "none";
+    let v = this.versionCache.get(patchId);
+    if (v === undefined) {
+      v = await this.ctx.store.patches.get(patchId).then((p) => p.version, () => 0);
+      if (v > 0) this.versionCache.set(patchId, v);
+    }
+    return v > 0 ? String(v) : `patch ${patchId}`;
+  }
+
+  private async runBatch(task: TaskRecord, batchItems: TaskItemRecord[], halt: () => boolean): Promise<void> {
+    const { store } = this.ctx;
+    let items = batchItems;
+    // Mark and act (idempotent on resume).
+    const started: TaskItemRecord[] = [];
+    for (const item of items) {
+      if (halt()) return;
+      const current = item.status === "NOT_START" ? await store.tasks.setItemStatus(item.id, "RUNNING") : item;
+      started.push(current);
+      try {
+        const inst = await store.instances.get(item.instanceId);
+        await this.apply(task, inst);
+      } catch (err) {
+        if ((err as { code?: string }).code === "NOT_FOUND" && task.kind === "undeploy") continue;
+        if ((err as { code?: string }).code === "NOT_FOUND" || (err as { code?: string }).code === "INVALID_ARGUMENT" || (err as { code?: string }).code === "FAILED_PRECONDITION") {
+          await store.tasks.setItemStatus(item.id, "FAILED", (err as Error).message);
+          continue;
+        }
+        throw err;
+      }
+    }
+    this.ctx.changes.kick();
+    items = started;
+    const timeoutMs = typeof task.params.batchTimeoutMs === "number" && task.params.batchTimeoutMs > 0 ? task.params.batchTimeoutMs : this.ctx.settings.batchTimeoutMs;
+    const batchStart = Math.min(...items.map((i) => i.startedAt ?? Date.now()));
+    const deadline = batchStart + timeoutMs;
+    const pending = new Map(items.map((i) => [i.id, i]));
+    // Items failed during apply are final already.
+    for (const it of (await store.tasks.get(task.id)).items) if (pending.has(it.id) && FINAL_ITEM.has(it.status)) pending.delete(it.id);
+    while (pending.size > 0) {
+      if (halt()) return;
+      const now = Date.now();
+      const waiting: string[] = [];
+      for (const item of [...pending.values()]) {
+        const verdict = await this.check(task, item);
+        if (!verdict.done) {
+          this.log.debug({ taskId: task.id, itemId: item.id, waitingFor: verdict.waitingFor }, "task item waiting");
+          if (now >= deadline) {
+            await store.tasks.setItemStatus(item.id, "FAILED", `timed out after ${Math.round(timeoutMs / 1000)} s: ${verdict.waitingFor}`);
+            await this.afterFailure(task, item);
+            pending.delete(item.id);
+          } else {
+            waiting.push(verdict.waitingFor);
+          }
+          continue;
+        }
+        await store.tasks.setItemStatus(item.id, verdict.ok ? "SUCCESS" : "FAILED", verdict.ok ? null : verdict.reason);
+        if (!verdict.ok) await this.afterFailure(task, item);
+        pending.delete(item.id);
+        this.ctx.changes.kick();
+      }
+      if (pending.size === 0) break;
+      await this.pause(Math.min(this.opts.pollMs, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  /** Brings an instance's desired state to what the task wants (idempotent). */
+  private async apply(task: TaskRecord, inst: InstanceRecord): Promise<void> {
+    const { store } = this.ctx;
+    switch (task.kind) {
+      case "publish": {
+        const target = this.targetPatch(task, inst.id);
+        if (target === null) throw Object.assign(new Error(`publish task ${task.id} names no patch for ${describe(inst)}`), { code: "FAILED_PRECONDITION" });
+        if (inst.desiredPatchId === target && inst.desiredState === "active") return;
+        await store.transaction(async (tx) => {
+          // Out of load balancing while it switches (only matters when it is serving now).
+          if (inst.observedState === "active" && inst.observedPatchId !== target) await tx.instances.setDrained(inst.id, true);
+          await tx.instances.setDesired(inst.id, { state: "active", patchId: target });
+        });
+        return;
+      }
+      case "start":
+        if (inst.desiredState !== "active") await store.instances.setDesired(inst.id, { state: "active" });
+        return;
+      case "stop":
+      case "undeploy":
+        if (inst.desiredState !== "inactive") await store.instances.setDesired(inst.id, { state: "inactive" });
+        return;
+      case "restart":
+        // Phase two already (drained and asked to start again): nothing to redo.
+        if (inst.drained && inst.desiredState === "active") return;
+        await store.transaction(async (tx) => {
+          if (!inst.drained) await tx.instances.setDrained(inst.id, true);
+          if (inst.desiredState !== "inactive") await tx.instances.setDesired(inst.id, { state: "inactive" });
+        });
+        return;
+    }
+  }
+
+  /** Looks at one running item's instance; moves restarts to phase two; undrains and removes as needed. */
+  private async check(task: TaskRecord, item: TaskItemRecord): Promise<Verdict> {
+    const { store } = this.ctx;
+    let inst: InstanceRecord;
+    try {
+      inst = await store.instances.get(item.instanceId);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "NOT_FOUND") throw err;
+      return task.kind === "undeploy" ? { done: true, ok: true } : { done: true, ok: false, reason: `instance ${item.instanceId} was removed` };
+    }
+    const since = item.startedAt ?? 0;
+    const freshFailure = inst.observedState === "failed" && (inst.observedAt ?? 0) >= since;
+    const stopped = inst.observedState === "inactive" || inst.observedState === "failed";
+    const observed = `observed ${inst.observedState}, version ${await this.versionOf(inst.observedPatchId)}`;
+    const failReason = () => `${describe(inst)} failed${inst.lastExitReason ? `: ${inst.lastExitReason}` : ""} (${observed})`;
+    const activeFor = Date.now() - (inst.observedAt ?? 0);
+    const settled = activeFor >= this.opts.settleMs;
+    const unsettled = () => ({ done: false as const, waitingFor: `${describe(inst)} active for ${Math.max(0, Math.round(activeFor))} ms, less than the ${this.opts.settleMs} ms it must stay up (${observed})` });
+    switch (task.kind) {
+      case "publish": {
+        const target = this.targetPatch(task, inst.id);
+        if (inst.observedState === "active" && inst.observedPatchId === target) {
+          if (!settled) return unsettled();
+          if (inst.drained) await store.instances.setDrained(inst.id, false);
+          return { done: true, ok: true };
+        }
+        if (freshFailure) return { done: true, ok: false, reason: failReason() };
+        // The agent refused the package (bad sha256, path escape, link out, wrong type...): no wait for the timeout.
+        const targetVersion = await this.versionOf(target);
+        if ((inst.observedAt ?? 0) >= since && inst.lastExitReason?.startsWith(`version ${targetVersion} refused`)) {
+          return { done: true, ok: false, reason: `${describe(inst)}: ${inst.lastExitReason}` };
+        }
+        return { done: false, waitingFor: `${describe(inst)} not active on version ${await this.versionOf(target)} (${observed}${inst.drained ? ", drained" : ""})` };
+      }
+      case "start":
+        if (inst.observedState === "active" && (inst.desiredPatchId === null || inst.observedPatchId === inst.desiredPatchId)) return settled ? { done: true, ok: true } : unsettled();
+        if (freshFailure) return { done: true, ok: false, reason: failReason() };
+        return { done: false, waitingFor: `${describe(inst)} not active (${observed})` };
+      case "stop":
+        if (stopped) return { done: true, ok: true };
+        return { done: false, waitingFor: `${describe(inst)} not stopped (${observed})` };
+      case "undeploy": {
+        const node = await store.nodes.find(inst.node);
+        if (stopped || !node?.online) {
+          await store.instances.remove(inst.id);
+          return { done: true, ok: true };
+        }
+        return { done: false, waitingFor: `${describe(inst)} not stopped (${observed})` };
+      }
+      case "restart":
+        if (inst.desiredState === "inactive") {
+          if (!stopped) return { done: false, waitingFor: `${describe(inst)} not stopped yet for the restart (${observed})` };
+          await store.instances.setDesired(inst.id, { state: "active" });
+          this.ctx.changes.kick();
+          return { done: false, waitingFor: `${describe(inst)} not active again after the restart (${observed})` };
+        }
+        if (inst.observedState === "active") {
+          if (!settled) return unsettled();
+          if (inst.drained) await store.instances.setDrained(inst.id, false);
+          return { done: true, ok: true };
+        }
+        if (freshFailure) return { done: true, ok: false, reason: failReason() };
+        return { done: false, waitingFor: `${describe(inst)} not active again after the restart (${observed})` };
+    }
+  }
+
+  /** A failed item must not leave its instance out of load balancing forever. */
+  private async afterFailure(_task: TaskRecord, item: TaskItemRecord): Promise<void> {
+    const inst = await this.ctx.store.instances.get(item.instanceId).catch(() => undefined);
+    if (inst?.drained) await this.ctx.store.instances.setDrained(inst.id, false).catch(() => undefined);
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Errors of the registry's node part (sessions and the admin command relay).
+ * Registered with the framework so that a caller of Admin.SendCommand gets
+ * the same class back; listed in ERRORS.md.
+ */
+import { Status, defineError, registerErrorClass } from "../../framework";
+
+/**
+ * The servant (or the agent) answered an admin command with a failure
+ * (`CommandReply.ok = false`). The message names the command and the
+ * instance and carries the servant's own message. Not retryable: the command
+ * reached its target.
+ */
+export class CommandFailedError extends defineError("COMMAND_FAILED", Status.FAILED_PRECONDITION) {}
+
+registerErrorClass(CommandFailedError);

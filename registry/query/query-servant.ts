@@ -1,0 +1,74 @@
+/**
+ * The Query API (Sgrid.Registry.QueryObj): which endpoints serve an Obj.
+ *
+ * FindObject answers from the in-memory {@link EndpointCache} (no database
+ * round trip per call). WatchObject sends the current answer at once, then a
+ * new one after every snapshot whose answer differs (within the change feed's
+ * period plus one reload: well inside 1 s), and ends cleanly when the caller
+ * cancels or the registry shuts down. A watched Obj that disappears (server or
+ * instances removed) is sent as an empty answer, and the watch goes on.
+ *
+ * Errors: a malformed name is INVALID_ARGUMENT naming it; an Obj no instance
+ * declares is NOT_FOUND naming it; without the configured query token,
+ * UNAUTHENTICATED.
+ */
+import { InvalidArgumentError, type DeepPartial, type ServerContext } from "../../framework";
+import { QueryServant } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import type { FindObjectReply, FindObjectRequest } from "../../proto/gen/sgrid/registry/v1/query";
+import { validate } from "../store";
+import type { Authenticator } from "../server/context";
+import type { EndpointCache } from "./endpoint-cache";
+
+/** The validated full name; INVALID_ARGUMENT naming the whole name the caller sent (and the bad part). */
+function objName(request: FindObjectRequest): string {
+  try {
+    const { application, server, obj } = validate.parseFullObjName(request.obj);
+    return `${application}.${server}.${obj}`;
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError) || err.message.startsWith("invalid Obj name")) throw err;
+    const shown = JSON.stringify(request.obj.length > 200 ? `${request.obj.slice(0, 200)}…` : request.obj);
+    throw new InvalidArgumentError(`invalid Obj name ${shown}: ${err.message}`, err.data);
+  }
+}
+
+export class QueryImpl extends QueryServant {
+  private watches = 0;
+
+  constructor(private readonly cache: EndpointCache, private readonly auth: Pick<Authenticator, "requireQuery">) {
+    super();
+  }
+
+  /** Open WatchObject streams on this process. */
+  get openWatches(): number {
+    return this.watches;
+  }
+
+  async findObject(request: FindObjectRequest, ctx: ServerContext): Promise<DeepPartial<FindObjectReply>> {
+    this.auth.requireQuery(ctx);
+    return this.cache.find(objName(request));
+  }
+
+  async *watchObject(request: FindObjectRequest, ctx: ServerContext): AsyncIterable<DeepPartial<FindObjectReply>> {
+    this.auth.requireQuery(ctx);
+    const obj = objName(request);
+    let generation = this.cache.currentGeneration;
+    const first = this.cache.find(obj);
+    this.watches++;
+    try {
+      yield first;
+      let sent = first.revision;
+      while (!ctx.signal.aborted && !this.cache.isClosed) {
+        await this.cache.waitForGeneration(generation, ctx.signal);
+        if (ctx.signal.aborted || this.cache.isClosed) return;
+        generation = this.cache.currentGeneration;
+        const next = this.cache.findOrEmpty(obj);
+        if (next.revision !== sent) {
+          sent = next.revision;
+          yield next;
+        }
+      }
+    } finally {
+      this.watches--;
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Errors of the registry's Patch and Config services (and package storage).
+ *
+ * Generic failures (unknown server, bad name) use the framework's classes;
+ * these are the failures a client may want to tell apart by code. Every class
+ * is registered so a client rebuilds the same class, and every code is listed
+ * in ERRORS.md.
+ */
+import { Status, defineError, registerErrorClass } from "../../framework";
+
+/** The uploaded bytes do not hash to the declared sha256; nothing was stored. */
+export class PatchChecksumMismatchError extends defineError("PATCH_CHECKSUM_MISMATCH", Status.INVALID_ARGUMENT) {}
+
+/** The uploaded bytes are more or fewer than the declared size; nothing was stored. */
+export class PatchSizeMismatchError extends defineError("PATCH_SIZE_MISMATCH", Status.INVALID_ARGUMENT) {}
+
+/** The declared size is over the registry's package limit (refused before reading). */
+export class PatchTooLargeError extends defineError("PATCH_TOO_LARGE", Status.RESOURCE_EXHAUSTED) {}
+
+/** A download offset past the end of the package. */
+export class PatchOffsetOutOfRangeError extends defineError("PATCH_OFFSET_OUT_OF_RANGE", Status.OUT_OF_RANGE) {}
+
+/** One level of a `.json` / `.yaml` / `.yml` config file does not parse to an object, so it cannot be merged. */
+export class ConfigLayerInvalidError extends defineError("CONFIG_LAYER_INVALID", Status.FAILED_PRECONDITION) {}
+
+for (const cls of [PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchOffsetOutOfRangeError, ConfigLayerInvalidError]) {
+  registerErrorClass(cls);
+}
