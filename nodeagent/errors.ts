@@ -1,7 +1,7 @@
 /**
  * Errors of the node agent.
  *
- * Every class extends the framework's `SgridError` with a stable
+ * Every class extends the framework's `SgridError` (through `defineError`) with a stable
  * SCREAMING_SNAKE code (listed with its meaning in ERRORS.md under
  * "Node agent"), a transport status and a `retryable` flag. All classes are
  * registered so that an agent error received over the wire (by the registry
@@ -11,81 +11,34 @@
  * at once; runtime failures (a cgroup write refused, a spawn failing) come
  * back through the returned promise.
  */
-import { SgridError, Status, registerErrorClass } from "../framework";
-
-type Data = Record<string, unknown>;
+import { Status, defineError, registerErrorClass } from "../framework";
 
 /** An instance id is not usable as a cgroup or file name (empty, "..", slashes, odd characters). */
-export class InvalidInstanceIdError extends SgridError {
-  static readonly CODE = "AGENT_INSTANCE_ID_INVALID";
-  constructor(message: string, data?: Data) {
-    super(InvalidInstanceIdError.CODE, message, { status: Status.INVALID_ARGUMENT, data });
-  }
-}
+export class InvalidInstanceIdError extends defineError("AGENT_INSTANCE_ID_INVALID", Status.INVALID_ARGUMENT) {}
 
 /** A cgroup could not be created, limited, read or removed (cgroupfs refused a write, a file is missing). */
-export class CgroupError extends SgridError {
-  static readonly CODE = "AGENT_CGROUP_FAILED";
-  constructor(message: string, data?: Data) {
-    super(CgroupError.CODE, message, { status: Status.FAILED_PRECONDITION, data });
-  }
-}
+export class CgroupError extends defineError("AGENT_CGROUP_FAILED", Status.FAILED_PRECONDITION) {}
 
 /** Processes were still in an instance's cgroup after every one of them was sent SIGKILL and the wait ran out. */
-export class CgroupBusyError extends SgridError {
-  static readonly CODE = "AGENT_CGROUP_BUSY";
-  constructor(message: string, data?: Data) {
-    super(CgroupBusyError.CODE, message, { status: Status.UNAVAILABLE, retryable: true, data });
-  }
-}
+export class CgroupBusyError extends defineError("AGENT_CGROUP_BUSY", Status.UNAVAILABLE, { retryable: true }) {}
 
 /** A servant process could not be spawned (missing working directory, no permission, no setpriv for run-as). */
-export class LaunchError extends SgridError {
-  static readonly CODE = "AGENT_LAUNCH_FAILED";
-  constructor(message: string, data?: Data) {
-    super(LaunchError.CODE, message, { status: Status.FAILED_PRECONDITION, data });
-  }
-}
+export class LaunchError extends defineError("AGENT_LAUNCH_FAILED", Status.FAILED_PRECONDITION) {}
 
 /** A launch spec is invalid (relative log path, NUL in an argument, bad env name, negative uid). */
-export class InvalidLaunchSpecError extends SgridError {
-  static readonly CODE = "AGENT_LAUNCH_SPEC_INVALID";
-  constructor(message: string, data?: Data) {
-    super(InvalidLaunchSpecError.CODE, message, { status: Status.INVALID_ARGUMENT, data });
-  }
-}
+export class InvalidLaunchSpecError extends defineError("AGENT_LAUNCH_SPEC_INVALID", Status.INVALID_ARGUMENT) {}
 
 /** The agent's durable state file could not be written (disk full, permission). */
-export class StateWriteError extends SgridError {
-  static readonly CODE = "AGENT_STATE_WRITE_FAILED";
-  constructor(message: string, data?: Data) {
-    super(StateWriteError.CODE, message, { status: Status.INTERNAL, retryable: true, data });
-  }
-}
+export class StateWriteError extends defineError("AGENT_STATE_WRITE_FAILED", Status.INTERNAL, { retryable: true }) {}
 
 /** The agent's durable state file exists but cannot be parsed; it is moved aside and the agent starts empty. */
-export class StateCorruptError extends SgridError {
-  static readonly CODE = "AGENT_STATE_CORRUPT";
-  constructor(message: string, data?: Data) {
-    super(StateCorruptError.CODE, message, { status: Status.DATA_LOSS, data });
-  }
-}
+export class StateCorruptError extends defineError("AGENT_STATE_CORRUPT", Status.DATA_LOSS) {}
 
 /** The named instance is not supervised on this node. */
-export class InstanceNotFoundError extends SgridError {
-  static readonly CODE = "AGENT_INSTANCE_NOT_FOUND";
-  constructor(message: string, data?: Data) {
-    super(InstanceNotFoundError.CODE, message, { status: Status.NOT_FOUND, data });
-  }
-}
+export class InstanceNotFoundError extends defineError("AGENT_INSTANCE_NOT_FOUND", Status.NOT_FOUND) {}
 
 /** A desired spec given to the supervisor is invalid (unknown state, bad limits, bad timings). */
-export class InvalidDesiredSpecError extends SgridError {
-  static readonly CODE = "AGENT_DESIRED_SPEC_INVALID";
-  constructor(message: string, data?: Data) {
-    super(InvalidDesiredSpecError.CODE, message, { status: Status.INVALID_ARGUMENT, data });
-  }
-}
+export class InvalidDesiredSpecError extends defineError("AGENT_DESIRED_SPEC_INVALID", Status.INVALID_ARGUMENT) {}
 
 /** Every error class of the node agent's process core, in code order (the ERRORS.md test walks this list). */
 export const AGENT_ERROR_CLASSES = [

@@ -27,3 +27,13 @@ export { StateStore, type StateStoreOptions, writeFileAtomic } from "./state";
 
 // ---- supervision ------------------------------------------------------------------
 export * from "./supervisor";
+
+// ---- install, launch, logs, health, facts (used by the agent process and tests) ----------------
+export * as install from "./install";
+export * as launch from "./launch";
+export * as logs from "./logs";
+export * as health from "./health";
+export * as facts from "./facts";
+
+// ---- the agent process (`sgrid node`) --------------------------------------------------
+export * from "./agent";

@@ -6,71 +6,31 @@
  * the same class when it crosses the wire (agent -> registry -> admin), where
  * its message is the "clear reason" a person reads next to a refused publish.
  */
-import { SgridError, Status, registerErrorClass } from "../../framework";
+import { Status, defineError, registerErrorClass } from "../../framework";
 
 /** The downloaded bytes do not hash to the sha256 the registry announced; nothing was kept. */
-export class PackageChecksumError extends SgridError {
-  static readonly CODE = "PACKAGE_CHECKSUM_MISMATCH";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(PackageChecksumError.CODE, message, { status: Status.DATA_LOSS, data });
-  }
-}
+export class PackageChecksumError extends defineError("PACKAGE_CHECKSUM_MISMATCH", Status.DATA_LOSS) {}
 
 /** The download delivered more bytes than the announced size; nothing was kept. */
-export class PackageSizeError extends SgridError {
-  static readonly CODE = "PACKAGE_SIZE_MISMATCH";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(PackageSizeError.CODE, message, { status: Status.DATA_LOSS, data });
-  }
-}
+export class PackageSizeError extends defineError("PACKAGE_SIZE_MISMATCH", Status.DATA_LOSS) {}
 
 /** The download failed or ended early; the bytes received so far are kept and the next attempt resumes. */
-export class PackageDownloadError extends SgridError {
-  static readonly CODE = "PACKAGE_DOWNLOAD_FAILED";
-  constructor(message: string, data?: Record<string, unknown>, cause?: unknown) {
-    super(PackageDownloadError.CODE, message, { status: Status.UNAVAILABLE, retryable: true, data, cause });
-  }
-}
+export class PackageDownloadError extends defineError("PACKAGE_DOWNLOAD_FAILED", Status.UNAVAILABLE, { retryable: true }) {}
 
 /** The package holds an entry that could escape or damage the release (absolute path, "..", outside link, device). */
-export class PackageUnsafeError extends SgridError {
-  static readonly CODE = "PACKAGE_UNSAFE";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(PackageUnsafeError.CODE, message, { status: Status.FAILED_PRECONDITION, data });
-  }
-}
+export class PackageUnsafeError extends defineError("PACKAGE_UNSAFE", Status.FAILED_PRECONDITION) {}
 
 /** The package unpacks to more bytes or entries than the limits allow (checked while streaming). */
-export class PackageTooLargeError extends SgridError {
-  static readonly CODE = "PACKAGE_TOO_LARGE";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(PackageTooLargeError.CODE, message, { status: Status.RESOURCE_EXHAUSTED, data });
-  }
-}
+export class PackageTooLargeError extends defineError("PACKAGE_TOO_LARGE", Status.RESOURCE_EXHAUSTED) {}
 
 /** The package is not a readable tar or tar.gz (bad gzip stream, bad checksum, truncated). */
-export class PackageCorruptError extends SgridError {
-  static readonly CODE = "PACKAGE_CORRUPT";
-  constructor(message: string, data?: Record<string, unknown>, cause?: unknown) {
-    super(PackageCorruptError.CODE, message, { status: Status.DATA_LOSS, data, cause });
-  }
-}
+export class PackageCorruptError extends defineError("PACKAGE_CORRUPT", Status.DATA_LOSS) {}
 
 /** The package has no usable manifest (sgrid.json / package.json), or it names another server or a missing entry. */
-export class PackageManifestError extends SgridError {
-  static readonly CODE = "PACKAGE_MANIFEST_INVALID";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(PackageManifestError.CODE, message, { status: Status.INVALID_ARGUMENT, data });
-  }
-}
+export class PackageManifestError extends defineError("PACKAGE_MANIFEST_INVALID", Status.INVALID_ARGUMENT) {}
 
 /** The release (version) asked for is not installed on this node. */
-export class ReleaseNotFoundError extends SgridError {
-  static readonly CODE = "RELEASE_NOT_FOUND";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(ReleaseNotFoundError.CODE, message, { status: Status.NOT_FOUND, data });
-  }
-}
+export class ReleaseNotFoundError extends defineError("RELEASE_NOT_FOUND", Status.NOT_FOUND) {}
 
 for (const cls of [
   PackageChecksumError, PackageSizeError, PackageDownloadError, PackageUnsafeError,

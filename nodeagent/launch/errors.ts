@@ -2,18 +2,13 @@
  * Errors of building a servant's command line and environment.
  * Codes are listed in ERRORS.md under "Node agent: launch"; distinct from AGENT_LAUNCH_SPEC_INVALID (a spawn spec the process layer refuses).
  */
-import { SgridError, Status, registerErrorClass } from "../../framework";
+import { Status, defineError, registerErrorClass } from "../../framework";
 
 /**
  * The release or the instance config cannot be turned into a process: the
  * entry is missing, outside the release or not executable; an env name or
  * value, an argument or an adapter is invalid.
  */
-export class LaunchConfigError extends SgridError {
-  static readonly CODE = "LAUNCH_CONFIG_INVALID";
-  constructor(message: string, data?: Record<string, unknown>) {
-    super(LaunchConfigError.CODE, message, { status: Status.FAILED_PRECONDITION, data });
-  }
-}
+export class LaunchConfigError extends defineError("LAUNCH_CONFIG_INVALID", Status.FAILED_PRECONDITION) {}
 
 registerErrorClass(LaunchConfigError);

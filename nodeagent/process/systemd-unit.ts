@@ -24,7 +24,7 @@ export interface SystemdUnitOptions {
   args?: string[];
   /** The agent's data directory (`--data-dir`). Default "/var/lib/sgrid". */
   dataDir?: string;
-  /** File with SGRID_* settings such as SGRID_TOKEN (optional for systemd: "-" prefix). Default "/etc/sgrid/node.env". */
+  /** File with SGRID_* settings such as SGRID_CLUSTER_TOKEN (optional for systemd: "-" prefix). Default "/etc/sgrid/node.env". */
   environmentFile?: string;
   /** Unit description. Default "Sgrid node agent". */
   description?: string;

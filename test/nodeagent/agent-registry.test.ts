@@ -1,0 +1,181 @@
+/**
+ * The node agent against the real RegistryServer (SQLite): instances
+ * placed in the store with a patch uploaded to the registry's package
+ * storage are downloaded, installed and run by the agent; the registry
+ * records them observed active and FindObject answers their endpoints by
+ * Obj name (a binary servant and a java one); admin commands go from the
+ * registry through the agent; the agent reconnects after the registry
+ * restarts and reports what happened while it was away.
+ */
+import { expect } from "chai";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Readable } from "node:stream";
+import { Communicator } from "../../framework";
+import { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { AdminProxy } from "../../proto/gen/sgrid/registry/v1/admin.sgrid";
+import { RegistryServer } from "../../registry/server";
+import { NodeAgent } from "../../nodeagent";
+import { freePort } from "../helpers/processes";
+import { fastAgentOptions } from "./helpers/agent-harness";
+import { binaryPackage, escapingPackage, httpGet } from "./helpers/agent-packages";
+import { haveJdk, javaPackage } from "./helpers/agent-java";
+import { killProcessesWith, makeTempDir, removeTempDir, removeV1Groups, testGroupName, waitFor } from "./helpers/agent-test-env";
+
+const TOKEN = "agent-registry-token";
+
+describe("nodeagent/agent: against the real registry", function () {
+  this.timeout(120_000);
+  const tmp = makeTempDir("sgrid-agent-reg-");
+  const group = testGroupName("-agentreg");
+  const marker = `sgrid-agentreg-${process.pid}`;
+  const regData = path.join(tmp, "registry");
+  const dbUrl = `sqlite:${path.join(tmp, "registry.db")}`;
+  let registry: RegistryServer;
+  let regPort: number;
+  let agent: NodeAgent;
+  const comm = new Communicator();
+  let binId: number;
+  let binPort: number;
+  let javaId: number | undefined;
+  let javaPort: number;
+
+  async function startRegistry(port: number): Promise<RegistryServer> {
+    const r = new RegistryServer({
+      db: dbUrl, listen: `127.0.0.1:${port}`, advertise: `127.0.0.1:${port}`, dataDir: regData, clusterToken: TOKEN,
+      adminPassword: "test-admin-pw", heartbeatIntervalMs: 500, heartbeatTimeoutMs: 600_000, shutdownGraceMs: 500,
+    });
+    await r.start();
+    return r;
+  }
+
+  async function upload(app: string, server: string, data: Buffer): Promise<number> {
+    const sha256 = crypto.createHash("sha256").update(data).digest("hex");
+    const { key } = await registry.context.storage.put(Readable.from([data]), { sha256, size: data.length, maxBytes: 1 << 30 });
+    const patch = await registry.store.patches.create({ application: app, server, sha256, size: data.length, uploader: "test", storageKey: key });
+    return patch.id;
+  }
+
+  function query(): QueryProxy {
+    return comm.stringToProxy(QueryProxy, `127.0.0.1:${regPort}`);
+  }
+
+  async function activeEndpoints(obj: string): Promise<number[]> {
+    const r = await query().findObject({ obj });
+    return r.active.map((e) => e.port);
+  }
+
+  before(async () => {
+    regPort = await freePort();
+    registry = await startRegistry(regPort);
+    const store = registry.store;
+    await store.nodes.upsert({ name: "reg-node", address: "127.0.0.1", agentVersion: "0" });
+
+    await store.servers.create({ application: "Demo", name: "BinServer", type: "binary" });
+    const binPatch = await upload("Demo", "BinServer", await binaryPackage(tmp, "Demo", "BinServer", "x"));
+    binPort = await freePort();
+    binId = (await store.instances.create({
+      application: "Demo", server: "BinServer", node: "reg-node",
+      adapters: [{ obj: "HttpObj", host: "127.0.0.1", port: binPort }],
+      env: { NODE_BIN: process.execPath }, launch: { args: [marker] },
+      desiredState: "active", desiredPatchId: binPatch,
+    })).id;
+
+    if (haveJdk()) {
+      await store.servers.create({ application: "Demo", name: "JavaServer", type: "java" });
+      const javaPatch = await upload("Demo", "JavaServer", await javaPackage(tmp, "Demo", "JavaServer", "x"));
+      javaPort = await freePort();
+      javaId = (await store.instances.create({
+        application: "Demo", server: "JavaServer", node: "reg-node",
+        adapters: [{ obj: "HelloObj", host: "127.0.0.1", port: javaPort }],
+        launch: { args: [marker], jvmOptions: ["-Xmx64m", "-XX:+UseSerialGC"] },
+        desiredState: "active", desiredPatchId: javaPatch,
+      })).id;
+    }
+
+    agent = new NodeAgent(fastAgentOptions(`127.0.0.1:${regPort}`, path.join(tmp, "node"), group, { name: "reg-node", token: TOKEN }));
+    await agent.start();
+  });
+
+  after(async () => {
+    comm.close();
+    await agent?.supervisor.stopAll().catch(() => undefined);
+    await agent?.shutdown().catch(() => undefined);
+    await registry?.stop().catch(() => undefined);
+    killProcessesWith(marker);
+    await removeV1Groups(group);
+    removeTempDir(tmp);
+  });
+
+  it("installs and runs the placed binary servant; the registry sees it active and FindObject finds it by Obj name", async () => {
+    const inst = await waitFor("registry records the instance active", async () => {
+      const i = await registry.store.instances.get(binId);
+      return i.observedState === "active" && i.pid ? i : undefined;
+    }, 30_000);
+    expect(await waitFor("servant answers", () => httpGet(binPort), 15_000)).to.equal(`Demo.BinServer v1 instance ${binId} pid ${inst.pid}`);
+    expect(await waitFor("FindObject lists the endpoint as active", async () => ((await activeEndpoints("Demo.BinServer.HttpObj")).includes(binPort) ? true : undefined), 15_000)).to.equal(true);
+    const node = await registry.store.nodes.get("reg-node");
+    expect(node.online).to.equal(true);
+    expect(node.agentVersion).to.match(/^\d+\.\d+\.\d+/);
+  });
+
+  it("runs the placed java servant, discoverable by Obj name", async function () {
+    if (javaId === undefined) this.skip();
+    const inst = await waitFor("java instance active", async () => {
+      const i = await registry.store.instances.get(javaId!);
+      return i.observedState === "active" && i.pid ? i : undefined;
+    }, 60_000);
+    expect(await waitFor("the JVM answers", () => httpGet(javaPort), 60_000)).to.equal(`java Demo.JavaServer v1 pid ${inst.pid}`);
+    expect(await waitFor("FindObject lists the java endpoint", async () => ((await activeEndpoints("Demo.JavaServer.HelloObj")).includes(javaPort) ? true : undefined), 15_000)).to.equal(true);
+  });
+
+  it("a publish of a package the agent refuses fails its item with the agent's reason, without waiting for the batch timeout", async () => {
+    const before = await registry.store.instances.get(binId);
+    const bad = await upload("Demo", "BinServer", escapingPackage(tmp, "Demo", "BinServer"));
+    const badVersion = (await registry.store.patches.get(bad)).version;
+    const admin = comm.stringToProxy(AdminProxy, `127.0.0.1:${regPort}`);
+    const { token } = await admin.login({ user: "admin", password: "test-admin-pw" });
+    const auth = { metadata: { authorization: `Bearer ${token}` } };
+    // A batch timeout far longer than the wait below: only the early verdict can finish the task in time.
+    const task = await admin.createTask({ kind: "publish", instanceIds: [binId], version: badVersion, batchSize: 1, stopOnFailure: true, batchTimeoutS: 600 }, auth);
+    const done = await waitFor("the publish task to end", async () => {
+      const t = await admin.getTask({ id: task.id }, auth);
+      return ["success", "failed", "partial"].includes(t.status) ? t : undefined;
+    }, 60_000);
+    expect(done.status).to.equal("failed");
+    expect(done.items[0]!.reason).to.contain(`version ${badVersion} refused, not installed: PACKAGE_UNSAFE`);
+    const after = await registry.store.instances.get(binId);
+    expect(after.pid, "the running version keeps running").to.equal(before.pid);
+    expect(await httpGet(binPort)).to.contain(`pid ${before.pid}`);
+    const events = await registry.store.events.list({ kind: "instance.install_failed" });
+    expect(events.some((e) => e.message.includes("refused"))).to.equal(true);
+    // Back to the good version for the tests that follow.
+    await registry.store.instances.setDesired(binId, { patchId: before.desiredPatchId });
+  });
+
+  it("answers an admin command sent through the registry (agent.tail_log)", async () => {
+    const out = await registry.context.sessions.sendCommand(binId, "agent.tail_log", "20", 5000);
+    expect(out).to.contain(`listening Demo.BinServer v1 instance ${binId}`);
+  });
+
+  it("reconnects after the registry restarts and reports what changed while it was away", async () => {
+    const before = await registry.store.instances.get(binId);
+    await registry.stop();
+    await waitFor("agent notices", () => !agent.session.connected, 15_000);
+    process.kill(before.pid!, "SIGKILL");
+    const restarted = await waitFor("agent restarts the servant on its own", () => {
+      const o = agent.supervisor.get(String(binId))!.observed();
+      return o.state === "active" && o.pid !== before.pid ? o : undefined;
+    }, 20_000);
+    registry = await startRegistry(regPort);
+    await waitFor("session re-established", () => agent.session.connected, 20_000);
+    const after = await waitFor("registry learns the new pid", async () => {
+      const i = await registry.store.instances.get(binId);
+      return i.pid === restarted.pid && i.observedState === "active" ? i : undefined;
+    }, 20_000);
+    expect(after.restarts).to.be.at.least(1);
+    expect(await waitFor("still discoverable", async () => ((await activeEndpoints("Demo.BinServer.HttpObj")).includes(binPort) ? true : undefined), 15_000)).to.equal(true);
+    expect(fs.existsSync(path.join(tmp, "node", "state", "desired.json"))).to.equal(true);
+  });
+});
