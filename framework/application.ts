@@ -7,15 +7,30 @@
  * Obj name, full or short, -> "host:port" | "sgrid://host:port" | an array of
  * those), or `SGRID_TARGET_HOST`/`SGRID_TARGET_PORT` when there is exactly one
  * servant.
+ *
+ * Around the servants (each optional, driven by the environment the node
+ * agent sets):
+ * - `config`: config files from the registry (SGRID_REGISTRY, SGRID_CONF_DIR);
+ * - the local agent channel (SGRID_AGENT, SGRID_INSTANCE_ID, SGRID_AGENT_TOKEN):
+ *   hello at start, AdaptersReady once listening, keepalives, admin commands;
+ * - admin commands: the built-ins (framework/agent/builtin-commands.ts) and
+ *   the servant's own (`registerCommand`);
+ * - Prometheus `/metrics` (SGRID_METRICS_PORT or `metricsPort`).
  */
+import { AgentChannel } from "./agent/agent-channel";
+import { registerBuiltinCommands } from "./agent/builtin-commands";
+import { CommandRegistry, type CommandHandler, type CommandReply } from "./agent/commands";
+import { frameworkVersion } from "./agent/version";
 import { Communicator } from "./communicator";
 import { endpointKey, parseHostPort, type Endpoint } from "./endpoint";
 import { ConfigError, EndpointParseError } from "./errors";
 import { getLogger } from "./logger";
+import { startMetricsServer, type MetricsServer } from "./metrics";
+import { ConfigLoader } from "./registry/config";
 import { bindServant } from "./servant/dispatch";
 import { HealthService, ServingStatus } from "./servant/health-servant";
 import type { Servant } from "./servant/servant";
-import { serverStats } from "./stats";
+import { serverStats, type MethodStats } from "./stats";
 import { resolveServer, type ServerTransport } from "./transport";
 
 export interface ApplicationOptions {
@@ -33,8 +48,16 @@ export interface ApplicationOptions {
   transportOptions?: Record<string, Record<string, unknown>>;
   /** Environment to read; default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** The communicator for outgoing calls; one is created when absent. */
+  /** The communicator for outgoing calls; one is created when absent (resolving Obj names through `registry`). */
   communicator?: Communicator;
+  /** Registry endpoints, for Obj names and config. Default `SGRID_REGISTRY`. */
+  registry?: string;
+  /** Directory of last good config copies. Default `SGRID_CONF_DIR`. */
+  confDir?: string;
+  /** Local agent address. Default `SGRID_AGENT`; "" = no agent channel. */
+  agent?: string;
+  /** Serve Prometheus `/metrics` on this port (0 = any). Default `SGRID_METRICS_PORT`; unset = off. */
+  metricsPort?: number;
 }
 
 export const APPLICATION_DEFAULTS = Object.freeze({ shutdownGraceMs: 8000, handleSignals: true });
@@ -56,6 +79,12 @@ export class Application {
   private readonly bound: BoundAdapter[] = [];
   private readonly env: NodeJS.ProcessEnv;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  /** Config files from the registry: `await app.config.load("app.json")`. */
+  readonly config: ConfigLoader;
+  /** Admin commands answered by this process. */
+  readonly commands = new CommandRegistry();
+  private agentChannelNow: AgentChannel | undefined;
+  private metricsServer: MetricsServer | undefined;
   private stopPromise: Promise<void> | undefined;
   private readonly signalHandler = (sig: NodeJS.Signals) => {
     log.info({ signal: sig }, "stopping on signal");
@@ -66,8 +95,72 @@ export class Application {
     this.env = options.env ?? process.env;
     this.app = options.app ?? this.env.SGRID_APP;
     this.server = options.server ?? this.env.SGRID_SERVER;
-    this.communicator = options.communicator ?? new Communicator();
+    this.communicator = options.communicator ?? new Communicator({ env: this.env, ...(options.registry !== undefined ? { registry: options.registry } : {}) });
     if (options.shutdownGraceMs !== undefined && !(options.shutdownGraceMs >= 0)) throw new TypeError(`shutdownGraceMs must be >= 0`);
+    if (options.metricsPort !== undefined && !(Number.isInteger(options.metricsPort) && options.metricsPort >= 0 && options.metricsPort <= 65535)) {
+      throw new TypeError(`metricsPort must be 0-65535, got ${options.metricsPort}`);
+    }
+    this.config = new ConfigLoader({
+      registry: this.communicator.registryAddress() ?? options.registry ?? this.env.SGRID_REGISTRY,
+      channels: (ep) => this.communicator.channel(ep),
+      app: this.app, server: this.server, node: this.env.SGRID_NODE,
+      confDir: options.confDir ?? this.env.SGRID_CONF_DIR,
+      token: this.env.SGRID_REGISTRY_TOKEN,
+    });
+    registerBuiltinCommands(this.commands, {
+      app: this.app, server: this.server, release: this.env.SGRID_VERSION, config: this.config,
+      inflight: () => this.inflight(),
+      adapters: () => this.adapters(),
+      connections: () => ({ incoming: this.connections(), outgoing: this.communicator.connections(), resolution: this.communicator.registry()?.status() ?? [] }),
+    });
+  }
+
+  /**
+   * Registers an admin command answered by this process (over the agent
+   * channel, or `runCommand`). The handler gets the argument string and
+   * returns text or a JSON-able value; a throw becomes an error reply.
+   * Throws TypeError for a bad, taken or reserved (`sgrid.`) name.
+   */
+  registerCommand(name: string, handler: CommandHandler, help = ""): this {
+    this.commands.register(name, handler, help);
+    return this;
+  }
+
+  /** Runs an admin command in process. Never throws. */
+  runCommand(name: string, args = ""): Promise<CommandReply> {
+    return this.commands.run(name, args);
+  }
+
+  /** The agent channel, when SGRID_AGENT is set and the application started. */
+  get agentChannel(): AgentChannel | undefined {
+    return this.agentChannelNow;
+  }
+
+  /** The metrics endpoint, when enabled and started. */
+  get metrics(): MetricsServer | undefined {
+    return this.metricsServer;
+  }
+
+  private openAgentChannel(): void {
+    const agent = this.options.agent ?? this.env.SGRID_AGENT;
+    if (!agent) return;
+    const instanceId = this.env.SGRID_INSTANCE_ID;
+    const token = this.env.SGRID_AGENT_TOKEN;
+    if (!instanceId || !token) {
+      log.warn({ agent }, "SGRID_AGENT is set but SGRID_INSTANCE_ID or SGRID_AGENT_TOKEN is not: no agent channel");
+      return;
+    }
+    this.agentChannelNow = new AgentChannel({ agent, instanceId, token, version: frameworkVersion(), channels: (ep) => this.communicator.channel(ep), commands: this.commands });
+    this.agentChannelNow.start();
+  }
+
+  private metricsPort(): number | undefined {
+    if (this.options.metricsPort !== undefined) return this.options.metricsPort;
+    const raw = this.env.SGRID_METRICS_PORT;
+    if (raw === undefined || raw === "") return undefined;
+    const port = Number(raw);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SGRID_METRICS_PORT must be a port number 0-65535, got "${raw}"`);
+    return port;
   }
 
   /** Full Obj name (`App.Server.Obj`) when app and server are known. */
@@ -114,6 +207,8 @@ export class Application {
     if (this.state !== "new") throw new TypeError(`start() called twice`);
     if (this.servants.size === 0) throw new TypeError("no servant added: call addServant(obj, servant) first");
     this.state = "starting";
+    const metricsPort = this.metricsPort();
+    this.openAgentChannel();
     // Group Objs by listening address: Objs sharing an address share one server.
     const groups = new Map<string, { ep: Endpoint; objs: string[] }>();
     for (const obj of this.servants.keys()) {
@@ -133,8 +228,15 @@ export class Application {
         const transport = resolveServer(ep.protocol).createServer(this.options.transportOptions?.[ep.protocol]);
         for (const obj of objs) {
           const servant = this.servants.get(obj)!;
+          // Stats objects looked up once per method, not per call.
+          const fullName = this.fullObjName(obj);
+          const perMethod = new Map<string, MethodStats>();
           transport.addService(bindServant(servant, {
-            onCallEnd: (method, startedAt, error) => serverStats.get(this.fullObjName(obj), method).record(performance.now() - startedAt, error),
+            onCallEnd: (method, startedAt, error) => {
+              let stats = perMethod.get(method);
+              if (!stats) { stats = serverStats.get(fullName, method); perMethod.set(method, stats); }
+              stats.record(performance.now() - startedAt, error);
+            },
           }));
           this.health.set(servant.$service.fullName, ServingStatus.SERVING);
           this.health.set(this.fullObjName(obj), ServingStatus.SERVING);
@@ -145,11 +247,15 @@ export class Application {
         for (const obj of objs) this.bound.push({ obj: this.fullObjName(obj), endpoint: { ...ep, port } });
         log.info({ objs: objs.map((o) => this.fullObjName(o)), protocol: ep.protocol, host: ep.host, port }, "adapter listening");
       }
+      if (metricsPort !== undefined) this.metricsServer = await startMetricsServer({ port: metricsPort, host: this.env.SGRID_METRICS_HOST || undefined });
     } catch (err) {
       await this.closeTransports(0);
+      this.agentChannelNow?.close();
+      await this.metricsServer?.close();
       this.state = "stopped";
       throw err;
     }
+    this.agentChannelNow?.ready([...new Set(this.bound.map((b) => b.obj))]);
     this.health.set("", ServingStatus.SERVING);
     if (this.options.handleSignals ?? APPLICATION_DEFAULTS.handleSignals) {
       process.once("SIGTERM", this.signalHandler);
@@ -187,6 +293,8 @@ export class Application {
       process.removeListener("SIGINT", this.signalHandler);
       this.health.setAll(ServingStatus.NOT_SERVING);
       await this.closeTransports(graceMs);
+      this.agentChannelNow?.close();
+      await this.metricsServer?.close();
       this.communicator.close();
       this.state = "stopped";
       log.info("stopped");

@@ -1,6 +1,11 @@
 /**
  * Makes proxies (Tars' `Communicator.stringToProxy`) and owns what they
- * share: one channel per endpoint, one proxy per (service, target, strategy).
+ * share: one channel per endpoint, one proxy per (service, target, strategy),
+ * one endpoint source per Obj name.
+ *
+ * Bare Obj names are resolved through the registry when a registry address
+ * is known (`options.registry`, else `SGRID_REGISTRY`): the RegistryResolver
+ * is created on the first such proxy and installs itself with setResolver.
  */
 import { endpointKey, parseProxyTarget, type Endpoint } from "./endpoint";
 import { NoEndpointError } from "./errors";
@@ -8,6 +13,7 @@ import type { Invoker as InvokerT } from "./proxy/invoker";
 import { Invoker, type InvokerOptions } from "./proxy/invoker";
 import { StaticEndpointSource, type EndpointSource } from "./proxy/endpoint-source";
 import type { ProxyBase, ProxyClass } from "./proxy/proxy-base";
+import { defaultCacheDir, RegistryResolver, type RegistryResolverOptions } from "./registry/resolver";
 import { resolveClient, type ClientChannel } from "./transport";
 
 /** Resolves an Obj name to a live endpoint source (the registry, in practice). */
@@ -18,6 +24,16 @@ export interface CommunicatorOptions {
   resolver?: ObjResolver;
   /** Defaults for every proxy made here (per-proxy options override). */
   proxy?: InvokerOptions;
+  /** Registry endpoints for resolving Obj names (`host:port[,...]`). Default `SGRID_REGISTRY`; "" disables. */
+  registry?: string;
+  /** Bearer token for the registry's Query API. Default `SGRID_REGISTRY_TOKEN`. */
+  registryToken?: string;
+  /** Directory of the on-disk endpoint cache. Default `<SGRID_DATA_DIR>/cache/registry` (none without SGRID_DATA_DIR). */
+  cacheDir?: string;
+  /** Timing of the registry resolver (refresh, re-watch backoff); see RESOLVER_DEFAULTS. */
+  resolverOptions?: Pick<RegistryResolverOptions, "refreshIntervalMs" | "watchRetryMs" | "maxWatchRetryMs" | "timeoutMs">;
+  /** Environment to read the defaults above from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export type ProxyOptions = InvokerOptions;
@@ -28,6 +44,7 @@ export class Communicator {
   private readonly sources = new Map<string, EndpointSource>();
   private readonly invokers: InvokerT[] = [];
   private resolver: ObjResolver | undefined;
+  private registryResolver: RegistryResolver | undefined;
   private closed = false;
 
   constructor(private readonly options: CommunicatorOptions = {}) {
@@ -37,6 +54,34 @@ export class Communicator {
   /** Sets the resolver used for Obj names (the registry client installs itself here). */
   setResolver(resolver: ObjResolver): void {
     this.resolver = resolver;
+  }
+
+  /** The registry address in use for Obj names, or undefined. */
+  registryAddress(): string | undefined {
+    const r = this.options.registry ?? (this.options.env ?? process.env).SGRID_REGISTRY;
+    return r && r.trim() ? r.trim() : undefined;
+  }
+
+  /**
+   * The registry resolver, created on first use when a registry address is
+   * known and no custom resolver was set. Throws ConfigError when the
+   * address does not parse.
+   */
+  registry(): RegistryResolver | undefined {
+    if (this.registryResolver || this.resolver) return this.registryResolver;
+    const address = this.registryAddress();
+    if (!address) return undefined;
+    const env = this.options.env ?? process.env;
+    const r = new RegistryResolver({
+      ...this.options.resolverOptions,
+      registry: address,
+      channels: (ep) => this.channel(ep),
+      cacheDir: this.options.cacheDir ?? defaultCacheDir(env),
+      token: this.options.registryToken ?? env.SGRID_REGISTRY_TOKEN,
+    });
+    this.registryResolver = r;
+    this.resolver = (obj) => r.resolve(obj);
+    return r;
   }
 
   /** The shared channel of an endpoint, created on first use. */
@@ -74,6 +119,7 @@ export class Communicator {
       const obj = parsed.obj!;
       let shared = this.sources.get(obj);
       if (!shared) {
+        if (!this.resolver) this.registry();
         if (!this.resolver) {
           throw new NoEndpointError(`cannot resolve ${obj}: no registry configured (set SGRID_REGISTRY, or give endpoints as ${obj}@tcp -h host -p port)`);
         }
@@ -100,6 +146,7 @@ export class Communicator {
     this.closed = true;
     for (const inv of this.invokers) inv.close();
     for (const s of this.sources.values()) s.close();
+    this.registryResolver?.close();
     for (const ch of this.channels.values()) ch.close();
     this.channels.clear();
     this.proxies.clear();

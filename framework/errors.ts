@@ -44,18 +44,25 @@ export class SgridError extends Error {
   }
 }
 
-type ErrorCtor = new (message: string, data?: Record<string, unknown>) => SgridError;
+type ErrorCtor = new (message: string, data?: Record<string, unknown>, cause?: unknown) => SgridError;
 
-/** Helper that makes a subclass bound to one code and status. */
-function define(code: string, status: Status, retryable = false): ErrorCtor & { readonly CODE: string } {
+/**
+ * A base class bound to one code and status, for every part's error classes:
+ * `export class FooError extends defineError("FOO_FAILED", Status.UNAVAILABLE, { retryable: true }) {}`.
+ * Instances take `(message, data?, cause?)`; the class carries `CODE`.
+ */
+export function defineError(code: string, status: Status, options: { retryable?: boolean } = {}): ErrorCtor & { readonly CODE: string } {
+  const retryable = options.retryable ?? false;
   const cls = class extends SgridError {
     static readonly CODE = code;
-    constructor(message: string, data?: Record<string, unknown>) {
-      super(code, message, { status, retryable, data });
+    constructor(message: string, data?: Record<string, unknown>, cause?: unknown) {
+      super(code, message, { status, retryable, data, cause });
     }
   };
   return cls;
 }
+
+const define = (code: string, status: Status, retryable = false) => defineError(code, status, { retryable });
 
 // ---- framework errors -------------------------------------------------------
 /** The caller passed a value the callee cannot accept. */

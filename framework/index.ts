@@ -29,8 +29,19 @@ export { type Endpoint, type Protocol, endpointKey, makeEndpoint, parseHostPort,
 // ---- transports ------------------------------------------------------------------
 export * as transports from "./transport";
 
+// ---- registry: Obj names and config ---------------------------------------------------
+export { RegistryResolver, RESOLVER_DEFAULTS, defaultCacheDir, type RegistryResolverOptions } from "./registry/resolver";
+export { RegistryEndpointSource, type SourceState } from "./registry/registry-endpoint-source";
+export { ConfigLoader, CONFIG_LOADER_DEFAULTS, parseConfig, type ConfigChange, type ConfigLoaderOptions, type LoadedConfig } from "./registry/config";
+
+// ---- admin commands and the local agent channel -------------------------------------
+export { CommandRegistry, type CommandHandler, type CommandReply } from "./agent/commands";
+export { AgentChannel, AGENT_CHANNEL_DEFAULTS, type AgentChannelOptions } from "./agent/agent-channel";
+export { frameworkVersion } from "./agent/version";
+
 // ---- statistics --------------------------------------------------------------------
 export { clientStats, serverStats, StatsRegistry, MethodStats, LATENCY_BUCKETS_MS } from "./stats";
+export { renderMetrics, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics";
 
 // ---- code generation -----------------------------------------------------------------
 export { generate, type GenerateOptions, type GenerateResult } from "./codegen";

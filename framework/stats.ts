@@ -57,27 +57,31 @@ export class MethodStats {
   }
 }
 
-/** Stats of one side (client or server) of one process, keyed by `<scope> <method path>`. */
+/**
+ * Stats of one side (client or server) of one process, by scope (service or
+ * Obj name) and method path. Two map lookups per call and no string built on
+ * the call path; callers that can should still keep the MethodStats they get.
+ */
 export class StatsRegistry {
-  private readonly methods = new Map<string, MethodStats>();
+  private readonly scopes = new Map<string, Map<string, MethodStats>>();
 
   /** The stats object for a scope and method path; created on first use. */
   get(scope: string, method: string): MethodStats {
-    const key = `${scope} ${method}`;
-    let s = this.methods.get(key);
-    if (!s) { s = new MethodStats(); this.methods.set(key, s); }
+    let byMethod = this.scopes.get(scope);
+    if (!byMethod) { byMethod = new Map(); this.scopes.set(scope, byMethod); }
+    let s = byMethod.get(method);
+    if (!s) { s = new MethodStats(); byMethod.set(method, s); }
     return s;
   }
 
   entries(): Array<{ scope: string; method: string; stats: MethodStats }> {
-    return [...this.methods.entries()].map(([k, stats]) => {
-      const i = k.indexOf(" ");
-      return { scope: k.slice(0, i), method: k.slice(i + 1), stats };
-    });
+    const out: Array<{ scope: string; method: string; stats: MethodStats }> = [];
+    for (const [scope, byMethod] of this.scopes) for (const [method, stats] of byMethod) out.push({ scope, method, stats });
+    return out;
   }
 
   toJSON(): Record<string, unknown> {
-    return Object.fromEntries([...this.methods.entries()].map(([k, v]) => [k, v.toJSON()]));
+    return Object.fromEntries(this.entries().map((e) => [`${e.scope} ${e.method}`, e.stats.toJSON()]));
   }
 }
 

@@ -2,7 +2,10 @@ import { expect } from "chai";
 import { getLogger, setLogLevel, getLogLevel } from "../../framework";
 
 describe("framework/logger", () => {
-  after(() => setLogLevel("info"));
+  // Leave the level as the suite set it (silent unless SGRID_TEST_LOG says otherwise).
+  let before: string;
+  beforeEach(() => { before = getLogLevel(); });
+  afterEach(() => setLogLevel(before));
 
   it("hands out one named child per component and changes every level at run time", () => {
     const a = getLogger("test.a");

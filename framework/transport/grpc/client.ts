@@ -61,6 +61,11 @@ export class GrpcChannel implements ClientChannel {
     this.client = new grpc.Client(grpcAddress(endpoint.host, endpoint.port), creds, {
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
+      // grpc-js backs off reconnects up to 120 s; a restarted servant (or registry) would then wait
+      // that long for traffic even after its probe pause (EndpointHealth) or the registry says it is
+      // back. 2 s bounds it, so that one reconnect attempt always falls inside the config loader's
+      // 5 s retry window; a refused connect costs next to nothing.
+      "grpc.max_reconnect_backoff_ms": 2_000,
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
       ...options.channelOptions,
     });

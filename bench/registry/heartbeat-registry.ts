@@ -1,0 +1,100 @@
+/**
+ * Registry child process of the heartbeat benchmark: the real node part
+ * (NodeSessionHub + NodeSession servant) over the real store on a fresh
+ * SQLite database, the real change feed, one gRPC port. Seeds N nodes x M
+ * instances (bulk rows, so seeding stays out of the measurement), prints
+ * `READY <json>`, and answers IPC "stats" with its CPU usage and the hub's
+ * counters.
+ *
+ * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN.
+ */
+import crypto from "node:crypto";
+import path from "node:path";
+import { Application, UnauthenticatedError, getLogger, type ServerContext } from "../../framework";
+import { NodeSessionHub, nodePart } from "../../registry/node";
+import { PollingChangeFeed } from "../../registry/server/change-feed";
+import type { AuthUser, Authenticator, RegistryContext, RegistrySettings } from "../../registry/server/context";
+import { LocalDiskStorage } from "../../registry/services/storage";
+import { openStore } from "../../registry/store";
+
+const token = process.env.HB_TOKEN ?? "bench-token";
+
+class ClusterAuth implements Authenticator {
+  private readonly want = Buffer.from(`Bearer ${token}`);
+  async requireUser(): Promise<AuthUser> {
+    throw new UnauthenticatedError("no users");
+  }
+  requireCluster(ctx: ServerContext): void {
+    const got = Buffer.from(String(ctx.metadata["authorization"] ?? ""));
+    if (got.length !== this.want.length || !crypto.timingSafeEqual(got, this.want)) throw new UnauthenticatedError("wrong cluster token");
+  }
+  requireQuery(): void {}
+}
+
+async function main(): Promise<void> {
+  const dir = process.env.HB_DIR!;
+  const nodes = Number(process.env.HB_NODES ?? 1000);
+  const perNode = Number(process.env.HB_INSTANCES ?? 10);
+  const store = await openStore(`sqlite:${path.join(dir, "registry.db")}`);
+  const now = Date.now();
+  // Seed: servers S0..S<perNode-1> of application Bench, each with patch 1, placed on every node.
+  const serverIds: number[] = [];
+  const patchIds: number[] = [];
+  for (let s = 0; s < perNode; s++) {
+    const srv = await store.servers.create({ application: "Bench", name: `S${s}`, type: "node" });
+    const p = await store.patches.create({ application: "Bench", server: `S${s}`, sha256: crypto.createHash("sha256").update(`S${s}`).digest("hex"), size: 1000, uploader: "bench", storageKey: "0".repeat(64) });
+    serverIds.push(srv.id);
+    patchIds.push(p.id);
+  }
+  const knex = store.knex;
+  for (let i = 0; i < nodes; i += 200) {
+    const rows = [];
+    for (let n = i; n < Math.min(nodes, i + 200); n++) rows.push({ name: `node-${n}`, address: "127.0.0.1", agent_version: "bench", host_info: "{}", online: false, created_at: now, updated_at: now });
+    await knex("nodes").insert(rows);
+  }
+  const nodeIds = new Map<string, number>((await knex("nodes").select("id", "name")).map((r: any) => [r.name, Number(r.id)]));
+  const inst = [];
+  for (let n = 0; n < nodes; n++) {
+    for (let s = 0; s < perNode; s++) {
+      inst.push({
+        server_id: serverIds[s], node_id: nodeIds.get(`node-${n}`), adapters: JSON.stringify([{ obj: "MainObj", host: "0.0.0.0", port: 20000 + s, protocol: "grpc", weight: 100 }]),
+        env: "{}", limits: JSON.stringify({ memoryBytes: 268435456 }), health_check: null, launch: "{}", desired_state: "active", desired_patch_id: patchIds[s],
+        observed_state: "inactive", restarts: 0, drained: false, created_at: now, updated_at: now,
+      });
+    }
+  }
+  for (let i = 0; i < inst.length; i += 50) await knex("instances").insert(inst.slice(i, i + 50));
+  const idsByNode: Record<string, number[]> = {};
+  for (const r of await knex("instances as i").join("nodes as n", "n.id", "i.node_id").select("i.id", "n.name")) (idsByNode[r.name] ??= []).push(Number(r.id));
+
+  const log = getLogger("registry");
+  const changes = new PollingChangeFeed(store, { intervalMs: 200, log });
+  await changes.start();
+  const settings: RegistrySettings = {
+    advertise: "127.0.0.1:9500", heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 15000,
+    maxPatchBytes: 1 << 30, batchTimeoutMs: 120000, processId: "bench-registry",
+  };
+  const hub = new NodeSessionHub({ store, changes, settings, log });
+  const ctx: RegistryContext = { store, settings, changes, sessions: hub, storage: new LocalDiskStorage(path.join(dir, "packages")), auth: new ClusterAuth(), log };
+  const part = nodePart(ctx);
+  await part.start?.();
+  const app = new Application({ handleSignals: false, app: "Sgrid", server: "Registry", adapters: { NodeObj: "127.0.0.1:0" } });
+  for (const [obj, servant] of Object.entries(part.servants ?? {})) app.addServant(obj, servant);
+  await app.start();
+  process.stdout.write(`READY ${JSON.stringify({ port: app.adapters()[0]!.endpoint.port, idsByNode })}\n`);
+  process.on("message", (m) => {
+    if (m === "exit") process.exit(0);
+    if (m === "stats") {
+      void (async () => {
+        const list = await store.nodes.list();
+        const offlineEvents = (await store.events.list({ kind: "node.offline", limit: 1000 })).length;
+        process.send!({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss, hub: hub.stats, online: list.filter((n) => n.online).length, nodes: list.length, offlineEvents });
+      })();
+    }
+  });
+}
+
+main().catch((err) => {
+  process.stderr.write(`heartbeat registry failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

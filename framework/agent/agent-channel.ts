@@ -1,0 +1,178 @@
+/**
+ * The servant's end of the local agent channel (`SGRID_AGENT`): one
+ * bidirectional stream to the node agent that runs this process.
+ *
+ * ```
+ *   connect ──> hello(instance id, token, pid, version) [+ AdaptersReady if known]
+ *      ^            │
+ *      │            v
+ *      │        settings(interval) ──> keepalive every interval
+ *      │        command ──> run ──> CommandResult(request id)
+ *      │            │ stream broke / refused
+ *      └── backoff ─┘ (0.5 s doubling to 10 s, ±25% jitter)
+ * ```
+ *
+ * Contract: nothing here ever throws into the application or stops it
+ * serving; a lost channel is logged and reopened. Keepalives go at the
+ * interval the agent sends (5 s until it says otherwise).
+ */
+import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseProxyTarget } from "../endpoint";
+import { ConfigError, SgridError } from "../errors";
+import { getLogger } from "../logger";
+import { StaticEndpointSource } from "../proxy/endpoint-source";
+import { Invoker, type ChannelProvider } from "../proxy/invoker";
+import type { DeepPartial } from "../transport/base";
+import type { AgentMessage, ServantMessage } from "../../proto/gen/sgrid/agent/v1/agent";
+import { AgentProxy } from "../../proto/gen/sgrid/agent/v1/agent.sgrid";
+import type { CommandRegistry } from "./commands";
+import { PushQueue } from "./push-queue";
+
+const log = getLogger("agent.channel");
+
+export interface AgentChannelOptions {
+  /** The agent's address, `host:port` (SGRID_AGENT). Required. */
+  agent: string;
+  /** SGRID_INSTANCE_ID. */
+  instanceId: string;
+  /** SGRID_AGENT_TOKEN. Never logged. */
+  token: string;
+  /** Framework version sent in the hello. */
+  version: string;
+  channels: ChannelProvider;
+  commands: CommandRegistry;
+  /** First reconnect delay, ms. Default 500. */
+  reconnectMs?: number;
+  /** Longest reconnect delay, ms. Default 10000. */
+  maxReconnectMs?: number;
+  /** Keepalive interval until the agent sends its own, ms. Default 5000. */
+  keepaliveMs?: number;
+}
+
+export const AGENT_CHANNEL_DEFAULTS = Object.freeze({ reconnectMs: 500, maxReconnectMs: 10_000, keepaliveMs: 5_000 });
+
+type Outgoing = PushQueue<DeepPartial<ServantMessage>>;
+
+export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [string]; command: [string] }> {
+  private readonly proxy: AgentProxy;
+  private readonly opts: Readonly<Required<Pick<AgentChannelOptions, "reconnectMs" | "maxReconnectMs" | "keepaliveMs">>>;
+  private readyObjs: string[] | undefined;
+  private out: Outgoing | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+  private connectedNow = false;
+  private started = false;
+  /** Keepalives sent since start (for tests and viewstatus). */
+  keepalivesSent = 0;
+
+  /** Throws ConfigError when the agent address does not parse. */
+  constructor(private readonly options: AgentChannelOptions) {
+    super();
+    let parsed;
+    try {
+      parsed = parseProxyTarget(options.agent);
+    } catch (err) {
+      throw new ConfigError(`SGRID_AGENT "${options.agent}" does not parse: ${(err as Error).message}`);
+    }
+    if (parsed.endpoints.length === 0) throw new ConfigError(`SGRID_AGENT "${options.agent}" is not host:port`);
+    this.opts = Object.freeze({ ...AGENT_CHANNEL_DEFAULTS, ...Object.fromEntries(Object.entries({ reconnectMs: options.reconnectMs, maxReconnectMs: options.maxReconnectMs, keepaliveMs: options.keepaliveMs }).filter(([, v]) => v !== undefined)) });
+    this.proxy = new AgentProxy(new Invoker(new StaticEndpointSource(parsed.endpoints, `agent ${options.agent}`), options.channels, "sgrid.agent.v1.Agent", { maxAttempts: 1 }));
+  }
+
+  /** True while a stream is open and the agent has answered. */
+  get connected(): boolean {
+    return this.connectedNow;
+  }
+
+  /** Opens the channel (and keeps it open). Idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    void this.loop();
+  }
+
+  /** Reports the Objs now listening (sent now, and again after every reconnect). */
+  ready(objs: string[]): void {
+    this.readyObjs = [...objs];
+    this.out?.push({ kind: { $case: "ready", value: { objs: this.readyObjs } } });
+  }
+
+  /** Ends the stream and stops reconnecting. Idempotent; never throws. */
+  close(): void {
+    if (this.abort.signal.aborted) return;
+    this.out?.end();
+    this.abort.abort();
+    this.stopKeepalive();
+    this.connectedNow = false;
+  }
+
+  private startKeepalive(intervalMs: number): void {
+    this.stopKeepalive();
+    const out = this.out;
+    this.keepaliveTimer = setInterval(() => {
+      out?.push({ kind: { $case: "keepalive", value: {} } });
+      this.keepalivesSent++;
+    }, intervalMs);
+    this.keepaliveTimer.unref();
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  private handle(msg: AgentMessage, out: Outgoing): void {
+    const kind = msg.kind;
+    if (!kind) return;
+    if (kind.$case === "settings") {
+      const ms = kind.value.intervalMs > 0 ? kind.value.intervalMs : this.opts.keepaliveMs;
+      this.startKeepalive(ms);
+      return;
+    }
+    const { requestId, command, args } = kind.value;
+    this.emit("command", command);
+    void this.options.commands.run(command, args).then((r) => {
+      out.push({ kind: { $case: "result", value: { requestId, ok: r.ok, output: r.output, error: r.error } } });
+    });
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.abort.signal;
+    let delay = this.opts.reconnectMs;
+    let lastError = "";
+    while (!signal.aborted) {
+      const out: Outgoing = new PushQueue();
+      this.out = out;
+      out.push({ kind: { $case: "hello", value: { instanceId: this.options.instanceId, token: this.options.token, pid: process.pid, version: this.options.version } } });
+      if (this.readyObjs) out.push({ kind: { $case: "ready", value: { objs: this.readyObjs } } });
+      this.startKeepalive(this.opts.keepaliveMs);
+      let why = "stream ended";
+      try {
+        for await (const msg of this.proxy.channel(out, { signal })) {
+          if (!this.connectedNow) {
+            this.connectedNow = true;
+            delay = this.opts.reconnectMs;
+            lastError = "";
+            log.info({ agent: this.options.agent }, "agent channel open");
+            this.emit("connected");
+          }
+          this.handle(msg, out);
+        }
+      } catch (err) {
+        why = err instanceof SgridError ? `${err.code}: ${err.message}` : String(err);
+      }
+      out.end();
+      this.stopKeepalive();
+      const was = this.connectedNow;
+      this.connectedNow = false;
+      if (signal.aborted) return;
+      if (was) this.emit("disconnected", why);
+      if (why !== lastError) log.warn({ agent: this.options.agent, err: why }, "agent channel lost; reconnecting");
+      lastError = why;
+      const jittered = delay * (0.75 + Math.random() * 0.5);
+      delay = Math.min(delay * 2, this.opts.maxReconnectMs);
+      try { await sleep(jittered, undefined, { signal }); } catch { return; }
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * How the framework reaches the registry: the registry's own endpoints come
+ * from `SGRID_REGISTRY` (or an option) as `host:port[,host:port...]`, with the
+ * usual scheme prefixes, or in the Tars form `Sgrid.Registry.QueryObj@tcp -h
+ * host -p port:...`. The registry cannot itself be resolved by name.
+ *
+ * The proxies made here are built directly on an Invoker (not through a
+ * Communicator) so that resolution never recurses into itself; they share the
+ * communicator's channels through the ChannelProvider they are given.
+ */
+import { parseProxyTarget, type Endpoint } from "../endpoint";
+import { ConfigError, EndpointParseError } from "../errors";
+import { Invoker, type ChannelProvider } from "../proxy/invoker";
+import { StaticEndpointSource } from "../proxy/endpoint-source";
+import type { ProxyBase, ProxyClass } from "../proxy/proxy-base";
+import type { Metadata } from "../transport/base";
+
+/** Parses the registry address list. Throws ConfigError naming the value when it does not parse. */
+export function registryEndpoints(registry: string): Endpoint[] {
+  let parsed;
+  try {
+    parsed = parseProxyTarget(registry);
+  } catch (err) {
+    throw new ConfigError(`registry address "${registry}" does not parse: ${(err as EndpointParseError).message}`);
+  }
+  if (parsed.endpoints.length === 0) {
+    throw new ConfigError(`registry address "${registry}" names no endpoint (expected host:port[,host:port...])`);
+  }
+  return parsed.endpoints;
+}
+
+/** Metadata for registry calls: `authorization: Bearer <token>` when a token is set. */
+export function registryMetadata(token: string | undefined): Metadata {
+  return Object.freeze(token ? { authorization: `Bearer ${token}` } : {}) as Metadata;
+}
+
+/** A typed proxy of one registry service over the given registry endpoints. */
+export function registryProxy<P extends ProxyBase>(cls: ProxyClass<P>, endpoints: readonly Endpoint[], channels: ChannelProvider, timeoutMs: number): P {
+  const source = new StaticEndpointSource(endpoints, `registry ${cls.service.fullName}`);
+  // Health thresholds: a dead registry endpoint is set aside after 2 failures so that a
+  // second registry (when listed) takes the traffic quickly.
+  return new cls(new Invoker(source, channels, cls.service.fullName, { timeoutMs, health: { consecutiveFailures: 2, retryAfterMs: 2_000, maxRetryAfterMs: 30_000 } }));
+}

@@ -1,0 +1,276 @@
+/**
+ * The live endpoint list of one Obj, kept up to date from the registry.
+ *
+ * ```
+ *   start ──> load disk cache (if any) ──> WatchObject ──(list)──> apply ──> listeners, disk
+ *                                             │   ^
+ *                        stream broke / ended │   │ re-watch after backoff
+ *                                             v   │ (0.5 s doubling to 30 s, with jitter)
+ *                                        FindObject once
+ *   every refreshIntervalMs (30 s): FindObject, whether or not the watch is up
+ * ```
+ *
+ * - The watch delivers changes within the registry's 1 s promise; the periodic
+ *   FindObject catches a watch that is stuck without having broken, and keeps
+ *   the list fresh against a registry without WatchObject (Tars refreshes
+ *   every 60 s and has no watch).
+ * - The last good list stays in memory when the registry is unreachable, and
+ *   is written atomically to `<cacheDir>/<Obj>.json` on every change, so a
+ *   process started while the registry is down begins from it.
+ * - Only the registry's `active` list is used. Unchanged endpoints keep the
+ *   same Endpoint object across updates, so balancer and failover state
+ *   survive a change elsewhere in the list.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import * as path from "node:path";
+import { endpointKey, makeEndpoint, type Endpoint, type Protocol } from "../endpoint";
+import { NotFoundError, SgridError } from "../errors";
+import { getLogger } from "../logger";
+import type { EndpointSource } from "../proxy/endpoint-source";
+import type { Metadata } from "../transport/base";
+import type { FindObjectReply } from "../../proto/gen/sgrid/registry/v1/query";
+import type { Endpoint as RegistryEndpoint } from "../../proto/gen/sgrid/registry/v1/types";
+import type { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { readFileIfExists, type LatestWriter } from "./atomic-file";
+
+const log = getLogger("registry.resolver");
+
+export interface SourceTiming {
+  refreshIntervalMs: number;
+  watchRetryMs: number;
+  maxWatchRetryMs: number;
+}
+
+/** Where the current list came from. */
+export type SourceState = "starting" | "cache" | "watching" | "polling" | "unreachable" | "closed";
+
+const PROTOCOLS: Record<string, { protocol: Protocol; tls: boolean }> = {
+  "": { protocol: "grpc", tls: false },
+  grpc: { protocol: "grpc", tls: false },
+  tcp: { protocol: "grpc", tls: false },
+  grpcs: { protocol: "grpc", tls: true },
+  ssl: { protocol: "grpc", tls: true },
+  sgrid: { protocol: "sgrid", tls: false },
+  native: { protocol: "sgrid", tls: false },
+  sgrids: { protocol: "sgrid", tls: true },
+};
+
+interface CachedList {
+  obj: string;
+  revision: number;
+  savedAt: number;
+  endpoints: Array<{ host: string; port: number; protocol: string; tls: boolean; weight: number; node?: string }>;
+}
+
+export class RegistryEndpointSource implements EndpointSource {
+  private list: readonly Endpoint[] = Object.freeze([]);
+  private byIdentity = new Map<string, Endpoint>();
+  private signature = "";
+  private revision = 0;
+  private stateNow: SourceState = "starting";
+  private lastErrorText: string | undefined;
+  private lastUpdate = 0;
+  private readonly listeners = new Set<(eps: readonly Endpoint[]) => void>();
+  private readonly abort = new AbortController();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private watchAbort: AbortController | undefined;
+  private readyResolve!: () => void;
+  private readonly readyPromise = new Promise<void>((resolve) => { this.readyResolve = resolve; });
+  private readonly warnedProtocols = new Set<string>();
+
+  constructor(
+    readonly obj: string,
+    private readonly query: QueryProxy,
+    private readonly metadata: Metadata,
+    private readonly timing: SourceTiming,
+    private readonly cacheDir: string | undefined,
+    private readonly writer: LatestWriter | undefined,
+  ) {
+    this.loadCache();
+    void this.watchLoop();
+    this.refreshTimer = setInterval(() => void this.refresh("periodic"), timing.refreshIntervalMs);
+    this.refreshTimer.unref();
+  }
+
+  current(): readonly Endpoint[] { return this.list; }
+  ready(): Promise<void> { return this.readyPromise; }
+
+  onChange(listener: (endpoints: readonly Endpoint[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  describe(): string {
+    const why = this.stateNow === "unreachable" && this.lastErrorText ? `: registry unreachable (${this.lastErrorText})` : "";
+    return `${this.obj} (from the registry, ${this.stateNow}${why})`;
+  }
+
+  /** For `sgrid.connections` and tests. */
+  status(): { obj: string; state: SourceState; revision: number; endpoints: string[]; lastUpdate: number; lastError?: string } {
+    return { obj: this.obj, state: this.stateNow, revision: this.revision, endpoints: this.list.map(endpointKey), lastUpdate: this.lastUpdate, ...(this.lastErrorText ? { lastError: this.lastErrorText } : {}) };
+  }
+
+  close(): void {
+    if (this.stateNow === "closed") return;
+    this.stateNow = "closed";
+    this.abort.abort();
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.listeners.clear();
+    this.readyResolve();
+  }
+
+  private get cacheFile(): string | undefined {
+    return this.cacheDir ? path.join(this.cacheDir, `${this.obj}.json`) : undefined;
+  }
+
+  private loadCache(): void {
+    const file = this.cacheFile;
+    if (!file) return;
+    try {
+      const text = readFileIfExists(file);
+      if (text === undefined) return;
+      const cached = JSON.parse(text) as CachedList;
+      if (cached.obj !== this.obj || !Array.isArray(cached.endpoints)) return;
+      const eps = cached.endpoints.map((e) => makeEndpoint(e.host, e.port, e.protocol as Protocol, { tls: e.tls, weight: e.weight, node: e.node }));
+      this.revision = cached.revision;
+      this.setList(eps, false);
+      this.stateNow = "cache";
+      this.readyResolve();
+      log.info({ obj: this.obj, endpoints: eps.length, savedAt: new Date(cached.savedAt).toISOString() }, "endpoints loaded from the disk cache");
+    } catch (err) {
+      log.warn({ obj: this.obj, file, err: (err as Error).message }, "ignoring an unreadable endpoint cache file");
+    }
+  }
+
+  private toEndpoint(e: RegistryEndpoint): Endpoint | undefined {
+    const kind = PROTOCOLS[e.protocol.toLowerCase()];
+    if (!kind) {
+      if (!this.warnedProtocols.has(e.protocol)) {
+        this.warnedProtocols.add(e.protocol);
+        log.warn({ obj: this.obj, protocol: e.protocol }, "skipping endpoints with an unknown protocol");
+      }
+      return undefined;
+    }
+    if (!e.host || !(e.port > 0 && e.port < 65536)) return undefined;
+    return makeEndpoint(e.host, e.port, kind.protocol, { tls: kind.tls, weight: e.weight, node: e.node || undefined });
+  }
+
+  /**
+   * Applies a registry answer. Revisions are fingerprints (equality only, not
+   * ordered), so a FindObject answer that disagrees with a live watch is not
+   * applied (it may be older than the watch's last answer): the watch is
+   * restarted instead, and its first answer is the current truth.
+   */
+  private apply(reply: FindObjectReply, via: "watch" | "find"): void {
+    if (this.stateNow === "closed") return;
+    if (via === "find" && this.stateNow === "watching") {
+      if (reply.revision !== this.revision) {
+        log.info({ obj: this.obj }, "FindObject disagrees with the watch; restarting the watch");
+        this.watchAbort?.abort();
+      }
+      return;
+    }
+    const eps: Endpoint[] = [];
+    for (const e of reply.active) {
+      const ep = this.toEndpoint(e);
+      if (ep) eps.push(ep);
+    }
+    this.revision = reply.revision;
+    this.lastUpdate = Date.now();
+    this.lastErrorText = undefined;
+    if (via === "watch") this.stateNow = "watching";
+    else if (this.stateNow !== "watching") this.stateNow = "polling";
+    this.setList(eps, true);
+    this.readyResolve();
+  }
+
+  private setList(eps: Endpoint[], persist: boolean): void {
+    const next = new Map<string, Endpoint>();
+    const out: Endpoint[] = [];
+    for (const ep of eps) {
+      const id = `${endpointKey(ep)}|${ep.weight}|${ep.node ?? ""}`;
+      if (next.has(id)) continue;
+      const kept = this.byIdentity.get(id) ?? ep;
+      next.set(id, kept);
+      out.push(kept);
+    }
+    out.sort((a, b) => (endpointKey(a) < endpointKey(b) ? -1 : 1));
+    const signature = [...next.keys()].sort().join(",");
+    if (signature === this.signature) return;
+    this.signature = signature;
+    this.byIdentity = next;
+    this.list = Object.freeze(out);
+    log.info({ obj: this.obj, endpoints: out.map(endpointKey), revision: this.revision }, "endpoint list changed");
+    for (const l of this.listeners) {
+      try { l(this.list); } catch (err) { log.error({ err }, "endpoint listener threw"); }
+    }
+    const file = this.cacheFile;
+    if (persist && file && this.writer) {
+      const cached: CachedList = {
+        obj: this.obj, revision: this.revision, savedAt: Date.now(),
+        endpoints: out.map((e) => ({ host: e.host, port: e.port, protocol: e.protocol, tls: e.tls, weight: e.weight, ...(e.node ? { node: e.node } : {}) })),
+      };
+      this.writer.write(file, `${JSON.stringify(cached, null, 2)}\n`);
+    }
+  }
+
+  private noteError(err: unknown, during: string): void {
+    const text = err instanceof SgridError ? `${err.code}: ${err.message}` : String(err);
+    if (this.lastErrorText !== text) log.warn({ obj: this.obj, during, err: text }, "registry call failed; keeping the last known endpoints");
+    this.lastErrorText = text;
+    if (this.stateNow !== "closed" && this.stateNow !== "cache") this.stateNow = "unreachable";
+  }
+
+  /** One FindObject. Never throws. */
+  private async refresh(why: string): Promise<void> {
+    if (this.stateNow === "closed") return;
+    try {
+      const reply = await this.query.findObject({ obj: this.obj }, { metadata: this.metadata, signal: this.abort.signal });
+      this.apply(reply, "find");
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      if (err instanceof NotFoundError) { this.apply({ obj: this.obj, active: [], inactive: [], revision: 0 }, "find"); return; }
+      this.noteError(err, `FindObject (${why})`);
+      // Nobody waits forever for a first list: callers get NO_ENDPOINT naming the registry error.
+      this.readyResolve();
+    }
+  }
+
+  private async watchLoop(): Promise<void> {
+    let delay = this.timing.watchRetryMs;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      let received = false;
+      const watchAbort = new AbortController();
+      this.watchAbort = watchAbort;
+      try {
+        for await (const reply of this.query.watchObject({ obj: this.obj }, { metadata: this.metadata, signal: AbortSignal.any([signal, watchAbort.signal]) })) {
+          received = true;
+          delay = this.timing.watchRetryMs;
+          this.apply(reply, "watch");
+        }
+        if (!signal.aborted && !watchAbort.signal.aborted) this.noteError(new Error("watch stream ended"), "WatchObject");
+      } catch (err) {
+        if (signal.aborted) return;
+        if (this.stateNow === "watching") this.stateNow = "polling";
+        if (watchAbort.signal.aborted) {
+          // ignored: restarted on purpose (see apply)
+        } else if (err instanceof NotFoundError) {
+          this.apply({ obj: this.obj, active: [], inactive: [], revision: 0 }, "find");
+        } else {
+          this.noteError(err, "WatchObject");
+          this.readyResolve();
+        }
+      }
+      if (signal.aborted) return;
+      if (this.stateNow === "watching") this.stateNow = "polling";
+      // Restarted on purpose (see apply): re-watch at once.
+      if (watchAbort.signal.aborted) { delay = this.timing.watchRetryMs; continue; }
+      // A watch that was up may have missed a change while it broke: ask once at once.
+      if (received) await this.refresh("watch broke");
+      const jittered = delay * (0.75 + Math.random() * 0.5);
+      delay = Math.min(delay * 2, this.timing.maxWatchRetryMs);
+      try { await sleep(jittered, undefined, { signal }); } catch { return; }
+    }
+  }
+}

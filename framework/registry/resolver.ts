@@ -1,0 +1,113 @@
+/**
+ * Resolves `App.Server.Obj` names through the registry's Query API. One
+ * RegistryEndpointSource per Obj (shared by every proxy of that Obj); the
+ * Communicator installs a resolver when it has a registry address
+ * (`SGRID_REGISTRY` or its `registry` option).
+ *
+ * Defaults, and why:
+ * - refreshIntervalMs 30000: a FindObject every 30 s per Obj, watch or not
+ *   (Tars: 60 s, with no watch). Cheap for the registry; bounds staleness if a
+ *   watch is silently stuck.
+ * - watchRetryMs 500 doubling to maxWatchRetryMs 30000 (±25% jitter): re-watch
+ *   quickly after a registry restart without a thundering herd.
+ * - timeoutMs 3000 for FindObject.
+ * - cacheDir `<SGRID_DATA_DIR>/cache/registry` when SGRID_DATA_DIR is set, else
+ *   none (memory only). The data dir survives new versions and restarts.
+ */
+import * as path from "node:path";
+import { isObjName, type Endpoint } from "../endpoint";
+import { EndpointParseError } from "../errors";
+import { getLogger } from "../logger";
+import type { ChannelProvider } from "../proxy/invoker";
+import type { EndpointSource } from "../proxy/endpoint-source";
+import { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { LatestWriter } from "./atomic-file";
+import { RegistryEndpointSource, type SourceState } from "./registry-endpoint-source";
+import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
+
+const log = getLogger("registry.resolver");
+
+export interface RegistryResolverOptions {
+  /** Registry endpoints, `host:port[,host:port...]` (SGRID_REGISTRY). Required. */
+  registry: string;
+  /** Supplies channels (the communicator's, so they are shared). Required. */
+  channels: ChannelProvider;
+  /** Directory for the on-disk endpoint cache; undefined = memory only. See the default above. */
+  cacheDir?: string;
+  /** Bearer token for the Query API when the registry requires one (SGRID_REGISTRY_TOKEN). Default none. */
+  token?: string;
+  /** Periodic FindObject, ms. Default 30000. */
+  refreshIntervalMs?: number;
+  /** First re-watch delay after the watch broke, ms. Default 500. */
+  watchRetryMs?: number;
+  /** Longest re-watch delay, ms. Default 30000. */
+  maxWatchRetryMs?: number;
+  /** FindObject timeout, ms. Default 3000. */
+  timeoutMs?: number;
+}
+
+export const RESOLVER_DEFAULTS = Object.freeze({ refreshIntervalMs: 30_000, watchRetryMs: 500, maxWatchRetryMs: 30_000, timeoutMs: 3_000 });
+
+/** The cache dir used when none is given: `<SGRID_DATA_DIR>/cache/registry`, or undefined. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.SGRID_DATA_DIR ? path.join(env.SGRID_DATA_DIR, "cache", "registry") : undefined;
+}
+
+export class RegistryResolver {
+  private readonly sources = new Map<string, RegistryEndpointSource>();
+  private readonly query: QueryProxy;
+  private readonly writer: LatestWriter;
+  private readonly registryList: readonly Endpoint[];
+  private readonly opts: Readonly<Required<Omit<RegistryResolverOptions, "cacheDir" | "token">>> & Pick<RegistryResolverOptions, "cacheDir" | "token">;
+  private closed = false;
+
+  /** Throws ConfigError when the registry address does not parse, TypeError for a bad option. */
+  constructor(options: RegistryResolverOptions) {
+    for (const k of ["refreshIntervalMs", "watchRetryMs", "maxWatchRetryMs", "timeoutMs"] as const) {
+      const v = options[k];
+      if (v !== undefined && !(v > 0)) throw new TypeError(`${k} must be > 0, got ${v}`);
+    }
+    this.opts = Object.freeze({ ...RESOLVER_DEFAULTS, ...stripUndefined(options), registry: options.registry, channels: options.channels });
+    this.registryList = registryEndpoints(options.registry);
+    this.query = registryProxy(QueryProxy, this.registryList, options.channels, this.opts.timeoutMs);
+    this.writer = new LatestWriter((file, err) => log.warn({ file, err: (err as Error).message }, "cannot write the endpoint cache"));
+  }
+
+  /** The live endpoint source of an Obj (the same one for every call). Throws EndpointParseError for a bad name. */
+  resolve(obj: string): EndpointSource {
+    if (this.closed) throw new TypeError("registry resolver is closed");
+    if (!isObjName(obj)) throw new EndpointParseError(`"${obj}" is not an App.Server.Obj name`);
+    let src = this.sources.get(obj);
+    if (!src) {
+      src = new RegistryEndpointSource(obj, this.query, registryMetadata(this.opts.token), this.opts, this.opts.cacheDir, this.writer);
+      this.sources.set(obj, src);
+    }
+    return src;
+  }
+
+  /** Per-Obj resolution state, for `sgrid.connections`. */
+  status(): Array<{ obj: string; state: SourceState; revision: number; endpoints: string[]; lastUpdate: number; lastError?: string }> {
+    return [...this.sources.values()].map((s) => s.status());
+  }
+
+  /** The registry address list in use. */
+  registry(): readonly Endpoint[] {
+    return this.registryList;
+  }
+
+  /** Resolves when pending cache writes are on disk (tests, shutdown). */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /** Stops every watch. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.sources.values()) s.close();
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
