@@ -1,0 +1,34 @@
+/**
+ * Nodes and the event log.
+ *
+ * GET    /api/nodes                    -> {nodes: NodeInfo[] (with recent samples)}
+ * DELETE /api/nodes/:name
+ * GET    /api/events?kind=&targetPrefix=&actor=&beforeId=&afterId=&limit=
+ */
+import { z } from "zod";
+import { check } from "../body";
+import { asUser, type AdminRouter } from "../context";
+import { NodeName, OptionalText, OptionalUint } from "./schemas";
+
+export function nodeRoutes(router: AdminRouter): void {
+  router.get("/api/nodes", async (ctx) => {
+    ctx.body = await ctx.admin.registry.admin.listNodes({}, asUser(ctx));
+  });
+
+  router.delete("/api/nodes/:name", async (ctx) => {
+    const name = check(NodeName, ctx.params.name);
+    await ctx.admin.registry.admin.deleteNode({ name }, asUser(ctx));
+    ctx.status = 204;
+  });
+
+  router.get("/api/events", async (ctx) => {
+    const q = check(z.object({
+      kind: OptionalText, targetPrefix: OptionalText, actor: OptionalText,
+      beforeId: OptionalUint, afterId: OptionalUint, limit: OptionalUint,
+    }), ctx.query);
+    ctx.body = await ctx.admin.registry.admin.listEvents({
+      kind: q.kind ?? "", targetPrefix: q.targetPrefix ?? "", actor: q.actor ?? "",
+      beforeId: q.beforeId ?? 0, afterId: q.afterId ?? 0, limit: Math.min(q.limit ?? 100, 1000),
+    }, asUser(ctx));
+  });
+}

@@ -1,0 +1,73 @@
+/** One instance: its settings and state, an admin command with its reply, and the tail of its log. */
+import { useState } from "preact/hooks";
+import { get, mayChange, post, qs, type Session } from "../api.js";
+import { ErrorBanner, StatusBadge, useLoad } from "../components/common.js";
+import { bytes, duration, time } from "../format.js";
+import { html } from "../html.js";
+
+export function InstancePage({ session, app, server, id }: { session: Session; app: string; server: string; id: number }) {
+  const can = mayChange(session, app);
+  const { data, error } = useLoad(() => get(`/api/instances${qs({ application: app, server })}`), [app, server, id], 3000);
+  const inst = (data?.instances ?? []).find((i: any) => i.id === id);
+  const [command, setCommand] = useState("sgrid.viewstatus");
+  const [args, setArgs] = useState("");
+  const [reply, setReply] = useState<string | undefined>(undefined);
+  const [log, setLog] = useState<string | undefined>(undefined);
+  const [lines, setLines] = useState(200);
+  const [actionError, setActionError] = useState<unknown>(undefined);
+  const send = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setActionError(undefined);
+    setReply(undefined);
+    try {
+      setReply((await post(`/api/instances/${id}/command`, { command, args })).output);
+    } catch (err) {
+      setActionError(err);
+    }
+  };
+  const tail = async (): Promise<void> => {
+    setActionError(undefined);
+    try {
+      setLog((await get(`/api/instances/${id}/log${qs({ lines })}`)).output);
+    } catch (err) {
+      setActionError(err);
+    }
+  };
+  const base = `/apps/${encodeURIComponent(app)}/${encodeURIComponent(server)}`;
+  return html`<section>
+    <h1><a href=${base}>${app}.${server}</a> #${id}</h1>
+    <${ErrorBanner} error=${error} />
+    ${inst ? html`<dl class="facts">
+      <dt>Node</dt><dd>${inst.node}</dd>
+      <dt>Desired</dt><dd><${StatusBadge} value=${inst.desiredState} /> ${inst.desiredVersion ? `v${inst.desiredVersion}` : ""}</dd>
+      <dt>Observed</dt><dd><${StatusBadge} value=${inst.observedState} /> ${inst.observedVersion ? `v${inst.observedVersion}` : ""} (${time(inst.observedAt)})</dd>
+      <dt>Pid</dt><dd>${inst.pid || "—"}</dd>
+      <dt>Uptime</dt><dd>${inst.startedAt ? duration(inst.startedAt) : "—"}</dd>
+      <dt>Restarts</dt><dd>${inst.restarts}</dd>
+      <dt>Last exit</dt><dd>${inst.lastExitReason || "—"}</dd>
+      <dt>Memory</dt><dd>${bytes(inst.memoryBytes)}${inst.limits?.memoryBytes ? ` / ${bytes(inst.limits.memoryBytes)}` : ""}</dd>
+      <dt>CPU</dt><dd>${(inst.cpuCoresUsed ?? 0).toFixed(2)}${inst.limits?.cpuCores ? ` / ${inst.limits.cpuCores}` : ""} cores</dd>
+      <dt>Adapters</dt><dd>${(inst.adapters ?? []).map((a: any) => `${a.obj} ${a.host}:${a.port} (${a.protocol || "grpc"})`).join(", ")}</dd>
+      <dt>Env</dt><dd><code>${Object.entries(inst.env ?? {}).map(([k, v]) => `${k}=${v}`).join(" ")}</code></dd>
+    </dl>` : html`<p class="muted">Loading…</p>`}
+    <${ErrorBanner} error=${actionError} />
+    ${can ? html`<form class="card" onSubmit=${send} aria-label="admin command">
+      <h3>Admin command</h3>
+      <div class="row">
+        <input name="command" value=${command} onInput=${(e: any) => setCommand(e.currentTarget.value)} list="commands" />
+        <datalist id="commands"><option value="sgrid.viewstatus" /><option value="sgrid.setloglevel" /><option value="sgrid.loadconfig" /></datalist>
+        <input name="args" placeholder="arguments" value=${args} onInput=${(e: any) => setArgs(e.currentTarget.value)} />
+        <button type="submit">Send</button>
+      </div>
+      ${reply !== undefined ? html`<pre class="reply" aria-label="command reply">${reply}</pre>` : null}
+    </form>` : null}
+    ${can ? html`<div class="card">
+      <h3>Log</h3>
+      <div class="row">
+        <label>Lines <input type="number" name="lines" min="1" max="5000" value=${lines} onInput=${(e: any) => setLines(Number(e.currentTarget.value))} /></label>
+        <button type="button" onClick=${tail}>Tail log</button>
+      </div>
+      ${log !== undefined ? html`<pre class="log" aria-label="log">${log}</pre>` : null}
+    </div>` : null}
+  </section>`;
+}
