@@ -10,7 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Communicator } from "../framework";
 import { EchoProxy } from "../test/gen/demo/echo.sgrid";
-import { closedLoop, fmt, startBenchServer, table, type LoadResult } from "./harness";
+import { bestOfAlternating, closedLoop, fmt, startBenchServer, table } from "./harness";
 
 const TEXT = "x".repeat(100);
 
@@ -31,15 +31,7 @@ export async function runGrpcOverhead(durationMs: number, concurrencies: number[
   await closedLoop(8, 500, proxyCall);
   const rows: string[][] = [];
   for (const c of concurrencies) {
-    // Alternate and take the better of two rounds each, to damp noise on a shared 2-core machine.
-    const results: Record<string, LoadResult[]> = { plain: [], proxy: [] };
-    for (let round = 0; round < 2; round++) {
-      results.plain!.push(await closedLoop(c, durationMs, plainCall));
-      results.proxy!.push(await closedLoop(c, durationMs, proxyCall));
-    }
-    const best = (rs: LoadResult[]) => rs.reduce((a, b) => (b.callsPerSec > a.callsPerSec ? b : a));
-    const p = best(results.plain!);
-    const x = best(results.proxy!);
+    const [p, x] = await bestOfAlternating(c, durationMs, plainCall, proxyCall);
     rows.push([String(c), "plain @grpc/grpc-js", fmt(p.callsPerSec), fmt(p.p50Ms, 3), fmt(p.p99Ms, 3), "1.00", "1.00"]);
     rows.push([String(c), "sgrid proxy (grpc)", fmt(x.callsPerSec), fmt(x.p50Ms, 3), fmt(x.p99Ms, 3), fmt(x.callsPerSec / p.callsPerSec, 2), fmt(x.p99Ms / p.p99Ms, 2)]);
   }

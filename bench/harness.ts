@@ -62,6 +62,22 @@ export function startBenchServer(adapters: string[]): Promise<BenchServer> {
   });
 }
 
+/**
+ * Measures a baseline and a subject at one concurrency, alternating them for
+ * `rounds` rounds and keeping each one's best round, to damp noise on a
+ * shared machine. Returns [baseline, subject].
+ */
+export async function bestOfAlternating(concurrency: number, durationMs: number, baseline: () => Promise<unknown>, subject: () => Promise<unknown>, rounds = 2): Promise<[LoadResult, LoadResult]> {
+  const a: LoadResult[] = [];
+  const b: LoadResult[] = [];
+  for (let round = 0; round < rounds; round++) {
+    a.push(await closedLoop(concurrency, durationMs, baseline));
+    b.push(await closedLoop(concurrency, durationMs, subject));
+  }
+  const best = (rs: LoadResult[]) => rs.reduce((x, y) => (y.callsPerSec > x.callsPerSec ? y : x));
+  return [best(a), best(b)];
+}
+
 export function fmt(n: number, digits = 0): string {
   return n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }

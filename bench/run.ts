@@ -2,8 +2,16 @@
  * `npm run bench`: prints figures and ratios against baselines measured in
  * the same run. Never fails on the figures (exit 0); timing goals live here,
  * not in tests. BENCH_DURATION_MS sets the length of each measurement.
+ * Suites: grpc, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
+ * those: `node dist/bench/run.js transport`.
  */
 import { runGrpcOverhead } from "./grpc-overhead";
+import { runAgentBench } from "./agent/agent-bench";
+import { formatTable, runTransportBench } from "./transport/run";
+import { runFindObjectBench } from "./registry/find-object";
+import { runWatchLatencyBench } from "./registry/watch-latency";
+import { runHeartbeatBench } from "./registry/heartbeat";
+import { runResolveByNameBench } from "./resolve-by-name";
 
 async function main(): Promise<void> {
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
@@ -13,6 +21,36 @@ async function main(): Promise<void> {
   if (want("grpc")) {
     process.stdout.write("## Generated proxy vs plain @grpc/grpc-js (unary ~100-byte echo, server in another process)\n");
     process.stdout.write(`${await runGrpcOverhead(durationMs, [1, 64])}\n\n`);
+  }
+  if (want("agent")) {
+    process.stdout.write("## Node agent: restart latency, RSS, CPU supervising 50 sleep-loop instances (`sgrid node` child, registry stand-in)\n");
+    process.stdout.write(`${await runAgentBench(durationMs)}\n\n`);
+  }
+  if (want("transport")) {
+    process.stdout.write("## Transports: native sgrid vs gRPC vs @tars/rpc vs moleculer (unary ~100-byte echo, separate processes)\n");
+    process.stdout.write("Targets: native >= 1.5x @tars/rpc calls/s at c=64, >= 1.2x at c=1, p99 no worse than @tars/rpc's.\n");
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+    const rows = await runTransportBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs: Math.min(1000, durationMs) });
+    process.stdout.write(`${formatTable(rows)}\n(medians of ${rounds} rounds; BENCH_ROUNDS sets it)\n\n`);
+  }
+  if (want("registry-find")) {
+    process.stdout.write("## Registry FindObject vs a plain gRPC echo (registry on SQLite in another process, answers from memory)\n");
+    process.stdout.write(`${await runFindObjectBench(durationMs, [1, 64])}\n\n`);
+  }
+  if (want("registry-watch")) {
+    process.stdout.write("## Registry WatchObject propagation (a desired-state write until every watcher has the new list; change feed polls every 200 ms)\n");
+    process.stdout.write(`${await runWatchLatencyBench(durationMs)}\n\n`);
+  }
+  if (want("resolve")) {
+    process.stdout.write("## Proxy by Obj name (real registry, 3 servant processes) vs plain @grpc/grpc-js round-robin over the same 3; registration -> first call\n");
+    process.stdout.write(`${await runResolveByNameBench(durationMs, [1, 64])}\n\n`);
+  }
+  if (want("registry-heartbeat")) {
+    // Its own length (BENCH_HEARTBEAT_MS, default 20 s): several heartbeat intervals are needed, whatever BENCH_DURATION_MS says.
+    const hbMs = Number(process.env.BENCH_HEARTBEAT_MS ?? 20_000);
+    const hbNodes = Number(process.env.BENCH_HEARTBEAT_NODES ?? 1000);
+    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process)\n`);
+    process.stdout.write(`${await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs })}\n\n`);
   }
 }
 

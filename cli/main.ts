@@ -5,8 +5,17 @@
  */
 import { Command, CommanderError } from "commander";
 import { SgridError } from "../framework/errors";
+import { registerAdmin } from "./admin";
+import { registerLogin } from "./client";
+import { registerConfig } from "./config";
+import { registerCreate } from "./create";
 import { registerDemo } from "./demo";
 import { registerGen } from "./gen";
+import { registerNode } from "./node";
+import { registerPackage } from "./package";
+import { registerPublish, registerRollback } from "./publish";
+import { registerRegistry } from "./registry";
+import { registerUp } from "./up";
 
 const pkg = require("../../package.json") as { version: string };
 
@@ -14,8 +23,20 @@ export function buildProgram(): Command {
   const program = new Command();
   program.name("sgrid").description("Sgrid: run gRPC services on a fleet of machines").version(pkg.version);
   program.exitOverride();
+  // Program options (-V, -h) only before the sub-command, so sub-commands may have their own --version (sgrid package).
+  program.enablePositionalOptions();
   registerGen(program);
+  registerNode(program);
   registerDemo(program);
+  registerCreate(program);
+  registerPackage(program);
+  registerPublish(program);
+  registerRollback(program);
+  registerConfig(program);
+  registerLogin(program);
+  registerRegistry(program);
+  registerAdmin(program);
+  registerUp(program);
   return program;
 }
 
