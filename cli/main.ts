@@ -58,4 +58,24 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) void main();
+/**
+ * grpc-js sets the TLS server name to the host even when it is an IP address
+ * (`grpcs://10.0.0.5:9500`), and Node then prints DEP0123 on every command.
+ * The certificate is still checked against the IP (its subjectAltName); the
+ * warning says nothing an operator can act on, so the command line drops
+ * that one warning and passes every other on.
+ */
+function quietIpServerNameWarning(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const opts = rest[0];
+    const code = typeof opts === "object" && opts !== null ? (opts as { code?: string }).code : rest[1];
+    if (code === "DEP0123") return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+if (require.main === module) {
+  quietIpServerNameWarning();
+  void main();
+}

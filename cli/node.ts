@@ -9,7 +9,8 @@
  *
  * | flag | env | default |
  * |---|---|---|
- * | --registry host:port[,host:port] | SGRID_REGISTRY | (required) |
+ * | --registry host:port[,host:port] | SGRID_REGISTRY | (required); `grpcs://host:port` for a registry serving TLS |
+ * | --tls-ca <file> | SGRID_TLS_CA | system roots: the CA that signed the registry's certificate (also passed to servants) |
  * | --name | SGRID_NODE_NAME | the host name |
  * | --data-dir | SGRID_DATA_DIR | ./sgrid-data/node (made absolute) |
  * | --token | SGRID_CLUSTER_TOKEN | none |
@@ -31,6 +32,7 @@ import { NodeAgent, printSystemdUnit, type NodeAgentOptions, type DetectCgroupsO
 
 export interface NodeCliFlags {
   registry?: string;
+  tlsCa?: string;
   name?: string;
   dataDir?: string;
   token?: string;
@@ -77,7 +79,7 @@ export function resolveNodeCliOptions(flags: NodeCliFlags, env: NodeJS.ProcessEn
   };
   const registryText = pick(flags.registry, "SGRID_REGISTRY");
   const registry = registryText !== undefined ? registryText.split(",").map((s) => s.trim()).filter(Boolean) : file.registry;
-  if (!registry || registry.length === 0) throw new ConfigError("no registry given: pass --registry host:port[,host:port] or set SGRID_REGISTRY");
+  if (!registry || registry.length === 0) throw new ConfigError("no registry given: pass --registry host:port[,host:port] (grpcs://host:port for TLS) or set SGRID_REGISTRY");
   const dataDir = path.resolve(cwd, pick(flags.dataDir, "SGRID_DATA_DIR") ?? file.dataDir ?? NODE_CLI_DEFAULTS.dataDir);
   const cgroupMode = pick(flags.cgroups, "SGRID_CGROUPS") ?? NODE_CLI_DEFAULTS.cgroups;
   if (!["auto", "v2", "v1", "none"].includes(cgroupMode)) throw new ConfigError(`--cgroups must be auto, v2, v1 or none, got ${cgroupMode}`);
@@ -108,6 +110,8 @@ export function systemdUnitFor(flags: NodeCliFlags, env: NodeJS.ProcessEnv = pro
   const args: string[] = [];
   const registry = flags.registry ?? env.SGRID_REGISTRY;
   if (registry) args.push("--registry", registry);
+  const tlsCa = flags.tlsCa ?? env.SGRID_TLS_CA;
+  if (tlsCa) args.push("--tls-ca", path.resolve(tlsCa));
   const name = flags.name ?? env.SGRID_NODE_NAME;
   if (name) args.push("--name", name);
   if (flags.address) args.push("--address", flags.address);
@@ -125,6 +129,7 @@ export function registerNode(program: Command): void {
     .command("node")
     .description("run the node agent: install and supervise the instances the registry places on this machine")
     .option("--registry <endpoints>", "registry endpoints, host:port[,host:port] (env SGRID_REGISTRY)")
+    .option("--tls-ca <file>", "PEM CA bundle that signed a TLS registry's certificate, for grpcs:// registries (env SGRID_TLS_CA; default: system roots)")
     .option("--name <name>", "this node's name (env SGRID_NODE_NAME; default: the host name)")
     .option("--data-dir <dir>", `data directory: servers/, cache/, state/ (env SGRID_DATA_DIR; default ${NODE_CLI_DEFAULTS.dataDir})`)
     .option("--token <token>", "cluster token (env SGRID_CLUSTER_TOKEN; prefer the env: flags show in ps)")
@@ -140,6 +145,8 @@ export function registerNode(program: Command): void {
         process.stdout.write(systemdUnitFor(flags));
         return;
       }
+      // The CA is read where channels are made (framework/transport/tls-ca), and servants inherit it.
+      if (flags.tlsCa) process.env.SGRID_TLS_CA = path.resolve(flags.tlsCa);
       const agent = new NodeAgent(resolveNodeCliOptions(flags));
       await agent.start();
       let stopping = false;

@@ -28,6 +28,7 @@ export { type Endpoint, type Protocol, endpointKey, makeEndpoint, parseHostPort,
 
 // ---- transports ------------------------------------------------------------------
 export * as transports from "./transport";
+export { envRootCerts } from "./transport/tls-ca";
 
 // ---- registry: Obj names and config ---------------------------------------------------
 export { RegistryResolver, RESOLVER_DEFAULTS, defaultCacheDir, type RegistryResolverOptions } from "./registry/resolver";

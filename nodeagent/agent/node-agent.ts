@@ -29,7 +29,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { getLogger, InvalidArgumentError, SgridError } from "../../framework";
+import { envRootCerts, getLogger, InvalidArgumentError, SgridError } from "../../framework";
 import { InstanceNotFoundError } from "../errors";
 import {
   DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
@@ -125,6 +125,7 @@ export class NodeAgent {
    */
   async start(): Promise<void> {
     if (this.started) return;
+    this.checkRegistryTransport();
     this.started = true;
     // The data dir stays traversable (0755): servants run as other users must reach their releases.
     // Only state/ is private.
@@ -443,6 +444,24 @@ export class NodeAgent {
     const inst = this.desired.get(id);
     if (!inst) return [];
     return inst.adapters.filter((a) => a.port > 0).map((a) => ({ host: a.host === "" ? this.options.address : a.host, port: a.port }));
+  }
+
+  /**
+   * Fails start with ConfigError when a grpcs:// registry is listed and
+   * SGRID_TLS_CA names an unreadable bundle; warns once per plaintext
+   * registry off loopback when the cluster token would cross the network
+   * in the clear.
+   */
+  private checkRegistryTransport(): void {
+    const registries = this.options.registry;
+    if (registries.some((r) => r.startsWith("grpcs://"))) envRootCerts();
+    if (!this.options.token) return;
+    for (const r of registries) {
+      if (r.startsWith("grpcs://")) continue;
+      const host = r.replace(/^grpc:\/\//, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+      if (host === "localhost" || host === "::1" || host.startsWith("127.")) continue;
+      log.warn({ registry: r }, "the cluster token goes to this registry in plaintext: serve the registry with --tls-cert/--tls-key and list it as grpcs://host:port");
+    }
   }
 
   private async hello(): Promise<NodeHello> {

@@ -35,7 +35,7 @@ import type { LogRotatorOptions } from "../logs";
 import type { BackoffPolicy } from "./backoff";
 
 export interface NodeAgentOptions {
-  /** Registry endpoints, `host:port` each. Required, at least one. */
+  /** Registry endpoints: `host:port`, or `grpcs://host:port` for a registry serving TLS (CA from SGRID_TLS_CA, else system roots). Required, at least one. */
   registry: string[];
   /** This node's name (as the registry knows it). Required. */
   name: string;
@@ -82,9 +82,11 @@ export const NODE_AGENT_DEFAULTS = Object.freeze({
 });
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, "must be host:port");
+/** A registry endpoint: `host:port` (plaintext), or `grpcs://host:port` for a registry serving TLS. */
+const registryEndpoint = z.string().regex(/^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, "must be host:port, or grpcs://host:port for a registry serving TLS");
 
 const schema = z.object({
-  registry: z.array(hostPort).min(1, "at least one registry endpoint is required"),
+  registry: z.array(registryEndpoint).min(1, "at least one registry endpoint is required"),
   name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/, "must be letters, digits, '.', '_' or '-'"),
   dataDir: z.string().refine((d) => path.isAbsolute(d), "must be an absolute path"),
   token: z.string().optional(),

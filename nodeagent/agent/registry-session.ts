@@ -77,7 +77,9 @@ export class RegistrySession extends EventEmitter<{
     super();
     const eps = (options?.endpoints ?? []).map((e) => e.trim()).filter(Boolean);
     if (eps.length === 0) throw new TypeError("RegistrySession: at least one registry endpoint (host:port) is required");
-    for (const e of eps) if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(e)) throw new TypeError(`RegistrySession: registry endpoint "${e}" is not host:port`);
+    for (const e of eps) {
+      if (!/^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(e)) throw new TypeError(`RegistrySession: registry endpoint "${e}" is not host:port or grpcs://host:port`);
+    }
     this.options = options;
     this.endpoints = eps;
     this.backoff = new Backoff(options.backoff);

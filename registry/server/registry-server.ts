@@ -59,6 +59,16 @@ function defaultAdvertise(host: string, port: number): string {
   return `127.0.0.1:${port}`;
 }
 
+/**
+ * With TLS on, every advertised endpoint without a scheme gets `grpcs://`:
+ * agents and servants take the advertised list as SGRID_REGISTRY and must
+ * dial it over TLS.
+ */
+function withScheme(advertise: string, tls: boolean): string {
+  if (!tls) return advertise;
+  return advertise.split(",").map((e) => e.trim()).filter(Boolean).map((e) => (e.includes("://") ? e : `grpcs://${e}`)).join(",");
+}
+
 function readPem(v: string | Buffer, what: string): Buffer {
   if (Buffer.isBuffer(v)) return v;
   try {
@@ -141,7 +151,7 @@ export class RegistryServer {
       // The port is not known before it is bound; the advertised address is
       // completed in place once it is (parts read settings at call time).
       const settings: RegistrySettings = {
-        advertise: o.advertise ?? defaultAdvertise(listenHost, o.listen.port),
+        advertise: withScheme(o.advertise ?? defaultAdvertise(listenHost, o.listen.port), o.tls !== undefined),
         heartbeatIntervalMs: o.heartbeatIntervalMs,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs,
         maxPatchBytes: o.maxPatchBytes,
@@ -194,7 +204,7 @@ export class RegistryServer {
       for (const [obj, servant] of servants) this.app.addServant(obj, servant);
       await this.app.start();
       const port = this.app.adapters()[0]!.endpoint.port;
-      if (o.advertise === undefined) settings.advertise = defaultAdvertise(listenHost, port);
+      if (o.advertise === undefined) settings.advertise = withScheme(defaultAdvertise(listenHost, port), tls !== undefined);
       this.bound = {
         host: listenHost,
         port,

@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "../../framework";
 import { resolveNodeCliOptions, systemdUnitFor } from "../../cli/node";
+import { NodeAgent } from "../../nodeagent";
 import { CLI } from "../helpers/paths";
 import { freePort } from "../helpers/processes";
 import { desiredInstance } from "../nodeagent/helpers/agent-fake-registry";
@@ -64,6 +65,15 @@ describe("cli: sgrid node", function () {
       expect(unit).to.not.contain("s3cret");
       expect(unit).to.not.match(/^Delegate=/m);
       expect(systemdUnitFor({ systemdExec: "/opt/sgrid/bin/sgrid" }, {})).to.match(/^ExecStart=\/opt\/sgrid\/bin\/sgrid node /m);
+      const tlsUnit = systemdUnitFor({ registry: "grpcs://reg1:9500", tlsCa: "/etc/sgrid/ca.pem", name: "node-7" }, {});
+      expect(tlsUnit).to.match(/^ExecStart=\S+ node --data-dir \/var\/lib\/sgrid --registry grpcs:\/\/reg1:9500 --tls-ca \/etc\/sgrid\/ca.pem --name node-7$/m);
+    });
+
+    it("takes grpcs:// registries and refuses other schemes with CONFIG_INVALID", () => {
+      const opts = resolveNodeCliOptions({ registry: "grpcs://reg1:9500, reg2:9500" }, {});
+      expect(opts.registry).to.deep.equal(["grpcs://reg1:9500", "reg2:9500"]);
+      expect(() => new NodeAgent(opts)).to.not.throw();
+      expect(() => new NodeAgent({ ...opts, registry: ["https://reg1:9500"] })).to.throw(ConfigError, /invalid node agent option registry\.0: must be host:port, or grpcs:\/\/host:port/);
     });
   });
 

@@ -4,7 +4,7 @@
  * stop with exit 0, an unreachable database exits non-zero naming the URL
  * without its password.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
@@ -64,6 +64,37 @@ describe("sgrid registry (CLI)", () => {
     }
     const all = reg.stdout() + reg.stderr();
     for (const s of Object.values(secrets)) expect(all).to.not.contain(s);
+  });
+
+  it("with --tls-cert/--tls-key advertises grpcs://, and the CLI reaches it as grpcs:// trusting SGRID_TLS_CA", async function () {
+    try {
+      execFileSync("openssl", ["version"], { stdio: "ignore" });
+    } catch {
+      this.skip();
+    }
+    const d = dir();
+    const cert = path.join(d, "reg.crt");
+    const key = path.join(d, "reg.key");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], { stdio: "ignore" });
+    const reg = await startRegistryProcess(["--data-dir", d, "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key], { SGRID_ADMIN_PASSWORD: "pw-tls-test" });
+    try {
+      expect(reg.stdout()).to.match(/^sgrid registry serving on grpcs:\/\/127\.0\.0\.1:\d+ \(advertised grpcs:\/\/127\.0\.0\.1:\d+,/);
+      const target = `grpcs://${reg.address}`;
+      const home = path.join(d, "home");
+      const untrusted = await run(["login", "--registry", target, "--user", "admin"], { HOME: home, SGRID_PASSWORD: "pw-tls-test", SGRID_TLS_CA: "" });
+      expect(untrusted.code).to.equal(1);
+      expect(untrusted.err).to.match(/self[- ]signed certificate/);
+      const trusted = await run(["login", "--registry", target, "--user", "admin"], { HOME: home, SGRID_PASSWORD: "pw-tls-test", SGRID_TLS_CA: cert });
+      expect(trusted.err).to.not.contain("DEP0123");
+      expect(trusted.out).to.contain(`logged in to ${target} as admin`);
+      expect(trusted.code).to.equal(0);
+      const badCa = await run(["login", "--registry", target, "--user", "admin"], { HOME: home, SGRID_PASSWORD: "pw-tls-test", SGRID_TLS_CA: path.join(d, "nope.pem") });
+      expect(badCa.code).to.equal(1);
+      expect(badCa.err).to.contain(`SGRID_TLS_CA: cannot read the CA bundle ${path.join(d, "nope.pem")}`);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it("stops on SIGINT with 0 too", async () => {

@@ -135,6 +135,8 @@ describe("registry server: start and stop", () => {
       const addr = await server.start();
       try {
         expect(addr.tls).to.equal(true);
+        // Agents and servants take the advertised list as SGRID_REGISTRY: it must say TLS.
+        expect(addr.advertise).to.equal(`grpcs://127.0.0.1:${addr.port}`);
         const call = (creds: grpc.ChannelCredentials) => {
           const client = new grpc.Client(`127.0.0.1:${addr.port}`, creds);
           const m = QueryService.methods.findObject;

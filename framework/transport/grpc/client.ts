@@ -7,10 +7,11 @@ import * as grpc from "@grpc/grpc-js";
 import type { Endpoint } from "../../endpoint";
 import { CancelledError } from "../../errors";
 import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
+import { envRootCerts } from "../tls-ca";
 import { fromGrpcError, grpcAddress, toGrpcMetadata } from "./wire";
 
 export interface GrpcClientOptions {
-  /** PEM CA bundle for TLS endpoints; system roots when absent. */
+  /** PEM CA bundle for TLS endpoints; default the file named by SGRID_TLS_CA, else the system roots. */
   rootCerts?: Buffer;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
@@ -57,7 +58,7 @@ export class GrpcChannel implements ClientChannel {
   private closed = false;
 
   constructor(readonly endpoint: Endpoint, options: GrpcClientOptions = {}) {
-    const creds = endpoint.tls ? grpc.credentials.createSsl(options.rootCerts ?? null) : grpc.credentials.createInsecure();
+    const creds = endpoint.tls ? grpc.credentials.createSsl(options.rootCerts ?? envRootCerts() ?? null) : grpc.credentials.createInsecure();
     this.client = new grpc.Client(grpcAddress(endpoint.host, endpoint.port), creds, {
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,

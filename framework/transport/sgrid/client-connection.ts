@@ -29,6 +29,7 @@ import { BodyCursor, FrameReader, ProtocolViolation, view, type FrameSink } from
 import { FrameWriter } from "./frame-writer";
 import { Pushed } from "./inbound-stream";
 import type { ResolvedClientOptions } from "./options";
+import { envRootCerts } from "../tls-ca";
 import { Flag, FrameType, PING_ACK, HELLO_BODY_SIZE, MAGIC, MAX_METHOD_ID, MIN_WINDOW, VERSION } from "./protocol";
 
 /** What a connection tells its channel. */
@@ -77,7 +78,7 @@ export class ClientConnection implements FrameSink {
       this.socket = tls.connect({
         host: endpoint.host,
         port: endpoint.port,
-        ca: t.ca,
+        ca: t.ca ?? envRootCerts(),
         cert: t.cert,
         key: t.key,
         rejectUnauthorized: t.rejectUnauthorized ?? true,

@@ -61,7 +61,7 @@ export const SGRID_SERVER_DEFAULTS = Object.freeze({
 export type ResolvedServerOptions = Readonly<{ [K in keyof typeof SGRID_SERVER_DEFAULTS]: number } & { tls?: SgridServerTlsOptions }>;
 
 export interface SgridClientTlsOptions {
-  /** CA bundle to verify the server with; system roots when absent. */
+  /** CA bundle to verify the server with; default the file named by SGRID_TLS_CA, else the system roots. */
   ca?: Pem;
   /** Client certificate and key, for servers that ask for one. */
   cert?: Pem;
