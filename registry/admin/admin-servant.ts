@@ -307,7 +307,8 @@ export class RegistryAdminServant extends AdminServant {
     const { orphanedStorageKeys } = await this.store.servers.remove(request.application, request.server);
     this.types.delete(full);
     for (const key of orphanedStorageKeys) {
-      await this.ctx.storage.remove(key).catch((err) => this.ctx.log.warn({ err, key }, "removing the package of a deleted server failed"));
+      await this.ctx.storage.removeUnused(key, () => this.store.patches.storageKeyInUse(key))
+        .catch((err) => this.ctx.log.warn({ err, key }, "removing the package of a deleted server failed"));
     }
     await this.event(user.name, "server.delete", full, `server ${full} deleted`, { packagesRemoved: orphanedStorageKeys.length });
     this.changed();

@@ -86,7 +86,21 @@ export interface PackageStorage {
   /** Reads from `offset`. NOT_FOUND when missing. */
   get(key: string, offset?: number): Promise<Readable>;
   has(key: string): Promise<boolean>;
+  /** Removes unconditionally (idempotent). Prefer removeUnused, which cannot race an upload. */
   remove(key: string): Promise<void>;
+  /**
+   * Marks an upload of `key` as in flight until the returned function is
+   * called (after its patch row is committed or has failed): removeUnused
+   * leaves held keys alone.
+   */
+  hold(key: string): () => void;
+  /**
+   * Removes `key` unless an upload of it is in flight or `inUse()` (asked
+   * after taking the key's lock) says a patch row references it. Serialized
+   * with put's final step for the same key, so a file an upload has just
+   * placed is never removed. Resolves true when removed.
+   */
+  removeUnused(key: string, inUse: () => Promise<boolean>): Promise<boolean>;
 }
 
 export interface RegistryContext {

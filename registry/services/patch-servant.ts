@@ -105,16 +105,25 @@ export class PatchServant extends PatchServantBase {
       throw new PatchTooLargeError(`patch of ${application}.${server}: declared size ${size} bytes is over the limit of ${maxBytes} bytes`, { application, server, size, maxBytes });
     }
     await this.ctx.store.servers.get(application, server); // NOT_FOUND naming the server
-    const stored = await this.ctx.storage.put(dataStream(it), { sha256, size, maxBytes });
+    // Held until the row is committed: a concurrent delete of another patch
+    // with the same bytes must not remove the file this one is about to use.
+    const release = this.ctx.storage.hold(sha256);
     let patch: PatchRecord;
     try {
-      patch = await this.ctx.store.patches.create({ application, server, sha256, size: stored.size, comment, uploader: user.name, storageKey: stored.key });
+      const stored = await this.ctx.storage.put(dataStream(it), { sha256, size, maxBytes });
+      try {
+        patch = await this.ctx.store.patches.create({ application, server, sha256, size: stored.size, comment, uploader: user.name, storageKey: stored.key });
+      } catch (err) {
+        this.ctx.log.warn({ application, server, sha256, err: (err as Error).message }, "patch stored but its row could not be created: removing the file unless another patch uses it");
+        throw err;
+      }
     } catch (err) {
-      // The file stays: another upload of the same bytes may be using it at
-      // this moment (content-addressed), and an unused file costs only disk.
-      this.ctx.log.warn({ application, server, sha256, err: (err as Error).message }, "patch stored but its row could not be created");
+      release();
+      // A file no patch references is removed (unless another upload of the same bytes holds it).
+      await this.removeUnused(sha256);
       throw err;
     }
+    release();
     this.ctx.changes.kick();
     await this.event(user, "patch.upload", patch, `uploaded version ${patch.version} of ${application}.${server} (${patch.size} bytes, sha256 ${patch.sha256})`);
     const srv = await this.ctx.store.servers.get(application, server);
@@ -178,10 +187,19 @@ export class PatchServant extends PatchServantBase {
     const user = await this.ctx.auth.requireUser(call, { role: "operator", application });
     const found = await this.ctx.store.patches.getByVersion(application, server, versionOf(request));
     const { patch, storageKeyInUse } = await this.ctx.store.patches.remove(found.id);
-    if (!storageKeyInUse) await this.ctx.storage.remove(patch.storageKey);
+    if (!storageKeyInUse) await this.removeUnused(patch.storageKey);
     this.ctx.changes.kick();
     await this.event(user, "patch.delete", patch, `deleted version ${patch.version} of ${application}.${server}`);
     return {};
+  }
+
+  /** Removes a package file no patch references; a failure is logged (the file only costs disk). */
+  private async removeUnused(key: string): Promise<void> {
+    try {
+      await this.ctx.storage.removeUnused(key, () => this.ctx.store.patches.storageKeyInUse(key));
+    } catch (err) {
+      this.ctx.log.warn({ key, err: (err as Error).message }, "cannot remove an unused package file");
+    }
   }
 
   /** Appends an event; a failure to log is reported, not thrown (the change is committed already). */

@@ -15,6 +15,9 @@
  *   that is already present is a no-op (same key, same bytes).
  * - Keys are exactly 64 lowercase hex characters; anything else is
  *   INVALID_ARGUMENT, so no key can name a path outside `dir`.
+ * - `removeUnused` cannot race an upload of the same bytes: uploads `hold`
+ *   their key until their patch row is committed, and put's final rename and
+ *   removals of one key run one after the other.
  * - `get(key, offset)` streams from `offset` (resumable downloads).
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -77,6 +80,10 @@ export class LocalDiskStorage implements PackageStorage {
   readonly dir: string;
   private readonly tmpDir: string;
   private swept: Promise<number> | undefined;
+  /** Uploads in flight per key (between the start of put and their row's commit or failure). */
+  private readonly held = new Map<string, number>();
+  /** Tail of the per-key chain of placements (put's rename) and removals. */
+  private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(dir: string) {
     if (typeof dir !== "string" || dir === "") throw new TypeError("LocalDiskStorage: dir is required");
@@ -122,8 +129,8 @@ export class LocalDiskStorage implements PackageStorage {
       await fsp.mkdir(path.dirname(final), { recursive: true });
       // rename() replaces an existing file atomically; identical content
       // (same sha256) makes that harmless, and readers holding the old inode
-      // keep reading it.
-      await fsp.rename(tmp, final);
+      // keep reading it. Under the key's lock: never interleaved with a removal.
+      await this.locked(actual, () => fsp.rename(tmp, final));
       return { key: actual, size: meter.bytes };
     } catch (err) {
       source.destroy();
@@ -189,6 +196,39 @@ export class LocalDiskStorage implements PackageStorage {
   /** Idempotent: removing a missing key is not an error. */
   async remove(key: string): Promise<void> {
     await fsp.rm(this.pathOf(key), { force: true });
+  }
+
+  hold(key: string): () => void {
+    validateKey(key);
+    this.held.set(key, (this.held.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.held.get(key) ?? 1) - 1;
+      if (n > 0) this.held.set(key, n); else this.held.delete(key);
+    };
+  }
+
+  async removeUnused(key: string, inUse: () => Promise<boolean>): Promise<boolean> {
+    validateKey(key);
+    return this.locked(key, async () => {
+      if (this.held.has(key) || (await inUse()) || this.held.has(key)) return false;
+      await this.remove(key);
+      return true;
+    });
+  }
+
+  /** Runs `fn` after every earlier locked step of `key` has settled. */
+  private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(() => undefined, () => undefined);
+    this.locks.set(key, tail);
+    void tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
+    return run;
   }
 }
 

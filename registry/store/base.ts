@@ -177,6 +177,8 @@ export interface PatchRepo {
    * removed record and whether another patch still uses its storage key.
    */
   remove(id: number): Promise<{ patch: PatchRecord; storageKeyInUse: boolean }>;
+  /** Whether any patch (of any server) references this storage key. */
+  storageKeyInUse(storageKey: string): Promise<boolean>;
 }
 
 // ---- configs -------------------------------------------------------------------------------

@@ -174,13 +174,34 @@ function sqliteConfig(filename: string, o: Required<DatabaseOptions>): Knex.Conf
       afterCreate(conn: any, done: (err: Error | null, conn: unknown) => void) {
         try {
           conn.pragma(`busy_timeout = ${o.busyTimeoutMs}`);
-          if (filename !== ":memory:") conn.pragma("journal_mode = WAL");
           conn.pragma("foreign_keys = ON");
           conn.pragma("synchronous = NORMAL");
-          done(null, conn);
         } catch (err) {
           done(err as Error, conn);
+          return;
         }
+        if (filename === ":memory:") {
+          done(null, conn);
+          return;
+        }
+        // Switching a database to WAL takes an exclusive lock, and SQLite answers
+        // SQLITE_BUSY at once (no busy handler) when another process is opening
+        // the same new file at that moment: retry within the busy timeout. WAL
+        // is stored in the file, so only the first opener ever switches it.
+        const until = Date.now() + o.busyTimeoutMs;
+        const tryWal = (): void => {
+          try {
+            if (String(conn.pragma("journal_mode", { simple: true })).toLowerCase() !== "wal") conn.pragma("journal_mode = WAL");
+            done(null, conn);
+          } catch (err) {
+            if (/SQLITE_BUSY|database is locked/i.test(String((err as Error)?.message) + String((err as { code?: string })?.code)) && Date.now() < until) {
+              setTimeout(tryWal, 25 + Math.floor(Math.random() * 50));
+              return;
+            }
+            done(err as Error, conn);
+          }
+        };
+        tryWal();
       },
     },
   };

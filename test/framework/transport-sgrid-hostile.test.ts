@@ -132,6 +132,22 @@ describe("sgrid transport: hostile input", function () {
     await closedWith("frame_too_large", r);
   });
 
+  it("a request message that does not decode while the servant waits for it: INVALID_ARGUMENT, and nothing stays in flight", async () => {
+    const r = raw();
+    r.send(hello(), request(1, { methodId: 3, path: "/demo.echo.v1.Echo/Sum" }), message(1, EchoRequest.encode(EchoRequest.fromPartial({ count: 2 })).finish()));
+    // Let the servant take the first message and wait for the next one.
+    await sleep(100);
+    // A length-delimited field claiming 127 bytes that never come: protobuf cannot decode it.
+    r.send(message(1, Uint8Array.from([0x0a, 0x7f, 0x01])));
+    const f = parseResponse(await r.waitFrame((x) => x.type === T.RESPONSE && x.id === 1));
+    expect(f).to.include({ status: 3, code: "INVALID_ARGUMENT" });
+    expect(f.message).to.contain("could not be decoded");
+    const deadline = Date.now() + 2000;
+    // Only the good client's chat remains in flight.
+    while (server.inflight() > 1 && Date.now() < deadline) await sleep(10);
+    expect(server.inflight()).to.equal(1);
+  });
+
   it("an unknown method: answered UNIMPLEMENTED, and the connection keeps serving", async () => {
     const r = raw();
     r.send(hello(), request(1, { methodId: 1, path: "/demo.echo.v1.Echo/NoSuchMethod", payload: sayPayload("?") }));

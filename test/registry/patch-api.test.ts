@@ -190,6 +190,31 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     await expectNothingStored("Hello", 2, files);
   });
 
+  it("removes the stored file when the patch row cannot be created (the server was deleted during the upload)", async () => {
+    await h.store.servers.create({ application: "Demo", name: "Gone", type: "node" });
+    const files = h.storedFiles();
+    const data = crypto.randomBytes(300_000);
+    let resume!: () => void;
+    const paused = new Promise<void>((r) => (resume = r));
+    const call = h.patch.upload((async function* () {
+      yield { kind: { $case: "header" as const, value: { application: "Demo", server: "Gone", sha256: sha(data), size: data.length, comment: "" } } };
+      yield { kind: { $case: "data" as const, value: data.subarray(0, 100_000) } };
+      await paused;
+      yield { kind: { $case: "data" as const, value: data.subarray(100_000) } };
+    })(), { ...h.as(TOKENS.op), timeoutMs: 30_000 });
+    call.catch(() => undefined);
+    const deadline = Date.now() + 10_000;
+    while (h.tempFiles().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(h.tempFiles(), "upload in progress").to.have.length(1);
+    await h.store.servers.remove("Demo", "Gone");
+    resume();
+    const err = await rejects(call);
+    expect(err).to.be.instanceOf(NotFoundError);
+    expect(err.message).to.contain("Demo.Gone");
+    expect(h.storedFiles()).to.deep.equal(files);
+    expect(h.tempFiles()).to.deep.equal([]);
+  });
+
   it("keeps nothing of an upload the client cancels midway", async () => {
     const files = h.storedFiles();
     const ac = new AbortController();

@@ -156,6 +156,45 @@ describe("registry storage: LocalDiskStorage", () => {
     expect(err.message).to.include(a.key);
   });
 
+  it("removeUnused leaves a key an upload holds or a patch uses, and removes it once neither is true", async () => {
+    const data = Buffer.from("shared bytes");
+    const { key } = await storage.put(Readable.from([data]), { sha256: sha(data), size: data.length, maxBytes: 100 });
+    const release = storage.hold(key);
+    expect(await storage.removeUnused(key, async () => false)).to.equal(false);
+    expect(await storage.has(key)).to.equal(true);
+    release();
+    release(); // idempotent: a second call must not release another holder
+    const other = storage.hold(key);
+    release();
+    expect(await storage.removeUnused(key, async () => false), "still held by the second upload").to.equal(false);
+    other();
+    expect(await storage.removeUnused(key, async () => true), "a patch uses it").to.equal(false);
+    expect(await storage.has(key)).to.equal(true);
+    expect(await storage.removeUnused(key, async () => false)).to.equal(true);
+    expect(await storage.has(key)).to.equal(false);
+    expect(() => storage.hold("../x")).to.throw(InvalidArgumentError);
+  });
+
+  it("a removal and an upload of the same bytes run one after the other: the upload's file survives", async () => {
+    const data = crypto.randomBytes(4096);
+    const key = sha(data);
+    await storage.put(Readable.from([data]), { sha256: key, size: data.length, maxBytes: 1 << 20 });
+    // The removal has found no patch row and is about to delete when the upload places its file:
+    // the upload's rename waits for the removal, so the file is there afterwards.
+    let decided!: () => void;
+    const deciding = new Promise<void>((r) => (decided = r));
+    const removal = storage.removeUnused(key, async () => {
+      await deciding;
+      return false;
+    });
+    const upload = storage.put(Readable.from([data]), { sha256: key, size: data.length, maxBytes: 1 << 20 });
+    await new Promise((r) => setTimeout(r, 50));
+    decided();
+    expect(await removal).to.equal(true);
+    await upload;
+    expect((await readAll(await storage.get(key))).equals(data)).to.equal(true);
+  });
+
   it("removes temp files a dead upload left behind (older than a day) at the first upload, and leaves recent ones", async () => {
     const tmp = path.join(dir, "tmp");
     fs.mkdirSync(tmp, { recursive: true });

@@ -66,17 +66,18 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     }
     const resolve = this.resolveFn;
     if (resolve !== undefined) {
-      this.resolveFn = undefined;
-      this.rejectFn = undefined;
       this.consumed(cost);
       let value: T;
       try {
         value = this.decode(bytes);
       } catch (err) {
+        // failDecode takes the waiting consumer's reject before clearing it.
         const reject = this.failDecode(err);
         reject(this.failure!);
         return Pushed.OK;
       }
+      this.resolveFn = undefined;
+      this.rejectFn = undefined;
       resolve({ value, done: false });
       return Pushed.OK;
     }

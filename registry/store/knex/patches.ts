@@ -75,6 +75,10 @@ export class KnexPatchRepo implements PatchRepo {
     });
   }
 
+  async storageKeyInUse(storageKey: string): Promise<boolean> {
+    return this.ctx.read(async (db) => (await db("patches").where({ storage_key: storageKey }).first("id")) !== undefined);
+  }
+
   async remove(id: number): Promise<{ patch: PatchRecord; storageKeyInUse: boolean }> {
     validateId("patch id", id);
     return this.ctx.write(async (trx, touch) => {
