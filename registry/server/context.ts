@@ -101,6 +101,8 @@ export interface PackageStorage {
    * placed is never removed. Resolves true when removed.
    */
   removeUnused(key: string, inUse: () => Promise<boolean>): Promise<boolean>;
+  /** Every stored key with its last modification time (ms since the epoch). */
+  list(): AsyncIterable<{ key: string; mtimeMs: number }>;
 }
 
 export interface RegistryContext {

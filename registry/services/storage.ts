@@ -198,6 +198,24 @@ export class LocalDiskStorage implements PackageStorage {
     await fsp.rm(this.pathOf(key), { force: true });
   }
 
+  async *list(): AsyncIterable<{ key: string; mtimeMs: number }> {
+    const dirs = (d: string): Promise<string[]> => fsp.readdir(d).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT" || err.code === "ENOTDIR") return [];
+      throw err;
+    });
+    for (const a of await dirs(this.dir)) {
+      if (!/^[0-9a-f]{2}$/.test(a)) continue; // tmp/ and anything else
+      for (const b of await dirs(path.join(this.dir, a))) {
+        if (!/^[0-9a-f]{2}$/.test(b)) continue;
+        for (const key of await dirs(path.join(this.dir, a, b))) {
+          if (!KEY_RE.test(key) || !key.startsWith(a + b)) continue;
+          const st = await fsp.stat(path.join(this.dir, a, b, key)).catch(() => undefined);
+          if (st?.isFile()) yield { key, mtimeMs: st.mtimeMs };
+        }
+      }
+    }
+  }
+
   hold(key: string): () => void {
     validateKey(key);
     this.held.set(key, (this.held.get(key) ?? 0) + 1);

@@ -202,6 +202,14 @@ describe("admin UI in Chromium", function () {
     expect(await page.locator(".diff .diff-del").allTextContents()).to.have.length(1);
     expect(await page.textContent(".diff .diff-del")).to.contain('"greeting": "hello"');
     expect(await page.textContent(".diff .diff-add")).to.contain('"greeting": "hi"');
+    // A new version arriving (saved while the diff is open) keeps the diff being read on screen.
+    await page.fill("textarea[name=content]", '{\n  "greeting": "hi",\n  "workers": 3\n}');
+    await page.fill("form[aria-label='config editor'] input[name=comment]", "three workers");
+    await page.click("form[aria-label='config editor'] button[type=submit]");
+    await page.locator("[role=status]", { hasText: "saved app.json v3" }).waitFor(WAIT);
+    await waitFor("three versions in history", async () => (await page.locator("table.history tbody tr").count()) === 3);
+    expect(await page.textContent(".diff .diff-head")).to.contain("v1 → v2");
+    expect(await page.textContent(".diff .diff-add")).to.contain('"greeting": "hi"');
     await page.click("button:has-text('Merged view')");
     await page.locator(".merged pre").waitFor(WAIT);
     expect(await page.textContent(".merged pre")).to.contain('"greeting": "hi"');

@@ -6,12 +6,14 @@
  */
 import { expect } from "chai";
 import crypto from "node:crypto";
+import fs from "node:fs";
+import { Readable } from "node:stream";
 import {
-  FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Status, UnauthenticatedError,
+  FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Status, UnauthenticatedError, getLogger,
 } from "../../framework";
 import type { DownloadChunk, UploadChunk } from "../../proto/gen/sgrid/registry/v1/patch";
 import {
-  DOWNLOAD_CHUNK_BYTES, PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError,
+  DOWNLOAD_CHUNK_BYTES, PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError, sweepPackages,
 } from "../../registry/services";
 import { type Harness, TOKENS, startHarness } from "./config-patch-harness";
 import { type DialectCase, forEachDialect, rejects } from "./helpers/db";
@@ -213,6 +215,24 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     expect(err.message).to.contain("Demo.Gone");
     expect(h.storedFiles()).to.deep.equal(files);
     expect(h.tempFiles()).to.deep.equal([]);
+  });
+
+  it("sweeps package files no patch references once they are an hour old, keeping used and recent ones", async () => {
+    await h.store.servers.create({ application: "Demo", name: "Sweep", type: "node" });
+    const used = crypto.randomBytes(1000);
+    await upload(used, { server: "Sweep" });
+    const put = async (data: Buffer) => (await h.storage.put(Readable.from([data]), { sha256: sha(data), size: data.length, maxBytes: MAX })).key;
+    const orphan = await put(crypto.randomBytes(1000));
+    const recent = await put(crypto.randomBytes(1000));
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const key of [sha(used), orphan]) fs.utimesSync(h.storage.pathOf(key), twoHoursAgo, twoHoursAgo);
+    const removed = await sweepPackages({ store: h.store, storage: h.storage, log: getLogger("registry.test") });
+    expect(removed).to.deep.equal([orphan]);
+    expect(await h.storage.has(orphan)).to.equal(false);
+    expect(await h.storage.has(sha(used))).to.equal(true);
+    expect(await h.storage.has(recent)).to.equal(true);
+    // A later sweep, with the recent one now old enough, takes it too.
+    expect(await sweepPackages({ store: h.store, storage: h.storage, log: getLogger("registry.test") }, { olderThanMs: 0, now: Date.now() + 1000 })).to.deep.equal([recent]);
   });
 
   it("keeps nothing of an upload the client cancels midway", async () => {

@@ -3,7 +3,7 @@
  * edit, history, diff between any two versions, rollback, the merged view an
  * instance loads, and push to chosen instances.
  */
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { del, get, mayChange, post, put, qs, type Session } from "../api.js";
 import { lineDiff } from "../diff.js";
 import { time } from "../format.js";
@@ -56,10 +56,17 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
   );
   const versions: any[] = history.data?.versions ?? [];
 
+  // The file the diff selection belongs to. While a diff is shown, a history refresh of the same
+  // file (after a save or rollback) keeps it and its selection: it does not vanish while read.
+  const selectionFor = useRef("");
   useEffect(() => {
+    if (!history.data) return;
     // Editor starts from the current version of the chosen file.
     const current = versions[0];
     setContent(current?.content ?? "");
+    const key = `${scopeKey}|${file}`;
+    if (selectionFor.current === key && diffPair) return;
+    selectionFor.current = key;
     setDiffTo(current?.version ?? 0);
     setDiffFrom(versions[1]?.version ?? current?.version ?? 0);
     setDiffPair(undefined);
