@@ -208,6 +208,9 @@ describe("admin UI in Chromium", function () {
     await page.click("form[aria-label='config editor'] button[type=submit]");
     await page.locator("[role=status]", { hasText: "saved app.json v3" }).waitFor(WAIT);
     await waitFor("three versions in history", async () => (await page.locator("table.history tbody tr").count()) === 3);
+    // The panel reacts to the new history after it renders it: give it time to (wrongly) clear the diff.
+    await page.waitForTimeout(300);
+    expect(await page.locator(".diff .diff-head").count(), "the diff is still shown").to.equal(1);
     expect(await page.textContent(".diff .diff-head")).to.contain("v1 → v2");
     expect(await page.textContent(".diff .diff-add")).to.contain('"greeting": "hi"');
     await page.click("button:has-text('Merged view')");
