@@ -211,7 +211,8 @@ export class RegistryClient {
 
   /** Metadata for Config reads: the query token when one is configured, else nothing. */
   queryMetadata(): Record<string, string> {
-    return this.env.SGRID_QUERY_TOKEN ? { authorization: `Bearer ${this.env.SGRID_QUERY_TOKEN}` } : {};
+    const token = this.env.SGRID_QUERY_TOKEN || this.env.SGRID_REGISTRY_TOKEN;
+    return token ? { authorization: `Bearer ${token}` } : {};
   }
 
   /** Forgets the cached token and ends the session on the registry (best effort there). */

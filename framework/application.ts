@@ -27,6 +27,7 @@ import { ConfigError, EndpointParseError } from "./errors";
 import { getLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics";
 import { ConfigLoader } from "./registry/config";
+import { registryTokenFromEnv } from "./registry/registry-client";
 import { bindServant } from "./servant/dispatch";
 import { HealthService, ServingStatus } from "./servant/health-servant";
 import type { Servant } from "./servant/servant";
@@ -105,7 +106,7 @@ export class Application {
       channels: (ep) => this.communicator.channel(ep),
       app: this.app, server: this.server, node: this.env.SGRID_NODE,
       confDir: options.confDir ?? this.env.SGRID_CONF_DIR,
-      token: this.env.SGRID_REGISTRY_TOKEN,
+      token: registryTokenFromEnv(this.env),
     });
     registerBuiltinCommands(this.commands, {
       app: this.app, server: this.server, release: this.env.SGRID_VERSION, config: this.config,

@@ -14,6 +14,7 @@ import { Invoker, type InvokerOptions } from "./proxy/invoker";
 import { StaticEndpointSource, type EndpointSource } from "./proxy/endpoint-source";
 import type { ProxyBase, ProxyClass } from "./proxy/proxy-base";
 import { defaultCacheDir, RegistryResolver, type RegistryResolverOptions } from "./registry/resolver";
+import { registryTokenFromEnv } from "./registry/registry-client";
 import { resolveClient, type ClientChannel } from "./transport";
 
 /** Resolves an Obj name to a live endpoint source (the registry, in practice). */
@@ -26,7 +27,7 @@ export interface CommunicatorOptions {
   proxy?: InvokerOptions;
   /** Registry endpoints for resolving Obj names (`host:port[,...]`). Default `SGRID_REGISTRY`; "" disables. */
   registry?: string;
-  /** Bearer token for the registry's Query API. Default `SGRID_REGISTRY_TOKEN`. */
+  /** Bearer token for the registry's Query API. Default `SGRID_REGISTRY_TOKEN`, else `SGRID_QUERY_TOKEN`. */
   registryToken?: string;
   /** Directory of the on-disk endpoint cache. Default `<SGRID_DATA_DIR>/cache/registry` (none without SGRID_DATA_DIR). */
   cacheDir?: string;
@@ -77,7 +78,7 @@ export class Communicator {
       registry: address,
       channels: (ep) => this.channel(ep),
       cacheDir: this.options.cacheDir ?? defaultCacheDir(env),
-      token: this.options.registryToken ?? env.SGRID_REGISTRY_TOKEN,
+      token: this.options.registryToken ?? registryTokenFromEnv(env),
     });
     this.registryResolver = r;
     this.resolver = (obj) => r.resolve(obj);

@@ -29,6 +29,16 @@ export function registryEndpoints(registry: string): Endpoint[] {
   return parsed.endpoints;
 }
 
+/**
+ * The bearer token for the registry's Query and Config reads, from the
+ * environment: SGRID_REGISTRY_TOKEN, else SGRID_QUERY_TOKEN (the name the
+ * registry and the CLI use), so one name set on a host serves every part.
+ */
+export function registryTokenFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  const t = env.SGRID_REGISTRY_TOKEN || env.SGRID_QUERY_TOKEN;
+  return t ? t : undefined;
+}
+
 /** Metadata for registry calls: `authorization: Bearer <token>` when a token is set. */
 export function registryMetadata(token: string | undefined): Metadata {
   return Object.freeze(token ? { authorization: `Bearer ${token}` } : {}) as Metadata;

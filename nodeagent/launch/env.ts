@@ -31,11 +31,12 @@ export const ENV_CONTRACT_KEYS = Object.freeze([
 export type EnvContractKey = (typeof ENV_CONTRACT_KEYS)[number];
 
 /**
- * Agent env passed on to servants. SGRID_REGISTRY_TOKEN lets them read
- * Query/Config when the registry protects those with a token; SGRID_TLS_CA
- * lets them verify a registry (or peers) serving TLS with a private CA.
+ * Agent env passed on to servants. SGRID_QUERY_TOKEN (or its other name
+ * SGRID_REGISTRY_TOKEN) lets them read Query/Config when the registry
+ * protects those with a token; SGRID_TLS_CA lets them verify a registry (or
+ * peers) serving TLS with a private CA.
  */
-export const DEFAULT_INHERITED_ENV = Object.freeze(["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SGRID_REGISTRY_TOKEN", "SGRID_TLS_CA"]);
+export const DEFAULT_INHERITED_ENV = Object.freeze(["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SGRID_QUERY_TOKEN", "SGRID_REGISTRY_TOKEN", "SGRID_TLS_CA"]);
 
 export type AdapterProtocol = "grpc" | "native";
 

@@ -154,6 +154,17 @@ describe("nodeagent/launch", () => {
     expect(env.SGRID_LOG_LEVEL).to.equal("debug");
   });
 
+  it("passes the agent's registry credentials on by default: the query token under either name, and the TLS CA", () => {
+    const { env } = buildServantEnv({
+      app: "A", server: "S", node: "n", version: "1", adapters: [], registry: "r", agent: "a", confDir: "/c", logDir: "/l", dataDir: "/d",
+      source: { SGRID_QUERY_TOKEN: "q", SGRID_TLS_CA: "/etc/sgrid/ca.pem", SGRID_CLUSTER_TOKEN: "never-to-servants", SGRID_DB: "mysql://secret" },
+    });
+    expect(env.SGRID_QUERY_TOKEN).to.equal("q");
+    expect(env.SGRID_TLS_CA).to.equal("/etc/sgrid/ca.pem");
+    expect(env).to.not.have.property("SGRID_CLUSTER_TOKEN");
+    expect(env).to.not.have.property("SGRID_DB");
+  });
+
   const hasJava = spawnSync("javac", ["-version"]).status === 0 && spawnSync("jar", ["--version"]).status === 0;
   (hasJava ? it : it.skip)("starts a java servant as java [jvm options] -jar <jar>", async function () {
     this.timeout(60_000);
