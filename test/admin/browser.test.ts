@@ -100,12 +100,30 @@ describe("admin UI in Chromium", function () {
     await page.check("input[name=node-node-b]");
     await page.fill("textarea[name=env]", "GREETING=hello");
     await page.fill("input[name=memoryMiB]", "256");
+    // Launch options: one argument per line, never split on spaces (no shell).
+    await page.fill("textarea[name=launchArgs]", "--greeting\nhello world");
+    await page.fill("textarea[name=runtimeOptions]", "--max-old-space-size=128");
     await page.click("button[type=submit]");
     await page.waitForURL(/\/apps\/Demo\/HelloServer$/, WAIT);
     await page.locator("table.instances tbody tr").nth(1).waitFor(WAIT);
     const nodes = await page.locator("table.instances tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-node")));
     expect(nodes.sort()).to.deep.equal(["node-a", "node-b"]);
     await shot("04-deployed");
+    const api = new Client(stack.url);
+    expect((await api.login("admin", ADMIN_PASSWORD)).status).to.equal(200);
+    const placed = (await api.get("/api/instances?application=Demo&server=HelloServer")).body.instances as any[];
+    expect(placed).to.have.length(2);
+    for (const inst of placed) {
+      expect(inst.launch.args).to.deep.equal(["--greeting", "hello world"]);
+      expect(inst.launch.nodeOptions).to.deep.equal(["--max-old-space-size=128"]);
+      expect(inst.launch.jvmOptions).to.deep.equal([]);
+    }
+    await page.click(`a[href='/apps/Demo/HelloServer/instances/${placed[0].id}']`);
+    await page.locator("dl.facts").waitFor(WAIT);
+    await waitFor("the launch options on the instance page", async () => (await page.textContent("dl.facts"))?.includes('args "--greeting" "hello world"') ?? false);
+    expect(await page.textContent("dl.facts")).to.contain('node "--max-old-space-size=128"');
+    await page.click("h1 a[href='/apps/Demo/HelloServer']");
+    await page.locator("table.instances tbody tr").nth(1).waitFor(WAIT);
   });
 
   async function upload(tag: string, comment: string): Promise<void> {

@@ -1,4 +1,4 @@
-/** Deploy a server: application, name, type, nodes, Objs and ports, env, limits, health check. */
+/** Deploy a server: application, name, type, nodes, Objs and ports, env, limits, health check, launch options. */
 import { useState } from "preact/hooks";
 import { ApiError, get, post, type Session } from "../api.js";
 import { ErrorBanner, FieldError, isFieldError, useLoad } from "../components/common.js";
@@ -24,6 +24,11 @@ function parseEnv(text: string): Record<string, string> {
   return env;
 }
 
+/** One argument per line (no shell: spaces stay inside the argument); blank lines are skipped. */
+function lines(text: string): string[] {
+  return text.split("\n").map((l) => l.replace(/\r$/, "")).filter((l) => l.trim() !== "");
+}
+
 function num(v: string): number {
   return v.trim() === "" ? 0 : Number(v);
 }
@@ -44,6 +49,10 @@ export function DeployPage({ session: _session }: { session: Session }) {
   const [hcPort, setHcPort] = useState("0");
   const [hcPath, setHcPath] = useState("");
   const [hcInterval, setHcInterval] = useState("");
+  const [argsText, setArgsText] = useState("");
+  const [runtimeOptsText, setRuntimeOptsText] = useState("");
+  const [entry, setEntry] = useState("");
+  const [runAsUser, setRunAsUser] = useState("");
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
 
@@ -62,6 +71,13 @@ export function DeployPage({ session: _session }: { session: Session }) {
         env: parseEnv(envText),
         limits: { memoryBytes: Math.round(num(memoryMiB) * 1024 * 1024), cpuCores: num(cpuCores), pids: num(pids) },
         healthCheck: hcKind ? { kind: hcKind, port: num(hcPort), path: hcPath, intervalMs: num(hcInterval) } : undefined,
+        launch: {
+          args: lines(argsText),
+          jvmOptions: type === "java" ? lines(runtimeOptsText) : [],
+          nodeOptions: type === "node" ? lines(runtimeOptsText) : [],
+          entry: entry.trim(),
+          runAsUser: runAsUser.trim(),
+        },
       };
       await post("/api/servers", body);
       navigate(`/apps/${encodeURIComponent(body.application)}/${encodeURIComponent(body.server)}`);
@@ -72,7 +88,7 @@ export function DeployPage({ session: _session }: { session: Session }) {
     }
   };
   const nodeList: any[] = nodes.data?.nodes ?? [];
-  const fields = ["application", "server", "type", "nodes", "adapters", "env", "limits", "healthCheck"];
+  const fields = ["application", "server", "type", "nodes", "adapters", "env", "limits", "healthCheck", "launch"];
   return html`<section>
     <h1>Deploy a server</h1>
     <form class="card deploy" onSubmit=${submit} aria-label="deploy">
@@ -117,6 +133,15 @@ export function DeployPage({ session: _session }: { session: Session }) {
           <label>Interval ms <input name="hcInterval" type="number" min="0" value=${hcInterval} onInput=${(e: any) => setHcInterval(e.currentTarget.value)} /></label>` : null}
       </div></fieldset>
       <${FieldError} error=${error} field="healthCheck" />
+      <fieldset><legend>Launch (optional)</legend><div class="row">
+        <label>Arguments, one per line <textarea name="launchArgs" rows="2" value=${argsText} onInput=${(e: any) => setArgsText(e.currentTarget.value)}></textarea></label>
+        ${type !== "binary" ? html`<label>${type === "java" ? "JVM options" : "Node options"}, one per line
+          <textarea name="runtimeOptions" rows="2" value=${runtimeOptsText} onInput=${(e: any) => setRuntimeOptsText(e.currentTarget.value)}></textarea></label>` : null}
+      </div><div class="row">
+        <label>Entry (default: the package's manifest) <input name="entry" value=${entry} onInput=${(e: any) => setEntry(e.currentTarget.value)} /></label>
+        <label>Run as user (default: the agent's) <input name="runAsUser" value=${runAsUser} onInput=${(e: any) => setRunAsUser(e.currentTarget.value)} /></label>
+      </div></fieldset>
+      <${FieldError} error=${error} field="launch" />
       <${ErrorBanner} error=${nodes.error ?? (isFieldError(error, fields) ? undefined : error)} />
       <button type="submit" disabled=${busy}>${busy ? "Deploying…" : "Deploy"}</button>
     </form>

@@ -49,6 +49,7 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
       <dt>CPU</dt><dd>${(inst.cpuCoresUsed ?? 0).toFixed(2)}${inst.limits?.cpuCores ? ` / ${inst.limits.cpuCores}` : ""} cores</dd>
       <dt>Adapters</dt><dd>${(inst.adapters ?? []).map((a: any) => `${a.obj} ${a.host}:${a.port} (${a.protocol || "grpc"})`).join(", ")}</dd>
       <dt>Env</dt><dd><code>${Object.entries(inst.env ?? {}).map(([k, v]) => `${k}=${v}`).join(" ")}</code></dd>
+      <dt>Launch</dt><dd>${launchText(inst.launch)}</dd>
     </dl>` : html`<p class="muted">Loading…</p>`}
     <${ErrorBanner} error=${actionError} />
     ${can ? html`<form class="card" onSubmit=${send} aria-label="admin command">
@@ -70,4 +71,18 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
       ${log !== undefined ? html`<pre class="log" aria-label="log">${log}</pre>` : null}
     </div>` : null}
   </section>`;
+}
+
+/** The launch options that are set, each argument quoted so spaces inside one stay visible. */
+function launchText(l: any): string {
+  if (!l) return "—";
+  const q = (xs: string[] | undefined): string => (xs ?? []).map((x) => JSON.stringify(x)).join(" ");
+  const parts = [
+    l.entry ? `entry ${l.entry}` : "",
+    l.args?.length ? `args ${q(l.args)}` : "",
+    l.jvmOptions?.length ? `JVM ${q(l.jvmOptions)}` : "",
+    l.nodeOptions?.length ? `node ${q(l.nodeOptions)}` : "",
+    l.runAsUser ? `as ${l.runAsUser}` : "",
+  ].filter(Boolean);
+  return parts.length ? parts.join("; ") : "defaults";
 }
