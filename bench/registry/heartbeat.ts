@@ -19,6 +19,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Communicator } from "../../framework";
+import { AsyncQueue } from "../../nodeagent/agent/async-queue";
 import type { AgentMessage } from "../../proto/gen/sgrid/registry/v1/node";
 import { NodeSessionProxy } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
 import { fmt, table } from "../harness";
@@ -47,9 +48,8 @@ const TOKEN = "bench-token";
 
 /** A simulated agent: hello, full observed state, then heartbeats when told. */
 class SimAgent {
-  private readonly queue: AgentMessage[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
+  /** What the fake agent sends, in order; closing it ends the request side. */
+  private readonly queue = new AsyncQueue<AgentMessage>();
   gotDesired = false;
   failed: Error | undefined;
   readonly done: Promise<void>;
@@ -57,7 +57,7 @@ class SimAgent {
   constructor(proxy: NodeSessionProxy, readonly node: string, private readonly ids: number[], facts: string, onDesired: () => void, signal: AbortSignal) {
     this.queue.push({ kind: { $case: "hello", value: { node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: facts } } });
     this.queue.push({ kind: { $case: "observed", value: { full: true, instances: ids.map((instanceId) => ({ instanceId, state: "active", pid: 1000 + instanceId, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: Date.now() })) } } });
-    const stream = proxy.session(this.requests(), { metadata: { authorization: `Bearer ${TOKEN}` }, signal });
+    const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${TOKEN}` }, signal });
     this.done = (async () => {
       try {
         for await (const m of stream) {
@@ -72,31 +72,15 @@ class SimAgent {
     })();
   }
 
-  private async *requests(): AsyncGenerator<AgentMessage> {
-    for (;;) {
-      const m = this.queue.shift();
-      if (m) {
-        yield m;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-    }
-  }
-
   heartbeat(facts: string): void {
     this.queue.push({ kind: { $case: "heartbeat", value: {
       load1: 0.42, factsJson: facts,
       usage: this.ids.map((instanceId) => ({ instanceId, memoryBytes: 50_000_000 + instanceId, cpuCoresUsed: 0.01 })),
     } } });
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
   }
 
   end(): void {
-    this.ended = true;
-    this.wake?.();
+    this.queue.close();
   }
 }
 

@@ -1,30 +1,13 @@
 /**
- * The agent's own version: the `version` of the sgridnext package.json,
- * found by walking up from this file (it sits at a different depth in the
- * sources and in dist/). Read once, then cached.
+ * The agent's own version. The agent ships in the sgridnext package, whose
+ * version the framework already reads (framework/agent/version.ts), so this
+ * is that version under the agent's name.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
+import { frameworkVersion } from "../../framework/agent/version";
 
 export const PACKAGE_NAME = "sgridnext";
 
-let cached: string | undefined;
-
-/** The agent's version, or "0.0.0-unknown" when no sgridnext package.json is found above this file. */
+/** The agent's version, or "0.0.0-unknown" when no sgridnext package.json is found. */
 export function agentVersion(): string {
-  if (cached !== undefined) return cached;
-  cached = "0.0.0-unknown";
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === PACKAGE_NAME && typeof pkg.version === "string") {
-        cached = pkg.version;
-        break;
-      }
-    } catch {
-      // no (readable) package.json at this level: keep walking up
-    }
-    if (path.dirname(dir) === dir) break;
-  }
-  return cached;
+  return frameworkVersion();
 }

@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tar from "tar";
 import { Communicator } from "../../framework";
+import { AsyncQueue } from "../../nodeagent/agent/async-queue";
 import type { AgentMessage, DesiredState, RegistryMessage } from "../../proto/gen/sgrid/registry/v1/node";
 import { NodeSessionProxy } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
 import { RegistryServer } from "../../registry";
@@ -141,9 +142,8 @@ export function waitFor<T>(what: string, check: Check<T>, timeoutMs = 30_000): P
  * `failVersions` makes instances desired at those versions report `failed`.
  */
 export class FakeAgent {
-  private readonly queue: AgentMessage[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
+  /** What the fake agent sends, in order; closing it ends the request side. */
+  private readonly queue = new AsyncQueue<AgentMessage>();
   private readonly comm = new Communicator();
   private readonly abort = new AbortController();
   private readonly timer: NodeJS.Timeout;
@@ -155,7 +155,7 @@ export class FakeAgent {
   constructor(registryTarget: string, readonly node: string) {
     const proxy = this.comm.stringToProxy(NodeSessionProxy, registryTarget);
     this.queue.push({ kind: { $case: "hello", value: { node, address: "127.0.0.1", agentVersion: "fake-1", hostInfoJson: JSON.stringify(this.facts()) } } } as AgentMessage);
-    const stream = proxy.session(this.requests(), { metadata: { authorization: `Bearer ${CLUSTER_TOKEN}` }, signal: this.abort.signal });
+    const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${CLUSTER_TOKEN}` }, signal: this.abort.signal });
     this.done = (async () => {
       try {
         for await (const msg of stream) this.onMessage(msg);
@@ -210,30 +210,14 @@ export class FakeAgent {
     }
   }
 
-  private async *requests(): AsyncGenerator<AgentMessage> {
-    for (;;) {
-      const m = this.queue.shift();
-      if (m) {
-        yield m;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-    }
-  }
-
   private send(msg: AgentMessage): void {
     this.queue.push(msg);
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    this.ended = true;
+    this.queue.close();
     this.abort.abort();
-    this.wake?.();
     await this.done;
     this.comm.close();
   }

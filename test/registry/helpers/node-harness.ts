@@ -12,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Application, Communicator, getLogger, UnauthenticatedError, type ServerContext } from "../../../framework";
+import { AsyncQueue } from "../../../nodeagent/agent/async-queue";
 import type { AgentMessage, DesiredState, InstanceCommand, RegistryMessage } from "../../../proto/gen/sgrid/registry/v1/node";
 import { NodeSessionProxy } from "../../../proto/gen/sgrid/registry/v1/node.sgrid";
 import { NodeSessionHub, nodePart, type NodeSessionHubOptions } from "../../../registry/node";
@@ -100,9 +101,8 @@ export class FakeAgent {
   /** The call's outcome: undefined while open, null = ended OK, or the error. */
   outcome: Error | null | undefined;
   onCommand: (cmd: InstanceCommand) => { ok: boolean; output?: string; error?: string } | undefined = (cmd) => ({ ok: true, output: `echo ${cmd.command} ${cmd.args}` });
-  private readonly queue: AgentMessage[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
+  /** What the fake agent sends, in order; closing it ends the request side. */
+  private readonly queue = new AsyncQueue<AgentMessage>();
   private readonly comm = new Communicator();
   private readonly abort = new AbortController();
   readonly done: Promise<void>;
@@ -112,7 +112,7 @@ export class FakeAgent {
     const first = opts.first === undefined ? { kind: { $case: "hello" as const, value: { node, address: "127.0.0.1", agentVersion: "test", hostInfoJson: JSON.stringify({ cpuCount: 2 }) } } } : opts.first;
     if (first) this.queue.push(first);
     const token = opts.token ?? CLUSTER_TOKEN;
-    const stream = proxy.session(this.requests(), { metadata: { authorization: `Bearer ${token}` }, signal: this.abort.signal });
+    const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${token}` }, signal: this.abort.signal });
     this.done = (async () => {
       try {
         for await (const msg of stream) {
@@ -130,23 +130,8 @@ export class FakeAgent {
     })();
   }
 
-  private async *requests(): AsyncGenerator<AgentMessage> {
-    for (;;) {
-      const m = this.queue.shift();
-      if (m) {
-        yield m;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-    }
-  }
-
   send(msg: AgentMessage): void {
     this.queue.push(msg);
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
   }
 
   heartbeat(usage: Array<{ instanceId: number; memoryBytes: number; cpuCoresUsed: number }> = [], facts: Record<string, unknown> = { cpuCount: 2, memory: { totalBytes: 1000, availableBytes: 400 } }): void {
@@ -163,8 +148,7 @@ export class FakeAgent {
 
   /** Ends the request side (a clean goodbye). */
   end(): void {
-    this.ended = true;
-    this.wake?.();
+    this.queue.close();
   }
 
   /** Cancels the call (a vanished agent) and closes the channel. */
