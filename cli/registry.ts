@@ -15,19 +15,8 @@ import { getLogger } from "../framework";
 import { RegistryServer, type RegistryAddress } from "../registry/server/registry-server";
 import { REGISTRY_DEFAULTS, REGISTRY_ENV, optionsFromText, textSettingsFromEnv, type RegistryTextSettings } from "../registry/server/options";
 
-interface RegistryFlags {
-  db?: string;
-  listen?: string;
-  dataDir?: string;
-  advertise?: string;
-  clusterToken?: string;
-  queryToken?: string;
-  heartbeatInterval?: string;
-  heartbeatTimeout?: string;
-  maxPatchSize?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-}
+/** The flags are the text settings, except the admin password (env only: a flag would show in `ps`). */
+type RegistryFlags = Omit<RegistryTextSettings, "adminPassword">;
 
 export function registerRegistry(program: Command): void {
   program
