@@ -4,7 +4,7 @@ const js = require("@eslint/js");
 const tseslint = require("typescript-eslint");
 
 module.exports = tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "test-output/**", "**/gen/**", "test/fixtures/**", "templates/**", "admin/ui/dist/**", "*.js", "scripts/**"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "test-output/**", "**/gen/**", "test/fixtures/**", "templates/**", "admin/ui/dist/**", "*.js", "scripts/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

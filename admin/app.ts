@@ -10,7 +10,7 @@
  */
 import Koa, { type Next } from "koa";
 import { Router } from "@koa/router";
-import { getLogger, SgridError, Status } from "../framework";
+import { getLogger, SgridError, Status } from "sgridnext";
 import { authPublicRoutes, authRoutes, setSessionCookie } from "./api/auth";
 import { configRoutes } from "./api/configs";
 import { nodeRoutes } from "./api/nodes";

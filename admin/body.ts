@@ -7,7 +7,7 @@
  */
 import type { Context } from "koa";
 import type { z } from "zod";
-import { InvalidArgumentError, ResourceExhaustedError } from "../framework";
+import { InvalidArgumentError, ResourceExhaustedError } from "sgridnext";
 
 /** Reads a JSON body of at most `maxBytes`; INVALID_ARGUMENT when absent, not JSON or not declared as JSON. */
 export async function readJson(ctx: Context, maxBytes: number): Promise<unknown> {

@@ -4,7 +4,7 @@
  */
 import type { ParameterizedContext } from "koa";
 import type { Router } from "@koa/router";
-import { UnauthenticatedError, type CallOptions, type Logger } from "../framework";
+import { UnauthenticatedError, type CallOptions, type Logger } from "sgridnext";
 import type { ResolvedAdminOptions } from "./options";
 import type { LoginRateLimiter } from "./rate-limit";
 import type { RegistryClient } from "./registry-client";

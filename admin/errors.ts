@@ -6,7 +6,7 @@
  * the admin app raises, before anything reaches the registry. Every code is
  * listed in ERRORS.md.
  */
-import { Status, defineError, registerErrorClass } from "../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /** A mutating request came without the session's CSRF token, with a wrong one, or from another origin. */
 export class AdminCsrfError extends defineError("ADMIN_CSRF_INVALID", Status.PERMISSION_DENIED) {}

@@ -4,7 +4,7 @@
  * errors (SgridError, from the registry or raised here) keep their message;
  * anything else is a 500 "internal error" and goes to the log only.
  */
-import { SgridError, Status } from "../framework";
+import { SgridError, Status } from "sgridnext";
 
 const HTTP_OF_STATUS: Partial<Record<Status, number>> = {
   [Status.INVALID_ARGUMENT]: 400,

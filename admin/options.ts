@@ -5,7 +5,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
-import { ConfigError, parseHostPort } from "../framework";
+import { ConfigError, parseHostPort } from "sgridnext";
 
 export interface AdminOptions {
   /** Registry endpoints (`host:port`, comma-separated for several). Required (`--registry`, `SGRID_REGISTRY`). */

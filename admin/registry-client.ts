@@ -3,10 +3,10 @@
  * over gRPC. Every call carries the session's registry token as
  * `authorization: Bearer <token>`; role checks happen in the registry.
  */
-import { Communicator, type CallOptions } from "../framework";
-import { AdminProxy } from "../proto/gen/sgrid/registry/v1/admin.sgrid";
-import { ConfigProxy } from "../proto/gen/sgrid/registry/v1/config.sgrid";
-import { PatchProxy } from "../proto/gen/sgrid/registry/v1/patch.sgrid";
+import { Communicator, type CallOptions } from "sgridnext";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
+import { ConfigProxy } from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
+import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 
 export class RegistryClient {
   readonly admin: AdminProxy;

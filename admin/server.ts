@@ -9,7 +9,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
-import { bindErrorFrom, getLogger } from "../framework";
+import { bindErrorFrom, getLogger } from "sgridnext";
 import { createAdminApp, type AdminApp } from "./app";
 import { parseListen, type AdminOptions } from "./options";
 

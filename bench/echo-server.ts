@@ -2,7 +2,7 @@
  * Echo servant process for benchmarks: serves demo.echo.v1.Echo on the
  * adapters given in SGRID_ADAPTERS and prints "READY <json>".
  */
-import { Application } from "../framework";
+import { Application } from "sgridnext";
 import { EchoImpl } from "../test/helpers/echo-servant";
 
 async function main(): Promise<void> {

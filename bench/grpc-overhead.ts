@@ -8,7 +8,7 @@
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { Communicator } from "../framework";
+import { Communicator } from "sgridnext";
 import { EchoProxy } from "../test/gen/demo/echo.sgrid";
 import { bestOfAlternating, closedLoop, fmt, startBenchServer, table } from "./harness";
 

@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { Communicator, getLogLevel, setLogLevel } from "../framework";
+import { Communicator, getLogLevel, setLogLevel } from "sgridnext";
 import { RegistryServer } from "../registry/server";
 import { EchoProxy } from "../test/gen/demo/echo.sgrid";
 import { startEchoServer, type Spawned } from "../test/helpers/processes";

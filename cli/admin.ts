@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import type { Command } from "commander";
-import { ConfigError, getLogger } from "../framework";
+import { ConfigError, getLogger } from "sgridnext";
 import { ADMIN_DEFAULTS, AdminServer } from "../admin";
 
 /** Registry endpoints when neither --registry nor SGRID_REGISTRY is given: a registry on this machine's default port. */

@@ -28,11 +28,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
-import { Communicator } from "../framework/communicator";
-import { CancelledError, ConfigError, SgridError, UnauthenticatedError } from "../framework/errors";
-import { AdminProxy } from "../proto/gen/sgrid/registry/v1/admin.sgrid";
-import { ConfigProxy } from "../proto/gen/sgrid/registry/v1/config.sgrid";
-import { PatchProxy } from "../proto/gen/sgrid/registry/v1/patch.sgrid";
+import { Communicator } from "sgridnext/internal/communicator";
+import { CancelledError, ConfigError, SgridError, UnauthenticatedError } from "sgridnext";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
+import { ConfigProxy } from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
+import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 
 export const CLIENT_DEFAULTS = Object.freeze({
   registry: "127.0.0.1:9500",

@@ -18,8 +18,8 @@
  */
 import * as fs from "node:fs";
 import type { Command } from "commander";
-import { ConfigError, InvalidArgumentError } from "../framework/errors";
-import type { ConfigScope, ConfigVersion } from "../proto/gen/sgrid/registry/v1/config";
+import { ConfigError, InvalidArgumentError } from "sgridnext";
+import type { ConfigScope, ConfigVersion } from "sgridnext/gen/sgrid/registry/v1/config";
 import { RegistryClient, withClientOptions, type ClientFlags } from "./client";
 
 export interface ScopeFlags {

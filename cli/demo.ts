@@ -4,9 +4,9 @@
  * so other gRPC clients can call it too.
  */
 import type { Command } from "commander";
-import { Application, Communicator, type DeepPartial, type ServerContext } from "../framework";
-import { HelloServant, HelloProxy } from "../proto/gen/sgrid/demo/v1/hello.sgrid";
-import type { HelloReply, HelloRequest } from "../proto/gen/sgrid/demo/v1/hello";
+import { Application, Communicator, type DeepPartial, type ServerContext } from "sgridnext";
+import { HelloServant, HelloProxy } from "sgridnext/gen/sgrid/demo/v1/hello.sgrid";
+import type { HelloReply, HelloRequest } from "sgridnext/gen/sgrid/demo/v1/hello";
 
 class HelloImpl extends HelloServant {
   private count = 0;

@@ -4,15 +4,14 @@
  * env, then an optional config file, in that order of precedence.
  */
 import { Command, CommanderError } from "commander";
-import { SgridError } from "../framework/errors";
+import { SgridError } from "sgridnext";
 import { registerAdmin } from "./admin";
 import { registerLogin } from "./client";
 import { registerConfig } from "./config";
 import { registerCreate } from "./create";
 import { registerDemo } from "./demo";
-import { registerGen } from "./gen";
 import { registerNode } from "./node";
-import { registerPackage } from "./package";
+import { registerGen, registerPackage } from "sgridnext-tools";
 import { registerPublish, registerRollback } from "./publish";
 import { registerRegistry } from "./registry";
 import { registerUp } from "./up";

@@ -27,7 +27,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
 import YAML from "yaml";
-import { ConfigError } from "../framework/errors";
+import { ConfigError } from "sgridnext";
 import { NodeAgent, printSystemdUnit, type NodeAgentOptions, type DetectCgroupsOptions } from "../nodeagent";
 
 export interface NodeCliFlags {

@@ -4,7 +4,7 @@
  * prints nothing until done() prints the one final line, so logs get no
  * progress spam.
  */
-import { formatBytes } from "./package";
+import { formatBytes } from "sgridnext-tools";
 
 /** Least time between two redraws, ms. */
 const REDRAW_MS = 100;

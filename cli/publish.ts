@@ -27,13 +27,13 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { Parser, type ReadEntry } from "tar";
-import { ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, SgridError } from "../framework/errors";
-import type { InstanceInfo, PatchInfo } from "../proto/gen/sgrid/registry/v1/types";
-import type { TaskInfo, TaskItem } from "../proto/gen/sgrid/registry/v1/admin";
-import type { UploadChunk } from "../proto/gen/sgrid/registry/v1/patch";
-import type { DeepPartial } from "../framework/runtime";
+import { ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, SgridError } from "sgridnext";
+import type { InstanceInfo, PatchInfo } from "sgridnext/gen/sgrid/registry/v1/types";
+import type { TaskInfo, TaskItem } from "sgridnext/gen/sgrid/registry/v1/admin";
+import type { UploadChunk } from "sgridnext/gen/sgrid/registry/v1/patch";
+import type { DeepPartial } from "sgridnext";
 import { RegistryClient, withClientOptions, type ClientFlags } from "./client";
-import { formatBytes, hashFile } from "./package";
+import { formatBytes, hashFile } from "sgridnext-tools";
 import { Progress } from "./progress";
 
 /** Bytes per upload message: well under gRPC's 4 MiB message limit, few enough messages for a fast upload. */

@@ -11,7 +11,7 @@
  * (flags are visible to other users in `ps`).
  */
 import type { Command } from "commander";
-import { getLogger } from "../framework";
+import { getLogger } from "sgridnext";
 import { RegistryServer, type RegistryAddress } from "../registry/server/registry-server";
 import { REGISTRY_DEFAULTS, REGISTRY_ENV, optionsFromText, textSettingsFromEnv, type RegistryTextSettings } from "../registry/server/options";
 

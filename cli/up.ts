@@ -44,7 +44,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
-import { ConfigError, FailedPreconditionError, getLogger, setLogLevel } from "../framework";
+import { ConfigError, FailedPreconditionError, getLogger, setLogLevel } from "sgridnext";
 import { AdminServer } from "../admin";
 import { NodeAgent, readProcStat } from "../nodeagent";
 import { RegistryServer } from "../registry/server";

@@ -44,5 +44,5 @@ export { frameworkVersion } from "./agent/version";
 export { clientStats, serverStats, StatsRegistry, MethodStats, LATENCY_BUCKETS_MS } from "./stats";
 export { renderMetrics, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics";
 
-// ---- code generation -----------------------------------------------------------------
-export { generate, type GenerateOptions, type GenerateResult } from "./codegen";
+// ---- the contract between parts: names, package manifests -------------------------------
+export * from "./contract";

@@ -11,7 +11,7 @@
  * at once; runtime failures (a cgroup write refused, a spawn failing) come
  * back through the returned promise.
  */
-import { Status, defineError, registerErrorClass } from "../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /** An instance id is not usable as a cgroup or file name (empty, "..", slashes, odd characters). */
 export class InvalidInstanceIdError extends defineError("AGENT_INSTANCE_ID_INVALID", Status.INVALID_ARGUMENT) {}

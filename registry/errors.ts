@@ -10,7 +10,7 @@
  * Messages that name the database always use the URL without its password
  * (see `redactUrl` in store/db.ts).
  */
-import { Status, defineError, registerErrorClass } from "../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /**
  * The database cannot be reached (at start, or while running): connection

@@ -9,7 +9,7 @@
  * session id in an HttpOnly, SameSite=Strict cookie (Secure over TLS).
  */
 import { z } from "zod";
-import { SgridError, Status } from "../../framework";
+import { SgridError, Status } from "sgridnext";
 import { body } from "../body";
 import { SESSION_COOKIE, sessionOf, type AdminContext, type AdminRouter } from "../context";
 import { checkOrigin } from "../csrf";

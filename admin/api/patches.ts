@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import { z } from "zod";
 import { check } from "../body";
-import { PermissionDeniedError } from "../../framework";
+import { PermissionDeniedError } from "sgridnext";
 import { asUser, sessionOf, type AdminRouter } from "../context";
 import { mayChange } from "../roles";
 import { AdminUploadTooLargeError } from "../errors";

@@ -10,7 +10,7 @@
  */
 import { PassThrough } from "node:stream";
 import { z } from "zod";
-import { SgridError } from "../../framework";
+import { SgridError } from "sgridnext";
 import { body, check } from "../body";
 import { asUser, type AdminRouter } from "../context";
 import { toHttpError } from "../http-errors";

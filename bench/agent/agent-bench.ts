@@ -20,7 +20,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tar from "tar";
-import type { InstanceDesired } from "../../proto/gen/sgrid/registry/v1/node";
+import type { InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
 import { StandInRegistry } from "./stand-in-registry";
 
 const CLI = path.resolve(__dirname, "../../cli/main.js");

@@ -5,10 +5,10 @@
  * Kept apart from the tests' stand-in so the benchmark has no test imports.
  */
 import * as crypto from "node:crypto";
-import { Application, type DeepPartial, type ServerContext } from "../../framework";
+import { Application, type DeepPartial, type ServerContext } from "sgridnext";
 import { AsyncQueue } from "../../nodeagent";
-import { NodeSessionServant } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
-import type { AgentMessage, DownloadPatchRequest, InstanceDesired, InstanceObserved, PatchChunk, RegistryMessage } from "../../proto/gen/sgrid/registry/v1/node";
+import { NodeSessionServant } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
+import type { AgentMessage, DownloadPatchRequest, InstanceDesired, InstanceObserved, PatchChunk, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 
 export class StandInRegistry extends NodeSessionServant {
   readonly observed = new Map<number, InstanceObserved>();

@@ -8,8 +8,8 @@
  * Registry: `sgrid registry` on SQLite in a child process, seeded with
  * 50 servers x 4 instances (one Obj each, 2 active + 2 inactive endpoints).
  */
-import { Communicator, setLogLevel } from "../../framework";
-import { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { Communicator, setLogLevel } from "sgridnext";
+import { QueryProxy } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import { openStore } from "../../registry/store";
 import { EchoProxy } from "../../test/gen/demo/echo.sgrid";
 import { bestOfAlternating, closedLoop, fmt, startBenchServer, table } from "../harness";

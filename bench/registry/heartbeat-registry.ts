@@ -10,7 +10,7 @@
  */
 import crypto from "node:crypto";
 import path from "node:path";
-import { Application, UnauthenticatedError, getLogger, type ServerContext } from "../../framework";
+import { Application, UnauthenticatedError, getLogger, type ServerContext } from "sgridnext";
 import { NodeSessionHub, nodePart } from "../../registry/node";
 import { PollingChangeFeed } from "../../registry/server/change-feed";
 import type { AuthUser, Authenticator, RegistryContext, RegistrySettings } from "../../registry/server/context";

@@ -18,10 +18,10 @@ import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Communicator } from "../../framework";
+import { Communicator } from "sgridnext";
 import { AsyncQueue } from "../../nodeagent/agent/async-queue";
-import type { AgentMessage } from "../../proto/gen/sgrid/registry/v1/node";
-import { NodeSessionProxy } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
+import type { AgentMessage } from "sgridnext/gen/sgrid/registry/v1/node";
+import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { fmt, table } from "../harness";
 
 export interface HeartbeatBenchOptions {

@@ -7,9 +7,9 @@
  * (default every 200 ms), as it would a write made by another registry
  * process, so the expected p50 is about half a poll period plus a reload.
  */
-import { Communicator } from "../../framework";
-import type { FindObjectReply } from "../../proto/gen/sgrid/registry/v1/query";
-import { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { Communicator } from "sgridnext";
+import type { FindObjectReply } from "sgridnext/gen/sgrid/registry/v1/query";
+import { QueryProxy } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import { openStore } from "../../registry/store";
 import { fmt, table } from "../harness";
 import { quietLogs, seedBenchObjs } from "./find-object";

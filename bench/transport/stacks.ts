@@ -7,7 +7,7 @@
  */
 import * as net from "node:net";
 import * as path from "node:path";
-import { Application, Communicator } from "../../framework";
+import { Application, Communicator } from "sgridnext";
 import { BenchProxy, BenchServant } from "./gen/echo.sgrid";
 import type { EchoMessage } from "./gen/echo";
 import { startTarsServer, tarsProxy } from "./tars-echo";

@@ -24,8 +24,8 @@ import { getLogger } from "../logger";
 import { StaticEndpointSource } from "../proxy/endpoint-source";
 import { Invoker, type ChannelProvider } from "../proxy/invoker";
 import type { DeepPartial } from "../transport/base";
-import type { AgentMessage, ServantMessage } from "../../proto/gen/sgrid/agent/v1/agent";
-import { AgentProxy } from "../../proto/gen/sgrid/agent/v1/agent.sgrid";
+import type { AgentMessage, ServantMessage } from "../gen/sgrid/agent/v1/agent";
+import { AgentProxy } from "../gen/sgrid/agent/v1/agent.sgrid";
 import type { CommandRegistry } from "./commands";
 import { PushQueue } from "./push-queue";
 

@@ -1,28 +1,13 @@
 /**
- * The framework's own version: the `version` of the sgridnext package.json,
- * found by walking up from this file (its depth differs between the sources
- * and dist/, and inside a service's node_modules). Read once, then cached.
+ * The framework's own version: the `version` of the sgridnext package.json.
+ * This file is always two folders below it (`dist/agent/version.js`, in a
+ * checkout and inside a service's node_modules), and a bundler (`sgrid
+ * package`) inlines the required JSON, so a bundled servant reports the
+ * version it was built with.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
+const pkg = require("../../package.json") as { name?: string; version?: string };
 
-let cached: string | undefined;
-
-/** The sgridnext version, or "0.0.0-unknown" when no sgridnext package.json is found above this file. */
+/** The sgridnext version, or "0.0.0-unknown" when the package.json above this file is not sgridnext's. */
 export function frameworkVersion(): string {
-  if (cached !== undefined) return cached;
-  cached = "0.0.0-unknown";
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "sgridnext" && typeof pkg.version === "string") {
-        cached = pkg.version;
-        break;
-      }
-    } catch {
-      // no (readable) package.json at this level: keep walking up
-    }
-    if (path.dirname(dir) === dir) break;
-  }
-  return cached;
+  return pkg.name === "sgridnext" && typeof pkg.version === "string" ? pkg.version : "0.0.0-unknown";
 }

@@ -27,7 +27,7 @@ import { ConfigError, SgridError, UnavailableError } from "../errors";
 import { getLogger } from "../logger";
 import type { ChannelProvider } from "../proxy/invoker";
 import { Status } from "../status";
-import { ConfigProxy } from "../../proto/gen/sgrid/registry/v1/config.sgrid";
+import { ConfigProxy } from "../gen/sgrid/registry/v1/config.sgrid";
 import { readFileIfExists, writeFileAtomic } from "./atomic-file";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
 

@@ -28,9 +28,9 @@ import { NotFoundError, SgridError } from "../errors";
 import { getLogger } from "../logger";
 import type { EndpointSource } from "../proxy/endpoint-source";
 import type { Metadata } from "../transport/base";
-import type { FindObjectReply } from "../../proto/gen/sgrid/registry/v1/query";
-import type { Endpoint as RegistryEndpoint } from "../../proto/gen/sgrid/registry/v1/types";
-import type { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import type { FindObjectReply } from "../gen/sgrid/registry/v1/query";
+import type { Endpoint as RegistryEndpoint } from "../gen/sgrid/registry/v1/types";
+import type { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
 import { readFileIfExists, type LatestWriter } from "./atomic-file";
 
 const log = getLogger("registry.resolver");

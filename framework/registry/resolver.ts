@@ -20,7 +20,7 @@ import { EndpointParseError } from "../errors";
 import { getLogger } from "../logger";
 import type { ChannelProvider } from "../proxy/invoker";
 import type { EndpointSource } from "../proxy/endpoint-source";
-import { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
 import { LatestWriter } from "./atomic-file";
 import { RegistryEndpointSource, type SourceState } from "./registry-endpoint-source";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";

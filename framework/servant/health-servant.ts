@@ -4,8 +4,8 @@
  * each Obj name while the application runs, NOT_SERVING once it is stopping.
  */
 import { EventEmitter, once } from "node:events";
-import { HealthServant } from "../../proto/gen/grpc/health/v1/health.sgrid";
-import { HealthCheckResponse_ServingStatus as ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from "../../proto/gen/grpc/health/v1/health";
+import { HealthServant } from "../gen/grpc/health/v1/health.sgrid";
+import { HealthCheckResponse_ServingStatus as ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from "../gen/grpc/health/v1/health";
 import { NotFoundError } from "../errors";
 import type { DeepPartial, ServerContext } from "../transport/base";
 

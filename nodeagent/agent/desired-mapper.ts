@@ -20,7 +20,7 @@
  */
 import * as os from "node:os";
 import * as path from "node:path";
-import type { InstanceDesired, DesiredPatch } from "../../proto/gen/sgrid/registry/v1/node";
+import type { InstanceDesired, DesiredPatch } from "sgridnext/gen/sgrid/registry/v1/node";
 import { buildLaunchSpec, LaunchConfigError, type AdapterSpec, type NodeContext } from "../launch";
 import { SERVER_TYPES, type PackageManifest, type ServerType } from "../install";
 import type { DesiredSpec, HealthSpec } from "../supervisor";

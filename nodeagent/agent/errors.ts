@@ -3,7 +3,7 @@
  * local servant channel). Codes are listed in ERRORS.md under
  * "Node agent: session and local channel".
  */
-import { Status, defineError, registerErrorClass } from "../../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /** An admin command was sent to an instance whose servant has no local channel open (not built on the framework, not started yet, or gone). */
 export class NoServantChannelError extends defineError("AGENT_NO_CHANNEL", Status.UNAVAILABLE, { retryable: true }) {}

@@ -23,9 +23,9 @@
  */
 import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
-import { Application, UnavailableError, getLogger, type DeepPartial, type ServerContext } from "../../framework";
-import { AgentServant } from "../../proto/gen/sgrid/agent/v1/agent.sgrid";
-import type { AgentMessage, ServantHello, ServantMessage } from "../../proto/gen/sgrid/agent/v1/agent";
+import { Application, UnavailableError, getLogger, type DeepPartial, type ServerContext } from "sgridnext";
+import { AgentServant } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
+import type { AgentMessage, ServantHello, ServantMessage } from "sgridnext/gen/sgrid/agent/v1/agent";
 import { AsyncQueue } from "./async-queue";
 import { ChannelAuthError, NoServantChannelError, ServantCommandTimeoutError } from "./errors";
 

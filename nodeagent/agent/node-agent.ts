@@ -29,11 +29,11 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { envRootCerts, getLogger, InvalidArgumentError, SgridError } from "../../framework";
+import { envRootCerts, getLogger, InvalidArgumentError, SgridError } from "sgridnext";
 import { InstanceNotFoundError } from "../errors";
 import {
   DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
-} from "../../proto/gen/sgrid/registry/v1/node";
+} from "sgridnext/gen/sgrid/registry/v1/node";
 import { collectNodeFacts, agentVersion } from "../facts";
 import { resolve as resolveHealthCheck } from "../health";
 import { PackageCache, PackageManifestError, ReleaseManager, type PackageManifest } from "../install";

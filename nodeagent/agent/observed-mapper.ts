@@ -16,7 +16,7 @@
  *                installed; the running version stays
  * - "":          anything else (start, stop, adoption)
  */
-import type { InstanceObserved } from "../../proto/gen/sgrid/registry/v1/node";
+import type { InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { InstanceState, ObservedState } from "../supervisor";
 
 /** "install_failed" is set by the agent (a package refused or not downloadable), never by classifyEvent. */

@@ -26,7 +26,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
-import { ConfigError } from "../../framework";
+import { ConfigError } from "sgridnext";
 import type { CgroupBackend, DetectCgroupsOptions } from "../cgroups";
 import type { ProcessWranglerOptions } from "../process";
 import type { SupervisorOptions } from "../supervisor";

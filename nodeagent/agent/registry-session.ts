@@ -17,11 +17,11 @@
  * The token is never logged.
  */
 import { EventEmitter } from "node:events";
-import { Communicator, getLogger, type DeepPartial } from "../../framework";
-import { NodeSessionProxy } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
+import { Communicator, getLogger, type DeepPartial } from "sgridnext";
+import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type {
   AgentMessage, DesiredState, Heartbeat, InstanceCommand, InstanceObserved, NodeHello,
-} from "../../proto/gen/sgrid/registry/v1/node";
+} from "sgridnext/gen/sgrid/registry/v1/node";
 import type { PackageFetcher } from "../install";
 import { AsyncQueue } from "./async-queue";
 import { Backoff, type BackoffPolicy } from "./backoff";

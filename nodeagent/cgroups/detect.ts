@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import { z } from "zod";
-import { getLogger, ConfigError } from "../../framework";
+import { getLogger, ConfigError } from "sgridnext";
 import type { CgroupBackend } from "./base";
 import { CgroupV2Backend, V2_CONTROLLERS } from "./v2";
 import { CgroupV1Backend, type CgroupV1Mounts, V1_REQUIRED } from "./v1";

@@ -15,7 +15,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import {
   type CgroupBackend, type CgroupLimits, type CgroupUsage,
   assertInstanceId, assertLimits, cpuQuotaUs, CPU_PERIOD_US,

@@ -3,7 +3,7 @@
  * version the framework already reads (framework/agent/version.ts), so this
  * is that version under the agent's name.
  */
-import { frameworkVersion } from "../../framework/agent/version";
+import { frameworkVersion } from "sgridnext/internal/agent/version";
 
 export const PACKAGE_NAME = "sgridnext";
 

@@ -10,7 +10,7 @@
  * a connection to a process that has since been replaced.
  */
 import * as grpc from "@grpc/grpc-js";
-import { HealthCheckRequest, HealthCheckResponse } from "../../proto/gen/grpc/health/v1/health";
+import { HealthCheckRequest, HealthCheckResponse } from "sgridnext/gen/grpc/health/v1/health";
 import { address, messageOf, type HealthCheck, type HealthResult, type HealthTarget } from "./base";
 
 export const HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check";

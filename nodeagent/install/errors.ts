@@ -6,7 +6,7 @@
  * the same class when it crosses the wire (agent -> registry -> admin), where
  * its message is the "clear reason" a person reads next to a refused publish.
  */
-import { Status, defineError, registerErrorClass } from "../../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /** The downloaded bytes do not hash to the sha256 the registry announced; nothing was kept. */
 export class PackageChecksumError extends defineError("PACKAGE_CHECKSUM_MISMATCH", Status.DATA_LOSS) {}

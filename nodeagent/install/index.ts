@@ -7,11 +7,11 @@
 export * from "./errors";
 
 // ---- names and manifests -----------------------------------------------------------
-export { NAME_PATTERN, VERSION_PATTERN, SHA256_PATTERN, checkName, checkVersion, checkSha256 } from "./names";
 export {
-  SERVER_TYPES, MANIFEST_FILE, manifestSchema, readManifest, checkEntry, isInside,
-  type ServerType, type PackageManifest, type ManifestSource, type ManifestExpectation,
-} from "./manifest";
+  NAME_PATTERN, VERSION_PATTERN, SHA256_PATTERN, checkName, checkVersion, checkSha256,
+  SERVER_TYPES, MANIFEST_FILE, manifestSchema, type ServerType, type PackageManifest,
+} from "sgridnext";
+export { readManifest, checkEntry, isInside, type ManifestSource, type ManifestExpectation } from "./manifest";
 
 // ---- download cache ----------------------------------------------------------------
 export { PackageCache, type PackageCacheOptions, type PackageFetcher, type PackageRef } from "./package-cache";

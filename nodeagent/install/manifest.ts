@@ -1,5 +1,5 @@
 /**
- * The package manifest: what a package says about itself.
+ * Reading the package manifest (framework/contract/manifest.ts) of an unpacked release.
  *
  * `sgrid.json` at the root of the package:
  * ```json
@@ -18,34 +18,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
+import { MANIFEST_FILE, manifestSchema, type PackageManifest, type ServerType } from "sgridnext";
 import { PackageManifestError } from "./errors";
-import { NAME_PATTERN } from "./names";
-
-export const SERVER_TYPES = ["node", "java", "binary"] as const;
-/** How a server's program is started (see the launch folder). */
-export type ServerType = (typeof SERVER_TYPES)[number];
-
-const relativePath = z.string().min(1).max(1024)
-  .refine((p) => !p.includes("\0") && !path.isAbsolute(p) && !p.split(/[\\/]/).includes(".."), {
-    message: "must be a relative path without '..' segments",
-  });
-
-export const manifestSchema = z.object({
-  app: z.string().regex(NAME_PATTERN),
-  server: z.string().regex(NAME_PATTERN),
-  type: z.enum(SERVER_TYPES),
-  entry: relativePath,
-  version: z.string().min(1).max(128).optional(),
-  framework: z.string().min(1).max(128).optional(),
-});
-
-/** A validated package manifest. */
-export type PackageManifest = z.infer<typeof manifestSchema>;
 
 /** Where the manifest of an unpacked release came from. */
 export type ManifestSource = "sgrid.json" | "package.json";
 
-export const MANIFEST_FILE = "sgrid.json";
 /** Largest manifest file read; real ones are a few hundred bytes. */
 const MAX_MANIFEST_BYTES = 256 * 1024;
 

@@ -16,9 +16,9 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import { PackageChecksumError, PackageDownloadError, PackageSizeError } from "./errors";
-import { checkSha256 } from "./names";
+import { checkSha256 } from "sgridnext";
 
 const log = getLogger("agent.install");
 

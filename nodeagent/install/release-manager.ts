@@ -24,10 +24,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { getLogger } from "../../framework";
+import { checkName, checkVersion, getLogger, type PackageManifest, type ServerType } from "sgridnext";
 import { ReleaseNotFoundError } from "./errors";
-import { readManifest, type ManifestSource, type PackageManifest, type ServerType } from "./manifest";
-import { checkName, checkVersion } from "./names";
+import { readManifest, type ManifestSource } from "./manifest";
 import { makeReadOnly, removeTree } from "./tree";
 import { DEFAULT_UNPACK_LIMITS, unpackPackage, type UnpackLimits, type UnpackStats } from "./unpack";
 

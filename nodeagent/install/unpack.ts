@@ -27,7 +27,7 @@ import * as zlib from "node:zlib";
 import { Transform, Writable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Parser, type ReadEntry } from "tar";
-import { SgridError } from "../../framework";
+import { SgridError } from "sgridnext";
 import { PackageCorruptError, PackageTooLargeError, PackageUnsafeError } from "./errors";
 import { resolveLinkTarget, splitSegments } from "./link-resolver";
 

@@ -2,8 +2,11 @@
  * From a release and an instance's config to the exact process to spawn:
  * `{command, args, cwd, env}`, never a shell string.
  *
- * - `node`:   `<node> [nodeOptions] <release>/<entry> [args]` (node = the
- *             agent's own `process.execPath` unless `context.nodePath`)
+ * - `node`:   `<node> [--enable-source-maps] [nodeOptions] <release>/<entry> [args]`
+ *             (node = the agent's own `process.execPath` unless
+ *             `context.nodePath`; `--enable-source-maps` when the manifest
+ *             says `sourceMaps`, as `sgrid package` does for a bundle, and
+ *             the instance's options do not set source maps themselves)
  * - `java`:   `java [jvmOptions] -jar <release>/<entry> [args]`
  * - `binary`: `<release>/<entry> [args]`; the entry must resolve inside the
  *             release and be an executable regular file.
@@ -14,7 +17,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import { checkEntry, SERVER_TYPES, type PackageManifest, type ServerType } from "../install";
 import { LaunchConfigError } from "./errors";
 import { buildServantEnv, type AdapterSpec } from "./env";
@@ -92,6 +95,12 @@ const instanceSchema = z.object({
   args: z.array(argString).default([]),
 });
 
+/** `--enable-source-maps` for a release that asks for it, unless the instance's own node options decide. */
+function sourceMapOptions(manifest: PackageManifest, nodeOptions: readonly string[]): string[] {
+  if (manifest.sourceMaps !== true || nodeOptions.some((o) => o.includes("source-maps"))) return [];
+  return ["--enable-source-maps"];
+}
+
 /**
  * Builds the launch spec. Rejects with LaunchConfigError when the config is
  * invalid or the entry is missing, outside the release or not executable.
@@ -131,7 +140,7 @@ export async function buildLaunchSpec(input: LaunchInput): Promise<LaunchSpec> {
   switch (type) {
     case "node":
       command = context.nodePath ?? process.execPath;
-      args = [...instance.nodeOptions, entry, ...instance.args];
+      args = [...sourceMapOptions(manifest, instance.nodeOptions), ...instance.nodeOptions, entry, ...instance.args];
       break;
     case "java":
       command = context.javaPath ?? "java";

@@ -14,7 +14,7 @@
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
 import { z } from "zod";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import { rotateIfLarger } from "./rotate";
 
 const log = getLogger("agent.logs");

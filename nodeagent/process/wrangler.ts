@@ -26,7 +26,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { once } from "node:events";
 import { z } from "zod";
-import { getLogger, ConfigError } from "../../framework";
+import { getLogger, ConfigError } from "sgridnext";
 import type { CgroupBackend } from "../cgroups";
 import { LaunchError } from "../errors";
 import { isLive, readBootId, readProcStat } from "./proc-stat";

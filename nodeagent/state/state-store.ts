@@ -16,7 +16,7 @@
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import { StateCorruptError } from "../errors";
 import { writeFileAtomic } from "./atomic-file";
 

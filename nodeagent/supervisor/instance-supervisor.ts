@@ -44,7 +44,7 @@
  * when the supervisor cleared `running` before stopping it.
  */
 import { EventEmitter } from "node:events";
-import { getLogger, type Logger } from "../../framework";
+import { getLogger, type Logger } from "sgridnext";
 import { type CgroupUsage, assertInstanceId } from "../cgroups";
 import type { ExitInfo, ProcessHandle, ProcessWrangler } from "../process";
 import { exitInfo } from "../process";

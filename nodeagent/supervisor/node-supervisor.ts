@@ -15,7 +15,7 @@
  */
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import { type CgroupBackend, type CgroupUsage, type DetectCgroupsOptions, detectCgroups } from "../cgroups";
 import { ProcessWrangler, type ProcessWranglerOptions } from "../process";
 import { StateStore } from "../state";

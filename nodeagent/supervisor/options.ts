@@ -21,7 +21,7 @@
  *   and suggests the same order of magnitude; supervisord and PM2 have none.
  */
 import { z } from "zod";
-import { ConfigError } from "../../framework";
+import { ConfigError } from "sgridnext";
 import type { StopOptions } from "../process";
 import { type RestartPolicy, restartPolicy } from "./restart-tracker";
 

@@ -34,7 +34,7 @@
  *   the crash window is cleared, so rare crashes never add up to FAILED.
  */
 import { z } from "zod";
-import { ConfigError } from "../../framework";
+import { ConfigError } from "sgridnext";
 
 export interface RestartPolicy {
   /** Delay before the first restart after a stable run, ms. Default 1000. */

@@ -17,8 +17,8 @@
 import {
   FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnimplementedError,
   type DeepPartial, type ServerContext,
-} from "../../framework";
-import { AdminServant } from "../../proto/gen/sgrid/registry/v1/admin.sgrid";
+} from "sgridnext";
+import { AdminServant } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
 import type {
   CreateTaskRequest, CreateUserRequest, DeleteConfigRequest, DeployReply, DeployRequest,
   GrantRequest, ListEventsReply, ListEventsRequest, ListInstancesReply, ListInstancesRequest,
@@ -27,9 +27,9 @@ import type {
   PushConfigRequest, PutConfigRequest, RevokeRequest, RollbackConfigRequest, SendCommandReply,
   SendCommandRequest, ServerRef, SetPasswordRequest, TaskInfo, TaskRef, UpdateInstanceRequest,
   UserInfo, UserRef,
-} from "../../proto/gen/sgrid/registry/v1/admin";
-import type { ConfigVersion, ListFilesReply } from "../../proto/gen/sgrid/registry/v1/config";
-import type { Empty, InstanceInfo } from "../../proto/gen/sgrid/registry/v1/types";
+} from "sgridnext/gen/sgrid/registry/v1/admin";
+import type { ConfigVersion, ListFilesReply } from "sgridnext/gen/sgrid/registry/v1/config";
+import type { Empty, InstanceInfo } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { AuthUser, RegistryContext } from "../server/context";
 import { scopeKey, type InstanceSpecUpdate, type RegistryStore } from "../store";
 import type { ConfigScope, InstanceRecord, Role, TaskRecord, Topic, UserRecord } from "../store/records";

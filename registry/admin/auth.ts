@@ -37,7 +37,7 @@ import { isIP } from "node:net";
 import {
   InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
   type Logger, type ServerContext,
-} from "../../framework";
+} from "sgridnext";
 import type { AuthUser, Authenticator, RegistrySettings } from "../server/context";
 import type { RegistryStore } from "../store";
 import { ROLES, type Role, type UserRecord } from "../store/records";

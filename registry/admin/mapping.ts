@@ -5,15 +5,15 @@
  * versions travel as version numbers (1, 2, 3... per server); the store keeps
  * patch ids, so callers pass a `versions` lookup (patch id -> version).
  */
-import { InvalidArgumentError } from "../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type {
   Adapter as AdapterMsg, HealthCheck as HealthCheckMsg, InstanceInfo, LaunchOptions as LaunchMsg, ResourceLimits as LimitsMsg,
-} from "../../proto/gen/sgrid/registry/v1/types";
+} from "sgridnext/gen/sgrid/registry/v1/types";
 import type {
   EventInfo, NodeInfo, NodeSample, RoleGrant as RoleGrantMsg, ServerInfo, TaskInfo, TaskItem, UserInfo,
-} from "../../proto/gen/sgrid/registry/v1/admin";
-import type { ConfigScope as ScopeMsg, ConfigFile, ConfigVersion } from "../../proto/gen/sgrid/registry/v1/config";
-import type { DeepPartial } from "../../framework";
+} from "sgridnext/gen/sgrid/registry/v1/admin";
+import type { ConfigScope as ScopeMsg, ConfigFile, ConfigVersion } from "sgridnext/gen/sgrid/registry/v1/config";
+import type { DeepPartial } from "sgridnext";
 import type {
   AdapterInput, ConfigFileRecord, ConfigScope, ConfigVersionRecord, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
   NodeRecord, ResourceLimits, RoleGrant, ServerRecord, TaskItemRecord, TaskRecord, UserRecord,

@@ -4,7 +4,7 @@
  * (running tasks hand their lease back and are resumed by the next start or
  * by another registry process).
  */
-import type { Servant } from "../../framework";
+import type { Servant } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import { RegistryAdminServant } from "./admin-servant";
 import { TaskRunner, type TaskRunnerOptions } from "./task-runner";

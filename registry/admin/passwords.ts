@@ -12,7 +12,7 @@
  * one core: slow enough for offline guessing, cheap enough for a login.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import { InvalidArgumentError } from "../../framework";
+import { InvalidArgumentError } from "sgridnext";
 
 export const SCRYPT_DEFAULTS = Object.freeze({
   /** CPU/memory cost (power of two). */

@@ -15,7 +15,7 @@
  * Hosts: an adapter without a host gets the node's address (the host part of
  * what the agent announced), or 127.0.0.1 for a node that never announced one.
  */
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../framework";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { RegistryStore } from "../store";
 import type { AdapterInput, InstanceRecord, JsonObject, LaunchOptions, ResourceLimits, ServerRecord, ServerType } from "../store/records";
 import { SERVER_TYPES } from "../store/records";

@@ -13,7 +13,7 @@
  *   previousPatchIds          {instanceId: patchId} the same as patch ids
  *   rollbackOf                id of the publish task this one undoes
  */
-import { FailedPreconditionError, InvalidArgumentError } from "../../framework";
+import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 import type { RegistryStore } from "../store";
 import { TASK_KINDS, type InstanceRecord, type JsonObject, type TaskKind, type TaskRecord } from "../store/records";
 

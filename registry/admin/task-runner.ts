@@ -45,7 +45,7 @@
  * TASK_RUNNER_DEFAULTS.pollMs (2 s) and scans for orphaned tasks every
  * scanMs (10 s).
  */
-import type { Logger } from "../../framework";
+import type { Logger } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import type { InstanceRecord, TaskItemRecord, TaskRecord, TaskStatus, Topic } from "../store/records";
 

@@ -20,7 +20,7 @@
  * (UNAVAILABLE, DEADLINE_EXCEEDED, COMMAND_FAILED) with the message, and the
  * sender rebuilds the same error.
  */
-import { DeadlineExceededError, InvalidArgumentError, NotFoundError, SgridError, Status, UnavailableError, type Logger } from "../../framework";
+import { DeadlineExceededError, InvalidArgumentError, NotFoundError, SgridError, Status, UnavailableError, type Logger } from "sgridnext";
 import type { CommandRecord, InstanceRecord, RegistryStore } from "../store";
 import { CommandFailedError } from "./errors";
 import type { CommandResult } from "./node-session";

@@ -14,8 +14,8 @@
  * too, re-read when an instance names an unknown server and dropped when the
  * `servers` topic moves.
  */
-import type { DesiredState, InstanceDesired } from "../../proto/gen/sgrid/registry/v1/node";
-import { HealthCheck, LaunchOptions } from "../../proto/gen/sgrid/registry/v1/types";
+import type { DesiredState, InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
+import { HealthCheck, LaunchOptions } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { InstanceRecord, PatchRecord, RegistryStore, ServerType } from "../store";
 import type { RegistrySettings } from "../server/context";
 

@@ -3,7 +3,7 @@
  * Registered with the framework so that a caller of Admin.SendCommand gets
  * the same class back; listed in ERRORS.md.
  */
-import { Status, defineError, registerErrorClass } from "../../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /**
  * The servant (or the agent) answered an admin command with a failure

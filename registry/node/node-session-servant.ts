@@ -12,9 +12,9 @@
  * heartbeat timeout (DEADLINE_EXCEEDED), or at registry shutdown
  * (UNAVAILABLE). What the registry does with each message: see NodeSessionHub.
  */
-import { DeadlineExceededError, InvalidArgumentError, type ServerContext } from "../../framework";
-import type { AgentMessage, DownloadPatchRequest, PatchChunk, RegistryMessage } from "../../proto/gen/sgrid/registry/v1/node";
-import { NodeSessionServant } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
+import { DeadlineExceededError, InvalidArgumentError, type ServerContext } from "sgridnext";
+import type { AgentMessage, DownloadPatchRequest, PatchChunk, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
+import { NodeSessionServant } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type { RegistryContext } from "../server/context";
 import type { NodeSessionHub } from "./session-hub";
 

@@ -9,8 +9,8 @@
  * after it. Closing the session ends the stream (with an error when given)
  * and fails every command still waiting with UNAVAILABLE.
  */
-import { DeadlineExceededError, UnavailableError } from "../../framework";
-import type { CommandReply, DesiredState, Heartbeat, RegistryMessage } from "../../proto/gen/sgrid/registry/v1/node";
+import { DeadlineExceededError, UnavailableError } from "sgridnext";
+import type { CommandReply, DesiredState, Heartbeat, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { CommandFailedError } from "./errors";
 import { desiredKey } from "./desired-state";
 

@@ -24,8 +24,8 @@
  */
 import {
   DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, type Logger, NotFoundError, UnavailableError,
-} from "../../framework";
-import type { AgentMessage, Heartbeat, InstanceObserved, NodeHello, ObservedBatch } from "../../proto/gen/sgrid/registry/v1/node";
+} from "sgridnext";
+import type { AgentMessage, Heartbeat, InstanceObserved, NodeHello, ObservedBatch } from "sgridnext/gen/sgrid/registry/v1/node";
 import { OBSERVED_STATES, type CommandRecord, type ObservedReport, type ObservedState, type RegistryStore, type Topic, validate } from "../store";
 import type { ChangeFeed, RegistrySettings, SessionHub } from "../server/context";
 import { CommandRelay } from "./command-relay";

@@ -15,9 +15,9 @@
  * It is not ordered: compare for equality only.
  */
 import crypto from "node:crypto";
-import { NotFoundError, type Logger } from "../../framework";
-import type { Endpoint } from "../../proto/gen/sgrid/registry/v1/types";
-import type { FindObjectReply } from "../../proto/gen/sgrid/registry/v1/query";
+import { NotFoundError, type Logger } from "sgridnext";
+import type { Endpoint } from "sgridnext/gen/sgrid/registry/v1/types";
+import type { FindObjectReply } from "sgridnext/gen/sgrid/registry/v1/query";
 import type { ObjEndpoint, RegistryStore, Topic } from "../store";
 import type { ChangeFeed } from "../server/context";
 

@@ -12,9 +12,9 @@
  * declares is NOT_FOUND naming it; without the configured query token,
  * UNAUTHENTICATED.
  */
-import { InvalidArgumentError, type DeepPartial, type ServerContext } from "../../framework";
-import { QueryServant } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
-import type { FindObjectReply, FindObjectRequest } from "../../proto/gen/sgrid/registry/v1/query";
+import { InvalidArgumentError, type DeepPartial, type ServerContext } from "sgridnext";
+import { QueryServant } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
+import type { FindObjectReply, FindObjectRequest } from "sgridnext/gen/sgrid/registry/v1/query";
 import { validate } from "../store";
 import type { Authenticator } from "../server/context";
 import type { EndpointCache } from "./endpoint-cache";

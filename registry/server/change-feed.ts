@@ -14,7 +14,7 @@
  * topic that moved meanwhile). A listener that throws is logged, not fatal.
  */
 import { EventEmitter } from "node:events";
-import type { Logger } from "../../framework";
+import type { Logger } from "sgridnext";
 import { TOPICS, type RegistryStore, type Topic } from "../store";
 import type { ChangeFeed } from "./context";
 

@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
-import type { Logger, Servant, ServerContext } from "../../framework";
+import type { Logger, Servant, ServerContext } from "sgridnext";
 import type { RegistryStore } from "../store";
 import type { Role, Topic } from "../store/records";
 

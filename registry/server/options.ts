@@ -11,7 +11,7 @@ import crypto from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { ConfigError, parseHostPort } from "../../framework";
+import { ConfigError, parseHostPort } from "sgridnext";
 
 /** TLS for the registry's port: PEM file paths (strings) or PEM contents (Buffers). */
 export interface RegistryTlsOptions {

@@ -20,7 +20,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Application, ConfigError, getLogger, type Logger, type Servant } from "../../framework";
+import { Application, ConfigError, getLogger, type Logger, type Servant } from "sgridnext";
 import { createAuthenticator, type RegistryAuthenticator } from "../admin";
 import { NodeSessionHub } from "../node";
 import { LocalDiskStorage } from "../services";

@@ -35,7 +35,7 @@
  */
 import { createHash } from "node:crypto";
 import YAML from "yaml";
-import { NotFoundError } from "../../framework";
+import { NotFoundError } from "sgridnext";
 import type { ConfigLayers, ConfigLevel, ConfigVersionRecord } from "../store";
 import { ConfigLayerInvalidError } from "./errors";
 

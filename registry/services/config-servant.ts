@@ -11,14 +11,14 @@
  * Cost per call: Load is one SELECT (the current version of the file at the
  * instance's three levels); ListFiles two (server check + files).
  */
-import { InvalidArgumentError, NotFoundError, type DeepPartial, type ServerContext } from "../../framework";
+import { InvalidArgumentError, NotFoundError, type DeepPartial, type ServerContext } from "sgridnext";
 import {
   ConfigServant as ConfigServantBase,
-} from "../../proto/gen/sgrid/registry/v1/config.sgrid";
+} from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
 import type {
   ConfigFile, ConfigScope as ScopeMessage, ConfigVersion, GetVersionRequest, HistoryReply, HistoryRequest, InstanceRef,
   ListFilesReply, ListFilesRequest, LoadConfigReply, LoadConfigRequest,
-} from "../../proto/gen/sgrid/registry/v1/config";
+} from "sgridnext/gen/sgrid/registry/v1/config";
 import type { RegistryContext } from "../server/context";
 import { validate, type ConfigFileRecord, type ConfigLevel, type ConfigScope, type ConfigVersionRecord } from "../store";
 import { mergeConfig } from "./config-merge";

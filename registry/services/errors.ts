@@ -6,7 +6,7 @@
  * is registered so a client rebuilds the same class, and every code is listed
  * in ERRORS.md.
  */
-import { Status, defineError, registerErrorClass } from "../../framework";
+import { Status, defineError, registerErrorClass } from "sgridnext";
 
 /** The uploaded bytes do not hash to the declared sha256; nothing was stored. */
 export class PatchChecksumMismatchError extends defineError("PATCH_CHECKSUM_MISMATCH", Status.INVALID_ARGUMENT) {}

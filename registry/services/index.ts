@@ -2,7 +2,7 @@
  * Public surface of the registry's Config and Patch services and of package
  * storage. Code outside `registry/services/` imports from here only.
  */
-import type { Servant } from "../../framework";
+import type { Servant } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import { ConfigServant } from "./config-servant";
 import { PatchServant } from "./patch-servant";

@@ -27,10 +27,10 @@
  * stored file is removed when no other patch has the same content.
  */
 import { Readable } from "node:stream";
-import { InvalidArgumentError, type DeepPartial, type ServerContext } from "../../framework";
-import { PatchServant as PatchServantBase } from "../../proto/gen/sgrid/registry/v1/patch.sgrid";
-import type { DownloadChunk, DownloadRequest, ListPatchesReply, ListPatchesRequest, PatchRef, UploadChunk, UploadHeader } from "../../proto/gen/sgrid/registry/v1/patch";
-import type { Empty, PatchInfo } from "../../proto/gen/sgrid/registry/v1/types";
+import { InvalidArgumentError, type DeepPartial, type ServerContext } from "sgridnext";
+import { PatchServant as PatchServantBase } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
+import type { DownloadChunk, DownloadRequest, ListPatchesReply, ListPatchesRequest, PatchRef, UploadChunk, UploadHeader } from "sgridnext/gen/sgrid/registry/v1/patch";
+import type { Empty, PatchInfo } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { AuthUser, RegistryContext } from "../server/context";
 import { validate, type PatchRecord } from "../store";
 import { PatchOffsetOutOfRangeError, PatchTooLargeError } from "./errors";

@@ -25,7 +25,7 @@ import { createReadStream, createWriteStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { InvalidArgumentError, NotFoundError } from "../../framework";
+import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { PackageStorage } from "../server/context";
 import { PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError } from "./errors";
 

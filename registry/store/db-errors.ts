@@ -3,7 +3,7 @@
  * what the store does about them: report the database unavailable, retry the
  * transaction, or report a duplicate.
  */
-import { SgridError } from "../../framework";
+import { SgridError } from "sgridnext";
 import { DatabaseUnavailableError } from "../errors";
 
 const CONNECTION_CODES = new Set([

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
 import { z } from "zod";
-import { ConfigError, getLogger } from "../../framework";
+import { ConfigError, getLogger } from "sgridnext";
 import { DatabaseUnavailableError, DatabaseUrlError } from "../errors";
 import { isConnectionError, toStoreError } from "./db-errors";
 

@@ -14,7 +14,7 @@
  */
 import type { Knex } from "knex";
 import { z } from "zod";
-import { ConfigError, SgridError, getLogger } from "../../framework";
+import { ConfigError, SgridError, getLogger } from "sgridnext";
 import { MigrationFailedError, MigrationLockedError } from "../errors";
 import { databaseInfo } from "./db";
 import { isConnectionError, isRetryableTxError, isTableExists, isUniqueViolation, toStoreError } from "./db-errors";

@@ -4,7 +4,7 @@
  * `App.Server@node` (instance). Keys are built from validated names, which
  * contain no `.` (application, server) or `@` (any), so keys never collide.
  */
-import { InvalidArgumentError } from "../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type { ConfigScope } from "./records";
 import { validateApplication, validateNodeName, validateServerName } from "./validate";
 

@@ -7,7 +7,7 @@
  * Names end up in paths on nodes (`servers/<App>.<Server>/`, `conf/<file>`),
  * so path separators and `..` are refused everywhere.
  */
-import { InvalidArgumentError } from "../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type { Adapter, AdapterProtocol, LaunchOptions, ResourceLimits } from "./records";
 
 /** Longest application, server and Obj name. */

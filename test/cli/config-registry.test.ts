@@ -7,10 +7,10 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Communicator } from "../../framework";
-import { HelloProxy } from "../../proto/gen/sgrid/demo/v1/hello.sgrid";
-import { buildPackage } from "../../cli/package";
-import { REPO_ROOT, outputDir } from "../helpers/paths";
+import { Communicator } from "sgridnext";
+import { HelloProxy } from "sgridnext/gen/sgrid/demo/v1/hello.sgrid";
+import { buildPackage } from "sgridnext-tools";
+import { RUNTIME_DIR, outputDir } from "../helpers/paths";
 import { ADMIN_PASSWORD, CliCluster, waitFor } from "./helpers/cluster";
 
 describe("sgrid config and login (real registry)", function () {
@@ -118,10 +118,10 @@ describe("sgrid config and login (real registry)", function () {
     // A servant on this checkout's framework (required by path: no npm install), reading Demo.PushServer's config.
     const src = path.join(out, "push-servant");
     fs.mkdirSync(src);
-    const dist = path.join(REPO_ROOT, "dist");
+    const runtime = path.join(RUNTIME_DIR, "dist");
     fs.writeFileSync(path.join(src, "main.js"), `
-const { Application } = require(${JSON.stringify(path.join(dist, "framework"))});
-const { HelloServant } = require(${JSON.stringify(path.join(dist, "proto/gen/sgrid/demo/v1/hello.sgrid"))});
+const { Application } = require(${JSON.stringify(runtime)});
+const { HelloServant } = require(${JSON.stringify(path.join(runtime, "gen/sgrid/demo/v1/hello.sgrid"))});
 const app = new Application();
 class Hello extends HelloServant {
   async sayHello(req) { return { message: app.config.get("PushServer.json").value.greeting + ", " + req.name, count: process.pid }; }

@@ -10,7 +10,7 @@ import { expect } from "chai";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError } from "../../framework";
+import { ConfigError } from "sgridnext";
 import { resolveNodeCliOptions, systemdUnitFor } from "../../cli/node";
 import { NodeAgent } from "../../nodeagent";
 import { CLI } from "../helpers/paths";

@@ -10,9 +10,9 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { list as tarList } from "tar";
-import { FailedPreconditionError, InvalidArgumentError } from "../../framework";
+import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 import { readManifest, unpackPackage } from "../../nodeagent/install";
-import { buildPackage } from "../../cli/package";
+import { buildPackage } from "sgridnext-tools";
 import { CLI, outputDir } from "../helpers/paths";
 
 function write(file: string, content: string, mode = 0o644): void {
@@ -27,9 +27,13 @@ async function entriesOf(file: string): Promise<string[]> {
   return names;
 }
 
-/** A node project as `npm install` leaves it, made by hand: prod, dev, nested, excluded and optional-missing packages. */
-function fakeNodeProject(dir: string): void {
-  write(path.join(dir, "sgrid.json"), JSON.stringify({ app: "Demo", server: "HelloServer", type: "node", entry: "dist/src/main.js", objs: ["GreeterObj"] }));
+/**
+ * A node project as `npm install` leaves it, made by hand: prod, dev,
+ * nested, excluded and optional-missing packages. `bundle` is its
+ * sgrid.json setting ("unset": not set, i.e. bundled).
+ */
+function fakeNodeProject(dir: string, bundle: boolean | "unset" = false): void {
+  write(path.join(dir, "sgrid.json"), JSON.stringify({ app: "Demo", server: "HelloServer", type: "node", entry: "dist/src/main.js", objs: ["GreeterObj"], ...(bundle === "unset" ? {} : { bundle }) }));
   write(path.join(dir, "package.json"), JSON.stringify({ name: "demo-helloserver", version: "1.2.3", main: "dist/src/main.js", dependencies: { sgridnext: "^0.1.0", left: "1" } }));
   write(path.join(dir, "dist/src/main.js"), "require('left'); console.log('main');\n");
   write(path.join(dir, "dist/test/main.test.js"), "// tests are not shipped\n");
@@ -71,7 +75,7 @@ describe("sgrid package", function () {
     out = outputDir("package");
   });
 
-  describe("a node project", () => {
+  describe("a node project, unbundled (\"bundle\": false)", () => {
     let dir: string;
     before(() => {
       dir = path.join(out, "node");
@@ -153,6 +157,79 @@ describe("sgrid package", function () {
       const err = await buildPackage({ dir: unbuilt }).then(() => undefined, (e: unknown) => e);
       expect(err).to.be.instanceOf(FailedPreconditionError);
       expect((err as Error).message).to.match(/^dist does not exist in .*: build first \(npm run build\)$/);
+    });
+  });
+
+  describe("a node project, bundled (the default)", () => {
+    let dir: string;
+    before(() => {
+      dir = path.join(out, "bundled");
+      fakeNodeProject(dir, "unset");
+      // A package with a native addon (binding.gyp) cannot be inlined: it stays in node_modules, with what it depends on.
+      write(path.join(dir, "node_modules/addon/package.json"), JSON.stringify({ name: "addon", version: "2.0.0", dependencies: { helper: "1" } }));
+      write(path.join(dir, "node_modules/addon/binding.gyp"), "{}\n");
+      write(path.join(dir, "node_modules/addon/index.js"), "module.exports = 'addon+' + require('helper');\n");
+      write(path.join(dir, "node_modules/helper/package.json"), JSON.stringify({ name: "helper", version: "1.0.0" }));
+      write(path.join(dir, "node_modules/helper/index.js"), "module.exports = 'helper';\n");
+      const lockFile = path.join(dir, "node_modules/.package-lock.json");
+      const lock = JSON.parse(fs.readFileSync(lockFile, "utf8")) as { packages: Record<string, unknown> };
+      lock.packages["node_modules/addon"] = { version: "2.0.0" };
+      lock.packages["node_modules/helper"] = { version: "1.0.0" };
+      fs.writeFileSync(lockFile, JSON.stringify(lock));
+      write(path.join(dir, "dist/src/main.js"), "const lib = require('./lib'); console.log('main ' + lib + ' ' + require('left') + ' ' + require('addon'));\n");
+      write(path.join(dir, "dist/src/lib.js"), "module.exports = 'lib';\n");
+    });
+
+    it("holds the manifest, one bundle at the entry with its map and licences, package.json, and only the unbundlable packages", async () => {
+      const res = await buildPackage({ dir, out: path.join(out, "b1") });
+      expect(res.manifest).to.deep.equal({
+        app: "Demo", server: "HelloServer", type: "node", entry: "dist/src/main.js", version: "1.2.3", framework: "0.1.0", sourceMaps: true,
+      });
+      expect(res.bundled).to.deep.equal(["left@1.0.0"]);
+      const names = (await entriesOf(res.file)).map((n) => n.replace(/\/$/, ""));
+      expect(names).to.deep.equal([
+        "sgrid.json", "dist", "dist/src", "dist/src/THIRD-PARTY-LICENSES.txt", "dist/src/main.js", "dist/src/main.js.map",
+        "node_modules", "node_modules/addon", "node_modules/addon/binding.gyp", "node_modules/addon/index.js", "node_modules/addon/package.json",
+        "node_modules/helper", "node_modules/helper/index.js", "node_modules/helper/package.json", "package.json",
+      ]);
+    });
+
+    it("runs from the release as the agent starts it, and gives the same bytes twice", async () => {
+      const res = await buildPackage({ dir, out: path.join(out, "b2") });
+      const again = await buildPackage({ dir, out: path.join(out, "b3") });
+      expect(again.sha256).to.equal(res.sha256);
+      const release = path.join(out, "bundled-release");
+      fs.mkdirSync(release);
+      await unpackPackage(res.file, release);
+      const { manifest } = await readManifest(release, { app: "Demo", server: "HelloServer", type: "node" });
+      const run = spawnSync(process.execPath, ["--enable-source-maps", path.join(release, manifest.entry)], { encoding: "utf8" });
+      expect(run.stdout, run.stderr).to.equal("main lib left addon+helper\n");
+    });
+
+    it("keeps a package listed in bundleExternal unbundled; --no-bundle ships node_modules as installed", async () => {
+      const cfg = JSON.parse(fs.readFileSync(path.join(dir, "sgrid.json"), "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(path.join(dir, "sgrid.json"), JSON.stringify({ ...cfg, bundleExternal: ["left"] }));
+      try {
+        const res = await buildPackage({ dir, out: path.join(out, "b4") });
+        expect(res.bundled).to.deep.equal([]);
+        expect(await entriesOf(res.file)).to.include.members(["node_modules/left/index.js", "node_modules/left/node_modules/inner/index.js"]);
+      } finally {
+        fs.writeFileSync(path.join(dir, "sgrid.json"), JSON.stringify(cfg));
+      }
+      const plain = await buildPackage({ dir, out: path.join(out, "b5"), bundle: false });
+      expect(plain.bundled).to.equal(undefined);
+      expect(plain.manifest.sourceMaps).to.equal(undefined);
+      expect(await entriesOf(plain.file)).to.include.members(["dist/src/lib.js", "node_modules/sgridnext/index.js", "node_modules/left/index.js"]);
+    });
+
+    it("names what it cannot resolve, and says to build first when the entry is missing", async () => {
+      write(path.join(dir, "dist/src/broken.js"), "require('not-installed');\n");
+      const err = await buildPackage({ dir, entry: "dist/src/broken.js", out: path.join(out, "b6") }).then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(FailedPreconditionError);
+      expect((err as Error).message).to.match(/^cannot bundle dist\/src\/broken\.js: .*not-installed/);
+      expect(fs.existsSync(path.join(out, "b6"))).to.equal(false);
+      const missing = await buildPackage({ dir, entry: "dist/src/nope.js" }).then(() => undefined, (e: unknown) => e);
+      expect((missing as Error).message).to.match(/^entry dist\/src\/nope\.js does not exist in .*: build first \(npm run build\)$/);
     });
   });
 

@@ -12,7 +12,7 @@ import * as http from "node:http";
 import * as path from "node:path";
 import { c as tarCreate } from "tar";
 import { createProject } from "../../cli/create";
-import { buildPackage, formatBytes } from "../../cli/package";
+import { buildPackage, formatBytes } from "sgridnext-tools";
 import { outputDir } from "../helpers/paths";
 import { ADMIN_PASSWORD, CliCluster, waitFor } from "./helpers/cluster";
 

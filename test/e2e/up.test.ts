@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { acquireLock, cgroupGroupFor, defaultNodeName, resolveUpOptions } from "../../cli/up";
-import { FailedPreconditionError } from "../../framework";
+import { FailedPreconditionError } from "sgridnext";
 import { CLI, outputDir } from "../helpers/paths";
 import { AdminHttp } from "./helpers/admin-http";
 import { helloProxy, projectCommunicator } from "./helpers/client";

@@ -4,7 +4,7 @@
  */
 import { expect } from "chai";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, Communicator, frameworkVersion, getLogLevel, setLogLevel } from "../../framework";
+import { Application, Communicator, frameworkVersion, getLogLevel, setLogLevel } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { StandInAgent } from "./agent-standin";

@@ -5,9 +5,9 @@
  * connected servant by instance id, waiting for its CommandResult.
  */
 import { EventEmitter } from "node:events";
-import { Application, type DeepPartial, type ServerContext } from "../../framework";
-import { AgentServant } from "../../proto/gen/sgrid/agent/v1/agent.sgrid";
-import type { AgentMessage, CommandResult, ServantHello, ServantMessage } from "../../proto/gen/sgrid/agent/v1/agent";
+import { Application, type DeepPartial, type ServerContext } from "sgridnext";
+import { AgentServant } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
+import type { AgentMessage, CommandResult, ServantHello, ServantMessage } from "sgridnext/gen/sgrid/agent/v1/agent";
 
 /** A minimal push-fed async iterable (the outgoing side of the stream). */
 class Outbox implements AsyncIterable<DeepPartial<AgentMessage>> {

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { messageCodec, SHARED_WRITER_MAX_BYTES } from "../../framework/codec";
+import { messageCodec, SHARED_WRITER_MAX_BYTES } from "sgridnext/internal/codec";
 import { EchoReply, EchoRequest } from "../gen/demo/echo";
 
 describe("messageCodec (shared writer)", () => {

@@ -6,7 +6,7 @@ import { expect } from "chai";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { Application, Communicator, FailedPreconditionError } from "../../framework";
+import { Application, Communicator, FailedPreconditionError } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { FIXTURES } from "../helpers/paths";

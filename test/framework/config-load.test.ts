@@ -8,7 +8,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, ConfigError, NotFoundError, UnavailableError, type ConfigChange } from "../../framework";
+import { Application, ConfigError, NotFoundError, UnavailableError, type ConfigChange } from "sgridnext";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
 import { StandInAgent } from "./agent-standin";

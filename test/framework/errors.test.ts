@@ -5,8 +5,8 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SgridError, errorFromWire, errorToWire, InternalError, Status, UnavailableError, NotFoundError } from "../../framework";
-import { REPO_ROOT } from "../helpers/paths";
+import { SgridError, errorFromWire, errorToWire, InternalError, Status, UnavailableError, NotFoundError } from "sgridnext";
+import { REPO_ROOT, partDist } from "../helpers/paths";
 
 function errorModules(dir: string, out: string[] = []): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -19,8 +19,8 @@ function errorModules(dir: string, out: string[] = []): string[] {
 
 function definedCodes(): Map<string, string> {
   const codes = new Map<string, string>();
-  for (const part of ["framework", "registry", "nodeagent", "admin", "cli"]) {
-    const dir = path.join(REPO_ROOT, "dist", part);
+  for (const part of ["framework", "tools", "registry", "nodeagent", "admin", "cli"] as const) {
+    const dir = partDist(part);
     if (!fs.existsSync(dir)) continue;
     for (const mod of errorModules(dir)) {
       const exports = require(mod) as Record<string, unknown>;

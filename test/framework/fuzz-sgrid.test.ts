@@ -11,9 +11,9 @@
 import { expect } from "chai";
 import * as net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Communicator } from "../../framework";
-import { bindServant } from "../../framework/servant/dispatch";
-import { SgridServerTransport } from "../../framework/transport/sgrid";
+import { Communicator } from "sgridnext";
+import { bindServant } from "sgridnext/internal/servant/dispatch";
+import { SgridServerTransport } from "sgridnext/internal/transport/sgrid/index";
 import { EchoRequest, SlowRequest } from "../gen/demo/echo";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";

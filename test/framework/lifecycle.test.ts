@@ -4,7 +4,7 @@
  */
 import { expect } from "chai";
 import * as net from "node:net";
-import { Application, BindError, Communicator, ConfigError, EndpointParseError } from "../../framework";
+import { Application, BindError, Communicator, ConfigError, EndpointParseError } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { freePort, startEchoServer } from "../helpers/processes";

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { getLogger, setLogLevel, getLogLevel } from "../../framework";
+import { getLogger, setLogLevel, getLogLevel } from "sgridnext";
 
 describe("framework/logger", () => {
   // Leave the level as the suite set it (silent unless SGRID_TEST_LOG says otherwise).

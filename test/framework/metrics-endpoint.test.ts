@@ -3,7 +3,7 @@
  * latency histograms for servants and proxies, plus process metrics.
  */
 import { expect } from "chai";
-import { Application, BindError, Communicator } from "../../framework";
+import { Application, BindError, Communicator } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 

@@ -3,7 +3,7 @@
  * (SGRID_REGISTRY, cache under SGRID_DATA_DIR), makes TEST_CALLS calls and
  * prints "RESULT {served_by: count}" (exit 0), or the error (exit 1).
  */
-import { Communicator } from "../../framework";
+import { Communicator } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, Communicator, DeadlineExceededError, type DeepPartial, type ServerContext } from "../../framework";
+import { Application, Communicator, DeadlineExceededError, type DeepPartial, type ServerContext } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import type { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { EchoImpl } from "../helpers/echo-servant";

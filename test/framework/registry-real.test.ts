@@ -8,7 +8,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, Communicator, type ConfigChange } from "../../framework";
+import { Application, Communicator, type ConfigChange } from "sgridnext";
 import type { InstanceRecord } from "../../registry/store";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";

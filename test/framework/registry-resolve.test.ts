@@ -6,7 +6,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, Communicator, NoEndpointError, type Endpoint } from "../../framework";
+import { Application, Communicator, NoEndpointError, type Endpoint } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";

@@ -6,12 +6,12 @@
  * (The real RegistryServer is used where it is available; see the tests.)
  */
 import { EventEmitter, once } from "node:events";
-import { Application, NotFoundError, UnimplementedError, type DeepPartial, type ServerContext } from "../../framework";
-import { QueryServant } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
-import { ConfigServant } from "../../proto/gen/sgrid/registry/v1/config.sgrid";
-import type { FindObjectReply, FindObjectRequest } from "../../proto/gen/sgrid/registry/v1/query";
-import type { ConfigVersion, HistoryReply, ListFilesReply, LoadConfigReply, LoadConfigRequest } from "../../proto/gen/sgrid/registry/v1/config";
-import type { Endpoint as RegistryEndpoint } from "../../proto/gen/sgrid/registry/v1/types";
+import { Application, NotFoundError, UnimplementedError, type DeepPartial, type ServerContext } from "sgridnext";
+import { QueryServant } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
+import { ConfigServant } from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
+import type { FindObjectReply, FindObjectRequest } from "sgridnext/gen/sgrid/registry/v1/query";
+import type { ConfigVersion, HistoryReply, ListFilesReply, LoadConfigReply, LoadConfigRequest } from "sgridnext/gen/sgrid/registry/v1/config";
+import type { Endpoint as RegistryEndpoint } from "sgridnext/gen/sgrid/registry/v1/types";
 
 export interface StandInEndpoint {
   host?: string;

@@ -8,7 +8,7 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Application, Communicator, UnauthenticatedError } from "../../framework";
+import { Application, Communicator, UnauthenticatedError } from "sgridnext";
 import { dialects } from "../registry/helpers/db";
 import { seedObj, startTestRegistry, tempDir, type TestRegistry } from "../registry/helpers/registry";
 

@@ -3,7 +3,7 @@
  * same suite runs once per transport (grpc, and sgrid once registered).
  */
 import { expect } from "chai";
-import { Application, Communicator, SgridError, registerErrorClass, transports, Status, FailedPreconditionError, InternalError, CancelledError, DeadlineExceededError } from "../../framework";
+import { Application, Communicator, SgridError, registerErrorClass, transports, Status, FailedPreconditionError, InternalError, CancelledError, DeadlineExceededError } from "sgridnext";
 import { EchoProxy, ClockProxy } from "../gen/demo/echo.sgrid";
 import { Envelope_Header_Kind, Priority } from "../gen/acme/common/types";
 import { EchoImpl, ClockImpl } from "../helpers/echo-servant";

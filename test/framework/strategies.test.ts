@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { makeEndpoint, strategies, type Endpoint } from "../../framework";
+import { makeEndpoint, strategies, type Endpoint } from "sgridnext";
 
 const eps = (n: number, weights?: number[]): Endpoint[] =>
   Array.from({ length: n }, (_, i) => makeEndpoint(`10.0.0.${i + 1}`, 10000, "grpc", { weight: weights?.[i] ?? 100 }));

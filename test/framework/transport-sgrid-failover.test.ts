@@ -4,8 +4,8 @@
  */
 import { expect } from "chai";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, Communicator, UnavailableError, makeEndpoint } from "../../framework";
-import { SgridChannel } from "../../framework/transport/sgrid";
+import { Application, Communicator, UnavailableError, makeEndpoint } from "sgridnext";
+import { SgridChannel } from "sgridnext/internal/transport/sgrid/index";
 import { EchoProxy, EchoService } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { startEchoServer, type Spawned } from "../helpers/processes";

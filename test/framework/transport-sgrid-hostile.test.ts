@@ -5,9 +5,9 @@
  */
 import { expect } from "chai";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Communicator, getLogger } from "../../framework";
-import { bindServant } from "../../framework/servant/dispatch";
-import { SgridServerTransport } from "../../framework/transport/sgrid";
+import { Communicator, getLogger } from "sgridnext";
+import { bindServant } from "sgridnext/internal/servant/dispatch";
+import { SgridServerTransport } from "sgridnext/internal/transport/sgrid/index";
 import { EchoRequest } from "../gen/demo/echo";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";

@@ -15,8 +15,8 @@ import * as protoLoader from "@grpc/proto-loader";
 import {
   Application, CancelledError, Communicator, DeadlineExceededError, InternalError, ResourceExhaustedError, UnavailableError,
   getLogger, makeEndpoint, transports, type DeepPartial, type ServerContext,
-} from "../../framework";
-import { SgridChannel, sgridClientFactory, sgridServerFactory } from "../../framework/transport/sgrid";
+} from "sgridnext";
+import { SgridChannel, sgridClientFactory, sgridServerFactory } from "sgridnext/internal/transport/sgrid/index";
 import { EchoProxy, EchoService } from "../gen/demo/echo.sgrid";
 import type { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { EchoImpl } from "../helpers/echo-servant";

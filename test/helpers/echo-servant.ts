@@ -2,7 +2,7 @@
  * The fixture servant used across framework tests (demo.echo.v1.Echo).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { SgridError, Status, type DeepPartial, type ServerContext } from "../../framework";
+import { SgridError, Status, type DeepPartial, type ServerContext } from "sgridnext";
 import { EchoServant, ClockServant } from "../gen/demo/echo.sgrid";
 import type { EchoReply, EchoRequest, FailRequest, SlowRequest, SumReply } from "../gen/demo/echo";
 import type { Empty } from "../gen/google/protobuf/empty";

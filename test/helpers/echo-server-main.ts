@@ -2,7 +2,7 @@
  * A servant process for tests: serves Echo on the adapters in SGRID_ADAPTERS
  * (or SGRID_TARGET_PORT) and prints "READY <json adapters>" once listening.
  */
-import { Application } from "../../framework";
+import { Application } from "sgridnext";
 import { EchoImpl } from "./echo-servant";
 
 async function main(): Promise<void> {

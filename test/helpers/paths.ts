@@ -5,6 +5,12 @@ import * as path from "node:path";
 export const REPO_ROOT = path.resolve(__dirname, "../../..");
 export const FIXTURES = path.join(REPO_ROOT, "test/fixtures");
 export const CLI = path.join(REPO_ROOT, "dist/cli/main.js");
+/** The built runtime package (sgridnext): its folder, whose dist/ a servant script can require by path. */
+export const RUNTIME_DIR = path.join(REPO_ROOT, "framework");
+/** Where each part's compiled JavaScript is: the workspace packages build into their own dist/, the platform into the root's. */
+export function partDist(part: "framework" | "tools" | "registry" | "nodeagent" | "admin" | "cli"): string {
+  return part === "framework" || part === "tools" ? path.join(REPO_ROOT, part, "dist") : path.join(REPO_ROOT, "dist", part);
+}
 
 /** A fresh directory under test-output/ (inside the repo, so node_modules resolves from it). */
 export function outputDir(name: string): string {

@@ -13,10 +13,11 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Readable } from "node:stream";
-import { ConfigError } from "../../framework";
+import { ConfigError } from "sgridnext";
 import { RegistryServer } from "../../registry/server";
 import { NodeAgent } from "../../nodeagent";
 import { writePackage } from "../fixtures/packages/tar-builder";
+import { RUNTIME_DIR } from "../helpers/paths";
 import { freePort } from "../helpers/processes";
 import { fastAgentOptions } from "./helpers/agent-harness";
 import { httpGet } from "./helpers/agent-packages";
@@ -43,7 +44,7 @@ function selfSigned(dir: string, name: string): { cert: string; key: string } {
 
 /** A node servant that loads app.json through the framework at startup and answers what it got over HTTP. */
 async function configReaderPackage(dir: string, app: string, server: string): Promise<Buffer> {
-  const framework = path.resolve(__dirname, "../../framework");
+  const framework = RUNTIME_DIR;
   const main = `
 const http = require("http");
 const { Application } = require(${JSON.stringify(framework)});

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import {
   PackageCache, PackageChecksumError, PackageDownloadError, PackageSizeError, ReleaseManager, removeTree, type PackageFetcher,
 } from "../../nodeagent/install";
-import { InvalidArgumentError } from "../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import { writePackage } from "../fixtures/packages/tar-builder";
 
 function sha256(buf: Buffer): string {

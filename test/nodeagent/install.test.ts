@@ -6,7 +6,7 @@ import {
   ReleaseManager, PackageUnsafeError, PackageTooLargeError, PackageCorruptError, PackageManifestError,
   ReleaseNotFoundError, resolveLinkTarget, unpackPackage, removeTree,
 } from "../../nodeagent/install";
-import { InvalidArgumentError, SgridError } from "../../framework";
+import { InvalidArgumentError, SgridError } from "sgridnext";
 import { writePackage, writeRawPackage, writeGzipBomb, buildTar, type RawEntry } from "../fixtures/packages/tar-builder";
 
 const MANIFEST = JSON.stringify({ app: "Demo", server: "HelloServer", type: "node", entry: "main.js", version: "1.0.0" });

@@ -8,7 +8,7 @@
 import { expect } from "chai";
 import {
   AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError,
-} from "../../framework";
+} from "sgridnext";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import {
   ADMIN_PASSWORD, type AdminHarness, type SimAgent, addPatch, connectAgent, rejects, startAdminRegistry, uniq,

@@ -9,8 +9,8 @@ import crypto from "node:crypto";
 import { expect } from "chai";
 import {
   FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
-} from "../../framework";
-import { AdminProxy } from "../../proto/gen/sgrid/registry/v1/admin.sgrid";
+} from "sgridnext";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import { ADMIN_PASSWORD, type AdminHarness, rejects, startAdminRegistry, uniq } from "./helpers/admin-harness";
 import { startTestRegistry } from "./helpers/registry";

@@ -5,7 +5,7 @@
  * parsing and password hashes.
  */
 import { expect } from "chai";
-import { PermissionDeniedError, UnauthenticatedError, getLogger, type ServerContext } from "../../framework";
+import { PermissionDeniedError, UnauthenticatedError, getLogger, type ServerContext } from "sgridnext";
 import {
   createAuthenticator, hasRole, hashPassword, isLoopbackPeer, peerHost, verifyPassword, type RegistryAuthenticator,
 } from "../../registry/admin";

@@ -6,7 +6,7 @@
  */
 import { expect } from "chai";
 import YAML from "yaml";
-import { InvalidArgumentError, NotFoundError, Status, UnauthenticatedError } from "../../framework";
+import { InvalidArgumentError, NotFoundError, Status, UnauthenticatedError } from "sgridnext";
 import { ConfigLayerInvalidError } from "../../registry/services";
 import type { ConfigScope } from "../../registry/store";
 import { type Harness, startHarness } from "./config-patch-harness";

@@ -3,7 +3,7 @@
  */
 import { expect } from "chai";
 import YAML from "yaml";
-import { NotFoundError, Status } from "../../framework";
+import { NotFoundError, Status } from "sgridnext";
 import { ConfigLayerInvalidError, configFormat, mergeConfig } from "../../registry/services";
 import type { ConfigLayers, ConfigLevel, ConfigVersionRecord } from "../../registry/store";
 

@@ -13,9 +13,9 @@ import path from "node:path";
 import {
   Application, Communicator, getLogger, PermissionDeniedError, UnauthenticatedError, UnavailableError,
   type ServerContext,
-} from "../../framework";
-import { ConfigProxy } from "../../proto/gen/sgrid/registry/v1/config.sgrid";
-import { PatchProxy } from "../../proto/gen/sgrid/registry/v1/patch.sgrid";
+} from "sgridnext";
+import { ConfigProxy } from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
+import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 import type {
   AuthUser, Authenticator, ChangeFeed, RegistryContext, RegistrySettings, SessionHub,
 } from "../../registry/server/context";

@@ -6,8 +6,8 @@
  * MySQL only (SGRID_TEST_MYSQL_URL).
  */
 import { expect } from "chai";
-import { Status } from "../../framework";
-import { AdminProxy } from "../../proto/gen/sgrid/registry/v1/admin.sgrid";
+import { Status } from "sgridnext";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
 import { DatabaseUnavailableError } from "../../registry/errors";
 import { openStore } from "../../registry/store";
 import { type TestDatabase, dialects, rejects } from "./helpers/db";

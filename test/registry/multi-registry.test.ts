@@ -6,10 +6,10 @@
  */
 import fs from "node:fs";
 import { expect } from "chai";
-import { Communicator } from "../../framework";
-import type { FindObjectReply } from "../../proto/gen/sgrid/registry/v1/query";
-import { AdminProxy } from "../../proto/gen/sgrid/registry/v1/admin.sgrid";
-import { QueryProxy } from "../../proto/gen/sgrid/registry/v1/query.sgrid";
+import { Communicator } from "sgridnext";
+import type { FindObjectReply } from "sgridnext/gen/sgrid/registry/v1/query";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
+import { QueryProxy } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import { type KnexStore, openStore } from "../../registry/store";
 import { type TestDatabase, dialects } from "./helpers/db";
 import { type RegistryProcess, seedObj, startRegistryProcess, tempDir, waitFor } from "./helpers/registry";

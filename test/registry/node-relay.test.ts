@@ -7,7 +7,7 @@
  * set, and on SQLite (two pools on one file) always.
  */
 import { expect } from "chai";
-import { DeadlineExceededError, UnavailableError } from "../../framework";
+import { DeadlineExceededError, UnavailableError } from "sgridnext";
 import { CommandFailedError } from "../../registry/node";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import { FakeAgent, type NodeRegistry, startNodeRegistry, waitFor } from "./helpers/node-harness";

@@ -6,7 +6,7 @@
  * ends the session (the agent reconnects elsewhere) instead of waiting.
  */
 import { expect } from "chai";
-import { UnauthenticatedError, UnavailableError } from "../../framework";
+import { UnauthenticatedError, UnavailableError } from "sgridnext";
 import { dialects } from "./helpers/db";
 import { FakeAgent, waitFor } from "./helpers/node-harness";
 import { type TestRegistry, startTestRegistry } from "./helpers/registry";

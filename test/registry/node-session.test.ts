@@ -10,8 +10,8 @@ import { Readable } from "node:stream";
 import { expect } from "chai";
 import {
   Communicator, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnauthenticatedError, UnavailableError,
-} from "../../framework";
-import { NodeSessionProxy } from "../../proto/gen/sgrid/registry/v1/node.sgrid";
+} from "sgridnext";
+import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { CommandFailedError } from "../../registry/node";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import { CLUSTER_TOKEN, FakeAgent, type NodeRegistry, startNodeRegistry, waitFor } from "./helpers/node-harness";

@@ -4,7 +4,7 @@
  * per dialect.
  */
 import { expect } from "chai";
-import { InvalidArgumentError } from "../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type { KnexStore } from "../../registry/store";
 import { type DialectCase, forEachDialect, freshStore, rejects, uniq } from "./helpers/db";
 

@@ -10,8 +10,8 @@ import fs from "node:fs";
 import { Readable } from "node:stream";
 import {
   FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Status, UnauthenticatedError, getLogger,
-} from "../../framework";
-import type { DownloadChunk, UploadChunk } from "../../proto/gen/sgrid/registry/v1/patch";
+} from "sgridnext";
+import type { DownloadChunk, UploadChunk } from "sgridnext/gen/sgrid/registry/v1/patch";
 import {
   DOWNLOAD_CHUNK_BYTES, PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError, sweepPackages,
 } from "../../registry/services";

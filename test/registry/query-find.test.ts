@@ -3,8 +3,8 @@
  * registry started in this process. Runs once per dialect.
  */
 import { expect } from "chai";
-import { InvalidArgumentError, NotFoundError, UnauthenticatedError } from "../../framework";
-import type { FindObjectReply } from "../../proto/gen/sgrid/registry/v1/query";
+import { InvalidArgumentError, NotFoundError, UnauthenticatedError } from "sgridnext";
+import type { FindObjectReply } from "sgridnext/gen/sgrid/registry/v1/query";
 import { type DialectCase, forEachDialect, rejects, uniq } from "./helpers/db";
 import { type TestRegistry, seedObj, startTestRegistry, waitFor } from "./helpers/registry";
 

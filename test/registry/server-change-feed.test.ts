@@ -4,7 +4,7 @@
  * MySQL is in degraded-mysql.test.ts.)
  */
 import { expect } from "chai";
-import { getLogger } from "../../framework";
+import { getLogger } from "sgridnext";
 import { PollingChangeFeed } from "../../registry/server";
 import type { KnexStore, Topic } from "../../registry/store";
 import { type DialectCase, forEachDialect, freshStore, uniq } from "./helpers/db";

@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { InvalidArgumentError, NotFoundError, Status } from "../../framework";
+import { InvalidArgumentError, NotFoundError, Status } from "sgridnext";
 import {
   LocalDiskStorage, PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError,
 } from "../../registry/services";

@@ -3,7 +3,7 @@
  * levels an instance sees, and name checks. Runs once per dialect.
  */
 import { expect } from "chai";
-import { InvalidArgumentError, NotFoundError } from "../../framework";
+import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import { type ConfigScope, type KnexStore, MAX_CONFIG_BYTES } from "../../registry/store";
 import { type DialectCase, forEachDialect, freshStore, rejects, uniq } from "./helpers/db";
 

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { Status } from "../../framework";
+import { Status } from "sgridnext";
 import { DatabaseUnavailableError, DatabaseUrlError, MigrationFailedError, MigrationLockedError } from "../../registry/errors";
 import { KnexStore, MIGRATIONS_TABLE, migrateLatest, migrationStatus, openDatabase, openStore, parseDatabaseUrl, redactUrl } from "../../registry/store";
 import * as initial from "../../registry/store/migrations/0001_initial";

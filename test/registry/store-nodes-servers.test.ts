@@ -2,7 +2,7 @@
  * Nodes and servers in the registry store. Runs once per dialect.
  */
 import { expect } from "chai";
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../framework";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { KnexStore } from "../../registry/store";
 import { type DialectCase, fakeSha, forEachDialect, freshStore, rejects, uniq } from "./helpers/db";
 

@@ -3,7 +3,7 @@
  * uploads through two stores), lookups, and removal rules. Runs once per dialect.
  */
 import { expect } from "chai";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../framework";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import { type KnexStore, openStore } from "../../registry/store";
 import { type DialectCase, type TestDatabase, fakeSha, forEachDialect, freshStore, rejects, uniq } from "./helpers/db";
 

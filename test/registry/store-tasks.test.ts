@@ -3,7 +3,7 @@
  * resumable listing, and leases across registry processes. Runs once per dialect.
  */
 import { expect } from "chai";
-import { InvalidArgumentError, NotFoundError } from "../../framework";
+import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { InstanceRecord, KnexStore } from "../../registry/store";
 import { type DialectCase, forEachDialect, freshStore, rejects, uniq } from "./helpers/db";
 

@@ -2,7 +2,7 @@
  * Users, roles and the event log in the registry store. Runs once per dialect.
  */
 import { expect } from "chai";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../../framework";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { KnexStore } from "../../registry/store";
 import { type DialectCase, forEachDialect, freshStore, rejects, uniq } from "./helpers/db";
 

@@ -3,7 +3,7 @@
  * the registry's storage error classes.
  */
 import { expect } from "chai";
-import { InvalidArgumentError, SgridError, Status, errorFromWire, errorToWire } from "../../framework";
+import { InvalidArgumentError, SgridError, Status, errorFromWire, errorToWire } from "sgridnext";
 import { DatabaseUnavailableError, MigrationFailedError, MigrationLockedError, DatabaseUrlError } from "../../registry/errors";
 import { describeConfig, instanceScopes, scopeKey, validate } from "../../registry/store";
 

@@ -5,8 +5,8 @@
  * always, MySQL when SGRID_TEST_MYSQL_URL is set.
  */
 import { expect } from "chai";
-import { FailedPreconditionError, InvalidArgumentError } from "../../framework";
-import type { TaskInfo } from "../../proto/gen/sgrid/registry/v1/admin";
+import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
+import type { TaskInfo } from "sgridnext/gen/sgrid/registry/v1/admin";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import {
   type AdminHarness, type SimAgent, addPatch, connectAgent, rejects, startAdminRegistry, uniq, waitFor,

@@ -10,7 +10,7 @@ import {
   type MethodDescriptor,
   type ServerContext,
   type ServiceDescriptor,
-} from "../../../framework/runtime";
+} from "sgridnext";
 import { EchoMessage } from "./echo";
 
 /** Descriptor of `bench.v1.Bench`, shared by its servant and proxy on every transport. */

@@ -16,7 +16,7 @@
  * Hooks never decide about restarts: they report trouble through
  * `ctx.requestRestart(reason)`, and the RestartTracker decides.
  */
-import type { Logger } from "../../../framework";
+import type { Logger } from "sgridnext";
 import type { ExitInfo, ProcessHandle } from "../../process";
 import type { DesiredSpec } from "../desired-spec";
 

@@ -5,7 +5,7 @@
  * relay polls the table itself (an indexed SELECT on `status` of a table
  * that is nearly always empty).
  */
-import { InvalidArgumentError } from "../../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type { CommandInput, CommandRepo, CommandReplyInput } from "../base";
 import type { CommandRecord, CommandStatus } from "../records";
 import { validateCount, validateId, validateNodeName, validateText } from "../validate";

@@ -9,7 +9,7 @@
  * writes a new version with the old content (and `rolledBackFrom` set), so
  * history stays linear and a rollback can itself be rolled back.
  */
-import { InvalidArgumentError, NotFoundError } from "../../../framework";
+import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { ConfigLayers, ConfigRepo, ConfigWrite } from "../base";
 import type { ConfigFileRecord, ConfigScope, ConfigVersionRecord } from "../records";
 import { describeConfig, instanceScopes, scopeKey } from "../scope";

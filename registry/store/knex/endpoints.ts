@@ -3,7 +3,7 @@
  * Obj name. Adapters live as JSON on the instance row, so the lookup reads the
  * server's instances (an indexed, small set) and filters in memory.
  */
-import { NotFoundError } from "../../../framework";
+import { NotFoundError } from "sgridnext";
 import type { EndpointRepo } from "../base";
 import type { InstanceRecord, ObjEndpoint } from "../records";
 import { parseFullObjName, validateApplication } from "../validate";

@@ -4,7 +4,7 @@
  * only, except for pruning by age. Callers must not put secrets in messages
  * or data: the log is shown to every viewer.
  */
-import { InvalidArgumentError } from "../../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type { EventFilter, EventInput, EventRepo } from "../base";
 import type { EventRecord } from "../records";
 import { validateCount, validateId, validateJsonObject, validateText } from "../validate";

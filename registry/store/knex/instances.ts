@@ -8,7 +8,7 @@
  * moment could still race past that check; the agent then reports the bind
  * failure. Good enough for a check whose job is to catch typos.
  */
-import { AlreadyExistsError, InvalidArgumentError } from "../../../framework";
+import { AlreadyExistsError, InvalidArgumentError } from "sgridnext";
 import type { InstanceFilter, InstanceInput, InstanceRepo, InstanceSpecUpdate, ObservedReport } from "../base";
 import { isUniqueViolation } from "../db-errors";
 import { type Adapter, DESIRED_STATES, type DesiredState, type InstanceRecord, OBSERVED_STATES } from "../records";

@@ -3,7 +3,7 @@
  * hex, computed by the registry's auth code), never tokens. Sessions are read
  * by key and never watched, so writes bump no revision counter.
  */
-import { InvalidArgumentError } from "../../../framework";
+import { InvalidArgumentError } from "sgridnext";
 import type { LoginSessionRepo } from "../base";
 import type { LoginSessionRecord } from "../records";
 import { validateUserName } from "../validate";

@@ -4,7 +4,7 @@
  * seconds), so `heartbeat` is a single UPDATE that bumps the `nodes`
  * revision only when the node comes back online.
  */
-import { FailedPreconditionError, NotFoundError } from "../../../framework";
+import { FailedPreconditionError, NotFoundError } from "sgridnext";
 import type { NodeHello, NodeRepo } from "../base";
 import type { NodeRecord } from "../records";
 import { validateJsonObject, validateNodeName, validateText } from "../validate";

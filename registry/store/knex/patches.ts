@@ -6,7 +6,7 @@
  * several registry processes, get 1, 2, 3... without gaps or duplicates, and
  * a deleted version's number is never handed out again.
  */
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../../framework";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { PatchInput, PatchRepo } from "../base";
 import type { PatchRecord } from "../records";
 import {

@@ -4,7 +4,7 @@
  * transaction (on SQLite, a query on the pool from inside a transaction
  * would wait forever for the one connection).
  */
-import { NotFoundError } from "../../../framework";
+import { NotFoundError } from "sgridnext";
 import type {
   Adapter, ConfigFileRecord, ConfigLevel, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
   NodeRecord, ObservedState, PatchRecord, ResourceLimits, ServerRecord, ServerType, TaskItemRecord, TaskItemStatus,

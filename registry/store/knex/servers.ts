@@ -3,7 +3,7 @@
  * instances start from. `patch_seq` (not exposed) numbers the server's
  * patches; see patches.ts.
  */
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../../../framework";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "sgridnext";
 import type { ServerInput, ServerRepo, ServerUpdate } from "../base";
 import { isUniqueViolation } from "../db-errors";
 import { scopeKey } from "../scope";

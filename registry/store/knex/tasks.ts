@@ -7,7 +7,7 @@
  * task holds a lease on it (`claim`), renewed while it works and taken over
  * by another process once it runs out (a registry that died mid-task).
  */
-import { InvalidArgumentError, NotFoundError } from "../../../framework";
+import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { TaskInput, TaskRepo } from "../base";
 import {
   TASK_ITEM_STATUSES, TASK_KINDS, TASK_STATUSES, type TaskItemRecord, type TaskItemStatus, type TaskKind, type TaskRecord, type TaskStatus,

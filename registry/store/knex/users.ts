@@ -3,7 +3,7 @@
  * registry's auth code chooses scrypt or argon2 and its encoding); it never
  * sees, logs or compares passwords.
  */
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../../../framework";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { UserRepo } from "../base";
 import { isUniqueViolation } from "../db-errors";
 import { ROLES, type Role, type RoleGrant, type UserRecord } from "../records";

@@ -7,10 +7,10 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Communicator } from "../../../framework";
+import { Communicator } from "sgridnext";
 import { NodeAgent } from "../../../nodeagent";
-import { AdminProxy } from "../../../proto/gen/sgrid/registry/v1/admin.sgrid";
-import { PatchProxy } from "../../../proto/gen/sgrid/registry/v1/patch.sgrid";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
+import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 import { RegistryServer } from "../../../registry/server";
 import { CLI } from "../../helpers/paths";
 import { pollUntil, type Check } from "../../helpers/wait";

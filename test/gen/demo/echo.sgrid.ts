@@ -10,7 +10,7 @@ import {
   type MethodDescriptor,
   type ServerContext,
   type ServiceDescriptor,
-} from "../../../framework/runtime";
+} from "sgridnext";
 import { Empty } from "../google/protobuf/empty";
 import { Timestamp } from "../google/protobuf/timestamp";
 import { EchoReply, EchoRequest, FailRequest, SlowRequest, SumReply } from "./echo";

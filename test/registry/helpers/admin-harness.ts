@@ -7,9 +7,9 @@
  * holds back.
  */
 import crypto from "node:crypto";
-import type { CallOptions } from "../../../framework";
-import { AdminProxy } from "../../../proto/gen/sgrid/registry/v1/admin.sgrid";
-import type { InstanceObserved } from "../../../proto/gen/sgrid/registry/v1/node";
+import type { CallOptions } from "sgridnext";
+import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
+import type { InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { RegistryServerOptions } from "../../../registry/server";
 import type { PatchRecord, RegistryStore } from "../../../registry/store";
 import { type DialectCase, type TestDatabase, uniq } from "./db";

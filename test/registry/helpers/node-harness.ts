@@ -11,10 +11,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Application, Communicator, getLogger, UnauthenticatedError, type ServerContext } from "../../../framework";
+import { Application, Communicator, getLogger, UnauthenticatedError, type ServerContext } from "sgridnext";
 import { AsyncQueue } from "../../../nodeagent/agent/async-queue";
-import type { AgentMessage, DesiredState, InstanceCommand, RegistryMessage } from "../../../proto/gen/sgrid/registry/v1/node";
-import { NodeSessionProxy } from "../../../proto/gen/sgrid/registry/v1/node.sgrid";
+import type { AgentMessage, DesiredState, InstanceCommand, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
+import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { NodeSessionHub, nodePart, type NodeSessionHubOptions } from "../../../registry/node";
 import { PollingChangeFeed } from "../../../registry/server/change-feed";
 import type { AuthUser, Authenticator, RegistryContext, RegistrySettings } from "../../../registry/server/context";

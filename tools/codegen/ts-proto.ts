@@ -1,0 +1,67 @@
+/**
+ * Runs ts-proto's protoc plugin on a compiled descriptor set.
+ *
+ * The plugin is driven through its stable protoc-plugin contract
+ * (CodeGeneratorRequest on stdin, CodeGeneratorResponse on stdout) in a child
+ * Node process, so we depend on nothing internal to ts-proto.
+ */
+import { spawn } from "node:child_process";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
+import { CodeGeneratorResponse } from "ts-proto-descriptors";
+import { CodegenError } from "sgridnext";
+import type { CompiledSet } from "./compile";
+
+/**
+ * ts-proto options chosen for idiomatic TypeScript:
+ * - `forceLong=number`: int64 fields are plain numbers (exact up to 2^53; pass
+ *   `--ts-proto-opt forceLong=bigint` where that is not enough);
+ * - `useDate=true`: Timestamp fields are `Date`;
+ * - `oneof=unions-value`: oneofs are discriminated unions `{ $case, value }`;
+ * - `outputServices=false`: services are emitted by our own generator;
+ * - `esModuleInterop=true`, `env=node`, `useOptionals=none` (every field
+ *   present on decoded messages; proxies and servants accept DeepPartial).
+ */
+export const DEFAULT_TS_PROTO_OPTIONS: readonly string[] = Object.freeze([
+  "esModuleInterop=true",
+  "env=node",
+  "forceLong=number",
+  "useDate=true",
+  "oneof=unions-value",
+  "outputServices=false",
+  "useOptionals=none",
+  "outputJsonMethods=true",
+  "outputPartialMethods=true",
+]);
+
+export interface GeneratedFile {
+  name: string;
+  content: string;
+}
+
+export async function runTsProto(set: CompiledSet, extraOptions: string[] = []): Promise<GeneratedFile[]> {
+  const parameter = [...DEFAULT_TS_PROTO_OPTIONS, ...extraOptions].join(",");
+  // The descriptors go through as the compiler's raw bytes: decoding and
+  // re-encoding them would lose field presence (a oneof_index of 0 reads as unset).
+  const writer = new BinaryWriter();
+  for (const name of set.toGenerate) writer.uint32((1 << 3) | 2).string(name);
+  writer.uint32((2 << 3) | 2).string(parameter);
+  for (const raw of set.rawFiles) writer.uint32((15 << 3) | 2).bytes(raw);
+  const request = writer.finish();
+  const plugin = require.resolve("ts-proto/build/src/plugin.js");
+  const out = await new Promise<Buffer>((resolve, reject) => {
+    const child = spawn(process.execPath, [plugin], { stdio: ["pipe", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => chunks.push(c));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => { stderr += d; });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) reject(new CodegenError(`ts-proto failed: ${stderr.replace(/^FAILED!/, "").split("\n")[0]}`));
+      else resolve(Buffer.concat(chunks));
+    });
+    child.stdin.end(Buffer.from(request));
+  });
+  const response = CodeGeneratorResponse.decode(out);
+  if (response.error) throw new CodegenError(`ts-proto: ${response.error}`);
+  return response.file.map((f) => ({ name: f.name, content: f.content }));
+}
