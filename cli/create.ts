@@ -12,17 +12,25 @@
  *   the .proto is the Obj name without its `Obj` suffix (`Greeter`).
  * - `--dir ./<Server>`: one folder per server, as Tars lays them out.
  * - `--template node`: a TypeScript servant on the framework.
- * - `sgridnext` dependency: `^<this package's version>`; `--sgridnext <spec>`
- *   or `SGRID_CREATE_SGRIDNEXT` replace it (a `file:` tarball for offline
- *   use and tests).
+ * - The `sgridnext` dependency (the runtime) and the `sgridnext-tools` dev
+ *   dependency (`sgrid-tools gen` and `sgrid-tools package`): the very
+ *   packages this `sgrid` belongs to, packed with `npm pack` into the new
+ *   project's `vendor/` and depended on as `file:vendor/<name>-<version>.tgz`.
+ *   So the project installs and builds where this CLI runs, whether or not
+ *   the npm registry has sgridnext, and on exactly the runtime version the
+ *   platform speaks. `--from-registry` depends on `^<version>` from the
+ *   registry instead; `--sgridnext <spec>` / `--sgridnext-tools <spec>` (or
+ *   `SGRID_CREATE_SGRIDNEXT` / `SGRID_CREATE_SGRIDNEXT_TOOLS`) set either spec.
  * - Versions of `typescript`, `mocha`, `chai` and the `@types` packages:
  *   those this package itself is built and tested with, so a new project
  *   starts on a known-good set.
  */
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import type { Command } from "commander";
-import { FailedPreconditionError, InvalidArgumentError } from "../framework/errors";
+import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 
 /** Folder holding the templates: `<package root>/templates` (compiled file lives in dist/cli). */
 export const TEMPLATES_DIR = path.resolve(__dirname, "../../templates");
@@ -44,8 +52,22 @@ export interface CreateOptions {
   dir?: string;
   /** Template. Default `node`. */
   template?: TemplateName;
-  /** npm spec of the sgridnext dependency. Default `^<version of this package>`. */
+  /** npm spec of the sgridnext dependency. Default: this CLI's own runtime, packed into vendor/. */
   sgridnext?: string;
+  /** npm spec of the sgridnext-tools dev dependency. Default: this CLI's own tools, packed into vendor/. */
+  sgridnextTools?: string;
+  /** Depend on `^<version>` of both from the npm registry instead of packing them. */
+  fromRegistry?: boolean;
+}
+
+/** A package `sgrid create` packs into the new project's vendor/ (see {@link packVendored}). */
+export interface VendoredPackage {
+  name: "sgridnext" | "sgridnext-tools";
+  version: string;
+  /** The installed package folder it is packed from. */
+  source: string;
+  /** Where the tarball goes, relative to the project (what package.json depends on after `file:`). */
+  file: string;
 }
 
 export interface CreateResult {
@@ -56,6 +78,8 @@ export interface CreateResult {
   template: TemplateName;
   /** Paths written, relative to `dir`, sorted. */
   files: string[];
+  /** Packages still to pack into vendor/ ({@link packVendored}); empty when every spec was given or taken from the registry. */
+  vendor: VendoredPackage[];
 }
 
 interface OwnPackageJson {
@@ -66,6 +90,13 @@ interface OwnPackageJson {
 
 function ownPackage(): OwnPackageJson {
   return require("../../package.json") as OwnPackageJson;
+}
+
+/** The folder and version of an installed package this CLI depends on (in a checkout: the workspace folder). */
+function ownDependency(name: VendoredPackage["name"]): { source: string; version: string } {
+  const manifest = require.resolve(`${name}/package.json`);
+  const { version } = require(manifest) as { version: string };
+  return { source: fs.realpathSync(path.dirname(manifest)), version };
 }
 
 /** Splits and checks `App.Server`; throws InvalidArgumentError naming the bad part. */
@@ -103,7 +134,7 @@ function kebab(s: string): string {
 }
 
 /** Every `{{key}}` a template may use. */
-export function templateValues(app: string, server: string, obj: string, sgridnext: string): Record<string, string> {
+export function templateValues(app: string, server: string, obj: string, sgridnext: string, sgridnextTools = sgridnext): Record<string, string> {
   const pkg = ownPackage();
   const service = serviceOfObj(obj);
   const dev = pkg.devDependencies;
@@ -113,8 +144,9 @@ export function templateValues(app: string, server: string, obj: string, sgridne
     protoPackage: `${app}.${server}`.toLowerCase(),
     packageName: `${app}-${server}`.toLowerCase(),
     sgridnext,
+    sgridnextTools,
     sgridVersion: pkg.version,
-    bufProtobuf: pkg.dependencies["@bufbuild/protobuf"] ?? "^2.0.0",
+    bufProtobuf: pkg.devDependencies["@bufbuild/protobuf"] ?? pkg.dependencies["@bufbuild/protobuf"] ?? "^2.0.0",
     typescript: dev.typescript ?? "~5.9",
     mocha: dev.mocha ?? "^11.0.0",
     chai: dev.chai ?? "^4.5.0",
@@ -160,9 +192,21 @@ export function createProject(options: CreateOptions): CreateResult {
   if (!(TEMPLATES as readonly string[]).includes(template)) {
     throw new InvalidArgumentError(`unknown template ${JSON.stringify(template)} (expected one of: ${TEMPLATES.join(", ")})`, { template: String(template) });
   }
-  const sgridnext = options.sgridnext ?? `^${ownPackage().version}`;
-  if (!sgridnext.trim()) throw new InvalidArgumentError("--sgridnext must not be empty");
   const dir = path.resolve(options.dir ?? server);
+  const vendor: VendoredPackage[] = [];
+  const spec = (name: VendoredPackage["name"], given: string | undefined): string => {
+    if (given !== undefined) {
+      if (!given.trim()) throw new InvalidArgumentError(`--${name} must not be empty`);
+      return given;
+    }
+    const own = ownDependency(name);
+    if (options.fromRegistry) return `^${own.version}`;
+    const file = `vendor/${name}-${own.version}.tgz`;
+    if (template === "node") vendor.push({ name, version: own.version, source: own.source, file });
+    return `file:${file}`;
+  };
+  const sgridnext = spec("sgridnext", options.sgridnext);
+  const sgridnextTools = spec("sgridnext-tools", options.sgridnextTools);
 
   if (fs.existsSync(dir)) {
     const st = fs.statSync(dir);
@@ -170,7 +214,7 @@ export function createProject(options: CreateOptions): CreateResult {
     if (fs.readdirSync(dir).length > 0) throw new FailedPreconditionError(`target directory ${dir} is not empty; choose another --dir`, { dir });
   }
 
-  const values = templateValues(app, server, obj, sgridnext);
+  const values = templateValues(app, server, obj, sgridnext, sgridnextTools);
   const root = path.join(TEMPLATES_DIR, template);
   const rendered = listTemplate(root).map((rel) => {
     const src = path.join(root, rel);
@@ -187,7 +231,50 @@ export function createProject(options: CreateOptions): CreateResult {
     fs.writeFileSync(file, f.content, { mode: f.mode, flag: "wx" });
     fs.chmodSync(file, f.mode);
   }
-  return { dir, app, server, obj, template, files: rendered.map((f) => f.target).sort() };
+  return { dir, app, server, obj, template, files: rendered.map((f) => f.target).sort(), vendor };
+}
+
+const execFileP = promisify(execFile);
+
+/**
+ * Packs each package of `result.vendor` with `npm pack` into the project's
+ * vendor/ folder. Rejects with FailedPreconditionError when a package is not
+ * built (no dist/) or npm pack fails, naming it.
+ */
+export async function packVendored(result: CreateResult): Promise<void> {
+  for (const v of result.vendor) {
+    if (!fs.existsSync(path.join(v.source, "dist", "index.js"))) {
+      throw new FailedPreconditionError(`${v.name} at ${v.source} is not built (no dist/index.js): run npm run build in the Sgrid checkout first`, { package: v.name });
+    }
+    const dest = path.join(result.dir, path.dirname(v.file));
+    fs.mkdirSync(dest, { recursive: true });
+    let packed: string;
+    try {
+      const { stdout } = await execFileP("npm", ["pack", "--json", "--pack-destination", dest, v.source], {
+        cwd: result.dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false" },
+      });
+      packed = (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename;
+    } catch (err) {
+      throw new FailedPreconditionError(`npm pack of ${v.name} (${v.source}) failed: ${(err as Error).message}`, { package: v.name });
+    }
+    if (packed !== path.basename(v.file)) fs.renameSync(path.join(dest, packed), path.join(result.dir, v.file));
+    result.files.push(v.file);
+  }
+  result.files.sort();
+}
+
+/** {@link createProject}, then {@link packVendored}; a failed pack removes what was created. */
+export async function create(options: CreateOptions): Promise<CreateResult> {
+  const existed = fs.existsSync(path.resolve(options.dir ?? parseServerName(options.name).server));
+  const res = createProject(options);
+  try {
+    await packVendored(res);
+  } catch (err) {
+    if (existed) for (const f of fs.readdirSync(res.dir)) fs.rmSync(path.join(res.dir, f), { recursive: true, force: true });
+    else fs.rmSync(res.dir, { recursive: true, force: true });
+    throw err;
+  }
+  return res;
 }
 
 export function registerCreate(program: Command): void {
@@ -198,15 +285,24 @@ export function registerCreate(program: Command): void {
     .option("--obj <name>", "Obj (servant) name; the proto service is its name without \"Obj\"", CREATE_DEFAULTS.obj)
     .option("--dir <path>", "target directory (must not exist or be empty); default ./<Server>")
     .option("--template <name>", `template: ${TEMPLATES.join(" | ")}`, CREATE_DEFAULTS.template)
-    .option("--sgridnext <spec>", "npm spec for the sgridnext dependency (env SGRID_CREATE_SGRIDNEXT); default ^<this version>")
-    .action((name: string, opts: { obj: string; dir?: string; template: string; sgridnext?: string }) => {
-      const res = createProject({
+    .option("--sgridnext <spec>", "npm spec for the sgridnext dependency (env SGRID_CREATE_SGRIDNEXT); default: this sgrid's own runtime, packed into vendor/")
+    .option("--sgridnext-tools <spec>", "npm spec for the sgridnext-tools dev dependency (env SGRID_CREATE_SGRIDNEXT_TOOLS); default: packed into vendor/ likewise")
+    .option("--from-registry", "depend on ^<version> of sgridnext and sgridnext-tools from the npm registry instead of packing them")
+    .action(async (name: string, opts: { obj: string; dir?: string; template: string; sgridnext?: string; sgridnextTools?: string; fromRegistry?: boolean }) => {
+      const res = await create({
         name, obj: opts.obj, dir: opts.dir, template: opts.template as TemplateName,
         sgridnext: opts.sgridnext ?? (process.env.SGRID_CREATE_SGRIDNEXT || undefined),
+        sgridnextTools: opts.sgridnextTools ?? (process.env.SGRID_CREATE_SGRIDNEXT_TOOLS || undefined),
+        fromRegistry: opts.fromRegistry,
       });
       const out = (s: string) => process.stdout.write(`${s}\n`);
       out(`created ${res.app}.${res.server} (${res.template}) in ${res.dir}`);
       for (const f of res.files) out(`  ${f}`);
+      if (res.vendor.length > 0) {
+        out("");
+        out(`${res.vendor.map((v) => `${v.name} ${v.version}`).join(" and ")}: packed from this sgrid's own copy into vendor/`);
+        out("  (package.json depends on those tarballs, not on the npm registry; sgrid create --from-registry uses published versions)");
+      }
       const rel = path.relative(process.cwd(), res.dir) || ".";
       out("");
       out("next:");
@@ -215,7 +311,7 @@ export function registerCreate(program: Command): void {
         out("  npm install");
         out("  npm test                       # generates src/gen, builds, runs the servant test");
         out("  SGRID_TARGET_PORT=10000 npm start");
-        out("  npx sgrid package              # -> " + `${res.app}.${res.server}-0.1.0.tgz`);
+        out("  npm run package                # -> " + `${res.app}.${res.server}-0.1.0.tgz`);
       } else {
         out("  SGRID_TARGET_PORT=10000 ./bin/server");
         out("  sgrid package                  # see README.md");

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
-import { FailedPreconditionError, InvalidArgumentError } from "../../framework";
+import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 import { createProject } from "../../cli/create";
 import { CLI, outputDir } from "../helpers/paths";
 import { freePort } from "../helpers/processes";
@@ -34,7 +34,7 @@ describe("sgrid create", function () {
 
   it("scaffolds the node template with every placeholder rendered", () => {
     const dir = path.join(out, "hello");
-    const res = sgrid(["create", "Demo.HelloServer", "--dir", dir], out, { SGRID_CREATE_SGRIDNEXT: "file:../sgridnext.tgz" });
+    const res = sgrid(["create", "Demo.HelloServer", "--dir", dir], out, { SGRID_CREATE_SGRIDNEXT: "file:../sgridnext.tgz", SGRID_CREATE_SGRIDNEXT_TOOLS: "file:../tools.tgz" });
     expect(res.status, res.stderr).to.equal(0);
     expect(res.stdout).to.include(`created Demo.HelloServer (node) in ${dir}`);
     const files = walk(dir).sort();
@@ -45,7 +45,8 @@ describe("sgrid create", function () {
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
     expect(pkg.name).to.equal("demo-helloserver");
     expect(pkg.dependencies.sgridnext).to.equal("file:../sgridnext.tgz");
-    expect(pkg.scripts.gen).to.equal("sgrid gen proto --out src/gen");
+    expect(pkg.devDependencies["sgridnext-tools"]).to.equal("file:../tools.tgz");
+    expect(pkg.scripts.gen).to.equal("sgrid-tools gen proto --out src/gen");
     expect(Object.keys(pkg.devDependencies)).to.include.members(["typescript", "mocha", "chai"]);
     expect(JSON.parse(fs.readFileSync(path.join(dir, "sgrid.json"), "utf8"))).to.deep.equal({
       app: "Demo", server: "HelloServer", type: "node", entry: "dist/src/main.js", objs: ["GreeterObj"],
@@ -56,13 +57,16 @@ describe("sgrid create", function () {
     expect(fs.readFileSync(path.join(dir, "src/main.ts"), "utf8")).to.include('app.addServant("GreeterObj", new Greeter(');
   });
 
-  it("names the service after --obj and depends on ^<own version> by default", () => {
+  it("names the service after --obj; --from-registry depends on ^<own version> of the runtime and tools", () => {
     const dir = path.join(out, "caller");
-    const res = createProject({ name: "Demo.CallerServer", obj: "CallerObj", dir });
+    const res = createProject({ name: "Demo.CallerServer", obj: "CallerObj", dir, fromRegistry: true });
     expect(res.files).to.include.members(["proto/Caller.proto", "src/caller.ts", "test/caller.test.ts"]);
+    expect(res.vendor).to.deep.equal([]);
     expect(fs.readFileSync(path.join(dir, "proto/Caller.proto"), "utf8")).to.match(/^service Caller \{$/m);
-    const own = require("../../../package.json") as { version: string };
-    expect(JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).dependencies.sgridnext).to.equal(`^${own.version}`);
+    const version = (name: string) => (require(`${name}/package.json`) as { version: string }).version;
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+    expect(pkg.dependencies.sgridnext).to.equal(`^${version("sgridnext")}`);
+    expect(pkg.devDependencies["sgridnext-tools"]).to.equal(`^${version("sgridnext-tools")}`);
   });
 
   it("refuses bad names with a message naming the bad part, writing nothing", () => {

@@ -1,33 +1,20 @@
 /**
  * Scaffolded servers for the end-to-end tests, made the way a user makes
- * them: `sgrid create` (the CLI, as a child process), a build in the new
- * project (`npm run build`: `sgrid gen` + tsc) and `sgrid package` with the
- * project's own installed CLI.
- *
- * npm install is slow (native modules are built), so it runs once per set
- * of dependencies: the first project installed leaves its node_modules in
- * test-output/e2e-deps/<key>/, the key hashing what decides the installed
- * tree (sgridnext's own dependencies, the template's package.json, the Node
- * version and CPU). Every project (in this process or a later run) gets a
- * copy (`cp -a`, links kept) with node_modules/sgridnext replaced by this
- * build's tarball, unpacked: what `npm install` of the same package.json
- * would have written.
+ * them: `sgrid create` (the CLI, as a child process; it vendors this
+ * checkout's runtime and tools), `npm install`, a build in the new project
+ * (`npm run build`: `sgrid-tools gen` + tsc) and `sgrid-tools package`, the
+ * project's own dev dependency.
  *
  * Demo.CallerServer is the template with its proto and servant replaced:
  * `Caller.Call` calls Demo.HelloServer.GreeterObj through the generated
  * GreeterProxy, resolved by Obj name through the registry, and answers
  * with Hello's message and the node it ran on.
  */
-import { execFile, spawn } from "node:child_process";
-import * as crypto from "node:crypto";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { promisify } from "node:util";
-import * as tar from "tar";
-import { packSgridnext } from "../../helpers/pack";
-import { CLI, REPO_ROOT } from "../../helpers/paths";
+import { CLI } from "../../helpers/paths";
 
-const execFileP = promisify(execFile);
 
 export interface Ran {
   code: number | null;
@@ -61,63 +48,18 @@ export async function mustRun(what: string, cmd: string, args: string[], cwd: st
   return r.out;
 }
 
-/** What decides the installed tree, hashed (see the file comment). */
-function depsKey(): string {
-  const own = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as Record<string, unknown>;
-  const template = fs.readFileSync(path.join(REPO_ROOT, "templates/node/package.json"), "utf8");
-  return crypto.createHash("sha256")
-    .update(JSON.stringify([own.dependencies, own.optionalDependencies, own.overrides, template, process.version, process.arch, process.platform]))
-    .digest("hex").slice(0, 16);
-}
-
-let depsDir: Promise<string> | undefined;
-
-/** A node_modules installed from a sgridnext tarball (see the file comment). Resolves with the folder holding it. */
-function installedDeps(tarball: string): Promise<string> {
-  depsDir ??= (async () => {
-    const dir = path.join(REPO_ROOT, "test-output", "e2e-deps", depsKey());
-    if (fs.existsSync(path.join(dir, "node_modules", ".package-lock.json"))) return dir;
-    const tmp = `${dir}.tmp-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    await mustRun("sgrid create (deps project)", process.execPath, [CLI, "create", "Demo.DepsServer", "--dir", tmp, "--sgridnext", `file:${tarball}`], REPO_ROOT);
-    await mustRun("npm install", "npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], tmp);
-    try {
-      fs.renameSync(tmp, dir);
-    } catch {
-      // Another test process finished first: use its copy.
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-    return dir;
-  })();
-  depsDir.catch(() => { depsDir = undefined; });
-  return depsDir;
-}
-
-/** Replaces node_modules/sgridnext of a project by the tarball's contents (as npm installs it). */
-async function installSgridnext(projectDir: string, tarball: string): Promise<void> {
-  const dest = path.join(projectDir, "node_modules", "sgridnext");
-  fs.rmSync(dest, { recursive: true, force: true });
-  fs.mkdirSync(dest, { recursive: true });
-  await tar.x({ file: tarball, cwd: dest, strip: 1 });
-  // npm makes bin targets executable on install.
-  fs.chmodSync(path.join(dest, "dist/cli/main.js"), 0o755);
-}
-
 export interface Project {
   dir: string;
   name: string;
 }
 
 /**
- * `sgrid create <name> --dir <dir>` (the CLI, depending on this checkout's
- * tarball), then node_modules as npm install would leave them.
+ * `sgrid create <name> --dir <dir>` (the CLI: it packs this checkout's
+ * runtime and tools into the project's vendor/), then `npm install`.
  */
 export async function createProject(name: string, dir: string, obj = "GreeterObj"): Promise<Project> {
-  const tarball = await packSgridnext();
-  await mustRun(`sgrid create ${name}`, process.execPath, [CLI, "create", name, "--obj", obj, "--dir", dir, "--sgridnext", `file:${tarball}`], path.dirname(dir));
-  const deps = await installedDeps(tarball);
-  await execFileP("cp", ["-a", path.join(deps, "node_modules"), path.join(dir, "node_modules")]);
-  await installSgridnext(dir, tarball);
+  await mustRun(`sgrid create ${name}`, process.execPath, [CLI, "create", name, "--obj", obj, "--dir", dir], path.dirname(dir));
+  await mustRun(`npm install (${name})`, "npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], dir);
   return { dir, name };
 }
 
@@ -132,11 +74,11 @@ export interface Packaged {
   size: number;
 }
 
-/** `sgrid package` with the project's own CLI; `version` sets the label (file name and manifest). */
+/** `sgrid-tools package` (the project's own dev dependency); `version` sets the label (file name and manifest). */
 export async function packageProject(p: Project, outDir: string, version?: string): Promise<Packaged> {
   const args = ["package", "--out", outDir, "--json", ...(version ? ["--version", version] : [])];
   for (let attempt = 1; ; attempt++) {
-    const out = await mustRun(`sgrid package (${p.name})`, path.join(p.dir, "node_modules/.bin/sgrid"), args, p.dir);
+    const out = await mustRun(`sgrid package (${p.name})`, path.join(p.dir, "node_modules/.bin/sgrid-tools"), args, p.dir);
     const last = out.trim().split("\n").pop() ?? "";
     if (last.startsWith("{")) {
       const info = JSON.parse(last) as Packaged;
