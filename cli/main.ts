@@ -2,59 +2,122 @@
 /**
  * The `sgrid` command line. Each sub-command reads flags, then `SGRID_*`
  * env, then an optional config file, in that order of precedence.
+ *
+ * Sub-commands are loaded lazily: `sgrid <command> ...` loads that one
+ * command's module (so `sgrid gen`, `sgrid create` and `sgrid --help` never
+ * load knex, koa or SQLite); `sgrid --help` lists them from the table below
+ * without loading any.
  */
-import { Command, CommanderError } from "commander";
-import { SgridError } from "sgridnext";
-import { registerAdmin } from "./admin";
-import { registerLogin } from "./client";
-import { registerConfig } from "./config";
-import { registerCreate } from "./create";
-import { registerDemo } from "./demo";
-import { registerNode } from "./node";
-import { registerGen, registerPackage } from "sgridnext-tools";
-import { registerPublish, registerRollback } from "./publish";
-import { registerRegistry } from "./registry";
-import { registerUp } from "./up";
+import { Command } from "commander";
+import { runCommand } from "sgridnext-tools/commands";
 
 const pkg = require("../../package.json") as { version: string };
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+interface CommandEntry {
+  /** How the command is listed in `sgrid --help`. */
+  term: string;
+  description: string;
+  /** Loads the module and returns its register functions (one module may define several commands). */
+  load: () => Register[];
+}
+
+/** Every sub-command, in help order. */
+export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  gen: {
+    term: "gen [options] <inputs...>", description: "generate typed servants, proxies and messages from .proto files",
+    load: () => [require("sgridnext-tools/commands").registerGen],
+  },
+  node: {
+    term: "node [options]", description: "run the node agent: install and supervise the instances the registry places on this machine",
+    load: () => [require("./node").registerNode],
+  },
+  demo: {
+    term: "demo [options]", description: "serve a demo Hello servant and call it through a generated proxy",
+    load: () => [require("./demo").registerDemo],
+  },
+  create: {
+    term: "create [options] <App.Server>", description: "scaffold a new service project from a template",
+    load: () => [require("./create").registerCreate],
+  },
+  package: {
+    term: "package [options]", description: "build <App>.<Server>-<version>.tgz (manifest + program) for upload",
+    load: () => [require("sgridnext-tools/commands").registerPackage],
+  },
+  publish: {
+    term: "publish [options] <App.Server> [file.tgz]", description: "upload a package and publish it to a server's instances, following the task to its end",
+    load: () => [require("./publish").registerPublish],
+  },
+  rollback: {
+    term: "rollback [options] <task-id>", description: "roll a publish task back: each of its instances to the version it ran before; follows the new task",
+    load: () => [require("./publish").registerRollback],
+  },
+  config: {
+    term: "config", description: "config files in the registry: list, get, set, history, push, rollback",
+    load: () => [require("./config").registerConfig],
+  },
+  login: {
+    term: "login [options]", description: "log in to the registry and cache the token in ~/.sgrid/tokens.json (0600)",
+    load: () => [require("./client").registerLogin],
+  },
+  logout: {
+    term: "logout [options]", description: "forget the cached token and end its session on the registry",
+    load: () => [require("./client").registerLogin],
+  },
+  registry: {
+    term: "registry [options]", description: "run a registry: the database owner that agents, proxies and the admin app talk to",
+    load: () => [require("./registry").registerRegistry],
+  },
+  admin: {
+    term: "admin [options]", description: "run the admin web app (publish, patch versions, config, nodes, tasks) in front of a registry",
+    load: () => [require("./admin").registerAdmin],
+  },
+  up: {
+    term: "up [options]", description: "run an all-in-one local cluster: registry (SQLite), one node agent and the admin app, data in one folder",
+    load: () => [require("./up").registerUp],
+  },
+};
+
+/** The sub-command argv names (the first argument that is not an option; after `help`, the one it asks about). */
+function requestedCommand(argv: readonly string[]): string | undefined {
+  const args = argv.slice(2);
+  const first = args.find((a) => !a.startsWith("-"));
+  if (first === "help") return args[args.indexOf("help") + 1];
+  return first;
+}
+
+/**
+ * The program, with `only` (a sub-command name) loaded for real and the
+ * others as help entries; every command loaded when `only` is undefined.
+ */
+export function buildProgram(only?: string): Command {
   const program = new Command();
   program.name("sgrid").description("Sgrid: run gRPC services on a fleet of machines").version(pkg.version);
   program.exitOverride();
   // Program options (-V, -h) only before the sub-command, so sub-commands may have their own --version (sgrid package).
   program.enablePositionalOptions();
-  registerGen(program);
-  registerNode(program);
-  registerDemo(program);
-  registerCreate(program);
-  registerPackage(program);
-  registerPublish(program);
-  registerRollback(program);
-  registerConfig(program);
-  registerLogin(program);
-  registerRegistry(program);
-  registerAdmin(program);
-  registerUp(program);
+  const loaded = new Set<Register>();
+  const stubTerms = new Map<string, string>();
+  for (const [name, entry] of Object.entries(COMMANDS)) {
+    if (only === undefined || only === name) {
+      for (const register of entry.load()) {
+        if (loaded.has(register)) continue;
+        loaded.add(register);
+        register(program);
+      }
+    } else if (!program.commands.some((c) => c.name() === name)) {
+      program.command(name).description(entry.description).allowUnknownOption().allowExcessArguments();
+      stubTerms.set(name, entry.term);
+    }
+  }
+  program.configureHelp({ subcommandTerm: (cmd) => stubTerms.get(cmd.name()) ?? defaultTerm(cmd) });
   return program;
 }
 
-async function main(): Promise<void> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(process.argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
-      return;
-    }
-    if (err instanceof SgridError) {
-      process.stderr.write(`sgrid: ${err.message}\n`);
-    } else {
-      process.stderr.write(`sgrid: ${(err as Error)?.stack ?? String(err)}\n`);
-    }
-    process.exitCode = 1;
-  }
+function defaultTerm(cmd: Command): string {
+  const args = cmd.registeredArguments.map((a) => (a.required ? `<${a.name()}${a.variadic ? "..." : ""}>` : `[${a.name()}${a.variadic ? "..." : ""}]`)).join(" ");
+  return `${cmd.name()}${cmd.options.length > 0 ? " [options]" : ""}${args ? ` ${args}` : ""}`;
 }
 
 /**
@@ -76,5 +139,6 @@ function quietIpServerNameWarning(): void {
 
 if (require.main === module) {
   quietIpServerNameWarning();
-  void main();
+  const name = requestedCommand(process.argv);
+  void runCommand(buildProgram(name !== undefined && name in COMMANDS ? name : "-"), process.argv);
 }

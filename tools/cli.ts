@@ -4,9 +4,8 @@
  * projects that depend on sgridnext-tools only (`gen` and `package`). The
  * platform's `sgrid` registers the same commands.
  */
-import { Command, CommanderError } from "commander";
-import { SgridError } from "sgridnext";
-import { registerGen, registerPackage } from "./commands";
+import { Command } from "commander";
+import { registerGen, registerPackage, runCommand } from "./commands";
 
 const pkg = require("../package.json") as { version: string };
 
@@ -18,24 +17,6 @@ export function buildToolsProgram(): Command {
   registerGen(program);
   registerPackage(program);
   return program;
-}
-
-/** Parses argv and runs the command; a failure prints one line and sets exit code 1. */
-export async function runCommand(program: Command, argv: string[]): Promise<void> {
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
-      return;
-    }
-    if (err instanceof SgridError) {
-      process.stderr.write(`${program.name()}: ${err.message}\n`);
-    } else {
-      process.stderr.write(`${program.name()}: ${(err as Error)?.stack ?? String(err)}\n`);
-    }
-    process.exitCode = 1;
-  }
 }
 
 if (require.main === module) void runCommand(buildToolsProgram(), process.argv);

@@ -13,5 +13,4 @@ export {
 } from "./package/build-package";
 
 // ---- commands (for the `sgrid` and `sgrid-tools` programs) ------------------------------
-export { registerGen, registerPackage } from "./commands";
-export { runCommand } from "./cli";
+export { registerGen, registerPackage, runCommand } from "./commands";
