@@ -29,7 +29,9 @@ export class AdminServer {
     const { host, port } = parseListen(this.admin.services.options.listen);
     const handler = this.admin.app.callback();
     const tls = this.options.tls;
-    const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler) : http.createServer(handler);
+    // Koa's handler answers its own errors; its promise is not ours to await.
+    const listener: http.RequestListener = (req, res) => { void handler(req, res); };
+    const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, listener) : http.createServer(listener);
     // Uploads of large packages over slow links: no whole-request timeout; headers must still come quickly.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;

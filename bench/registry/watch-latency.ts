@@ -46,7 +46,7 @@ export async function runWatchLatencyBench(durationMs: number): Promise<string> 
         }
       }
     });
-    watchers.forEach((w) => w.catch(() => undefined));
+    for (const w of watchers) w.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 500)); // every watch open and past its first answer
     const rounds = Math.max(10, Math.floor(durationMs / 400));
     let state: "active" | "inactive" = "active";

@@ -221,13 +221,13 @@ export class NodeAgent {
       const prev = this.desired.get(id);
       this.desired.set(id, inst);
       if (prev?.patch?.sha256 !== inst.patch?.sha256) this.clearRetry(id);
-      this.schedule(id);
+      void this.schedule(id); // never rejects: reconcile errors are caught and retried inside
     }
     const known = new Set([...this.desired.keys(), ...this.supervisor.observed().map((o) => o.instanceId)]);
     for (const id of known) {
       if (listed.has(id)) continue;
       this.desired.delete(id);
-      this.schedule(id);
+      void this.schedule(id);
     }
   }
 

@@ -99,7 +99,7 @@ function App() {
     }} />`;
   }
   const logout = (): void => {
-    post("/api/logout").finally(() => {
+    void post("/api/logout").finally(() => {
       setSession(undefined);
       setCsrfToken("");
       navigate("/login", true);

@@ -80,7 +80,7 @@ export class KnexConfigRepo implements ConfigRepo {
     const keys = scopes.map(scopeKey);
     return this.ctx.read(async (db) => {
       const rows = await db("config_files").where((w) => {
-        scopes.forEach((s, i) => w.orWhere({ level: s.level, scope_key: keys[i] }));
+        scopes.forEach((s, i) => { w.orWhere({ level: s.level, scope_key: keys[i] }); });
       });
       return rows.map(toConfigFile).sort((a, b) => LEVEL_ORDER[a.level] - LEVEL_ORDER[b.level] || (a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0));
     });
@@ -95,7 +95,7 @@ export class KnexConfigRepo implements ConfigRepo {
         .whereRaw("v.version = f.current_version")
         .where("f.file_name", fileName)
         .where((w) => {
-          scopes.forEach((s, i) => w.orWhere({ "f.level": s.level, "f.scope_key": keys[i] }));
+          scopes.forEach((s, i) => { w.orWhere({ "f.level": s.level, "f.scope_key": keys[i] }); });
         });
       const byLevel = new Map(rows.map((r: any) => [r.level, toConfigVersion(r)]));
       const layers: ConfigLayers = {

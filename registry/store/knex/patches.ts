@@ -85,7 +85,7 @@ export class KnexPatchRepo implements PatchRepo {
       const patch = await requirePatch(trx, id);
       const users = await trx("instances as i")
         .join("nodes as n", "n.id", "i.node_id")
-        .where((w) => w.where("i.desired_patch_id", id).orWhere("i.observed_patch_id", id))
+        .where((w) => { w.where("i.desired_patch_id", id).orWhere("i.observed_patch_id", id); })
         .select("n.name", "i.desired_patch_id", "i.observed_patch_id");
       const name = `${patch.application}.${patch.server}`;
       if (users.length > 0) {

@@ -153,7 +153,7 @@ export class KnexTaskRepo implements TaskRepo {
       // One conditional UPDATE: atomic on both dialects, whoever commits first wins.
       const n = await db("tasks")
         .where({ id })
-        .andWhere((w) => w.whereNull("owner").orWhere("owner", owner).orWhere("lease_until", "<", now).orWhereNull("lease_until"))
+        .andWhere((w) => { w.whereNull("owner").orWhere("owner", owner).orWhere("lease_until", "<", now).orWhereNull("lease_until"); })
         .update({ owner, lease_until: now + leaseMs });
       if (num(n) > 0) return true;
       if (!(await db("tasks").where({ id }).first("id"))) throw new NotFoundError(`task ${id} not found`, { taskId: id });
