@@ -1,8 +1,12 @@
-// Copies non-TypeScript assets the compiled output needs and marks the CLI executable.
+// After tsc -b: drops stale outputs, builds the admin UI, marks the CLIs executable.
 const fs = require("node:fs");
 const path = require("node:path");
 const root = path.resolve(__dirname, "..");
-const cli = path.join(root, "dist/cli/main.js");
-if (fs.existsSync(cli)) fs.chmodSync(cli, 0o755);
+const removed = require("./prune-dist").pruneAll();
+if (removed > 0) process.stdout.write(`postbuild: removed ${removed} stale output(s) from dist\n`);
+for (const bin of ["dist/cli/main.js", "tools/dist/cli.js"]) {
+  const file = path.join(root, bin);
+  if (fs.existsSync(file)) fs.chmodSync(file, 0o755);
+}
 // The admin web UI: browser code, its own tsc project (admin/ui/tsconfig.json) plus vendored ES modules.
 require("./build-admin-ui").buildAdminUi();
