@@ -16,7 +16,7 @@ const OPS = { name: "ops", password: "ops-password-1" };
 const VIEWER = { name: "viewer", password: "viewer-password-1" };
 const WAIT = { timeout: 30_000 };
 
-describe("admin UI in Chromium", function () {
+describe("admin UI in Chromium @slow", function () {
   this.timeout(180_000);
   let stack: Stack;
   let browser: Browser;

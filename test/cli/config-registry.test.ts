@@ -13,7 +13,7 @@ import { buildPackage } from "sgridnext-tools";
 import { RUNTIME_DIR, outputDir } from "../helpers/paths";
 import { ADMIN_PASSWORD, CliCluster, waitFor } from "./helpers/cluster";
 
-describe("sgrid config and login (real registry)", function () {
+describe("sgrid config and login (real registry) @slow", function () {
   this.timeout(120_000);
   let cluster: CliCluster;
   let out: string;

@@ -40,7 +40,7 @@ function run(cmd: string, args: string[], cwd: string, env: Record<string, strin
   });
 }
 
-describe("sgrid create: a node project builds, tests and packages", function () {
+describe("sgrid create: a node project builds, tests and packages @slow", function () {
   this.timeout(20 * 60_000);
   let out: string;
   let dir: string;

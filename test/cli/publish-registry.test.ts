@@ -25,7 +25,7 @@ function httpGet(port: number, p: string): Promise<string> {
   });
 }
 
-describe("sgrid publish (real registry and node agent)", function () {
+describe("sgrid publish (real registry and node agent) @slow", function () {
   this.timeout(120_000);
   let cluster: CliCluster;
   let out: string;

@@ -69,7 +69,7 @@ class Load {
   }
 }
 
-describe("the four journeys end to end (issue 8, Must show 1-6)", function () {
+describe("the four journeys end to end (issue 8, Must show 1-6) @slow", function () {
   this.timeout(20 * 60_000);
   let out: string;
   let lab: NetnsLab;

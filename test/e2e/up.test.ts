@@ -27,7 +27,7 @@ const ADMIN_LINE = /sgrid up: admin at (http:\/\/\S+) user (\S+) password (\S+)\
 const REGISTRY_LINE = /sgrid up: registry on (\S+) /;
 const NODE_LINE = /sgrid up: node agent "([^"]+)" connected to the registry\n/;
 
-describe("sgrid up: a new user's local cluster", function () {
+describe("sgrid up: a new user's local cluster @slow", function () {
   this.timeout(15 * 60_000);
   let out: string;
   let dataDir: string;

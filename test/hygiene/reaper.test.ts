@@ -33,7 +33,7 @@ async function startLeaver(): Promise<{ child: ReturnType<typeof spawn>; pids: R
   return { child, pids, exited };
 }
 
-describe("test hygiene: a killed run leaves nothing running", function () {
+describe("test hygiene: a killed run leaves nothing running @slow", function () {
   this.timeout(60_000);
 
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -11,7 +11,7 @@ import { type DialectCase, type TestDatabase, forEachDialect } from "./helpers/d
 import { type AdminHarness, type SimAgent, addPatch, connectAgent, startAdminRegistry, uniq, waitFor } from "./helpers/admin-harness";
 import { tempDir } from "./helpers/registry";
 
-forEachDialect("registry tasks: durability", (d: DialectCase) => {
+forEachDialect("registry tasks: durability @slow", (d: DialectCase) => {
   let db: TestDatabase;
   let h: AdminHarness | undefined;
   const agents: SimAgent[] = [];
