@@ -46,3 +46,6 @@ export { renderMetrics, startMetricsServer, type MetricsServer, type MetricsServ
 
 // ---- the contract between parts: names, package manifests -------------------------------
 export * from "./contract";
+
+// ---- primitives: backoff, queue, atomic files, keyed mutex, periodic task -----------------
+export * from "./primitives";

@@ -1,0 +1,10 @@
+/**
+ * Small building blocks every part of Sgrid uses, each written once:
+ * retry delays, a push-driven async queue, durable atomic file writes, a
+ * per-key mutex and a non-overlapping periodic task.
+ */
+export { Backoff, BACKOFF_DEFAULTS, type BackoffPolicy } from "./backoff";
+export { AsyncQueue } from "./async-queue";
+export { writeFileAtomic, readFileIfExists, LatestWriter, type AtomicWriteOptions } from "./atomic-file";
+export { KeyedMutex } from "./keyed-mutex";
+export { PeriodicTask, type PeriodicTaskOptions } from "./periodic-task";
