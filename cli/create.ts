@@ -30,17 +30,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
+import { FailedPreconditionError, InvalidArgumentError, checkNameOf } from "sgridnext";
 
 /** Folder holding the templates: `<package root>/templates` (compiled file lives in dist/cli). */
 export const TEMPLATES_DIR = path.resolve(__dirname, "../../templates");
 export const TEMPLATES = ["node", "binary"] as const;
 export type TemplateName = (typeof TEMPLATES)[number];
 
-/** Application and server names: a letter, then letters and digits (they become package, folder and proto names). */
-export const CREATE_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
-/** Obj names: a name as above ending in `Obj`, with something before the suffix. */
-export const OBJ_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,60}Obj$/;
 export const CREATE_DEFAULTS = Object.freeze({ obj: "GreeterObj", template: "node" as TemplateName });
 
 export interface CreateOptions {
@@ -106,26 +102,18 @@ export function parseServerName(name: string): { app: string; server: string } {
     throw new InvalidArgumentError(`server name ${JSON.stringify(name)} must be <App>.<Server>, e.g. Demo.HelloServer`, { name: String(name) });
   }
   const [app, server] = parts as [string, string];
-  for (const [what, value] of [["application", app], ["server", server]] as const) {
-    if (!CREATE_NAME_PATTERN.test(value)) {
-      throw new InvalidArgumentError(
-        `invalid ${what} name ${JSON.stringify(value)}: use letters and digits only, starting with a letter, at most 64`,
-        { [what]: value },
-      );
-    }
-  }
-  return { app, server };
+  return { app: checkNameOf("application", app), server: checkNameOf("server", server) };
 }
 
-/** Checks an Obj name; returns the service name (the Obj without its `Obj` suffix). */
+/**
+ * Checks an Obj name (the contract's grammar); returns the proto service
+ * name made from it: the Obj without an `Obj` suffix (`GreeterObj` ->
+ * `Greeter`), `-` turned into `_` (a proto identifier).
+ */
 export function serviceOfObj(obj: string): string {
-  if (!OBJ_PATTERN.test(obj)) {
-    throw new InvalidArgumentError(
-      `invalid Obj name ${JSON.stringify(obj)}: use letters and digits, starting with a letter and ending in "Obj" (e.g. GreeterObj)`,
-      { obj: String(obj) },
-    );
-  }
-  return obj.slice(0, -3);
+  checkNameOf("Obj", obj);
+  const base = obj.length > 3 && obj.endsWith("Obj") ? obj.slice(0, -3) : obj;
+  return base.replace(/-/g, "_");
 }
 
 /** `GreeterService` -> `greeter-service`. */
@@ -141,7 +129,7 @@ export function templateValues(app: string, server: string, obj: string, sgridne
   return {
     app, server, obj, service,
     serviceKebab: kebab(service),
-    protoPackage: `${app}.${server}`.toLowerCase(),
+    protoPackage: `${app}.${server}`.toLowerCase().replace(/-/g, "_"),
     packageName: `${app}-${server}`.toLowerCase(),
     sgridnext,
     sgridnextTools,

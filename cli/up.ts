@@ -44,7 +44,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
-import { ConfigError, FailedPreconditionError, getLogger, setLogLevel } from "sgridnext";
+import { ConfigError, FailedPreconditionError, getLogger, isNameOf, nameProblem, setLogLevel } from "sgridnext";
 import { AdminServer } from "../admin";
 import { NodeAgent, readProcStat } from "../nodeagent";
 import { RegistryServer } from "../registry/server";
@@ -70,7 +70,6 @@ export const UP_FILES = Object.freeze({
   admin: "admin",
 });
 
-const NODE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
 export interface UpOptions {
   dataDir: string;
@@ -96,14 +95,15 @@ function parsePort(text: string | undefined, fallback: number, what: string): nu
 
 /** The default node name: the host name when it is a valid node name, else `local`. */
 export function defaultNodeName(hostname = os.hostname()): string {
-  return NODE_NAME.test(hostname) ? hostname : "local";
+  return isNameOf("node", hostname) ? hostname : "local";
 }
 
 /** Flags > env (SGRID_DATA_DIR, SGRID_UP_HOST, SGRID_REGISTRY_PORT, SGRID_ADMIN_PORT, SGRID_NODE_NAME) > defaults. */
 export function resolveUpOptions(flags: UpFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): UpOptions {
   const pick = (flag: string | undefined, name: string) => (flag !== undefined && flag !== "" ? flag : env[name] || undefined);
   const nodeName = pick(flags.nodeName, "SGRID_NODE_NAME") ?? defaultNodeName();
-  if (!NODE_NAME.test(nodeName)) throw new ConfigError(`node name "${nodeName}" must be letters, digits, '.', '_' or '-'`);
+  const problem = nameProblem("node", nodeName);
+  if (problem !== undefined) throw new ConfigError(`invalid node name ${JSON.stringify(nodeName)}: ${problem}`);
   const host = pick(flags.host, "SGRID_UP_HOST") ?? UP_DEFAULTS.host;
   if (/[\s/]/.test(host) || host === "") throw new ConfigError(`--host "${host}" is not a host name or IP address`);
   return {

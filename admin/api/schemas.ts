@@ -2,23 +2,21 @@
  * Shapes of the API's inputs. These catch a missing or malformed field
  * early, with the field's name (shown next to it in the page); the registry
  * still validates everything itself, and its INVALID_ARGUMENT comes back as
- * a 400 as well. The name rules mirror the registry's (registry/store/validate.ts).
+ * a 400 as well. Names follow the contract's grammar, as the registry's do.
  */
 import { z } from "zod";
+import { nameRefinement, type NameKind } from "sgridnext";
 
-const SHORT = /^[A-Za-z0-9_-]+$/;
-const DOTTED = /^[A-Za-z0-9_.-]+$/;
+/** A name of the contract's grammar (framework/contract/names.ts), the same the registry, the agent and the CLI take. */
+function contractName(kind: NameKind, required: string) {
+  return z.string().trim().min(1, required).superRefine(nameRefinement(kind));
+}
 
-export const Application = z.string().trim().min(1, "application is required").max(64)
-  .regex(SHORT, "may contain only letters, digits, _ and -");
-export const ServerName = z.string().trim().min(1, "server name is required").max(64)
-  .regex(SHORT, "may contain only letters, digits, _ and -");
-export const ObjName = z.string().trim().min(1, "Obj name is required").max(64)
-  .regex(SHORT, "may contain only letters, digits, _ and -");
-export const NodeName = z.string().trim().min(1, "node name is required").max(128)
-  .regex(DOTTED, "may contain only letters, digits, _, - and .").refine((s) => !s.includes(".."), "must not contain ..");
-export const FileName = z.string().trim().min(1, "file name is required").max(128)
-  .regex(DOTTED, "may contain only letters, digits, _, - and .").refine((s) => !s.includes("..") && s !== ".", "must not contain ..");
+export const Application = contractName("application", "application is required");
+export const ServerName = contractName("server", "server name is required");
+export const ObjName = contractName("Obj", "Obj name is required");
+export const NodeName = contractName("node", "node name is required");
+export const FileName = contractName("config file", "file name is required");
 export const Name = z.string().trim().min(1, "name is required").max(64)
   .regex(/^[A-Za-z0-9_.@-]+$/, "may contain only letters, digits, _, -, . and @");
 

@@ -1,6 +1,12 @@
 /**
  * The contract between Sgrid's parts: what the registry, the node agent, the
- * packager and servants must agree on. Every part imports it from here.
+ * packager, the admin app, the CLI and servants must agree on. Every part
+ * imports it from here (through the runtime's index).
  */
-export { NAME_PATTERN, VERSION_PATTERN, SHA256_PATTERN, checkName, checkVersion, checkSha256 } from "./names";
+export {
+  NAME_PATTERN, NODE_NAME_PATTERN, CONFIG_FILE_PATTERN, VERSION_PATTERN, SHA256_PATTERN,
+  nameProblem, nameRefinement, checkNameOf, isNameOf, parseObjName, isFullObjName, checkName, checkVersion, checkSha256,
+  type NameKind,
+} from "./names";
+export { ENV, ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, PROTOCOLS, type EnvContractKey, type AdapterProtocol } from "./env";
 export { SERVER_TYPES, MANIFEST_FILE, manifestSchema, type ServerType, type PackageManifest } from "./manifest";

@@ -27,6 +27,7 @@ import { ConfigError, SgridError, UnavailableError } from "../errors";
 import { getLogger } from "../logger";
 import type { ChannelProvider } from "../proxy/invoker";
 import { Status } from "../status";
+import { nameProblem } from "../contract/names";
 import { ConfigProxy } from "../gen/sgrid/registry/v1/config.sgrid";
 import { readFileIfExists, writeFileAtomic } from "./atomic-file";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
@@ -72,13 +73,10 @@ export interface ConfigLoaderOptions {
 
 export const CONFIG_LOADER_DEFAULTS = Object.freeze({ timeoutMs: 5_000 });
 
-const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
-
-/** Throws TypeError for a config file name that could leave the conf dir. */
+/** Throws TypeError (caller misuse) for a name that is not a config file name of the contract: one that could leave the conf dir, a hidden file, too long. */
 export function checkConfigFileName(file: string): void {
-  if (typeof file !== "string" || !FILE_NAME.test(file) || file.includes("..")) {
-    throw new TypeError(`bad config file name ${JSON.stringify(file)} (letters, digits, "_", "-" and "."; no path)`);
-  }
+  const problem = nameProblem("config file", file);
+  if (problem !== undefined) throw new TypeError(`bad config file name ${JSON.stringify(file)}: ${problem}`);
 }
 
 /** Parses a config text by the file's extension. Throws ConfigError naming the file and version. */

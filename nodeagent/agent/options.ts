@@ -26,7 +26,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
-import { ConfigError } from "sgridnext";
+import { ConfigError, nameRefinement } from "sgridnext";
 import type { CgroupBackend, DetectCgroupsOptions } from "../cgroups";
 import type { ProcessWranglerOptions } from "../process";
 import type { SupervisorOptions } from "../supervisor";
@@ -87,7 +87,7 @@ const registryEndpoint = z.string().regex(/^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^
 
 const schema = z.object({
   registry: z.array(registryEndpoint).min(1, "at least one registry endpoint is required"),
-  name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/, "must be letters, digits, '.', '_' or '-'"),
+  name: z.string().superRefine(nameRefinement("node")),
   dataDir: z.string().refine((d) => path.isAbsolute(d), "must be an absolute path"),
   token: z.string().optional(),
   address: z.string().min(1).max(255).refine((h) => !/[\s/]/.test(h), "must be a host name or IP address").optional(),

@@ -7,16 +7,12 @@
  * Names end up in paths on nodes (`servers/<App>.<Server>/`, `conf/<file>`),
  * so path separators and `..` are refused everywhere.
  */
-import { InvalidArgumentError } from "sgridnext";
+import { InvalidArgumentError, checkNameOf, parseObjName } from "sgridnext";
 import type { Adapter, AdapterProtocol, LaunchOptions, ResourceLimits } from "./records";
 
-/** Longest application, server and Obj name. */
-export const MAX_SHORT_NAME = 64;
-/** Longest node, config file and user name. */
-export const MAX_LONG_NAME = 128;
+/** Longest user name. */
+const MAX_USER_NAME = 64;
 
-const SHORT_NAME = /^[A-Za-z0-9_-]+$/;
-const DOTTED_NAME = /^[A-Za-z0-9_.-]+$/;
 const USER_NAME = /^[A-Za-z0-9_.@-]+$/;
 
 function show(value: unknown): string {
@@ -38,48 +34,43 @@ function checkName(kind: string, value: unknown, max: number, pattern: RegExp, a
   return value;
 }
 
-/** Application name: letters, digits, `_`, `-` (no `.`: it separates App.Server.Obj). */
+// Application, server, Obj, node and config file names: the contract's grammar
+// (framework/contract/names.ts), the same in every part.
+
+/** Application name (see the contract: a letter, then letters, digits, `_`, `-`). */
 export function validateApplication(value: unknown): string {
-  return checkName("application name", value, MAX_SHORT_NAME, SHORT_NAME, `letters, digits, "_" and "-"`);
+  return checkNameOf("application", value);
 }
 
 /** Server name: as an application name. */
 export function validateServerName(value: unknown): string {
-  return checkName("server name", value, MAX_SHORT_NAME, SHORT_NAME, `letters, digits, "_" and "-"`);
+  return checkNameOf("server", value);
 }
 
 /** Short Obj (servant) name as declared on an adapter: as an application name. */
 export function validateObjName(value: unknown): string {
-  return checkName("Obj name", value, MAX_SHORT_NAME, SHORT_NAME, `letters, digits, "_" and "-"`);
+  return checkNameOf("Obj", value);
 }
 
-/** Node name: letters, digits, `_`, `-`, `.` (host names), no `..`. */
+/** Node name: host names and addresses. */
 export function validateNodeName(value: unknown): string {
-  return checkName("node name", value, MAX_LONG_NAME, DOTTED_NAME, `letters, digits, "_", "-" and "."`);
+  return checkNameOf("node", value);
 }
 
-/** Config file name: letters, digits, `_`, `-`, `.`, no `..`, no path separators. */
+/** Config file name: a file in conf/, never hidden, never a path. */
 export function validateConfigFileName(value: unknown): string {
-  const name = checkName("config file name", value, MAX_LONG_NAME, DOTTED_NAME, `letters, digits, "_", "-" and "."`);
-  if (name === ".") throw new InvalidArgumentError(`invalid config file name ".": not a file name`, { kind: "config file name", value });
-  return name;
+  return checkNameOf("config file", value);
 }
 
 /** User name: letters, digits, `_`, `-`, `.`, `@`. */
 export function validateUserName(value: unknown): string {
-  return checkName("user name", value, MAX_SHORT_NAME, USER_NAME, `letters, digits, "_", "-", "." and "@"`);
+  return checkName("user name", value, MAX_USER_NAME, USER_NAME, `letters, digits, "_", "-", "." and "@"`);
 }
 
 /** A full Obj name `App.Server.Obj`, split into its parts. */
 export function parseFullObjName(value: unknown): { application: string; server: string; obj: string } {
-  if (typeof value !== "string" || value.length === 0) {
-    throw new InvalidArgumentError(`invalid Obj name ${show(value ?? "")}: expected "App.Server.Obj"`, { kind: "Obj name" });
-  }
-  const parts = value.split(".");
-  if (parts.length !== 3) {
-    throw new InvalidArgumentError(`invalid Obj name ${show(value)}: expected three parts "App.Server.Obj"`, { kind: "Obj name", value: value.slice(0, 200) });
-  }
-  return { application: validateApplication(parts[0]), server: validateServerName(parts[1]), obj: validateObjName(parts[2]) };
+  const { app, server, obj } = parseObjName(value);
+  return { application: app, server, obj };
 }
 
 /** Lowercase hex SHA-256; upper case input is accepted and lowered. */

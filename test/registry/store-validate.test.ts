@@ -23,7 +23,7 @@ describe("registry store: validation", () => {
     ["server name", validate.validateServerName, ["HelloServer"], ["../x", "S/1", ""]],
     ["Obj name", validate.validateObjName, ["GreeterObj"], ["Greeter.Obj", "..", "a\\b"]],
     ["node name", validate.validateNodeName, ["node-1.example.com", "10.0.0.1"], ["a/b", "a..b", "..", "", "x".repeat(129), "a@b"]],
-    ["config file name", validate.validateConfigFileName, ["app.conf", ".env", "log4j2.xml"], ["a/b", "..\\x", "..", ".", "", "x".repeat(129), "a\nb"]],
+    ["config file name", validate.validateConfigFileName, ["app.conf", "log4j2.xml", "_env"], ["a/b", "..\\x", "..", ".", ".env", "", "x".repeat(129), "a\nb"]],
     ["user name", validate.validateUserName, ["alice", "ci-bot@example.com"], ["a/b", "", "a b"]],
   ];
 
@@ -40,8 +40,9 @@ describe("registry store: validation", () => {
   }
 
   it("says which rule a name broke", () => {
-    expect(refusal(() => validate.validateConfigFileName("a/b")).message).to.contain('must not contain "/"');
-    expect(refusal(() => validate.validateConfigFileName("a\\b")).message).to.contain('must not contain "\\"');
+    expect(refusal(() => validate.validateConfigFileName("a/b")).message).to.contain("must not contain a path separator");
+    expect(refusal(() => validate.validateConfigFileName("a\\b")).message).to.contain("must not contain a path separator");
+    expect(refusal(() => validate.validateConfigFileName(".env")).message).to.contain('must start with a letter, a digit or "_"');
     expect(refusal(() => validate.validateConfigFileName("..")).message).to.contain('must not contain ".."');
     expect(refusal(() => validate.validateConfigFileName("")).message).to.contain("must not be empty");
     expect(refusal(() => validate.validateConfigFileName("x".repeat(200))).message).to.contain("longer than 128");
