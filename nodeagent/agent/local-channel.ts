@@ -1,6 +1,6 @@
 /**
- * The agent side of the local channel (`sgrid.agent.v1.Agent`, DESIGN.md
- * "What a servant sees"): servants built on the framework open one Channel
+ * The agent side of the local channel (`sgrid.agent.v1.Agent`, ARCHITECTURE.md
+ * "The environment contract"): servants built on the framework open one Channel
  * stream to SGRID_AGENT at start, say hello with SGRID_INSTANCE_ID and
  * SGRID_AGENT_TOKEN, then send keepalives and "adapters ready"; the agent
  * sends them admin commands and gets their results back.

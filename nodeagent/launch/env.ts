@@ -1,6 +1,6 @@
 /**
  * The environment contract: what every servant finds in its environment
- * (DESIGN.md, "What a servant sees").
+ * (ARCHITECTURE.md, "The environment contract").
  *
  * | key | value |
  * |---|---|

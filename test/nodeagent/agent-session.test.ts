@@ -68,7 +68,7 @@ describe("nodeagent/agent: NodeAgent and the registry session", function () {
     expect(hb.load1).to.be.at.least(0);
     expect(JSON.parse(hb.factsJson).memory.totalBytes).to.be.greaterThan(0);
 
-    // Installed where DESIGN.md says, current switched, package cached by sha256.
+    // Installed where ARCHITECTURE.md ("Node layout") says, current switched, package cached by sha256.
     const serverDir = path.join(h.dataDir, "servers", "Demo.BinServer");
     expect(fs.readlinkSync(path.join(serverDir, "current"))).to.equal(path.join("releases", "1"));
     expect(await agent.cache.has(h.registry.patches.get(1)!.sha256!)).to.equal(true);
