@@ -249,6 +249,9 @@ export function registerLogin(program: Command): void {
         process.stdout.write(`logged in to ${client.registry} as ${who.user} (${roles})\n`);
       });
     });
+}
+
+export function registerLogout(program: Command): void {
   withClientOptions(program.command("logout").description("forget the cached token and end its session on the registry"))
     .action(async (flags: ClientFlags) => {
       await withClient(flags, async (client) => {

@@ -63,7 +63,7 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   logout: {
     term: "logout [options]", description: "forget the cached token and end its session on the registry",
-    load: () => [require("./client").registerLogin],
+    load: () => [require("./client").registerLogout],
   },
   registry: {
     term: "registry [options]", description: "run a registry: the database owner that agents, proxies and the admin app talk to",

@@ -54,6 +54,15 @@ describe("sgrid loads only what it runs", function () {
     expect(res.modules.filter((m) => HEAVY.test(m))).to.deep.equal([]);
   });
 
+  it("every command of the table loads and answers --help (each module registers its own command only)", () => {
+    const { COMMANDS } = require("../../cli/main") as typeof import("../../cli/main");
+    for (const name of Object.keys(COMMANDS)) {
+      const res = spawnSync(process.execPath, [CLI, name, "--help"], { cwd: out, encoding: "utf8" });
+      expect(res.status, `${name}: ${res.stderr}`).to.equal(0);
+      expect(res.stdout, name).to.match(new RegExp(`^Usage: sgrid ${name} `));
+    }
+  });
+
   it("sgrid registry --help loads the registry (the table is not a stand-in)", () => {
     const res = loadedBy(["registry", "--help"], out);
     expect(res.status, res.stderr).to.equal(0);
