@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
+import { reservePort } from "./ports";
 
 export interface Spawned {
   child: ChildProcess;
@@ -31,15 +32,5 @@ export function startEchoServer(env: Record<string, string>, timeoutMs = 15000):
   });
 }
 
-/** A TCP port that nothing listens on (bound then released). */
-export async function freePort(): Promise<number> {
-  const net = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
+/** A TCP port that nothing listens on, reserved for this test process (helpers/ports.ts: no bind-and-release race). */
+export const freePort = reservePort;
