@@ -3,19 +3,12 @@
  * talking to an agent stand-in over real gRPC on loopback.
  */
 import { expect } from "chai";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Application, Communicator, frameworkVersion, getLogLevel, setLogLevel } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { StandInAgent } from "./agent-standin";
+import { waitFor } from "../helpers/wait";
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 describe("framework admin commands over the local agent channel", function () {
   this.timeout(60_000);

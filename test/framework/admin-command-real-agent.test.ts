@@ -4,17 +4,10 @@
  * with its instance id and token, keeps alive, and answers commands.
  */
 import { expect } from "chai";
-import { setTimeout as sleep } from "node:timers/promises";
 import { LocalChannelServer } from "../../nodeagent/agent";
 import { startEchoServer, type Spawned } from "../helpers/processes";
+import { waitFor } from "../helpers/wait";
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 describe("framework admin commands through the node agent's local channel", function () {
   this.timeout(60_000);

@@ -7,20 +7,13 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Application, ConfigError, NotFoundError, UnavailableError, type ConfigChange } from "sgridnext";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
 import { StandInAgent } from "./agent-standin";
 import { StandInRegistry } from "./registry-standin";
+import { waitFor } from "../helpers/wait";
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 describe("framework config loading", function () {
   this.timeout(60_000);

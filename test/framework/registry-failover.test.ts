@@ -7,7 +7,6 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Application, Communicator, DeadlineExceededError, type DeepPartial, type ServerContext } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import type { EchoReply, EchoRequest } from "../gen/demo/echo";
@@ -15,16 +14,10 @@ import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
 import { freePort, startEchoServer, type Spawned } from "../helpers/processes";
 import { StandInRegistry } from "./registry-standin";
+import { waitFor } from "../helpers/wait";
 
 const OBJ = "Test.EchoServer.EchoObj";
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Calls the proxy from `concurrency` loops until stopped; counts successes, failures and who served. */
 class CallStream {

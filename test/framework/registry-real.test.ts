@@ -7,7 +7,6 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Application, Communicator, type ConfigChange } from "sgridnext";
 import type { InstanceRecord } from "../../registry/store";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
@@ -15,14 +14,8 @@ import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
 import { dialects, uniq } from "../registry/helpers/db";
 import { startTestRegistry, type TestRegistry } from "../registry/helpers/registry";
+import { waitFor } from "../helpers/wait";
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 describe("framework with the real registry [sqlite]", function () {
   this.timeout(90_000);

@@ -11,17 +11,11 @@ import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
 import { StandInRegistry } from "./registry-standin";
+import { waitFor } from "../helpers/wait";
 
 const OBJ = "Test.EchoServer.EchoObj";
 
 /** Polls `cond` until it is true; fails after `timeoutMs` with `what`. */
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 async function startServant(name: string, protocol: "grpc" | "sgrid" = "grpc"): Promise<{ app: Application; port: number; impl: EchoImpl }> {
   const impl = new EchoImpl(name);

@@ -7,6 +7,7 @@ import { Application, Communicator, SgridError, registerErrorClass, transports, 
 import { EchoProxy, ClockProxy } from "../gen/demo/echo.sgrid";
 import { Envelope_Header_Kind, Priority } from "../gen/acme/common/types";
 import { EchoImpl, ClockImpl } from "../helpers/echo-servant";
+import { waitFor } from "../helpers/wait";
 
 class OutOfStockError extends SgridError {
   static readonly CODE = "OUT_OF_STOCK";
@@ -120,7 +121,7 @@ for (const protocol of transports.protocols()) {
         if (++n === 100) break;
       }
       expect(n).to.equal(100);
-      await waitFor(() => servant.streamsClosedEarly > before);
+      await waitFor("servant.streamsClosedEarly > before", () => servant.streamsClosedEarly > before);
     });
 
     it("cancels a bidi stream midway with an AbortSignal", async () => {
@@ -135,7 +136,7 @@ for (const protocol of transports.protocols()) {
         }
       } catch (err) { caught = err; }
       expect(caught).to.be.instanceOf(CancelledError);
-      await waitFor(() => servant.streamsClosedEarly > before);
+      await waitFor("servant.streamsClosedEarly > before", () => servant.streamsClosedEarly > before);
     });
 
     it("propagates cancellation of a unary call to the servant", async () => {
@@ -145,7 +146,7 @@ for (const protocol of transports.protocols()) {
       setTimeout(() => ac.abort(), 100);
       const err = await p.then(() => undefined, (e: unknown) => e);
       expect(err).to.be.instanceOf(CancelledError);
-      await waitFor(() => servant.cancelled.has(`cancel-${protocol}`));
+      await waitFor("servant.cancelled.has(cancel-<protocol>)", () => servant.cancelled.has(`cancel-${protocol}`));
     });
 
     it("applies the deadline: the caller gets DEADLINE_EXCEEDED and the servant sees the deadline", async () => {
@@ -184,10 +185,3 @@ for (const protocol of transports.protocols()) {
   });
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

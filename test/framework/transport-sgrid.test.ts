@@ -22,6 +22,7 @@ import type { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { EchoImpl } from "../helpers/echo-servant";
 import { FIXTURES } from "../helpers/paths";
 import { freePort } from "../helpers/processes";
+import { waitFor } from "../helpers/wait";
 
 /** The fixture servant, plus counters the flow-control and cancellation tests read. */
 class TrackingEcho extends EchoImpl {
@@ -64,13 +65,6 @@ async function* generate<T>(n: number, make: (i: number) => T, state?: { produce
   }
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error("condition not met in time");
-    await sleep(10);
-  }
-}
 
 const caught = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
 
@@ -156,7 +150,7 @@ describe("sgrid transport", function () {
     expect(state.produced).to.equal(before);
     ac.abort();
     expect(await caught(it.next())).to.be.instanceOf(CancelledError);
-    await waitFor(() => state.closed);
+    await waitFor("state.closed", () => state.closed);
   });
 
   it("cancels in both directions: the caller's abort reaches the servant, the servant's early end reaches the caller", async () => {
@@ -165,14 +159,14 @@ describe("sgrid transport", function () {
     await sleep(50);
     ac.abort();
     expect(await caught(p)).to.be.instanceOf(CancelledError);
-    await waitFor(() => servant.cancelled.has("abort-1"));
+    await waitFor("servant.cancelled.has(\"abort-1\")", () => servant.cancelled.has("abort-1"));
 
     const state = { produced: 0, closed: false };
     const texts = ["a", "b", "stop"];
     const got: string[] = [];
     for await (const r of proxy.chat(generate(1_000_000, (i) => ({ text: texts[i] ?? `more-${i}` }), state))) got.push(r.text);
     expect(got).to.deep.equal(["a", "b"]);
-    await waitFor(() => state.closed);
+    await waitFor("state.closed", () => state.closed);
   });
 
   it("delivers a servant's error after the messages it streamed", async () => {
@@ -190,7 +184,7 @@ describe("sgrid transport", function () {
     const err = await caught(proxy.slow({ millis: 10_000, id: "deadline-1" }, { timeoutMs: 150 }));
     expect(err).to.be.instanceOf(DeadlineExceededError);
     expect(Date.now() - started).to.be.within(140, 1500);
-    await waitFor(() => servant.cancelled.has("deadline-1"));
+    await waitFor("servant.cancelled.has(\"deadline-1\")", () => servant.cancelled.has("deadline-1"));
 
     await proxy.say({ text: "d" }, { timeoutMs: 5_000 });
     expect(servant.lastDeadline! - Date.now()).to.be.within(4_000, 5_100);

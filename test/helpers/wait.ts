@@ -28,3 +28,12 @@ export async function pollUntil<T>(what: string, check: Check<T>, opts: PollOpti
     await new Promise((r) => setTimeout(r, opts.everyMs));
   }
 }
+
+/**
+ * The usual wait of a test: `check` every `everyMs` until it returns a truthy
+ * value (returned) or `timeoutMs` passes (an error naming `what`). Every
+ * test waits with this (or pollUntil), never with its own loop.
+ */
+export function waitFor<T>(what: string, check: Check<T>, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
+  return pollUntil(what, check, { timeoutMs, everyMs }) as Promise<NonNullable<T>>;
+}

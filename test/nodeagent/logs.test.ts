@@ -4,18 +4,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LogRotator, rotateFile, tail } from "../../nodeagent/logs";
+import { waitFor } from "../helpers/wait";
 
-function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (cond()) return resolve();
-      if (Date.now() - start > timeoutMs) return reject(new Error("condition not met in time"));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 describe("nodeagent/logs", () => {
   let tmp: string;
@@ -48,9 +38,9 @@ describe("nodeagent/logs", () => {
     rotator.on("rotated", (f: string) => rotated.push(f));
     rotator.add(file);
     rotator.start();
-    await waitFor(() => rotated.length >= 5);
+    await waitFor("rotated.length >= 5", () => rotated.length >= 5);
     rotator.stop();
-    await waitFor(() => fs.statSync(file).size > 0);
+    await waitFor("fs.statSync(file).size > 0", () => fs.statSync(file).size > 0);
     child.kill("SIGTERM");
     await new Promise((r) => child.once("exit", r));
 

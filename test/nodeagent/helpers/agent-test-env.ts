@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
+import { waitFor as sharedWaitFor } from "../../helpers/wait";
 import { isPidLive, listPids, readProcStat } from "../../../nodeagent/process";
 import type { InstanceSupervisor, NodeSupervisor, ObservedState } from "../../../nodeagent";
 
@@ -71,15 +72,9 @@ export function removeTempDir(dir: string | undefined): void {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** Polls `fn` until it returns a truthy value; fails the test after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 5000, intervalMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
+/** The shared wait (helpers/wait.ts), with the shorter default the in-process agent tests use. */
+export function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 5000, intervalMs = 25): Promise<NonNullable<T>> {
+  return sharedWaitFor(what, fn as () => Promise<T | undefined>, timeoutMs, intervalMs);
 }
 
 /** Live (non-zombie) processes whose command line contains `marker`. */
