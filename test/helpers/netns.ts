@@ -21,6 +21,7 @@ import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { promisify } from "node:util";
+import { pidAlive } from "./pid";
 
 const run = promisify(execFile);
 
@@ -52,14 +53,6 @@ async function ip(args: string[]): Promise<string> {
   return stdout;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Kills every process inside a namespace (SIGKILL). Never throws. */
 export async function killInNetns(ns: string): Promise<void> {

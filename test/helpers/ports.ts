@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { pidAlive } from "./pid";
 
 const FIRST = 10_000;
 const BLOCK = 100;
@@ -27,14 +28,6 @@ const LOCK_DIR = path.join(os.tmpdir(), "sgrid-test-ports");
 let block: number | undefined;
 let next = 0;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Claims a block no live process holds; starts at a pid-derived block so processes rarely contend. */
 function claimBlock(): number {
@@ -48,7 +41,7 @@ function claimBlock(): number {
     } catch {
       const owner = Number(fs.readFileSync(lock, "utf8").trim());
       if (owner === process.pid && b !== block) return b;
-      if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
+      if (!Number.isInteger(owner) || owner <= 0 || !pidAlive(owner)) {
         // A dead process's block: take it over (rename makes the takeover atomic).
         const tmp = `${lock}.${process.pid}`;
         fs.writeFileSync(tmp, String(process.pid));

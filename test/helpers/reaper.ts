@@ -21,6 +21,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "./paths";
+import { pidAlive } from "./pid";
 
 const RUN_ENV = "SGRID_TEST_RUN";
 const CGROUP_BASE = "/sys/fs/cgroup";
@@ -28,14 +29,6 @@ const CGROUP_NAME = /^sgrid-(?:test|e2e)-(\d+)(?:\b|-|$)/;
 const NETNS_NAME = /^sge2e-(\d+)-\d+$/;
 const OUTPUT_NAME = /^.+-(\d+)-[0-9a-z]+$/;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function kill(pid: number): void {
   if (pid === process.pid || pid <= 1) return;
@@ -173,7 +166,7 @@ export function reapRun(pid: number): void {
 
 /** {@link reapRun} for every run whose mocha process no longer exists. Never throws. */
 export function reapDeadRuns(): void {
-  reap((run) => run !== process.pid && !alive(run));
+  reap((run) => run !== process.pid && !pidAlive(run));
 }
 
 /**

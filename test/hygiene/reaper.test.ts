@@ -10,16 +10,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT, outputDir } from "../helpers/paths";
 import { reapDeadRuns } from "../helpers/reaper";
+import { pidAlive } from "../helpers/pid";
 import { pollUntil } from "../helpers/wait";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Runs the leaver fixture in a child mocha and resolves with the pids it left, once they run. */
 async function startLeaver(): Promise<{ child: ReturnType<typeof spawn>; pids: Record<string, number>; exited: Promise<unknown> }> {
@@ -40,10 +33,10 @@ describe("test hygiene: a killed run leaves nothing running @slow", function () 
     it(`on ${signal}, the run ends the processes and cgroups it started`, async () => {
       const { child, pids, exited } = await startLeaver();
       const left = Object.entries(pids).filter(([k]) => k !== "mocha");
-      for (const [what, pid] of left) expect(alive(pid), what).to.equal(true);
+      for (const [what, pid] of left) expect(pidAlive(pid), what).to.equal(true);
       child.kill(signal);
       await exited;
-      for (const [what, pid] of left) await pollUntil(`${what} (${pid}) gone`, () => !alive(pid), { timeoutMs: 5000, everyMs: 20 });
+      for (const [what, pid] of left) await pollUntil(`${what} (${pid}) gone`, () => !pidAlive(pid), { timeoutMs: 5000, everyMs: 20 });
       expect(fs.existsSync(`/sys/fs/cgroup/memory/sgrid-test-${pids.mocha}-leaver`), "its cgroup").to.equal(false);
     });
   }
@@ -53,9 +46,9 @@ describe("test hygiene: a killed run leaves nothing running @slow", function () 
     child.kill("SIGKILL");
     await exited;
     const left = Object.entries(pids).filter(([k]) => k !== "mocha");
-    for (const [what, pid] of left) expect(alive(pid), `${what} survives SIGKILL of its run`).to.equal(true);
+    for (const [what, pid] of left) expect(pidAlive(pid), `${what} survives SIGKILL of its run`).to.equal(true);
     reapDeadRuns();
-    for (const [what, pid] of left) await pollUntil(`${what} (${pid}) gone`, () => !alive(pid), { timeoutMs: 5000, everyMs: 20 });
+    for (const [what, pid] of left) await pollUntil(`${what} (${pid}) gone`, () => !pidAlive(pid), { timeoutMs: 5000, everyMs: 20 });
     await pollUntil("the dead run's cgroup removed", () => {
       reapDeadRuns();
       return !fs.existsSync(`/sys/fs/cgroup/memory/sgrid-test-${pids.mocha}-leaver`);
