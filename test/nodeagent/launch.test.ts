@@ -100,6 +100,21 @@ describe("nodeagent/launch", () => {
     expect(Object.keys(seen.env).filter((k) => k.startsWith("SGRID_")).sort()).to.deep.equal([...ENV_CONTRACT_KEYS].sort());
   });
 
+  it("starts a bundled release with --enable-source-maps when its manifest asks, unless the instance's node options decide", async () => {
+    const r = await release("sm-1", {
+      "sgrid.json": JSON.stringify({ app: "Demo", server: "HelloServer", type: "node", entry: "main.js", sourceMaps: true }),
+      "main.js": "console.log(JSON.stringify(process.execArgv));",
+    });
+    const base = { manifest: r.manifest, releaseDir: r.dir, version: "sm-1", type: "node" as const, context: ctx };
+    const asked = await buildLaunchSpec({ ...base, instance: { nodeOptions: ["--max-old-space-size=64"] } });
+    expect(JSON.parse((await run(asked)).stdout)).to.deep.equal(["--enable-source-maps", "--max-old-space-size=64"]);
+    const decided = await buildLaunchSpec({ ...base, instance: { nodeOptions: ["--no-enable-source-maps"] } });
+    expect(JSON.parse((await run(decided)).stdout)).to.deep.equal(["--no-enable-source-maps"]);
+    const plain = await buildLaunchSpec({ ...base, manifest: { ...r.manifest, sourceMaps: undefined }, instance: {} });
+    expect(plain.args, "a release without the flag: no node option added").to.have.length(1);
+    expect(plain.args[0]).to.match(/main\.js$/);
+  });
+
   it("starts a binary servant (a shell script) from inside the release", async () => {
     const r = await release("b1", {
       "sgrid.json": JSON.stringify({ app: "Demo", server: "HelloServer", type: "binary", entry: "bin/server" }),
