@@ -85,6 +85,12 @@ export class DeadlineExceededError extends define("DEADLINE_EXCEEDED", Status.DE
 export class CancelledError extends define("CANCELLED", Status.CANCELLED) {}
 /** The peer could not be reached, or went away; safe to retry elsewhere. */
 export class UnavailableError extends define("UNAVAILABLE", Status.UNAVAILABLE, true) {}
+/** The operation was aborted (a concurrency conflict, a transaction abort); worth retrying at a higher level. */
+export class AbortedError extends define("ABORTED", Status.ABORTED, true) {}
+/** A value is past the valid range (an offset past the end, a page past the last one). */
+export class OutOfRangeError extends define("OUT_OF_RANGE", Status.OUT_OF_RANGE) {}
+/** Unrecoverable data loss or corruption. */
+export class DataLossError extends define("DATA_LOSS", Status.DATA_LOSS) {}
 /** The method is not implemented by the servant. */
 export class UnimplementedError extends define("UNIMPLEMENTED", Status.UNIMPLEMENTED) {}
 /** Something unexpected failed on the other side; details are in its log, not on the wire. */
@@ -113,7 +119,7 @@ export function registerErrorClass(cls: ErrorCtor & { readonly CODE: string }): 
 for (const cls of [
   InvalidArgumentError, NotFoundError, AlreadyExistsError, UnauthenticatedError, PermissionDeniedError,
   FailedPreconditionError, ResourceExhaustedError, DeadlineExceededError, CancelledError, UnavailableError,
-  UnimplementedError, InternalError, UnknownError, EndpointParseError, NoEndpointError, BindError, CodegenError, ConfigError,
+  AbortedError, OutOfRangeError, DataLossError, UnimplementedError, InternalError, UnknownError, EndpointParseError, NoEndpointError, BindError, CodegenError, ConfigError,
 ]) registerErrorClass(cls);
 
 /** Every registered code; the documentation test compares this with ERRORS.md. */
@@ -121,8 +127,10 @@ export function registeredErrorCodes(): string[] {
   return [...byCode.keys()].sort();
 }
 
+/** The code each status is rebuilt as when the peer sent no Sgrid code (a plain gRPC peer): every status 1..16 has its class. */
 const STATUS_DEFAULT_CODE: Partial<Record<Status, string>> = {
   [Status.CANCELLED]: "CANCELLED",
+  [Status.UNKNOWN]: "UNKNOWN",
   [Status.INVALID_ARGUMENT]: "INVALID_ARGUMENT",
   [Status.DEADLINE_EXCEEDED]: "DEADLINE_EXCEEDED",
   [Status.NOT_FOUND]: "NOT_FOUND",
@@ -130,25 +138,32 @@ const STATUS_DEFAULT_CODE: Partial<Record<Status, string>> = {
   [Status.PERMISSION_DENIED]: "PERMISSION_DENIED",
   [Status.RESOURCE_EXHAUSTED]: "RESOURCE_EXHAUSTED",
   [Status.FAILED_PRECONDITION]: "FAILED_PRECONDITION",
+  [Status.ABORTED]: "ABORTED",
+  [Status.OUT_OF_RANGE]: "OUT_OF_RANGE",
   [Status.UNIMPLEMENTED]: "UNIMPLEMENTED",
   [Status.INTERNAL]: "INTERNAL",
   [Status.UNAVAILABLE]: "UNAVAILABLE",
+  [Status.DATA_LOSS]: "DATA_LOSS",
   [Status.UNAUTHENTICATED]: "UNAUTHENTICATED",
 };
 
 /**
  * Rebuilds an error received from the wire. With a registered code, the same
  * class; with an unregistered code, a plain SgridError carrying that code and
- * status; without a code, the class for the status.
+ * status; without a code, the class for the status. A status outside 1..16
+ * (an error sent as OK, or a number gRPC does not define) is UNKNOWN.
  */
 export function errorFromWire(status: number, message: string, code?: string, data?: Record<string, unknown>): SgridError {
+  if (!(status >= 1 && status <= 16)) {
+    return new UnknownError(`${message} (the peer sent status ${status}, which is not an error status)`, data);
+  }
   const wanted = code ?? STATUS_DEFAULT_CODE[status as Status] ?? "UNKNOWN";
   const cls = byCode.get(wanted);
   if (cls) {
     const err = new cls(message, data);
     if (err.status === status || code === undefined) return err;
   }
-  return new SgridError(wanted, message, { status: status as Status, retryable: status === Status.UNAVAILABLE, data });
+  return new SgridError(wanted, message, { status: status as Status, retryable: status === Status.UNAVAILABLE || status === Status.ABORTED, data });
 }
 
 /**

@@ -7,9 +7,10 @@
  * - UNAVAILABLE (the servant could not be reached, or the connection went away
  *   before it answered) is retried at once on another endpoint, for unary and
  *   server-streaming calls that have not yet received a message;
- * - any other failure (DEADLINE_EXCEEDED, INTERNAL, business errors) is retried
- *   only for methods marked idempotent (`option idempotency_level`), and
- *   never once the deadline has passed;
+ * - INTERNAL, ABORTED and RESOURCE_EXHAUSTED are retried only for methods
+ *   marked idempotent (`option idempotency_level`), and never once the
+ *   deadline has passed; every other status (CANCELLED, DEADLINE_EXCEEDED,
+ *   UNKNOWN, business errors) is never retried (table in ERRORS.md);
  * - client-streaming and bidi calls are never retried (their input is consumed).
  */
 import { endpointKey, type Endpoint } from "../endpoint";
@@ -43,8 +44,13 @@ export type ChannelProvider = (endpoint: Endpoint) => ClientChannel;
 
 const EMPTY_METADATA: Metadata = Object.freeze({}) as Metadata;
 
-/** Statuses worth another endpoint for an idempotent method (not business errors such as NOT_FOUND). */
-const IDEMPOTENT_RETRY: ReadonlySet<Status> = new Set([Status.UNAVAILABLE, Status.INTERNAL, Status.UNKNOWN, Status.ABORTED, Status.RESOURCE_EXHAUSTED]);
+/**
+ * Statuses worth another endpoint for an idempotent method (ERRORS.md, "Retries"): the endpoint was
+ * unhealthy or contended. Not UNKNOWN (the outcome is unknown, and a plain peer's UNKNOWN is usually a
+ * bug that repeats), not CANCELLED / DEADLINE_EXCEEDED (the caller's budget is spent), and not the
+ * business statuses (NOT_FOUND, INVALID_ARGUMENT, ...), which another endpoint answers the same way.
+ */
+const IDEMPOTENT_RETRY: ReadonlySet<Status> = new Set([Status.UNAVAILABLE, Status.INTERNAL, Status.ABORTED, Status.RESOURCE_EXHAUSTED]);
 
 function isNotDelivered(err: unknown): boolean {
   return err instanceof SgridError && err.status === Status.UNAVAILABLE;
