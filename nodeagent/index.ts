@@ -23,7 +23,7 @@ export {
 } from "./process";
 
 // ---- durable state ----------------------------------------------------------------
-export { StateStore, type StateStoreOptions, writeFileAtomic } from "./state";
+export { StateStore, type StateStoreOptions, writeStateFile } from "./state";
 
 // ---- supervision ------------------------------------------------------------------
 export * from "./supervisor";

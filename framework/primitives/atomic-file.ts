@@ -10,6 +10,7 @@
  * rename itself is on disk. The temp file is removed when a step fails.
  */
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 
@@ -50,6 +51,16 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
 export async function readFileIfExists(file: string): Promise<string | undefined> {
   try {
     return await fsp.readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** {@link readFileIfExists} for synchronous start-up paths (a cache read once before anything runs). */
+export function readFileIfExistsSync(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;

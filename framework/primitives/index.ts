@@ -5,6 +5,6 @@
  */
 export { Backoff, BACKOFF_DEFAULTS, type BackoffPolicy } from "./backoff";
 export { AsyncQueue } from "./async-queue";
-export { writeFileAtomic, readFileIfExists, LatestWriter, type AtomicWriteOptions } from "./atomic-file";
+export { writeFileAtomic, readFileIfExists, readFileIfExistsSync, LatestWriter, type AtomicWriteOptions } from "./atomic-file";
 export { KeyedMutex } from "./keyed-mutex";
 export { PeriodicTask, type PeriodicTaskOptions } from "./periodic-task";

@@ -21,7 +21,7 @@ import { getLogger } from "../logger";
 import type { ChannelProvider } from "../proxy/invoker";
 import type { EndpointSource } from "../proxy/endpoint-source";
 import { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
-import { LatestWriter } from "./atomic-file";
+import { LatestWriter } from "../primitives";
 import { RegistryEndpointSource, type SourceState } from "./registry-endpoint-source";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
 

@@ -6,7 +6,7 @@
  * It is what lets an agent restarted after `kill -9` re-adopt its servants
  * instead of starting duplicates, and supervise on from the last desired
  * state while the registry is away. Every change is written with
- * {@link writeFileAtomic}; writes are serialised and coalesced (changes made
+ * {@link writeStateFile}; writes are serialised and coalesced (changes made
  * while a write runs go into the next one), and the promise a change returns
  * resolves once a write that contains it is durable.
  *
@@ -18,7 +18,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { getLogger } from "sgridnext";
 import { StateCorruptError } from "../errors";
-import { writeFileAtomic } from "./atomic-file";
+import { writeStateFile } from "./write-state-file";
 
 /** On-disk format. */
 export interface AgentStateFile<T> {
@@ -131,6 +131,6 @@ export class StateStore<T> {
 
   private async writeNow(): Promise<void> {
     const data: AgentStateFile<T> = { version: 1, savedAt: new Date().toISOString(), instances: Object.fromEntries(this.records) };
-    await writeFileAtomic(this.file, `${JSON.stringify(data, null, 2)}\n`);
+    await writeStateFile(this.file, `${JSON.stringify(data, null, 2)}\n`);
   }
 }

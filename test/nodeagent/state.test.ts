@@ -5,7 +5,7 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { StateStore, writeFileAtomic, StateWriteError } from "../../nodeagent";
+import { StateStore, writeStateFile, StateWriteError } from "../../nodeagent";
 import { makeTempDir, removeTempDir } from "./helpers/agent-test-env";
 
 interface Rec { n: number; name?: string }
@@ -17,8 +17,8 @@ describe("nodeagent/state", () => {
 
   it("writes atomically: the file is replaced whole, mode 0600, and no temp file is left behind", async () => {
     const file = path.join(dir, "sub", "x.json");
-    await writeFileAtomic(file, "one");
-    await writeFileAtomic(file, "two");
+    await writeStateFile(file, "one");
+    await writeStateFile(file, "two");
     expect(fs.readFileSync(file, "utf8")).to.equal("two");
     expect(fs.statSync(file).mode & 0o777).to.equal(0o600);
     expect(fs.readdirSync(path.dirname(file))).to.deep.equal(["x.json"]);
@@ -26,10 +26,10 @@ describe("nodeagent/state", () => {
 
   it("reports a failed write as StateWriteError and leaves the old content", async () => {
     const file = path.join(dir, "x.json");
-    await writeFileAtomic(file, "old");
+    await writeStateFile(file, "old");
     fs.mkdirSync(path.join(dir, "blocker"));
     try {
-      await writeFileAtomic(path.join(dir, "blocker"), "new"); // rename over a directory fails
+      await writeStateFile(path.join(dir, "blocker"), "new"); // rename over a directory fails
       expect.fail("wrote over a directory");
     } catch (err) {
       expect(err).to.be.instanceOf(StateWriteError);
