@@ -5,8 +5,7 @@
  * Kept apart from the tests' stand-in so the benchmark has no test imports.
  */
 import * as crypto from "node:crypto";
-import { Application, type DeepPartial, type ServerContext } from "sgridnext";
-import { AsyncQueue } from "../../nodeagent";
+import { Application, AsyncQueue, type DeepPartial, type ServerContext } from "sgridnext";
 import { NodeSessionServant } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type { AgentMessage, DownloadPatchRequest, InstanceDesired, InstanceObserved, PatchChunk, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 

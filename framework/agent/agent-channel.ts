@@ -27,7 +27,7 @@ import type { DeepPartial } from "../transport/base";
 import type { AgentMessage, ServantMessage } from "../gen/sgrid/agent/v1/agent";
 import { AgentProxy } from "../gen/sgrid/agent/v1/agent.sgrid";
 import type { CommandRegistry } from "./commands";
-import { PushQueue } from "./push-queue";
+import { AsyncQueue, Backoff } from "../primitives";
 
 const log = getLogger("agent.channel");
 
@@ -52,7 +52,7 @@ export interface AgentChannelOptions {
 
 export const AGENT_CHANNEL_DEFAULTS = Object.freeze({ reconnectMs: 500, maxReconnectMs: 10_000, keepaliveMs: 5_000 });
 
-type Outgoing = PushQueue<DeepPartial<ServantMessage>>;
+type Outgoing = AsyncQueue<DeepPartial<ServantMessage>>;
 
 export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [string]; command: [string] }> {
   private readonly proxy: AgentProxy;
@@ -101,7 +101,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
   /** Ends the stream and stops reconnecting. Idempotent; never throws. */
   close(): void {
     if (this.abort.signal.aborted) return;
-    this.out?.end();
+    this.out?.close();
     this.abort.abort();
     this.stopKeepalive();
     this.connectedNow = false;
@@ -139,10 +139,10 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
 
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
-    let delay = this.opts.reconnectMs;
+    const backoff = new Backoff({ initialMs: this.opts.reconnectMs, maxMs: Math.max(this.opts.reconnectMs, this.opts.maxReconnectMs), jitter: 0.25 });
     let lastError = "";
     while (!signal.aborted) {
-      const out: Outgoing = new PushQueue();
+      const out: Outgoing = new AsyncQueue();
       this.out = out;
       out.push({ kind: { $case: "hello", value: { instanceId: this.options.instanceId, token: this.options.token, pid: process.pid, version: this.options.version } } });
       if (this.readyObjs) out.push({ kind: { $case: "ready", value: { objs: this.readyObjs } } });
@@ -152,7 +152,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
         for await (const msg of this.proxy.channel(out, { signal })) {
           if (!this.connectedNow) {
             this.connectedNow = true;
-            delay = this.opts.reconnectMs;
+            backoff.reset();
             lastError = "";
             log.info({ agent: this.options.agent }, "agent channel open");
             this.emit("connected");
@@ -162,7 +162,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
       } catch (err) {
         why = err instanceof SgridError ? `${err.code}: ${err.message}` : String(err);
       }
-      out.end();
+      out.close();
       this.stopKeepalive();
       const was = this.connectedNow;
       this.connectedNow = false;
@@ -170,9 +170,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
       if (was) this.emit("disconnected", why);
       if (why !== lastError) log.warn({ agent: this.options.agent, err: why }, "agent channel lost; reconnecting");
       lastError = why;
-      const jittered = delay * (0.75 + Math.random() * 0.5);
-      delay = Math.min(delay * 2, this.opts.maxReconnectMs);
-      try { await sleep(jittered, undefined, { signal }); } catch { return; }
+      try { await sleep(backoff.next(), undefined, { signal }); } catch { return; }
     }
   }
 }

@@ -13,13 +13,13 @@
  * deterministic.
  */
 export interface BackoffPolicy {
-  /** First delay, ms. Default 500. */
+  /** First delay, ms (0: retry at once, every time). Default 500. */
   initialMs: number;
   /** Upper bound, ms. Default 30000. */
   maxMs: number;
   /** Growth factor per failed attempt. Default 2. */
   multiplier: number;
-  /** Relative jitter in [0, 1): the delay is drawn from [d*(1-j), d*(1+j)]. Default 0.2. */
+  /** Relative jitter in [0, 1]: the delay is drawn from [d*(1-j), d*(1+j)]. Default 0.2. */
   jitter: number;
 }
 
@@ -29,11 +29,11 @@ export class Backoff {
   private attempt = 0;
   readonly policy: Readonly<BackoffPolicy>;
 
-  /** Throws TypeError for a policy that cannot work (non-positive delays, max below initial, shrinking, jitter outside [0, 1)). */
+  /** Throws TypeError for a policy that cannot work (negative delays, max below initial, shrinking, jitter outside [0, 1]). */
   constructor(policy: Partial<BackoffPolicy> = {}, private readonly random: () => number = Math.random) {
     this.policy = Object.freeze({ ...BACKOFF_DEFAULTS, ...policy });
     const p = this.policy;
-    if (!(p.initialMs > 0) || !(p.maxMs >= p.initialMs) || !(p.multiplier >= 1) || !(p.jitter >= 0 && p.jitter < 1)) {
+    if (!(p.initialMs >= 0) || !(p.maxMs >= p.initialMs) || !(p.multiplier >= 1) || !(p.jitter >= 0 && p.jitter <= 1)) {
       throw new TypeError(`invalid backoff policy ${JSON.stringify(p)}`);
     }
   }

@@ -15,6 +15,7 @@
  * >= 50% over >= 2 calls in 60 s; retry after 30 s. Ours react faster because
  * a proxy here also learns of dead endpoints from the registry within 1 s.
  */
+import { Backoff } from "../primitives";
 import { endpointKey, type Endpoint } from "../endpoint";
 
 export interface EndpointHealthOptions {
@@ -47,7 +48,7 @@ interface State {
   calls: number;
   failures: number;
   asideUntil: number; // 0 = usable
-  pause: number;
+  pause: Backoff; // pauses before probes: retryAfterMs, doubling per failed probe
   probing: boolean;
 }
 
@@ -63,7 +64,7 @@ export class EndpointHealth {
     const key = endpointKey(ep);
     let s = this.states.get(key);
     if (!s) {
-      s = { consecutive: 0, windowStart: Date.now(), calls: 0, failures: 0, asideUntil: 0, pause: this.opts.retryAfterMs, probing: false };
+      s = { consecutive: 0, windowStart: Date.now(), calls: 0, failures: 0, asideUntil: 0, pause: new Backoff({ initialMs: this.opts.retryAfterMs, maxMs: Math.max(this.opts.retryAfterMs, this.opts.maxRetryAfterMs), jitter: 0 }), probing: false };
       this.states.set(key, s);
     }
     return s;
@@ -104,7 +105,7 @@ export class EndpointHealth {
     this.roll(s);
     s.calls++;
     s.consecutive = 0;
-    if (s.asideUntil !== 0) { s.asideUntil = 0; this.asideCount--; s.pause = this.opts.retryAfterMs; s.probing = false; s.calls = 1; s.failures = 0; }
+    if (s.asideUntil !== 0) { s.asideUntil = 0; this.asideCount--; s.pause.reset(); s.probing = false; s.calls = 1; s.failures = 0; }
   }
 
   failure(ep: Endpoint): void {
@@ -115,11 +116,11 @@ export class EndpointHealth {
     s.consecutive++;
     const now = Date.now();
     if (s.asideUntil !== 0) {
-      if (s.probing) { s.pause = Math.min(s.pause * 2, this.opts.maxRetryAfterMs); s.asideUntil = now + s.pause; s.probing = false; }
+      if (s.probing) { s.asideUntil = now + s.pause.next(); s.probing = false; }
       return;
     }
     const ratioTrip = s.calls >= this.opts.minCalls && s.failures / s.calls >= this.opts.failureRatio;
-    if (s.consecutive >= this.opts.consecutiveFailures || ratioTrip) { s.asideUntil = now + s.pause; this.asideCount++; }
+    if (s.consecutive >= this.opts.consecutiveFailures || ratioTrip) { s.asideUntil = now + s.pause.next(); this.asideCount++; }
   }
 
   /** True when the endpoint is currently set aside. */

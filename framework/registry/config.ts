@@ -29,7 +29,7 @@ import type { ChannelProvider } from "../proxy/invoker";
 import { Status } from "../status";
 import { nameProblem } from "../contract/names";
 import { ConfigProxy } from "../gen/sgrid/registry/v1/config.sgrid";
-import { readFileIfExists, writeFileAtomic } from "./atomic-file";
+import { Backoff, readFileIfExistsSync, writeFileAtomic } from "../primitives";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
 
 const log = getLogger("config");
@@ -168,7 +168,8 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
       // Unreachable answers are retried until timeoutMs has passed: a registry that has just come
       // back is often still behind grpc's reconnect backoff for a second or two.
       const until = Date.now() + this.timeoutMs;
-      for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+      const backoff = new Backoff({ initialMs: 100, maxMs: 1000, jitter: 0.2 });
+      for (;;) {
         try {
           const reply = await proxy.load({ instance: { application: app, server, node: node ?? "" }, fileName: file }, { metadata: registryMetadata(this.options.token), timeoutMs: Math.max(1, until - Date.now()) });
           const value = parseConfig(file, reply.content, reply.version);
@@ -179,6 +180,7 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
           if (!unreachable(err)) throw err;
           reason = err;
         }
+        const delay = backoff.next();
         if (Date.now() + delay >= until) break;
         await sleep(delay);
       }
@@ -197,9 +199,9 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
   private fromConfDir(file: string): LoadedConfig | undefined {
     const p = this.paths(file);
     if (!p) return undefined;
-    const text = readFileIfExists(p.content);
+    const text = readFileIfExistsSync(p.content);
     if (text === undefined) return undefined;
-    const version = (readFileIfExists(p.version) ?? "").trim();
+    const version = (readFileIfExistsSync(p.version) ?? "").trim();
     return Object.freeze({ file, value: parseConfig(file, text, version), text, version, source: "cache", loadedAt: Date.now() });
   }
 

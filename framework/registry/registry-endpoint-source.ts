@@ -31,7 +31,7 @@ import type { Metadata } from "../transport/base";
 import type { FindObjectReply } from "../gen/sgrid/registry/v1/query";
 import type { Endpoint as RegistryEndpoint } from "../gen/sgrid/registry/v1/types";
 import type { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
-import { readFileIfExists, type LatestWriter } from "./atomic-file";
+import { Backoff, readFileIfExistsSync, type LatestWriter } from "../primitives";
 
 const log = getLogger("registry.resolver");
 
@@ -127,7 +127,7 @@ export class RegistryEndpointSource implements EndpointSource {
     const file = this.cacheFile;
     if (!file) return;
     try {
-      const text = readFileIfExists(file);
+      const text = readFileIfExistsSync(file);
       if (text === undefined) return;
       const cached = JSON.parse(text) as CachedList;
       if (cached.obj !== this.obj || !Array.isArray(cached.endpoints)) return;
@@ -237,7 +237,7 @@ export class RegistryEndpointSource implements EndpointSource {
   }
 
   private async watchLoop(): Promise<void> {
-    let delay = this.timing.watchRetryMs;
+    const backoff = new Backoff({ initialMs: this.timing.watchRetryMs, maxMs: Math.max(this.timing.watchRetryMs, this.timing.maxWatchRetryMs), jitter: 0.25 });
     const signal = this.abort.signal;
     while (!signal.aborted) {
       let received = false;
@@ -246,7 +246,7 @@ export class RegistryEndpointSource implements EndpointSource {
       try {
         for await (const reply of this.query.watchObject({ obj: this.obj }, { metadata: this.metadata, signal: AbortSignal.any([signal, watchAbort.signal]) })) {
           received = true;
-          delay = this.timing.watchRetryMs;
+          backoff.reset();
           this.apply(reply, "watch");
         }
         if (!signal.aborted && !watchAbort.signal.aborted) this.noteError(new Error("watch stream ended"), "WatchObject");
@@ -265,12 +265,10 @@ export class RegistryEndpointSource implements EndpointSource {
       if (signal.aborted) return;
       if (this.stateNow === "watching") this.stateNow = "polling";
       // Restarted on purpose (see apply): re-watch at once.
-      if (watchAbort.signal.aborted) { delay = this.timing.watchRetryMs; continue; }
+      if (watchAbort.signal.aborted) { backoff.reset(); continue; }
       // A watch that was up may have missed a change while it broke: ask once at once.
       if (received) await this.refresh("watch broke");
-      const jittered = delay * (0.75 + Math.random() * 0.5);
-      delay = Math.min(delay * 2, this.timing.maxWatchRetryMs);
-      try { await sleep(jittered, undefined, { signal }); } catch { return; }
+      try { await sleep(backoff.next(), undefined, { signal }); } catch { return; }
     }
   }
 }

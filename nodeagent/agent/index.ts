@@ -14,8 +14,6 @@ export { type NodeAgentOptions, type ResolvedNodeAgentOptions, NODE_AGENT_DEFAUL
 // ---- registry session and local channel -----------------------------------------------
 export { RegistrySession, type RegistrySessionOptions, SESSION_DEFAULTS } from "./registry-session";
 export { LocalChannelServer, type LocalChannelOptions, type CommandOutcome, LOCAL_CHANNEL_DEFAULTS, tokensEqual } from "./local-channel";
-export { Backoff, type BackoffPolicy, BACKOFF_DEFAULTS } from "./backoff";
-export { AsyncQueue } from "./async-queue";
 
 // ---- desired and observed mapping ---------------------------------------------------------
 export {

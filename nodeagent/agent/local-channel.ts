@@ -23,10 +23,9 @@
  */
 import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
-import { Application, UnavailableError, getLogger, type DeepPartial, type ServerContext } from "sgridnext";
+import { Application, AsyncQueue, UnavailableError, getLogger, type DeepPartial, type ServerContext } from "sgridnext";
 import { AgentServant } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
 import type { AgentMessage, ServantHello, ServantMessage } from "sgridnext/gen/sgrid/agent/v1/agent";
-import { AsyncQueue } from "./async-queue";
 import { ChannelAuthError, NoServantChannelError, ServantCommandTimeoutError } from "./errors";
 
 const log = getLogger("agent.channel");

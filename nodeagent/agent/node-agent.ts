@@ -29,7 +29,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { envRootCerts, getLogger, InvalidArgumentError, SgridError } from "sgridnext";
+import { Backoff, envRootCerts, getLogger, InvalidArgumentError, SgridError } from "sgridnext";
 import { InstanceNotFoundError } from "../errors";
 import {
   DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
@@ -38,9 +38,8 @@ import { collectNodeFacts, agentVersion } from "../facts";
 import { resolve as resolveHealthCheck } from "../health";
 import { PackageCache, PackageManifestError, ReleaseManager, type PackageManifest } from "../install";
 import { LogRotator, tail } from "../logs";
-import { writeFileAtomic } from "../state";
+import { writeStateFile } from "../state";
 import { NodeSupervisor, type HealthCheckFactory, type InstanceState, type SupervisorOptions } from "../supervisor";
-import { Backoff } from "./backoff";
 import { AGENT_ENV, instanceKey, patchVersion, serverType, toDesiredSpec } from "./desired-mapper";
 import { LocalChannelServer, LOCAL_CHANNEL_DEFAULTS } from "./local-channel";
 import { classifyEvent, toInstanceObserved, type ObservedEvent } from "./observed-mapper";
@@ -547,7 +546,7 @@ export class NodeAgent {
         const bound = await ch.start();
         if (listen !== wanted || remembered !== bound) {
           if (remembered && remembered !== bound) log.warn({ was: remembered, now: bound }, "local channel moved to another port; servants get the new SGRID_AGENT when next started");
-          await writeFileAtomic(agentFile, JSON.stringify({ agentListen: bound }));
+          await writeStateFile(agentFile, JSON.stringify({ agentListen: bound }));
         }
         return ch;
       } catch (err) {
@@ -561,7 +560,7 @@ export class NodeAgent {
   private saveDesired(state: DesiredState): void {
     const file = path.join(this.stateDir, "desired.json");
     const text = JSON.stringify({ version: 1, savedAt: new Date().toISOString(), desired: DesiredState.toJSON(state) });
-    this.desiredWrite = this.desiredWrite.then(() => writeFileAtomic(file, text)).catch((err: unknown) => {
+    this.desiredWrite = this.desiredWrite.then(() => writeStateFile(file, text)).catch((err: unknown) => {
       log.error({ err: (err as Error).message }, "cannot persist the desired state");
     });
   }

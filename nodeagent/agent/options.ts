@@ -26,13 +26,12 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
-import { ConfigError, nameRefinement } from "sgridnext";
+import { ConfigError, nameRefinement, type BackoffPolicy } from "sgridnext";
 import type { CgroupBackend, DetectCgroupsOptions } from "../cgroups";
 import type { ProcessWranglerOptions } from "../process";
 import type { SupervisorOptions } from "../supervisor";
 import type { UnpackLimits } from "../install";
 import type { LogRotatorOptions } from "../logs";
-import type { BackoffPolicy } from "./backoff";
 
 export interface NodeAgentOptions {
   /** Registry endpoints: `host:port`, or `grpcs://host:port` for a registry serving TLS (CA from SGRID_TLS_CA, else system roots). Required, at least one. */

@@ -8,7 +8,7 @@
  * state (again on every change) and sends admin commands. Heartbeats go at
  * the interval the last desired state named (default 5 s). When the stream
  * fails or ends, the session reconnects after an exponential, jittered
- * delay (see backoff.ts), trying the next registry endpoint each time an
+ * delay (sgridnext's Backoff), trying the next registry endpoint each time an
  * attempt fails before a desired state arrived; the delay resets once a
  * desired state is received. Nothing here stops supervision: the agent
  * supervises on from its last desired state while disconnected.
@@ -17,14 +17,12 @@
  * The token is never logged.
  */
 import { EventEmitter } from "node:events";
-import { Communicator, getLogger, type DeepPartial } from "sgridnext";
+import { AsyncQueue, Backoff, Communicator, getLogger, type BackoffPolicy, type DeepPartial } from "sgridnext";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type {
   AgentMessage, DesiredState, Heartbeat, InstanceCommand, InstanceObserved, NodeHello,
 } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { PackageFetcher } from "../install";
-import { AsyncQueue } from "./async-queue";
-import { Backoff, type BackoffPolicy } from "./backoff";
 
 const log = getLogger("agent.session");
 

@@ -34,7 +34,7 @@
  *   the crash window is cleared, so rare crashes never add up to FAILED.
  */
 import { z } from "zod";
-import { ConfigError } from "sgridnext";
+import { Backoff, ConfigError } from "sgridnext";
 
 export interface RestartPolicy {
   /** Delay before the first restart after a stable run, ms. Default 1000. */
@@ -95,16 +95,18 @@ export function restartPolicy(partial: Partial<RestartPolicy> = {}): Readonly<Re
 
 export class RestartTracker {
   readonly policy: Readonly<RestartPolicy>;
-  private attempts = 0;
+  private readonly backoff: Backoff;
   private history: number[] = [];
 
-  constructor(policy: Partial<RestartPolicy> = {}, private readonly random: () => number = Math.random, private readonly now: () => number = Date.now) {
+  constructor(policy: Partial<RestartPolicy> = {}, random: () => number = Math.random, private readonly now: () => number = Date.now) {
     this.policy = restartPolicy(policy);
+    const p = this.policy;
+    this.backoff = new Backoff({ initialMs: p.initialDelayMs, maxMs: p.maxDelayMs, multiplier: p.multiplier, jitter: p.jitter }, random);
   }
 
   /** Consecutive restarts since the last stable run. */
   get attempt(): number {
-    return this.attempts;
+    return this.backoff.attempts;
   }
 
   /**
@@ -117,18 +119,16 @@ export class RestartTracker {
     if (ranForMs >= p.stableAfterMs) this.reset();
     this.history = this.history.filter((t) => now - t < p.windowMs);
     if (this.history.length >= p.maxRestarts) {
-      return { action: "fail", delayMs: 0, attempt: this.attempts, reason: `crash loop: ${this.history.length} restarts within ${Math.round(p.windowMs / 1000)} s` };
+      return { action: "fail", delayMs: 0, attempt: this.backoff.attempts, reason: `crash loop: ${this.history.length} restarts within ${Math.round(p.windowMs / 1000)} s` };
     }
     this.history.push(now);
-    const base = Math.min(p.maxDelayMs, p.initialDelayMs * Math.pow(p.multiplier, this.attempts));
-    const jittered = base * (1 - p.jitter + 2 * p.jitter * this.random());
-    this.attempts++;
-    return { action: "restart", delayMs: Math.max(0, Math.min(p.maxDelayMs, Math.round(jittered))), attempt: this.attempts };
+    const delayMs = this.backoff.next();
+    return { action: "restart", delayMs, attempt: this.backoff.attempts };
   }
 
   /** Forgets every failure (after a stable run, or when someone acts on a FAILED instance). */
   reset(): void {
-    this.attempts = 0;
+    this.backoff.reset();
     this.history = [];
   }
 }

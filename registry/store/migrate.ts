@@ -14,7 +14,7 @@
  */
 import type { Knex } from "knex";
 import { z } from "zod";
-import { ConfigError, SgridError, getLogger } from "sgridnext";
+import { Backoff, ConfigError, SgridError, getLogger } from "sgridnext";
 import { MigrationFailedError, MigrationLockedError } from "../errors";
 import { databaseInfo } from "./db";
 import { isConnectionError, isRetryableTxError, isTableExists, isUniqueViolation, toStoreError } from "./db-errors";
@@ -108,7 +108,7 @@ export async function migrateLatest(db: Knex, opts?: MigrateOptions): Promise<{ 
   const o = Object.freeze(parsed.data);
   const { safeUrl, scrub } = databaseInfo(db);
   const deadline = Date.now() + o.lockTimeoutMs;
-  let delay = o.initialBackoffMs;
+  const backoff = new Backoff({ initialMs: o.initialBackoffMs, maxMs: Math.max(o.initialBackoffMs, o.maxBackoffMs), jitter: 0.5 });
   let attempts = 0;
   for (;;) {
     attempts++;
@@ -126,6 +126,7 @@ export async function migrateLatest(db: Knex, opts?: MigrateOptions): Promise<{ 
       if (!racing) {
         throw new MigrationFailedError(`migrating database ${safeUrl} failed: ${message}`, { db: safeUrl }, err);
       }
+      const delay = backoff.next();
       if (Date.now() + delay > deadline) {
         throw new MigrationLockedError(
           `could not migrate database ${safeUrl} within ${o.lockTimeoutMs} ms: the migration lock is held ` +
@@ -136,8 +137,7 @@ export async function migrateLatest(db: Knex, opts?: MigrateOptions): Promise<{ 
         );
       }
       log.debug({ db: safeUrl, attempt: attempts, delayMs: delay, reason: message }, "migration lock busy; retrying");
-      await sleep(Math.round(delay * (0.5 + Math.random())));
-      delay = Math.min(delay * 2, o.maxBackoffMs);
+      await sleep(delay);
     }
   }
 }

@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AsyncQueue, Backoff, KeyedMutex, LatestWriter, PeriodicTask, readFileIfExists, writeFileAtomic } from "sgridnext";
+import { AsyncQueue, Backoff, KeyedMutex, LatestWriter, PeriodicTask, readFileIfExists, readFileIfExistsSync, writeFileAtomic } from "sgridnext";
 import { outputDir } from "../helpers/paths";
 import { pollUntil } from "../helpers/wait";
 
@@ -30,7 +30,7 @@ describe("primitives", () => {
     });
 
     it("refuses a policy that cannot work", () => {
-      for (const bad of [{ initialMs: 0 }, { initialMs: 100, maxMs: 50 }, { multiplier: 0.5 }, { jitter: 1 }, { jitter: -0.1 }]) {
+      for (const bad of [{ initialMs: -1 }, { initialMs: 100, maxMs: 50 }, { multiplier: 0.5 }, { jitter: 1.5 }, { jitter: -0.1 }, { maxMs: Number.NaN }]) {
         expect(() => new Backoff(bad), JSON.stringify(bad)).to.throw(TypeError, /invalid backoff policy/);
       }
     });
@@ -94,6 +94,8 @@ describe("primitives", () => {
       expect(fs.readdirSync(path.dirname(file))).to.deep.equal(["state.json"]);
       expect(await readFileIfExists(file)).to.equal("two");
       expect(await readFileIfExists(path.join(dir, "nope"))).to.equal(undefined);
+      expect(readFileIfExistsSync(file)).to.equal("two");
+      expect(readFileIfExistsSync(path.join(dir, "nope"))).to.equal(undefined);
     });
 
     it("rejects when it cannot write, keeping the old content and no temp file", async () => {

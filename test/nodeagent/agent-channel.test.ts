@@ -7,10 +7,9 @@
  * is restarted for a keepalive timeout; a wrong token is refused.
  */
 import { expect } from "chai";
-import { Communicator, SgridError, type DeepPartial } from "sgridnext";
+import { AsyncQueue, Communicator, SgridError, type DeepPartial } from "sgridnext";
 import { AgentProxy } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
 import type { ServantMessage } from "sgridnext/gen/sgrid/agent/v1/agent";
-import { AsyncQueue } from "../../nodeagent";
 import { freePort } from "../helpers/processes";
 import { desiredInstance } from "./helpers/agent-fake-registry";
 import { AgentHarness } from "./helpers/agent-harness";

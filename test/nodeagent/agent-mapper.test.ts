@@ -9,7 +9,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  Backoff, classifyEvent, install, launch, toDesiredSpec, toInstanceObserved, resolveRunAs, type MapContext, type ObservedState,
+  classifyEvent, install, launch, toDesiredSpec, toInstanceObserved, resolveRunAs, type MapContext, type ObservedState,
 } from "../../nodeagent";
 
 const { LaunchConfigError } = launch;
@@ -112,15 +112,5 @@ describe("nodeagent/agent: desired and observed mapping", () => {
     });
     expect(toInstanceObserved(s("failed")).lastExitReason).to.equal("crash loop");
     expect(toInstanceObserved(s("active"), { startedAt: 123 })).to.include({ pid: 10, startedAt: 123 });
-  });
-
-  it("backs off exponentially with jitter up to the cap, and resets", () => {
-    const b = new Backoff({ initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 }, () => 0.5);
-    expect([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()]).to.deep.equal([100, 200, 400, 800, 1000, 1000]);
-    b.reset();
-    expect(b.next()).to.equal(100);
-    const low = new Backoff({ initialMs: 100, jitter: 0.2 }, () => 0);
-    expect(low.next()).to.equal(80);
-    expect(() => new Backoff({ initialMs: 0 })).to.throw(TypeError);
   });
 });

@@ -9,6 +9,7 @@
  * pause (backoffInitialMs, doubling up to backoffMaxMs) has passed.
  */
 import { endpointKey, type Endpoint } from "../../endpoint";
+import { Backoff } from "../../primitives";
 import { CancelledError, DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError, UnavailableError } from "../../errors";
 import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
 import { ClientCall } from "./client-call";
@@ -49,6 +50,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
   /** Connections that received GOAWAY and still finish their calls. */
   private readonly draining = new Set<ClientConnection>();
   private failures = 0;
+  private backoff: Backoff | undefined;
   private retryAt = 0;
   private lastFailure = "";
   private closed = false;
@@ -79,6 +81,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
   // ---- ConnectionOwner ----------------------------------------------------------
   onEstablished(_conn: ClientConnection): void {
     this.failures = 0;
+    this.backoff?.reset();
     this.retryAt = 0;
   }
 
@@ -87,7 +90,8 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
     this.draining.delete(conn);
     if (!established && !this.closed) {
       this.failures++;
-      const pause = Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** Math.min(this.failures - 1, 20));
+      this.backoff ??= new Backoff({ initialMs: this.options.backoffInitialMs, maxMs: Math.max(this.options.backoffInitialMs, this.options.backoffMaxMs), jitter: 0 });
+      const pause = this.backoff.next();
       this.retryAt = Date.now() + pause;
       this.lastFailure = reason;
     }

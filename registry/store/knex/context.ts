@@ -4,6 +4,7 @@
  * the revision bump that makes writes visible to other registry processes.
  */
 import type { Knex } from "knex";
+import { Backoff } from "sgridnext";
 import type { DatabaseInfo } from "../db";
 import { isRetryableTxError, toStoreError } from "../db-errors";
 import type { Topic } from "../records";
@@ -77,6 +78,7 @@ export class StoreContext {
         throw isRetryableTxError(err) ? err : this.fail(err);
       }
     }
+    const backoff = new Backoff({ initialMs: 20, maxMs: 20 * 2 ** MAX_TX_ATTEMPTS, jitter: 0.5 });
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.root.transaction(async (trx) => {
@@ -87,7 +89,7 @@ export class StoreContext {
         });
       } catch (err) {
         if (isRetryableTxError(err) && attempt < MAX_TX_ATTEMPTS) {
-          await sleep(Math.round(10 * 2 ** attempt * (0.5 + Math.random())));
+          await sleep(backoff.next());
           continue;
         }
         throw this.fail(err);

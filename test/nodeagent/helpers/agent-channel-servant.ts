@@ -12,10 +12,9 @@
  * restarted). Loaded by a node package's main.js.
  */
 import * as http from "node:http";
-import { Communicator, type DeepPartial } from "sgridnext";
+import { AsyncQueue, Communicator, type DeepPartial } from "sgridnext";
 import { AgentProxy } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
 import type { ServantMessage } from "sgridnext/gen/sgrid/agent/v1/agent";
-import { AsyncQueue } from "../../../nodeagent/agent/async-queue";
 
 const env = process.env;
 const label = `${env.SGRID_APP}.${env.SGRID_SERVER} v${env.SGRID_VERSION} instance ${env.SGRID_INSTANCE_ID} pid ${process.pid}`;

@@ -9,12 +9,11 @@
  * first, then the full desired state, resent on every change.
  */
 import * as crypto from "node:crypto";
-import { Application, UnauthenticatedError, type DeepPartial, type ServerContext } from "sgridnext";
+import { Application, AsyncQueue, UnauthenticatedError, type DeepPartial, type ServerContext } from "sgridnext";
 import { NodeSessionServant } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type {
   AgentMessage, CommandReply, DownloadPatchRequest, Heartbeat, InstanceDesired, InstanceObserved, NodeHello, PatchChunk, RegistryMessage,
 } from "sgridnext/gen/sgrid/registry/v1/node";
-import { AsyncQueue } from "../../../nodeagent/agent/async-queue";
 import { waitFor } from "./agent-test-env";
 
 export interface FakePatch {

@@ -11,8 +11,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Application, Communicator, getLogger, UnauthenticatedError, type ServerContext } from "sgridnext";
-import { AsyncQueue } from "../../../nodeagent/agent/async-queue";
+import { Application, AsyncQueue, Communicator, getLogger, UnauthenticatedError, type ServerContext } from "sgridnext";
 import type { AgentMessage, DesiredState, InstanceCommand, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { NodeSessionHub, nodePart, type NodeSessionHubOptions } from "../../../registry/node";
