@@ -3,7 +3,8 @@
  * the same run. Never fails on the figures (exit 0); timing goals live here,
  * not in tests. BENCH_DURATION_MS sets the length of each measurement.
  * Suites: grpc, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
- * those: `node dist/bench/run.js transport`.
+ * those: `node dist/bench/run.js transport`. `chaos` (the fault suite's
+ * scenarios, minutes) runs only when named: `npm run bench chaos`.
  */
 import { runGrpcOverhead } from "./grpc-overhead";
 import { runAgentBench } from "./agent/agent-bench";
@@ -12,6 +13,7 @@ import { runFindObjectBench } from "./registry/find-object";
 import { runWatchLatencyBench } from "./registry/watch-latency";
 import { runHeartbeatBench } from "./registry/heartbeat";
 import { runResolveByNameBench } from "./resolve-by-name";
+import { runChaosBench } from "./chaos";
 
 async function main(): Promise<void> {
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
@@ -51,6 +53,10 @@ async function main(): Promise<void> {
     const hbNodes = Number(process.env.BENCH_HEARTBEAT_NODES ?? 1000);
     process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process)\n`);
     process.stdout.write(`${await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs })}\n\n`);
+  }
+  if (only.includes("chaos")) {
+    process.stdout.write("## Chaos: control-plane faults on a real cluster (registry, 2 agents in network namespaces), caller process at 250 calls/s by Obj name\n");
+    process.stdout.write(`${await runChaosBench((line) => process.stdout.write(`${line}\n`))}\n\n`);
   }
 }
 

@@ -1,0 +1,16 @@
+/**
+ * The package the fault suite publishes: a `node` server whose main.js loads
+ * the compiled servant-main.js of this checkout (so it needs no npm install),
+ * for any application and server name.
+ */
+import * as path from "node:path";
+import { writePackage } from "../../fixtures/packages/tar-builder";
+
+/** Writes `<App>.<Server>-<version>.tgz` into `dir` and returns its path. */
+export function echoPackage(dir: string, app: string, server: string, version: string): Promise<string> {
+  const main = path.join(__dirname, "servant-main.js");
+  return writePackage(dir, `${app}.${server}-${version}.tgz`, {
+    "sgrid.json": JSON.stringify({ app, server, type: "node", entry: "main.js", version }),
+    "main.js": `require(${JSON.stringify(main)});\n`,
+  });
+}
