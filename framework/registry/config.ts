@@ -12,7 +12,11 @@
  * - When the registry cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED, no
  *   registry configured) within `timeoutMs` (5 s, retrying every 0.1-1 s),
  *   uses that copy and logs a warning; `source` is then
- *   "cache". Any other registry answer (NOT_FOUND, PERMISSION_DENIED) is
+ *   "cache". The same when the registry answers with a view that cannot be
+ *   used (CONFIG_LAYER_INVALID: levels that do not merge; or content that
+ *   does not parse): a servant starts on its last good copy instead of
+ *   crash-looping (the registry logs a `config.invalid` event); with no copy
+ *   the error is thrown. Any other registry answer (NOT_FOUND, PERMISSION_DENIED) is
  *   thrown as it is: a wrong name must not silently run on an old copy.
  * - `reload(file)` (what `sgrid.loadconfig <file>` runs when an operator
  *   pushes a version) fetches again and emits `change` with the previous and
@@ -83,12 +87,22 @@ export function checkConfigFileName(file: string): void {
 export function parseConfig(file: string, text: string, version: string): unknown {
   const ext = path.extname(file).toLowerCase();
   try {
+    // Blank structured content is an empty object, as in the registry's merge rule.
+    if ((ext === ".json" || ext === ".yaml" || ext === ".yml") && text.trim() === "") return {};
     if (ext === ".json") return JSON.parse(text);
     if (ext === ".yaml" || ext === ".yml") return YAML.parse(text);
   } catch (err) {
     throw new ConfigError(`config ${file}${version ? ` version ${version}` : ""} does not parse as ${ext.slice(1).toUpperCase()}: ${(err as Error).message}`, { file, version });
   }
   return text;
+}
+
+/**
+ * The registry answered, but with a view no servant can use: its levels do
+ * not merge (CONFIG_LAYER_INVALID) or the content does not parse here.
+ */
+function invalidView(err: unknown): boolean {
+  return err instanceof ConfigError || (err instanceof SgridError && err.code === "CONFIG_LAYER_INVALID");
 }
 
 function unreachable(err: unknown): boolean {
@@ -113,8 +127,12 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
    * registry's own error (NotFoundError for an unknown file).
    */
   async load<T = unknown>(file: string): Promise<LoadedConfig<T>> {
+    return this.loadFile<T>(file, true);
+  }
+
+  private async loadFile<T>(file: string, fallbackOnInvalid: boolean): Promise<LoadedConfig<T>> {
     checkConfigFileName(file);
-    const fresh = await this.fetch(file);
+    const fresh = await this.fetch(file, fallbackOnInvalid);
     const previous = this.loaded.get(file);
     this.loaded.set(file, fresh);
     if (previous && previous.version !== fresh.version && fresh.source === "registry") this.emit("change", { file, previous, current: fresh });
@@ -128,7 +146,8 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
   async reload(file: string): Promise<{ changed: boolean; previous: LoadedConfig | undefined; current: LoadedConfig }> {
     checkConfigFileName(file);
     const previous = this.loaded.get(file);
-    const current = await this.load(file);
+    // A pushed version that cannot be used is refused (the command reports it); the copy in use stays.
+    const current = await this.loadFile(file, false);
     return { changed: !previous || previous.version !== current.version || previous.text !== current.text, previous, current };
   }
 
@@ -159,7 +178,7 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
     return dir ? { content: path.join(dir, file), version: path.join(dir, ".sgrid", `${file}.version`) } : undefined;
   }
 
-  private async fetch(file: string): Promise<LoadedConfig> {
+  private async fetch(file: string, fallbackOnInvalid: boolean): Promise<LoadedConfig> {
     const { app, server, node } = this.options;
     let reason: unknown;
     const proxy = this.registryProxy();
@@ -177,6 +196,13 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
           await this.keep(file, loaded);
           return loaded;
         } catch (err) {
+          if (invalidView(err)) {
+            if (!fallbackOnInvalid) throw err;
+            const cached = this.fromConfDir(file);
+            if (!cached) throw err;
+            log.warn({ file, version: cached.version, err: (err as Error).message }, "the registry's view of the config file cannot be used: starting on the last good copy");
+            return cached;
+          }
           if (!unreachable(err)) throw err;
           reason = err;
         }

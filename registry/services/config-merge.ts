@@ -6,7 +6,9 @@
  * skipped. The result:
  *
  * 1. `.json`, `.yaml`, `.yml` (case-insensitive) at one level only: its
- *    content verbatim (comments and formatting kept, not parsed).
+ *    content verbatim (comments and formatting kept), once checked to parse
+ *    (writes refuse content that does not, but a level stored before that
+ *    check may not: CONFIG_LAYER_INVALID with its line and column).
  * 2. `.json`, `.yaml`, `.yml` at two or three levels: every level is parsed
  *    and must be an object (a mapping) at the top; content that is empty or only whitespace (or, in YAML, only comments)
  *    counts as an empty object. Objects are merged key by key, recursively;
@@ -36,7 +38,7 @@
 import { createHash } from "node:crypto";
 import YAML from "yaml";
 import { NotFoundError } from "sgridnext";
-import type { ConfigLayers, ConfigLevel, ConfigVersionRecord } from "../store";
+import { configSyntaxProblem, structuredFormat, type ConfigLayers, type ConfigLevel, type ConfigVersionRecord } from "../store";
 import { ConfigLayerInvalidError } from "./errors";
 
 /** The first line that makes a non-structured level append instead of replace. */
@@ -47,10 +49,7 @@ export type ConfigFormat = "json" | "yaml" | "text";
 
 /** How a file is merged, by its name's extension (case-insensitive). */
 export function configFormat(fileName: string): ConfigFormat {
-  const lower = fileName.toLowerCase();
-  if (lower.endsWith(".json")) return "json";
-  if (lower.endsWith(".yaml") || lower.endsWith(".yml")) return "yaml";
-  return "text";
+  return structuredFormat(fileName) ?? "text";
 }
 
 const LEVELS: readonly ConfigLevel[] = ["application", "server", "instance"];
@@ -91,21 +90,24 @@ function parseErrorText(format: "json" | "yaml", err: unknown): string {
   return message.replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, "");
 }
 
+function where(fileName: string, layer: ConfigVersionRecord): string {
+  return `config file "${fileName}" at ${layer.level} level (${layer.scopeKey}, version ${layer.version})`;
+}
+
 function parseLevel(fileName: string, format: "json" | "yaml", layer: ConfigVersionRecord): Record<string, unknown> {
-  const where = `config file "${fileName}" at ${layer.level} level (${layer.scopeKey}, version ${layer.version})`;
   if (layer.content.trim() === "") return {};
   let value: unknown;
   try {
     value = format === "json" ? JSON.parse(layer.content) : YAML.parse(layer.content);
   } catch (err) {
-    throw new ConfigLayerInvalidError(`${where} is not valid ${format === "json" ? "JSON" : "YAML"}: ${parseErrorText(format, err)}`, {
+    throw new ConfigLayerInvalidError(`${where(fileName, layer)} is not valid ${format === "json" ? "JSON" : "YAML"}: ${parseErrorText(format, err)}`, {
       fileName, level: layer.level, scope: layer.scopeKey, version: layer.version,
     });
   }
   if (value === null || value === undefined) return {}; // YAML with only comments
   if (!isPlainObject(value)) {
     const got = Array.isArray(value) ? "an array" : `a ${typeof value}`;
-    throw new ConfigLayerInvalidError(`${where} cannot be merged: its top level is ${got}, expected an object`, {
+    throw new ConfigLayerInvalidError(`${where(fileName, layer)} cannot be merged: its top level is ${got}, expected an object`, {
       fileName, level: layer.level, scope: layer.scopeKey, version: layer.version,
     });
   }
@@ -140,7 +142,15 @@ export function mergeConfig(fileName: string, layers: ConfigLayers): { content: 
   if (format === "text") {
     content = mergeText(present);
   } else if (present.length === 1) {
-    content = present[0]!.content;
+    // Verbatim, but only if it parses: a level stored before the write-time check may not.
+    const only = present[0]!;
+    const problem = configSyntaxProblem(fileName, only.content);
+    if (problem) {
+      throw new ConfigLayerInvalidError(`${where(fileName, only)} is not valid ${format === "json" ? "JSON" : "YAML"}: line ${problem.line}, column ${problem.column}: ${problem.message}`, {
+        fileName, level: only.level, scope: only.scopeKey, version: only.version,
+      });
+    }
+    content = only.content;
   } else {
     let merged: Record<string, unknown> = {};
     for (const layer of present) merged = mergeObjects(merged, parseLevel(fileName, format, layer));

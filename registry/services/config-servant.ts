@@ -22,6 +22,7 @@ import type {
 import type { RegistryContext } from "../server/context";
 import { validate, type ConfigFileRecord, type ConfigLevel, type ConfigScope, type ConfigVersionRecord } from "../store";
 import { mergeConfig } from "./config-merge";
+import { ConfigLayerInvalidError } from "./errors";
 
 /** Longest history answered in one call (the store's own cap). 0 in a request = the store's default, 100. */
 export const MAX_HISTORY = 1000;
@@ -80,9 +81,40 @@ function instanceOf(ref: InstanceRef | undefined): { application: string; server
   };
 }
 
+/** One `config.invalid` event per instance, file and problem within this time, ms (a crash-looping servant asks again and again). */
+export const INVALID_EVENT_EVERY_MS = 60_000;
+
 export class ConfigServant extends ConfigServantBase {
+  /** Last `config.invalid` event per instance, file and message: time, ms. */
+  private readonly reported = new Map<string, number>();
+
   constructor(private readonly ctx: RegistryContext) {
     super();
+  }
+
+  /**
+   * Logs a `config.invalid` event: an instance asked for a merged view that
+   * cannot be built (a level stored before the write-time syntax check, or
+   * levels that are not all objects). The servant falls back to its last good
+   * copy; the operator sees why in the event log. Never throws.
+   */
+  private async reportInvalid(i: { application: string; server: string; node: string }, fileName: string, err: ConfigLayerInvalidError): Promise<void> {
+    const target = `${i.application}.${i.server}${i.node ? `@${i.node}` : ""}`;
+    const key = `${target}/${fileName}/${err.message}`;
+    const now = Date.now();
+    if ((this.reported.get(key) ?? 0) > now - INVALID_EVENT_EVERY_MS) return;
+    if (this.reported.size >= 1000) this.reported.clear();
+    this.reported.set(key, now);
+    try {
+      await this.ctx.store.events.append({
+        actor: "registry", kind: "config.invalid", target,
+        message: `${err.message}: the merged view of "${fileName}" for ${target} cannot be served; the servant keeps its last good copy if it has one`,
+        data: { fileName, ...(err.data ?? {}) },
+      });
+      this.ctx.changes.kick();
+    } catch (e) {
+      this.ctx.log.warn({ err: (e as Error).message, fileName, target }, "could not log a config.invalid event");
+    }
   }
 
   /** The files the instance sees: application level first, then server, then instance; by name within a level. */
@@ -104,7 +136,14 @@ export class ConfigServant extends ConfigServantBase {
     const i = instanceOf(request.instance);
     const fileName = validate.validateConfigFileName(request.fileName);
     const layers = await this.ctx.store.configs.layersForInstance(i.application, i.server, i.node, fileName);
-    const { content, version } = mergeConfig(fileName, layers);
+    let merged: { content: string; version: string };
+    try {
+      merged = mergeConfig(fileName, layers);
+    } catch (err) {
+      if (err instanceof ConfigLayerInvalidError) await this.reportInvalid(i, fileName, err);
+      throw err;
+    }
+    const { content, version } = merged;
     const present = [layers.application, layers.server, layers.instance].filter((l): l is ConfigVersionRecord => l !== null);
     return { fileName, content, version, layers: present.map(configVersionToMessage) };
   }

@@ -19,5 +19,6 @@ export { KnexStore, openStore, type OpenStoreOptions } from "./knex-store";
 export { isEndpointActive } from "./knex/endpoints";
 export { scopeKey, instanceScopes, describeConfig } from "./scope";
 export { MAX_CONFIG_BYTES } from "./knex/configs";
+export { checkConfigSyntax, configSyntaxProblem, structuredFormat } from "./config-syntax";
 export * as validate from "./validate";
 export { isConnectionError } from "./db-errors";

@@ -459,6 +459,19 @@ describe("admin API", function () {
       expect(rb.body).to.include({ version: 3, content: '{"a":1,"b":{"c":1}}', rolledBackFrom: 1 });
     });
 
+    it("refuses JSON or YAML that does not parse (400 naming line and column, field content); nothing stored", async () => {
+      const bad = await ops.put("/api/configs/file", { scope: srv, fileName: "app.json", content: '{"b":\n  {"d": 3,}}' });
+      expect(bad.status, JSON.stringify(bad.body)).to.equal(400);
+      expect(bad.body.error).to.include({ code: "INVALID_ARGUMENT", field: "content" });
+      expect(bad.body.error.message).to.include('"app.json"').and.include("line 2, column 11");
+      const yaml = await ops.put("/api/configs/file", { scope: srv, fileName: "extra.yaml", content: "a: [1\n" });
+      expect(yaml.status).to.equal(400);
+      expect(yaml.body.error.message).to.match(/not valid YAML: line \d+, column \d+/);
+      const hist = await viewer.get(`/api/configs/history?${q({ ...srv, fileName: "app.json" })}`);
+      expect(hist.body.versions.map((v: any) => v.content)).to.deep.equal(['{"b":{"d":2}}']);
+      expect((await viewer.get(`/api/configs/file?${q({ ...srv, fileName: "extra.yaml" })}`)).status).to.equal(404);
+    });
+
     it("shows the merged view an instance loads, and the files it sees", async () => {
       const inst = { application: "Demo", server: "HelloServer", node: "node-a" };
       const seen = await viewer.get(`/api/configs/instance-files?${q(inst)}`);

@@ -113,6 +113,21 @@ describe("sgrid config and login (real registry) @slow", function () {
     expect(res.stderr).to.equal('sgrid: --to must be a version number >= 1, got "zero"\n');
   });
 
+  it("set of JSON or YAML that does not parse exits 1 naming the line and column; nothing is stored", async () => {
+    const before = await cluster.run(["config", "history", "HelloServer.json", ...scope]);
+    const file = path.join(out, "broken.json");
+    fs.writeFileSync(file, '{\n  "greeting": "Hi",\n  "password": s3cret\n}\n');
+    let res = await cluster.run(["config", "set", "HelloServer.json", ...scope, "--from", file]);
+    expect(res.code).to.equal(1);
+    expect(res.stdout).to.equal("");
+    expect(res.stderr).to.equal('sgrid: config file "HelloServer.json" is not valid JSON: line 3, column 15: Unexpected token \'s\'; nothing was stored\n');
+    res = await cluster.run(["config", "set", "extra.yaml", ...scope], { input: "a: 1\n b: 2\n" });
+    expect(res.code).to.equal(1);
+    expect(res.stderr).to.match(/^sgrid: config file "extra\.yaml" is not valid YAML: line \d+, column \d+: .+; nothing was stored\n$/);
+    expect((await cluster.run(["config", "history", "HelloServer.json", ...scope])).stdout).to.equal(before.stdout);
+    expect((await cluster.run(["config", "get", "extra.yaml", ...scope])).code).to.equal(1);
+  });
+
   it("push reaches a running servant: it answers with the new value without a restart", async () => {
     await cluster.addAgent("node-a");
     // A servant on this checkout's framework (required by path: no npm install), reading Demo.PushServer's config.

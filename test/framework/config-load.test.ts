@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Application, ConfigError, NotFoundError, UnavailableError, type ConfigChange } from "sgridnext";
+import { Application, ConfigError, NotFoundError, SgridError, Status, UnavailableError, type ConfigChange } from "sgridnext";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
 import { StandInAgent } from "./agent-standin";
@@ -107,10 +107,39 @@ describe("framework config loading", function () {
       expect(r.error).to.match(/app\.json version a1\.s3\.i0 does not parse as JSON/);
       expect(app.config.get("app.json")).to.equal(before);
       expect(changed).to.equal(0);
-      const err = await app.config.load("app.json").then(() => undefined, (e: unknown) => e);
-      expect(err).to.be.instanceOf(ConfigError);
       expect(JSON.parse(fs.readFileSync(path.join(confDir, "app.json"), "utf8"))).to.be.an("object");
     } finally {
+      registry.config.push("app.json", JSON.stringify({ greeting: "bonjour", limits: { rps: 20 } }), "a1.s2.i0");
+    }
+  });
+
+  it("starts from the last good copy, with a warning, when the registry's view does not parse or does not merge; throws without one", async () => {
+    const warm = newApp("209");
+    const good = await warm.config.load("app.json");
+    try {
+      registry.config.push("app.json", '{"greeting": oops}', "a1.s9.i0");
+      const started = newApp("210");
+      const cfg = await started.config.load<{ greeting: string }>("app.json");
+      expect(cfg).to.deep.include({ source: "cache", version: good.version });
+      expect(cfg.value).to.deep.equal(good.value);
+      await started.start();
+      // The bad view was not written over the good copy.
+      expect(JSON.parse(fs.readFileSync(path.join(confDir, "app.json"), "utf8"))).to.deep.equal(good.value);
+
+      registry.config.failing.set("app.json", new SgridError("CONFIG_LAYER_INVALID", 'config file "app.json" at server level (Test.EchoServer, version 9) is not valid JSON: line 1, column 14', { status: Status.FAILED_PRECONDITION }));
+      const merged = await newApp("211").config.load("app.json");
+      expect(merged).to.deep.include({ source: "cache", version: good.version });
+
+      const bare = newApp("212", registry.address, outputDir("config-load-invalid-empty"));
+      const err = await bare.config.load("app.json").then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(SgridError);
+      expect((err as SgridError).code).to.equal("CONFIG_LAYER_INVALID");
+      registry.config.failing.delete("app.json");
+      const err2 = await bare.config.load("app.json").then(() => undefined, (e: unknown) => e);
+      expect(err2).to.be.instanceOf(ConfigError);
+      expect((err2 as Error).message).to.match(/app\.json version a1\.s9\.i0 does not parse as JSON/);
+    } finally {
+      registry.config.failing.delete("app.json");
       registry.config.push("app.json", JSON.stringify({ greeting: "bonjour", limits: { rps: 20 } }), "a1.s2.i0");
     }
   });

@@ -80,12 +80,17 @@ export class StandInConfig extends ConfigServant {
   readonly files = new Map<string, { content: string; version: string }>();
   loads: LoadConfigRequest[] = [];
 
+  /** file -> the error Load answers with (as the registry does for levels that do not merge). */
+  readonly failing = new Map<string, Error>();
+
   push(file: string, content: string, version: string): void {
     this.files.set(file, { content, version });
   }
 
   async load(request: LoadConfigRequest): Promise<DeepPartial<LoadConfigReply>> {
     this.loads.push(request);
+    const failure = this.failing.get(request.fileName);
+    if (failure) throw failure;
     const f = this.files.get(request.fileName);
     if (!f) throw new NotFoundError(`no config file ${request.fileName} for ${request.instance?.application}.${request.instance?.server}`);
     return { fileName: request.fileName, content: f.content, version: f.version, layers: [] };

@@ -27,6 +27,7 @@ forEachDialect("registry Config API", (d: DialectCase) => {
 
   const APP: ConfigScope = { level: "application", application: "Demo" };
   const SERVER: ConfigScope = { level: "server", application: "Demo", server: "Hello" };
+  const OTHER: ConfigScope = { level: "server", application: "Demo", server: "Other" };
   const INSTANCE: ConfigScope = { level: "instance", application: "Demo", server: "Hello", node: "node1" };
   const instance = { application: "Demo", server: "Hello", node: "node1" };
   const put = (scope: ConfigScope, file: string, content: string) => h.store.configs.put(scope, file, { content, author: "ann", comment: `c ${content.length}` });
@@ -76,14 +77,67 @@ forEachDialect("registry Config API", (d: DialectCase) => {
     expect((await h.config.load({ instance, fileName: "plain.conf" })).content).to.equal("from server\n");
   });
 
-  it("fails the load with FAILED_PRECONDITION naming the file and level when a level does not parse", async () => {
+  /** A level as a registry before the write-time syntax check could have stored it. */
+  async function plantLegacy(scope: ConfigScope, file: string, content: string): Promise<void> {
+    const marker = `{"planted": ${Date.now()}${Math.random().toString().slice(2, 8)}}`;
+    await put(scope, file, marker);
+    expect(await h.store.knex("config_versions").where({ content: marker }).update({ content })).to.equal(1);
+  }
+
+  async function invalidEvents(target: string) {
+    return (await h.store.events.list({ kind: "config.invalid" })).filter((e) => e.target === target);
+  }
+
+  it("fails the load with FAILED_PRECONDITION naming the file, level and position when a (legacy) level does not parse, and logs one event", async () => {
     await put(APP, "broken.json", '{"a": 1}');
-    await put(SERVER, "broken.json", '{"a": 2,, "password": "s3cret"}');
+    await plantLegacy(SERVER, "broken.json", '{"a": 2,\n  , "password": "s3cret"}');
     const err = await rejects(h.config.load({ instance, fileName: "broken.json" }));
     expect(err).to.be.instanceOf(ConfigLayerInvalidError);
     expect(err.status).to.equal(Status.FAILED_PRECONDITION);
     expect(err.message).to.include('"broken.json"').and.include("server level").and.include("Demo.Hello");
     expect(err.message).to.not.include("s3cret");
+    // A crash-looping servant asking again and again makes one event, not one per ask.
+    await rejects(h.config.load({ instance, fileName: "broken.json" }));
+    const events = await invalidEvents("Demo.Hello@node1");
+    expect(events).to.have.length(1);
+    expect(events[0]!.message).to.include('"broken.json"').and.include("last good copy").and.not.include("s3cret");
+  });
+
+  it("refuses a legacy single level that does not parse instead of serving it verbatim, naming line and column", async () => {
+    const node2 = { level: "instance", application: "Demo", server: "Hello", node: "node2" } as const;
+    await plantLegacy(node2, "alone.yaml", "a: 1\nb: [1, 2\nc: 3\n");
+    const err = await rejects(h.config.load({ instance: { ...instance, node: "node2" }, fileName: "alone.yaml" }));
+    expect(err).to.be.instanceOf(ConfigLayerInvalidError);
+    expect(err.message).to.include("instance level").and.include("not valid YAML").and.match(/line \d+, column \d+/);
+  });
+
+  it("refuses JSON and YAML that do not parse at write time, naming line and column; nothing is stored, the current version stays", async () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ["bad.json", '{\n  "a": 1,\n  "b": 2,,\n  "password": "s3cret"\n}', /not valid JSON: line 3, column 10/],
+      ["bad.json", '{"a": 1', /not valid JSON: line 1, column 8/],
+      ["bad.yaml", "a: 1\nb: [1, 2\nc: 3\npassword: s3cret\n", /not valid YAML: line 3, column 1/],
+      ["bad.yml", "a: 1\na: 2\n", /not valid YAML: line 2, column 1/],
+    ];
+    await put(OTHER, "bad.json", '{"good": true}');
+    for (const [file, content, position] of cases) {
+      const err = await rejects(put(OTHER, file, content));
+      expect(err, file).to.be.instanceOf(InvalidArgumentError);
+      expect(err.message).to.match(position).and.include(`"${file}"`).and.include("nothing was stored").and.not.include("s3cret");
+    }
+    const history = await h.store.configs.history(OTHER, "bad.json");
+    expect(history.map((v) => v.content)).to.deep.equal(['{"good": true}']);
+    expect(await rejects(h.store.configs.get(OTHER, "bad.yaml"))).to.be.instanceOf(NotFoundError);
+    // Text files and blank structured content are stored as they are.
+    await put(OTHER, "notes.txt", "{ not json");
+    await put(OTHER, "empty.json", "  \n");
+    // A rollback to a version stored before the check, that does not parse, is refused too.
+    await plantLegacy(OTHER, "bad.json", '{"a": }');
+    const legacy = (await h.store.configs.history(OTHER, "bad.json"))[0]!.version;
+    await put(OTHER, "bad.json", '{"fixed": true}');
+    const back = await rejects(h.store.configs.rollback(OTHER, "bad.json", legacy, { author: "ann" }));
+    expect(back).to.be.instanceOf(InvalidArgumentError);
+    expect(back.message).to.match(/line 1, column 7/);
+    expect((await h.store.configs.get(OTHER, "bad.json")).content).to.equal('{"fixed": true}');
   });
 
   it("lists the files an instance sees: application, then server, then instance, by name", async () => {

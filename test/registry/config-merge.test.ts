@@ -41,10 +41,12 @@ describe("registry config: merge rule", () => {
       .to.deep.equal(["json", "json", "yaml", "yaml", "text", "text", "text"]);
   });
 
-  it("returns a single level verbatim, comments and formatting kept, even if it would not parse", () => {
+  it("returns a single level verbatim, comments and formatting kept, once it parses; one that does not is CONFIG_LAYER_INVALID naming line and column", () => {
     const yaml = "# tuning\nworkers:   4   # per core\n";
     expect(mergeConfig("app.yaml", layers("app.yaml", undefined, yaml)).content).to.equal(yaml);
-    expect(mergeConfig("app.json", layers("app.json", "{ not json")).content).to.equal("{ not json");
+    expect(mergeConfig("app.json", layers("app.json", '[1,  2]')).content).to.equal('[1,  2]');
+    const err = expectLayerError(() => mergeConfig("app.json", layers("app.json", '{\n "secret": x }')), '"app.json"', "application level", "line 2, column 12");
+    expect(err.message).to.not.include("secret");
     expect(mergeConfig("a.conf", layers("a.conf", undefined, undefined, "#sgrid:append\nx=1\n")).content).to.equal("x=1\n");
   });
 

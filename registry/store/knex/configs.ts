@@ -13,6 +13,7 @@ import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { ConfigLayers, ConfigRepo, ConfigWrite } from "../base";
 import type { ConfigFileRecord, ConfigScope, ConfigVersionRecord } from "../records";
 import { describeConfig, instanceScopes, scopeKey } from "../scope";
+import { checkConfigSyntax } from "../config-syntax";
 import { validateConfigFileName, validateId, validateText, validateUserName } from "../validate";
 import { type Db, type StoreContext, num } from "./context";
 import { requireNodeRow, requireServerRow, toConfigFile, toConfigVersion } from "./rows";
@@ -55,6 +56,7 @@ export class KnexConfigRepo implements ConfigRepo {
     const key = scopeKey(scope);
     validateConfigFileName(fileName);
     const content = validateContent(write.content);
+    checkConfigSyntax(fileName, content);
     const author = validateUserName(write.author);
     const comment = validateText("config comment", write.comment ?? "", 4096);
     return this.ctx.write(async (trx, touch) => {
@@ -128,6 +130,8 @@ export class KnexConfigRepo implements ConfigRepo {
     const comment = validateText("config comment", write.comment ?? `rollback to version ${version}`, 4096);
     return this.ctx.write(async (trx, touch) => {
       const old = await this.getVersion(trx, scope, key, fileName, version);
+      // A version stored before the syntax check existed may not parse: never bring it back.
+      checkConfigSyntax(fileName, old.content);
       return this.addVersion(trx, scope, key, fileName, { content: old.content, author, comment, rolledBackFrom: version }, touch);
     });
   }
