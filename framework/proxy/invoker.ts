@@ -18,7 +18,8 @@ import { CancelledError, DeadlineExceededError, NoEndpointError, SgridError, Una
 import { currentCallContext } from "../servant/call-context";
 import { clientStats, type MethodStats } from "../stats";
 import { Status } from "../status";
-import type { ClientChannel, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../transport/base";
+import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../transport/base";
+import { checkMetadata } from "../transport/metadata";
 import type { CallOptions } from "./call-options";
 import { EndpointHealth, type EndpointHealthOptions } from "./endpoint-health";
 import type { EndpointSource } from "./endpoint-source";
@@ -35,6 +36,8 @@ export interface InvokerOptions {
   health?: EndpointHealthOptions;
   /** Prefer native (`sgrid`) endpoints when any is usable. Default true. */
   preferNative?: boolean;
+  /** Compression of request messages on gRPC endpoints (`gzip`); a call's own option wins. Default none. */
+  compression?: Compression;
 }
 
 export const INVOKER_DEFAULTS = Object.freeze({ timeoutMs: 3000, maxAttempts: 3, preferNative: true });
@@ -66,6 +69,7 @@ export class Invoker {
   private readonly timeoutMs: number;
   private readonly maxAttempts: number;
   private readonly preferNative: boolean;
+  private readonly compression: Compression | undefined;
   private endpoints: readonly Endpoint[] = [];
   private readonly unsubscribe: () => void;
 
@@ -79,6 +83,10 @@ export class Invoker {
     this.timeoutMs = options.timeoutMs ?? INVOKER_DEFAULTS.timeoutMs;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? INVOKER_DEFAULTS.maxAttempts);
     this.preferNative = options.preferNative ?? INVOKER_DEFAULTS.preferNative;
+    if (options.compression !== undefined && options.compression !== "gzip" && options.compression !== "identity") {
+      throw new TypeError(`compression must be "gzip" or "identity", got ${JSON.stringify(options.compression)}`);
+    }
+    this.compression = options.compression;
     this.strategy = resolveStrategy(options.strategy);
     this.health = new EndpointHealth(options.health);
     this.setEndpoints(source.current());
@@ -123,15 +131,23 @@ export class Invoker {
     return this.strategy.pick(candidates, { hashKey });
   }
 
-  /** Unary calls get the default timeout; streams only an explicit one (they may legitimately run for hours). */
-  private outgoing(options: CallOptions | undefined, streaming = false): OutgoingCall {
+  /**
+   * Unary calls get the default timeout; streams only an explicit one (they may legitimately run for hours).
+   * Throws InvalidArgumentError for metadata gRPC would not carry (before anything is sent).
+   */
+  private outgoing(method: MethodDescriptor, options: CallOptions | undefined, streaming = false): OutgoingCall {
     const incoming = currentCallContext();
     const timeout = options?.timeoutMs ?? (streaming ? undefined : this.timeoutMs);
     let deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
     if (incoming?.deadline !== undefined && incoming.deadline < deadline) deadline = incoming.deadline;
     let signal = options?.signal;
     if (incoming) signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
-    return { deadline, metadata: options?.metadata ?? EMPTY_METADATA, signal };
+    const compression = options?.compression ?? this.compression;
+    if (options === undefined || (options.metadata === undefined && options.onHeaders === undefined && options.onTrailers === undefined)) {
+      return compression === undefined ? { deadline, metadata: EMPTY_METADATA, signal } : { deadline, metadata: EMPTY_METADATA, signal, compression };
+    }
+    if (options.metadata !== undefined) checkMetadata(options.metadata, `request metadata of ${method.path}`);
+    return { deadline, metadata: options.metadata ?? EMPTY_METADATA, signal, onHeaders: options.onHeaders, onTrailers: options.onTrailers, compression };
   }
 
   private canRetry(method: MethodDescriptor, err: unknown, attempt: number, call: OutgoingCall): boolean {
@@ -160,7 +176,7 @@ export class Invoker {
   }
 
   async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
-    const call = this.outgoing(options);
+    const call = this.outgoing(method, options);
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
@@ -188,7 +204,7 @@ export class Invoker {
   }
 
   private async *serverStreamCall<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncGenerator<Res> {
-    const call = this.outgoing(options, true);
+    const call = this.outgoing(method, options, true);
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
@@ -212,18 +228,23 @@ export class Invoker {
   }
 
   async clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): Promise<Res> {
-    const call = this.outgoing(options, true);
-    const stats = clientStats.get(this.scope, method.path);
-    const started = performance.now();
-    const ep = await this.pick(options?.hashKey, undefined);
-    this.health.begin(ep);
+    const input = new RequestStream(requests);
     try {
-      const res = await this.channels(ep).clientStream(method, requests, call);
-      this.succeeded(ep, stats, started);
-      return res;
-    } catch (err) {
-      this.failed(ep, err);
-      throw this.gaveUp(stats, started, err);
+      const call = this.outgoing(method, options, true);
+      const stats = clientStats.get(this.scope, method.path);
+      const started = performance.now();
+      const ep = await this.pick(options?.hashKey, undefined);
+      this.health.begin(ep);
+      try {
+        const res = await this.channels(ep).clientStream(method, input, call);
+        this.succeeded(ep, stats, started);
+        return res;
+      } catch (err) {
+        this.failed(ep, err);
+        throw this.gaveUp(stats, started, err);
+      }
+    } finally {
+      input.close();
     }
   }
 
@@ -232,17 +253,67 @@ export class Invoker {
   }
 
   private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): AsyncGenerator<Res> {
-    const call = this.outgoing(options, true);
-    const stats = clientStats.get(this.scope, method.path);
-    const started = performance.now();
-    const ep = await this.pick(options?.hashKey, undefined);
-    this.health.begin(ep);
+    const input = new RequestStream(requests);
     try {
-      yield* this.channels(ep).bidi(method, requests, call);
-      this.succeeded(ep, stats, started);
-    } catch (err) {
-      this.failed(ep, err);
-      throw this.gaveUp(stats, started, err);
+      const call = this.outgoing(method, options, true);
+      const stats = clientStats.get(this.scope, method.path);
+      const started = performance.now();
+      const ep = await this.pick(options?.hashKey, undefined);
+      this.health.begin(ep);
+      try {
+        yield* this.channels(ep).bidi(method, input, call);
+        this.succeeded(ep, stats, started);
+      } catch (err) {
+        this.failed(ep, err);
+        throw this.gaveUp(stats, started, err);
+      }
+    } finally {
+      input.close();
+    }
+  }
+}
+
+/**
+ * The caller's request stream as the channel reads it, so that however the call ends (the servant's
+ * error, cancel, deadline, the caller breaking out of the responses, no endpoint at all) the caller's
+ * iterator is closed: return() runs its `finally`. A stream read to its end is not touched.
+ */
+class RequestStream<T> implements AsyncIterable<T> {
+  private it: AsyncIterator<T> | undefined;
+  private finished = false;
+
+  constructor(private readonly source: AsyncIterable<T>) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    const it = (this.it ??= this.source[Symbol.asyncIterator]());
+    return {
+      next: async () => {
+        try {
+          const r = await it.next();
+          if (r.done) this.finished = true;
+          return r;
+        } catch (err) {
+          this.finished = true;
+          throw err;
+        }
+      },
+      return: async (value?: unknown) => {
+        this.close();
+        return { done: true, value: value as T };
+      },
+    };
+  }
+
+  /** Closes the caller's iterator unless it ended by itself. Idempotent; never throws. */
+  close(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const it = this.it;
+    if (it?.return === undefined) return;
+    try {
+      Promise.resolve(it.return()).catch(() => undefined);
+    } catch {
+      // the caller's iterator failed to stop; nothing more to do
     }
   }
 }

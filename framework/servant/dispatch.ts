@@ -11,7 +11,7 @@ import { runWithCallContext } from "./call-context";
 import type { Servant } from "./servant";
 
 export interface DispatchObserver {
-  /** Called when a call finishes; `code` is undefined on success. Never throws. */
+  /** Called when a call finishes; `error` is undefined on success, the cancel or deadline error when the caller went away first. Never throws. */
   onCallEnd(method: string, startedAt: number, error: unknown): void;
 }
 
@@ -26,12 +26,13 @@ function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<
           try {
             // An async generator's body runs in the context of whoever calls next(): re-enter the call's context.
             const r = await runWithCallContext(ctx, () => it.next());
-            if (r.done) finish(undefined);
+            if (r.done) finish(ctx.endedBy);
             return r;
-          } catch (err) { finish(err); throw err; }
+          } catch (err) { finish(ctx.endedBy ?? err); throw err; }
         },
         async return(value?: unknown) {
-          finish(undefined);
+          // Stopped early: the caller went away (counted under its code), or the transport stopped reading.
+          finish(ctx.endedBy);
           return it.return ? it.return(value) : { done: true, value };
         },
       };
@@ -58,10 +59,11 @@ export function bindServant(servant: Servant, observer?: DispatchObserver): Boun
           try {
             const res = await (impl as (a: any, c: ServerContext) => Promise<unknown>).call(servant, arg, ctx);
             if (res == null) throw new InvalidArgumentError(`method ${method.path} returned no response`);
-            observer?.onCallEnd(method.path, startedAt, undefined);
+            // A call the caller cancelled (or whose deadline passed) counts under that code, whatever the servant did.
+            observer?.onCallEnd(method.path, startedAt, ctx.endedBy);
             return res;
           } catch (err) {
-            observer?.onCallEnd(method.path, startedAt, err);
+            observer?.onCallEnd(method.path, startedAt, ctx.endedBy ?? err);
             throw err;
           }
         });

@@ -52,16 +52,29 @@ export type DeepPartial<T> = T extends Primitive
           ? { [K in keyof T]?: DeepPartial<T[K]> }
           : Partial<T>;
 
-/** String metadata, lower-case keys. Binary (`-bin`) keys are not supported. */
-export type Metadata = Record<string, string>;
+/**
+ * Call metadata, lower-case keys (`framework/transport/metadata.ts` has the rules): keys ending in
+ * `-bin` carry binary values (a Buffer), every other key a string of printable ASCII.
+ */
+export type Metadata = Record<string, string | Buffer>;
 
 /** What the proxy hands a channel for one call. */
 export interface OutgoingCall {
   /** Absolute deadline, epoch milliseconds; `Infinity` for none. */
   readonly deadline: number;
+  /** Checked already (checkMetadata). */
   readonly metadata: Metadata;
   readonly signal?: AbortSignal;
+  /** Called with the servant's response headers, before the first message or the result. */
+  readonly onHeaders?: (headers: Metadata) => void;
+  /** Called with the trailers the servant set (empty when none), when the call ends, before its result or error. */
+  readonly onTrailers?: (trailers: Metadata) => void;
+  /** `gzip` compresses the request messages (gRPC; the native transport ignores it). */
+  readonly compression?: Compression;
 }
+
+/** Message compression of a call (gRPC transport). */
+export type Compression = "gzip" | "identity";
 
 /**
  * One logical connection to one endpoint. Created once per endpoint and
@@ -97,10 +110,23 @@ export interface ServerContext {
   readonly deadline: number | undefined;
   /** Caller address, `host:port`. */
   readonly peer: string;
-  /** Fires when the caller cancels, the deadline passes, or the connection drops. */
+  /** Fires when the caller cancels, the deadline passes, or the connection drops; its reason is `endedBy`. */
   readonly signal: AbortSignal;
+  /**
+   * Why the call ended before the servant finished: CancelledError, DeadlineExceededError, or
+   * UnavailableError (connection lost); undefined while the caller waits. A request stream ends by
+   * throwing it.
+   */
+  readonly endedBy: Error | undefined;
   /** Protocol the call arrived on (`grpc` or `sgrid`). */
   readonly protocol: string;
+  /**
+   * Sends the response headers now, before any message (at most once; without it, empty headers go with
+   * the first message or the status). Throws InvalidArgumentError for a key or value gRPC would not carry.
+   */
+  sendHeaders(headers: Metadata): void;
+  /** Adds trailers, sent with the call's status whether it succeeds or fails. Same rules as sendHeaders. */
+  setTrailers(trailers: Metadata): void;
 }
 
 export type UnaryHandler = (request: any, ctx: ServerContext) => Promise<any>;

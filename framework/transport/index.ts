@@ -9,6 +9,7 @@ import { sgridClientFactory } from "./sgrid/client";
 import { sgridServerFactory } from "./sgrid/server";
 
 export * from "./base";
+export { checkMetadata, isBinaryKey } from "./metadata";
 
 const clients = new Map<string, ClientTransportFactory>([["grpc", grpcClientFactory()]]);
 const servers = new Map<string, ServerTransportFactory>([["grpc", grpcServerFactory()]]);

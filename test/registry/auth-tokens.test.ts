@@ -21,7 +21,7 @@ const settings: RegistrySettings = {
 function call(peer: string, token?: string): ServerContext {
   return {
     method: "/x/Y", metadata: token ? { authorization: `Bearer ${token}` } : {}, deadline: undefined, peer,
-    signal: new AbortController().signal, protocol: "grpc",
+    signal: new AbortController().signal, protocol: "grpc", endedBy: undefined, sendHeaders: () => undefined, setTrailers: () => undefined,
   };
 }
 

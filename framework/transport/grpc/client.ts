@@ -6,9 +6,9 @@ import { drainOrAbort } from "../drain";
 import * as grpc from "@grpc/grpc-js";
 import type { Endpoint } from "../../endpoint";
 import { CancelledError } from "../../errors";
-import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
+import type { ClientChannel, ClientTransportFactory, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../base";
 import { envRootCerts } from "../tls-ca";
-import { fromGrpcError, grpcAddress, toGrpcMetadata } from "./wire";
+import { fromGrpcError, fromGrpcMetadata, grpcAddress, toGrpcMetadata } from "./wire";
 
 export interface GrpcClientOptions {
   /** PEM CA bundle for TLS endpoints; default the file named by SGRID_TLS_CA, else the system roots. */
@@ -53,13 +53,36 @@ async function pump<T>(source: AsyncIterable<T>, stream: grpc.ClientWritableStre
   }
 }
 
+/** Subscribes a call's headers / trailers callbacks (only when the caller gave any: no listener otherwise). */
+function observe(grpcCall: NodeJS.EventEmitter, call: OutgoingCall): void {
+  const { onHeaders, onTrailers } = call;
+  if (onHeaders !== undefined) grpcCall.once("metadata", (md: grpc.Metadata) => notify(onHeaders, fromGrpcMetadata(md)));
+  if (onTrailers !== undefined) grpcCall.once("status", (st: grpc.StatusObject) => notify(onTrailers, st.metadata ? fromGrpcMetadata(st.metadata) : {}));
+}
+
+/** Runs a caller's metadata callback; what it throws is its own bug and must not break the call. */
+function notify(fn: (md: Metadata) => void, md: Metadata): void {
+  try {
+    fn(md);
+  } catch {
+    // the caller's callback failed; the call goes on
+  }
+}
+
 export class GrpcChannel implements ClientChannel {
   private readonly client: grpc.Client;
+  /** A second client whose request messages are gzip-compressed, made on the first call that asks for it. */
+  private gzip: grpc.Client | undefined;
   private closed = false;
+  private readonly address: string;
+  private readonly creds: grpc.ChannelCredentials;
+  private readonly channelOptions: grpc.ChannelOptions;
 
   constructor(readonly endpoint: Endpoint, options: GrpcClientOptions = {}) {
     const creds = endpoint.tls ? grpc.credentials.createSsl(options.rootCerts ?? envRootCerts() ?? null) : grpc.credentials.createInsecure();
-    this.client = new grpc.Client(grpcAddress(endpoint.host, endpoint.port), creds, {
+    this.address = grpcAddress(endpoint.host, endpoint.port);
+    this.creds = creds;
+    this.channelOptions = {
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
       // grpc-js backs off reconnects up to 120 s; a restarted servant (or registry) would then wait
@@ -69,7 +92,17 @@ export class GrpcChannel implements ClientChannel {
       "grpc.max_reconnect_backoff_ms": 2_000,
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
       ...options.channelOptions,
-    });
+    };
+    this.client = new grpc.Client(this.address, creds, this.channelOptions);
+  }
+
+  /**
+   * The client for a call: grpc-js compresses per channel, so a gzip call goes through its own
+   * channel (its own connection), opened on first use.
+   */
+  private clientFor(call: OutgoingCall): grpc.Client {
+    if (call.compression !== "gzip") return this.client;
+    return (this.gzip ??= new grpc.Client(this.address, this.creds, { ...this.channelOptions, "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip }));
   }
 
   isReady(): boolean {
@@ -83,12 +116,13 @@ export class GrpcChannel implements ClientChannel {
       const signal = call.signal;
       if (signal?.aborted) { reject(new CancelledError(`call ${method.path} cancelled by the caller`)); return; }
       let onAbort: (() => void) | undefined;
-      const grpcCall = this.client.makeUnaryRequest<unknown, Res>(
+      const grpcCall = this.clientFor(call).makeUnaryRequest<unknown, Res>(
         method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline },
         (err, res) => {
           if (onAbort) signal!.removeEventListener("abort", onAbort);
           if (err) reject(fromGrpcError(err)); else resolve(res as Res);
         });
+      if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(grpcCall, call);
       if (signal) {
         onAbort = () => grpcCall.cancel();
         signal.addEventListener("abort", onAbort, { once: true });
@@ -100,7 +134,8 @@ export class GrpcChannel implements ClientChannel {
     return {
       [Symbol.asyncIterator]: () => {
         const c = codecsOf(method);
-        const stream = this.client.makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+        const stream = this.clientFor(call).makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+        if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(stream, call);
         return this.read<Res>(stream, call);
       },
     };
@@ -112,12 +147,13 @@ export class GrpcChannel implements ClientChannel {
       const stop = { done: false };
       const signal = call.signal;
       let onAbort: (() => void) | undefined;
-      const stream = this.client.makeClientStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline },
+      const stream = this.clientFor(call).makeClientStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline },
         (err, res) => {
           stop.done = true;
           if (onAbort) signal!.removeEventListener("abort", onAbort);
           if (err) reject(fromGrpcError(err)); else resolve(res as Res);
         });
+      if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(stream, call);
       if (signal) {
         onAbort = () => stream.cancel();
         if (signal.aborted) onAbort(); else signal.addEventListener("abort", onAbort, { once: true });
@@ -132,7 +168,8 @@ export class GrpcChannel implements ClientChannel {
 
   private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncGenerator<Res> {
     const c = codecsOf(method);
-    const stream = this.client.makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+    const stream = this.clientFor(call).makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+    if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(stream, call);
     const stop = { done: false };
     pump(requests, stream, stop).catch(() => undefined);
     try {
@@ -166,6 +203,7 @@ export class GrpcChannel implements ClientChannel {
     if (this.closed) return;
     this.closed = true;
     this.client.close();
+    this.gzip?.close();
   }
 }
 

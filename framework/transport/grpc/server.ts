@@ -8,10 +8,10 @@ import * as grpc from "@grpc/grpc-js";
 import { bindErrorFrom } from "../../errors";
 import { getLogger } from "../../logger";
 import type {
-  BidiHandler, BoundService, ClientStreamHandler, MethodDescriptor, ServerContext, ServerStreamHandler, ServerTransport,
-  ServerTransportFactory, UnaryHandler,
+  BidiHandler, BoundService, ClientStreamHandler, MethodDescriptor, ServerStreamHandler, ServerTransport, ServerTransportFactory, UnaryHandler,
 } from "../base";
-import { fromGrpcMetadata, grpcAddress, toGrpcStatus } from "./wire";
+import { GrpcServerContext, type AnyServerCall } from "./server-call";
+import { grpcAddress, toGrpcStatus } from "./wire";
 
 export interface GrpcServerOptions {
   /** TLS key and certificate (PEM); plaintext when absent. */
@@ -21,8 +21,6 @@ export interface GrpcServerOptions {
 }
 
 const log = getLogger("transport.grpc");
-
-type AnyCall = grpc.ServerUnaryCall<any, any> | grpc.ServerReadableStream<any, any> | grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>;
 
 function serializerOf(method: MethodDescriptor) {
   const { requestCodec, responseCodec } = method;
@@ -37,21 +35,21 @@ function serializerOf(method: MethodDescriptor) {
   };
 }
 
-/**
- * The request stream as an AsyncIterable that does NOT destroy the call when
- * iteration ends: Node's default Readable iterator destroys the whole duplex,
- * which would drop the response stream and its status.
- */
-function requestsOf(call: grpc.ServerReadableStream<any, any> | grpc.ServerDuplexStream<any, any>): AsyncIterable<unknown> {
-  return { [Symbol.asyncIterator]: () => (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false }) };
+/** Writes every message with backpressure; resolves early if the call is cancelled. */
+async function writeAll(call: grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>, source: AsyncIterable<unknown>, ctx: GrpcServerContext): Promise<void> {
+  for await (const msg of source) {
+    if (ctx.aborted) return;
+    ctx.headersSent = true;
+    if (!call.write(msg)) await drainOrAbort(call, ctx.signal);
+  }
 }
 
-/** Writes every message with backpressure; resolves early if the call is cancelled. */
-async function writeAll(call: grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>, source: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
-  for await (const msg of source) {
-    if (signal.aborted) return;
-    if (!call.write(msg)) await drainOrAbort(call, signal);
-  }
+/** Ends a response stream: OK with the servant's trailers, or its error; nothing once the caller is gone. */
+function endStream(call: grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>, ctx: GrpcServerContext, err: unknown, failed: boolean): void {
+  if (ctx.aborted) return;
+  if (!failed) { call.end(ctx.trailersFor()); return; }
+  const status = toGrpcStatus(err, ctx.method);
+  call.emit("error", { ...status, metadata: ctx.trailersFor(status.metadata) });
 }
 
 /** Tries to listen on host:port with node:net; resolves with the error, or undefined if it worked. */
@@ -76,19 +74,27 @@ export class GrpcServerTransport implements ServerTransport {
     });
   }
 
-  private context(call: AnyCall, path: string): { ctx: ServerContext; done: () => void } {
-    const ac = new AbortController();
-    const onCancel = () => ac.abort();
-    const events = call as unknown as NodeJS.EventEmitter;
-    events.once("cancelled", onCancel);
-    const deadlineRaw = call.getDeadline();
-    const deadline = deadlineRaw instanceof Date ? deadlineRaw.getTime() : (Number.isFinite(deadlineRaw) ? Number(deadlineRaw) : undefined);
-    const peer = call.getPeer();
-    if (!this.conns.has(peer)) this.conns.set(peer, { peer, protocol: "grpc", since: Date.now() });
+  private context(call: AnyServerCall, path: string): GrpcServerContext {
+    const ctx = new GrpcServerContext(call, path);
+    if (!this.conns.has(ctx.peer)) this.conns.set(ctx.peer, { peer: ctx.peer, protocol: "grpc", since: Date.now() });
     this.inFlight++;
-    const ctx: ServerContext = { method: path, metadata: fromGrpcMetadata(call.metadata), deadline, peer, signal: ac.signal, protocol: "grpc" };
-    let ended = false;
-    return { ctx, done: () => { if (!ended) { ended = true; this.inFlight--; events.removeListener("cancelled", onCancel); } } };
+    return ctx;
+  }
+
+  private finished(ctx: GrpcServerContext): void {
+    this.inFlight--;
+    ctx.done();
+  }
+
+  /** The unary / client-streaming reply: the result with the servant's trailers, or its error. */
+  private reply(ctx: GrpcServerContext, cb: grpc.sendUnaryData<any>, p: Promise<unknown>): void {
+    p.then(
+      (res) => { this.finished(ctx); cb(null, res, ctx.trailersFor()); },
+      (err) => {
+        this.finished(ctx);
+        const status = toGrpcStatus(err, ctx.method);
+        cb({ ...status, metadata: ctx.trailersFor(status.metadata) });
+      });
   }
 
   addService(service: BoundService): void {
@@ -106,34 +112,34 @@ export class GrpcServerTransport implements ServerTransport {
       switch (method.kind) {
         case "unary":
           impl[key] = (call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => {
-            const { ctx, done } = this.context(call, path);
+            const ctx = this.context(call, path);
             let p: Promise<unknown>;
             try { p = (handler as UnaryHandler)(call.request, ctx); } catch (err) { p = Promise.reject(err); }
-            p.then((res) => { done(); cb(null, res); }, (err) => { done(); cb(toGrpcStatus(err, path)); });
+            this.reply(ctx, cb, p);
           };
           break;
         case "client_stream":
           impl[key] = (call: grpc.ServerReadableStream<any, any>, cb: grpc.sendUnaryData<any>) => {
-            const { ctx, done } = this.context(call, path);
+            const ctx = this.context(call, path);
             let p: Promise<unknown>;
-            try { p = (handler as ClientStreamHandler)(requestsOf(call), ctx); } catch (err) { p = Promise.reject(err); }
-            p.then((res) => { done(); cb(null, res); }, (err) => { done(); cb(toGrpcStatus(err, path)); });
+            try { p = (handler as ClientStreamHandler)(ctx.requests(), ctx); } catch (err) { p = Promise.reject(err); }
+            this.reply(ctx, cb, p);
           };
           break;
         case "server_stream":
           impl[key] = (call: grpc.ServerWritableStream<any, any>) => {
-            const { ctx, done } = this.context(call, path);
+            const ctx = this.context(call, path);
             Promise.resolve()
-              .then(() => writeAll(call, (handler as ServerStreamHandler)(call.request, ctx), ctx.signal))
-              .then(() => { done(); if (!ctx.signal.aborted) call.end(); }, (err) => { done(); if (!ctx.signal.aborted) call.emit("error", toGrpcStatus(err, path)); });
+              .then(() => writeAll(call, (handler as ServerStreamHandler)(call.request, ctx), ctx))
+              .then(() => { this.finished(ctx); endStream(call, ctx, undefined, false); }, (err) => { this.finished(ctx); endStream(call, ctx, err, true); });
           };
           break;
         default:
           impl[key] = (call: grpc.ServerDuplexStream<any, any>) => {
-            const { ctx, done } = this.context(call, path);
+            const ctx = this.context(call, path);
             Promise.resolve()
-              .then(() => writeAll(call, (handler as BidiHandler)(requestsOf(call), ctx), ctx.signal))
-              .then(() => { done(); if (!ctx.signal.aborted) call.end(); }, (err) => { done(); if (!ctx.signal.aborted) call.emit("error", toGrpcStatus(err, path)); });
+              .then(() => writeAll(call, (handler as BidiHandler)(ctx.requests(), ctx), ctx))
+              .then(() => { this.finished(ctx); endStream(call, ctx, undefined, false); }, (err) => { this.finished(ctx); endStream(call, ctx, err, true); });
           };
       }
     }

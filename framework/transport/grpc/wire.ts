@@ -44,18 +44,23 @@ export function fromGrpcError(err: unknown): SgridError {
   return errorFromWire(code, e.details ?? e.message ?? "unknown error", typeof sgridCode === "string" ? sgridCode : undefined, data);
 }
 
+/** Checked metadata (checkMetadata) -> grpc-js metadata; `-bin` values are Buffers. */
 export function toGrpcMetadata(md: Metadata): grpc.Metadata {
   const out = new grpc.Metadata();
-  for (const key in md) out.set(key, md[key]!);
+  for (const key in md) {
+    const v = md[key]!;
+    out.set(key, typeof v === "string" || Buffer.isBuffer(v) ? v : Buffer.from(v));
+  }
   return out;
 }
 
+/** Received metadata, `-bin` values as Buffers; the first value of a repeated key; Sgrid's own error keys left out. */
 export function fromGrpcMetadata(md: grpc.Metadata): Metadata {
   const out: Metadata = {};
   const map = md.getMap();
   for (const key in map) {
-    const v = map[key];
-    if (typeof v === "string") out[key] = v;
+    if (key === ERROR_CODE_KEY || key === ERROR_DATA_KEY) continue;
+    out[key] = map[key]!;
   }
   return out;
 }

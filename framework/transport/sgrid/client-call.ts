@@ -10,7 +10,8 @@
  * removes its abort listener and stops its request pump.
  */
 import { CancelledError, DeadlineExceededError, InternalError, InvalidArgumentError, ResourceExhaustedError, type SgridError } from "../../errors";
-import type { MethodDescriptor } from "../base";
+import { Status } from "../../status";
+import type { Metadata, MethodDescriptor } from "../base";
 import type { FrameWriter } from "./frame-writer";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { FrameType, HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
@@ -38,6 +39,9 @@ export class ClientCall implements InboundOwner {
   /** Absolute deadline, epoch ms (Infinity for none). */
   deadline = Infinity;
   signal: AbortSignal | undefined;
+  /** The caller's callbacks for response headers and trailers (OutgoingCall), when it gave any. */
+  onHeaders: ((headers: Metadata) => void) | undefined;
+  onTrailers: ((trailers: Metadata) => void) | undefined;
   private wake: (() => void) | undefined;
   private requestIt: AsyncIterator<unknown> | undefined;
 
@@ -102,7 +106,7 @@ export class ClientCall implements InboundOwner {
    */
   fail(err: SgridError | Error, local: boolean): void {
     if (this.done) return;
-    if (local && this.id !== 0 && !this.conn.closed) this.conn.writer.empty(FrameType.CANCEL, this.id);
+    if (local && this.id !== 0 && !this.conn.closed) this.conn.writer.cancel(this.id, err instanceof DeadlineExceededError ? Status.DEADLINE_EXCEEDED : Status.CANCELLED);
     this.cleanup();
     if (this.inbound !== undefined) this.inbound.end(err, local); else this.rejectFn!(err);
   }

@@ -219,11 +219,20 @@ export class ClientConnection implements FrameSink {
         if (call === undefined) return;
         if (end - start < 1) throw new ProtocolViolation("protocol_error", "empty RESPONSE");
         const status = buf[start]!;
+        let at = start + 1;
+        if ((flags & Flag.TRAILERS) !== 0) {
+          const t = this.cursor.reset(buf, at, end);
+          const trailers = t.metadata();
+          at = t.pos;
+          if (call.onTrailers !== undefined) this.notify(call.onTrailers, trailers);
+        } else if (call.onTrailers !== undefined) {
+          this.notify(call.onTrailers, {});
+        }
         if (status === 0) {
-          call.succeed((flags & Flag.PAYLOAD) !== 0 ? view(buf, start + 1, end) : undefined);
+          call.succeed((flags & Flag.PAYLOAD) !== 0 ? view(buf, at, end) : undefined);
           return;
         }
-        const c = this.cursor.reset(buf, start + 1, end);
+        const c = this.cursor.reset(buf, at, end);
         const message = c.str(c.u16());
         const code = c.str(c.u8());
         const dataLen = c.u32();
@@ -246,6 +255,13 @@ export class ClientConnection implements FrameSink {
         if (call !== undefined) call.addCredit(this.cursor.reset(buf, start, end).u32());
         return;
       }
+      case FrameType.HEADERS: {
+        const call = this.calls.get(id);
+        if (call === undefined) return;
+        const headers = this.cursor.reset(buf, start, end).metadata();
+        if (call.onHeaders !== undefined) this.notify(call.onHeaders, headers);
+        return;
+      }
       case FrameType.PING:
         if (end - start < 8) throw new ProtocolViolation("protocol_error", "short PING");
         if ((flags & PING_ACK) !== 0) this.pingOutstanding = false;
@@ -261,6 +277,15 @@ export class ClientConnection implements FrameSink {
         return;
       default:
         throw new ProtocolViolation("protocol_error", `frame type ${type} is not valid from a server`);
+    }
+  }
+
+  /** Runs a caller's metadata callback; what it throws is its own bug and must not break the connection. */
+  private notify(fn: (md: Metadata) => void, md: Metadata): void {
+    try {
+      fn(md);
+    } catch {
+      // the caller's callback failed; the call goes on
     }
   }
 

@@ -122,6 +122,10 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
       return err as Error;
     }
     const c = new ClientCall(conn, method);
+    if (call.onHeaders !== undefined || call.onTrailers !== undefined) {
+      c.onHeaders = call.onHeaders;
+      c.onTrailers = call.onTrailers;
+    }
     if (streamOut) c.openInbound(this.options.initialWindow, this.options.initialWindow + this.options.maxFrameSize);
     if (!conn.start(c, payload, call.metadata, Math.ceil(remaining), signal)) {
       return new ResourceExhaustedError(`request of ${method.path} (${payload?.length ?? 0} bytes) exceeds the frame limit of ${conn.peerMaxFrame} bytes`);

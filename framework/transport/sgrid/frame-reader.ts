@@ -8,6 +8,7 @@
  * `maxFrameSize` bytes. Buffers are never reused: decoded messages may keep
  * views into them.
  */
+import type { Metadata } from "../base";
 import { LENGTH_OVERHEAD, MAX_FRAME_TYPE, type CloseReason } from "./protocol";
 
 /**
@@ -158,6 +159,24 @@ export class BodyCursor {
     const s = this.buf.toString("utf8", this.pos, this.pos + n);
     this.pos += n;
     return s;
+  }
+
+  /** A metadata block: keys lower-cased, `-bin` values as Buffers (copies), others UTF-8 strings. */
+  metadata(): Metadata {
+    const count = this.u16();
+    const md: Metadata = {};
+    for (let i = 0; i < count; i++) {
+      const key = this.str(this.u16()).toLowerCase();
+      const n = this.u32();
+      if (key.endsWith("-bin")) {
+        this.need(n);
+        md[key] = Buffer.from(this.buf.subarray(this.pos, this.pos + n));
+        this.pos += n;
+      } else {
+        md[key] = this.str(n);
+      }
+    }
+    return md;
   }
 
   /** The rest of the body as a view. */

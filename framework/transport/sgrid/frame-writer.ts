@@ -17,6 +17,42 @@ import { Flag, FrameType, PING_ACK, HEADER_SIZE, HELLO_BODY_SIZE, LENGTH_OVERHEA
 import type { Metadata } from "../base";
 
 const SLAB_SIZE = 64 * 1024;
+
+/** Bytes of a metadata block (u16 count, then u16 key length, key, u32 value length, value); 0 when empty. */
+export function metadataSize(md: Metadata): number {
+  let n = 0;
+  let count = 0;
+  for (const k in md) {
+    const v = md[k]!;
+    count++;
+    n += 6 + Buffer.byteLength(k) + (typeof v === "string" ? Buffer.byteLength(v) : v.length);
+  }
+  return count === 0 ? 0 : n + 2;
+}
+
+/** Writes a metadata block at `off` (room reserved with metadataSize); returns the offset after it. */
+function writeMetadata(s: Buffer, off: number, md: Metadata): number {
+  const countAt = off;
+  let count = 0;
+  off += 2;
+  for (const k in md) {
+    const v = md[k]!;
+    count++;
+    const kl = s.write(k, off + 2, "utf8");
+    s.writeUInt16BE(kl, off);
+    off += 2 + kl;
+    let vl: number;
+    if (typeof v === "string") vl = s.write(v, off + 4, "utf8");
+    else {
+      s.set(v, off + 4);
+      vl = v.length;
+    }
+    s.writeUInt32BE(vl, off);
+    off += 4 + vl;
+  }
+  s.writeUInt16BE(count, countAt);
+  return off;
+}
 const INLINE_PAYLOAD_MAX = 16 * 1024;
 
 export class FrameWriter {
@@ -106,17 +142,10 @@ export class FrameWriter {
       pathLen = Buffer.byteLength(path);
       fixed += 2 + pathLen;
     }
-    let mdLen = 0;
-    let mdCount = 0;
-    if (metadata) {
-      for (const k in metadata) {
-        mdCount++;
-        mdLen += 6 + Buffer.byteLength(k) + Buffer.byteLength(metadata[k]!);
-      }
-      if (mdCount > 0) {
-        flags |= Flag.METADATA;
-        fixed += 2 + mdLen;
-      }
+    const mdLen = metadata ? metadataSize(metadata) : 0;
+    if (mdLen > 0) {
+      flags |= Flag.METADATA;
+      fixed += mdLen;
     }
     const body = fixed + (payload ? payload.length : 0);
     if (HEADER_SIZE + body > maxFrameSize) return false;
@@ -133,21 +162,25 @@ export class FrameWriter {
     }
     s.writeUInt32BE(timeoutMs, off);
     off += 4;
-    if (mdCount > 0) {
-      s.writeUInt16BE(mdCount, off);
-      off += 2;
-      for (const k in metadata) {
-        const v = metadata[k]!;
-        const kl = s.write(k, off + 2, "utf8");
-        s.writeUInt16BE(kl, off);
-        off += 2 + kl;
-        const vl = s.write(v, off + 4, "utf8");
-        s.writeUInt32BE(vl, off);
-        off += 4 + vl;
-      }
-    }
+    if (mdLen > 0) writeMetadata(s, off, metadata!);
     if (payload) this.payload(payload);
     return true;
+  }
+
+  /** Response headers (server -> client), before the call's first MESSAGE or its RESPONSE. */
+  headers(id: number, metadata: Metadata): void {
+    const mdLen = Math.max(2, metadataSize(metadata));
+    const off = this.reserve(HEADER_SIZE + mdLen);
+    this.header(off, mdLen, FrameType.HEADERS, 0, id);
+    if (mdLen > 2) writeMetadata(this.slab, off + HEADER_SIZE, metadata);
+    else this.slab.writeUInt16BE(0, off + HEADER_SIZE);
+  }
+
+  /** CANCEL with the reason's status (CANCELLED, or DEADLINE_EXCEEDED when the caller's deadline passed). */
+  cancel(id: number, status: number): void {
+    const off = this.reserve(HEADER_SIZE + 1);
+    this.header(off, 1, FrameType.CANCEL, 0, id);
+    this.slab[off + HEADER_SIZE] = status;
   }
 
   message(id: number, payload: Uint8Array): void {
@@ -168,29 +201,34 @@ export class FrameWriter {
     this.slab.writeUInt32BE(increment, off + HEADER_SIZE);
   }
 
-  /** An OK reply; `payload` only for unary and client-streaming calls. */
-  ok(id: number, payload: Uint8Array | undefined): void {
-    const off = this.reserve(HEADER_SIZE + 1);
-    this.header(off, 1 + (payload ? payload.length : 0), FrameType.RESPONSE, payload ? Flag.PAYLOAD : 0, id);
+  /** An OK reply; `payload` only for unary and client-streaming calls; `trailers` when the servant set any. */
+  ok(id: number, payload: Uint8Array | undefined, trailers?: Metadata): void {
+    const mdLen = trailers ? metadataSize(trailers) : 0;
+    const off = this.reserve(HEADER_SIZE + 1 + mdLen);
+    this.header(off, 1 + mdLen + (payload ? payload.length : 0), FrameType.RESPONSE, (payload ? Flag.PAYLOAD : 0) | (mdLen > 0 ? Flag.TRAILERS : 0), id);
     this.slab[off + HEADER_SIZE] = 0;
+    if (mdLen > 0) writeMetadata(this.slab, off + HEADER_SIZE + 1, trailers!);
     if (payload) this.payload(payload);
   }
 
-  /** A failed call: status, message, code and optional JSON data. */
-  error(id: number, status: number, message: string, code: string, dataJson: string | undefined): void {
+  /** A failed call: status, [trailers], message, code and optional JSON data. */
+  error(id: number, status: number, message: string, code: string, dataJson: string | undefined, trailers?: Metadata): void {
+    const mdLen = trailers ? metadataSize(trailers) : 0;
     const msg = Buffer.from(message.length > 16_384 ? message.slice(0, 16_384) : message, "utf8");
     const codeBuf = Buffer.from(code.slice(0, 255), "utf8").subarray(0, 255);
     const data = dataJson === undefined ? undefined : Buffer.from(dataJson, "utf8");
     const msgLen = Math.min(msg.length, 0xffff);
-    const body = 1 + 2 + msgLen + 1 + codeBuf.length + 4 + (data ? data.length : 0);
+    const body = 1 + mdLen + 2 + msgLen + 1 + codeBuf.length + 4 + (data ? data.length : 0);
     let off = this.reserve(HEADER_SIZE + body - (data ? data.length : 0));
-    this.header(off, body, FrameType.RESPONSE, 0, id);
+    this.header(off, body, FrameType.RESPONSE, mdLen > 0 ? Flag.TRAILERS : 0, id);
     const s = this.slab;
     off += HEADER_SIZE;
     s[off] = status;
-    s.writeUInt16BE(msgLen, off + 1);
-    msg.copy(s, off + 3, 0, msgLen);
-    off += 3 + msgLen;
+    off += 1;
+    if (mdLen > 0) off = writeMetadata(s, off, trailers!);
+    s.writeUInt16BE(msgLen, off);
+    msg.copy(s, off + 2, 0, msgLen);
+    off += 2 + msgLen;
     s[off] = codeBuf.length;
     codeBuf.copy(s, off + 1);
     off += 1 + codeBuf.length;

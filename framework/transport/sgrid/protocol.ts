@@ -21,13 +21,18 @@
  *             then, when F_END (unary and server-streaming calls), the request payload.
  *             Method ids are interned per connection: the first call of a method defines its id
  *             (1..MAX_METHOD_ID) with F_METHOD_DEF; later calls send only the id. Id 0 always
- *             carries the path. Metadata keys are lower-cased by the receiver.
+ *             carries the path. Metadata keys are lower-cased by the receiver; values are raw
+ *             bytes: UTF-8 text, or binary for keys ending in `-bin` (received as Buffers).
  *   MESSAGE   one stream message payload (protobuf), counted against the stream's window.
  *   END       client half-close of its request stream. No body.
- *   RESPONSE  server -> client, terminal. u8 status; when status is 0 and F_PAYLOAD, the reply
- *             payload follows; when status is not 0: u16 message length, message, u8 code length,
- *             code (SCREAMING_SNAKE), u32 data length, data (JSON; errors only, never the hot path).
- *   CANCEL    client -> server: abandon the call (the servant's ctx.signal fires). No body.
+ *   RESPONSE  server -> client, terminal. u8 status; [metadata block: the trailers] when F_TRAILERS;
+ *             then, when status is 0 and F_PAYLOAD, the reply payload; when status is not 0: u16
+ *             message length, message, u8 code length, code (SCREAMING_SNAKE), u32 data length,
+ *             data (JSON; errors only, never the hot path).
+ *   CANCEL    client -> server: abandon the call (the servant's ctx.signal fires). Optional u8:
+ *             the reason's status, 1 CANCELLED (the default) or 4 DEADLINE_EXCEEDED.
+ *   HEADERS   server -> client: the servant's response headers (a metadata block), sent only when
+ *             it sends headers, before the call's first MESSAGE or its RESPONSE.
  *   WINDOW    u32 credit increment for the stream (bytes), returned by the reader as it consumes.
  *   PING      8 opaque bytes; echoed with PING_ACK. Clients ping every interval; servers close
  *             connections that send nothing for their idle timeout.
@@ -42,8 +47,10 @@
  * that goes past a window by more than one frame breaks the protocol and
  * loses its connection.
  *
+ * A metadata block is u16 count, then count x (u16 key length, key, u32 value length, value).
+ *
  * Flags by type: REQUEST END 0x01, METHOD_DEF 0x02, METADATA 0x04;
- * RESPONSE PAYLOAD 0x08; PING ACK 0x01. Other bits must be 0 and are ignored.
+ * RESPONSE PAYLOAD 0x08, TRAILERS 0x10; PING ACK 0x01. Other bits must be 0 and are ignored.
  */
 
 export const MAGIC = Buffer.from("SGRD", "latin1");
@@ -64,10 +71,11 @@ export const enum FrameType {
   WINDOW = 7,
   PING = 8,
   GOAWAY = 9,
+  HEADERS = 10,
 }
 
 /** Highest frame type this version knows; anything above is a protocol error. */
-export const MAX_FRAME_TYPE = 9;
+export const MAX_FRAME_TYPE = 10;
 
 export const enum Flag {
   /** REQUEST: the request is complete (payload follows). */
@@ -78,6 +86,8 @@ export const enum Flag {
   METADATA = 0x04,
   /** RESPONSE: an OK status carries the reply payload. */
   PAYLOAD = 0x08,
+  /** RESPONSE: trailers (a metadata block) follow the status byte. */
+  TRAILERS = 0x10,
 }
 
 /** PING flag: this PING is the answer to one received (same bit as Flag.END; flags are per frame type). */

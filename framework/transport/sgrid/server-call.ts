@@ -8,7 +8,8 @@
  * (and, for streams, its output loop has stopped), cancelled or not; that is
  * what graceful shutdown waits for.
  */
-import { DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } from "../../errors";
+import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from "../../errors";
+import { checkMetadata } from "../metadata";
 import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler } from "../base";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
@@ -49,6 +50,10 @@ export class ServerCall implements ServerContext, InboundOwner {
   sendCredit: number;
   inbound: InboundStream<unknown> | undefined;
   deadlineTimer: NodeJS.Timeout | undefined;
+  /** Trailers the servant set, sent with the RESPONSE. */
+  trailers: Metadata | undefined;
+  /** Headers or a message went out: no more sendHeaders. */
+  headersSent = false;
   private ac: AbortController | undefined;
   private abortReason: Error | undefined;
   private wake: (() => void) | undefined;
@@ -88,6 +93,22 @@ export class ServerCall implements ServerContext, InboundOwner {
       }
     }
     return ac.signal;
+  }
+
+  get endedBy(): Error | undefined {
+    return this.abortReason;
+  }
+
+  sendHeaders(headers: Metadata): void {
+    if (this.headersSent) throw new FailedPreconditionError(`call ${this.method}: response headers were sent already`);
+    checkMetadata(headers, `response headers of ${this.method}`);
+    this.headersSent = true;
+    if (!this.cancelled && !this.done) this.conn.writer.headers(this.id, headers);
+  }
+
+  setTrailers(trailers: Metadata): void {
+    checkMetadata(trailers, `trailers of ${this.method}`);
+    this.trailers = this.trailers === undefined ? { ...trailers } : Object.assign(this.trailers, trailers);
   }
 
   /** Fires ctx.signal (once). */
@@ -209,6 +230,7 @@ export async function runStreamOut(call: ServerCall, arg: unknown): Promise<void
         throw new ResourceExhaustedError(`reply message of ${bytes.length} bytes exceeds the caller's frame limit of ${conn.clientMaxFrame} bytes`);
       }
       conn.writer.message(call.id, bytes);
+      call.headersSent = true;
       call.sendCredit -= bytes.length + MESSAGE_COST_OVERHEAD;
     }
   } catch (err) {

@@ -16,7 +16,7 @@
  * peer that does not read.
  */
 import type { Socket } from "node:net";
-import { CancelledError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError } from "../../errors";
+import { CancelledError, DeadlineExceededError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError } from "../../errors";
 import { Status } from "../../status";
 import type { Metadata } from "../base";
 import { CallTable } from "./call-table";
@@ -165,7 +165,10 @@ export class ServerConnection implements FrameSink {
       }
       case FrameType.CANCEL: {
         const call = this.calls.get(id);
-        if (call !== undefined) call.cancel(new CancelledError(`call ${call.method} cancelled by the caller`));
+        if (call !== undefined) {
+          const deadline = end > start && buf[start] === Status.DEADLINE_EXCEEDED;
+          call.cancel(deadline ? new DeadlineExceededError(`call ${call.method} passed its deadline`) : new CancelledError(`call ${call.method} cancelled by the caller`));
+        }
         return;
       }
       case FrameType.WINDOW: {
@@ -214,7 +217,7 @@ export class ServerConnection implements FrameSink {
       if (slot === undefined) throw new ProtocolViolation("protocol_error", `REQUEST names method id ${methodId}, which was never defined`);
     }
     const timeoutMs = c.u32();
-    const metadata = (flags & Flag.METADATA) !== 0 ? this.readMetadata(c) : EMPTY_METADATA;
+    const metadata = (flags & Flag.METADATA) !== 0 ? c.metadata() : EMPTY_METADATA;
     if (this.calls.get(id) !== undefined) throw new ProtocolViolation("protocol_error", `stream id ${id} is already in use`);
     if (this.state !== "open") {
       this.writer.error(id, Status.UNAVAILABLE, "the server is shutting down", "UNAVAILABLE", undefined);
@@ -255,24 +258,13 @@ export class ServerConnection implements FrameSink {
     dispatch(call, request);
   }
 
-  private readMetadata(c: BodyCursor): Metadata {
-    const count = c.u16();
-    const md: Metadata = {};
-    for (let i = 0; i < count; i++) {
-      const key = c.str(c.u16());
-      const value = c.str(c.u32());
-      md[key.toLowerCase()] = value;
-    }
-    return md;
-  }
-
   // ---- replies ------------------------------------------------------------------------
   /** An OK reply: `res` is the message of unary / client-streaming calls, undefined for streams. */
   sendReply(call: ServerCall, res: unknown): void {
     if (this.state === "closed") return;
     const kind = call.entry.method.kind;
     if (kind === "server_stream" || kind === "bidi") {
-      this.writer.ok(call.id, undefined);
+      this.writer.ok(call.id, undefined, call.trailers);
       return;
     }
     if (res == null) {
@@ -290,17 +282,17 @@ export class ServerConnection implements FrameSink {
       this.sendError(call, new ResourceExhaustedError(`reply of ${bytes.length} bytes exceeds the caller's frame limit of ${this.clientMaxFrame} bytes`));
       return;
     }
-    this.writer.ok(call.id, bytes);
+    this.writer.ok(call.id, bytes, call.trailers);
   }
 
   /** The one server-side error boundary of this transport: a thrown value -> status, code, message, data. */
   sendError(call: ServerCall, err: unknown): void {
     if (this.state === "closed") return;
     if (!(err instanceof SgridError)) this.host.logUnexpected(err, call.method);
-    this.writeError(call.id, err);
+    this.writeError(call.id, err, call.trailers);
   }
 
-  private writeError(id: number, err: unknown): void {
+  private writeError(id: number, err: unknown, trailers?: Metadata): void {
     const wire = errorToWire(err);
     let data: string | undefined;
     if (wire.data !== undefined) {
@@ -308,7 +300,7 @@ export class ServerConnection implements FrameSink {
       // Error data is meant to be small; an oversized one would break the caller's frame limit.
       if (data !== undefined && data.length > MAX_ERROR_DATA) data = undefined;
     }
-    this.writer.error(id, wire.status, wire.message, wire.code, data);
+    this.writer.error(id, wire.status, wire.message, wire.code, data, trailers);
   }
 
   callFinished(call: ServerCall): void {
