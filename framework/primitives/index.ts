@@ -6,5 +6,5 @@
 export { Backoff, BACKOFF_DEFAULTS, type BackoffPolicy } from "./backoff";
 export { AsyncQueue } from "./async-queue";
 export { writeFileAtomic, readFileIfExists, readFileIfExistsSync, LatestWriter, type AtomicWriteOptions } from "./atomic-file";
-export { KeyedMutex } from "./keyed-mutex";
+export { KeyedMutex, Mutex } from "./keyed-mutex";
 export { PeriodicTask, type PeriodicTaskOptions } from "./periodic-task";

@@ -31,3 +31,21 @@ export class KeyedMutex<K = string> {
     return this.tails.size;
   }
 }
+
+/**
+ * A {@link KeyedMutex} with one key: async work on one object (a release
+ * folder, an instance's transitions) runs one at a time, in call order.
+ */
+export class Mutex {
+  private readonly inner = new KeyedMutex<0>();
+
+  /** Runs `fn` once every earlier `run` has settled; resolves or rejects as `fn` does. */
+  run<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.inner.run(0, fn);
+  }
+
+  /** True while work runs or waits. */
+  get isLocked(): boolean {
+    return this.inner.isLocked(0);
+  }
+}

@@ -24,7 +24,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { checkName, checkVersion, getLogger, type PackageManifest, type ServerType } from "sgridnext";
+import { checkName, checkVersion, getLogger, Mutex, type PackageManifest, type ServerType } from "sgridnext";
 import { ReleaseNotFoundError } from "./errors";
 import { readManifest, type ManifestSource } from "./manifest";
 import { makeReadOnly, removeTree } from "./tree";
@@ -99,7 +99,7 @@ export class ReleaseManager {
   readonly logDir: string;
   private readonly limits: Readonly<UnpackLimits>;
   private readonly readOnly: boolean;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
 
   constructor(options: ReleaseManagerOptions) {
     const opts = optionsSchema.parse(options);
@@ -251,9 +251,7 @@ export class ReleaseManager {
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.mutex.run(fn);
   }
 }
 

@@ -44,7 +44,7 @@
  * when the supervisor cleared `running` before stopping it.
  */
 import { EventEmitter } from "node:events";
-import { getLogger, type Logger } from "sgridnext";
+import { getLogger, Mutex, type Logger } from "sgridnext";
 import { type CgroupUsage, assertInstanceId } from "../cgroups";
 import type { ExitInfo, ProcessHandle, ProcessWrangler } from "../process";
 import { exitInfo } from "../process";
@@ -112,7 +112,7 @@ export class InstanceSupervisor extends EventEmitter<{ state: [ObservedState] }>
   private healthy: boolean | null = null;
   private backoffTimer: NodeJS.Timeout | undefined;
   private pendingRestart: string | undefined;
-  private queue: Promise<void> = Promise.resolve();
+  private readonly transitions = new Mutex();
   private detached = false;
 
   constructor(instanceId: string, deps: InstanceSupervisorDeps) {
@@ -261,7 +261,7 @@ export class InstanceSupervisor extends EventEmitter<{ state: [ObservedState] }>
 
   /** Resolves once every queued transition has run. */
   idle(): Promise<void> {
-    return this.queue;
+    return this.transitions.run(() => undefined);
   }
 
   /**
@@ -286,11 +286,9 @@ export class InstanceSupervisor extends EventEmitter<{ state: [ObservedState] }>
   // ---- transitions (each runs as one queued task) -----------------------------
 
   private enqueue(task: () => Promise<void>): Promise<void> {
-    const next = this.queue.then(() => (this.detached ? undefined : task()));
-    this.queue = next.catch((err: unknown) => {
+    return this.transitions.run(() => (this.detached ? undefined : task())).catch((err: unknown) => {
       this.log.error({ instanceId: this.instanceId, err: (err as Error)?.stack ?? String(err) }, "supervisor transition failed");
     });
-    return this.queue;
   }
 
   private async reconcile(): Promise<void> {

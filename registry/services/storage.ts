@@ -25,7 +25,7 @@ import { createReadStream, createWriteStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { InvalidArgumentError, NotFoundError } from "sgridnext";
+import { InvalidArgumentError, KeyedMutex, NotFoundError } from "sgridnext";
 import type { PackageStorage } from "../server/context";
 import { PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError } from "./errors";
 
@@ -83,7 +83,7 @@ export class LocalDiskStorage implements PackageStorage {
   /** Uploads in flight per key (between the start of put and their row's commit or failure). */
   private readonly held = new Map<string, number>();
   /** Tail of the per-key chain of placements (put's rename) and removals. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedMutex<string>();
 
   constructor(dir: string) {
     if (typeof dir !== "string" || dir === "") throw new TypeError("LocalDiskStorage: dir is required");
@@ -130,7 +130,7 @@ export class LocalDiskStorage implements PackageStorage {
       // rename() replaces an existing file atomically; identical content
       // (same sha256) makes that harmless, and readers holding the old inode
       // keep reading it. Under the key's lock: never interleaved with a removal.
-      await this.locked(actual, () => fsp.rename(tmp, final));
+      await this.locks.run(actual, () => fsp.rename(tmp, final));
       return { key: actual, size: meter.bytes };
     } catch (err) {
       source.destroy();
@@ -230,23 +230,11 @@ export class LocalDiskStorage implements PackageStorage {
 
   async removeUnused(key: string, inUse: () => Promise<boolean>): Promise<boolean> {
     validateKey(key);
-    return this.locked(key, async () => {
+    return this.locks.run(key, async () => {
       if (this.held.has(key) || (await inUse()) || this.held.has(key)) return false;
       await this.remove(key);
       return true;
     });
-  }
-
-  /** Runs `fn` after every earlier locked step of `key` has settled. */
-  private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.then(() => undefined, () => undefined);
-    this.locks.set(key, tail);
-    void tail.then(() => {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    });
-    return run;
   }
 }
 

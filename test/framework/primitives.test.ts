@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AsyncQueue, Backoff, KeyedMutex, LatestWriter, PeriodicTask, readFileIfExists, readFileIfExistsSync, writeFileAtomic } from "sgridnext";
+import { AsyncQueue, Backoff, KeyedMutex, LatestWriter, Mutex, PeriodicTask, readFileIfExists, readFileIfExistsSync, writeFileAtomic } from "sgridnext";
 import { outputDir } from "../helpers/paths";
 import { pollUntil } from "../helpers/wait";
 
@@ -148,6 +148,17 @@ describe("primitives", () => {
       expect(log).to.deep.equal(["a1 start", "b1", "a1 end", "a2", "a3"]);
       await tick();
       expect(m.size, "no memory for idle keys").to.equal(0);
+    });
+
+    it("Mutex: one key, in call order, unlocked once idle", async () => {
+      const m = new Mutex();
+      const log: number[] = [];
+      const runs = [3, 1, 2].map((ms, i) => m.run(async () => { await tick(ms); log.push(i); return i; }));
+      expect(m.isLocked).to.equal(true);
+      expect(await Promise.all(runs)).to.deep.equal([0, 1, 2]);
+      expect(log).to.deep.equal([0, 1, 2]);
+      await tick();
+      expect(m.isLocked).to.equal(false);
     });
   });
 
