@@ -10,7 +10,7 @@
  */
 import Koa, { type Next } from "koa";
 import { Router } from "@koa/router";
-import { getLogger, SgridError, Status } from "sgridnext";
+import { getLogger, PeriodicTask, SgridError, Status } from "sgridnext";
 import { authPublicRoutes, authRoutes, setSessionCookie } from "./api/auth";
 import { configRoutes } from "./api/configs";
 import { nodeRoutes } from "./api/nodes";
@@ -146,8 +146,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
     ctx.body = { error: { code: "NOT_FOUND", message: `no API route ${ctx.method} ${ctx.path}` } };
   });
 
-  const sweeper = setInterval(() => services.sessions.sweep(), SWEEP_MS);
-  sweeper.unref();
+  const sweeper = new PeriodicTask(() => services.sessions.sweep(), { intervalMs: SWEEP_MS }).start();
   let closed = false;
   return {
     app,
@@ -155,7 +154,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
     close(): void {
       if (closed) return;
       closed = true;
-      clearInterval(sweeper);
+      void sweeper.stop();
       services.registry.close();
     },
   };

@@ -27,7 +27,7 @@ import type { DeepPartial } from "../transport/base";
 import type { AgentMessage, ServantMessage } from "../gen/sgrid/agent/v1/agent";
 import { AgentProxy } from "../gen/sgrid/agent/v1/agent.sgrid";
 import type { CommandRegistry } from "./commands";
-import { AsyncQueue, Backoff } from "../primitives";
+import { AsyncQueue, Backoff, PeriodicTask } from "../primitives";
 
 const log = getLogger("agent.channel");
 
@@ -59,7 +59,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
   private readonly opts: Readonly<Required<Pick<AgentChannelOptions, "reconnectMs" | "maxReconnectMs" | "keepaliveMs">>>;
   private readyObjs: string[] | undefined;
   private out: Outgoing | undefined;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private keepalive: PeriodicTask | undefined;
   private readonly abort = new AbortController();
   private connectedNow = false;
   private started = false;
@@ -110,16 +110,15 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
   private startKeepalive(intervalMs: number): void {
     this.stopKeepalive();
     const out = this.out;
-    this.keepaliveTimer = setInterval(() => {
+    this.keepalive = new PeriodicTask(() => {
       out?.push({ kind: { $case: "keepalive", value: {} } });
       this.keepalivesSent++;
-    }, intervalMs);
-    this.keepaliveTimer.unref();
+    }, { intervalMs }).start();
   }
 
   private stopKeepalive(): void {
-    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
-    this.keepaliveTimer = undefined;
+    void this.keepalive?.stop();
+    this.keepalive = undefined;
   }
 
   private handle(msg: AgentMessage, out: Outgoing): void {

@@ -41,7 +41,8 @@ export class PeriodicTask {
   start(): this {
     if (!this.stopped) return this;
     this.stopped = false;
-    this.schedule(this.initialDelayMs);
+    // Started again while a run is still in flight (stop() then start()): that run schedules the next.
+    if (!this.inFlight) this.schedule(this.initialDelayMs);
     return this;
   }
 
@@ -70,7 +71,7 @@ export class PeriodicTask {
   }
 
   private schedule(delayMs: number): void {
-    if (this.stopped) return;
+    if (this.stopped || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.runOnce();

@@ -31,7 +31,7 @@ import type { Metadata } from "../transport/base";
 import type { FindObjectReply } from "../gen/sgrid/registry/v1/query";
 import type { Endpoint as RegistryEndpoint } from "../gen/sgrid/registry/v1/types";
 import type { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
-import { Backoff, readFileIfExistsSync, type LatestWriter } from "../primitives";
+import { Backoff, PeriodicTask, readFileIfExistsSync, type LatestWriter } from "../primitives";
 
 const log = getLogger("registry.resolver");
 
@@ -72,7 +72,7 @@ export class RegistryEndpointSource implements EndpointSource {
   private lastUpdate = 0;
   private readonly listeners = new Set<(eps: readonly Endpoint[]) => void>();
   private readonly abort = new AbortController();
-  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly refresher: PeriodicTask;
   private watchAbort: AbortController | undefined;
   private readyResolve!: () => void;
   private readonly readyPromise = new Promise<void>((resolve) => { this.readyResolve = resolve; });
@@ -88,8 +88,7 @@ export class RegistryEndpointSource implements EndpointSource {
   ) {
     this.loadCache();
     void this.watchLoop();
-    this.refreshTimer = setInterval(() => void this.refresh("periodic"), timing.refreshIntervalMs);
-    this.refreshTimer.unref();
+    this.refresher = new PeriodicTask(() => this.refresh("periodic"), { intervalMs: timing.refreshIntervalMs }).start();
   }
 
   current(): readonly Endpoint[] { return this.list; }
@@ -114,7 +113,7 @@ export class RegistryEndpointSource implements EndpointSource {
     if (this.stateNow === "closed") return;
     this.stateNow = "closed";
     this.abort.abort();
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    void this.refresher.stop();
     this.listeners.clear();
     this.readyResolve();
   }

@@ -14,7 +14,7 @@
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
 import { z } from "zod";
-import { getLogger } from "sgridnext";
+import { getLogger, PeriodicTask } from "sgridnext";
 import { rotateIfLarger } from "./rotate";
 
 const log = getLogger("agent.logs");
@@ -39,12 +39,13 @@ const optionsSchema = z.object({
 export class LogRotator extends EventEmitter {
   readonly options: Readonly<Required<LogRotatorOptions>>;
   private readonly files = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly task: PeriodicTask;
   private running: Promise<string[]> | undefined;
 
   constructor(options: LogRotatorOptions = {}) {
     super();
     this.options = Object.freeze(optionsSchema.parse(options));
+    this.task = new PeriodicTask(() => this.check(), { intervalMs: this.options.intervalMs });
   }
 
   /** Adds a file to watch (idempotent). */
@@ -64,15 +65,12 @@ export class LogRotator extends EventEmitter {
 
   /** Starts checking every `intervalMs` (idempotent). */
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.check(), this.options.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   /** Stops checking (idempotent); a check under way finishes. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    void this.task.stop();
   }
 
   /**

@@ -13,6 +13,7 @@
  * while, since a child may end before launch() has returned its handle.
  */
 import type { ChildProcess } from "node:child_process";
+import { PeriodicTask } from "sgridnext";
 import { isLive, readProcStat } from "./proc-stat";
 import { type ExitInfo, exitInfo } from "./exit-info";
 import type { ProcessHandle } from "./launch-spec";
@@ -37,9 +38,12 @@ const FINISHED_KEPT = 256;
 export class ExitWatcher {
   private readonly watches = new Map<string, Watch>();
   private readonly finished = new Map<string, Promise<ExitInfo>>();
-  private timer: NodeJS.Timeout | undefined;
+  // Never keeps the agent alive on its own (PeriodicTask unrefs); the agent's own work (its registry session) does.
+  private readonly poller: PeriodicTask;
 
-  constructor(private readonly pollIntervalMs: number, private readonly oomCount: OomCounter) {}
+  constructor(pollIntervalMs: number, private readonly oomCount: OomCounter) {
+    this.poller = new PeriodicTask(() => this.poll(), { intervalMs: pollIntervalMs });
+  }
 
   /** The exit promise of a watched process, if it is watched. */
   get(handle: ProcessHandle): Promise<ExitInfo> | undefined {
@@ -105,17 +109,13 @@ export class ExitWatcher {
   }
 
   private ensureTimer(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.poll(), this.pollIntervalMs);
-    // The watcher never keeps the agent alive on its own; the agent's own work (its registry session) does.
-    this.timer.unref();
+    this.poller.start();
   }
 
   private maybeStopTimer(): void {
-    if (!this.timer) return;
+    if (!this.poller.running) return;
     for (const w of this.watches.values()) if (w.polled) return;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    void this.poller.stop();
   }
 
   private poll(): void {

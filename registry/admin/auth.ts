@@ -35,7 +35,7 @@
  */
 import { isIP } from "node:net";
 import {
-  InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
+  InvalidArgumentError, PeriodicTask, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
   type Logger, type ServerContext,
 } from "sgridnext";
 import type { AuthUser, Authenticator, RegistrySettings } from "../server/context";
@@ -177,7 +177,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
   const byUser = new FailureCounter(opts.failureWindowMs, opts.maxFailures);
   const byPeer = new FailureCounter(opts.failureWindowMs, opts.maxPeerFailures);
   const cache = new Map<string, { user: AuthUser; expiresAt: number; until: number }>();
-  let pruneTimer: NodeJS.Timeout | undefined;
+  const pruner = new PeriodicTask(() => store.logins.pruneExpired(Date.now()), { intervalMs: opts.pruneIntervalMs, onError: (err) => log.debug({ err }, "pruning expired login sessions failed") });
   const unauthenticated = () => new UnauthenticatedError("missing or invalid login token: log in first (metadata `authorization: Bearer <token>`)");
 
   async function resolveToken(token: string): Promise<AuthUser> {
@@ -214,15 +214,11 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
         }
       }
       await store.logins.pruneExpired(Date.now()).catch(() => undefined);
-      pruneTimer = setInterval(() => {
-        store.logins.pruneExpired(Date.now()).catch((err) => log.debug({ err }, "pruning expired login sessions failed"));
-      }, opts.pruneIntervalMs);
-      pruneTimer.unref();
+      pruner.start();
     },
 
     close(): void {
-      if (pruneTimer) clearInterval(pruneTimer);
-      pruneTimer = undefined;
+      void pruner.stop();
       cache.clear();
     },
 

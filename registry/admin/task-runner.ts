@@ -45,7 +45,7 @@
  * TASK_RUNNER_DEFAULTS.pollMs (2 s) and scans for orphaned tasks every
  * scanMs (10 s).
  */
-import type { Logger } from "sgridnext";
+import { PeriodicTask, type Logger } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import type { InstanceRecord, TaskItemRecord, TaskRecord, TaskStatus, Topic } from "../store/records";
 
@@ -206,16 +206,14 @@ export class TaskRunner {
     const owner = settings.processId;
     let lost = false;
     let finished = false;
-    const renew = setInterval(() => {
-      store.tasks.claim(taskId, owner, this.opts.leaseMs).then((ok) => {
-        if (!ok) {
-          lost = true;
-          this.log.warn({ taskId }, "lost the lease on a task; another registry process runs it now");
-          this.wakeAll();
-        }
-      }, (err) => this.log.warn({ err, taskId }, "renewing a task lease failed"));
-    }, Math.max(1, Math.floor(this.opts.leaseMs / 3)));
-    renew.unref();
+    const renew = new PeriodicTask(async () => {
+      if (lost) return;
+      if (!(await store.tasks.claim(taskId, owner, this.opts.leaseMs))) {
+        lost = true;
+        this.log.warn({ taskId }, "lost the lease on a task; another registry process runs it now");
+        this.wakeAll();
+      }
+    }, { intervalMs: Math.max(1, Math.floor(this.opts.leaseMs / 3)), onError: (err) => this.log.warn({ err, taskId }, "renewing a task lease failed") }).start();
     const halt = () => this.stopped || lost;
     try {
       let task = await store.tasks.get(taskId);
@@ -250,7 +248,8 @@ export class TaskRunner {
     } catch (err) {
       if (!halt()) this.log.error({ err, taskId }, "task run failed; it will be resumed at the next scan");
     } finally {
-      clearInterval(renew);
+      // A renewal in flight must end before the release, or it could take the lease back after it.
+      await renew.stop();
       // Leave the lease to run out only when we lost it; otherwise hand the task back at once.
       if (!lost) await store.tasks.release(taskId, owner).catch(() => undefined);
       if (!finished && !this.stopped && !lost) setTimeout(() => this.kick(), this.opts.pollMs).unref();

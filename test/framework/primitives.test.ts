@@ -197,6 +197,34 @@ describe("primitives", () => {
       expect(task.running).to.equal(false);
     });
 
+    it("stopped and started again while a run is in flight, it still runs one at a time", async () => {
+      let active = 0;
+      let maxActive = 0;
+      let runs = 0;
+      let release: (() => void) | undefined;
+      const task = new PeriodicTask(async () => {
+        runs++;
+        active++;
+        maxActive = Math.max(maxActive, active);
+        try {
+          if (runs === 1) await new Promise<void>((r) => { release = r; });
+          else await tick(2);
+        } finally {
+          active--;
+        }
+      }, { intervalMs: 3, initialDelayMs: 0 });
+      task.start();
+      await pollUntil("the first run to start", () => release !== undefined, { timeoutMs: 5000, everyMs: 2 });
+      void task.stop();
+      task.start();
+      await tick(20);
+      expect(runs, "nothing new starts beside the run in flight").to.equal(1);
+      release!();
+      await pollUntil("runs to go on", () => runs >= 5, { timeoutMs: 5000, everyMs: 2 });
+      await task.stop();
+      expect(maxActive).to.equal(1);
+    });
+
     it("refuses a bad interval", () => {
       expect(() => new PeriodicTask(() => undefined, { intervalMs: 0 })).to.throw(TypeError, /intervalMs/);
       expect(() => new PeriodicTask(() => undefined, { intervalMs: Number.POSITIVE_INFINITY })).to.throw(TypeError, /intervalMs/);

@@ -16,6 +16,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { bindErrorFrom } from "../../errors";
 import { getLogger } from "../../logger";
+import { PeriodicTask } from "../../primitives";
 import type { BoundService, ServerTransport, ServerTransportFactory } from "../base";
 import { resolveServerOptions, type ResolvedServerOptions, type SgridServerOptions } from "./options";
 import type { CloseReason } from "./protocol";
@@ -43,7 +44,7 @@ export class SgridServerTransport implements ServerTransport, ConnectionHost {
   private readonly conns = new Set<ServerConnection>();
   private readonly closedByReason: Partial<Record<CloseReason, number>> = {};
   private server: net.Server | undefined;
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeper: PeriodicTask | undefined;
   private inFlight = 0;
   private stopping: Promise<void> | undefined;
   private drained: (() => void) | undefined;
@@ -88,8 +89,7 @@ export class SgridServerTransport implements ServerTransport, ConnectionHost {
         const bound = (server.address() as net.AddressInfo).port;
         const o = this.options;
         const every = Math.max(5, Math.min(1000, Math.floor(Math.min(o.handshakeTimeoutMs, o.frameTimeoutMs, o.idleTimeoutMs) / 4)));
-        this.sweepTimer = setInterval(() => this.sweep(), every);
-        this.sweepTimer.unref();
+        this.sweeper = new PeriodicTask(() => this.sweep(), { intervalMs: every }).start();
         log.debug({ host, port: bound, tls: !!t }, "sgrid adapter listening");
         resolve(bound);
       });
@@ -184,7 +184,7 @@ export class SgridServerTransport implements ServerTransport, ConnectionHost {
         if (c.size() > 0) c.close("shutdown", "grace period over");
         else c.end();
       }
-      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      void this.sweeper?.stop();
       // Ended connections close once their peer closes too (end() forces it after 2 s). The listener's
       // callback can run before the last socket's own close event, so both are awaited.
       const allClosed = this.conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => { this.allClosed = resolve; });
