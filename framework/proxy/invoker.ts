@@ -304,13 +304,16 @@ class RequestStream<T> implements AsyncIterable<T> {
     };
   }
 
-  /** Closes the caller's iterator unless it ended by itself. Idempotent; never throws. */
+  /**
+   * Closes the caller's iterator unless it ended by itself, even when the call ended before the channel
+   * began reading it (a generator not started then never runs). Idempotent; never throws.
+   */
   close(): void {
     if (this.finished) return;
     this.finished = true;
-    const it = this.it;
-    if (it?.return === undefined) return;
     try {
+      const it = (this.it ??= this.source[Symbol.asyncIterator]());
+      if (it.return === undefined) return;
       Promise.resolve(it.return()).catch(() => undefined);
     } catch {
       // the caller's iterator failed to stop; nothing more to do
