@@ -2,7 +2,7 @@
  * The admin Koa app: JSON API under /api, the web UI everywhere else.
  *
  * Request path, in order:
- *   errors -> security headers -> /static/ assets (public) -> session from cookie
+ *   errors -> Host allow-list (403) -> security headers -> /static/ assets (public) -> session from cookie
  *   -> UI pages (login page public; others redirect to /login without a session)
  *   -> /api/login (public, rate-limited) -> every other /api route: session (401)
  *      and CSRF on mutating methods (403) -> the route, which calls the registry
@@ -20,6 +20,7 @@ import { taskRoutes } from "./api/tasks";
 import { userRoutes } from "./api/users";
 import { SESSION_COOKIE, type AdminContext, type AdminContextExtra, type AdminServices, type AdminState } from "./context";
 import { requireCsrf } from "./csrf";
+import { HostAllowList } from "./host-check";
 import { toHttpError } from "./http-errors";
 import { resolveAdminOptions, type AdminOptions } from "./options";
 import { LoginRateLimiter } from "./rate-limit";
@@ -70,6 +71,8 @@ export function createAdminApp(options: AdminOptions): AdminApp {
       else ctx.body = e.body.error.message;
     }
   });
+
+  app.use(new HostAllowList(opts.allowedHosts).middleware());
 
   app.use(async (ctx: AdminContext, next: Next) => {
     ctx.set({

@@ -33,8 +33,21 @@ export interface AdminOptions {
   maxSessions?: number;
   /** Login attempts allowed per client address per minute. Default 10. */
   loginAttemptsPerMinute?: number;
-  /** Failed logins allowed per user name per 5 minutes before that name is refused for the rest of the window. Default 5. */
+  /**
+   * Failed logins allowed per user name from one client address per 5 minutes
+   * before that name is refused from that address for the rest of the window
+   * (other addresses still log in). Default 5.
+   */
   loginFailuresPerUser?: number;
+  /**
+   * The registry's admin app token (SGRID_ADMIN_APP_TOKEN): sent with every
+   * login so that the registry counts failures under the browser's address
+   * rather than this app's. Without it, the registry's own limits see every
+   * login through this app as coming from one host.
+   */
+  appToken?: string;
+  /** Host names (besides IP addresses, `localhost` and this machine's name) the app answers to; see host-check.ts. */
+  allowedHosts?: string[];
   /** Largest package accepted on upload, bytes. Default 512 MiB (the registry's own default limit). */
   maxUploadBytes?: number;
   /** Largest JSON request body, bytes. Default 1 MiB (config files are text; packages do not go through JSON). */
@@ -59,7 +72,7 @@ export const ADMIN_DEFAULTS = Object.freeze({
   registryTimeoutMs: 10000,
 });
 
-export type ResolvedAdminOptions = Readonly<Required<Omit<AdminOptions, "tls">> & Pick<AdminOptions, "tls">>;
+export type ResolvedAdminOptions = Readonly<Required<Omit<AdminOptions, "tls" | "appToken">> & Pick<AdminOptions, "tls" | "appToken">>;
 
 const schema = z.object({
   registry: z.string().trim().min(1, "registry endpoints are required (--registry or SGRID_REGISTRY)"),
@@ -70,6 +83,8 @@ const schema = z.object({
   maxSessions: z.number().int().min(1),
   loginAttemptsPerMinute: z.number().int().min(1),
   loginFailuresPerUser: z.number().int().min(1),
+  appToken: z.string().min(1).max(4096).optional(),
+  allowedHosts: z.array(z.string().trim().min(1).max(253)),
   maxUploadBytes: z.number().int().min(1),
   maxJsonBytes: z.number().int().min(1024),
   tmpDir: z.string().min(1),
@@ -83,6 +98,7 @@ export function resolveAdminOptions(options: AdminOptions): ResolvedAdminOptions
     ...ADMIN_DEFAULTS,
     tmpDir: os.tmpdir(),
     uiDir: defaultUiDir(),
+    allowedHosts: [],
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
   };
   const parsed = schema.safeParse(merged);

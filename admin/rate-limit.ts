@@ -4,9 +4,10 @@
  * which the registry never sees).
  *
  * Two sliding windows: attempts per client address per minute, and failures
- * per user name per 5 minutes (a success clears that name's failures). Both
- * maps are bounded; the oldest key goes first, so a flood of random names
- * cannot grow memory.
+ * per (user name, address) per 5 minutes (a success clears them). Neither
+ * refuses another address: failing on purpose cannot lock anyone else out.
+ * Both maps are bounded; the oldest key goes first, so a flood of random
+ * names cannot grow memory.
  */
 import { AdminLoginRateLimitedError } from "./errors";
 
@@ -47,6 +48,10 @@ class SlidingWindow {
   }
 }
 
+function userKey(user: string, address: string): string {
+  return `${user.toLowerCase()}\0${address}`;
+}
+
 export class LoginRateLimiter {
   private readonly byAddress: SlidingWindow;
   private readonly byUser: SlidingWindow;
@@ -61,7 +66,7 @@ export class LoginRateLimiter {
   /** Counts an attempt; throws AdminLoginRateLimitedError (429) when the address or the user name is over its limit. */
   begin(address: string, user: string): void {
     const now = this.now();
-    const wait = Math.max(this.byAddress.waitMs(address, now), this.byUser.waitMs(user.toLowerCase(), now));
+    const wait = Math.max(this.byAddress.waitMs(address, now), this.byUser.waitMs(userKey(user, address), now));
     // Refused attempts count too: an address that keeps trying stays refused.
     this.byAddress.add(address, now);
     if (wait > 0) {
@@ -70,11 +75,11 @@ export class LoginRateLimiter {
     }
   }
 
-  failed(user: string): void {
-    this.byUser.add(user.toLowerCase(), this.now());
+  failed(address: string, user: string): void {
+    this.byUser.add(userKey(user, address), this.now());
   }
 
-  succeeded(user: string): void {
-    this.byUser.clear(user.toLowerCase());
+  succeeded(address: string, user: string): void {
+    this.byUser.clear(userKey(user, address));
   }
 }

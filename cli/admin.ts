@@ -2,14 +2,15 @@
  * `sgrid admin`: the web app and JSON API for people.
  *
  * Settings: flags, then env (SGRID_REGISTRY, SGRID_ADMIN_LISTEN,
- * SGRID_ADMIN_TLS_CERT, SGRID_ADMIN_TLS_KEY), then defaults. Prints one line
+ * SGRID_ADMIN_TLS_CERT, SGRID_ADMIN_TLS_KEY, SGRID_ADMIN_ALLOWED_HOSTS; the
+ * admin app token only from SGRID_ADMIN_APP_TOKEN), then defaults. Prints one line
  * on stdout once serving: `sgrid admin serving on <url> (registry <endpoints>)`;
  * logs go to stderr. SIGTERM / SIGINT stop and exit 0. A start failure (port
  * in use, bad option, unreadable certificate) prints one line and exits 1.
  */
 import * as fs from "node:fs";
 import type { Command } from "commander";
-import { ConfigError, getLogger } from "sgridnext";
+import { ADMIN_APP_METADATA, ConfigError, getLogger } from "sgridnext";
 import { ADMIN_DEFAULTS, AdminServer } from "../admin";
 
 /** Registry endpoints when neither --registry nor SGRID_REGISTRY is given: a registry on this machine's default port. */
@@ -22,6 +23,7 @@ interface AdminFlags {
   tlsKey?: string;
   trustProxy?: boolean;
   maxUploadSize?: string;
+  allowedHosts?: string;
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -50,7 +52,8 @@ export function registerAdmin(program: Command): void {
     .option("--tls-key <file>", "PEM private key of --tls-cert [SGRID_ADMIN_TLS_KEY]")
     .option("--trust-proxy", "behind a TLS-terminating reverse proxy: trust X-Forwarded-For/-Proto")
     .option("--max-upload-size <size>", "largest package accepted, e.g. 512M (default: 512M)")
-    .addHelpText("after", "\nLog in with a registry user (the first admin's password comes from the registry's SGRID_ADMIN_PASSWORD).")
+    .option("--allowed-hosts <names>", "comma-separated host names people open the app by, besides IP addresses, localhost and this machine's name [SGRID_ADMIN_ALLOWED_HOSTS]")
+    .addHelpText("after", `\nLog in with a registry user (the first admin's password comes from the registry's SGRID_ADMIN_PASSWORD).\nGive the registry and this app the same ${ADMIN_APP_METADATA.ENV} so that the registry limits logins per browser address.`)
     .action(async (flags: AdminFlags) => {
       const env = process.env;
       const certFile = flags.tlsCert ?? env.SGRID_ADMIN_TLS_CERT;
@@ -62,6 +65,8 @@ export function registerAdmin(program: Command): void {
         tls: certFile && keyFile ? { cert: readPem(certFile, "certificate"), key: readPem(keyFile, "key") } : undefined,
         trustProxy: flags.trustProxy ?? false,
         maxUploadBytes: flags.maxUploadSize ? parseSize(flags.maxUploadSize) : undefined,
+        appToken: env[ADMIN_APP_METADATA.ENV] || undefined,
+        allowedHosts: (flags.allowedHosts ?? env.SGRID_ADMIN_ALLOWED_HOSTS ?? "").split(",").map((h) => h.trim()).filter((h) => h !== ""),
       });
       let url: string;
       try {

@@ -34,6 +34,7 @@ import type { UploadChunk } from "sgridnext/gen/sgrid/registry/v1/patch";
 import type { DeepPartial } from "sgridnext";
 import { RegistryClient, withClientOptions, type ClientFlags } from "./client";
 import { formatBytes, hashFile } from "sgridnext-tools";
+import { checkPackage } from "../registry/services/package-check";
 import { Progress } from "./progress";
 
 /** Bytes per upload message: well under gRPC's 4 MiB message limit, few enough messages for a fast upload. */
@@ -146,10 +147,10 @@ export async function publish(client: RegistryClient, options: PublishOptions): 
       throw new NotFoundError(`package ${options.file} does not exist`, { file: options.file });
     }
     if (!st.isFile()) throw new InvalidArgumentError(`package ${options.file} is not a file`, { file: options.file });
+    // The registry's own package check, run here first so a bad package is refused before the
+    // upload, with the message the registry (and admin) would give.
+    await checkPackage(fs.createReadStream(options.file), { application, server });
     manifest = await readPackageManifest(options.file);
-    if (manifest && (manifest.app !== application || manifest.server !== server)) {
-      throw new FailedPreconditionError(`${options.file} is a package of ${String(manifest.app)}.${String(manifest.server)}, not ${application}.${server}`, { file: options.file });
-    }
     pkg = { file: options.file, ...(await hashFile(options.file)) };
     out(`package ${pkg.file}: ${formatBytes(pkg.size)}, sha256 ${pkg.sha256}`);
   } else if (!Number.isInteger(options.version) || options.version! < 1) {

@@ -28,6 +28,7 @@ export function registerRegistry(program: Command): void {
     .option("--advertise <host:port>", `address agents and servants are told to use [${REGISTRY_ENV.advertise}] (default: the listen address on this host's IP)`)
     .option("--cluster-token <token>", `token agents must present [${REGISTRY_ENV.clusterToken}; prefer the env: flags show in ps]`)
     .option("--query-token <token>", `token Query and Config callers must present [${REGISTRY_ENV.queryToken}] (default: open)`)
+    .option("--admin-app-token <token>", `token of the admin app, whose forwarded browser addresses are then trusted for login limits [${REGISTRY_ENV.adminAppToken}; give sgrid admin the same]`)
     .option("--heartbeat-interval <duration>", `agents' heartbeat interval, e.g. 5s [${REGISTRY_ENV.heartbeatIntervalMs}] (default: ${REGISTRY_DEFAULTS.heartbeatIntervalMs}ms)`)
     .option("--heartbeat-timeout <duration>", `a node silent this long is offline, e.g. 15s [${REGISTRY_ENV.heartbeatTimeoutMs}] (default: ${REGISTRY_DEFAULTS.heartbeatTimeoutMs}ms)`)
     .option("--max-patch-size <size>", `largest package accepted, e.g. 512M [${REGISTRY_ENV.maxPatchBytes}] (default: 512M)`)

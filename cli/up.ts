@@ -304,6 +304,8 @@ export async function startUp(o: UpOptions, say: (line: string) => void, env: No
     const { token, source } = clusterToken(o.dataDir, env);
     say(`cluster token from ${source}`);
     const pw = adminPassword(o.dataDir, env);
+    // The admin app and the registry run in this process: a fresh token each run.
+    const adminAppToken = crypto.randomBytes(32).toString("hex");
     if (pw.note) say(pw.note);
 
     const registryDir = path.join(o.dataDir, UP_FILES.registry);
@@ -312,6 +314,7 @@ export async function startUp(o: UpOptions, say: (line: string) => void, env: No
       db: `sqlite:${path.join(registryDir, "registry.db")}`,
       listen: `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.registryPort}`,
       clusterToken: token,
+      adminAppToken,
       adminPassword: pw.password,
       shutdownGraceMs: 2000,
     });
@@ -345,6 +348,7 @@ export async function startUp(o: UpOptions, say: (line: string) => void, env: No
       registry: registryTarget,
       listen: `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.adminPort}`,
       tmpDir: adminTmp,
+      appToken: adminAppToken,
     });
     const { url } = await admin.start();
     say(pw.password !== undefined ? `admin at ${url} user admin password ${pw.password}` : `admin at ${url} user admin`);

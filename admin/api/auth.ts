@@ -46,12 +46,12 @@ export function authPublicRoutes(router: AdminRouter): void {
     admin.limiter.begin(ctx.ip, input.user);
     let reply;
     try {
-      reply = await admin.registry.admin.login({ user: input.user, password: input.password }, admin.registry.as(undefined, { clientAddress: ctx.ip }));
+      reply = await admin.registry.admin.login({ user: input.user, password: input.password }, admin.registry.as(undefined, { clientAddress: ctx.ip, appToken: admin.options.appToken }));
     } catch (err) {
-      if (err instanceof SgridError && err.status === Status.UNAUTHENTICATED) admin.limiter.failed(input.user);
+      if (err instanceof SgridError && err.status === Status.UNAUTHENTICATED) admin.limiter.failed(ctx.ip, input.user);
       throw err;
     }
-    admin.limiter.succeeded(input.user);
+    admin.limiter.succeeded(ctx.ip, input.user);
     // A fresh id on every login (no session fixation); an older session of this browser ends.
     admin.sessions.delete(ctx.cookies.get(SESSION_COOKIE));
     const { id, session } = admin.sessions.create({

@@ -72,3 +72,15 @@ export const DEFAULT_INHERITED_ENV = Object.freeze([
  */
 export const PROTOCOLS = Object.freeze(["grpc", "sgrid"] as const);
 export type AdapterProtocol = (typeof PROTOCOLS)[number];
+
+/**
+ * Call metadata between the admin app and the registry: the admin app token
+ * (SGRID_ADMIN_APP_TOKEN on both) and the browser's address the admin app
+ * forwards, which the registry believes only with that token.
+ */
+export const ADMIN_APP_METADATA = Object.freeze({
+  TOKEN: "x-sgrid-admin-app",
+  FORWARDED_FOR: "x-forwarded-for",
+  /** The environment variable holding the token, for `sgrid registry` and `sgrid admin`. */
+  ENV: "SGRID_ADMIN_APP_TOKEN",
+} as const);

@@ -8,5 +8,6 @@ export {
   nameProblem, nameRefinement, checkNameOf, isNameOf, parseObjName, isFullObjName, checkName, checkVersion, checkSha256,
   type NameKind,
 } from "./names";
-export { ENV, ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, PROTOCOLS, type EnvContractKey, type AdapterProtocol } from "./env";
+export { ENV, ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, PROTOCOLS, ADMIN_APP_METADATA, type EnvContractKey, type AdapterProtocol } from "./env";
 export { SERVER_TYPES, MANIFEST_FILE, manifestSchema, type ServerType, type PackageManifest } from "./manifest";
+export { CONFIG_FILE_MAX_BYTES } from "./limits";

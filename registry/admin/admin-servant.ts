@@ -28,7 +28,10 @@ import type {
   SendCommandRequest, ServerRef, SetPasswordRequest, TaskInfo, TaskRef, UpdateInstanceRequest,
   UserInfo, UserRef,
 } from "sgridnext/gen/sgrid/registry/v1/admin";
-import type { ConfigVersion, ListFilesReply } from "sgridnext/gen/sgrid/registry/v1/config";
+import type {
+  ConfigVersion, GetVersionRequest, HistoryReply, HistoryRequest, ListFilesReply, ListFilesRequest, LoadConfigReply, LoadConfigRequest,
+} from "sgridnext/gen/sgrid/registry/v1/config";
+import { ConfigReads, instanceOf, scopeFromMessage } from "../services/config-reads";
 import type { Empty, InstanceInfo } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { AuthUser, RegistryContext } from "../server/context";
 import { scopeKey, type InstanceSpecUpdate, type RegistryStore } from "../store";
@@ -153,8 +156,9 @@ export class RegistryAdminServant extends AdminServant {
   async login(request: LoginRequest, call: ServerContext): Promise<DeepPartial<LoginReply>> {
     const auth = this.ctx.auth;
     if (!hasLogin(auth)) throw new UnimplementedError("this registry has no login (its authenticator does not support it)");
-    const { token, expiresAt, user } = await auth.login(request.user, request.password, call.peer);
-    await this.event(user.name, "user.login", user.name, `user "${user.name}" logged in`, { peer: call.peer });
+    const address = typeof auth.clientAddress === "function" ? auth.clientAddress(call) : call.peer;
+    const { token, expiresAt, user } = await auth.login(request.user, request.password, address);
+    await this.event(user.name, "user.login", user.name, `user "${user.name}" logged in`, { peer: call.peer, address });
     return { token, user: user.name, roles: grantsToMsg(user.roles), expiresAt };
   }
 
@@ -522,6 +526,28 @@ export class RegistryAdminServant extends AdminServant {
     const scope = scopeFromMsg(request.scope);
     await this.configScope(user, scope, "viewer");
     return { files: (await this.store.configs.listFiles(scope)).map(configFileToMsg) };
+  }
+
+  // The Config API's reads, for people: viewer on the file's application.
+  private async readConfig(call: ServerContext, application: string): Promise<ConfigReads> {
+    this.requireApps(await this.user(call), "viewer", [application]);
+    return new ConfigReads(this.store);
+  }
+
+  async listInstanceConfigFiles(request: ListFilesRequest, call: ServerContext): Promise<DeepPartial<ListFilesReply>> {
+    return (await this.readConfig(call, instanceOf(request.instance).application)).listFiles(request);
+  }
+
+  async loadConfig(request: LoadConfigRequest, call: ServerContext): Promise<DeepPartial<LoadConfigReply>> {
+    return (await this.readConfig(call, instanceOf(request.instance).application)).load(request);
+  }
+
+  async configHistory(request: HistoryRequest, call: ServerContext): Promise<DeepPartial<HistoryReply>> {
+    return (await this.readConfig(call, scopeFromMessage(request.scope).application)).history(request);
+  }
+
+  async getConfigVersion(request: GetVersionRequest, call: ServerContext): Promise<DeepPartial<ConfigVersion>> {
+    return (await this.readConfig(call, scopeFromMessage(request.scope).application)).getVersion(request);
   }
 
   async putConfig(request: PutConfigRequest, call: ServerContext): Promise<DeepPartial<ConfigVersion>> {

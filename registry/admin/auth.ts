@@ -20,11 +20,16 @@
  * - Query and Config reads are open unless a query token is configured; then
  *   the query token (or the cluster token) is required.
  *
- * Login attempts are rate-limited in memory, per registry process: after
- * AUTH_DEFAULTS.maxFailures (5) failed attempts within
- * AUTH_DEFAULTS.failureWindowMs (1 min) for one user name, or
- * AUTH_DEFAULTS.maxPeerFailures (20) from one peer host, further attempts get
- * RESOURCE_EXHAUSTED until the window moves on.
+ * Login attempts are rate-limited in memory, per registry process, by the
+ * client's address: after AUTH_DEFAULTS.maxFailures (5) failed attempts
+ * within AUTH_DEFAULTS.failureWindowMs (1 min) for one user name from one
+ * address, or AUTH_DEFAULTS.maxPeerFailures (20) from one address, further
+ * attempts from that address get RESOURCE_EXHAUSTED until the window moves
+ * on. Other addresses are never refused by them, so nobody can lock a user
+ * out by failing on purpose. The address is the connecting host, or, for a
+ * caller presenting the admin app token (`x-sgrid-admin-app`), the browser's
+ * address it forwards in `x-forwarded-for` (an unauthenticated caller cannot
+ * choose the address it is counted under).
  * A wrong user and a wrong password give the same UNAUTHENTICATED message and
  * take the same time (a dummy hash is checked for unknown users).
  *
@@ -35,7 +40,7 @@
  */
 import { isIP } from "node:net";
 import {
-  InvalidArgumentError, PeriodicTask, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
+  ADMIN_APP_METADATA, InvalidArgumentError, PeriodicTask, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
   type Logger, type ServerContext,
 } from "sgridnext";
 import type { AuthUser, Authenticator, RegistrySettings } from "../server/context";
@@ -58,10 +63,7 @@ export const AUTH_DEFAULTS: Readonly<AuthOptions> = Object.freeze({
   tokenTtlMs: 12 * 60 * 60 * 1000,
   /** Failed logins allowed per user name within the window. */
   maxFailures: 5,
-  /**
-   * Failed logins allowed per peer host within the window. Higher than per
-   * user: the peer may be the admin web app logging in on behalf of many people.
-   */
+  /** Failed logins allowed per client address (any user names) within the window. */
   maxPeerFailures: 20,
   /** Sliding window for counting failed logins, ms. 1 min. */
   failureWindowMs: 60_000,
@@ -152,6 +154,8 @@ export interface AuthenticatorDeps {
   clusterToken?: string;
   /** SGRID_QUERY_TOKEN: when set, Query and Config reads need it. */
   queryToken?: string;
+  /** SGRID_ADMIN_APP_TOKEN: an admin app presenting it may forward the browser's address. */
+  adminAppToken?: string;
   /** SGRID_ADMIN_PASSWORD: password of the first admin; generated and printed once when missing. */
   adminPassword?: string;
   /** Overrides of AUTH_DEFAULTS (tests, flags). */
@@ -163,7 +167,9 @@ export interface AuthenticatorDeps {
 export type RegistryAuthenticator = Authenticator & {
   init(): Promise<void>;
   close(): void;
-  login(user: string, password: string, peer?: string): Promise<{ token: string; expiresAt: number; user: AuthUser }>;
+  /** The address a login is counted under (see the file comment). */
+  clientAddress(ctx: Pick<ServerContext, "peer" | "metadata">): string;
+  login(user: string, password: string, address?: string): Promise<{ token: string; expiresAt: number; user: AuthUser }>;
   logout(token: string): Promise<void>;
   /** Evicts every cached token of a user (after a password change, deletion, role change). */
   forget(user: string): void;
@@ -174,6 +180,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
   const { store, log } = deps;
   const clusterToken = deps.clusterToken ? deps.clusterToken : undefined;
   const queryToken = deps.queryToken ? deps.queryToken : undefined;
+  const adminAppToken = deps.adminAppToken ? deps.adminAppToken : undefined;
   const byUser = new FailureCounter(opts.failureWindowMs, opts.maxFailures);
   const byPeer = new FailureCounter(opts.failureWindowMs, opts.maxPeerFailures);
   const cache = new Map<string, { user: AuthUser; expiresAt: number; until: number }>();
@@ -222,13 +229,23 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
       cache.clear();
     },
 
+    clientAddress(ctx): string {
+      const peer = peerHost(ctx.peer);
+      const presented = ctx.metadata[ADMIN_APP_METADATA.TOKEN];
+      if (!adminAppToken || typeof presented !== "string" || !safeEqual(presented, adminAppToken)) return peer;
+      const forwarded = ctx.metadata[ADMIN_APP_METADATA.FORWARDED_FOR];
+      const first = typeof forwarded === "string" ? peerHost(forwarded.split(",")[0]!.trim()) : "";
+      return isIP(first) !== 0 ? first : peer;
+    },
+
     async login(userName: string, password: string, peer = "") {
       if (typeof userName !== "string" || userName.length === 0 || userName.length > 64) throw new InvalidArgumentError("invalid user name: expected 1 to 64 characters", { kind: "user" });
       if (typeof password !== "string" || password.length > 1024) throw new UnauthenticatedError("wrong user name or password");
       const now = Date.now();
       const host = peer ? peerHost(peer) : "";
-      if (byUser.blocked(userName, now) || (host && byPeer.blocked(host, now))) {
-        throw new ResourceExhaustedError(`too many failed logins for user "${userName}" or from this address: wait a minute and try again`, { user: userName });
+      const userKey = `${userName}\0${host}`;
+      if (byUser.blocked(userKey, now) || (host && byPeer.blocked(host, now))) {
+        throw new ResourceExhaustedError(`too many failed logins for user "${userName}" from this address: wait a minute and try again`, { user: userName });
       }
       const record = await store.users.find(userName).catch((err) => {
         if ((err as { code?: string }).code === "INVALID_ARGUMENT") return undefined;
@@ -237,12 +254,12 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
       // Same work for an unknown user as for a known one.
       const ok = await verifyPassword(password, record?.passwordHash ?? (await dummyPasswordHash()));
       if (!record || !ok) {
-        byUser.add(userName, now);
+        byUser.add(userKey, now);
         if (host) byPeer.add(host, now);
         log.info({ user: userName, peer }, "failed login");
         throw new UnauthenticatedError("wrong user name or password");
       }
-      byUser.clear(userName);
+      byUser.clear(userKey);
       const token = newSecret(32);
       const expiresAt = now + opts.tokenTtlMs;
       await store.logins.create({ tokenHash: tokenHash(token), user: record.name, expiresAt });

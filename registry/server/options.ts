@@ -11,7 +11,7 @@ import crypto from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { ConfigError, parseHostPort } from "sgridnext";
+import { ADMIN_APP_METADATA, ConfigError, parseHostPort } from "sgridnext";
 
 /** TLS for the registry's port: PEM file paths (strings) or PEM contents (Buffers). */
 export interface RegistryTlsOptions {
@@ -49,6 +49,14 @@ export interface RegistryServerOptions {
   clusterToken?: string;
   /** Token Query and Config callers must present. Default: none (Query and Config are open). */
   queryToken?: string;
+  /**
+   * Token an admin app presents (metadata `x-sgrid-admin-app`) so that the
+   * registry takes the browser's address it forwards (`x-forwarded-for`) for
+   * login limits and the event log. Default: none (every login counts from
+   * the connecting host, which for logins through an admin app is the admin
+   * app's host).
+   */
+  adminAppToken?: string;
   /** Password of the first admin user when none exists. Default: generated and printed once. */
   adminPassword?: string;
   /** Agents' heartbeat interval, ms. Default 5000 (Tars' 5 s keepalive). */
@@ -98,6 +106,7 @@ export interface ResolvedRegistryOptions {
   advertise: string | undefined;
   clusterToken: string | undefined;
   queryToken: string | undefined;
+  adminAppToken: string | undefined;
   adminPassword: string | undefined;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -122,6 +131,7 @@ const schema = z.object({
   advertise: z.string().min(1).optional(),
   clusterToken: secret("clusterToken"),
   queryToken: secret("queryToken"),
+  adminAppToken: secret("adminAppToken"),
   adminPassword: secret("adminPassword"),
   heartbeatIntervalMs: ms("heartbeatIntervalMs", 100).max(3_600_000).optional(),
   heartbeatTimeoutMs: ms("heartbeatTimeoutMs", 300).max(86_400_000).optional(),
@@ -170,6 +180,7 @@ export function resolveRegistryOptions(options: RegistryServerOptions = {}): Rea
     advertise: o.advertise,
     clusterToken: o.clusterToken,
     queryToken: o.queryToken,
+    adminAppToken: o.adminAppToken,
     adminPassword: o.adminPassword,
     heartbeatIntervalMs,
     heartbeatTimeoutMs,
@@ -215,6 +226,7 @@ export const REGISTRY_ENV = Object.freeze({
   advertise: "SGRID_ADVERTISE",
   clusterToken: "SGRID_CLUSTER_TOKEN",
   queryToken: "SGRID_QUERY_TOKEN",
+  adminAppToken: ADMIN_APP_METADATA.ENV,
   adminPassword: "SGRID_ADMIN_PASSWORD",
   heartbeatIntervalMs: "SGRID_HEARTBEAT_INTERVAL",
   heartbeatTimeoutMs: "SGRID_HEARTBEAT_TIMEOUT",
@@ -231,6 +243,7 @@ export interface RegistryTextSettings {
   advertise?: string;
   clusterToken?: string;
   queryToken?: string;
+  adminAppToken?: string;
   adminPassword?: string;
   heartbeatInterval?: string;
   heartbeatTimeout?: string;
@@ -252,6 +265,7 @@ export function textSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Regis
     advertise: get(REGISTRY_ENV.advertise),
     clusterToken: get(REGISTRY_ENV.clusterToken),
     queryToken: get(REGISTRY_ENV.queryToken),
+    adminAppToken: get(REGISTRY_ENV.adminAppToken),
     adminPassword: get(REGISTRY_ENV.adminPassword),
     heartbeatInterval: get(REGISTRY_ENV.heartbeatIntervalMs),
     heartbeatTimeout: get(REGISTRY_ENV.heartbeatTimeoutMs),
@@ -286,6 +300,7 @@ export function optionsFromText(...layers: RegistryTextSettings[]): RegistryServ
     advertise: pick("advertise"),
     clusterToken: pick("clusterToken"),
     queryToken: pick("queryToken"),
+    adminAppToken: pick("adminAppToken"),
     adminPassword: pick("adminPassword"),
     heartbeatIntervalMs: interval === undefined ? undefined : parseDuration(interval, "heartbeat interval"),
     heartbeatTimeoutMs: timeout === undefined ? undefined : parseDuration(timeout, "heartbeat timeout"),
@@ -303,6 +318,7 @@ export function describeOptions(o: Readonly<ResolvedRegistryOptions>, safeDb: st
     advertise: o.advertise,
     clusterTokenSet: o.clusterToken !== undefined,
     queryTokenSet: o.queryToken !== undefined,
+    adminAppTokenSet: o.adminAppToken !== undefined,
     tls: o.tls !== undefined,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,

@@ -161,7 +161,7 @@ export class RegistryServer {
       };
       this.auth = createAuthenticator({
         store, settings, log: this.log.child({ part: "auth" }),
-        clusterToken: o.clusterToken, queryToken: o.queryToken, adminPassword: o.adminPassword,
+        clusterToken: o.clusterToken, queryToken: o.queryToken, adminAppToken: o.adminAppToken, adminPassword: o.adminPassword,
       });
       await this.auth.init();
       // Started by the node part; closed here last (idempotent).

@@ -3,83 +3,21 @@
  * files. Writes (put, rollback, delete, push) are in the Admin API.
  *
  * Every call first passes `auth.requireQuery` (open unless a query token is
- * configured). Names are validated by the store (INVALID_ARGUMENT naming the
- * name: `/`, `\`, `..`, empty, NUL or other characters, too long); an unknown
- * file is NOT_FOUND naming it. Load merges with {@link mergeConfig} (the rule
- * is documented there and in config.proto).
- *
- * Cost per call: Load is one SELECT (the current version of the file at the
- * instance's three levels); ListFiles two (server check + files).
+ * configured), then answers with {@link ConfigReads}. People read through the
+ * Admin API instead (the same reads, role-checked per application).
  */
-import { InvalidArgumentError, NotFoundError, type DeepPartial, type ServerContext } from "sgridnext";
+import type { DeepPartial, ServerContext } from "sgridnext";
 import {
   ConfigServant as ConfigServantBase,
 } from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
 import type {
-  ConfigFile, ConfigScope as ScopeMessage, ConfigVersion, GetVersionRequest, HistoryReply, HistoryRequest, InstanceRef,
-  ListFilesReply, ListFilesRequest, LoadConfigReply, LoadConfigRequest,
+  ConfigVersion, GetVersionRequest, HistoryReply, HistoryRequest, ListFilesReply, ListFilesRequest, LoadConfigReply, LoadConfigRequest,
 } from "sgridnext/gen/sgrid/registry/v1/config";
 import type { RegistryContext } from "../server/context";
-import { validate, type ConfigFileRecord, type ConfigLevel, type ConfigScope, type ConfigVersionRecord } from "../store";
-import { mergeConfig } from "./config-merge";
+import { ConfigReads, MAX_HISTORY, configFileToMessage, configVersionToMessage, instanceOf, scopeFromMessage, scopeToMessage } from "./config-reads";
 import { ConfigLayerInvalidError } from "./errors";
 
-/** Longest history answered in one call (the store's own cap). 0 in a request = the store's default, 100. */
-export const MAX_HISTORY = 1000;
-
-/** A wire scope as a store scope; INVALID_ARGUMENT for a missing scope or an unknown level (names are checked by the store). */
-export function scopeFromMessage(scope: ScopeMessage | undefined): ConfigScope {
-  if (!scope) throw new InvalidArgumentError("config scope is required", { kind: "config scope" });
-  switch (scope.level) {
-    case "application":
-      return { level: "application", application: scope.application };
-    case "server":
-      return { level: "server", application: scope.application, server: scope.server };
-    case "instance":
-      return { level: "instance", application: scope.application, server: scope.server, node: scope.node };
-    default:
-      throw new InvalidArgumentError(`invalid config level ${JSON.stringify(scope.level)}: expected application, server or instance`, { kind: "config level", value: String(scope.level).slice(0, 80) });
-  }
-}
-
-/** The wire scope of a stored level and scope key (`App`, `App.Server`, `App.Server@node`). */
-export function scopeToMessage(level: ConfigLevel, key: string): ScopeMessage {
-  const at = key.indexOf("@");
-  const dotted = at >= 0 ? key.slice(0, at) : key;
-  const dot = dotted.indexOf(".");
-  return {
-    level,
-    application: dot >= 0 ? dotted.slice(0, dot) : dotted,
-    server: dot >= 0 ? dotted.slice(dot + 1) : "",
-    node: at >= 0 ? key.slice(at + 1) : "",
-  };
-}
-
-export function configFileToMessage(f: ConfigFileRecord): ConfigFile {
-  return { scope: scopeToMessage(f.level, f.scopeKey), fileName: f.fileName, currentVersion: f.currentVersion, updatedAt: f.updatedAt };
-}
-
-export function configVersionToMessage(v: ConfigVersionRecord): ConfigVersion {
-  return {
-    scope: scopeToMessage(v.level, v.scopeKey),
-    fileName: v.fileName,
-    version: v.version,
-    content: v.content,
-    author: v.author,
-    comment: v.comment,
-    rolledBackFrom: v.rolledBackFrom ?? 0,
-    createdAt: v.createdAt,
-  };
-}
-
-function instanceOf(ref: InstanceRef | undefined): { application: string; server: string; node: string } {
-  if (!ref) throw new InvalidArgumentError("instance (application, server, node) is required", { kind: "instance" });
-  return {
-    application: validate.validateApplication(ref.application),
-    server: validate.validateServerName(ref.server),
-    node: validate.validateNodeName(ref.node),
-  };
-}
+export { MAX_HISTORY, configFileToMessage, configVersionToMessage, scopeFromMessage, scopeToMessage };
 
 /** One `config.invalid` event per instance, file and problem within this time, ms (a crash-looping servant asks again and again). */
 export const INVALID_EVENT_EVERY_MS = 60_000;
@@ -88,8 +26,11 @@ export class ConfigServant extends ConfigServantBase {
   /** Last `config.invalid` event per instance, file and message: time, ms. */
   private readonly reported = new Map<string, number>();
 
+  private readonly reads: ConfigReads;
+
   constructor(private readonly ctx: RegistryContext) {
     super();
+    this.reads = new ConfigReads(ctx.store);
   }
 
   /**
@@ -117,51 +58,28 @@ export class ConfigServant extends ConfigServantBase {
     }
   }
 
-  /** The files the instance sees: application level first, then server, then instance; by name within a level. */
   async listFiles(request: ListFilesRequest, call: ServerContext): Promise<DeepPartial<ListFilesReply>> {
     this.ctx.auth.requireQuery(call);
-    const i = instanceOf(request.instance);
-    // An unknown server is a typo worth reporting; an instance not (yet)
-    // placed still sees its application's and server's files.
-    if (!(await this.ctx.store.servers.find(i.application, i.server))) {
-      throw new NotFoundError(`server ${i.application}.${i.server} not found`, { application: i.application, server: i.server });
-    }
-    const files = await this.ctx.store.configs.listForInstance(i.application, i.server, i.node);
-    return { files: files.map(configFileToMessage) };
+    return this.reads.listFiles(request);
   }
 
-  /** The merged file, its version string and the levels that went into it (general first). */
   async load(request: LoadConfigRequest, call: ServerContext): Promise<DeepPartial<LoadConfigReply>> {
     this.ctx.auth.requireQuery(call);
-    const i = instanceOf(request.instance);
-    const fileName = validate.validateConfigFileName(request.fileName);
-    const layers = await this.ctx.store.configs.layersForInstance(i.application, i.server, i.node, fileName);
-    let merged: { content: string; version: string };
     try {
-      merged = mergeConfig(fileName, layers);
+      return await this.reads.load(request);
     } catch (err) {
-      if (err instanceof ConfigLayerInvalidError) await this.reportInvalid(i, fileName, err);
+      if (err instanceof ConfigLayerInvalidError) await this.reportInvalid(instanceOf(request.instance), request.fileName, err);
       throw err;
     }
-    const { content, version } = merged;
-    const present = [layers.application, layers.server, layers.instance].filter((l): l is ConfigVersionRecord => l !== null);
-    return { fileName, content, version, layers: present.map(configVersionToMessage) };
   }
 
-  /** Versions of one file at one level, newest first; `limit` 0 = 100, at most 1000. */
   async history(request: HistoryRequest, call: ServerContext): Promise<DeepPartial<HistoryReply>> {
     this.ctx.auth.requireQuery(call);
-    const scope = scopeFromMessage(request.scope);
-    const limit = request.limit > 0 ? Math.min(request.limit, MAX_HISTORY) : undefined;
-    const versions = await this.ctx.store.configs.history(scope, request.fileName, { limit });
-    return { versions: versions.map(configVersionToMessage) };
+    return this.reads.history(request);
   }
 
-  /** One version of one file at one level; version 0 = the current one. */
   async getVersion(request: GetVersionRequest, call: ServerContext): Promise<DeepPartial<ConfigVersion>> {
     this.ctx.auth.requireQuery(call);
-    const scope = scopeFromMessage(request.scope);
-    const v = await this.ctx.store.configs.get(scope, request.fileName, request.version > 0 ? request.version : undefined);
-    return configVersionToMessage(v);
+    return this.reads.getVersion(request);
   }
 }

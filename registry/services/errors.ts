@@ -17,12 +17,15 @@ export class PatchSizeMismatchError extends defineError("PATCH_SIZE_MISMATCH", S
 /** The declared size is over the registry's package limit (refused before reading). */
 export class PatchTooLargeError extends defineError("PATCH_TOO_LARGE", Status.RESOURCE_EXHAUSTED) {}
 
+/** The uploaded bytes are not a package: not gzip, gzip damaged or cut off, no tar inside, no valid manifest (package-check.ts). */
+export class PatchInvalidError extends defineError("PATCH_INVALID", Status.INVALID_ARGUMENT) {}
+
 /** A download offset past the end of the package. */
 export class PatchOffsetOutOfRangeError extends defineError("PATCH_OFFSET_OUT_OF_RANGE", Status.OUT_OF_RANGE) {}
 
 /** One level of a `.json` / `.yaml` / `.yml` config file does not parse to an object, so it cannot be merged. */
 export class ConfigLayerInvalidError extends defineError("CONFIG_LAYER_INVALID", Status.FAILED_PRECONDITION) {}
 
-for (const cls of [PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchOffsetOutOfRangeError, ConfigLayerInvalidError]) {
+for (const cls of [PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchInvalidError, PatchOffsetOutOfRangeError, ConfigLayerInvalidError]) {
   registerErrorClass(cls);
 }

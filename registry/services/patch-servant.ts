@@ -14,7 +14,9 @@
  * not a malformed request). While reading, more bytes than declared stop
  * the upload at once (PATCH_SIZE_MISMATCH); at the end, fewer bytes
  * (PATCH_SIZE_MISMATCH) or another sha256 (PATCH_CHECKSUM_MISMATCH, both
- * hashes in the message) refuse it. A refused upload leaves neither a file
+ * hashes in the message) refuse it, and so does a file that is not a
+ * package (PATCH_INVALID: not gzip, damaged, no tar, no valid manifest; the
+ * one check of package-check.ts, the same for every client). A refused upload leaves neither a file
  * nor a row. The event `patch.upload` names the user (never a token).
  *
  * Download (server stream): chunks of at most 64 KiB from `offset` (resume
@@ -34,6 +36,7 @@ import type { Empty, PatchInfo } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { AuthUser, RegistryContext } from "../server/context";
 import { validate, type PatchRecord } from "../store";
 import { PatchOffsetOutOfRangeError, PatchTooLargeError } from "./errors";
+import { checkPackage } from "./package-check";
 import { normalizeSha256 } from "./storage";
 
 /** Largest data chunk of a download, bytes (64 KiB: well under gRPC's 4 MiB message limit, big enough to keep the per-message cost small). */
@@ -104,13 +107,15 @@ export class PatchServant extends PatchServantBase {
     if (size > maxBytes) {
       throw new PatchTooLargeError(`patch of ${application}.${server}: declared size ${size} bytes is over the limit of ${maxBytes} bytes`, { application, server, size, maxBytes });
     }
-    await this.ctx.store.servers.get(application, server); // NOT_FOUND naming the server
+    const srv = await this.ctx.store.servers.get(application, server); // NOT_FOUND naming the server
     // Held until the row is committed: a concurrent delete of another patch
     // with the same bytes must not remove the file this one is about to use.
     const release = this.ctx.storage.hold(sha256);
     let patch: PatchRecord;
     try {
       const stored = await this.ctx.storage.put(dataStream(it), { sha256, size, maxBytes });
+      // The one package check, whichever client uploaded (PATCH_INVALID; the file is removed below).
+      await checkPackage(await this.ctx.storage.get(stored.key), { application, server, type: srv.type });
       try {
         patch = await this.ctx.store.patches.create({ application, server, sha256, size: stored.size, comment, uploader: user.name, storageKey: stored.key });
       } catch (err) {
@@ -126,8 +131,8 @@ export class PatchServant extends PatchServantBase {
     release();
     this.ctx.changes.kick();
     await this.event(user, "patch.upload", patch, `uploaded version ${patch.version} of ${application}.${server} (${patch.size} bytes, sha256 ${patch.sha256})`);
-    const srv = await this.ctx.store.servers.get(application, server);
-    return patchToInfo(patch, srv.defaultPatchId);
+    const after = await this.ctx.store.servers.get(application, server);
+    return patchToInfo(patch, after.defaultPatchId);
   }
 
   async list(request: ListPatchesRequest, call: ServerContext): Promise<DeepPartial<ListPatchesReply>> {

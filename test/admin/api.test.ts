@@ -302,10 +302,10 @@ describe("admin API", function () {
       const before = (await ops.get("/api/patches/Demo/HelloServer")).body.patches.length;
       const notGzip = await ops.request("POST", "/api/patches/Demo/HelloServer", { raw: Buffer.from("PK\u0003\u0004 this is a zip") });
       expect(notGzip.status).to.equal(400);
-      expect(notGzip.body.error).to.include({ code: "ADMIN_UPLOAD_INVALID", field: "file" });
+      expect(notGzip.body.error).to.include({ code: "PATCH_INVALID", field: "file" });
       const notTar = await ops.request("POST", "/api/patches/Demo/HelloServer", { raw: zlib.gzipSync(Buffer.alloc(2048, "a")) });
       expect(notTar.status).to.equal(400);
-      expect(notTar.body.error.message).to.contain("not a tar");
+      expect(notTar.body.error.message).to.contain("tar archive");
       const pkg = await makePackage(stack.dir, "v3");
       const wrongSha = await ops.request("POST", "/api/patches/Demo/HelloServer", { raw: pkg, headers: { "x-sha256": "0".repeat(64) } });
       expect(wrongSha.status).to.equal(400);

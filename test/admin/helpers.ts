@@ -12,6 +12,7 @@ import { AsyncQueue, Communicator } from "sgridnext";
 import type { AgentMessage, DesiredState, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { RegistryServer } from "../../registry";
+import type { RegistryServerOptions } from "../../registry/server/options";
 import { AdminServer, type AdminOptions } from "../../admin";
 import { pollUntil, type Check } from "../helpers/wait";
 
@@ -30,7 +31,7 @@ export interface Stack {
 }
 
 /** A registry on a fresh SQLite file and an admin app in front of it, both on loopback port 0. */
-export async function startStack(adminOptions: Partial<AdminOptions> = {}): Promise<Stack> {
+export async function startStack(adminOptions: Partial<AdminOptions> = {}, registryOptions: Partial<RegistryServerOptions> = {}): Promise<Stack> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-admin-test-"));
   const registry = new RegistryServer({
     db: `sqlite:${path.join(dir, "registry.db")}`,
@@ -40,6 +41,7 @@ export async function startStack(adminOptions: Partial<AdminOptions> = {}): Prom
     clusterToken: CLUSTER_TOKEN,
     heartbeatIntervalMs: 1000,
     heartbeatTimeoutMs: 600_000,
+    ...registryOptions,
   });
   const addr = await registry.start();
   const registryTarget = `127.0.0.1:${addr.port}`;
@@ -223,9 +225,9 @@ export class FakeAgent {
 }
 
 /** A small valid .tgz package of a node server (sgrid.json + main.js); `tag` makes its bytes differ. */
-export async function makePackage(dir: string, tag: string): Promise<Buffer> {
+export async function makePackage(dir: string, tag: string, app = "Demo", server = "HelloServer"): Promise<Buffer> {
   const src = fs.mkdtempSync(path.join(dir, "pkg-"));
-  fs.writeFileSync(path.join(src, "sgrid.json"), JSON.stringify({ type: "node", entry: "main.js" }));
+  fs.writeFileSync(path.join(src, "sgrid.json"), JSON.stringify({ app, server, type: "node", entry: "main.js" }));
   fs.writeFileSync(path.join(src, "main.js"), `// ${tag}\nsetInterval(() => {}, 1000);\n`);
   const file = path.join(dir, `pkg-${tag}.tgz`);
   await tar.c({ gzip: true, cwd: src, file, portable: true }, ["sgrid.json", "main.js"]);

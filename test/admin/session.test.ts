@@ -41,18 +41,22 @@ describe("admin sessions", () => {
 });
 
 describe("admin login limiter", () => {
-  it("limits attempts per address per minute and failures per user per 5 minutes", () => {
+  it("limits attempts per address per minute and failures per (user, address) per 5 minutes: other addresses still log in", () => {
     let now = 0;
     const limiter = new LoginRateLimiter({ attemptsPerMinute: 3, failuresPerUser: 2, now: () => now });
     limiter.begin("10.0.0.1", "ann");
-    limiter.failed("ann");
-    limiter.begin("10.0.0.2", "Ann");
-    limiter.failed("Ann");
-    // Two failures for "ann" (any case): refused from any address, for 5 minutes.
-    expect(() => limiter.begin("10.0.0.3", "ANN")).to.throw(AdminLoginRateLimitedError, /too many login attempts/);
-    now += 5 * 60_000 + 1;
+    limiter.failed("10.0.0.1", "ann");
+    limiter.begin("10.0.0.1", "Ann");
+    limiter.failed("10.0.0.1", "Ann");
+    // Two failures for "ann" (any case) from 10.0.0.1: refused from there, for 5 minutes...
+    now += 60_001;
+    expect(() => limiter.begin("10.0.0.1", "ANN")).to.throw(AdminLoginRateLimitedError, /too many login attempts/);
+    // ...but not from another address.
     limiter.begin("10.0.0.3", "ann");
-    limiter.succeeded("ann");
+    limiter.succeeded("10.0.0.3", "ann");
+    now += 5 * 60_000 + 1;
+    limiter.begin("10.0.0.1", "ann");
+    limiter.succeeded("10.0.0.1", "ann");
     // Per address: the 4th attempt in a minute is refused, then allowed again a minute later.
     limiter.begin("10.0.0.9", "x");
     limiter.begin("10.0.0.9", "y");

@@ -110,13 +110,24 @@ describe("sgrid publish (real registry and node agent) @slow", function () {
   });
 
   it("exits 1 when an item fails, naming the instance and the reason", async () => {
-    // A node package for a binary server: the agent refuses to install it, the batch times out.
+    // A binary package whose entry is not executable: the registry stores it (what only a node can
+    // check stays with the agent), the agent refuses to install it, the batch times out.
     const wrong = path.join(out, "wrong");
     fs.mkdirSync(wrong);
-    fs.writeFileSync(path.join(wrong, "sgrid.json"), JSON.stringify({ app: "Demo", server: "EchoServer", type: "node", entry: "main.js" }));
-    fs.writeFileSync(path.join(wrong, "main.js"), "setInterval(() => {}, 1000);\n");
+    fs.writeFileSync(path.join(wrong, "sgrid.json"), JSON.stringify({ app: "Demo", server: "EchoServer", type: "binary", entry: "run.sh" }));
+    fs.writeFileSync(path.join(wrong, "run.sh"), "#!/bin/sh\nsleep 1000\n", { mode: 0o644 });
     const file = path.join(out, "wrong.tgz");
-    await tarCreate({ gzip: true, file, cwd: wrong, portable: true }, ["sgrid.json", "main.js"]);
+    await tarCreate({ gzip: true, file, cwd: wrong, portable: true }, ["sgrid.json", "run.sh"]);
+    // A node package for this binary server is refused at upload, before any task.
+    const node = path.join(out, "node-for-binary");
+    fs.mkdirSync(node);
+    fs.writeFileSync(path.join(node, "sgrid.json"), JSON.stringify({ app: "Demo", server: "EchoServer", type: "node", entry: "main.js" }));
+    fs.writeFileSync(path.join(node, "main.js"), "setInterval(() => {}, 1000);\n");
+    const nodeFile = path.join(out, "node-for-binary.tgz");
+    await tarCreate({ gzip: true, file: nodeFile, cwd: node, portable: true }, ["sgrid.json", "main.js"]);
+    const refused = await cluster.run(["publish", "Demo.EchoServer", nodeFile, "--nodes", "node-a"]);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.contain("says type node, but the server is of type binary");
     const res = await cluster.run(["publish", "Demo.EchoServer", file, "--nodes", "node-a", "--batch-timeout", "3"]);
     expect(res.code, res.stdout + res.stderr).to.equal(1);
     expect(res.stdout).to.match(/^ {2}\[batch 1\] node-a #\d+ FAILED: .+$/m);
@@ -130,7 +141,8 @@ describe("sgrid publish (real registry and node agent) @slow", function () {
     const file = (await buildPackage({ dir: other, version: "1.0.0", out: path.join(out, "pkg") })).file;
     const res = await cluster.run(["publish", "Demo.EchoServer", file]);
     expect(res.code).to.equal(1);
-    expect(res.stderr).to.equal(`sgrid: ${file} is a package of Demo.OtherServer, not Demo.EchoServer\n`);
+    // The registry's own check, run before the upload: the message admin and Patch.Upload give.
+    expect(res.stderr).to.equal("sgrid: package of Demo.EchoServer: its sgrid.json is for Demo.OtherServer\n");
     expect(await patches()).to.have.length(before);
     const unknown = await cluster.run(["publish", "Demo.OtherServer", file]);
     expect(unknown.code).to.equal(1);

@@ -15,10 +15,16 @@ import type { DownloadChunk, UploadChunk } from "sgridnext/gen/sgrid/registry/v1
 import {
   DOWNLOAD_CHUNK_BYTES, PatchChecksumMismatchError, PatchOffsetOutOfRangeError, PatchSizeMismatchError, PatchTooLargeError, sweepPackages,
 } from "../../registry/services";
+import { buildTar, gzip } from "../fixtures/packages/tar-builder";
 import { type Harness, TOKENS, startHarness } from "./config-patch-harness";
 import { type DialectCase, forEachDialect, rejects } from "./helpers/db";
 
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+/** A valid .tgz of App.Server whose one file holds `size` random bytes (so every package differs and does not compress). */
+const pkgOf = (size: number, app = "Demo", server = "Hello"): Buffer => gzip(buildTar([
+  { name: "sgrid.json", body: JSON.stringify({ app, server, type: "node", entry: "main.js" }) },
+  { name: "main.js", body: crypto.randomBytes(size) },
+]));
 const MAX = 1024 * 1024;
 
 interface UploadOpts {
@@ -72,7 +78,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
   let pkg: Buffer;
 
   it("uploads a package (numbered per server) and downloads it byte for byte in chunks of at most 64 KiB", async () => {
-    pkg = crypto.randomBytes(300_000);
+    pkg = pkgOf(300_000);
     const info = await upload(pkg, { comment: "first build" });
     expect(info).to.include({ application: "Demo", server: "Hello", version: 1, sha256: sha(pkg), size: pkg.length, comment: "first build", uploader: "ann", isDefault: false });
     expect(info.id).to.be.greaterThan(0);
@@ -92,9 +98,9 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     expect(sha(bytes)).to.equal(sha(pkg));
     expect(bytes.equals(pkg)).to.equal(true);
 
-    const second = await upload(crypto.randomBytes(1000), { comment: "second" });
+    const second = await upload(pkgOf(1000), { comment: "second" });
     expect(second.version).to.equal(2);
-    const other = await upload(crypto.randomBytes(10), { application: "Other", server: "Svc" }, TOKENS.other);
+    const other = await upload(pkgOf(10, "Other", "Svc"), { application: "Other", server: "Svc" }, TOKENS.other);
     expect(other.version).to.equal(1);
   });
 
@@ -142,6 +148,29 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     expect(err.status).to.equal(Status.INVALID_ARGUMENT);
     expect(err.message).to.include(wrong).and.include(sha(data));
     await expectNothingStored("Hello", rows, files);
+  });
+
+  it("refuses what is not a package (plain tar, truncated gzip, gzip without tar, no manifest, another server's manifest, a missing entry): PATCH_INVALID, storing nothing", async () => {
+    const rows = (await list()).length;
+    const files = h.storedFiles();
+    const good = pkgOf(5000);
+    const manifest = (m: object) => ({ name: "sgrid.json", body: JSON.stringify(m) });
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ["plain tar", buildTar([manifest({ app: "Demo", server: "Hello", type: "node", entry: "main.js" }), { name: "main.js", body: "x" }]), /not gzip-compressed/],
+      ["truncated gzip", good.subarray(0, good.length - 100), /bad gzip data/],
+      ["gzip without tar", gzip(Buffer.alloc(4096, "a")), /tar archive/],
+      ["no manifest", gzip(buildTar([{ name: "main.js", body: "x" }])), /no sgrid\.json/],
+      ["another server's manifest", gzip(buildTar([manifest({ app: "Demo", server: "Empty", type: "node", entry: "main.js" }), { name: "main.js", body: "x" }])), /is for Demo\.Empty/],
+      ["missing entry", gzip(buildTar([manifest({ app: "Demo", server: "Hello", type: "node", entry: "dist/main.js" }), { name: "main.js", body: "x" }])), /entry "dist\/main\.js"/],
+      ["random bytes", crypto.randomBytes(3000), /not gzip-compressed/],
+    ];
+    for (const [what, data, message] of cases) {
+      const err = await rejects(upload(data));
+      expect(err.code, what).to.equal("PATCH_INVALID");
+      expect(err.status, what).to.equal(Status.INVALID_ARGUMENT);
+      expect(err.message, what).to.match(message);
+      await expectNothingStored("Hello", rows, files);
+    }
   });
 
   it("refuses a declared size over the limit before reading, and more bytes than declared, storing nothing", async () => {
@@ -195,7 +224,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
   it("removes the stored file when the patch row cannot be created (the server was deleted during the upload)", async () => {
     await h.store.servers.create({ application: "Demo", name: "Gone", type: "node" });
     const files = h.storedFiles();
-    const data = crypto.randomBytes(300_000);
+    const data = pkgOf(300_000, "Demo", "Gone");
     let resume!: () => void;
     const paused = new Promise<void>((r) => (resume = r));
     const call = h.patch.upload((async function* () {
@@ -219,7 +248,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
 
   it("sweeps package files no patch references once they are an hour old, keeping used and recent ones", async () => {
     await h.store.servers.create({ application: "Demo", name: "Sweep", type: "node" });
-    const used = crypto.randomBytes(1000);
+    const used = pkgOf(1000, "Demo", "Sweep");
     await upload(used, { server: "Sweep" });
     const put = async (data: Buffer) => (await h.storage.put(Readable.from([data]), { sha256: sha(data), size: data.length, maxBytes: MAX })).key;
     const orphan = await put(crypto.randomBytes(1000));
@@ -295,7 +324,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
   });
 
   it("keeps the stored file while another patch has the same bytes", async () => {
-    const data = crypto.randomBytes(2000);
+    const data = pkgOf(2000, "Demo", "Empty");
     const a = await upload(data, { server: "Empty" });
     const b = await upload(data, { server: "Empty" });
     expect([a.version, b.version]).to.deep.equal([1, 2]);

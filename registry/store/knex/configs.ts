@@ -9,7 +9,7 @@
  * writes a new version with the old content (and `rolledBackFrom` set), so
  * history stays linear and a rollback can itself be rolled back.
  */
-import { InvalidArgumentError, NotFoundError } from "sgridnext";
+import { CONFIG_FILE_MAX_BYTES, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { ConfigLayers, ConfigRepo, ConfigWrite } from "../base";
 import type { ConfigFileRecord, ConfigScope, ConfigVersionRecord } from "../records";
 import { describeConfig, instanceScopes, scopeKey } from "../scope";
@@ -18,8 +18,8 @@ import { validateConfigFileName, validateId, validateText, validateUserName } fr
 import { type Db, type StoreContext, num } from "./context";
 import { requireNodeRow, requireServerRow, toConfigFile, toConfigVersion } from "./rows";
 
-/** Largest config content, in UTF-8 bytes (fits MySQL MEDIUMTEXT with room to spare). */
-export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** Largest config content, in UTF-8 bytes: the contract's one limit (fits MySQL MEDIUMTEXT with room to spare). */
+export const MAX_CONFIG_BYTES = CONFIG_FILE_MAX_BYTES;
 
 const LEVEL_ORDER = { application: 0, server: 1, instance: 2 } as const;
 
@@ -33,7 +33,7 @@ function validateContent(content: unknown): string {
   if (typeof content !== "string") throw new InvalidArgumentError("invalid config content: expected a string", { kind: "config content" });
   const bytes = Buffer.byteLength(content, "utf8");
   if (bytes > MAX_CONFIG_BYTES) {
-    throw new InvalidArgumentError(`invalid config content: ${bytes} bytes is over the limit of ${MAX_CONFIG_BYTES}`, { kind: "config content", bytes });
+    throw new InvalidArgumentError(`config file too large: ${bytes} bytes is over the limit of ${MAX_CONFIG_BYTES} bytes (1 MiB)`, { kind: "config content", field: "content", bytes, maxBytes: MAX_CONFIG_BYTES });
   }
   return content;
 }

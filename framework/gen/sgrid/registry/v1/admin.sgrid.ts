@@ -12,7 +12,7 @@ import {
   type ServiceDescriptor,
 } from "../../../../runtime";
 import { CreateTaskRequest, CreateUserRequest, DeleteConfigRequest, DeployReply, DeployRequest, GrantRequest, ListEventsReply, ListEventsRequest, ListInstancesReply, ListInstancesRequest, ListNodesReply, ListScopeFilesRequest, ListServersReply, ListServersRequest, ListTasksReply, ListTasksRequest, ListUsersReply, LoginReply, LoginRequest, NodeRef, PushConfigReply, PushConfigRequest, PutConfigRequest, RevokeRequest, RollbackConfigRequest, SendCommandReply, SendCommandRequest, ServerRef, SetPasswordRequest, TaskInfo, TaskRef, UpdateInstanceRequest, UserInfo, UserRef } from "./admin";
-import { ConfigVersion, ListFilesReply } from "./config";
+import { ConfigVersion, GetVersionRequest, HistoryReply, HistoryRequest, ListFilesReply, ListFilesRequest, LoadConfigReply, LoadConfigRequest } from "./config";
 import { Empty, InstanceInfo } from "./types";
 
 /** Descriptor of `sgrid.registry.v1.Admin`, shared by its servant and proxy on every transport. */
@@ -42,6 +42,10 @@ export interface AdminServiceDescriptor extends ServiceDescriptor {
     readonly listEvents: MethodDescriptor<ListEventsRequest, ListEventsReply>;
     readonly sendCommand: MethodDescriptor<SendCommandRequest, SendCommandReply>;
     readonly listConfigFiles: MethodDescriptor<ListScopeFilesRequest, ListFilesReply>;
+    readonly listInstanceConfigFiles: MethodDescriptor<ListFilesRequest, ListFilesReply>;
+    readonly loadConfig: MethodDescriptor<LoadConfigRequest, LoadConfigReply>;
+    readonly configHistory: MethodDescriptor<HistoryRequest, HistoryReply>;
+    readonly getConfigVersion: MethodDescriptor<GetVersionRequest, ConfigVersion>;
     readonly putConfig: MethodDescriptor<PutConfigRequest, ConfigVersion>;
     readonly rollbackConfig: MethodDescriptor<RollbackConfigRequest, ConfigVersion>;
     readonly deleteConfig: MethodDescriptor<DeleteConfigRequest, Empty>;
@@ -245,6 +249,38 @@ export const AdminService: AdminServiceDescriptor = {
       responseCodec: messageCodec(ListFilesReply),
       idempotent: false,
     },
+    listInstanceConfigFiles: {
+      name: "ListInstanceConfigFiles",
+      path: "/sgrid.registry.v1.Admin/ListInstanceConfigFiles",
+      kind: "unary",
+      requestCodec: messageCodec(ListFilesRequest),
+      responseCodec: messageCodec(ListFilesReply),
+      idempotent: false,
+    },
+    loadConfig: {
+      name: "LoadConfig",
+      path: "/sgrid.registry.v1.Admin/LoadConfig",
+      kind: "unary",
+      requestCodec: messageCodec(LoadConfigRequest),
+      responseCodec: messageCodec(LoadConfigReply),
+      idempotent: false,
+    },
+    configHistory: {
+      name: "ConfigHistory",
+      path: "/sgrid.registry.v1.Admin/ConfigHistory",
+      kind: "unary",
+      requestCodec: messageCodec(HistoryRequest),
+      responseCodec: messageCodec(HistoryReply),
+      idempotent: false,
+    },
+    getConfigVersion: {
+      name: "GetConfigVersion",
+      path: "/sgrid.registry.v1.Admin/GetConfigVersion",
+      kind: "unary",
+      requestCodec: messageCodec(GetVersionRequest),
+      responseCodec: messageCodec(ConfigVersion),
+      idempotent: false,
+    },
     putConfig: {
       name: "PutConfig",
       path: "/sgrid.registry.v1.Admin/PutConfig",
@@ -338,6 +374,18 @@ export abstract class AdminServant extends Servant {
   abstract sendCommand(request: SendCommandRequest, ctx: ServerContext): Promise<DeepPartial<SendCommandReply>>;
 
   abstract listConfigFiles(request: ListScopeFilesRequest, ctx: ServerContext): Promise<DeepPartial<ListFilesReply>>;
+
+  /**
+   * The reads of Config, for people: role viewer on the file's application
+   * (Config itself is for servants and answers to the query token).
+   */
+  abstract listInstanceConfigFiles(request: ListFilesRequest, ctx: ServerContext): Promise<DeepPartial<ListFilesReply>>;
+
+  abstract loadConfig(request: LoadConfigRequest, ctx: ServerContext): Promise<DeepPartial<LoadConfigReply>>;
+
+  abstract configHistory(request: HistoryRequest, ctx: ServerContext): Promise<DeepPartial<HistoryReply>>;
+
+  abstract getConfigVersion(request: GetVersionRequest, ctx: ServerContext): Promise<DeepPartial<ConfigVersion>>;
 
   abstract putConfig(request: PutConfigRequest, ctx: ServerContext): Promise<DeepPartial<ConfigVersion>>;
 
@@ -452,6 +500,26 @@ export class AdminProxy extends ProxyBase {
 
   listConfigFiles(request: DeepPartial<ListScopeFilesRequest>, options?: CallOptions): Promise<ListFilesReply> {
     return this.$invoker.unary(AdminService.methods.listConfigFiles, request, options);
+  }
+
+  /**
+   * The reads of Config, for people: role viewer on the file's application
+   * (Config itself is for servants and answers to the query token).
+   */
+  listInstanceConfigFiles(request: DeepPartial<ListFilesRequest>, options?: CallOptions): Promise<ListFilesReply> {
+    return this.$invoker.unary(AdminService.methods.listInstanceConfigFiles, request, options);
+  }
+
+  loadConfig(request: DeepPartial<LoadConfigRequest>, options?: CallOptions): Promise<LoadConfigReply> {
+    return this.$invoker.unary(AdminService.methods.loadConfig, request, options);
+  }
+
+  configHistory(request: DeepPartial<HistoryRequest>, options?: CallOptions): Promise<HistoryReply> {
+    return this.$invoker.unary(AdminService.methods.configHistory, request, options);
+  }
+
+  getConfigVersion(request: DeepPartial<GetVersionRequest>, options?: CallOptions): Promise<ConfigVersion> {
+    return this.$invoker.unary(AdminService.methods.getConfigVersion, request, options);
   }
 
   putConfig(request: DeepPartial<PutConfigRequest>, options?: CallOptions): Promise<ConfigVersion> {
