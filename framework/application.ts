@@ -26,6 +26,7 @@ import { endpointKey, parseHostPort, type Endpoint } from "./endpoint";
 import { ConfigError, EndpointParseError } from "./errors";
 import { getLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics";
+import { reflectionServants } from "./reflection";
 import { ConfigLoader } from "./registry/config";
 import { registryTokenFromEnv } from "./registry/registry-client";
 import { bindServant } from "./servant/dispatch";
@@ -59,9 +60,11 @@ export interface ApplicationOptions {
   agent?: string;
   /** Serve Prometheus `/metrics` on this port (0 = any). Default `SGRID_METRICS_PORT`; unset = off. */
   metricsPort?: number;
+  /** Serve gRPC server reflection (grpc.reflection.v1 and v1alpha) on every gRPC adapter. Default true. */
+  reflection?: boolean;
 }
 
-export const APPLICATION_DEFAULTS = Object.freeze({ shutdownGraceMs: 8000, handleSignals: true });
+export const APPLICATION_DEFAULTS = Object.freeze({ shutdownGraceMs: 8000, handleSignals: true, reflection: true });
 
 export interface BoundAdapter {
   obj: string;
@@ -243,6 +246,10 @@ export class Application {
           this.health.set(this.fullObjName(obj), ServingStatus.SERVING);
         }
         transport.addService(bindServant(this.health));
+        if (ep.protocol === "grpc" && (this.options.reflection ?? APPLICATION_DEFAULTS.reflection)) {
+          const hosted = [...objs.map((o) => this.servants.get(o)!.$service), this.health.$service];
+          for (const r of reflectionServants(hosted)) transport.addService(bindServant(r));
+        }
         this.transports.set(key, transport);
         const port = await transport.listen(ep.host, ep.port);
         for (const obj of objs) this.bound.push({ obj: this.fullObjName(obj), endpoint: { ...ep, port } });

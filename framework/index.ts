@@ -28,6 +28,9 @@ export { type Endpoint, type Protocol, endpointKey, makeEndpoint, parseHostPort,
 
 // ---- transports ------------------------------------------------------------------
 export * as transports from "./transport";
+
+// ---- server reflection: what every gRPC adapter serves, and a JSON client of it ----------
+export { ReflectionClient, REFLECTION_CLIENT_DEFAULTS, type JsonCallOptions, type ReflectedMethod, type ReflectedService, type ReflectionClientOptions } from "./reflection";
 export { envRootCerts } from "./transport/tls-ca";
 
 // ---- registry: Obj names and config ---------------------------------------------------

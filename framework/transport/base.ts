@@ -34,6 +34,12 @@ export interface ServiceDescriptor {
   readonly name: string;
   /** Fully qualified service name (`demo.Greeter`). */
   readonly fullName: string;
+  /**
+   * Compiled descriptors of the service's .proto file and its imports (serialized FileDescriptorProto, base64, imports
+   * first, the service's own file last), embedded by `sgrid gen`; server reflection answers from them. Absent for a
+   * hand-written descriptor: reflection then lists the service but cannot describe it.
+   */
+  readonly protoFiles?: readonly string[];
   /** Methods by their camelCase local name (`sayHello`). */
   readonly methods: Readonly<Record<string, MethodDescriptor>>;
 }

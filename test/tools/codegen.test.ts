@@ -7,6 +7,9 @@ import { expect } from "chai";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { ClockService, EchoService } from "../gen/demo/echo.sgrid";
 import { CLI, FIXTURES, REPO_ROOT, outputDir } from "../helpers/paths";
 
 function sgrid(args: string[], cwd = REPO_ROOT) {
@@ -101,6 +104,21 @@ export async function use(c: Communicator): Promise<string> {
       }
       fs.rmSync(out, { recursive: true, force: true });
     }
+  });
+
+  it("embeds each service's compiled descriptors, imports first, without source info, and they decode to the .proto", () => {
+    const files = (EchoService.protoFiles ?? []).map((b64) => fromBinary(FileDescriptorProtoSchema, Buffer.from(b64, "base64")));
+    expect(files.map((f) => f.name)).to.have.members(["acme/common/types.proto", "google/protobuf/struct.proto", "google/protobuf/timestamp.proto", "google/protobuf/empty.proto", "demo/echo.proto"]);
+    files.forEach((f, i) => {
+      for (const dep of f.dependency) expect(files.findIndex((g) => g.name === dep), `${dep} before ${f.name}`).to.be.within(0, i - 1);
+    });
+    const own = files[files.length - 1]!;
+    expect(own.name).to.equal("demo/echo.proto");
+    expect(files.every((f) => f.sourceCodeInfo === undefined), "source info stripped").to.equal(true);
+    const echo = own.service.find((s) => s.name === "Echo")!;
+    expect(echo.method.map((m) => m.name)).to.include.members(["Say", "Repeat", "Sum", "Chat", "Lookup"]);
+    expect(echo.method.find((m) => m.name === "Lookup")!.options?.idempotencyLevel).to.equal(MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS);
+    expect(ClockService.protoFiles, "services of one file share its descriptors").to.equal(EchoService.protoFiles);
   });
 
   describe("bad input: clear message, non-zero exit, no partial output", () => {

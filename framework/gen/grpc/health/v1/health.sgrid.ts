@@ -13,6 +13,11 @@ import {
 } from "../../../../runtime";
 import { HealthCheckRequest, HealthCheckResponse } from "./health";
 
+/** Compiled descriptors of grpc/health/v1/health.proto and its imports (serialized FileDescriptorProto, base64; imports first), for server reflection. */
+const PROTO_FILES: readonly string[] = [
+  "ChtncnBjL2hlYWx0aC92MS9oZWFsdGgucHJvdG8SDmdycGMuaGVhbHRoLnYxIi4KEkhlYWx0aENoZWNrUmVxdWVzdBIYCgdzZXJ2aWNlGAEgASgJUgdzZXJ2aWNlIrEBChNIZWFsdGhDaGVja1Jlc3BvbnNlEkkKBnN0YXR1cxgBIAEoDjIxLmdycGMuaGVhbHRoLnYxLkhlYWx0aENoZWNrUmVzcG9uc2UuU2VydmluZ1N0YXR1c1IGc3RhdHVzIk8KDVNlcnZpbmdTdGF0dXMSCwoHVU5LTk9XThAAEgsKB1NFUlZJTkcQARIPCgtOT1RfU0VSVklORxACEhMKD1NFUlZJQ0VfVU5LTk9XThADMq4BCgZIZWFsdGgSUAoFQ2hlY2sSIi5ncnBjLmhlYWx0aC52MS5IZWFsdGhDaGVja1JlcXVlc3QaIy5ncnBjLmhlYWx0aC52MS5IZWFsdGhDaGVja1Jlc3BvbnNlElIKBVdhdGNoEiIuZ3JwYy5oZWFsdGgudjEuSGVhbHRoQ2hlY2tSZXF1ZXN0GiMuZ3JwYy5oZWFsdGgudjEuSGVhbHRoQ2hlY2tSZXNwb25zZTABYgZwcm90bzM=",
+];
+
 /** Descriptor of `grpc.health.v1.Health`, shared by its servant and proxy on every transport. */
 export interface HealthServiceDescriptor extends ServiceDescriptor {
   readonly methods: {
@@ -24,6 +29,7 @@ export interface HealthServiceDescriptor extends ServiceDescriptor {
 export const HealthService: HealthServiceDescriptor = {
   name: "Health",
   fullName: "grpc.health.v1.Health",
+  protoFiles: PROTO_FILES,
   methods: {
     check: {
       name: "Check",

@@ -13,6 +13,11 @@ import {
 } from "../../../../runtime";
 import { AgentMessage, ServantMessage } from "./agent";
 
+/** Compiled descriptors of sgrid/agent/v1/agent.proto and its imports (serialized FileDescriptorProto, base64; imports first), for server reflection. */
+const PROTO_FILES: readonly string[] = [
+  "ChpzZ3JpZC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2dyaWQuYWdlbnQudjEicQoMU2VydmFudEhlbGxvEh8KC2luc3RhbmNlX2lkGAEgASgJUgppbnN0YW5jZUlkEhQKBXRva2VuGAIgASgJUgV0b2tlbhIQCgNwaWQYAyABKA1SA3BpZBIYCgd2ZXJzaW9uGAQgASgJUgd2ZXJzaW9uIiMKDUFkYXB0ZXJzUmVhZHkSEgoEb2JqcxgBIAMoCVIEb2JqcyILCglLZWVwYWxpdmUibAoNQ29tbWFuZFJlc3VsdBIdCgpyZXF1ZXN0X2lkGAEgASgEUglyZXF1ZXN0SWQSDgoCb2sYAiABKAhSAm9rEhYKBm91dHB1dBgDIAEoCVIGb3V0cHV0EhQKBWVycm9yGAQgASgJUgVlcnJvciL5AQoOU2VydmFudE1lc3NhZ2USNAoFaGVsbG8YASABKAsyHC5zZ3JpZC5hZ2VudC52MS5TZXJ2YW50SGVsbG9IAFIFaGVsbG8SOQoJa2VlcGFsaXZlGAIgASgLMhkuc2dyaWQuYWdlbnQudjEuS2VlcGFsaXZlSABSCWtlZXBhbGl2ZRI1CgVyZWFkeRgDIAEoCzIdLnNncmlkLmFnZW50LnYxLkFkYXB0ZXJzUmVhZHlIAFIFcmVhZHkSNwoGcmVzdWx0GAQgASgLMh0uc2dyaWQuYWdlbnQudjEuQ29tbWFuZFJlc3VsdEgAUgZyZXN1bHRCBgoEa2luZCJdCg5TZXJ2YW50Q29tbWFuZBIdCgpyZXF1ZXN0X2lkGAEgASgEUglyZXF1ZXN0SWQSGAoHY29tbWFuZBgCIAEoCVIHY29tbWFuZBISCgRhcmdzGAMgASgJUgRhcmdzIpMBCgxBZ2VudE1lc3NhZ2USOgoHY29tbWFuZBgBIAEoCzIeLnNncmlkLmFnZW50LnYxLlNlcnZhbnRDb21tYW5kSABSB2NvbW1hbmQSPwoIc2V0dGluZ3MYAiABKAsyIS5zZ3JpZC5hZ2VudC52MS5LZWVwYWxpdmVTZXR0aW5nc0gAUghzZXR0aW5nc0IGCgRraW5kIjQKEUtlZXBhbGl2ZVNldHRpbmdzEh8KC2ludGVydmFsX21zGAEgASgNUgppbnRlcnZhbE1zMlQKBUFnZW50EksKB0NoYW5uZWwSHi5zZ3JpZC5hZ2VudC52MS5TZXJ2YW50TWVzc2FnZRocLnNncmlkLmFnZW50LnYxLkFnZW50TWVzc2FnZSgBMAFiBnByb3RvMw==",
+];
+
 /** Descriptor of `sgrid.agent.v1.Agent`, shared by its servant and proxy on every transport. */
 export interface AgentServiceDescriptor extends ServiceDescriptor {
   readonly methods: {
@@ -23,6 +28,7 @@ export interface AgentServiceDescriptor extends ServiceDescriptor {
 export const AgentService: AgentServiceDescriptor = {
   name: "Agent",
   fullName: "sgrid.agent.v1.Agent",
+  protoFiles: PROTO_FILES,
   methods: {
     channel: {
       name: "Channel",

@@ -13,6 +13,11 @@ import {
 } from "../../../../runtime";
 import { HelloReply, HelloRequest } from "./hello";
 
+/** Compiled descriptors of sgrid/demo/v1/hello.proto and its imports (serialized FileDescriptorProto, base64; imports first), for server reflection. */
+const PROTO_FILES: readonly string[] = [
+  "ChlzZ3JpZC9kZW1vL3YxL2hlbGxvLnByb3RvEg1zZ3JpZC5kZW1vLnYxIiIKDEhlbGxvUmVxdWVzdBISCgRuYW1lGAEgASgJUgRuYW1lIjwKCkhlbGxvUmVwbHkSGAoHbWVzc2FnZRgBIAEoCVIHbWVzc2FnZRIUCgVjb3VudBgCIAEoBVIFY291bnQykgEKBUhlbGxvEkIKCFNheUhlbGxvEhsuc2dyaWQuZGVtby52MS5IZWxsb1JlcXVlc3QaGS5zZ3JpZC5kZW1vLnYxLkhlbGxvUmVwbHkSRQoJR3JlZXRpbmdzEhsuc2dyaWQuZGVtby52MS5IZWxsb1JlcXVlc3QaGS5zZ3JpZC5kZW1vLnYxLkhlbGxvUmVwbHkwAWIGcHJvdG8z",
+];
+
 /** Descriptor of `sgrid.demo.v1.Hello`, shared by its servant and proxy on every transport. */
 export interface HelloServiceDescriptor extends ServiceDescriptor {
   readonly methods: {
@@ -24,6 +29,7 @@ export interface HelloServiceDescriptor extends ServiceDescriptor {
 export const HelloService: HelloServiceDescriptor = {
   name: "Hello",
   fullName: "sgrid.demo.v1.Hello",
+  protoFiles: PROTO_FILES,
   methods: {
     sayHello: {
       name: "SayHello",
