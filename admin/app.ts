@@ -24,7 +24,7 @@ import { HostAllowList } from "./host-check";
 import { toHttpError } from "./http-errors";
 import { resolveAdminOptions, type AdminOptions } from "./options";
 import { LoginRateLimiter } from "./rate-limit";
-import { RegistryClient } from "./registry-client";
+import { RegistryApis } from "./registry-apis";
 import { SessionStore } from "./session";
 import { indexPage, staticAssets, STATIC_PREFIX } from "./static";
 
@@ -43,7 +43,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
   const opts = resolveAdminOptions(options);
   const log = getLogger("admin");
   const services: AdminServices = {
-    registry: new RegistryClient(opts.registry, opts.registryTimeoutMs),
+    registry: new RegistryApis(opts.registry, opts.registryTimeoutMs),
     sessions: new SessionStore({ idleMs: opts.sessionIdleMs, maxSessions: opts.maxSessions }),
     limiter: new LoginRateLimiter({ attemptsPerMinute: opts.loginAttemptsPerMinute, failuresPerUser: opts.loginFailuresPerUser }),
     options: opts,

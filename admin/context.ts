@@ -7,11 +7,11 @@ import type { Router } from "@koa/router";
 import { UnauthenticatedError, type CallOptions, type Logger } from "sgridnext";
 import type { ResolvedAdminOptions } from "./options";
 import type { LoginRateLimiter } from "./rate-limit";
-import type { RegistryClient } from "./registry-client";
+import type { RegistryApis } from "./registry-apis";
 import type { AdminSession, SessionStore } from "./session";
 
 export interface AdminServices {
-  readonly registry: RegistryClient;
+  readonly registry: RegistryApis;
   readonly sessions: SessionStore;
   readonly limiter: LoginRateLimiter;
   readonly options: ResolvedAdminOptions;

@@ -27,13 +27,14 @@ import { ConfigError, EndpointParseError } from "./errors";
 import { getLogger } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics";
 import { reflectionServants } from "./reflection";
-import { ConfigLoader } from "./registry/config";
-import { registryTokenFromEnv } from "./registry/registry-client";
+import { ConfigLoader } from "./config/config-loader";
+import { registryTokenFromEnv } from "./discovery/registry-client";
 import { bindServant } from "./servant/dispatch";
 import { HealthService, ServingStatus } from "./servant/health-servant";
 import type { Servant } from "./servant/servant";
 import { serverStats, type MethodStats } from "./stats";
 import { resolveServer, type ServerTransport } from "./transport";
+import { ENV } from "./contract/env";
 
 export interface ApplicationOptions {
   /** Application name (`Demo`). Default `SGRID_APP`. */
@@ -97,22 +98,22 @@ export class Application {
 
   constructor(private readonly options: ApplicationOptions = {}) {
     this.env = options.env ?? process.env;
-    this.app = options.app ?? this.env.SGRID_APP;
-    this.server = options.server ?? this.env.SGRID_SERVER;
+    this.app = options.app ?? this.env[ENV.APP];
+    this.server = options.server ?? this.env[ENV.SERVER];
     this.communicator = options.communicator ?? new Communicator({ env: this.env, ...(options.registry !== undefined ? { registry: options.registry } : {}) });
     if (options.shutdownGraceMs !== undefined && !(options.shutdownGraceMs >= 0)) throw new TypeError(`shutdownGraceMs must be >= 0`);
     if (options.metricsPort !== undefined && !(Number.isInteger(options.metricsPort) && options.metricsPort >= 0 && options.metricsPort <= 65535)) {
       throw new TypeError(`metricsPort must be 0-65535, got ${options.metricsPort}`);
     }
     this.config = new ConfigLoader({
-      registry: this.communicator.registryAddress() ?? options.registry ?? this.env.SGRID_REGISTRY,
+      registry: this.communicator.registryAddress() ?? options.registry ?? this.env[ENV.REGISTRY],
       channels: (ep) => this.communicator.channel(ep),
-      app: this.app, server: this.server, node: this.env.SGRID_NODE,
-      confDir: options.confDir ?? this.env.SGRID_CONF_DIR,
+      app: this.app, server: this.server, node: this.env[ENV.NODE],
+      confDir: options.confDir ?? this.env[ENV.CONF_DIR],
       token: registryTokenFromEnv(this.env),
     });
     registerBuiltinCommands(this.commands, {
-      app: this.app, server: this.server, release: this.env.SGRID_VERSION, config: this.config,
+      app: this.app, server: this.server, release: this.env[ENV.VERSION], config: this.config,
       inflight: () => this.inflight(),
       adapters: () => this.adapters(),
       connections: () => ({ incoming: this.connections(), outgoing: this.communicator.connections(), resolution: this.communicator.registry()?.status() ?? [] }),
@@ -146,10 +147,10 @@ export class Application {
   }
 
   private openAgentChannel(): void {
-    const agent = this.options.agent ?? this.env.SGRID_AGENT;
+    const agent = this.options.agent ?? this.env[ENV.AGENT];
     if (!agent) return;
-    const instanceId = this.env.SGRID_INSTANCE_ID;
-    const token = this.env.SGRID_AGENT_TOKEN;
+    const instanceId = this.env[ENV.INSTANCE_ID];
+    const token = this.env[ENV.AGENT_TOKEN];
     if (!instanceId || !token) {
       log.warn({ agent }, "SGRID_AGENT is set but SGRID_INSTANCE_ID or SGRID_AGENT_TOKEN is not: no agent channel");
       return;
@@ -160,7 +161,7 @@ export class Application {
 
   private metricsPort(): number | undefined {
     if (this.options.metricsPort !== undefined) return this.options.metricsPort;
-    const raw = this.env.SGRID_METRICS_PORT;
+    const raw = this.env[ENV.METRICS_PORT];
     if (raw === undefined || raw === "") return undefined;
     const port = Number(raw);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SGRID_METRICS_PORT must be a port number 0-65535, got "${raw}"`);
@@ -191,7 +192,7 @@ export class Application {
     };
     const fromOptions = pick(this.options.adapters);
     if (fromOptions) return fromOptions;
-    const raw = this.env.SGRID_ADAPTERS;
+    const raw = this.env[ENV.ADAPTERS];
     if (raw) {
       let parsed: Record<string, string | string[]>;
       try { parsed = JSON.parse(raw) as Record<string, string | string[]>; } catch (err) {
@@ -200,8 +201,8 @@ export class Application {
       const v = pick(parsed);
       if (v) return v;
     }
-    if (this.servants.size === 1 && this.env.SGRID_TARGET_PORT) {
-      return [`${this.env.SGRID_TARGET_HOST ?? "0.0.0.0"}:${this.env.SGRID_TARGET_PORT}`];
+    if (this.servants.size === 1 && this.env[ENV.TARGET_PORT]) {
+      return [`${this.env[ENV.TARGET_HOST] ?? "0.0.0.0"}:${this.env[ENV.TARGET_PORT]}`];
     }
     throw new ConfigError(`no adapter for Obj ${full}: pass options.adapters, or set SGRID_ADAPTERS (or SGRID_TARGET_PORT for a single Obj)`);
   }
@@ -255,7 +256,7 @@ export class Application {
         for (const obj of objs) this.bound.push({ obj: this.fullObjName(obj), endpoint: { ...ep, port } });
         log.info({ objs: objs.map((o) => this.fullObjName(o)), protocol: ep.protocol, host: ep.host, port }, "adapter listening");
       }
-      if (metricsPort !== undefined) this.metricsServer = await startMetricsServer({ port: metricsPort, host: this.env.SGRID_METRICS_HOST || undefined });
+      if (metricsPort !== undefined) this.metricsServer = await startMetricsServer({ port: metricsPort, host: this.env[ENV.METRICS_HOST] || undefined });
     } catch (err) {
       await this.closeTransports(0);
       this.agentChannelNow?.close();

@@ -13,9 +13,10 @@ import type { Invoker as InvokerT } from "./proxy/invoker";
 import { Invoker, type InvokerOptions } from "./proxy/invoker";
 import { StaticEndpointSource, type EndpointSource } from "./proxy/endpoint-source";
 import type { ProxyBase, ProxyClass } from "./proxy/proxy-base";
-import { defaultCacheDir, RegistryResolver, type RegistryResolverOptions } from "./registry/resolver";
-import { registryTokenFromEnv } from "./registry/registry-client";
+import { defaultCacheDir, RegistryResolver, type RegistryResolverOptions } from "./discovery/resolver";
+import { registryTokenFromEnv } from "./discovery/registry-client";
 import { resolveClient, type ClientChannel } from "./transport";
+import { ENV } from "./contract/env";
 
 /** Resolves an Obj name to a live endpoint source (the registry, in practice). */
 export type ObjResolver = (obj: string) => EndpointSource;
@@ -59,7 +60,7 @@ export class Communicator {
 
   /** The registry address in use for Obj names, or undefined. */
   registryAddress(): string | undefined {
-    const r = this.options.registry ?? (this.options.env ?? process.env).SGRID_REGISTRY;
+    const r = this.options.registry ?? (this.options.env ?? process.env)[ENV.REGISTRY];
     return r && r.trim() ? r.trim() : undefined;
   }
 

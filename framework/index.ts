@@ -34,9 +34,9 @@ export { ReflectionClient, REFLECTION_CLIENT_DEFAULTS, type JsonCallOptions, typ
 export { envRootCerts } from "./transport/tls-ca";
 
 // ---- registry: Obj names and config ---------------------------------------------------
-export { RegistryResolver, RESOLVER_DEFAULTS, defaultCacheDir, type RegistryResolverOptions } from "./registry/resolver";
-export { RegistryEndpointSource, type SourceState } from "./registry/registry-endpoint-source";
-export { ConfigLoader, CONFIG_LOADER_DEFAULTS, parseConfig, type ConfigChange, type ConfigLoaderOptions, type LoadedConfig } from "./registry/config";
+export { RegistryResolver, RESOLVER_DEFAULTS, defaultCacheDir, type RegistryResolverOptions } from "./discovery/resolver";
+export { RegistryEndpointSource, type SourceState } from "./discovery/registry-endpoint-source";
+export { ConfigLoader, CONFIG_LOADER_DEFAULTS, parseConfig, type ConfigChange, type ConfigLoaderOptions, type LoadedConfig } from "./config/config-loader";
 
 // ---- admin commands and the local agent channel -------------------------------------
 export { CommandRegistry, type CommandHandler, type CommandReply } from "./agent/commands";

@@ -9,13 +9,14 @@
  * line of defence, not a licence.
  */
 import pino, { type Logger, type LevelWithSilent } from "pino";
+import { ENV } from "./contract/env";
 
 export type { Logger };
 
 export const LOG_LEVELS: readonly LevelWithSilent[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 function initialLevel(): LevelWithSilent {
-  const fromEnv = (process.env.SGRID_LOG_LEVEL ?? "info").toLowerCase();
+  const fromEnv = (process.env[ENV.LOG_LEVEL] ?? "info").toLowerCase();
   return (LOG_LEVELS as readonly string[]).includes(fromEnv) ? (fromEnv as LevelWithSilent) : "info";
 }
 

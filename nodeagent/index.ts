@@ -17,7 +17,7 @@ export {
 // ---- processes -------------------------------------------------------------------
 export {
   ProcessWrangler, type ProcessWranglerOptions, WRANGLER_DEFAULTS, type StopOptions, STOP_DEFAULTS,
-  type LaunchSpec, type ProcessHandle, type ExitInfo, validateLaunchSpec, describeExit,
+  type SpawnSpec, type ProcessHandle, type ExitInfo, validateSpawnSpec, describeExit,
   readProcStat, readBootId, isPidLive, type ProcStat,
   printSystemdUnit, type SystemdUnitOptions, SYSTEMD_UNIT_DEFAULTS,
 } from "./process";

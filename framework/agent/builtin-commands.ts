@@ -11,7 +11,7 @@
  * | `sgrid.connections` | incoming connections, outgoing channels, Obj resolution state (JSON) |
  */
 import { getLogLevel, setLogLevel } from "../logger";
-import type { ConfigLoader } from "../registry/config";
+import type { ConfigLoader } from "../config/config-loader";
 import { clientStats, serverStats } from "../stats";
 import type { CommandRegistry } from "./commands";
 import { frameworkVersion } from "./version";

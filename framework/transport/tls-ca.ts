@@ -7,6 +7,7 @@
  */
 import * as fs from "node:fs";
 import { ConfigError } from "../errors";
+import { ENV } from "../contract/env";
 
 const cache = new Map<string, Buffer>();
 
@@ -16,7 +17,7 @@ const cache = new Map<string, Buffer>();
  * no certificate.
  */
 export function envRootCerts(env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
-  const file = env.SGRID_TLS_CA?.trim();
+  const file = env[ENV.TLS_CA]?.trim();
   if (!file) return undefined;
   const hit = cache.get(file);
   if (hit) return hit;

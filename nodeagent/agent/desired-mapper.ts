@@ -16,10 +16,11 @@
  * - keepalive_timeout_ms: 0 = no keepalive expected
  * - health_check.kind "": no check; port 0 = the first adapter's port
  * - adapter host "" = the node's advertised address; protocol "sgrid" =
- *   the native transport, anything else gRPC
+ *   the native framed-TCP transport, anything else gRPC
  */
 import * as os from "node:os";
 import * as path from "node:path";
+import { ENV } from "sgridnext";
 import type { InstanceDesired, DesiredPatch } from "sgridnext/gen/sgrid/registry/v1/node";
 import { buildLaunchSpec, LaunchConfigError, type AdapterSpec, type NodeContext } from "../launch";
 import { SERVER_TYPES, type PackageManifest, type ServerType } from "../install";
@@ -27,7 +28,6 @@ import type { DesiredSpec, HealthSpec } from "../supervisor";
 import { resolveRunAs } from "./run-as";
 
 /** Env names the agent adds to every instance besides the contract of ../launch/env.ts. */
-export const AGENT_ENV = Object.freeze({ instanceId: "SGRID_INSTANCE_ID", token: "SGRID_AGENT_TOKEN" });
 
 /** The supervisor's (and cgroup's) name for an instance: its registry id in decimal. */
 export function instanceKey(id: number): string {
@@ -53,7 +53,7 @@ export function serverType(inst: Pick<InstanceDesired, "type" | "application" | 
 export function adapterSpecs(inst: InstanceDesired, nodeAddress: string): AdapterSpec[] {
   return inst.adapters.map((a) => {
     if (!(a.port > 0)) throw new LaunchConfigError(`adapter ${a.obj} of instance ${inst.instanceId} has no port`, { obj: a.obj });
-    return { obj: a.obj, host: a.host === "" ? nodeAddress : a.host, port: a.port, protocol: a.protocol === "sgrid" ? "native" : "grpc" };
+    return { obj: a.obj, host: a.host === "" ? nodeAddress : a.host, port: a.port, protocol: a.protocol === "sgrid" ? "sgrid" : "grpc" };
   });
 }
 
@@ -133,7 +133,7 @@ export async function toDesiredSpec(
       nodePath: ctx.nodePath, javaPath: ctx.javaPath, inheritEnv: ctx.inheritEnv,
     },
   });
-  const env = { ...built.env, [AGENT_ENV.instanceId]: id, [AGENT_ENV.token]: token };
+  const env = { ...built.env, [ENV.INSTANCE_ID]: id, [ENV.AGENT_TOKEN]: token };
   const logs = logFiles(ctx.logDir, id);
   const spec: DesiredSpec = {
     state: inst.state === "active" ? "active" : "inactive",

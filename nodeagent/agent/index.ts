@@ -17,7 +17,7 @@ export { LocalChannelServer, type LocalChannelOptions, type CommandOutcome, LOCA
 
 // ---- desired and observed mapping ---------------------------------------------------------
 export {
-  toDesiredSpec, instanceKey, patchVersion, serverType, adapterSpecs, healthSpec, logFiles, AGENT_ENV, type MapContext,
+  toDesiredSpec, instanceKey, patchVersion, serverType, adapterSpecs, healthSpec, logFiles, type MapContext,
 } from "./desired-mapper";
 export { toInstanceObserved, classifyEvent, wireState, wireVersion, type ObservedEvent, type ObservedExtras } from "./observed-mapper";
 export { resolveRunAs, type RunAs } from "./run-as";

@@ -29,7 +29,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Backoff, envRootCerts, getLogger, InvalidArgumentError, SgridError } from "sgridnext";
+import { Backoff, ENV, envRootCerts, getLogger, InvalidArgumentError, SgridError } from "sgridnext";
 import { InstanceNotFoundError } from "../errors";
 import {
   DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
@@ -40,7 +40,7 @@ import { PackageCache, PackageManifestError, ReleaseManager, type PackageManifes
 import { LogRotator, tail } from "../logs";
 import { writeStateFile } from "../state";
 import { NodeSupervisor, type HealthCheckFactory, type InstanceState, type SupervisorOptions } from "../supervisor";
-import { AGENT_ENV, instanceKey, patchVersion, serverType, toDesiredSpec } from "./desired-mapper";
+import { instanceKey, patchVersion, serverType, toDesiredSpec } from "./desired-mapper";
 import { LocalChannelServer, LOCAL_CHANNEL_DEFAULTS } from "./local-channel";
 import { classifyEvent, toInstanceObserved, type ObservedEvent } from "./observed-mapper";
 import { resolveNodeAgentOptions, type NodeAgentOptions, type ResolvedNodeAgentOptions } from "./options";
@@ -287,7 +287,7 @@ export class NodeAgent {
       this.recordInstallFailure(id, inst, version, err);
       return;
     }
-    const token = sup?.desiredSpec?.launch.env?.[AGENT_ENV.token] ?? crypto.randomBytes(24).toString("hex");
+    const token = sup?.desiredSpec?.launch.env?.[ENV.AGENT_TOKEN] ?? crypto.randomBytes(24).toString("hex");
     let spec;
     try {
       spec = await toDesiredSpec(inst, manifest, rm.releaseDir(version), version, {
@@ -520,7 +520,7 @@ export class NodeAgent {
 
   private async startChannel(): Promise<LocalChannelServer> {
     const common = {
-      tokenOf: (id: string) => this.supervisor.get(id)?.desiredSpec?.launch.env?.[AGENT_ENV.token],
+      tokenOf: (id: string) => this.supervisor.get(id)?.desiredSpec?.launch.env?.[ENV.AGENT_TOKEN],
       onKeepalive: (id: string) => void this.supervisor.keepalive(id),
       keepaliveIntervalMs: (id: string) => {
         const t = this.supervisor.get(id)?.desiredSpec?.keepalive?.timeoutMs;

@@ -22,7 +22,7 @@
 import { EventEmitter } from "node:events";
 import { z } from "zod";
 import type { HealthCheck, HealthResult, HealthTarget } from "./base";
-import { resolve as resolveCheck } from "./registry";
+import { resolve as resolveCheck } from "./check-names";
 
 export interface HealthMonitorOptions {
   /** Check to run: "http", "tcp", "grpc", a registered name, or a HealthCheck. Required. */

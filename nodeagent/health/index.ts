@@ -6,7 +6,7 @@
 
 // ---- the family --------------------------------------------------------------------
 export { address, type HealthCheck, type HealthResult, type HealthTarget } from "./base";
-export { resolve, register, registered } from "./registry";
+export { resolve, register, registered } from "./check-names";
 export { httpCheck } from "./http";
 export { tcpCheck } from "./tcp";
 export { grpcCheck, encodeHealthRequest, decodeHealthResponse, HEALTH_CHECK_METHOD, SERVING_STATUS } from "./grpc";

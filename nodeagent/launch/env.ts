@@ -1,6 +1,6 @@
 /**
- * The environment contract: what every servant finds in its environment
- * (ARCHITECTURE.md, "The environment contract").
+ * Builds the environment contract (its keys: sgridnext's contract/env.ts;
+ * ARCHITECTURE.md, "The environment contract") for one instance.
  *
  * | key | value |
  * |---|---|
@@ -8,7 +8,7 @@
  * | SGRID_NODE | the node's name |
  * | SGRID_VERSION | the release version running |
  * | SGRID_TARGET_HOST, SGRID_TARGET_PORT | host and port of the first adapter (absent without adapters) |
- * | SGRID_ADAPTERS | JSON object: full Obj name `App.Server.Obj` -> `host:port` for a grpc adapter, `sgrid://host:port` for a native one |
+ * | SGRID_ADAPTERS | JSON object: full Obj name `App.Server.Obj` -> `host:port` for a grpc adapter, `sgrid://host:port` for a sgrid one |
  * | SGRID_REGISTRY | registry endpoints |
  * | SGRID_AGENT | the local agent endpoint (keepalive, admin commands) |
  * | SGRID_CONF_DIR, SGRID_LOG_DIR, SGRID_DATA_DIR | the server's conf/, logs/ and data/ (kept across versions) |
@@ -20,25 +20,10 @@
  * never point a servant at the wrong registry, port or data dir. Other
  * `SGRID_*` names (e.g. `SGRID_LOG_LEVEL`) are the instance's to set.
  */
+import { DEFAULT_INHERITED_ENV, ENV, ENV_CONTRACT_KEYS, type AdapterProtocol, type EnvContractKey } from "sgridnext";
 import { LaunchConfigError } from "./errors";
 
-export const ENV_CONTRACT_KEYS = Object.freeze([
-  "SGRID_APP", "SGRID_SERVER", "SGRID_NODE", "SGRID_VERSION",
-  "SGRID_TARGET_HOST", "SGRID_TARGET_PORT", "SGRID_ADAPTERS",
-  "SGRID_REGISTRY", "SGRID_AGENT", "SGRID_CONF_DIR", "SGRID_LOG_DIR", "SGRID_DATA_DIR",
-] as const);
-
-export type EnvContractKey = (typeof ENV_CONTRACT_KEYS)[number];
-
-/**
- * Agent env passed on to servants. SGRID_QUERY_TOKEN (or its other name
- * SGRID_REGISTRY_TOKEN) lets them read Query/Config when the registry
- * protects those with a token; SGRID_TLS_CA lets them verify a registry (or
- * peers) serving TLS with a private CA.
- */
-export const DEFAULT_INHERITED_ENV = Object.freeze(["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SGRID_QUERY_TOKEN", "SGRID_REGISTRY_TOKEN", "SGRID_TLS_CA"]);
-
-export type AdapterProtocol = "grpc" | "native";
+export { ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, type EnvContractKey, type AdapterProtocol };
 
 /** One adapter (listening endpoint) of an instance. */
 export interface AdapterSpec {
@@ -83,12 +68,12 @@ export function hostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** The SGRID_ADAPTERS value: full Obj name -> `host:port` (grpc) or `sgrid://host:port` (native). */
+/** The SGRID_ADAPTERS value: full Obj name -> `host:port` (grpc) or `sgrid://host:port` (sgrid). */
 export function adaptersJson(app: string, server: string, adapters: readonly AdapterSpec[]): string {
   const out: Record<string, string> = {};
   for (const a of adapters) {
     const hp = hostPort(a.host, a.port);
-    out[fullObjName(app, server, a.obj)] = a.protocol === "native" ? `sgrid://${hp}` : hp;
+    out[fullObjName(app, server, a.obj)] = a.protocol === "sgrid" ? `sgrid://${hp}` : hp;
   }
   return JSON.stringify(out);
 }
@@ -116,20 +101,20 @@ export function buildServantEnv(input: ServantEnvInput): { env: Record<string, s
     }
     env[name] = value;
   }
-  env.SGRID_APP = input.app;
-  env.SGRID_SERVER = input.server;
-  env.SGRID_NODE = input.node;
-  env.SGRID_VERSION = input.version;
+  env[ENV.APP] = input.app;
+  env[ENV.SERVER] = input.server;
+  env[ENV.NODE] = input.node;
+  env[ENV.VERSION] = input.version;
   const first = input.adapters[0];
   if (first !== undefined) {
-    env.SGRID_TARGET_HOST = first.host;
-    env.SGRID_TARGET_PORT = String(first.port);
+    env[ENV.TARGET_HOST] = first.host;
+    env[ENV.TARGET_PORT] = String(first.port);
   }
-  env.SGRID_ADAPTERS = adaptersJson(input.app, input.server, input.adapters);
-  env.SGRID_REGISTRY = input.registry;
-  env.SGRID_AGENT = input.agent;
-  env.SGRID_CONF_DIR = input.confDir;
-  env.SGRID_LOG_DIR = input.logDir;
-  env.SGRID_DATA_DIR = input.dataDir;
+  env[ENV.ADAPTERS] = adaptersJson(input.app, input.server, input.adapters);
+  env[ENV.REGISTRY] = input.registry;
+  env[ENV.AGENT] = input.agent;
+  env[ENV.CONF_DIR] = input.confDir;
+  env[ENV.LOG_DIR] = input.logDir;
+  env[ENV.DATA_DIR] = input.dataDir;
   return { env, ignored };
 }

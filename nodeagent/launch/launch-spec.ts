@@ -17,7 +17,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { getLogger } from "sgridnext";
+import { getLogger, PROTOCOLS } from "sgridnext";
 import { checkEntry, SERVER_TYPES, type PackageManifest, type ServerType } from "../install";
 import { LaunchConfigError } from "./errors";
 import { buildServantEnv, type AdapterSpec } from "./env";
@@ -87,7 +87,7 @@ const instanceSchema = z.object({
     obj: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*){0,2}$/),
     host: z.string().min(1).max(255).refine((h) => !/[\s/\0]/.test(h), { message: "invalid host" }),
     port: z.number().int().min(1).max(65535),
-    protocol: z.enum(["grpc", "native"]),
+    protocol: z.enum(PROTOCOLS),
   })).default([]),
   env: z.record(z.string(), z.string()).default({}),
   jvmOptions: z.array(argString).default([]),

@@ -16,7 +16,7 @@ import type { ChildProcess } from "node:child_process";
 import { PeriodicTask } from "sgridnext";
 import { isLive, readProcStat } from "./proc-stat";
 import { type ExitInfo, exitInfo } from "./exit-info";
-import type { ProcessHandle } from "./launch-spec";
+import type { ProcessHandle } from "./spawn-spec";
 
 interface Watch {
   handle: ProcessHandle;

@@ -8,7 +8,7 @@ export {
   ProcessWrangler, type ProcessWranglerOptions, WRANGLER_DEFAULTS,
   type StopOptions, STOP_DEFAULTS, ENTER_CGROUP_SCRIPT, ENTER_CGROUP_FAILED,
 } from "./wrangler";
-export { type LaunchSpec, type ProcessHandle, validateLaunchSpec, DEFAULT_PATH } from "./launch-spec";
+export { type SpawnSpec, type ProcessHandle, validateSpawnSpec, DEFAULT_PATH } from "./spawn-spec";
 export { type ExitInfo, describeExit, exitInfo } from "./exit-info";
 
 // ---- /proc ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ import { getLogger, ConfigError } from "sgridnext";
 import type { CgroupBackend } from "../cgroups";
 import { LaunchError } from "../errors";
 import { isLive, readBootId, readProcStat } from "./proc-stat";
-import { DEFAULT_PATH, type LaunchSpec, type ProcessHandle, validateLaunchSpec } from "./launch-spec";
+import { DEFAULT_PATH, type SpawnSpec, type ProcessHandle, validateSpawnSpec } from "./spawn-spec";
 import { type ExitInfo, exitInfo } from "./exit-info";
 import { ExitWatcher } from "./exit-watcher";
 
@@ -121,8 +121,8 @@ export class ProcessWrangler {
    * from then on (see wait()). Throws InvalidLaunchSpecError at once for a
    * bad spec; rejects with LaunchError or CgroupError when it cannot start.
    */
-  async launch(spec: LaunchSpec): Promise<ProcessHandle> {
-    const s = validateLaunchSpec(spec);
+  async launch(spec: SpawnSpec): Promise<ProcessHandle> {
+    const s = validateSpawnSpec(spec);
     if (s.cwd !== undefined && !fs.statSync(s.cwd, { throwIfNoEntry: false })?.isDirectory()) {
       throw new LaunchError(`working directory ${s.cwd} does not exist`, { instanceId: s.instanceId, cwd: s.cwd });
     }
@@ -285,7 +285,7 @@ export class ProcessWrangler {
     return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o640);
   }
 
-  private runAs(s: LaunchSpec): string[] {
+  private runAs(s: SpawnSpec): string[] {
     if (s.uid === undefined || s.gid === undefined) return [];
     const setpriv = this.opts.setpriv ?? findOnPath("setpriv");
     if (setpriv === undefined) throw new LaunchError(`running ${s.instanceId} as uid ${s.uid} needs setpriv (util-linux), which is not on PATH`, { instanceId: s.instanceId });

@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import type { CgroupLimits } from "../cgroups";
-import type { LaunchSpec, ProcessHandle, StopOptions } from "../process";
+import type { SpawnSpec, ProcessHandle, StopOptions } from "../process";
 import { InvalidDesiredSpecError } from "../errors";
 
 /** Optional health check of an instance. The probe itself is opaque here: a factory given in the options turns it into a function. */
@@ -33,7 +33,7 @@ export interface DesiredSpec {
   /** Version label (patch version), reported back in the observed state. A new version restarts the instance. */
   version: string;
   /** How to run it (the instance id and limits are added by the supervisor). A change restarts the instance. */
-  launch: Omit<LaunchSpec, "instanceId" | "limits">;
+  launch: Omit<SpawnSpec, "instanceId" | "limits">;
   /** Resource limits; a change is applied to the running group in place. Default: none. */
   limits?: CgroupLimits;
   /** How to stop it; default: the supervisor's stop options (SIGTERM, 10 s). */

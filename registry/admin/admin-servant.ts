@@ -46,7 +46,7 @@ import { assignPorts, deploy, nodeHost } from "./placement";
 import { checkNotBusy, prepareRollback, prepareTask, type PreparedTask } from "./task-factory";
 import type { TaskRunner } from "./task-runner";
 
-export const ADMIN_DEFAULTS = Object.freeze({
+export const ADMIN_API_DEFAULTS = Object.freeze({
   /** SendCommand / PushConfig timeout when the request gives none, ms. */
   commandTimeoutMs: 5_000,
   /** Longest command timeout a request may ask for, ms. */
@@ -412,7 +412,7 @@ export class RegistryAdminServant extends AdminServant {
     yield taskToMsg(task);
     const signal = AbortSignal.any([call.signal, this.closing.signal]);
     while (!FINAL_TASK.has(task.status) && !signal.aborted) {
-      await this.waitForTopic("tasks", signal, ADMIN_DEFAULTS.watchPollMs);
+      await this.waitForTopic("tasks", signal, ADMIN_API_DEFAULTS.watchPollMs);
       if (signal.aborted) return;
       task = await this.store.tasks.get(request.id);
       const now = stamp(task);
@@ -444,7 +444,7 @@ export class RegistryAdminServant extends AdminServant {
   async listTasks(request: ListTasksRequest, call: ServerContext): Promise<DeepPartial<ListTasksReply>> {
     const user = await this.user(call);
     if (request.application) this.requireApps(user, "viewer", [request.application]);
-    const limit = Math.min(request.limit || ADMIN_DEFAULTS.taskPage, 500);
+    const limit = Math.min(request.limit || ADMIN_API_DEFAULTS.taskPage, 500);
     // Filters apply to one page of the newest tasks (before before_id): a page may hold fewer than `limit`.
     const page = await this.store.tasks.list({ limit, ...(request.beforeId ? { beforeId: request.beforeId } : {}) });
     const tasks = page.filter((t) => this.canViewTask(user, t)
@@ -499,8 +499,8 @@ export class RegistryAdminServant extends AdminServant {
 
   // ---- commands --------------------------------------------------------------------------------------
   private timeoutOf(ms: number): number {
-    if (ms > ADMIN_DEFAULTS.maxCommandTimeoutMs) throw new InvalidArgumentError(`command timeout ${ms} ms is over the limit of ${ADMIN_DEFAULTS.maxCommandTimeoutMs} ms`, { kind: "timeout" });
-    return ms || ADMIN_DEFAULTS.commandTimeoutMs;
+    if (ms > ADMIN_API_DEFAULTS.maxCommandTimeoutMs) throw new InvalidArgumentError(`command timeout ${ms} ms is over the limit of ${ADMIN_API_DEFAULTS.maxCommandTimeoutMs} ms`, { kind: "timeout" });
+    return ms || ADMIN_API_DEFAULTS.commandTimeoutMs;
   }
 
   async sendCommand(request: SendCommandRequest, call: ServerContext): Promise<DeepPartial<SendCommandReply>> {
@@ -611,14 +611,14 @@ export class RegistryAdminServant extends AdminServant {
         const idx = next++;
         const inst = targets[idx]!;
         try {
-          const out = await this.ctx.sessions.sendCommand(inst.id, "sgrid.loadconfig", request.fileName, ADMIN_DEFAULTS.commandTimeoutMs);
+          const out = await this.ctx.sessions.sendCommand(inst.id, "sgrid.loadconfig", request.fileName, ADMIN_API_DEFAULTS.commandTimeoutMs);
           results[idx] = { instanceId: inst.id, ok: true, message: out };
         } catch (err) {
           results[idx] = { instanceId: inst.id, ok: false, message: (err as Error).message };
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(ADMIN_DEFAULTS.pushConcurrency, targets.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(ADMIN_API_DEFAULTS.pushConcurrency, targets.length) }, worker));
     const ok = results.filter((r) => r.ok).length;
     const apps = [...new Set(targets.map((i) => i.application))];
     await this.event(user.name, "config.push", apps.length === 1 ? apps[0]! : "*", `config file "${request.fileName}" pushed to ${targets.length} instance(s): ${ok} ok`, {

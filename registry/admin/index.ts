@@ -12,7 +12,7 @@ export {
 export { hashPassword, verifyPassword, validatePassword, SCRYPT_DEFAULTS, PASSWORD_MIN_LENGTH } from "./passwords";
 
 // ---- Admin API ----------------------------------------------------------------------
-export { RegistryAdminServant, ADMIN_DEFAULTS } from "./admin-servant";
+export { RegistryAdminServant, ADMIN_API_DEFAULTS } from "./admin-servant";
 export { PLACEMENT_DEFAULTS } from "./placement";
 
 // ---- tasks ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  */
 import { expect } from "chai";
 import { checkNameOf, type NameKind } from "sgridnext";
-import { checkConfigFileName } from "sgridnext/internal/registry/config";
+import { checkConfigFileName } from "sgridnext/internal/config/config-loader";
 import * as validate from "../../registry/store/validate";
 import * as adminSchemas from "../../admin/api/schemas";
 import { resolveNodeAgentOptions } from "../../nodeagent";

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ReleaseManager, removeTree, type PackageManifest } from "../../nodeagent/install";
 import { buildLaunchSpec, buildServantEnv, LaunchConfigError, ENV_CONTRACT_KEYS, type LaunchSpec, type NodeContext } from "../../nodeagent/launch";
+import { ENV } from "sgridnext";
 import { writePackage } from "../fixtures/packages/tar-builder";
 
 /** Runs the spec exactly as the supervisor would: no shell, argv array, cwd and env as given. */
@@ -31,7 +32,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 
 const ADAPTERS = [
   { obj: "GreeterObj", host: "127.0.0.1", port: 10001, protocol: "grpc" as const },
-  { obj: "Demo.HelloServer.FastObj", host: "::1", port: 10002, protocol: "native" as const },
+  { obj: "Demo.HelloServer.FastObj", host: "::1", port: 10002, protocol: "sgrid" as const },
 ];
 
 describe("nodeagent/launch", () => {
@@ -97,7 +98,9 @@ describe("nodeagent/launch", () => {
       SGRID_LOG_DIR: rm.logDir,
       SGRID_DATA_DIR: rm.dataDir,
     });
-    expect(Object.keys(seen.env).filter((k) => k.startsWith("SGRID_")).sort()).to.deep.equal([...ENV_CONTRACT_KEYS].sort());
+    // The local channel's identity (SGRID_INSTANCE_ID, SGRID_AGENT_TOKEN) is added when the desired state is mapped, not here.
+    const channelKeys: readonly string[] = [ENV.INSTANCE_ID, ENV.AGENT_TOKEN];
+    expect(Object.keys(seen.env).filter((k) => k.startsWith("SGRID_")).sort()).to.deep.equal(ENV_CONTRACT_KEYS.filter((k) => !channelKeys.includes(k)).sort());
   });
 
   it("starts a bundled release with --enable-source-maps when its manifest asks, unless the instance's node options decide", async () => {

@@ -1,7 +1,9 @@
 /**
- * What to run, and the handle that names what was run.
+ * What to spawn (a spawn spec: program, argv, environment, cgroup limits),
+ * and the handle that names what was spawned. The launch spec of
+ * ../launch is where a spawn spec's program and arguments come from.
  *
- * A launch spec is data, never a shell string: the program, its arguments
+ * A spawn spec is data, never a shell string: the program, its arguments
  * as an array and its environment as a map go to execve() unchanged (the
  * only shell involved is the agent's own constant cgroup trampoline, which
  * never interprets them). The environment is exactly `env` (plus a default
@@ -13,7 +15,7 @@ import { z } from "zod";
 import type { CgroupLimits } from "../cgroups";
 import { InvalidLaunchSpecError } from "../errors";
 
-export interface LaunchSpec {
+export interface SpawnSpec {
   /** Instance id; also the cgroup name (letters, digits, ".", "_", "-"). */
   instanceId: string;
   /** Program: an absolute path, or a name looked up in `env.PATH`. */
@@ -79,12 +81,12 @@ const specSchema = z.object({
 }).strict().refine((s) => (s.uid === undefined) === (s.gid === undefined), "uid and gid go together");
 
 /** Validates a spec; throws InvalidLaunchSpecError (caller misuse) naming the first bad field. */
-export function validateLaunchSpec(spec: LaunchSpec): LaunchSpec {
+export function validateSpawnSpec(spec: SpawnSpec): SpawnSpec {
   const r = specSchema.safeParse(spec);
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue?.path.join(".") ?? "";
     throw new InvalidLaunchSpecError(`invalid launch spec${where ? ` (${where})` : ""}: ${issue?.message ?? r.error.message}`, { field: where });
   }
-  return r.data as LaunchSpec;
+  return r.data as SpawnSpec;
 }

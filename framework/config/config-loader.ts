@@ -34,7 +34,7 @@ import { Status } from "../status";
 import { nameProblem } from "../contract/names";
 import { ConfigProxy } from "../gen/sgrid/registry/v1/config.sgrid";
 import { Backoff, readFileIfExistsSync, writeFileAtomic } from "../primitives";
-import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
+import { registryEndpoints, registryMetadata, registryProxy } from "../discovery/registry-client";
 
 const log = getLogger("config");
 

@@ -7,7 +7,7 @@ import { ADMIN_APP_METADATA, Communicator, type CallOptions } from "sgridnext";
 import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
 import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 
-export class RegistryClient {
+export class RegistryApis {
   readonly admin: AdminProxy;
   readonly patch: PatchProxy;
   private readonly communicator = new Communicator();

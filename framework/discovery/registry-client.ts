@@ -14,6 +14,7 @@ import { Invoker, type ChannelProvider } from "../proxy/invoker";
 import { StaticEndpointSource } from "../proxy/endpoint-source";
 import type { ProxyBase, ProxyClass } from "../proxy/proxy-base";
 import type { Metadata } from "../transport/base";
+import { ENV } from "../contract/env";
 
 /** Parses the registry address list. Throws ConfigError naming the value when it does not parse. */
 export function registryEndpoints(registry: string): Endpoint[] {
@@ -35,7 +36,7 @@ export function registryEndpoints(registry: string): Endpoint[] {
  * registry and the CLI use), so one name set on a host serves every part.
  */
 export function registryTokenFromEnv(env: NodeJS.ProcessEnv): string | undefined {
-  const t = env.SGRID_REGISTRY_TOKEN || env.SGRID_QUERY_TOKEN;
+  const t = env[ENV.REGISTRY_TOKEN] || env[ENV.QUERY_TOKEN];
   return t ? t : undefined;
 }
 

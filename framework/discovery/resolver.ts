@@ -24,6 +24,7 @@ import { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
 import { LatestWriter } from "../primitives";
 import { RegistryEndpointSource, type SourceState } from "./registry-endpoint-source";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
+import { ENV } from "../contract/env";
 
 const log = getLogger("registry.resolver");
 
@@ -50,7 +51,8 @@ export const RESOLVER_DEFAULTS = Object.freeze({ refreshIntervalMs: 30_000, watc
 
 /** The cache dir used when none is given: `<SGRID_DATA_DIR>/cache/registry`, or undefined. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.SGRID_DATA_DIR ? path.join(env.SGRID_DATA_DIR, "cache", "registry") : undefined;
+  const dataDir = env[ENV.DATA_DIR];
+  return dataDir ? path.join(dataDir, "cache", "registry") : undefined;
 }
 
 export class RegistryResolver {
