@@ -36,7 +36,7 @@ export class EchoImpl extends EchoServant {
     }
   }
 
-  async sum(requests: AsyncIterable<EchoRequest>): Promise<DeepPartial<SumReply>> {
+  async sum(requests: AsyncIterable<EchoRequest>, _ctx?: ServerContext): Promise<DeepPartial<SumReply>> {
     let total = 0;
     let count = 0;
     for await (const r of requests) { total += r.count; count++; }
@@ -54,7 +54,7 @@ export class EchoImpl extends EchoServant {
     }
   }
 
-  async fail(request: FailRequest): Promise<DeepPartial<Empty>> {
+  async fail(request: FailRequest, _ctx?: ServerContext): Promise<DeepPartial<Empty>> {
     if (request.unexpected) throw new Error(`secret internal detail: ${request.message}`);
     throw new SgridError(request.code, request.message, { status: Status.FAILED_PRECONDITION, data: { asked: request.code } });
   }

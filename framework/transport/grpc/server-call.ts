@@ -9,6 +9,7 @@
  * context listens for "cancelled" only while the handler runs, and the
  * request stream, when it ends, throws the reason if the call was cut short.
  */
+import type { ServerHttp2Stream } from "node:http2";
 import type { Readable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { CancelledError, DeadlineExceededError, FailedPreconditionError } from "../../errors";
@@ -23,6 +24,59 @@ export type AnyServerCall = grpc.ServerUnaryCall<any, any> | grpc.ServerReadable
  * when its own clock reaches the deadline, which the server computed later (on receipt).
  */
 const DEADLINE_SLACK_MS = 250;
+
+/**
+ * True when the call's HTTP/2 stream was reset (RST_STREAM: the client cancelled, or its deadline
+ * passed). grpc-js ends the request stream on a reset exactly as on a half-close and reports the
+ * cancel a tick later, so the request stream's end asks the HTTP/2 stream itself, which knows
+ * (Node sets rstCode before it ends the readable side). grpc-js keeps it on its internal call
+ * object (`call.call`, behind any interceptors' `nextCall`); if a grpc-js version moves it, this
+ * answers false and the cancel is still seen when grpc-js reports it.
+ */
+function resetByPeer(call: AnyServerCall): boolean {
+  const code = http2StreamOf(call)?.rstCode;
+  return typeof code === "number" && code !== 0;
+}
+
+function http2StreamOf(call: AnyServerCall): ServerHttp2Stream | undefined {
+  let c = (call as unknown as { call?: unknown }).call as { nextCall?: unknown; stream?: ServerHttp2Stream } | undefined;
+  for (let depth = 0; c !== undefined && c.stream === undefined && depth < 8; depth++) c = c.nextCall as typeof c;
+  return c?.stream;
+}
+
+/** Longest wait for the PING answer below; a peer that does not answer PINGs gets its end as it is. */
+const PING_WAIT_MS = 1000;
+
+/**
+ * Resolves once the peer has answered a PING sent now (or the stream closed, or PING_WAIT_MS passed).
+ * A Node client (grpc-js) cancels by half-closing and then, one turn of its event loop later,
+ * resetting the stream; it sends the reset before it can read this PING, so by the time the answer
+ * arrives (same connection, in order) the reset has been seen. One round trip, at the end of a
+ * request stream only.
+ */
+function peerCaughtUp(call: AnyServerCall): Promise<void> {
+  const stream = http2StreamOf(call);
+  const session = stream?.session;
+  if (stream === undefined || session === undefined || stream.closed || session.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let settled = false;
+    const done = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      stream.removeListener("close", done);
+      resolve();
+    };
+    const timer = setTimeout(done, PING_WAIT_MS);
+    timer.unref();
+    stream.once("close", done);
+    try {
+      if (!session.ping(done)) done();
+    } catch {
+      done();
+    }
+  });
+}
 
 export class GrpcServerContext implements ServerContext {
   readonly protocol = "grpc";
@@ -87,6 +141,11 @@ export class GrpcServerContext implements ServerContext {
     return into;
   }
 
+  /** True when grpc-js or the HTTP/2 stream already knows the call was cancelled. */
+  private cutShort(): boolean {
+    return (this.call as { cancelled?: boolean }).cancelled === true || resetByPeer(this.call);
+  }
+
   /** The handler is over: later "cancelled" events are grpc-js' normal end of call. */
   done(): void {
     if (!this.listening) return;
@@ -113,9 +172,13 @@ export class GrpcServerContext implements ServerContext {
             } catch (err) {
               throw this.endedBy ?? err;
             }
-            if (r.done && (this.endedBy !== undefined || (readable as { cancelled?: boolean }).cancelled === true)) {
-              if (this.endedBy === undefined) this.onCancel();
-              throw this.endedBy!;
+            if (r.done) {
+              // A Node client's cancel half-closes before it resets: make sure no reset is on its way.
+              if (this.endedBy === undefined && !this.cutShort()) await peerCaughtUp(this.call);
+              if (this.endedBy !== undefined || this.cutShort()) {
+                if (this.endedBy === undefined) this.onCancel();
+                throw this.endedBy!;
+              }
             }
             return r;
           },
