@@ -1,0 +1,121 @@
+/**
+ * What every part of the Admin API shares: the registry's context, who the
+ * caller is and what they may do, the event log, and the message helpers
+ * that need the store (patch versions, server types).
+ */
+import { PermissionDeniedError, type DeepPartial, type ServerContext } from "sgridnext";
+import type { InstanceInfo } from "sgridnext/gen/sgrid/registry/v1/types";
+import type { AuthUser, RegistryContext } from "../../server/context";
+import type { RegistryStore } from "../../store";
+import type { InstanceRecord, Role, TaskRecord } from "../../store/records";
+import { hasRole } from "../auth";
+import { instanceToMsg, type VersionLookup } from "../mapping";
+import type { TaskRunner } from "../task-runner";
+
+export const ADMIN_API_DEFAULTS = Object.freeze({
+  /** SendCommand / PushConfig timeout when the request gives none, ms. */
+  commandTimeoutMs: 5_000,
+  /** Longest command timeout a request may ask for, ms. */
+  maxCommandTimeoutMs: 120_000,
+  /** PushConfig: commands sent at once. */
+  pushConcurrency: 16,
+  /** ListTasks default page size (and most tasks scanned per page when filtering). */
+  taskPage: 50,
+  /** WatchTask: re-reads the task at least this often even without a change-feed event, ms. */
+  watchPollMs: 5_000,
+});
+
+/** Patch versions of servers, loaded once per request. */
+export class Versions {
+  private readonly byId = new Map<number, number>();
+  private readonly loaded = new Set<string>();
+  constructor(private readonly store: RegistryStore) {}
+
+  async load(application: string, server: string): Promise<void> {
+    const key = `${application}.${server}`;
+    if (this.loaded.has(key)) return;
+    this.loaded.add(key);
+    for (const p of await this.store.patches.list(application, server).catch(() => [])) this.byId.set(p.id, p.version);
+  }
+
+  readonly lookup: VersionLookup = (id) => (id === null ? 0 : this.byId.get(id) ?? 0);
+}
+
+export class AdminApiContext {
+  private readonly types = new Map<string, string>();
+  /** Aborted by drain(): ends WatchTask streams at shutdown. */
+  private readonly closingController = new AbortController();
+
+  constructor(readonly ctx: RegistryContext, readonly runner?: TaskRunner) {}
+
+  get store(): RegistryStore {
+    return this.ctx.store;
+  }
+
+  /** Aborted once the API drains (shutdown). */
+  get closing(): AbortSignal {
+    return this.closingController.signal;
+  }
+
+  drain(): void {
+    this.closingController.abort();
+  }
+
+  /** The logged-in caller, with `need` checked. */
+  user(call: ServerContext, need?: { role: Role; application?: string }): Promise<AuthUser> {
+    return this.ctx.auth.requireUser(call, need);
+  }
+
+  /** Throws PermissionDeniedError unless `user` has `role` on every one of `applications`. */
+  requireApps(user: AuthUser, role: Role, applications: Iterable<string>): void {
+    for (const app of new Set(applications)) {
+      if (!hasRole(user, role, app)) {
+        throw new PermissionDeniedError(`user "${user.name}" needs role ${role} on application "${app}"`, { user: user.name, role, application: app });
+      }
+    }
+  }
+
+  canViewTask(user: AuthUser, task: TaskRecord): boolean {
+    return task.items.length === 0 ? hasRole(user, "viewer") : task.items.every((i) => hasRole(user, "viewer", i.application));
+  }
+
+  async event(actor: string, kind: string, target: string, message: string, data?: Record<string, unknown>): Promise<void> {
+    await this.store.events.append({ actor, kind, target, message, data });
+  }
+
+  /** Tells watchers (desired-state pushes, endpoint watches) that something changed. */
+  changed(): void {
+    this.ctx.changes.kick();
+  }
+
+  versions(): Versions {
+    return new Versions(this.store);
+  }
+
+  async serverType(application: string, server: string): Promise<string> {
+    const key = `${application}.${server}`;
+    let t = this.types.get(key);
+    if (t === undefined) {
+      t = (await this.store.servers.find(application, server))?.type ?? "";
+      // A server's type never changes through this API; cache it (bounded).
+      if (this.types.size > 10_000) this.types.clear();
+      if (t) this.types.set(key, t);
+    }
+    return t;
+  }
+
+  /** After a server is deleted (a new one of that name may have another type). */
+  forgetServerType(fullName: string): void {
+    this.types.delete(fullName);
+  }
+
+  async instancesToMsg(list: InstanceRecord[]): Promise<Array<DeepPartial<InstanceInfo>>> {
+    const versions = this.versions();
+    const out: Array<DeepPartial<InstanceInfo>> = [];
+    for (const r of list) {
+      await versions.load(r.application, r.server);
+      out.push(instanceToMsg(r, await this.serverType(r.application, r.server), versions.lookup, this.ctx.sessions.usage(r.id)));
+    }
+    return out;
+  }
+}

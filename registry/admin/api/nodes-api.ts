@@ -1,0 +1,75 @@
+/**
+ * Admin API: nodes, the event log and admin commands to instances. Anyone
+ * logged in lists nodes; deleting one needs admin on `*`; events are listed
+ * per application for those without viewer on `*`; a command needs
+ * operator, and its event names the command only (arguments may be secret).
+ */
+import { InvalidArgumentError, PermissionDeniedError, type DeepPartial, type ServerContext } from "sgridnext";
+import type {
+  ListEventsReply, ListEventsRequest, ListNodesReply, NodeRef, SendCommandReply, SendCommandRequest,
+} from "sgridnext/gen/sgrid/registry/v1/admin";
+import type { Empty } from "sgridnext/gen/sgrid/registry/v1/types";
+import { hasRole } from "../auth";
+import { eventToMsg, nodeToMsg } from "../mapping";
+import { ADMIN_API_DEFAULTS, type AdminApiContext } from "./context";
+
+/** Application of an event target (`App`, `App.Server`, `App.Server@node`). */
+function targetApplication(prefix: string): string {
+  return prefix.split(/[.@]/)[0] ?? "";
+}
+
+export class NodesApi {
+  constructor(private readonly c: AdminApiContext) {}
+
+  async listNodes(_request: Empty, call: ServerContext): Promise<DeepPartial<ListNodesReply>> {
+    await this.c.user(call);
+    const counts = new Map<string, number>();
+    for (const i of await this.c.store.instances.list()) counts.set(i.node, (counts.get(i.node) ?? 0) + 1);
+    return { nodes: (await this.c.store.nodes.list()).map((n) => nodeToMsg(n, counts.get(n.name) ?? 0, this.c.ctx.sessions.samples(n.name))) };
+  }
+
+  async deleteNode(request: NodeRef, call: ServerContext): Promise<DeepPartial<Empty>> {
+    const user = await this.c.user(call, { role: "admin" });
+    await this.c.store.nodes.remove(request.name);
+    await this.c.event(user.name, "node.delete", request.name, `node "${request.name}" deleted`);
+    this.c.changed();
+    return {};
+  }
+
+  async listEvents(request: ListEventsRequest, call: ServerContext): Promise<DeepPartial<ListEventsReply>> {
+    const user = await this.c.user(call);
+    if (!hasRole(user, "viewer")) {
+      const app = targetApplication(request.targetPrefix);
+      if (!request.targetPrefix || !hasRole(user, "viewer", app)) {
+        throw new PermissionDeniedError(`user "${user.name}" may list only the events of their applications: give target_prefix "<App>." of one of them`, { user: user.name });
+      }
+    }
+    const events = await this.c.store.events.list({
+      ...(request.kind ? { kind: request.kind } : {}),
+      ...(request.targetPrefix ? { targetPrefix: request.targetPrefix } : {}),
+      ...(request.actor ? { actor: request.actor } : {}),
+      ...(request.beforeId ? { beforeId: request.beforeId } : {}),
+      ...(request.afterId ? { afterId: request.afterId } : {}),
+      ...(request.limit ? { limit: request.limit } : {}),
+    });
+    return { events: events.map(eventToMsg) };
+  }
+
+  private timeoutOf(ms: number): number {
+    if (ms > ADMIN_API_DEFAULTS.maxCommandTimeoutMs) throw new InvalidArgumentError(`command timeout ${ms} ms is over the limit of ${ADMIN_API_DEFAULTS.maxCommandTimeoutMs} ms`, { kind: "timeout" });
+    return ms || ADMIN_API_DEFAULTS.commandTimeoutMs;
+  }
+
+  async sendCommand(request: SendCommandRequest, call: ServerContext): Promise<DeepPartial<SendCommandReply>> {
+    const user = await this.c.user(call);
+    const inst = await this.c.store.instances.get(request.instanceId);
+    this.c.requireApps(user, "operator", [inst.application]);
+    if (!request.command || request.command.length > 128) throw new InvalidArgumentError("invalid command: expected 1 to 128 characters", { kind: "command" });
+    const timeoutMs = this.timeoutOf(request.timeoutMs);
+    const target = `${inst.application}.${inst.server}@${inst.node}`;
+    // Arguments may carry secrets: the event names the command only.
+    await this.c.event(user.name, "instance.command", target, `command "${request.command}" sent to instance ${inst.id}`, { instanceId: inst.id, command: request.command });
+    const output = await this.c.ctx.sessions.sendCommand(inst.id, request.command, request.args, timeoutMs);
+    return { output };
+  }
+}
