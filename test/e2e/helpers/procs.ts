@@ -41,10 +41,11 @@ export class Proc {
       this.child.on("exit", (code, signal) => {
         this.exitCode = code;
         this.exitSignal = signal;
-        log.end(`\n[exit ${code ?? signal}]\n`);
         resolve();
       });
     });
+    // After the streams' last data (which can come after "exit").
+    this.child.on("close", (code, signal) => log.end(`\n[exit ${code ?? signal}]\n`));
   }
 
   get pid(): number {
