@@ -11,3 +11,4 @@ export {
 export { ENV, ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, PROTOCOLS, ADMIN_APP_METADATA, type EnvContractKey, type AdapterProtocol } from "./env";
 export { SERVER_TYPES, MANIFEST_FILE, manifestSchema, type ServerType, type PackageManifest } from "./manifest";
 export { CONFIG_FILE_MAX_BYTES } from "./limits";
+export { ENDPOINT_INACTIVE_REASONS, SUSPECT_INACTIVE_REASONS, isSuspectReason, type EndpointInactiveReason } from "./endpoints";

@@ -17,13 +17,22 @@
  * - The last good list stays in memory when the registry is unreachable, and
  *   is written atomically to `<cacheDir>/<Obj>.json` on every change, so a
  *   process started while the registry is down begins from it.
- * - Only the registry's `active` list is used. Unchanged endpoints keep the
- *   same Endpoint object across updates, so balancer and failover state
- *   survive a change elsewhere in the list.
+ * - The registry's `active` list is used while it has an endpoint. When it
+ *   has none, the inactive endpoints whose reason is a liveness guess
+ *   (`node_offline`, `not_ready`: framework/contract/endpoints.ts) are called
+ *   instead, as a fallback (Tars' inactive list, Envoy's panic mode): a
+ *   registry that lost track of a node, or an agent that restarted, never
+ *   cuts callers off from servants that answer. Drained, stopped and down
+ *   endpoints go at once (calls in flight finish).
+ * - Only a list with an active endpoint is written to the disk cache: an
+ *   empty or all-suspect answer never replaces a good list on disk.
+ * - Unchanged endpoints keep the same Endpoint object across updates, so
+ *   balancer and failover state survive a change elsewhere in the list.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import * as path from "node:path";
 import { endpointKey, makeEndpoint, type Endpoint, type Protocol } from "../endpoint";
+import { isSuspectReason } from "../contract/endpoints";
 import { NotFoundError, SgridError } from "../errors";
 import { getLogger } from "../logger";
 import type { EndpointSource } from "../proxy/endpoint-source";
@@ -70,6 +79,10 @@ export class RegistryEndpointSource implements EndpointSource {
   private stateNow: SourceState = "starting";
   private lastErrorText: string | undefined;
   private lastUpdate = 0;
+  /** Signature of the list last written to the disk cache (or read from it). */
+  private persistedSignature = "";
+  /** True while the list is the registry's suspect endpoints (no active one left). */
+  private fallback = false;
   private readonly listeners = new Set<(eps: readonly Endpoint[]) => void>();
   private readonly abort = new AbortController();
   private readonly refresher: PeriodicTask;
@@ -101,12 +114,15 @@ export class RegistryEndpointSource implements EndpointSource {
 
   describe(): string {
     const why = this.stateNow === "unreachable" && this.lastErrorText ? `: registry unreachable (${this.lastErrorText})` : "";
-    return `${this.obj} (from the registry, ${this.stateNow}${why})`;
+    return `${this.obj} (from the registry, ${this.stateNow}${this.fallback ? ", no active endpoint: calling suspect ones" : ""}${why})`;
   }
 
   /** For `sgrid.connections` and tests. */
-  status(): { obj: string; state: SourceState; revision: number; endpoints: string[]; lastUpdate: number; lastError?: string } {
-    return { obj: this.obj, state: this.stateNow, revision: this.revision, endpoints: this.list.map(endpointKey), lastUpdate: this.lastUpdate, ...(this.lastErrorText ? { lastError: this.lastErrorText } : {}) };
+  status(): { obj: string; state: SourceState; revision: number; endpoints: string[]; fallback: boolean; lastUpdate: number; lastError?: string } {
+    return {
+      obj: this.obj, state: this.stateNow, revision: this.revision, endpoints: this.list.map(endpointKey), fallback: this.fallback, lastUpdate: this.lastUpdate,
+      ...(this.lastErrorText ? { lastError: this.lastErrorText } : {}),
+    };
   }
 
   close(): void {
@@ -133,6 +149,7 @@ export class RegistryEndpointSource implements EndpointSource {
       const eps = cached.endpoints.map((e) => makeEndpoint(e.host, e.port, e.protocol as Protocol, { tls: e.tls, weight: e.weight, node: e.node }));
       this.revision = cached.revision;
       this.setList(eps, false);
+      this.persistedSignature = this.signature;
       this.stateNow = "cache";
       this.readyResolve();
       log.info({ obj: this.obj, endpoints: eps.length, savedAt: new Date(cached.savedAt).toISOString() }, "endpoints loaded from the disk cache");
@@ -169,18 +186,32 @@ export class RegistryEndpointSource implements EndpointSource {
       }
       return;
     }
-    const eps: Endpoint[] = [];
-    for (const e of reply.active) {
-      const ep = this.toEndpoint(e);
-      if (ep) eps.push(ep);
-    }
+    const active = this.toEndpoints(reply.active);
+    const fallback = active.length > 0 ? [] : this.toEndpoints(reply.inactive.filter((e) => isSuspectReason(e.inactiveReason)));
     this.revision = reply.revision;
     this.lastUpdate = Date.now();
     this.lastErrorText = undefined;
     if (via === "watch") this.stateNow = "watching";
     else if (this.stateNow !== "watching") this.stateNow = "polling";
-    this.setList(eps, true);
+    const wasFallback = this.fallback;
+    this.fallback = fallback.length > 0;
+    if (this.fallback && !wasFallback) {
+      log.warn({ obj: this.obj, endpoints: fallback.map(endpointKey), reasons: [...new Set(reply.inactive.map((e) => e.inactiveReason))] },
+        "no active endpoint: calling the ones the registry only suspects (node offline, not reported ready)");
+    } else if (wasFallback && !this.fallback) {
+      log.info({ obj: this.obj, endpoints: active.length }, "active endpoints again");
+    }
+    this.setList(active.length > 0 ? active : fallback, active.length > 0);
     this.readyResolve();
+  }
+
+  private toEndpoints(list: RegistryEndpoint[]): Endpoint[] {
+    const eps: Endpoint[] = [];
+    for (const e of list) {
+      const ep = this.toEndpoint(e);
+      if (ep) eps.push(ep);
+    }
+    return eps;
   }
 
   private setList(eps: Endpoint[], persist: boolean): void {
@@ -195,16 +226,18 @@ export class RegistryEndpointSource implements EndpointSource {
     }
     out.sort((a, b) => (endpointKey(a) < endpointKey(b) ? -1 : 1));
     const signature = [...next.keys()].sort().join(",");
-    if (signature === this.signature) return;
-    this.signature = signature;
-    this.byIdentity = next;
-    this.list = Object.freeze(out);
-    log.info({ obj: this.obj, endpoints: out.map(endpointKey), revision: this.revision }, "endpoint list changed");
-    for (const l of this.listeners) {
-      try { l(this.list); } catch (err) { log.error({ err }, "endpoint listener threw"); }
+    if (signature !== this.signature) {
+      this.signature = signature;
+      this.byIdentity = next;
+      this.list = Object.freeze(out);
+      log.info({ obj: this.obj, endpoints: out.map(endpointKey), revision: this.revision, fallback: this.fallback }, "endpoint list changed");
+      for (const l of this.listeners) {
+        try { l(this.list); } catch (err) { log.error({ err }, "endpoint listener threw"); }
+      }
     }
     const file = this.cacheFile;
-    if (persist && file && this.writer) {
+    if (persist && signature !== this.persistedSignature && file && this.writer) {
+      this.persistedSignature = signature;
       const cached: CachedList = {
         obj: this.obj, revision: this.revision, savedAt: Date.now(),
         endpoints: out.map((e) => ({ host: e.host, port: e.port, protocol: e.protocol, tls: e.tls, weight: e.weight, ...(e.node ? { node: e.node } : {}) })),

@@ -64,7 +64,7 @@ class Snapshot {
 }
 
 function toWire(e: ObjEndpoint): Endpoint {
-  return { obj: e.obj, host: e.host, port: e.port, protocol: e.protocol, weight: e.weight, node: e.node, instanceId: e.instanceId, active: e.active };
+  return { obj: e.obj, host: e.host, port: e.port, protocol: e.protocol, weight: e.weight, node: e.node, instanceId: e.instanceId, active: e.active, inactiveReason: e.inactiveReason };
 }
 
 function compareEndpoints(a: Endpoint, b: Endpoint): number {
@@ -78,7 +78,7 @@ export function answerRevision(obj: string, active: Endpoint[], inactive: Endpoi
   h.update(obj);
   for (const list of [active, inactive]) {
     h.update("|");
-    for (const e of list) h.update(`${e.node}\u0000${e.instanceId}\u0000${e.host}\u0000${e.port}\u0000${e.protocol}\u0000${e.weight};`);
+    for (const e of list) h.update(`${e.node}\u0000${e.instanceId}\u0000${e.host}\u0000${e.port}\u0000${e.protocol}\u0000${e.weight}\u0000${e.inactiveReason};`);
   }
   const n = h.digest().readUIntBE(0, 6);
   return n === 0 ? 1 : n;

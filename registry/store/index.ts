@@ -16,7 +16,7 @@ export { migrateLatest, migrationStatus, MIGRATE_DEFAULTS, MIGRATIONS_TABLE, typ
 export { KnexStore, openStore, type OpenStoreOptions } from "./knex-store";
 
 // ---- helpers services share ------------------------------------------------------------
-export { isEndpointActive } from "./knex/endpoints";
+export { inactiveReason, isEndpointActive } from "./knex/endpoints";
 export { scopeKey, instanceScopes, describeConfig } from "./scope";
 export { MAX_CONFIG_BYTES } from "./knex/configs";
 export { checkConfigSyntax, configSyntaxProblem, structuredFormat } from "./config-syntax";

@@ -7,6 +7,7 @@
  * process that made the write; JSON columns come back as parsed values; a
  * value that is not set is `null`, never `undefined`.
  */
+import type { EndpointInactiveReason } from "sgridnext";
 
 // ---- enumerations -------------------------------------------------------------
 export const SERVER_TYPES = ["node", "java", "binary"] as const;
@@ -158,6 +159,8 @@ export interface ObjEndpoint {
   weight: number;
   /** desired active AND observed active AND node online AND not drained. */
   active: boolean;
+  /** Why not active ("" when active): framework/contract/endpoints.ts. */
+  inactiveReason: EndpointInactiveReason | "";
   desiredState: DesiredState;
   observedState: ObservedState;
   nodeOnline: boolean;

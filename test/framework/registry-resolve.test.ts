@@ -190,6 +190,45 @@ describe("framework registry resolution (stand-in registry)", function () {
     await waitFor("the proxy to re-watch", () => registry.query.watchCalls > watchesBefore, 40_000);
   });
 
+  it("falls back to endpoints the registry only suspects when no active one is left, drops decided ones at once, and keeps the disk cache", async () => {
+    const comm = communicator();
+    const proxy = comm.stringToProxy(EchoProxy, OBJ);
+    const [a, b, c] = servants as [typeof servants[0], typeof servants[0], typeof servants[0]];
+    await servedBy(proxy, 3);
+    await comm.registry()!.flush();
+    const cacheFile = path.join(cacheRoot, `${OBJ}.json`);
+    await waitFor("the cache file", () => fs.existsSync(cacheFile));
+    const cachedPorts = () => (JSON.parse(fs.readFileSync(cacheFile, "utf8")) as { endpoints: Array<{ port: number }> }).endpoints.map((e) => e.port).sort();
+    const all = servants.map((s) => s.port).sort();
+    expect(cachedPorts()).to.deep.equal(all);
+    const ports = () => proxy.$invoker.currentEndpoints().map((e) => e.port).sort();
+
+    // The registry lost a's node and has not seen b ready (guesses); c is drained (a decision).
+    registry.query.set(OBJ, [], [{ port: a.port, reason: "node_offline" }, { port: b.port, reason: "not_ready" }, { port: c.port, reason: "drained" }]);
+    await waitFor("c to leave the list", () => !ports().includes(c.port));
+    expect(ports()).to.deep.equal([a.port, b.port].sort());
+    const counts = await servedBy(proxy, 20);
+    expect([...counts.keys()].sort()).to.deep.equal(["a", "b"]);
+    expect(proxy.$invoker.source.describe()).to.contain("no active endpoint: calling suspect ones");
+    await comm.registry()!.flush();
+    expect(cachedPorts(), "an all-suspect list is not written to the disk cache").to.deep.equal(all);
+
+    // As soon as one endpoint is active again, only it is called.
+    registry.query.set(OBJ, [{ port: b.port }], [{ port: a.port, reason: "node_offline" }, { port: c.port, reason: "drained" }]);
+    await waitFor("only b in the list", () => ports().length === 1 && ports()[0] === b.port);
+    expect([...(await servedBy(proxy, 5)).keys()]).to.deep.equal(["b"]);
+    await comm.registry()!.flush();
+    expect(cachedPorts()).to.deep.equal([b.port]);
+
+    // Nothing but decisions (drained, stopped, down): no endpoint at all, and the disk keeps b.
+    registry.query.set(OBJ, [], [{ port: a.port, reason: "drained" }, { port: b.port, reason: "stopped" }, { port: c.port, reason: "down" }]);
+    await waitFor("an empty list", () => ports().length === 0);
+    const err = await proxy.say({ text: "x" }).then(() => undefined, (e: Error) => e);
+    expect(err).to.be.instanceOf(NoEndpointError);
+    await comm.registry()!.flush();
+    expect(cachedPorts()).to.deep.equal([b.port]);
+  });
+
   it("recovers from a watch that is stuck without breaking: the periodic FindObject notices and re-watches", async () => {
     const comm = communicator({ resolverOptions: { refreshIntervalMs: 200 } });
     const proxy = comm.stringToProxy(EchoProxy, OBJ);

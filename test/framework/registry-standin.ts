@@ -36,20 +36,21 @@ export class StandInQuery extends QueryServant {
     this.changes.setMaxListeners(0);
   }
 
-  /** Sets the active endpoints of an Obj (watchers see it at once). */
-  set(obj: string, endpoints: StandInEndpoint[]): void {
-    this.objs.set(obj, endpoints.map((e) => ({
+  /** Sets the active endpoints of an Obj, and the inactive ones with their reasons (watchers see it at once). */
+  set(obj: string, endpoints: StandInEndpoint[], inactive: Array<StandInEndpoint & { reason: string }> = []): void {
+    const wire = (e: StandInEndpoint, reason: string): RegistryEndpoint => ({
       obj, host: e.host ?? "127.0.0.1", port: e.port, protocol: e.protocol ?? "grpc", weight: e.weight ?? 100,
-      node: e.node ?? "node1", instanceId: 0, active: true,
-    })));
+      node: e.node ?? "node1", instanceId: 0, active: reason === "", inactiveReason: reason,
+    });
+    this.objs.set(obj, [...endpoints.map((e) => wire(e, "")), ...inactive.map((e) => wire(e, e.reason))]);
     this.revision++;
     this.changes.emit("change");
   }
 
   private reply(obj: string): DeepPartial<FindObjectReply> {
-    const active = this.objs.get(obj);
-    if (!active) throw new NotFoundError(`unknown Obj ${obj}`);
-    return { obj, active, inactive: [], revision: this.revision };
+    const all = this.objs.get(obj);
+    if (!all) throw new NotFoundError(`unknown Obj ${obj}`);
+    return { obj, active: all.filter((e) => e.active), inactive: all.filter((e) => !e.active), revision: this.revision };
   }
 
   async findObject(request: FindObjectRequest): Promise<DeepPartial<FindObjectReply>> {

@@ -29,20 +29,30 @@ forEachDialect("registry Query: FindObject and WatchObject", (d: DialectCase) =>
     await waitFor("a new endpoint snapshot", () => reg.cache.currentGeneration > g);
   };
 
-  it("answers active and inactive endpoints: desired and observed active on an online node, not drained", async () => {
-    const s = await seedObj(reg.server.store, { nodes: 5 });
-    const [i0, i1, i2, i3, i4] = s.instances;
+  it("answers active and inactive endpoints: desired and observed active on an online node, not drained; says why each inactive one is", async () => {
+    const s = await seedObj(reg.server.store, { nodes: 6 });
+    const [i0, i1, i2, i3, i4, i5] = s.instances;
     await reg.server.store.instances.reportObserved(i1!.id, { state: "failed" });
     await reg.server.store.instances.setDesired(i2!.id, { state: "inactive" });
     await reg.server.store.nodes.setOnline(s.nodes[3]!, false);
     await reg.server.store.instances.setDrained(i4!.id, true);
-    const r = await findUntil(s.full, "one active endpoint", (x) => x.active.length === 1 && x.inactive.length === 4);
+    await reg.server.store.instances.reportObserved(i5!.id, { state: "activating" });
+    const r = await findUntil(s.full, "one active endpoint", (x) => x.active.length === 1 && x.inactive.length === 5);
     expect(r.obj).to.equal(s.full);
     expect(r.active).to.deep.equal([{
-      obj: s.full, host: "10.1.0.1", port: 20000, protocol: "grpc", weight: 100, node: s.nodes[0], instanceId: i0!.id, active: true,
+      obj: s.full, host: "10.1.0.1", port: 20000, protocol: "grpc", weight: 100, node: s.nodes[0], instanceId: i0!.id, active: true, inactiveReason: "",
     }]);
-    expect(r.inactive.map((e) => e.instanceId).sort()).to.deep.equal([i1!.id, i2!.id, i3!.id, i4!.id].sort());
+    expect(r.inactive.map((e) => e.instanceId).sort()).to.deep.equal([i1!.id, i2!.id, i3!.id, i4!.id, i5!.id].sort());
     expect(r.inactive.every((e) => e.active === false)).to.equal(true);
+    // Decisions and facts (proxies drop them) vs liveness guesses (proxies keep them as a fallback).
+    const reason = new Map(r.inactive.map((e) => [e.instanceId, e.inactiveReason]));
+    expect([i1, i2, i3, i4, i5].map((i) => reason.get(i!.id))).to.deep.equal(["down", "stopped", "node_offline", "drained", "not_ready"]);
+    // A drained instance on an offline node is drained: a guess never hides a decision.
+    await reg.server.store.nodes.setOnline(s.nodes[4]!, false);
+    await nextSnapshot();
+    const r2 = await reg.query.findObject({ obj: s.full });
+    expect(r2.inactive.find((e) => e.instanceId === i4!.id)!.inactiveReason).to.equal("drained");
+    expect(r2.revision, "the same answer").to.equal(r.revision);
     expect(r.revision).to.be.a("number").and.not.equal(0);
   });
 

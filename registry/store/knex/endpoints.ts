@@ -3,7 +3,7 @@
  * Obj name. Adapters live as JSON on the instance row, so the lookup reads the
  * server's instances (an indexed, small set) and filters in memory.
  */
-import { NotFoundError } from "sgridnext";
+import { NotFoundError, type EndpointInactiveReason } from "sgridnext";
 import type { EndpointRepo } from "../base";
 import type { InstanceRecord, ObjEndpoint } from "../records";
 import { parseFullObjName, validateApplication } from "../validate";
@@ -15,10 +15,26 @@ export function isEndpointActive(inst: Pick<InstanceRecord, "desiredState" | "ob
   return inst.desiredState === "active" && inst.observedState === "active" && nodeOnline && !inst.drained;
 }
 
+/**
+ * Why an endpoint is not active ("" when it is), in the contract's words
+ * (framework/contract/endpoints.ts). Decisions first (drained, stopped),
+ * then what the agent reported (down), then the guesses (node offline,
+ * not reported serving yet), so that a guess never hides a decision.
+ */
+export function inactiveReason(inst: Pick<InstanceRecord, "desiredState" | "observedState" | "drained">, nodeOnline: boolean): EndpointInactiveReason | "" {
+  if (inst.drained) return "drained";
+  if (inst.desiredState !== "active") return "stopped";
+  if (inst.observedState === "inactive" || inst.observedState === "failed" || inst.observedState === "deactivating") return "down";
+  if (!nodeOnline) return "node_offline";
+  if (inst.observedState !== "active") return "not_ready";
+  return "";
+}
+
 function endpointsOf(row: any, onlyObj?: string): ObjEndpoint[] {
   const inst = toInstance(row);
   const nodeOnline = bool(row.node_online);
   const active = isEndpointActive(inst, nodeOnline);
+  const reason = inactiveReason(inst, nodeOnline);
   return inst.adapters
     .filter((a) => onlyObj === undefined || a.obj === onlyObj)
     .map((a) => ({
@@ -30,6 +46,7 @@ function endpointsOf(row: any, onlyObj?: string): ObjEndpoint[] {
       protocol: a.protocol,
       weight: a.weight,
       active,
+      inactiveReason: reason,
       desiredState: inst.desiredState,
       observedState: inst.observedState,
       nodeOnline,

@@ -92,6 +92,13 @@ export interface Endpoint {
   instanceId: number;
   /** Desired active AND observed active AND node online AND not drained. */
   active: boolean;
+  /**
+   * Why it is not active ("" when active): "drained", "stopped" and "down"
+   * are decisions or facts (proxies stop using the endpoint); "node_offline"
+   * and "not_ready" are liveness guesses (proxies keep it as a fallback for
+   * when no active endpoint is left). See framework/contract/endpoints.ts.
+   */
+  inactiveReason: string;
 }
 
 /** What the registry knows about an instance. */
@@ -1006,7 +1013,17 @@ export const PatchInfo: MessageFns<PatchInfo> = {
 };
 
 function createBaseEndpoint(): Endpoint {
-  return { obj: "", host: "", port: 0, protocol: "", weight: 0, node: "", instanceId: 0, active: false };
+  return {
+    obj: "",
+    host: "",
+    port: 0,
+    protocol: "",
+    weight: 0,
+    node: "",
+    instanceId: 0,
+    active: false,
+    inactiveReason: "",
+  };
 }
 
 export const Endpoint: MessageFns<Endpoint> = {
@@ -1034,6 +1051,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     }
     if (message.active !== false) {
       writer.uint32(64).bool(message.active);
+    }
+    if (message.inactiveReason !== "") {
+      writer.uint32(74).string(message.inactiveReason);
     }
     return writer;
   },
@@ -1115,6 +1135,14 @@ export const Endpoint: MessageFns<Endpoint> = {
             message.active = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.inactiveReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1141,6 +1169,11 @@ export const Endpoint: MessageFns<Endpoint> = {
         ? globalThis.Number(object.instance_id)
         : 0,
       active: isSet(object.active) ? globalThis.Boolean(object.active) : false,
+      inactiveReason: isSet(object.inactiveReason)
+        ? globalThis.String(object.inactiveReason)
+        : isSet(object.inactive_reason)
+        ? globalThis.String(object.inactive_reason)
+        : "",
     };
   },
 
@@ -1170,6 +1203,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     if (message.active !== false) {
       obj.active = message.active;
     }
+    if (message.inactiveReason !== "") {
+      obj.inactiveReason = message.inactiveReason;
+    }
     return obj;
   },
 
@@ -1186,6 +1222,7 @@ export const Endpoint: MessageFns<Endpoint> = {
     message.node = object.node ?? "";
     message.instanceId = object.instanceId ?? 0;
     message.active = object.active ?? false;
+    message.inactiveReason = object.inactiveReason ?? "";
     return message;
   },
 };
