@@ -20,7 +20,9 @@
  * The sweeper (every heartbeatIntervalMs, on every registry process) marks
  * silent nodes offline (store.nodes.markStale: atomic, so one process logs
  * the `node.offline` event), closes local sessions silent for as long (a
- * half-open TCP connection), and prunes expired relay commands.
+ * half-open TCP connection), and prunes expired relay commands. It never
+ * marks a node whose session this process holds, and holds back after a
+ * start and around a database outage (./offline-grace.ts).
  */
 import {
   DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, type Logger, NotFoundError, UnavailableError,
@@ -32,6 +34,7 @@ import { CommandRelay } from "./command-relay";
 import { DesiredStateBuilder } from "./desired-state";
 import { HeartbeatSamples, type InstanceUsageSample, sampleOf } from "./heartbeat-samples";
 import { type CommandResult, NodeSession, commandFailed } from "./node-session";
+import { OfflineGrace } from "./offline-grace";
 
 /** Tunables of the hub (the heartbeat interval and timeout come from RegistrySettings). */
 export interface NodeSessionHubOptions {
@@ -103,6 +106,7 @@ export class NodeSessionHub implements SessionHub {
   private readonly builder: DesiredStateBuilder;
   private readonly samplesByNode = new HeartbeatSamples();
   private readonly relay: CommandRelay;
+  private readonly grace: OfflineGrace;
   /** `App.Server#version` -> patch id (patch versions never change meaning). */
   private readonly patchIds = new Map<string, number>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -155,6 +159,7 @@ export class NodeSessionHub implements SessionHub {
       throw new TypeError("heartbeatIntervalMs and heartbeatTimeoutMs must be positive");
     }
     this.builder = new DesiredStateBuilder(this.store, this.settings);
+    this.grace = new OfflineGrace(this.settings.heartbeatTimeoutMs);
     this.relay = new CommandRelay({
       store: this.store,
       processId: this.settings.processId,
@@ -171,6 +176,7 @@ export class NodeSessionHub implements SessionHub {
     this.started = true;
     this.changes.on("change", this.onChange);
     this.relay.start();
+    this.grace.serving();
     this.scheduleSweep();
   }
 
@@ -369,6 +375,7 @@ export class NodeSessionHub implements SessionHub {
       this.lastHeartbeatError = "";
     } catch (err) {
       this.stats.heartbeatErrors++;
+      this.grace.databaseFailed();
       const msg = (err as Error)?.message ?? String(err);
       if (msg !== this.lastHeartbeatError) this.log.warn({ node, err: msg }, "could not record a heartbeat");
       this.lastHeartbeatError = msg;
@@ -559,7 +566,8 @@ export class NodeSessionHub implements SessionHub {
       }
     }
     try {
-      const stale = await this.store.nodes.markStale(now - timeout);
+      const live = new Set([...this.sessions.values()].filter((s) => !s.closed).map((s) => s.node));
+      const stale = this.grace.mayMarkOffline(this.changes.healthy) ? await this.store.nodes.markStale(now - timeout, live) : [];
       for (const name of stale) {
         this.stats.nodesMarkedOffline++;
         this.log.warn({ node: name, timeoutMs: timeout }, "node offline: missed heartbeats");
@@ -577,6 +585,7 @@ export class NodeSessionHub implements SessionHub {
       this.lastSweepError = "";
     } catch (err) {
       const msg = (err as Error)?.message ?? String(err);
+      this.grace.databaseFailed();
       if (msg !== this.lastSweepError) this.log.warn({ err: msg }, "offline sweep failed (retried next interval)");
       this.lastSweepError = msg;
     }

@@ -40,6 +40,8 @@ export interface ChangeFeed extends EventEmitter<{ change: [Set<Topic>] }> {
   kick(): void;
   /** Last counters seen. */
   readonly revisions: Readonly<Record<Topic, number>>;
+  /** False while the last poll failed (the database is unreachable). */
+  readonly healthy: boolean;
 }
 
 /** An authenticated person (from a login token). */

@@ -42,8 +42,12 @@ export interface NodeRepo {
   heartbeat(name: string, at?: number): Promise<void>;
   /** Sets the online flag; no-op (no revision bump) when unchanged. */
   setOnline(name: string, online: boolean): Promise<void>;
-  /** Marks offline every online node whose last heartbeat is older than `cutoff`; returns their names. */
-  markStale(cutoff: number): Promise<string[]>;
+  /**
+   * Marks offline every online node whose last heartbeat is older than
+   * `cutoff`, except the `keep` ones (their session is live here); returns
+   * their names.
+   */
+  markStale(cutoff: number, keep?: ReadonlySet<string>): Promise<string[]>;
   /** Removes a node; refused (FAILED_PRECONDITION) while instances are placed on it. */
   remove(name: string): Promise<void>;
 }

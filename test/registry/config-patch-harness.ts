@@ -55,6 +55,7 @@ export class TokenAuth implements Authenticator {
 
 class StillFeed extends EventEmitter<{ change: [Set<Topic>] }> implements ChangeFeed {
   kicks = 0;
+  readonly healthy = true;
   readonly revisions = Object.fromEntries(TOPICS.map((t) => [t, 0])) as Record<Topic, number>;
   kick(): void {
     this.kicks++;

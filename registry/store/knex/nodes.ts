@@ -67,10 +67,10 @@ export class KnexNodeRepo implements NodeRepo {
     });
   }
 
-  async markStale(cutoff: number): Promise<string[]> {
+  async markStale(cutoff: number, keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     return this.ctx.write(async (trx, touch) => {
       const stale = (q: any) => q.where({ online: true }).andWhere((w: any) => w.where("last_heartbeat_at", "<", cutoff).orWhereNull("last_heartbeat_at"));
-      const names = (await stale(this.ctx.lock(trx("nodes").select("name")))).map((r: any) => String(r.name));
+      const names = (await stale(this.ctx.lock(trx("nodes").select("name")))).map((r: any) => String(r.name)).filter((n: string) => !keep.has(n));
       if (names.length === 0) return [];
       // Re-check the condition in the UPDATE: a heartbeat may have landed in between (SQLite, no row locks).
       await stale(trx("nodes").whereIn("name", names)).update({ online: false, updated_at: this.ctx.now() });
