@@ -52,7 +52,7 @@ export interface NodeAgentOptions {
   process?: Omit<ProcessWranglerOptions, "cgroups">;
   /** Supervision options. Default SUPERVISOR_DEFAULTS / RESTART_DEFAULTS. */
   supervisor?: SupervisorOptions;
-  /** Reconnect delays of the registry session. Default BACKOFF_DEFAULTS. */
+  /** Reconnect delays of the registry session. Default RECONNECT_BACKOFF (250 ms doubling to 3 s, +-50 %; registry-session.ts says why). */
   backoff?: Partial<BackoffPolicy>;
   /** Releases kept per server. Default 5. */
   keepReleases?: number;
