@@ -86,7 +86,7 @@ export class NodeAgent {
   private readonly retries = new Map<string, { timer: NodeJS.Timeout; backoff: Backoff }>();
   private readonly lastState = new Map<string, InstanceState>();
   /** Reported `active` only once serving (see readiness.ts). */
-  private readonly readiness = new Readiness((id) => this.markChanged(id, ""));
+  private readonly readiness: Readiness;
   private readonly pendingObserved = new Map<string, ObservedEvent>();
   private readonly cpuSamples = new Map<string, { nanos: number; at: number }>();
   private flushScheduled = false;
@@ -98,6 +98,7 @@ export class NodeAgent {
   constructor(options: NodeAgentOptions) {
     this.options = resolveNodeAgentOptions(options);
     this.stateDir = path.join(this.options.dataDir, "state");
+    this.readiness = new Readiness((id) => this.markChanged(id, ""), undefined, path.join(this.stateDir, "readiness.json"));
     const supervisor: SupervisorOptions = { healthCheckFactory, ...this.options.supervisor };
     this.supervisor = new NodeSupervisor({ stateDir: this.stateDir, cgroups: this.options.cgroups, process: this.options.process, supervisor });
     this.cache = new PackageCache({ dataDir: this.options.dataDir });
@@ -137,6 +138,8 @@ export class NodeAgent {
     });
     await this.supervisor.start();
     for (const s of this.supervisor.observed()) this.lastState.set(s.instanceId, s.state);
+    // Re-adopted servants that served before this agent restarted are reported as they were: active.
+    await this.readiness.restore((id) => this.supervisor.get(id)?.observed().pid);
     this.channelRef = await this.startChannel();
     this.channelRef.on("ready", (id) => {
       const pid = this.supervisor.get(id)?.observed().pid;
@@ -178,6 +181,7 @@ export class NodeAgent {
     await this.sessionRef?.stop();
     this.rotator.stop();
     this.readiness.stop();
+    await this.readiness.flush();
     await this.channelRef?.stop();
     await Promise.all([...this.chains.values()].map((c) => c.running?.catch(() => undefined)));
     await this.desiredWrite;
