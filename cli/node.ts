@@ -149,6 +149,11 @@ export function registerNode(program: Command): void {
       if (flags.tlsCa) process.env.SGRID_TLS_CA = path.resolve(flags.tlsCa);
       const agent = new NodeAgent(resolveNodeCliOptions(flags));
       await agent.start();
+      let lastRefusal = "";
+      agent.session.on("refused", (reason) => {
+        if (reason !== lastRefusal) process.stderr.write(`sgrid node: the registry refused this agent: ${reason}\n`);
+        lastRefusal = reason;
+      });
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
         if (stopping) return;

@@ -46,6 +46,7 @@ import { classifyEvent, toInstanceObserved, type ObservedEvent } from "./observe
 import { resolveNodeAgentOptions, type NodeAgentOptions, type ResolvedNodeAgentOptions } from "./options";
 import { RegistrySession } from "./registry-session";
 import { Readiness, type ProbeTarget } from "./readiness";
+import { loadAgentId } from "./agent-identity";
 
 const log = getLogger("agent");
 
@@ -91,6 +92,8 @@ export class NodeAgent {
   private readonly cpuSamples = new Map<string, { nanos: number; at: number }>();
   private flushScheduled = false;
   private servantRegistry = "";
+  /** This agent's identity in hellos (./agent-identity.ts). */
+  private agentId = "";
   private desiredWrite: Promise<void> = Promise.resolve();
   private started = false;
   private stopped = false;
@@ -131,6 +134,7 @@ export class NodeAgent {
     // Only state/ is private.
     await fs.promises.mkdir(this.options.dataDir, { recursive: true, mode: 0o755 });
     await fs.promises.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    this.agentId = await loadAgentId(this.stateDir);
     this.supervisor.on("state", (s) => {
       const event = classifyEvent(this.lastState.get(s.instanceId), s);
       this.lastState.set(s.instanceId, s.state);
@@ -469,7 +473,7 @@ export class NodeAgent {
 
   private async hello(): Promise<NodeHello> {
     const facts = await collectNodeFacts();
-    return { node: this.options.name, address: this.options.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts) };
+    return { node: this.options.name, address: this.options.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts), agentId: this.agentId };
   }
 
   private async heartbeat(): Promise<Heartbeat> {

@@ -71,9 +71,14 @@ export const SESSION_DEFAULTS = Object.freeze({ heartbeatIntervalMs: 5000 });
  */
 export const RECONNECT_BACKOFF: Readonly<BackoffPolicy> = Object.freeze({ initialMs: 250, maxMs: 3000, multiplier: 2, jitter: 0.5 });
 
-/** Events: "desired" (every DesiredState), "command", "connected" (endpoint), "disconnected" (reason). */
+/**
+ * Events: "desired" (every DesiredState), "command", "connected" (endpoint),
+ * "disconnected" (reason), "refused" (the registry refused this agent's
+ * hello for good reason, e.g. NODE_NAME_IN_USE: message; retried at the
+ * capped backoff, so the agent takes over once the other one is gone).
+ */
 export class RegistrySession extends EventEmitter<{
-  desired: [DesiredState]; command: [InstanceCommand]; connected: [string]; disconnected: [string];
+  desired: [DesiredState]; command: [InstanceCommand]; connected: [string]; disconnected: [string]; refused: [string];
 }> {
   private readonly options: RegistrySessionOptions;
   private readonly endpoints: string[];
@@ -220,16 +225,21 @@ export class RegistrySession extends EventEmitter<{
     while (!this.stopped) {
       const ep = this.endpoints[this.index % this.endpoints.length]!;
       let reason = "stream ended";
+      let refused = false;
       try {
         await this.connectOnce(ep);
       } catch (err) {
         reason = (err as Error)?.message ?? String(err);
+        refused = (err as { code?: string })?.code === "NODE_NAME_IN_USE";
       }
       const wasEstablished = this.established;
       this.established = false;
       this.stopHeartbeat();
       if (this.stopped) break;
-      if (wasEstablished) log.warn({ registry: ep, reason }, "registry session lost; supervising on from the last desired state");
+      if (refused) {
+        log.error({ registry: ep, reason }, "the registry refused this agent");
+        this.emit("refused", reason);
+      } else if (wasEstablished) log.warn({ registry: ep, reason }, "registry session lost; supervising on from the last desired state");
       else {
         log.warn({ registry: ep, reason, attempt: this.backoff.attempts + 1 }, "cannot open the registry session");
         this.index++;

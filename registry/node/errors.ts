@@ -13,4 +13,13 @@ import { Status, defineError, registerErrorClass } from "sgridnext";
  */
 export class CommandFailedError extends defineError("COMMAND_FAILED", Status.FAILED_PRECONDITION) {}
 
+/**
+ * An agent said hello under a node name another agent (another agent id) is
+ * in session with, on this registry process or another. The first session
+ * is kept; the message names the node and where the first agent connected
+ * from. Retryable only once the first agent is gone.
+ */
+export class NodeNameInUseError extends defineError("NODE_NAME_IN_USE", Status.ALREADY_EXISTS) {}
+
 registerErrorClass(CommandFailedError);
+registerErrorClass(NodeNameInUseError);

@@ -10,7 +10,7 @@ import { NodeSessionHub } from "./session-hub";
 export { NodeSessionHub, NODE_SESSION_DEFAULTS, type NodeSessionHubOptions, type NodeSessionHubDeps } from "./session-hub";
 export { NodeSessionServantImpl, PATCH_CHUNK_BYTES, type NodeSessionServantOptions } from "./node-session-servant";
 export { DesiredStateBuilder, instanceDesired, desiredKey } from "./desired-state";
-export { CommandFailedError } from "./errors";
+export { CommandFailedError, NodeNameInUseError } from "./errors";
 export { SAMPLES_PER_NODE } from "./heartbeat-samples";
 
 /**

@@ -52,6 +52,8 @@ export class NodeSession {
   orderedBacklog = 0;
   /** When the last message arrived from the agent (ms); the sweeper closes sessions silent too long. */
   lastSeenAt = Date.now();
+  /** The agent's identity from its hello ("" from agents older than it). */
+  agentId = "";
   /** When host facts were last written to the store (ms). */
   factsStoredAt = 0;
   /** Host facts from hello, merged with each heartbeat's. */

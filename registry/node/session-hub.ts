@@ -35,6 +35,7 @@ import { DesiredStateBuilder } from "./desired-state";
 import { HeartbeatSamples, type InstanceUsageSample, sampleOf } from "./heartbeat-samples";
 import { type CommandResult, NodeSession, commandFailed } from "./node-session";
 import { OfflineGrace } from "./offline-grace";
+import { checkNodeClaim } from "./node-claim";
 
 /** Tunables of the hub (the heartbeat interval and timeout come from RegistrySettings). */
 export interface NodeSessionHubOptions {
@@ -246,16 +247,26 @@ export class NodeSessionHub implements SessionHub {
 
   // ---- used by the servant ----------------------------------------------------------------
   /**
-   * Opens a session from a hello: records the node online, logs
-   * `node.online`, replaces (closes) an older session of the same node held
-   * here, and queues the node's full desired state.
+   * Opens a session from a hello: refuses it when another agent holds the
+   * node name (./node-claim.ts), records the node online, logs
+   * `node.online`, replaces (closes) an older session of the same agent
+   * held here, and queues the node's full desired state.
    */
   async open(hello: NodeHello, peer: string): Promise<NodeSession> {
     if (this.closed) throw new UnavailableError(`registry ${this.settings.processId} is shutting down`);
     const name = validate.validateNodeName(hello.node);
     const hostInfo = parseJsonObject(`host info of node "${name}"`, hello.hostInfoJson, true);
-    await this.store.nodes.upsert({ name, address: hello.address, agentVersion: hello.agentVersion, hostInfo });
+    const agentId = validate.validateText("agent id", hello.agentId ?? "", 64);
+    const local = this.sessions.get(name);
+    try {
+      checkNodeClaim({ node: name, agentId, peer, local, stored: local ? undefined : await this.store.nodes.find(name), now: Date.now(), heartbeatTimeoutMs: this.settings.heartbeatTimeoutMs });
+    } catch (err) {
+      this.log.warn({ node: name, peer, err: (err as Error).message }, "refused a second agent for a node name in session");
+      throw err;
+    }
+    await this.store.nodes.upsert({ name, address: hello.address, agentVersion: hello.agentVersion, hostInfo, agentId });
     const session = new NodeSession(name, peer, hello.address, hello.agentVersion);
+    session.agentId = agentId;
     session.hostInfo = hostInfo;
     session.factsStoredAt = Date.now();
     const old = this.sessions.get(name);

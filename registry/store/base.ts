@@ -27,6 +27,8 @@ export interface NodeHello {
   address: string;
   agentVersion: string;
   hostInfo?: JsonObject;
+  /** The identity of the agent in session (kept unchanged when absent). */
+  agentId?: string;
 }
 
 export interface NodeRepo {

@@ -96,6 +96,8 @@ export interface NodeRecord {
   name: string;
   address: string;
   agentVersion: string;
+  /** Identity of the agent that last opened the node's session ("" for agents older than it). */
+  agentId: string;
   hostInfo: JsonObject;
   lastHeartbeatAt: number | null;
   online: boolean;

@@ -185,6 +185,25 @@ describe("nodeagent/agent: NodeAgent and the registry session", function () {
     await waitFor("session established again", () => agent.session.connected, 10_000);
   });
 
+  it("a restarted agent reports the servant it re-adopts as it was (active, the same pid) from its first message, under the same agent id", async () => {
+    const before = h.agent!;
+    await waitFor("session established", () => before.session.connected, 10_000);
+    const running = before.supervisor.get(String(ID))!.observed();
+    expect(running.state).to.equal("active");
+    const agentId = h.registry.hellos[h.registry.hellos.length - 1]!.agentId;
+    expect(agentId).to.match(/^[0-9a-f]{32}$/);
+    await before.shutdown();
+    const hellos = h.registry.hellos.length;
+    const batches = h.registry.batches.length;
+    await h.startAgent();
+    await waitFor("the new agent's hello", () => h.registry.hellos.length > hellos, 20_000);
+    expect(h.registry.hellos[hellos]!.agentId, "an agent keeps its identity across restarts").to.equal(agentId);
+    const full = await waitFor("its full observed batch", () => h.registry.batches.slice(batches).find((b) => b.full), 10_000);
+    const mine = full.instances.find((o) => o.instanceId === ID)!;
+    expect({ state: mine.state, pid: mine.pid }, "re-adopted and known ready: never reported activating").to.deep.equal({ state: "active", pid: running.pid });
+    expect(h.registry.batches.slice(batches).flatMap((b) => b.instances).filter((o) => o.instanceId === ID).map((o) => o.state)).to.not.include("activating");
+  });
+
   it("stops and removes an instance that is no longer placed on the node", async () => {
     const agent = h.agent!;
     const pid = agent.supervisor.get(String(ID))!.observed().pid!;

@@ -12,7 +12,7 @@ import {
   Communicator, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnauthenticatedError, UnavailableError,
 } from "sgridnext";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
-import { CommandFailedError } from "../../registry/node";
+import { CommandFailedError, NodeNameInUseError } from "../../registry/node";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import { CLUSTER_TOKEN, FakeAgent, type NodeRegistry, startNodeRegistry, waitFor } from "./helpers/node-harness";
 
@@ -33,6 +33,7 @@ async function rejects(p: Promise<unknown>): Promise<Error> {
 forEachDialect("registry node session", (d: DialectCase) => {
   let reg: NodeRegistry;
   let fast: NodeRegistry;
+  let mainUrl = "";
   const drops: Array<() => Promise<void>> = [];
   const agents: FakeAgent[] = [];
   const comm = new Communicator();
@@ -42,6 +43,7 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const db = await d.create();
     drops.push(() => db.drop());
     reg = await startNodeRegistry(db.url, { processId: "reg-main" });
+    mainUrl = db.url;
     // Short liveness times for the heartbeat/offline cases, on a database of their own
     // (its sweeper would otherwise mark the main registry's quiet test nodes offline).
     const db2 = await d.create();
@@ -142,11 +144,11 @@ forEachDialect("registry node session", (d: DialectCase) => {
     expect(a.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(a.outcome!.message).to.contain("first message").and.contain("hello");
     expect(await reg.store.nodes.find(node)).to.equal(undefined);
-    const b = agent(reg, node, { first: { kind: { $case: "hello", value: { node: "a/b", address: "", agentVersion: "", hostInfoJson: "" } } } });
+    const b = agent(reg, node, { first: { kind: { $case: "hello", value: { node: "a/b", address: "", agentVersion: "", hostInfoJson: "", agentId: "" } } } });
     await b.done;
     expect(b.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(b.outcome!.message).to.contain("node name").and.contain("a/b");
-    const c = agent(reg, node, { first: { kind: { $case: "hello", value: { node, address: "", agentVersion: "", hostInfoJson: "[1,2]" } } } });
+    const c = agent(reg, node, { first: { kind: { $case: "hello", value: { node, address: "", agentVersion: "", hostInfoJson: "[1,2]", agentId: "" } } } });
     await c.done;
     expect(c.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(c.outcome!.message).to.contain("host info");
@@ -319,6 +321,38 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const { inst } = await place(node);
     await waitFor("the placement", () => b.lastDesired()?.instances.length === 1);
     expect(await reg.hub.sendCommand(inst.id, "ping", "1", 3000)).to.equal("echo ping 1");
+  });
+
+  it("refuses a second agent (another agent id) under a node name in session, naming the node; the first keeps its session", async () => {
+    const node = uniq("twin-");
+    const first = agent(reg, node, { agentId: "agent-one" });
+    await waitFor("the first session's desired state", () => first.lastDesired());
+    const before = await reg.store.nodes.get(node);
+    const second = agent(reg, node, { agentId: "agent-two" });
+    await second.done;
+    expect(second.outcome).to.be.instanceOf(NodeNameInUseError);
+    expect((second.outcome as NodeNameInUseError).code).to.equal("NODE_NAME_IN_USE");
+    expect(second.outcome!.message).to.contain(`node name "${node}" is in use`).and.contain("the first keeps its session");
+    expect(second.lastDesired(), "the refused agent gets no desired state").to.equal(undefined);
+    expect(first.outcome).to.equal(undefined);
+    expect((await reg.store.nodes.get(node)).agentId).to.equal(before.agentId).and.equal("agent-one");
+    const { inst } = await place(node);
+    await waitFor("the placement reaches the first agent", () => first.lastDesired()?.instances.length === 1);
+    expect(await reg.hub.sendCommand(inst.id, "ping", "1", 3000)).to.equal("echo ping 1");
+
+    // Through another registry process on the same database: refused as well (the node's row says who is in session).
+    const other = await startNodeRegistry(mainUrl, { processId: "reg-other" });
+    try {
+      const third = agent(other, node, { agentId: "agent-three" });
+      await third.done;
+      expect(third.outcome).to.be.instanceOf(NodeNameInUseError);
+      expect(third.outcome!.message).to.contain("through another registry process");
+      // The same agent (its id) may always take its session over, here or there.
+      const again = agent(other, node, { agentId: "agent-one" });
+      await waitFor("the first agent's new session", () => again.lastDesired());
+    } finally {
+      await other.close();
+    }
   });
 
   it("streams a package in 64 KiB chunks with size and sha256 first, resumes from an offset, NOT_FOUND for an unknown patch", async () => {

@@ -19,9 +19,10 @@ export class KnexNodeRepo implements NodeRepo {
     const address = validateText("node address", hello.address ?? "", 255);
     const agentVersion = validateText("agent version", hello.agentVersion ?? "", 64);
     const hostInfo = toJson(validateJsonObject("host info", hello.hostInfo));
+    const agentId = hello.agentId === undefined ? undefined : validateText("agent id", hello.agentId, 64);
     return this.ctx.write(async (trx, touch) => {
       const now = this.ctx.now();
-      const fields = { address, agent_version: agentVersion, host_info: hostInfo, last_heartbeat_at: now, online: true, updated_at: now };
+      const fields = { address, agent_version: agentVersion, host_info: hostInfo, last_heartbeat_at: now, online: true, updated_at: now, ...(agentId === undefined ? {} : { agent_id: agentId }) };
       await trx("nodes").insert({ name, ...fields, created_at: now }).onConflict("name").merge(Object.keys(fields));
       touch("nodes");
       return toNode(await requireNodeRow(trx, name));

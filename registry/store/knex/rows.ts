@@ -19,6 +19,7 @@ export function toNode(r: any): NodeRecord {
     name: r.name,
     address: r.address,
     agentVersion: r.agent_version,
+    agentId: r.agent_id ?? "",
     hostInfo: fromJson<JsonObject>(r.host_info, {}),
     lastHeartbeatAt: numOrNull(r.last_heartbeat_at),
     online: bool(r.online),

@@ -9,10 +9,11 @@ import * as m0002 from "./0002_instance_launch";
 import * as m0003 from "./0003_commands";
 import * as m0004 from "./0004_login_sessions";
 import * as m0005 from "./0005_observed_topic";
+import * as m0006 from "./0006_node_agent_id";
 
 export interface MigrationModule extends Knex.Migration {
   /** Stable name recorded in the migrations table. */
   readonly name: string;
 }
 
-export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005]);
+export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006]);

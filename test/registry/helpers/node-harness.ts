@@ -106,9 +106,11 @@ export class FakeAgent {
   private readonly abort = new AbortController();
   readonly done: Promise<void>;
 
-  constructor(address: string, readonly node: string, opts: { token?: string; first?: AgentMessage | null } = {}) {
+  /** `agentId`: the hello's agent identity; default one per node name (fake agents of one name are one agent, reconnecting). */
+  constructor(address: string, readonly node: string, opts: { token?: string; first?: AgentMessage | null; agentId?: string } = {}) {
     const proxy = this.comm.stringToProxy(NodeSessionProxy, address);
-    const first = opts.first === undefined ? { kind: { $case: "hello" as const, value: { node, address: "127.0.0.1", agentVersion: "test", hostInfoJson: JSON.stringify({ cpuCount: 2 }) } } } : opts.first;
+    const hello = { node, address: "127.0.0.1", agentVersion: "test", hostInfoJson: JSON.stringify({ cpuCount: 2 }), agentId: opts.agentId ?? `fake-agent-${node}` };
+    const first = opts.first === undefined ? { kind: { $case: "hello" as const, value: hello } } : opts.first;
     if (first) this.queue.push(first);
     const token = opts.token ?? CLUSTER_TOKEN;
     const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${token}` }, signal: this.abort.signal });

@@ -23,6 +23,12 @@ export interface NodeHello {
   agentVersion: string;
   /** Host facts as JSON (cpus, memory, disks...). */
   hostInfoJson: string;
+  /**
+   * This agent's identity: a random id kept in its data directory, the same
+   * across its restarts. The registry refuses a hello for a node name that
+   * another agent (another id) is in session with (NODE_NAME_IN_USE).
+   */
+  agentId: string;
 }
 
 export interface InstanceUsage {
@@ -149,7 +155,7 @@ export interface PatchChunk {
 }
 
 function createBaseNodeHello(): NodeHello {
-  return { node: "", address: "", agentVersion: "", hostInfoJson: "" };
+  return { node: "", address: "", agentVersion: "", hostInfoJson: "", agentId: "" };
 }
 
 export const NodeHello: MessageFns<NodeHello> = {
@@ -165,6 +171,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     }
     if (message.hostInfoJson !== "") {
       writer.uint32(34).string(message.hostInfoJson);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(42).string(message.agentId);
     }
     return writer;
   },
@@ -214,6 +223,14 @@ export const NodeHello: MessageFns<NodeHello> = {
             message.hostInfoJson = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -240,6 +257,11 @@ export const NodeHello: MessageFns<NodeHello> = {
         : isSet(object.host_info_json)
         ? globalThis.String(object.host_info_json)
         : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
     };
   },
 
@@ -257,6 +279,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     if (message.hostInfoJson !== "") {
       obj.hostInfoJson = message.hostInfoJson;
     }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
     return obj;
   },
 
@@ -269,6 +294,7 @@ export const NodeHello: MessageFns<NodeHello> = {
     message.address = object.address ?? "";
     message.agentVersion = object.agentVersion ?? "";
     message.hostInfoJson = object.hostInfoJson ?? "";
+    message.agentId = object.agentId ?? "";
     return message;
   },
 };
