@@ -97,6 +97,11 @@ export class FaultCluster {
     }
   }
 
+  /** The SQLite database file (undefined on MySQL). */
+  get sqliteFile(): string | undefined {
+    return this.db.startsWith("sqlite:") ? this.db.slice("sqlite:".length) : undefined;
+  }
+
   get nodes(): string[] {
     return this.options.nodes;
   }

@@ -63,13 +63,29 @@ export interface ScenarioContext {
 export interface Scenario {
   name: string;
   cluster: Omit<FaultClusterOptions, "name">;
+  /**
+   * Runs before the cluster starts (a database of the scenario's own...);
+   * `db` replaces the cluster's database, `cleanup` runs after its teardown.
+   */
+  prepare?(): Promise<{ db?: string; cleanup(): Promise<void> }>;
   /** Runs the fault; the caller is calling throughout. */
   run(ctx: ScenarioContext): Promise<void>;
+  /** Checks after recovery (what else a user would look at); throws naming what is wrong. The caller still calls. */
+  verify?(ctx: ScenarioContext): Promise<void>;
 }
 
 /** Runs one scenario on a fresh cluster and tears it down; resolves with its counts. */
 export async function runScenario(s: Scenario, log: (line: string) => void = () => undefined): Promise<ScenarioResult> {
-  const cluster = await FaultCluster.start({ name: s.name.replace(/\W+/g, "-").slice(0, 40), ...s.cluster });
+  const prepared = await s.prepare?.();
+  try {
+    return await runOnCluster(s, { ...s.cluster, ...(prepared?.db ? { db: prepared.db } : {}) }, log);
+  } finally {
+    await prepared?.cleanup();
+  }
+}
+
+async function runOnCluster(s: Scenario, options: Omit<FaultClusterOptions, "name">, log: (line: string) => void): Promise<ScenarioResult> {
+  const cluster = await FaultCluster.start({ name: s.name.replace(/\W+/g, "-").slice(0, 40), ...options });
   try {
     const nodes = cluster.nodes;
     await cluster.publishEcho(ECHO_SERVER, nodes, "EchoObj", "1.0.0");
@@ -91,9 +107,11 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
       phaseName = next;
       phaseStart = now;
     };
-    await s.run({ cluster, caller, mark, back: () => { backAt = Date.now(); }, note: (t) => notes.push(t), expected });
+    const ctx: ScenarioContext = { cluster, caller, mark, back: () => { backAt = Date.now(); }, note: (t) => notes.push(t), expected };
+    await s.run(ctx);
     await cluster.waitAllActive(expected, 120_000);
     const allActiveAt = Date.now();
+    await s.verify?.(ctx);
     await caller.waitOk(CALLS_AFTER);
     const final = await caller.stop();
     // Recovered: every endpoint listed active again, and no call failing any more.
@@ -108,6 +126,7 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     };
     log(`${s.name}: ${formatCounts(final)} at ${result.rate.toFixed(0)} calls/s${recoveryMs === undefined ? "" : `, recovered in ${(recoveryMs / 1000).toFixed(1)} s`}`);
     for (const e of final.errors) log(`  ${e}`);
+    for (const n of notes) log(`  ${n}`);
     return result;
   } finally {
     await cluster.stop();
