@@ -127,23 +127,28 @@ forEachDialect("registry store: instances and endpoints", (d: DialectCase) => {
     const i1 = await store.instances.create({ application: app, server: "Hello", node: n1, adapters: [{ obj: "GreeterObj", host: "10.0.0.1", port: 13000, weight: 3 }, { obj: "Other", host: "10.0.0.1", port: 13001 }], desiredState: "active" });
     const i2 = await store.instances.create({ application: app, server: "Hello", node: n2, adapters: [{ obj: "GreeterObj", host: "10.0.0.2", port: 13000, protocol: "sgrid" }], desiredState: "active" });
     const activeOf = async () => Object.fromEntries((await store.endpoints.find(obj)).map((e) => [e.node, e.active]));
+    const reasonOf = async () => Object.fromEntries((await store.endpoints.find(obj)).map((e) => [e.node, e.inactiveReason]));
     expect(await activeOf()).to.deep.equal({ [n1]: false, [n2]: false }); // not running yet
+    expect(await reasonOf(), "never reported running").to.deep.equal({ [n1]: "down", [n2]: "down" });
     await store.instances.reportObserved(i1.id, { state: "active", pid: 1 });
     await store.instances.reportObserved(i2.id, { state: "active", pid: 2 });
     const eps = await store.endpoints.find(obj);
     expect(eps).to.have.length(2);
     expect(eps.find((e) => e.node === n1)).to.deep.equal({
-      obj, instanceId: i1.id, node: n1, host: "10.0.0.1", port: 13000, protocol: "grpc", weight: 3, active: true,
+      obj, instanceId: i1.id, node: n1, host: "10.0.0.1", port: 13000, protocol: "grpc", weight: 3, active: true, inactiveReason: "",
       desiredState: "active", observedState: "active", nodeOnline: true, drained: false,
     });
     expect(eps.find((e) => e.node === n2)).to.include({ protocol: "sgrid", weight: 100, active: true });
     await store.instances.setDrained(i1.id, true);
     expect(await activeOf()).to.deep.equal({ [n1]: false, [n2]: true });
+    expect(await reasonOf()).to.deep.equal({ [n1]: "drained", [n2]: "" });
     await store.instances.setDrained(i1.id, false);
     await store.nodes.setOnline(n2, false);
     expect(await activeOf()).to.deep.equal({ [n1]: true, [n2]: false });
+    expect(await reasonOf()).to.deep.equal({ [n1]: "", [n2]: "node_offline" });
     await store.instances.setDesired(i1.id, { state: "inactive" });
     expect(await activeOf()).to.deep.equal({ [n1]: false, [n2]: false });
+    expect(await reasonOf()).to.deep.equal({ [n1]: "stopped", [n2]: "node_offline" });
     const all = await store.endpoints.list({ application: app });
     expect(all.map((e) => e.obj).sort()).to.deep.equal([obj, obj, `${app}.Hello.Other`]);
   });
