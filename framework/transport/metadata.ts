@@ -52,3 +52,12 @@ export function isEmptyMetadata(md: Metadata | undefined): boolean {
   for (const _ in md) return false;
   return true;
 }
+
+/** Hands received metadata to a caller's callback; what the callback throws is its own bug and must not break the call. */
+export function deliverMetadata(fn: (md: Metadata) => void, md: Metadata): void {
+  try {
+    fn(md);
+  } catch {
+    // the caller's callback failed; the call goes on
+  }
+}

@@ -6,7 +6,8 @@ import { drainOrAbort } from "../drain";
 import * as grpc from "@grpc/grpc-js";
 import type { Endpoint } from "../../endpoint";
 import { CancelledError } from "../../errors";
-import type { ClientChannel, ClientTransportFactory, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../base";
+import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
+import { deliverMetadata } from "../metadata";
 import { envRootCerts } from "../tls-ca";
 import { fromGrpcError, fromGrpcMetadata, grpcAddress, toGrpcMetadata } from "./wire";
 
@@ -56,17 +57,8 @@ async function pump<T>(source: AsyncIterable<T>, stream: grpc.ClientWritableStre
 /** Subscribes a call's headers / trailers callbacks (only when the caller gave any: no listener otherwise). */
 function observe(grpcCall: NodeJS.EventEmitter, call: OutgoingCall): void {
   const { onHeaders, onTrailers } = call;
-  if (onHeaders !== undefined) grpcCall.once("metadata", (md: grpc.Metadata) => notify(onHeaders, fromGrpcMetadata(md)));
-  if (onTrailers !== undefined) grpcCall.once("status", (st: grpc.StatusObject) => notify(onTrailers, st.metadata ? fromGrpcMetadata(st.metadata) : {}));
-}
-
-/** Runs a caller's metadata callback; what it throws is its own bug and must not break the call. */
-function notify(fn: (md: Metadata) => void, md: Metadata): void {
-  try {
-    fn(md);
-  } catch {
-    // the caller's callback failed; the call goes on
-  }
+  if (onHeaders !== undefined) grpcCall.once("metadata", (md: grpc.Metadata) => deliverMetadata(onHeaders, fromGrpcMetadata(md)));
+  if (onTrailers !== undefined) grpcCall.once("status", (st: grpc.StatusObject) => deliverMetadata(onTrailers, st.metadata ? fromGrpcMetadata(st.metadata) : {}));
 }
 
 export class GrpcChannel implements ClientChannel {

@@ -23,6 +23,7 @@ import * as tls from "node:tls";
 import { endpointKey, type Endpoint } from "../../endpoint";
 import { errorFromWire, UnavailableError } from "../../errors";
 import type { Metadata, MethodDescriptor } from "../base";
+import { deliverMetadata } from "../metadata";
 import { ClientCall, onDeadline } from "./client-call";
 import { CallTable } from "./call-table";
 import { BodyCursor, FrameReader, ProtocolViolation, view, type FrameSink } from "./frame-reader";
@@ -224,9 +225,9 @@ export class ClientConnection implements FrameSink {
           const t = this.cursor.reset(buf, at, end);
           const trailers = t.metadata();
           at = t.pos;
-          if (call.onTrailers !== undefined) this.notify(call.onTrailers, trailers);
+          if (call.onTrailers !== undefined) deliverMetadata(call.onTrailers, trailers);
         } else if (call.onTrailers !== undefined) {
-          this.notify(call.onTrailers, {});
+          deliverMetadata(call.onTrailers, {});
         }
         if (status === 0) {
           call.succeed((flags & Flag.PAYLOAD) !== 0 ? view(buf, at, end) : undefined);
@@ -259,7 +260,7 @@ export class ClientConnection implements FrameSink {
         const call = this.calls.get(id);
         if (call === undefined) return;
         const headers = this.cursor.reset(buf, start, end).metadata();
-        if (call.onHeaders !== undefined) this.notify(call.onHeaders, headers);
+        if (call.onHeaders !== undefined) deliverMetadata(call.onHeaders, headers);
         return;
       }
       case FrameType.PING:
@@ -277,15 +278,6 @@ export class ClientConnection implements FrameSink {
         return;
       default:
         throw new ProtocolViolation("protocol_error", `frame type ${type} is not valid from a server`);
-    }
-  }
-
-  /** Runs a caller's metadata callback; what it throws is its own bug and must not break the connection. */
-  private notify(fn: (md: Metadata) => void, md: Metadata): void {
-    try {
-      fn(md);
-    } catch {
-      // the caller's callback failed; the call goes on
     }
   }
 
