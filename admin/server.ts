@@ -9,7 +9,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
-import { bindErrorFrom, getLogger } from "sgridnext";
+import { bindErrorFrom, getLogger, useHostingLogLevel } from "sgridnext";
 import { createAdminApp, type AdminApp } from "./app";
 import { parseListen, type AdminOptions } from "./options";
 
@@ -20,6 +20,7 @@ export class AdminServer {
 
   /** Validates the options at once (ConfigError naming the bad key). */
   constructor(private readonly options: AdminOptions) {
+    useHostingLogLevel();
     this.admin = createAdminApp(options);
   }
 

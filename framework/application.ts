@@ -24,7 +24,7 @@ import { frameworkVersion } from "./agent/version";
 import { Communicator } from "./communicator";
 import { endpointKey, parseHostPort, type Endpoint } from "./endpoint";
 import { ConfigError, EndpointParseError } from "./errors";
-import { getLogger } from "./logger";
+import { getLogger, useHostingLogLevel } from "./logger";
 import { startMetricsServer, type MetricsServer } from "./metrics";
 import { reflectionServants } from "./reflection";
 import { ConfigLoader } from "./config/config-loader";
@@ -98,9 +98,12 @@ export class Application {
 
   constructor(private readonly options: ApplicationOptions = {}) {
     this.env = options.env ?? process.env;
+    useHostingLogLevel();
     this.app = options.app ?? this.env[ENV.APP];
     this.server = options.server ?? this.env[ENV.SERVER];
     this.communicator = options.communicator ?? new Communicator({ env: this.env, ...(options.registry !== undefined ? { registry: options.registry } : {}) });
+    // A hosting process stays up for its servers: its proxies' endpoint lists are kept current between calls.
+    this.communicator.keepWatching();
     if (options.shutdownGraceMs !== undefined && !(options.shutdownGraceMs >= 0)) throw new TypeError(`shutdownGraceMs must be >= 0`);
     if (options.metricsPort !== undefined && !(Number.isInteger(options.metricsPort) && options.metricsPort >= 0 && options.metricsPort <= 65535)) {
       throw new TypeError(`metricsPort must be 0-65535, got ${options.metricsPort}`);

@@ -32,8 +32,14 @@ export interface CommunicatorOptions {
   registryToken?: string;
   /** Directory of the on-disk endpoint cache. Default `<SGRID_DATA_DIR>/cache/registry` (none without SGRID_DATA_DIR). */
   cacheDir?: string;
-  /** Timing of the registry resolver (refresh, re-watch backoff); see RESOLVER_DEFAULTS. */
-  resolverOptions?: Pick<RegistryResolverOptions, "refreshIntervalMs" | "watchRetryMs" | "maxWatchRetryMs" | "timeoutMs">;
+  /** Timing of the registry resolver (refresh, re-watch backoff, idle watch); see RESOLVER_DEFAULTS. */
+  resolverOptions?: Pick<RegistryResolverOptions, "refreshIntervalMs" | "watchRetryMs" | "maxWatchRetryMs" | "timeoutMs" | "idleWatchMs">;
+  /**
+   * Keep each Obj's registry watch open even while no call is in flight. Default false: a standalone client
+   * watches only while it calls (and a second after), so a script exits on its own once its work is done.
+   * An Application turns it on for its communicator (its servers keep the process up anyway).
+   */
+  keepWatching?: boolean;
   /** Environment to read the defaults above from. Default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -48,9 +54,17 @@ export class Communicator {
   private resolver: ObjResolver | undefined;
   private registryResolver: RegistryResolver | undefined;
   private closed = false;
+  private keepWatchingNow: boolean;
 
   constructor(private readonly options: CommunicatorOptions = {}) {
     this.resolver = options.resolver;
+    this.keepWatchingNow = options.keepWatching ?? false;
+  }
+
+  /** Keeps registry watches open whether or not calls are in flight (see CommunicatorOptions.keepWatching). */
+  keepWatching(): void {
+    this.keepWatchingNow = true;
+    this.registryResolver?.keepWatching();
   }
 
   /** Sets the resolver used for Obj names (the registry client installs itself here). */
@@ -80,6 +94,7 @@ export class Communicator {
       channels: (ep) => this.channel(ep),
       cacheDir: this.options.cacheDir ?? defaultCacheDir(env),
       token: this.options.registryToken ?? registryTokenFromEnv(env),
+      watch: this.keepWatchingNow ? "always" : "while-used",
     });
     this.registryResolver = r;
     this.resolver = (obj) => r.resolve(obj);

@@ -8,7 +8,7 @@ export * from "./status";
 export * from "./errors";
 
 // ---- logging -------------------------------------------------------------------
-export { getLogger, setLogLevel, getLogLevel, LOG_LEVELS, type Logger } from "./logger";
+export { getLogger, setLogLevel, getLogLevel, useHostingLogLevel, LOG_LEVELS, type Logger } from "./logger";
 
 // ---- runtime used by generated code ------------------------------------------
 export * from "./runtime";

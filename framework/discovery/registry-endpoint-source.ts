@@ -44,14 +44,27 @@ import { Backoff, PeriodicTask, readFileIfExistsSync, type LatestWriter } from "
 
 const log = getLogger("registry.resolver");
 
+/**
+ * When the WatchObject stream is open: `always` (from the start: servants, whose servers keep the process up
+ * anyway), or `while-used` (while a call is in flight, and `idleWatchMs` after the last one ends: a standalone
+ * client, which then exits on its own once its work is done, since an open stream keeps Node's event loop alive).
+ */
+export type WatchMode = "always" | "while-used";
+
 export interface SourceTiming {
   refreshIntervalMs: number;
   watchRetryMs: number;
   maxWatchRetryMs: number;
+  /** Default `always`. */
+  watch?: WatchMode;
+  /** How long a `while-used` watch stays open after the last call ended, ms. Default 1000. */
+  idleWatchMs?: number;
 }
 
-/** Where the current list came from. */
-export type SourceState = "starting" | "cache" | "watching" | "polling" | "unreachable" | "closed";
+export const IDLE_WATCH_DEFAULT_MS = 1000;
+
+/** Where the current list came from (`idle`: the list is kept, no watch while no call is in flight). */
+export type SourceState = "starting" | "cache" | "watching" | "polling" | "unreachable" | "idle" | "closed";
 
 const PROTOCOLS: Record<string, { protocol: Protocol; tls: boolean }> = {
   "": { protocol: "grpc", tls: false },
@@ -87,6 +100,11 @@ export class RegistryEndpointSource implements EndpointSource {
   private readonly abort = new AbortController();
   private readonly refresher: PeriodicTask;
   private watchAbort: AbortController | undefined;
+  /** The running watch loop's stop switch, undefined while no watch runs. */
+  private watchRun: AbortController | undefined;
+  private resident: boolean;
+  private users = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
   private readyResolve!: () => void;
   private readonly readyPromise = new Promise<void>((resolve) => { this.readyResolve = resolve; });
   private readonly warnedProtocols = new Set<string>();
@@ -99,8 +117,9 @@ export class RegistryEndpointSource implements EndpointSource {
     private readonly cacheDir: string | undefined,
     private readonly writer: LatestWriter | undefined,
   ) {
+    this.resident = (timing.watch ?? "always") === "always";
     this.loadCache();
-    void this.watchLoop();
+    if (this.resident) this.startWatch();
     this.refresher = new PeriodicTask(() => this.refresh("periodic"), { intervalMs: timing.refreshIntervalMs }).start();
   }
 
@@ -125,9 +144,48 @@ export class RegistryEndpointSource implements EndpointSource {
     };
   }
 
+  /** Marks a call in flight (opens the watch if it is not open); returns its release. */
+  use(): () => void {
+    this.users++;
+    if (this.idleTimer !== undefined) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
+    this.startWatch();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.users === 0 && !this.resident) this.scheduleIdleStop();
+    };
+  }
+
+  /** Watches from now on whether or not calls are in flight (an Application hosts this process). */
+  keepWatching(): void {
+    this.resident = true;
+    if (this.idleTimer !== undefined) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
+    this.startWatch();
+  }
+
+  private startWatch(): void {
+    if (this.watchRun || this.stateNow === "closed") return;
+    const run = new AbortController();
+    this.watchRun = run;
+    void this.watchLoop(run.signal).finally(() => { if (this.watchRun === run) this.watchRun = undefined; });
+  }
+
+  private scheduleIdleStop(): void {
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.users > 0 || this.resident || !this.watchRun) return;
+      this.watchRun.abort();
+      this.watchRun = undefined;
+      if (this.stateNow === "watching" || this.stateNow === "polling" || this.stateNow === "unreachable") this.stateNow = "idle";
+    }, this.timing.idleWatchMs ?? IDLE_WATCH_DEFAULT_MS);
+    this.idleTimer.unref();
+  }
+
   close(): void {
     if (this.stateNow === "closed") return;
     this.stateNow = "closed";
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.abort.abort();
     void this.refresher.stop();
     this.listeners.clear();
@@ -268,9 +326,9 @@ export class RegistryEndpointSource implements EndpointSource {
     }
   }
 
-  private async watchLoop(): Promise<void> {
+  private async watchLoop(run: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: this.timing.watchRetryMs, maxMs: Math.max(this.timing.watchRetryMs, this.timing.maxWatchRetryMs), jitter: 0.25 });
-    const signal = this.abort.signal;
+    const signal = AbortSignal.any([this.abort.signal, run]);
     while (!signal.aborted) {
       let received = false;
       const watchAbort = new AbortController();
@@ -300,7 +358,8 @@ export class RegistryEndpointSource implements EndpointSource {
       if (watchAbort.signal.aborted) { backoff.reset(); continue; }
       // A watch that was up may have missed a change while it broke: ask once at once.
       if (received) await this.refresh("watch broke");
-      try { await sleep(backoff.next(), undefined, { signal }); } catch { return; }
+      // Unref'ed: waiting to re-watch is no reason to keep the process alive.
+      try { await sleep(backoff.next(), undefined, { signal, ref: false }); } catch { return; }
     }
   }
 }

@@ -22,7 +22,7 @@ import type { ChannelProvider } from "../proxy/invoker";
 import type { EndpointSource } from "../proxy/endpoint-source";
 import { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
 import { LatestWriter } from "../primitives";
-import { RegistryEndpointSource, type SourceState } from "./registry-endpoint-source";
+import { IDLE_WATCH_DEFAULT_MS, RegistryEndpointSource, type SourceState, type WatchMode } from "./registry-endpoint-source";
 import { registryEndpoints, registryMetadata, registryProxy } from "./registry-client";
 import { ENV } from "../contract/env";
 
@@ -45,9 +45,13 @@ export interface RegistryResolverOptions {
   maxWatchRetryMs?: number;
   /** FindObject timeout, ms. Default 3000. */
   timeoutMs?: number;
+  /** When each Obj's WatchObject stream is open (see WatchMode). Default `always`; a standalone Communicator asks `while-used`. */
+  watch?: WatchMode;
+  /** How long a `while-used` watch stays open after the last call, ms. Default 1000. */
+  idleWatchMs?: number;
 }
 
-export const RESOLVER_DEFAULTS = Object.freeze({ refreshIntervalMs: 30_000, watchRetryMs: 500, maxWatchRetryMs: 30_000, timeoutMs: 3_000 });
+export const RESOLVER_DEFAULTS = Object.freeze({ refreshIntervalMs: 30_000, watchRetryMs: 500, maxWatchRetryMs: 30_000, timeoutMs: 3_000, watch: "always" as WatchMode, idleWatchMs: IDLE_WATCH_DEFAULT_MS });
 
 /** The cache dir used when none is given: `<SGRID_DATA_DIR>/cache/registry`, or undefined. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -62,14 +66,17 @@ export class RegistryResolver {
   private readonly registryList: readonly Endpoint[];
   private readonly opts: Readonly<Required<Omit<RegistryResolverOptions, "cacheDir" | "token">>> & Pick<RegistryResolverOptions, "cacheDir" | "token">;
   private closed = false;
+  private mode: WatchMode;
 
   /** Throws ConfigError when the registry address does not parse, TypeError for a bad option. */
   constructor(options: RegistryResolverOptions) {
-    for (const k of ["refreshIntervalMs", "watchRetryMs", "maxWatchRetryMs", "timeoutMs"] as const) {
+    if (options.watch !== undefined && options.watch !== "always" && options.watch !== "while-used") throw new TypeError(`watch must be "always" or "while-used", got ${String(options.watch)}`);
+    for (const k of ["refreshIntervalMs", "watchRetryMs", "maxWatchRetryMs", "timeoutMs", "idleWatchMs"] as const) {
       const v = options[k];
       if (v !== undefined && !(v > 0)) throw new TypeError(`${k} must be > 0, got ${v}`);
     }
     this.opts = Object.freeze({ ...RESOLVER_DEFAULTS, ...stripUndefined(options), registry: options.registry, channels: options.channels });
+    this.mode = this.opts.watch;
     this.registryList = registryEndpoints(options.registry);
     this.query = registryProxy(QueryProxy, this.registryList, options.channels, this.opts.timeoutMs);
     this.writer = new LatestWriter((file, err) => log.warn({ file, err: (err as Error).message }, "cannot write the endpoint cache"));
@@ -81,10 +88,16 @@ export class RegistryResolver {
     if (!isObjName(obj)) throw new EndpointParseError(`"${obj}" is not an App.Server.Obj name`);
     let src = this.sources.get(obj);
     if (!src) {
-      src = new RegistryEndpointSource(obj, this.query, registryMetadata(this.opts.token), this.opts, this.opts.cacheDir, this.writer);
+      src = new RegistryEndpointSource(obj, this.query, registryMetadata(this.opts.token), { ...this.opts, watch: this.mode }, this.opts.cacheDir, this.writer);
       this.sources.set(obj, src);
     }
     return src;
+  }
+
+  /** Keeps every Obj's watch open from now on, used or not (an Application hosts this process). */
+  keepWatching(): void {
+    this.mode = "always";
+    for (const s of this.sources.values()) s.keepWatching();
   }
 
   /** Per-Obj resolution state, for `sgrid.connections`. */

@@ -15,6 +15,12 @@ export interface EndpointSource {
   close(): void;
   /** A short description for errors and `sgrid.connections`. */
   describe(): string;
+  /**
+   * Marks a call in flight; returns its release. A source may keep its
+   * background work (the registry watch) running only while it is used, so
+   * that a script that has made its calls exits on its own.
+   */
+  use?(): () => void;
 }
 
 export class StaticEndpointSource implements EndpointSource {

@@ -180,22 +180,27 @@ export class Invoker {
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
-    for (let attempt = 1; ; attempt++) {
-      let ep = this.pick(options?.hashKey, tried);
-      if (ep instanceof Promise) ep = await ep;
-      this.health.begin(ep);
-      try {
-        const res = await this.channels(ep).unary(method, request, call);
-        this.succeeded(ep, stats, started);
-        return res;
-      } catch (err) {
-        this.failed(ep, err);
-        if (this.canRetry(method, err, attempt, call)) {
-          (tried ??= new Set()).add(ep);
-          continue;
+    const release = this.source.use?.();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        let ep = this.pick(options?.hashKey, tried);
+        if (ep instanceof Promise) ep = await ep;
+        this.health.begin(ep);
+        try {
+          const res = await this.channels(ep).unary(method, request, call);
+          this.succeeded(ep, stats, started);
+          return res;
+        } catch (err) {
+          this.failed(ep, err);
+          if (this.canRetry(method, err, attempt, call)) {
+            (tried ??= new Set()).add(ep);
+            continue;
+          }
+          throw this.gaveUp(stats, started, err);
         }
-        throw this.gaveUp(stats, started, err);
       }
+    } finally {
+      release?.();
     }
   }
 
@@ -208,27 +213,33 @@ export class Invoker {
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
-    for (let attempt = 1; ; attempt++) {
-      const ep = await this.pick(options?.hashKey, tried);
-      this.health.begin(ep);
-      let received = false;
-      try {
-        for await (const msg of this.channels(ep).serverStream(method, request, call)) {
-          received = true;
-          yield msg;
+    const release = this.source.use?.();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const ep = await this.pick(options?.hashKey, tried);
+        this.health.begin(ep);
+        let received = false;
+        try {
+          for await (const msg of this.channels(ep).serverStream(method, request, call)) {
+            received = true;
+            yield msg;
+          }
+          this.succeeded(ep, stats, started);
+          return;
+        } catch (err) {
+          this.failed(ep, err);
+          if (!received && this.canRetry(method, err, attempt, call)) { (tried ??= new Set()).add(ep); continue; }
+          throw this.gaveUp(stats, started, err);
         }
-        this.succeeded(ep, stats, started);
-        return;
-      } catch (err) {
-        this.failed(ep, err);
-        if (!received && this.canRetry(method, err, attempt, call)) { (tried ??= new Set()).add(ep); continue; }
-        throw this.gaveUp(stats, started, err);
       }
+    } finally {
+      release?.();
     }
   }
 
   async clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): Promise<Res> {
     const input = new RequestStream(requests);
+    const release = this.source.use?.();
     try {
       const call = this.outgoing(method, options, true);
       const stats = clientStats.get(this.scope, method.path);
@@ -244,6 +255,7 @@ export class Invoker {
         throw this.gaveUp(stats, started, err);
       }
     } finally {
+      release?.();
       input.close();
     }
   }
@@ -254,6 +266,7 @@ export class Invoker {
 
   private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): AsyncGenerator<Res> {
     const input = new RequestStream(requests);
+    const release = this.source.use?.();
     try {
       const call = this.outgoing(method, options, true);
       const stats = clientStats.get(this.scope, method.path);
@@ -268,6 +281,7 @@ export class Invoker {
         throw this.gaveUp(stats, started, err);
       }
     } finally {
+      release?.();
       input.close();
     }
   }

@@ -29,7 +29,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Backoff, ENV, envRootCerts, getLogger, InvalidArgumentError, SgridError } from "sgridnext";
+import { Backoff, ENV, envRootCerts, getLogger, InvalidArgumentError, SgridError, useHostingLogLevel } from "sgridnext";
 import { InstanceNotFoundError } from "../errors";
 import {
   DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
@@ -99,6 +99,7 @@ export class NodeAgent {
   private stopped = false;
 
   constructor(options: NodeAgentOptions) {
+    useHostingLogLevel();
     this.options = resolveNodeAgentOptions(options);
     this.stateDir = path.join(this.options.dataDir, "state");
     this.readiness = new Readiness((id) => this.markChanged(id, ""), undefined, path.join(this.stateDir, "readiness.json"));

@@ -41,8 +41,10 @@ describe("framework registry resolution (stand-in registry)", function () {
   const comms: Communicator[] = [];
   let cacheRoot: string;
 
+  // As inside a servant (an Application keeps its watches open between calls); a standalone
+  // client's watch-while-used is in standalone-client.test.ts.
   function communicator(extra: ConstructorParameters<typeof Communicator>[0] = {}): Communicator {
-    const c = new Communicator({ registry: registry.address, cacheDir: cacheRoot, env: {}, ...extra });
+    const c = new Communicator({ registry: registry.address, cacheDir: cacheRoot, env: {}, keepWatching: true, ...extra });
     comms.push(c);
     return c;
   }

@@ -91,6 +91,9 @@ export class ClientConnection implements FrameSink {
       this.socket.once("connect", () => this.onConnect());
     }
     this.socket.setNoDelay(true);
+    // Like grpc-js' HTTP/2 sessions: the connection keeps the process alive only while a call is in flight,
+    // so a script that has made its calls exits without having to close its proxies.
+    this.socket.unref();
     this.writer = new FrameWriter(this.socket);
     this.reader = new FrameReader(this, options.maxFrameSize);
     this.writer.hello(options.maxFrameSize, options.initialWindow);
@@ -134,8 +137,10 @@ export class ClientConnection implements FrameSink {
       path = method.path;
     }
     const id = this.calls.add(call);
+    if (this.calls.size === 1) this.socket.ref();
     if (!this.writer.request(id, methodId, path, finite ? timeoutMs : 0, metadata, payload, this.peerMaxFrame)) {
       this.calls.delete(call);
+      if (this.calls.size === 0) this.socket.unref();
       call.id = 0;
       if (path !== undefined && methodId !== 0) {
         this.methodIds.delete(method);
@@ -182,6 +187,7 @@ export class ClientConnection implements FrameSink {
   /** Called by a call as it ends. */
   forget(call: ClientCall): void {
     this.calls.delete(call);
+    if (this.calls.size === 0) this.socket.unref();
     if (this.draining && this.calls.size === 0 && !this.closed) this.end();
   }
 
