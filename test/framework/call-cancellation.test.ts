@@ -165,6 +165,15 @@ for (const protocol of ["grpc", "sgrid"] as const) {
       await waitFor("bidi requests closed after break", () => e.closed() || undefined);
     });
 
+    it("a server stream the caller stops reading counts as CANCELLED, not as a success", async () => {
+      const stats = serverStats.get(obj, "/demo.echo.v1.Echo/Repeat");
+      const before = stats.errorsByCode.get("CANCELLED") ?? 0;
+      const calls = stats.calls;
+      for await (const r of proxy.repeat({ count: 100_000 })) if (r.index >= 2) break;
+      await waitFor("the servant's stream ended", () => stats.calls > calls || undefined);
+      expect(stats.errorsByCode.get("CANCELLED") ?? 0).to.equal(before + 1);
+    });
+
     it("a unary call the servant answers after the caller cancelled counts as CANCELLED, not as a success", async () => {
       const stats = serverStats.get(obj, "/demo.echo.v1.Echo/Slow");
       const errorsBefore = stats.errorsByCode.get("CANCELLED") ?? 0;

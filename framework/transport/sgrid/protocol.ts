@@ -32,7 +32,9 @@
  *   CANCEL    client -> server: abandon the call (the servant's ctx.signal fires). Optional u8:
  *             the reason's status, 1 CANCELLED (the default) or 4 DEADLINE_EXCEEDED.
  *   HEADERS   server -> client: the servant's response headers (a metadata block), sent only when
- *             it sends headers, before the call's first MESSAGE or its RESPONSE.
+ *             it sends headers, before the call's first MESSAGE or its RESPONSE. (Added after the
+ *             first release of version 1, as were RESPONSE trailers and the CANCEL reason: a client
+ *             of an earlier build closes the connection on a HEADERS frame, and ignores the rest.)
  *   WINDOW    u32 credit increment for the stream (bytes), returned by the reader as it consumes.
  *   PING      8 opaque bytes; echoed with PING_ACK. Clients ping every interval; servers close
  *             connections that send nothing for their idle timeout.
