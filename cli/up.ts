@@ -44,10 +44,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
-import { ConfigError, FailedPreconditionError, getLogger, isNameOf, nameProblem, setLogLevel } from "sgridnext";
+import { ConfigError, getLogger, isNameOf, nameProblem, setLogLevel } from "sgridnext";
 import { AdminServer } from "../admin";
-import { NodeAgent, readProcStat } from "../nodeagent";
+import { NodeAgent } from "../nodeagent";
 import { RegistryServer } from "../registry/server";
+import { acquireLock, adminPassword, clusterToken, UP_FILES } from "./up-data-dir";
+
+export { acquireLock, adminPassword, clusterToken, UP_FILES } from "./up-data-dir";
 
 /** The defaults (see the file comment for why). */
 export const UP_DEFAULTS = Object.freeze({
@@ -58,16 +61,6 @@ export const UP_DEFAULTS = Object.freeze({
   /** How long to wait for the agent's session before saying it is not connected yet (it keeps trying), ms. */
   connectWaitMs: 20_000,
   logLevel: "warn",
-});
-
-/** File and folder names under the data dir. */
-export const UP_FILES = Object.freeze({
-  lock: "up.lock",
-  clusterToken: "cluster-token",
-  adminPassword: "admin-password",
-  registry: "registry",
-  node: "node",
-  admin: "admin",
 });
 
 
@@ -113,119 +106,6 @@ export function resolveUpOptions(flags: UpFlags, env: NodeJS.ProcessEnv = proces
     adminPort: parsePort(pick(flags.adminPort, "SGRID_ADMIN_PORT"), UP_DEFAULTS.adminPort, "--admin-port"),
     nodeName,
   };
-}
-
-// ---- the lock --------------------------------------------------------------------------
-
-interface LockInfo {
-  pid: number;
-  /** /proc start time of the pid (clock ticks after boot): a recycled pid is not mistaken for the owner. */
-  startTime: number;
-}
-
-function lockHolder(file: string): LockInfo | undefined {
-  let info: LockInfo;
-  try {
-    info = JSON.parse(fs.readFileSync(file, "utf8")) as LockInfo;
-  } catch {
-    return undefined; // unreadable or half written: treated as stale
-  }
-  if (!Number.isInteger(info.pid) || info.pid <= 0) return undefined;
-  const stat = readProcStat(info.pid);
-  if (!stat || stat.state === "Z") return undefined;
-  if (info.startTime !== undefined && stat.startTime !== info.startTime) return undefined;
-  return info;
-}
-
-/**
- * Takes `<dataDir>/up.lock` for this process. Throws FailedPreconditionError
- * naming the pid when another live `sgrid up` holds it; takes over a lock
- * whose process is gone. Returns the release function (idempotent, never throws).
- */
-export function acquireLock(dataDir: string): () => void {
-  const file = path.join(dataDir, UP_FILES.lock);
-  const mine: LockInfo = { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 };
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      fs.writeFileSync(file, JSON.stringify(mine) + "\n", { flag: "wx", mode: 0o644 });
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        try {
-          if (lockHolder(file)?.pid === process.pid) fs.unlinkSync(file);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-    const holder = lockHolder(file);
-    if (holder) {
-      throw new FailedPreconditionError(
-        `another sgrid up (pid ${holder.pid}) is running on ${dataDir}; stop it (Ctrl-C in its terminal, or kill ${holder.pid}) or use another --data-dir`,
-        { dataDir, pid: holder.pid, lock: file },
-      );
-    }
-    // Left by a process that is gone: take it over.
-    fs.rmSync(file, { force: true });
-  }
-  throw new FailedPreconditionError(`cannot take the lock ${file}: it keeps coming back`, { lock: file });
-}
-
-// ---- secrets kept in the data dir ------------------------------------------------------------
-
-/** Reads a 0600 secret file (tightening a looser mode), or undefined when there is none. */
-function readSecret(file: string): string | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8").trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
-  }
-  if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
-  if (text === "") throw new ConfigError(`${file} is empty; delete it to have a new one made`);
-  return text;
-}
-
-function writeSecret(file: string, value: string): void {
-  fs.writeFileSync(file, value + "\n", { mode: 0o600, flag: "wx" });
-  fs.chmodSync(file, 0o600);
-}
-
-/** The cluster token: SGRID_CLUSTER_TOKEN, else the file, else a new one written to the file. */
-export function clusterToken(dataDir: string, env: NodeJS.ProcessEnv = process.env): { token: string; source: string } {
-  if (env.SGRID_CLUSTER_TOKEN) return { token: env.SGRID_CLUSTER_TOKEN, source: "SGRID_CLUSTER_TOKEN" };
-  const file = path.join(dataDir, UP_FILES.clusterToken);
-  const kept = readSecret(file);
-  if (kept !== undefined) return { token: kept, source: file };
-  const token = crypto.randomBytes(32).toString("hex");
-  writeSecret(file, token);
-  return { token, source: `${file} (new)` };
-}
-
-/**
- * The first admin's password (see the file comment). `undefined` when the
- * registry already exists but the password file is gone (the password is
- * then whatever was set; nothing is printed).
- */
-export function adminPassword(dataDir: string, env: NodeJS.ProcessEnv = process.env): { password: string | undefined; note?: string } {
-  const file = path.join(dataDir, UP_FILES.adminPassword);
-  const kept = readSecret(file);
-  if (kept !== undefined) {
-    const note = env.SGRID_ADMIN_PASSWORD && env.SGRID_ADMIN_PASSWORD !== kept
-      ? `SGRID_ADMIN_PASSWORD is ignored: the admin user was created on first start with the password in ${file}`
-      : undefined;
-    return { password: kept, note };
-  }
-  if (fs.existsSync(path.join(dataDir, UP_FILES.registry, "registry.db"))) {
-    return { password: undefined, note: `${file} is gone and the registry exists already: log in with the admin password you set` };
-  }
-  const password = env.SGRID_ADMIN_PASSWORD || crypto.randomBytes(12).toString("base64url");
-  writeSecret(file, password);
-  return { password };
 }
 
 // ---- the cluster --------------------------------------------------------------------------
