@@ -17,25 +17,27 @@
  *             agent restart or a reconnect to another registry, and a
  *             reconnect within the timeout is seamless.
  *
- * The sweeper (every heartbeatIntervalMs, on every registry process) marks
- * silent nodes offline (store.nodes.markStale: atomic, so one process logs
- * the `node.offline` event), closes local sessions silent for as long (a
- * half-open TCP connection), and prunes expired relay commands. It never
- * marks a node whose session this process holds, and holds back after a
- * start and around a database outage (./offline-grace.ts).
+ * The hub holds the sessions (open, route, detach) and the SessionHub
+ * interface (commands, samples); its parts do the rest:
+ * ./heartbeats.ts, ./observed-reports.ts, ./desired-pushes.ts,
+ * ./offline-sweeper.ts, ./command-relay.ts (commands for sessions held by
+ * another registry process), ./node-claim.ts (one agent per node name).
  */
-import {
-  DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, type Logger, NotFoundError, UnavailableError,
-} from "sgridnext";
-import type { AgentMessage, Heartbeat, InstanceObserved, NodeHello, ObservedBatch } from "sgridnext/gen/sgrid/registry/v1/node";
-import { OBSERVED_STATES, type CommandRecord, type ObservedReport, type ObservedState, type RegistryStore, type Topic, validate } from "../store";
+import { FailedPreconditionError, InvalidArgumentError, type Logger, UnavailableError } from "sgridnext";
+import type { AgentMessage, NodeHello } from "sgridnext/gen/sgrid/registry/v1/node";
+import { type CommandRecord, type RegistryStore, validate } from "../store";
 import type { ChangeFeed, RegistrySettings, SessionHub } from "../server/context";
 import { CommandRelay } from "./command-relay";
+import { DesiredPusher } from "./desired-pushes";
 import { DesiredStateBuilder } from "./desired-state";
-import { HeartbeatSamples, type InstanceUsageSample, sampleOf } from "./heartbeat-samples";
-import { type CommandResult, NodeSession, commandFailed } from "./node-session";
-import { OfflineGrace } from "./offline-grace";
+import { HeartbeatSamples, type InstanceUsageSample } from "./heartbeat-samples";
+import { HeartbeatRecorder, parseJsonObject } from "./heartbeats";
+import { newHubStats, type AppendEvent } from "./hub-stats";
 import { checkNodeClaim } from "./node-claim";
+import { type CommandResult, NodeSession, commandFailed } from "./node-session";
+import { ObservedRecorder, observedKey } from "./observed-reports";
+import { OfflineGrace } from "./offline-grace";
+import { OfflineSweeper } from "./offline-sweeper";
 
 /** Tunables of the hub (the heartbeat interval and timeout come from RegistrySettings). */
 export interface NodeSessionHubOptions {
@@ -56,16 +58,8 @@ export const NODE_SESSION_DEFAULTS = Object.freeze({
   maxCommandTimeoutMs: 600_000,
 });
 
-/** Largest facts / host info JSON accepted from an agent (bytes of text); larger ones are ignored. */
-const MAX_FACTS_JSON = 64 * 1024;
-/** Observed events that are logged, as `instance.<event>`. */
-const INSTANCE_EVENTS = new Set(["crash", "oom", "failed", "keepalive", "install_failed"]);
-/** Desired states depend on these topics. */
-const DESIRED_TOPICS: readonly Topic[] = ["instances", "servers", "patches"];
 /** Observed batches queued per session before the reader waits (see handle()). */
 const ORDERED_BACKLOG_MAX = 16;
-/** Up to this many local nodes, a refresh reads each node's instances; above, all instances at once. */
-const PER_NODE_REFRESH_MAX = 8;
 
 export interface NodeSessionHubDeps {
   store: RegistryStore;
@@ -73,28 +67,6 @@ export interface NodeSessionHubDeps {
   settings: RegistrySettings;
   log: Logger;
   options?: NodeSessionHubOptions;
-}
-
-function parseJsonObject(kind: string, text: string, strict: boolean): Record<string, unknown> {
-  if (text === "") return {};
-  const fail = (why: string): Record<string, unknown> => {
-    if (strict) throw new InvalidArgumentError(`invalid ${kind}: ${why}`, { kind });
-    return {};
-  };
-  if (text.length > MAX_FACTS_JSON) return fail(`longer than ${MAX_FACTS_JSON} characters`);
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return fail("not valid JSON");
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return fail("expected a JSON object");
-  return v as Record<string, unknown>;
-}
-
-/** Equal for equal observed states (what reportObserved would write, minus the time). */
-function observedKey(r: { state?: string; observedState?: string; pid?: number | null; patchId?: number | null; observedPatchId?: number | null; restarts?: number; lastExitReason?: string | null }): string {
-  return JSON.stringify([r.state ?? r.observedState, r.pid ?? null, r.patchId ?? r.observedPatchId ?? null, r.restarts ?? 0, r.lastExitReason ?? null]);
 }
 
 export class NodeSessionHub implements SessionHub {
@@ -108,43 +80,15 @@ export class NodeSessionHub implements SessionHub {
   private readonly samplesByNode = new HeartbeatSamples();
   private readonly relay: CommandRelay;
   private readonly grace: OfflineGrace;
-  /** `App.Server#version` -> patch id (patch versions never change meaning). */
-  private readonly patchIds = new Map<string, number>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> | undefined;
-  private lastPruneAt = 0;
-  private refreshing: Promise<void> | undefined;
-  private refreshAgain = false;
+  private readonly heartbeats: HeartbeatRecorder;
+  private readonly observed: ObservedRecorder;
+  private readonly pushes: DesiredPusher;
+  private readonly sweeper: OfflineSweeper;
   private started = false;
   private closed = false;
-  private lastSweepError = "";
-  private lastHeartbeatError = "";
-  /**
-   * Desired state can change only with the `instances` (desired state, spec,
-   * placement), `servers` or `patches` topics. Agents' observed-state reports,
-   * by far the most frequent instance writes, bump the separate `observed`
-   * topic, so they never cause a refresh (a read of every instance of every
-   * local node). An earlier version counted this hub's own writes instead,
-   * which raced with the change feed's poll and could skip a real change.
-   */
-  private readonly onChange = (topics: Set<Topic>): void => {
-    if (topics.has("patches")) this.builder.forgetPatches();
-    if (topics.has("servers")) this.builder.forgetServers();
-    if (DESIRED_TOPICS.some((t) => topics.has(t))) this.refresh();
-  };
 
   /** Counters for diagnostics and the heartbeat benchmark. */
-  readonly stats = {
-    sessionsOpened: 0,
-    heartbeatsReceived: 0,
-    heartbeatsRecorded: 0,
-    heartbeatErrors: 0,
-    observedReports: 0,
-    desiredSent: 0,
-    nodesMarkedOffline: 0,
-    /** Commands sent through the relay table (their node's session is held elsewhere). */
-    commandsRelayed: 0,
-  };
+  readonly stats = newHubStats();
 
   constructor(deps: NodeSessionHubDeps) {
     this.store = deps.store;
@@ -169,16 +113,25 @@ export class NodeSessionHub implements SessionHub {
       deliver: (cmd, timeoutMs) => this.deliverRelayed(cmd, timeoutMs),
       pollMs: this.opts.relayPollMs,
     });
+    const appendEvent: AppendEvent = (e) => this.appendEvent(e);
+    const common = { store: this.store, stats: this.stats, log: this.log };
+    this.heartbeats = new HeartbeatRecorder({ ...common, samples: this.samplesByNode, grace: this.grace, factsIntervalMs: this.opts.factsIntervalMs });
+    this.observed = new ObservedRecorder({ ...common, changes: this.changes, samples: this.samplesByNode, appendEvent });
+    this.pushes = new DesiredPusher({ ...common, changes: this.changes, builder: this.builder, sessions: this.sessions });
+    this.sweeper = new OfflineSweeper({
+      ...common, changes: this.changes, settings: this.settings, sessions: this.sessions, detach: (x) => this.detach(x),
+      grace: this.grace, appendEvent, pruneIntervalMs: this.opts.pruneIntervalMs,
+    });
   }
 
   /** Starts the offline sweeper, the relay poller and the desired-state pushes. Idempotent. */
   start(): void {
     if (this.started || this.closed) return;
     this.started = true;
-    this.changes.on("change", this.onChange);
+    this.pushes.start();
     this.relay.start();
     this.grace.serving();
-    this.scheduleSweep();
+    this.sweeper.start();
   }
 
   /**
@@ -188,14 +141,13 @@ export class NodeSessionHub implements SessionHub {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.changes.off("change", this.onChange);
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepTimer = undefined;
+    const pushing = this.pushes.stop();
+    const sweeping = this.sweeper.stop();
     for (const s of this.sessions.values()) s.close(new UnavailableError(`registry ${this.settings.processId} is shutting down`));
     this.sessions.clear();
     await this.relay.stop();
-    await this.sweeping;
-    await this.refreshing;
+    await sweeping;
+    await pushing;
   }
 
   // ---- SessionHub -------------------------------------------------------------------
@@ -297,14 +249,8 @@ export class NodeSessionHub implements SessionHub {
    * Takes one message after hello. Errors about one message are logged, not
    * fatal to the session.
    *
-   * Heartbeats and replies are handled at once, not behind the session's
-   * observed batches: under a write backlog (a connect storm on SQLite) a
-   * heartbeat must not wait for its own session's earlier batch, or a busy
-   * registry would mark live nodes offline. One heartbeat write per session
-   * is in flight at a time; heartbeats arriving meanwhile are coalesced into
-   * the next write (all counted as recorded when it lands: the newest time
-   * is what matters). Observed batches are applied in order on a per-session
-   * chain; the returned promise makes the reader wait once more than 16
+   * Heartbeats and replies are handled at once (./heartbeats.ts says why).
+   * Observed batches are applied in order on a per-session chain; the returned promise makes the reader wait once more than 16
    * batches are queued (backpressure to the agent through gRPC flow control).
    */
   handle(session: NodeSession, msg: AgentMessage): Promise<void> {
@@ -313,7 +259,7 @@ export class NodeSessionHub implements SessionHub {
     if (!kind) return Promise.resolve();
     switch (kind.$case) {
       case "heartbeat":
-        this.acceptHeartbeat(session, kind.value);
+        this.heartbeats.accept(session, kind.value);
         return Promise.resolve();
       case "reply":
         session.onReply(kind.value);
@@ -322,7 +268,7 @@ export class NodeSessionHub implements SessionHub {
         const batch = kind.value;
         session.orderedBacklog++;
         session.ordered = session.ordered
-          .then(() => this.onObserved(session, batch))
+          .then(() => this.observed.record(session, batch))
           .catch((err) => this.log.warn({ node: session.node, err: (err as Error)?.message }, "could not record an observed batch"))
           .finally(() => {
             session.orderedBacklog--;
@@ -332,31 +278,6 @@ export class NodeSessionHub implements SessionHub {
       case "hello":
         return Promise.reject(new InvalidArgumentError(`node "${session.node}" sent hello twice on one session`, { node: session.node }));
     }
-  }
-
-  private acceptHeartbeat(session: NodeSession, hb: Heartbeat): void {
-    this.stats.heartbeatsReceived++;
-    if (session.heartbeatBusy) {
-      session.pendingHeartbeat = hb;
-      session.pendingHeartbeats++;
-      return;
-    }
-    session.heartbeatBusy = true;
-    void (async () => {
-      let cur: Heartbeat | undefined = hb;
-      let count = 1;
-      try {
-        while (cur && !session.closed) {
-          await this.onHeartbeat(session, cur, count);
-          cur = session.pendingHeartbeat;
-          count = session.pendingHeartbeats;
-          session.pendingHeartbeat = undefined;
-          session.pendingHeartbeats = 0;
-        }
-      } finally {
-        session.heartbeatBusy = false;
-      }
-    })();
   }
 
   /** Forgets a session that ended (unless a newer one of the same node replaced it). */
@@ -369,183 +290,6 @@ export class NodeSessionHub implements SessionHub {
     }
   }
 
-  // ---- messages ----------------------------------------------------------------------------
-  /** Records `count` heartbeats (coalesced) whose newest is `hb`; never throws. */
-  private async onHeartbeat(session: NodeSession, hb: Heartbeat, count: number): Promise<void> {
-    const now = Date.now();
-    const node = session.node;
-    try {
-      try {
-        await this.store.nodes.heartbeat(node, now);
-      } catch (err) {
-        // Removed by an operator while connected: the agent is alive, so it is back.
-        if (!(err instanceof NotFoundError)) throw err;
-        await this.store.nodes.upsert({ name: node, address: session.address, agentVersion: session.agentVersion, hostInfo: session.hostInfo });
-      }
-      this.stats.heartbeatsRecorded += count;
-      this.lastHeartbeatError = "";
-    } catch (err) {
-      this.stats.heartbeatErrors++;
-      this.grace.databaseFailed();
-      const msg = (err as Error)?.message ?? String(err);
-      if (msg !== this.lastHeartbeatError) this.log.warn({ node, err: msg }, "could not record a heartbeat");
-      this.lastHeartbeatError = msg;
-    }
-    const facts = parseJsonObject("facts", hb.factsJson, false);
-    this.samplesByNode.add(node, sampleOf(now, hb.load1, facts));
-    for (const u of hb.usage) {
-      if (session.instanceIds.has(u.instanceId)) this.samplesByNode.setUsage(u.instanceId, u.memoryBytes, u.cpuCoresUsed);
-    }
-    if (now - session.factsStoredAt >= this.opts.factsIntervalMs && Object.keys(facts).length > 0) {
-      session.factsStoredAt = now;
-      session.hostInfo = { ...session.hostInfo, ...facts };
-      try {
-        await this.store.nodes.upsert({ name: node, address: session.address, agentVersion: session.agentVersion, hostInfo: session.hostInfo });
-      } catch (err) {
-        this.log.warn({ node, err: (err as Error)?.message }, "could not store host facts");
-      }
-    }
-  }
-
-  /**
-   * Records a batch: checks and resolves every entry first (reads), writes
-   * them in one transaction (one commit and one `instances` revision bump
-   * per batch, not per instance), then logs the classified events. When the
-   * transaction fails (an instance undeployed meanwhile), entries are
-   * written one by one so that the others still land.
-   */
-  private async onObserved(session: NodeSession, batch: ObservedBatch): Promise<void> {
-    const ready: Array<{ o: InstanceObserved; info: { application: string; server: string }; report: ObservedReport }> = [];
-    for (const o of batch.instances) {
-      try {
-        const r = await this.prepareReport(session, o);
-        if (r) ready.push(r);
-      } catch (err) {
-        this.log.warn({ node: session.node, instanceId: o.instanceId, err: (err as Error)?.message }, "could not record an observed state");
-      }
-    }
-    if (ready.length === 0) return;
-    let written = ready;
-    try {
-      await this.store.transaction(async (tx) => {
-        for (const r of ready) await tx.instances.reportObserved(r.o.instanceId, r.report);
-      });
-      for (const r of ready) session.observedKeys.set(r.o.instanceId, observedKey(r.report));
-    } catch {
-      written = [];
-      for (const r of ready) {
-        try {
-          await this.store.instances.reportObserved(r.o.instanceId, r.report);
-              session.observedKeys.set(r.o.instanceId, observedKey(r.report));
-          written.push(r);
-        } catch (err) {
-          this.log.warn({ node: session.node, instanceId: r.o.instanceId, err: (err as Error)?.message }, "could not record an observed state");
-        }
-      }
-    }
-    this.stats.observedReports += written.length;
-    if (written.length > 0) this.changes.kick();
-    for (const { o, info } of written) {
-      if (o.startedAt > 0) this.samplesByNode.setStartedAt(o.instanceId, o.startedAt);
-      if (o.event !== "") await this.logInstanceEvent(session.node, o, info);
-    }
-  }
-
-  /** Checks one observed entry and turns it into a store report; undefined (logged) when it is to be ignored. */
-  private async prepareReport(session: NodeSession, o: InstanceObserved): Promise<{ o: InstanceObserved; info: { application: string; server: string }; report: ObservedReport } | undefined> {
-    const node = session.node;
-    if (!(OBSERVED_STATES as readonly string[]).includes(o.state)) {
-      this.log.warn({ node, instanceId: o.instanceId, state: o.state }, "ignored an observed state with an unknown state");
-      return undefined;
-    }
-    let info = session.instanceInfo.get(o.instanceId);
-    if (!info) {
-      // Not in the last desired state sent: check the store (placed a moment ago), refuse another node's.
-      const inst = await this.store.instances.get(o.instanceId).catch((err) => {
-        if (err instanceof NotFoundError || err instanceof InvalidArgumentError) return undefined;
-        throw err;
-      });
-      if (!inst || inst.node !== node) {
-        this.log.warn({ node, instanceId: o.instanceId }, "ignored an observed state for an instance not placed on this node");
-        return undefined;
-      }
-      info = { application: inst.application, server: inst.server };
-    }
-    const patchId = o.version > 0 ? await this.patchIdOf(info.application, info.server, o.version) : null;
-    const report: ObservedReport = {
-      state: o.state as ObservedState,
-      pid: o.pid > 0 ? o.pid : null,
-      patchId,
-      restarts: o.restarts,
-      lastExitReason: o.lastExitReason === "" ? null : o.lastExitReason.slice(0, 4096),
-    };
-    // Unchanged since the store last had it (a reconnect's full batch): nothing to write.
-    if (o.event === "" && session.observedKeys.get(o.instanceId) === observedKey(report)) return undefined;
-    return { o, info, report };
-  }
-
-  /** Logs `instance.<event>` for a classified event: pid, restarts, version and the exit reason only, never env or args. */
-  private async logInstanceEvent(node: string, o: InstanceObserved, info: { application: string; server: string }): Promise<void> {
-    if (!INSTANCE_EVENTS.has(o.event)) {
-      this.log.warn({ node, instanceId: o.instanceId, event: o.event }, "ignored an unknown instance event");
-      return;
-    }
-    const target = `${info.application}.${info.server}@${node}`;
-    const reason = o.lastExitReason.slice(0, 500);
-    await this.appendEvent({
-      actor: `node:${node}`, kind: `instance.${o.event}`, target,
-      message: `${target} (instance ${o.instanceId}): ${o.event}${reason ? `: ${reason}` : ""}`,
-      data: { instanceId: o.instanceId, state: o.state, pid: o.pid, restarts: o.restarts, version: o.version, reason },
-    });
-  }
-
-  /** Patch id of a version number; null (with a warning) for a version the registry does not know. */
-  private async patchIdOf(application: string, server: string, version: number): Promise<number | null> {
-    const key = `${application}.${server}#${version}`;
-    const hit = this.patchIds.get(key);
-    if (hit !== undefined) return hit;
-    try {
-      const p = await this.store.patches.getByVersion(application, server, version);
-      if (this.patchIds.size > 100_000) this.patchIds.clear();
-      this.patchIds.set(key, p.id);
-      return p.id;
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      this.log.warn({ application, server, version }, "an agent reports a patch version the registry does not know");
-      return null;
-    }
-  }
-
-  // ---- desired-state pushes --------------------------------------------------------------------
-  /** Rebuilds the desired state of every local node and sends the changed ones. Coalesced. */
-  private refresh(): void {
-    if (this.closed) return;
-    if (this.refreshing) {
-      this.refreshAgain = true;
-      return;
-    }
-    this.refreshing = this.refreshNow()
-      .catch((err) => this.log.warn({ err: (err as Error)?.message }, "could not refresh desired states (retried on the next change)"))
-      .finally(() => {
-        this.refreshing = undefined;
-        if (this.refreshAgain) {
-          this.refreshAgain = false;
-          this.refresh();
-        }
-      });
-  }
-
-  private async refreshNow(): Promise<void> {
-    const nodes = new Set(this.sessions.keys());
-    if (nodes.size === 0) return;
-    const all = nodes.size > PER_NODE_REFRESH_MAX ? await this.store.instances.list() : undefined;
-    const states = await this.builder.forNodes(nodes, all);
-    for (const [node, state] of states) {
-      const s = this.sessions.get(node);
-      if (s && s.sendDesired(state)) this.stats.desiredSent++;
-    }
-  }
-
   // ---- commands through the relay -------------------------------------------------------------
   private async deliverRelayed(cmd: CommandRecord, timeoutMs: number): Promise<CommandResult> {
     const s = this.sessions.get(cmd.node);
@@ -553,56 +297,12 @@ export class NodeSessionHub implements SessionHub {
     return s.command(cmd.instanceId, cmd.command, cmd.args, timeoutMs);
   }
 
-  // ---- offline sweeper --------------------------------------------------------------------------
-  private scheduleSweep(): void {
-    if (this.closed) return;
-    this.sweepTimer = setTimeout(() => {
-      this.sweepTimer = undefined;
-      this.sweeping = this.sweep().finally(() => {
-        this.sweeping = undefined;
-        this.scheduleSweep();
-      });
-    }, this.settings.heartbeatIntervalMs);
-    this.sweepTimer.unref?.();
+  /** One offline sweep now (./offline-sweeper.ts); never throws. */
+  sweep(): Promise<void> {
+    return this.sweeper.sweep();
   }
 
-  /** One sweep; never throws (database errors are logged once per kind). */
-  async sweep(): Promise<void> {
-    const now = Date.now();
-    const timeout = this.settings.heartbeatTimeoutMs;
-    for (const s of [...this.sessions.values()]) {
-      if (now - s.lastSeenAt > timeout) {
-        s.close(new DeadlineExceededError(`no message from node "${s.node}" for ${timeout} ms: session closed`, { node: s.node }));
-        this.detach(s);
-      }
-    }
-    try {
-      const live = new Set([...this.sessions.values()].filter((s) => !s.closed).map((s) => s.node));
-      const stale = this.grace.mayMarkOffline(this.changes.healthy) ? await this.store.nodes.markStale(now - timeout, live) : [];
-      for (const name of stale) {
-        this.stats.nodesMarkedOffline++;
-        this.log.warn({ node: name, timeoutMs: timeout }, "node offline: missed heartbeats");
-        await this.appendEvent({
-          actor: "registry", kind: "node.offline", target: name,
-          message: `node "${name}" is offline: no heartbeat for more than ${timeout} ms`,
-          data: { timeoutMs: timeout, registry: this.settings.processId },
-        });
-      }
-      if (stale.length > 0) this.changes.kick();
-      if (now - this.lastPruneAt >= this.opts.pruneIntervalMs) {
-        this.lastPruneAt = now;
-        await this.store.commands.prune(now - this.opts.pruneIntervalMs);
-      }
-      this.lastSweepError = "";
-    } catch (err) {
-      const msg = (err as Error)?.message ?? String(err);
-      this.grace.databaseFailed();
-      if (msg !== this.lastSweepError) this.log.warn({ err: msg }, "offline sweep failed (retried next interval)");
-      this.lastSweepError = msg;
-    }
-  }
-
-  private async appendEvent(e: Parameters<RegistryStore["events"]["append"]>[0]): Promise<void> {
+  private async appendEvent(e: Parameters<AppendEvent>[0]): Promise<void> {
     try {
       await this.store.events.append(e);
     } catch (err) {

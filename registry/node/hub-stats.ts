@@ -1,0 +1,23 @@
+/**
+ * Counters of the node session hub, shared by its parts (sessions,
+ * heartbeats, observed reports, desired pushes, sweeper), for diagnostics
+ * and the heartbeat benchmark.
+ */
+export interface HubStats {
+  sessionsOpened: number;
+  heartbeatsReceived: number;
+  heartbeatsRecorded: number;
+  heartbeatErrors: number;
+  observedReports: number;
+  desiredSent: number;
+  nodesMarkedOffline: number;
+  /** Commands sent through the relay table (their node's session is held elsewhere). */
+  commandsRelayed: number;
+}
+
+export function newHubStats(): HubStats {
+  return { sessionsOpened: 0, heartbeatsReceived: 0, heartbeatsRecorded: 0, heartbeatErrors: 0, observedReports: 0, desiredSent: 0, nodesMarkedOffline: 0, commandsRelayed: 0 };
+}
+
+/** Appends an event to the log; a failure is logged, never thrown (an event must not break a session). */
+export type AppendEvent = (e: Parameters<import("../store").RegistryStore["events"]["append"]>[0]) => Promise<void>;
