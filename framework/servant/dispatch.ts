@@ -40,6 +40,17 @@ function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<
   };
 }
 
+/** A method the servant does not implement: UNIMPLEMENTED in the shape of its kind, counted in the stats. */
+function unimplemented(method: MethodDescriptor, observer?: DispatchObserver): Handler {
+  const fail = (): UnimplementedError => {
+    const err = new UnimplementedError(`method ${method.path} is not implemented`);
+    observer?.onCallEnd(method.path, performance.now(), err);
+    return err;
+  };
+  if (method.kind === "unary" || method.kind === "client_stream") return () => Promise.reject(fail());
+  return () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(fail()) }) });
+}
+
 /** Builds the transport-facing handlers of one servant. Throws TypeError when a method is missing. */
 export function bindServant(servant: Servant, observer?: DispatchObserver): BoundService {
   const descriptor = servant.$service;
@@ -51,7 +62,7 @@ export function bindServant(servant: Servant, observer?: DispatchObserver): Boun
     const impl = (servant as unknown as Record<string, unknown>)[member];
     let handler: Handler;
     if (typeof impl !== "function") {
-      handler = async () => { throw new UnimplementedError(`method ${method.path} is not implemented`); };
+      handler = unimplemented(method, observer);
     } else if (method.kind === "unary" || method.kind === "client_stream") {
       handler = (arg: any, ctx: ServerContext) => {
         const startedAt = performance.now();

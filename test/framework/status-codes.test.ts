@@ -9,7 +9,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import {
   AbortedError, AlreadyExistsError, Application, CancelledError, Communicator, DataLossError, DeadlineExceededError, FailedPreconditionError,
   InternalError, InvalidArgumentError, NotFoundError, OutOfRangeError, PermissionDeniedError, ResourceExhaustedError, SgridError, Status,
-  UnauthenticatedError, UnavailableError, UnimplementedError, UnknownError, type DeepPartial,
+  UnauthenticatedError, UnavailableError, UnimplementedError, UnknownError, serverStats, type DeepPartial,
 } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
@@ -95,6 +95,36 @@ describe("framework status codes from any peer", function () {
           const err = await proxy.fail({ code: String(s) }).then(() => undefined, (e: unknown) => e);
           expect(err, `status ${s}`).to.be.instanceOf(CLASS_OF[s]!);
           expect((err as SgridError).message).to.equal(`typed ${s}`);
+        }
+      } finally {
+        comm.close();
+        await app.stop(500);
+      }
+    });
+  }
+
+  for (const protocol of ["grpc", "sgrid"]) {
+    it(`a method the servant does not implement answers UNIMPLEMENTED on every call kind over ${protocol}, and is counted`, async () => {
+      const servant = new EchoImpl();
+      for (const m of ["say", "repeat", "sum", "chat"]) (servant as unknown as Record<string, unknown>)[m] = undefined;
+      const app = new Application({ handleSignals: false, app: "Test", server: `Unimpl${protocol}`, adapters: { EchoObj: `${protocol === "sgrid" ? "sgrid://" : ""}127.0.0.1:0` } });
+      app.addServant("EchoObj", servant);
+      await app.start();
+      const comm = new Communicator();
+      try {
+        const ep = app.adapters()[0]!.endpoint;
+        const proxy = comm.stringToProxy(EchoProxy, `Test.Unimpl${protocol}.EchoObj@${protocol === "sgrid" ? "sgrid" : "tcp"} -h 127.0.0.1 -p ${ep.port}`);
+        async function* one() { yield { text: "x" }; }
+        const drain = async (it: AsyncIterable<unknown>) => { for await (const _ of it) { /* none */ } };
+        const outcomes = [
+          await proxy.say({}).then(() => undefined, (e: unknown) => e),
+          await drain(proxy.repeat({ count: 1 })).then(() => undefined, (e: unknown) => e),
+          await proxy.sum(one()).then(() => undefined, (e: unknown) => e),
+          await drain(proxy.chat(one())).then(() => undefined, (e: unknown) => e),
+        ];
+        for (const e of outcomes) expect(e).to.be.instanceOf(UnimplementedError);
+        for (const m of ["Say", "Repeat", "Sum", "Chat"]) {
+          expect(serverStats.get(`Test.Unimpl${protocol}.EchoObj`, `/demo.echo.v1.Echo/${m}`).errorsByCode.get("UNIMPLEMENTED"), m).to.equal(1);
         }
       } finally {
         comm.close();
