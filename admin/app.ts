@@ -13,6 +13,7 @@ import { Router } from "@koa/router";
 import { getLogger, PeriodicTask, SgridError, Status } from "sgridnext";
 import { authPublicRoutes, authRoutes, setSessionCookie } from "./api/auth";
 import { configRoutes } from "./api/configs";
+import { logRoutes } from "./api/logs";
 import { nodeRoutes } from "./api/nodes";
 import { patchRoutes } from "./api/patches";
 import { serverRoutes } from "./api/servers";
@@ -137,6 +138,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
   authRoutes(api);
   userRoutes(api);
   serverRoutes(api);
+  logRoutes(api);
   taskRoutes(api);
   nodeRoutes(api);
   patchRoutes(api);

@@ -7,7 +7,7 @@
  * GET    /api/instances?application=&server=&node=
  * PATCH  /api/instances/:id                   {adapters?, env?, limits?, healthCheck?, launch?}: the fields given replace
  * POST   /api/instances/:id/command           {command, args?, timeoutMs?} -> {output}
- * GET    /api/instances/:id/log?lines=200     -> {output} (the agent's built-in "agent.tail_log")
+ * (The log routes are in logs.ts.)
  */
 import { z } from "zod";
 import { body, check } from "../body";
@@ -41,10 +41,6 @@ const Command = z.object({
   args: z.string().max(65536).default(""),
   timeoutMs: z.number().int().min(0).max(120_000).default(0),
 });
-
-/** Default lines of log shown; at most 5000 (a page, not a download). */
-const LOG_LINES_DEFAULT = 200;
-const LOG_LINES_MAX = 5000;
 
 export function serverRoutes(router: AdminRouter): void {
   router.get("/api/servers", async (ctx) => {
@@ -85,13 +81,5 @@ export function serverRoutes(router: AdminRouter): void {
     // The registry waits up to timeoutMs (0 = 5000) for the servant; give the call that long and a margin.
     const wait = (input.timeoutMs || 5000) + 5000;
     ctx.body = await ctx.admin.registry.admin.sendCommand({ instanceId: id, ...input }, asUser(ctx, { timeoutMs: wait }));
-  });
-
-  router.get("/api/instances/:id/log", async (ctx) => {
-    const id = check(Id, ctx.params.id);
-    const q = check(z.object({ lines: OptionalUint }), ctx.query);
-    const lines = Math.min(Math.max(q.lines ?? LOG_LINES_DEFAULT, 1), LOG_LINES_MAX);
-    ctx.body = await ctx.admin.registry.admin.sendCommand(
-      { instanceId: id, command: "agent.tail_log", args: String(lines), timeoutMs: 5000 }, asUser(ctx, { timeoutMs: 10000 }));
   });
 }

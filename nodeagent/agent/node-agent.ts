@@ -37,7 +37,7 @@ import {
 import { collectNodeFacts, agentVersion } from "../facts";
 import { resolve as resolveHealthCheck } from "../health";
 import { PackageCache, PackageManifestError, ReleaseManager, type PackageManifest } from "../install";
-import { LogRotator, tail } from "../logs";
+import { LogRotator, parseLogQuery, tailLogFiles } from "../logs";
 import { writeStateFile } from "../state";
 import { NodeSupervisor, type HealthCheckFactory, type InstanceState, type SupervisorOptions } from "../supervisor";
 import { instanceKey, patchVersion, serverType, toDesiredSpec } from "./desired-mapper";
@@ -515,14 +515,11 @@ export class NodeAgent {
     this.sessionRef?.send({ kind: { $case: "reply", value: { requestId: cmd.requestId, ...reply } } });
   }
 
-  /** The last lines of an instance's stdout log ("agent.tail_log"; args: line count, default 100). */
+  /** The last lines of an instance's stdout or stderr log ("agent.tail_log"; arguments: nodeagent/logs/log-command.ts). */
   async tailLog(id: string, args: string): Promise<string> {
     const spec = this.supervisor.get(id)?.desiredSpec;
     if (!spec) throw new InstanceNotFoundError(`instance ${id} is not supervised on node ${this.options.name}`, { instanceId: id });
-    const n = args.trim() === "" ? TAIL_LOG_DEFAULT_LINES : Number(args.trim());
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`agent.tail_log: line count must be a non-negative integer, got ${JSON.stringify(args)}`);
-    const lines = await tail(spec.launch.stdoutPath, Math.min(n, 10_000));
-    return lines.join("\n");
+    return tailLogFiles(spec.launch, parseLogQuery(args, TAIL_LOG_DEFAULT_LINES));
   }
 
   // ---- local channel and persisted agent state -------------------------------------------

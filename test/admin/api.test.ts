@@ -164,7 +164,7 @@ describe("admin API", function () {
       ["GET", "/api/users"], ["POST", "/api/users"], ["PUT", "/api/users/x/password"], ["POST", "/api/users/x/grants"],
       ["DELETE", "/api/users/x/grants/Demo"], ["DELETE", "/api/users/x"],
       ["GET", "/api/servers"], ["POST", "/api/servers"], ["DELETE", "/api/servers/Demo/X"],
-      ["GET", "/api/instances"], ["PATCH", "/api/instances/1"], ["POST", "/api/instances/1/command"], ["GET", "/api/instances/1/log"],
+      ["GET", "/api/instances"], ["PATCH", "/api/instances/1"], ["POST", "/api/instances/1/command"], ["GET", "/api/instances/1/log"], ["GET", "/api/instances/1/log/download"],
       ["POST", "/api/tasks"], ["GET", "/api/tasks"], ["GET", "/api/tasks/1"], ["GET", "/api/tasks/1/watch"], ["POST", "/api/tasks/1/rollback"],
       ["GET", "/api/nodes"], ["DELETE", "/api/nodes/node-x"], ["GET", "/api/events"],
       ["GET", "/api/patches/Demo/HelloServer"], ["POST", "/api/patches/Demo/HelloServer"],
@@ -274,7 +274,16 @@ describe("admin API", function () {
       expect(r.body.output).to.equal("echo sgrid.viewstatus x");
       const log = await ops.get(`/api/instances/${id}/log?lines=2`);
       expect(log.status, JSON.stringify(log.body)).to.equal(200);
-      expect(log.body.output).to.equal(`log line 1 of instance ${id}\nlog line 2 of instance ${id}`);
+      expect(log.body.output).to.equal(`stdout line 2 of instance ${id} WARN slow call\nstdout line 3 of instance ${id}`);
+      const err = await ops.get(`/api/instances/${id}/log?stream=stderr&grep=warn`);
+      expect(err.body).to.deep.equal({ output: `stderr line 2 of instance ${id} WARN slow call`, stream: "stderr" });
+      expect((await ops.get(`/api/instances/${id}/log?stream=journal`)).body.error.field).to.equal("stream");
+      const file = await ops.get(`/api/instances/${id}/log/download?stream=stderr`);
+      expect(file.status).to.equal(200);
+      expect(file.headers.get("content-disposition")).to.equal(`attachment; filename="instance-${id}.stderr.log"`);
+      expect(file.headers.get("content-type")).to.match(/^text\/plain/);
+      expect(file.body).to.equal([1, 2, 3].map((k) => `stderr line ${k} of instance ${id}${k === 2 ? " WARN slow call" : ""}`).join("\n") + "\n");
+      expect((await viewer.get(`/api/instances/${id}/log/download`)).status).to.equal(403);
       expect((await viewer.post(`/api/instances/${id}/command`, { command: "sgrid.viewstatus" })).status).to.equal(403);
       const empty = await ops.post(`/api/instances/${id}/command`, { command: "" });
       expect(empty.status).to.equal(400);

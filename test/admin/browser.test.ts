@@ -14,6 +14,7 @@ import { ADMIN_PASSWORD, Client, FakeAgent, makePackage, startStack, waitFor, ty
 const CHROMIUM = process.env.SGRID_TEST_CHROMIUM || "/usr/bin/chromium";
 const OPS = { name: "ops", password: "ops-password-1" };
 const VIEWER = { name: "viewer", password: "viewer-password-1" };
+const OTHER = { name: "other", password: "other-password-1" };
 const WAIT = { timeout: 30_000 };
 
 describe("admin UI in Chromium @slow", function () {
@@ -52,6 +53,7 @@ describe("admin UI in Chromium @slow", function () {
     expect((await admin.login("admin", ADMIN_PASSWORD)).status).to.equal(200);
     await admin.post("/api/users", { name: OPS.name, password: OPS.password, roles: [{ application: "Demo", role: "operator" }] });
     await admin.post("/api/users", { name: VIEWER.name, password: VIEWER.password, roles: [{ application: "Demo", role: "viewer" }] });
+    await admin.post("/api/users", { name: OTHER.name, password: OTHER.password, roles: [{ application: "Other", role: "operator" }] });
     agents.push(new FakeAgent(stack.registryTarget, "node-a"), new FakeAgent(stack.registryTarget, "node-b"));
     await waitFor("nodes online", async () => (await admin.get("/api/nodes")).body.nodes?.filter((n: any) => n.online).length === 2);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
@@ -246,6 +248,58 @@ describe("admin UI in Chromium @slow", function () {
     expect(await page.textContent(".card.node[data-node=node-a]")).to.contain("online").and.contain("HelloServer");
     await waitFor("charts drawn", async () => (await page.locator(".card.node[data-node=node-a] svg polyline").count()) >= 1);
     await shot("11-nodes");
+  });
+
+  it("shows an instance's stderr and stdout, searches, follows and downloads its log", async () => {
+    await page.goto(`${stack.url}/apps/Demo/HelloServer`);
+    await page.locator("table.instances tbody tr").nth(1).waitFor(WAIT);
+    const id = await page.locator("table.instances tbody tr").first().getAttribute("data-instance");
+    await page.click(`a[href='/apps/Demo/HelloServer/instances/${id}']`);
+    await page.locator("form[aria-label=log]").waitFor(WAIT);
+    // stderr first: where a framework servant's logger writes.
+    await page.click("form[aria-label=log] button[type=submit]");
+    await page.locator("pre[aria-label='log lines']", { hasText: `stderr line 1 of instance ${id}` }).waitFor(WAIT);
+    await shot("13-log-stderr");
+    await page.selectOption("form[aria-label=log] select[name=stream]", "stdout");
+    await page.fill("form[aria-label=log] input[name=grep]", "warn");
+    await page.click("form[aria-label=log] button[type=submit]");
+    await page.locator("pre[aria-label='log lines']", { hasText: "stdout line 2" }).waitFor(WAIT);
+    expect(await page.textContent("pre[aria-label='log lines']")).to.equal(`stdout line 2 of instance ${id} WARN slow call`);
+    await shot("14-log-search");
+    await page.fill("form[aria-label=log] input[name=grep]", "");
+    await page.check("form[aria-label=log] input[name=follow]");
+    await page.locator("pre[aria-label='log lines']", { hasText: "stdout line 3" }).waitFor(WAIT);
+    const href = await page.getAttribute("form[aria-label=log] a[download]", "href");
+    expect(href).to.equal(`/api/instances/${id}/log/download?stream=stdout`);
+    const [download] = await Promise.all([page.waitForEvent("download", WAIT), page.click("form[aria-label=log] a[download]")]);
+    expect(download.suggestedFilename()).to.equal(`instance-${id}.stdout.log`);
+    const saved = path.join(shots, `instance-${id}.stdout.log`);
+    await download.saveAs(saved);
+    expect(fs.readFileSync(saved, "utf8")).to.contain(`stdout line 1 of instance ${id}`);
+    await page.uncheck("form[aria-label=log] input[name=follow]");
+    await shot("15-log-follow");
+  });
+
+  it("an operator of another application is refused Demo's config and instances", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const op = await ctx.newPage();
+    try {
+      await login(op, OTHER.name, OTHER.password, "/apps/Demo/HelloServer?tab=config");
+      await op.locator("[role=alert]").first().waitFor(WAIT);
+      expect(await op.locator("[role=alert]").first().textContent()).to.match(/needs role viewer on application "Demo"/);
+      await op.screenshot({ path: path.join(shots, "16-other-operator-config-refused.png"), fullPage: true });
+      const statuses = await op.evaluate(async () => {
+        const urls = [
+          "/api/configs/file?level=application&application=Demo&fileName=app.json",
+          "/api/configs/merged?application=Demo&server=HelloServer&node=node-a&fileName=app.json",
+          "/api/instances?application=Demo&server=HelloServer",
+        ];
+        return Promise.all(urls.map(async (u) => (await fetch(u)).status));
+      });
+      expect(statuses).to.deep.equal([403, 403, 403]);
+    } finally {
+      await ctx.close();
+    }
   });
 
   it("a viewer sees the server but cannot publish: no buttons, and the API says 403", async () => {

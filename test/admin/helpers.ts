@@ -204,9 +204,7 @@ export class FakeAgent {
       this.send({ kind: { $case: "observed", value: { instances, full: true } } } as AgentMessage);
     } else if (msg.kind?.$case === "command") {
       const cmd = msg.kind.value;
-      const output = cmd.command === "agent.tail_log"
-        ? Array.from({ length: Math.min(Number(cmd.args) || 3, 3) }, (_, k) => `log line ${k + 1} of instance ${cmd.instanceId}`).join("\n")
-        : `echo ${cmd.command} ${cmd.args}`;
+      const output = cmd.command === "agent.tail_log" ? fakeLog(cmd.instanceId, cmd.args) : `echo ${cmd.command} ${cmd.args}`;
       this.send({ kind: { $case: "reply", value: { requestId: cmd.requestId, ok: true, output, error: "" } } } as AgentMessage);
     }
   }
@@ -222,6 +220,15 @@ export class FakeAgent {
     await this.done;
     this.comm.close();
   }
+}
+
+/** What the fake agent answers to agent.tail_log: three lines per stream, filtered like the real agent (JSON arguments, or a line count for stdout). */
+function fakeLog(instanceId: number, args: string): string {
+  const q = args.trim().startsWith("{") ? (JSON.parse(args) as { lines?: number; stream?: string; grep?: string }) : { lines: Number(args) || 3 };
+  const stream = q.stream ?? "stdout";
+  const all = Array.from({ length: 3 }, (_, k) => `${stream} line ${k + 1} of instance ${instanceId}${k === 1 ? " WARN slow call" : ""}`);
+  const hits = q.grep ? all.filter((l) => l.toLowerCase().includes(q.grep!.toLowerCase())) : all;
+  return hits.slice(-Math.max(1, q.lines ?? 3)).join("\n");
 }
 
 /** A small valid .tgz package of a node server (sgrid.json + main.js); `tag` makes its bytes differ. */

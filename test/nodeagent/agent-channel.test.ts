@@ -92,6 +92,21 @@ describe("nodeagent/agent: local servant channel and admin commands", function (
     expect(bad.error).to.match(/^INVALID_ARGUMENT: agent.tail_log: line count/);
   });
 
+  it("agent.tail_log also reads stderr, and finds the lines containing a text (case-insensitive)", async () => {
+    await command(CH, "warn", "disk-almost-full");
+    await command(CH, "warn", "cache-miss");
+    const err = await command(CH, "agent.tail_log", JSON.stringify({ stream: "stderr", lines: 50 }));
+    expect(err.ok, err.error).to.equal(true);
+    expect(err.output.split("\n")).to.include.members(["warning disk-almost-full", "warning cache-miss"]);
+    expect(err.output).not.to.contain("command echo");
+    const found = await command(CH, "agent.tail_log", JSON.stringify({ stream: "stderr", grep: "DISK" }));
+    expect(found.output).to.equal("warning disk-almost-full");
+    const out = await command(CH, "agent.tail_log", JSON.stringify({ grep: "marker-line-for-tail", lines: 1 }));
+    expect(out.output).to.equal("command echo marker-line-for-tail");
+    const bad = await command(CH, "agent.tail_log", JSON.stringify({ stream: "journal" }));
+    expect(bad.error).to.match(/^INVALID_ARGUMENT: agent.tail_log: stream must be stdout or stderr/);
+  });
+
   it("restarts a servant that sends no keepalive, while keepalives keep the other one running", async () => {
     const from = h.registry.observed.length;
     await h.registry.waitObserved("keepalive restart", (o) => o.instanceId === BIN && o.event === "keepalive", 20_000, from);

@@ -44,6 +44,12 @@ async function channelOnce(): Promise<void> {
         const { requestId, command, args } = k.value;
         process.stdout.write(`command ${command} ${args}\n`);
         if (command === "slow") continue;
+        if (command === "warn") {
+          // What a framework servant's logger does: lines on stderr.
+          process.stderr.write(`warning ${args}\n`);
+          out.push({ kind: { $case: "result", value: { requestId, ok: true, output: "" } } });
+          continue;
+        }
         if (command === "echo") out.push({ kind: { $case: "result", value: { requestId, ok: true, output: args } } });
         else if (command === "sgrid.viewversion") out.push({ kind: { $case: "result", value: { requestId, ok: true, output: env.SGRID_VERSION ?? "" } } });
         else out.push({ kind: { $case: "result", value: { requestId, ok: false, error: `unknown command ${command}` } } });

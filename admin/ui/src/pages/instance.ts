@@ -1,7 +1,8 @@
-/** One instance: its settings and state, an admin command with its reply, and the tail of its log. */
+/** One instance: its settings and state, an admin command with its reply, and its log (stdout, stderr). */
 import { useState } from "preact/hooks";
 import { get, mayChange, post, qs, type Session } from "../api.js";
 import { ErrorBanner, StatusBadge, useLoad } from "../components/common.js";
+import { LogPanel } from "../components/log-panel.js";
 import { bytes, duration, time } from "../format.js";
 import { html } from "../html.js";
 
@@ -12,8 +13,6 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
   const [command, setCommand] = useState("sgrid.viewstatus");
   const [args, setArgs] = useState("");
   const [reply, setReply] = useState<string | undefined>(undefined);
-  const [log, setLog] = useState<string | undefined>(undefined);
-  const [lines, setLines] = useState(200);
   const [actionError, setActionError] = useState<unknown>(undefined);
   const send = async (e: Event): Promise<void> => {
     e.preventDefault();
@@ -21,14 +20,6 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
     setReply(undefined);
     try {
       setReply((await post(`/api/instances/${id}/command`, { command, args })).output);
-    } catch (err) {
-      setActionError(err);
-    }
-  };
-  const tail = async (): Promise<void> => {
-    setActionError(undefined);
-    try {
-      setLog((await get(`/api/instances/${id}/log${qs({ lines })}`)).output);
     } catch (err) {
       setActionError(err);
     }
@@ -62,14 +53,7 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
       </div>
       ${reply !== undefined ? html`<pre class="reply" aria-label="command reply">${reply}</pre>` : null}
     </form>` : null}
-    ${can ? html`<div class="card">
-      <h3>Log</h3>
-      <div class="row">
-        <label>Lines <input type="number" name="lines" min="1" max="5000" value=${lines} onInput=${(e: any) => setLines(Number(e.currentTarget.value))} /></label>
-        <button type="button" onClick=${tail}>Tail log</button>
-      </div>
-      ${log !== undefined ? html`<pre class="log" aria-label="log">${log}</pre>` : null}
-    </div>` : null}
+    ${can ? html`<${LogPanel} id=${id} />` : null}
   </section>`;
 }
 
