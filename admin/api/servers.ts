@@ -12,14 +12,15 @@
 import { z } from "zod";
 import { body, check } from "../body";
 import { asUser, type AdminRouter } from "../context";
-import { Adapter, Application, Env, EnvMap, HealthCheck, Id, Launch, Limits, NodeName, OptionalText, OptionalUint, ServerName } from "./schemas";
+import { Adapter, Application, Env, EnvMap, HealthCheck, Id, Launch, Limits, NodeName, OptionalText, ServerName } from "./schemas";
 
 const Deploy = z.object({
   application: Application,
   server: ServerName,
   type: z.enum(["node", "java", "binary"], { message: "type must be node, java or binary" }),
   nodes: z.array(NodeName).min(1, "choose at least one node"),
-  adapters: z.array(Adapter).default([]),
+  // At least one Obj: without one, the instance runs but no proxy can find it.
+  adapters: z.array(Adapter).min(1, "give at least one Obj (the name proxies call, e.g. GreeterObj)"),
   env: Env,
   limits: Limits.default({ memoryBytes: 0, cpuCores: 0, pids: 0 }),
   healthCheck: HealthCheck.optional(),

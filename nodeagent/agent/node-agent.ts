@@ -29,7 +29,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Backoff, ENV, envRootCerts, getLogger, InvalidArgumentError, SgridError, useHostingLogLevel } from "sgridnext";
+import { Backoff, ENV, envRootCerts, getLogger, SgridError, useHostingLogLevel } from "sgridnext";
 import { InstanceNotFoundError } from "../errors";
 import {
   DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
