@@ -23,6 +23,7 @@ const CreateTask = z.object({
   batchSize: z.number().int().min(0).default(0),
   stopOnFailure: z.boolean().default(false),
   batchTimeoutS: z.number().int().min(0).max(86400).default(0),
+  comment: z.string().trim().max(1024, "comment is at most 1024 characters").default(""),
 }).refine((t) => t.kind !== "publish" || t.version > 0, { message: "choose a patch version to publish", path: ["version"] });
 
 /** Comment line sent on an idle SSE stream so that proxies keep it open, ms. */

@@ -155,6 +155,8 @@ export function taskToMsg(t: TaskRecord): DeepPartial<TaskInfo> {
     batchSize: num(p.batchSize),
     stopOnFailure: p.stopOnFailure === true,
     previousVersionsJson: p.previousVersions && typeof p.previousVersions === "object" ? JSON.stringify(p.previousVersions) : "",
+    rollbackOf: num(p.rollbackOf),
+    comment: typeof p.comment === "string" ? p.comment : "",
   };
 }
 

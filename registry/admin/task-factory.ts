@@ -29,7 +29,12 @@ export interface TaskRequest {
   batchSize: number;
   stopOnFailure: boolean;
   batchTimeoutS: number;
+  /** Shown with the task; at most MAX_TASK_COMMENT characters. */
+  comment?: string;
 }
+
+/** Longest task comment, characters. */
+export const MAX_TASK_COMMENT = 1024;
 
 export interface PreparedTask {
   kind: TaskKind;
@@ -69,6 +74,10 @@ export async function prepareTask(store: RegistryStore, req: TaskRequest): Promi
   const instances: InstanceRecord[] = [];
   for (const id of ids) instances.push(await store.instances.get(id));
   const params: JsonObject = { batchSize: req.batchSize, stopOnFailure: req.stopOnFailure };
+  if (req.comment) {
+    if (req.comment.length > MAX_TASK_COMMENT) throw new InvalidArgumentError(`a task comment is at most ${MAX_TASK_COMMENT} characters`, { kind: "comment", field: "comment" });
+    params.comment = req.comment;
+  }
   if (req.batchTimeoutS > 0) params.batchTimeoutMs = req.batchTimeoutS * 1000;
   if (kind === "publish") {
     if (!(req.version > 0)) throw new InvalidArgumentError("a publish task needs a patch version", { kind: "version" });

@@ -42,7 +42,7 @@ export class TasksApi {
     this.c.requireApps(user, "operator", apps);
     const prepared = await prepareTask(this.c.store, {
       kind: request.kind, instanceIds: request.instanceIds, version: request.version, batchSize: request.batchSize,
-      stopOnFailure: request.stopOnFailure, batchTimeoutS: request.batchTimeoutS,
+      stopOnFailure: request.stopOnFailure, batchTimeoutS: request.batchTimeoutS, comment: request.comment,
     });
     const what = `${prepared.items.length} instance(s)${request.version ? `, version ${request.version}` : ""}, batch size ${request.batchSize || "all"}${request.stopOnFailure ? ", stop on failure" : ""}`;
     return taskToMsg(await this.startTask(user, prepared, what));

@@ -152,7 +152,7 @@ function PatchesTab({ session, app, server }: { session: Session; app: string; s
         <td>${can ? html`<button type="button" class="small danger" onClick=${() => remove(p.version)}>Delete</button>` : null}</td>
       </tr>`)}</tbody>
     </table>
-    ${patches.length === 0 ? html`<p class="muted">No patch versions yet.</p>` : null}
+    ${patches.length === 0 ? html`<p class="muted">No patch versions yet.</p>` : html`<p class="hint" data-hint="default">The <b>default</b> version is the one a new instance starts with when it is deployed without a version, and the one Publish offers first. Uploading does not change it; “Make default” does.</p>`}
   </div>`;
 }
 
@@ -164,6 +164,7 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
   const [ids, setIds] = useState<number[] | undefined>(undefined);
   const [batchSize, setBatchSize] = useState(0);
   const [stopOnFailure, setStopOnFailure] = useState(true);
+  const [comment, setComment] = useState("");
   const [error, setError] = useState<unknown>(undefined);
   const chosen = ids ?? instances.map((i) => i.id);
   const chosenVersion = version || patches.find((p) => p.isDefault)?.version || patches[0]?.version || 0;
@@ -171,14 +172,14 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
     e.preventDefault();
     setError(undefined);
     try {
-      const task = await post("/api/tasks", { kind: "publish", instanceIds: chosen, version: Number(chosenVersion), batchSize: Number(batchSize), stopOnFailure });
+      const task = await post("/api/tasks", { kind: "publish", instanceIds: chosen, version: Number(chosenVersion), batchSize: Number(batchSize), stopOnFailure, comment });
       navigate(`/tasks/${task.id}`);
     } catch (err) {
       setError(err);
     }
   };
   if (!can) return html`<p class="muted" data-readonly="publish">You can see this server but not publish it (your role on ${app}: viewer).</p>`;
-  const fields = ["version", "instanceIds", "batchSize"];
+  const fields = ["version", "instanceIds", "batchSize", "comment"];
   return html`<form class="card" onSubmit=${publish} aria-label="publish">
     <label>Version
       <select name="version" value=${chosenVersion} onChange=${(e: any) => setVersion(Number(e.currentTarget.value))}>
@@ -193,6 +194,8 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
     <${FieldError} error=${error} field="instanceIds" />
     <label>Batch size (0 = all at once) <input type="number" name="batchSize" min="0" value=${batchSize} onInput=${(e: any) => setBatchSize(Number(e.currentTarget.value))} /></label>
     <label class="inline"><input type="checkbox" name="stopOnFailure" checked=${stopOnFailure} onChange=${(e: any) => setStopOnFailure(e.currentTarget.checked)} /> Stop on failure</label>
+    <label>Comment (why; shown with the task) <input name="comment" maxlength="1024" value=${comment} onInput=${(e: any) => setComment(e.currentTarget.value)} /></label>
+    <${FieldError} error=${error} field="comment" />
     <${ErrorBanner} error=${isFieldError(error, fields) ? undefined : error} />
     <button type="submit" disabled=${patches.length === 0 || chosen.length === 0}>Publish</button>
   </form>`;

@@ -8,6 +8,21 @@ import { navigate } from "../router.js";
 
 const DONE = new Set(["success", "failed", "partial"]);
 
+/** "publish", or "rollback of task 7" for a publish that undoes another. */
+export function kindLabel(t: any): string {
+  return t.rollbackOf ? `rollback of task ${t.rollbackOf}` : t.kind;
+}
+
+/** A publish can be rolled back when some instance ran another version before it (not a first publish). */
+function canRollBack(t: any): boolean {
+  if (t.kind !== "publish" || !DONE.has(t.status)) return false;
+  try {
+    return Object.values(JSON.parse(t.previousVersionsJson || "{}") as Record<string, number>).some((v) => v > 0);
+  } catch {
+    return false;
+  }
+}
+
 function target(t: any): string {
   const items: any[] = t.items ?? [];
   const names = [...new Set(items.map((i) => `${i.application}.${i.server}`))];
@@ -17,11 +32,11 @@ function target(t: any): string {
 export function TaskTable({ tasks }: { tasks: any[] }) {
   if (tasks.length === 0) return html`<p class="muted">No tasks.</p>`;
   return html`<table class="grid tasks">
-    <thead><tr><th>Id</th><th>Kind</th><th>Target</th><th>Version</th><th>Status</th><th>By</th><th>Created</th><th>Finished</th><th>Reason</th></tr></thead>
+    <thead><tr><th>Id</th><th>Kind</th><th>Target</th><th>Version</th><th>Status</th><th>By</th><th>Created</th><th>Finished</th><th>Comment / reason</th></tr></thead>
     <tbody>${tasks.map((t) => html`<tr key=${t.id}>
-      <td><a href=${`/tasks/${t.id}`}>${t.id}</a></td><td>${t.kind}</td><td>${target(t)}</td>
+      <td><a href=${`/tasks/${t.id}`}>${t.id}</a></td><td>${t.rollbackOf ? html`rollback of <a href=${`/tasks/${t.rollbackOf}`}>task ${t.rollbackOf}</a>` : t.kind}</td><td>${target(t)}</td>
       <td>${t.version ? `v${t.version}` : ""}</td><td><${StatusBadge} value=${t.status} /></td>
-      <td>${t.createdBy}</td><td>${time(t.createdAt)}</td><td>${time(t.finishedAt)}</td><td>${t.reason}</td>
+      <td>${t.createdBy}</td><td class="time">${time(t.createdAt)}</td><td class="time">${time(t.finishedAt)}</td><td>${[t.comment, t.reason].filter(Boolean).join(" — ")}</td>
     </tr>`)}</tbody>
   </table>`;
 }
@@ -99,7 +114,8 @@ export function TaskPage({ session, id }: { session: Session; id: number }) {
     <${ErrorBanner} error=${error ?? actionError} />
     ${task ? html`<div>
       <dl class="facts">
-        <dt>Kind</dt><dd>${task.kind}${task.version ? ` v${task.version}` : ""}</dd>
+        <dt>Kind</dt><dd class="task-kind">${task.rollbackOf ? html`rollback of <a href=${`/tasks/${task.rollbackOf}`}>task ${task.rollbackOf}</a>` : task.kind}${task.version ? ` v${task.version}` : ""}</dd>
+        ${task.comment ? html`<dt>Comment</dt><dd class="task-comment">${task.comment}</dd>` : null}
         <dt>Status</dt><dd class="task-status" data-status=${task.status}><${StatusBadge} value=${task.status} /></dd>
         <dt>Progress</dt><dd><progress max=${items.length || 1} value=${done}></progress> ${done} / ${items.length}</dd>
         <dt>By</dt><dd>${task.createdBy}</dd>
@@ -108,8 +124,9 @@ export function TaskPage({ session, id }: { session: Session; id: number }) {
         ${task.kind === "publish" ? html`<dt>Batches</dt><dd>${task.batchSize || "all at once"}${task.stopOnFailure ? ", stop on failure" : ""}</dd>` : null}
         ${task.reason ? html`<dt>Reason</dt><dd>${task.reason}</dd>` : null}
       </dl>
-      ${can && task.kind === "publish" && DONE.has(task.status)
-        ? html`<button type="button" onClick=${rollback}>Roll back to the previous versions</button>` : null}
+      ${can && canRollBack(task)
+        ? html`<button type="button" onClick=${rollback}>Roll back to the previous versions</button>`
+        : can && task.kind === "publish" && DONE.has(task.status) ? html`<p class="hint" data-no-rollback>A first publish has no previous version to roll back to.</p>` : null}
       <table class="grid task-items">
         <thead><tr><th>Batch</th><th>Instance</th><th>Server</th><th>Node</th><th>Status</th><th>Reason</th><th>Started</th><th>Finished</th></tr></thead>
         <tbody>${items.map((i) => html`<tr key=${i.id} data-item-status=${i.status}>

@@ -187,6 +187,10 @@ export interface TaskInfo {
   stopOnFailure: boolean;
   /** Publish tasks: the version each instance ran before (for rollback), JSON {instanceId: version}. */
   previousVersionsJson: string;
+  /** A rollback: the id of the publish task it undoes (0 = not a rollback). */
+  rollbackOf: number;
+  /** What the person who started it said about it (publish). */
+  comment: string;
 }
 
 export interface CreateTaskRequest {
@@ -199,6 +203,8 @@ export interface CreateTaskRequest {
   stopOnFailure: boolean;
   /** Seconds a batch may take to become active; 0 = the registry's default (120). */
   batchTimeoutS: number;
+  /** Why (shown with the task; at most 1024 characters). */
+  comment: string;
 }
 
 export interface TaskRef {
@@ -2798,6 +2804,8 @@ function createBaseTaskInfo(): TaskInfo {
     batchSize: 0,
     stopOnFailure: false,
     previousVersionsJson: "",
+    rollbackOf: 0,
+    comment: "",
   };
 }
 
@@ -2841,6 +2849,12 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     }
     if (message.previousVersionsJson !== "") {
       writer.uint32(106).string(message.previousVersionsJson);
+    }
+    if (message.rollbackOf !== 0) {
+      writer.uint32(160).uint64(message.rollbackOf);
+    }
+    if (message.comment !== "") {
+      writer.uint32(170).string(message.comment);
     }
     return writer;
   },
@@ -2962,6 +2976,22 @@ export const TaskInfo: MessageFns<TaskInfo> = {
             message.previousVersionsJson = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.rollbackOf = longToNumber(reader.uint64());
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3019,6 +3049,12 @@ export const TaskInfo: MessageFns<TaskInfo> = {
         : isSet(object.previous_versions_json)
         ? globalThis.String(object.previous_versions_json)
         : "",
+      rollbackOf: isSet(object.rollbackOf)
+        ? globalThis.Number(object.rollbackOf)
+        : isSet(object.rollback_of)
+        ? globalThis.Number(object.rollback_of)
+        : 0,
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
     };
   },
 
@@ -3063,6 +3099,12 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     if (message.previousVersionsJson !== "") {
       obj.previousVersionsJson = message.previousVersionsJson;
     }
+    if (message.rollbackOf !== 0) {
+      obj.rollbackOf = Math.round(message.rollbackOf);
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
     return obj;
   },
 
@@ -3084,12 +3126,14 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     message.batchSize = object.batchSize ?? 0;
     message.stopOnFailure = object.stopOnFailure ?? false;
     message.previousVersionsJson = object.previousVersionsJson ?? "";
+    message.rollbackOf = object.rollbackOf ?? 0;
+    message.comment = object.comment ?? "";
     return message;
   },
 };
 
 function createBaseCreateTaskRequest(): CreateTaskRequest {
-  return { kind: "", instanceIds: [], version: 0, batchSize: 0, stopOnFailure: false, batchTimeoutS: 0 };
+  return { kind: "", instanceIds: [], version: 0, batchSize: 0, stopOnFailure: false, batchTimeoutS: 0, comment: "" };
 }
 
 export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
@@ -3115,6 +3159,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     }
     if (message.batchTimeoutS !== 0) {
       writer.uint32(48).uint32(message.batchTimeoutS);
+    }
+    if (message.comment !== "") {
+      writer.uint32(162).string(message.comment);
     }
     return writer;
   },
@@ -3190,6 +3237,14 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             message.batchTimeoutS = reader.uint32();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3226,6 +3281,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
         : isSet(object.batch_timeout_s)
         ? globalThis.Number(object.batch_timeout_s)
         : 0,
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
     };
   },
 
@@ -3249,6 +3305,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     if (message.batchTimeoutS !== 0) {
       obj.batchTimeoutS = Math.round(message.batchTimeoutS);
     }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
     return obj;
   },
 
@@ -3263,6 +3322,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     message.batchSize = object.batchSize ?? 0;
     message.stopOnFailure = object.stopOnFailure ?? false;
     message.batchTimeoutS = object.batchTimeoutS ?? 0;
+    message.comment = object.comment ?? "";
     return message;
   },
 };
