@@ -100,6 +100,13 @@ describe("admin UI in Chromium @slow", function () {
     await shot("03-deploy-missing-nodes");
     await page.check("input[name=node-node-a]");
     await page.check("input[name=node-node-b]");
+    // An empty Obj is refused next to its row (an instance without one is one nobody can call).
+    await page.fill("input[name=obj-0]", "");
+    await page.click("button[type=submit]");
+    await page.locator(".field-error[data-field='adapters.0']").waitFor(WAIT);
+    expect(await page.textContent(".field-error[data-field='adapters.0']")).to.contain("Obj name is required");
+    await shot("03b-deploy-empty-obj");
+    await page.fill("input[name=obj-0]", "HelloObj");
     await page.fill("textarea[name=env]", "GREETING=hello");
     await page.fill("input[name=memoryMiB]", "256");
     // Launch options: one argument per line, never split on spaces (no shell).
@@ -108,6 +115,8 @@ describe("admin UI in Chromium @slow", function () {
     await page.click("button[type=submit]");
     await page.waitForURL(/\/apps\/Demo\/HelloServer$/, WAIT);
     await page.locator("table.instances tbody tr").nth(1).waitFor(WAIT);
+    // The sidebar shows the new server without a reload (it listened for the change, not its 10 s poll).
+    await page.locator("nav.tree a[href='/apps/Demo/HelloServer']").waitFor({ timeout: 5000 });
     const nodes = await page.locator("table.instances tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-node")));
     expect(nodes.sort()).to.deep.equal(["node-a", "node-b"]);
     await shot("04-deployed");
@@ -159,6 +168,7 @@ describe("admin UI in Chromium @slow", function () {
     await page.locator("form[aria-label=publish] select[name=version] option").first().waitFor({ state: "attached", ...WAIT });
     await page.selectOption("select[name=version]", "1");
     await page.fill("input[name=batchSize]", "1");
+    await page.fill("form[aria-label=publish] input[name=comment]", "first rollout");
     await page.click("form[aria-label=publish] button[type=submit]");
     await page.waitForURL(/\/tasks\/\d+$/, WAIT);
     firstPublishTask = page.url();
@@ -167,6 +177,10 @@ describe("admin UI in Chromium @slow", function () {
     await page.locator(".task-status[data-status=success]").waitFor(WAIT);
     expect(await page.evaluate(() => (globalThis as any).__noReload)).to.equal(true);
     expect(await page.locator("table.task-items tr[data-item-status=SUCCESS]").count()).to.equal(2);
+    expect(await page.textContent(".task-comment")).to.equal("first rollout");
+    // A first publish has nothing to roll back to: no button that would answer 409.
+    await page.locator("[data-no-rollback]").waitFor(WAIT);
+    expect(await page.locator("button:has-text('Roll back')").count()).to.equal(0);
     await shot("07-published");
     await page.goto(`${stack.url}/apps/Demo/HelloServer`);
     await waitFor("both instances on v1", async () => {
@@ -188,6 +202,7 @@ describe("admin UI in Chromium @slow", function () {
     await page.click("button:has-text('Roll back')");
     await page.waitForURL((u) => /\/tasks\/\d+$/.test(u.pathname) && u.href !== v2Task, WAIT);
     await page.locator(".task-status[data-status=success]").waitFor(WAIT);
+    expect(await page.textContent(".task-kind")).to.contain(`rollback of task ${v2Task.split("/").pop()}`);
     await shot("08-rolled-back");
     await page.goto(`${stack.url}/apps/Demo/HelloServer`);
     await waitFor("both instances back on v1", async () => {
@@ -278,6 +293,49 @@ describe("admin UI in Chromium @slow", function () {
     expect(fs.readFileSync(saved, "utf8")).to.contain(`stdout line 1 of instance ${id}`);
     await page.uncheck("form[aria-label=log] input[name=follow]");
     await shot("15-log-follow");
+  });
+
+  it("edits an instance's env, limits and arguments from its page, and lists its events", async () => {
+    await page.goto(`${stack.url}/apps/Demo/HelloServer`);
+    await page.locator("table.instances tbody tr").nth(1).waitFor(WAIT);
+    const id = Number(await page.locator("table.instances tbody tr").first().getAttribute("data-instance"));
+    const node = await page.locator("table.instances tbody tr").first().getAttribute("data-node");
+    agents.find((a) => a.node === node)!.reportEvent(id, "oom", "oom killed");
+    await page.click(`a[href='/apps/Demo/HelloServer/instances/${id}']`);
+    await page.locator("[aria-label='instance events'] tr[data-kind='instance.oom']", { hasText: "memory limit (OOM)" }).waitFor(WAIT);
+    await page.click("button:has-text('Edit instance')");
+    await page.fill("form[aria-label='edit instance'] textarea[name=env]", "GREETING=bonjour\nBROKEN");
+    await page.click("form[aria-label='edit instance'] button[type=submit]");
+    await page.locator("form[aria-label='edit instance'] .field-error[data-field=env]", { hasText: "BROKEN" }).waitFor(WAIT);
+    await shot("17-instance-edit-refused");
+    await page.fill("form[aria-label='edit instance'] input[name=memoryMiB]", "128");
+    await page.fill("form[aria-label='edit instance'] textarea[name=env]", "GREETING=bonjour\nMODE=calm");
+    await page.click("form[aria-label='edit instance'] button[type=submit]");
+    await page.locator("[role=status]", { hasText: "saved" }).waitFor(WAIT);
+    const api = new Client(stack.url);
+    expect((await api.login("admin", ADMIN_PASSWORD)).status).to.equal(200);
+    const inst = ((await api.get("/api/instances?application=Demo&server=HelloServer")).body.instances as any[]).find((i) => i.id === id);
+    expect(inst.env).to.deep.equal({ GREETING: "bonjour", MODE: "calm" });
+    expect(inst.limits.memoryBytes).to.equal(128 * 1024 * 1024);
+    expect(inst.launch.args).to.deep.equal(["--greeting", "hello world"]);
+    await shot("18-instance-edited");
+  });
+
+  it("the servers list shows ISO dates and the events time on one line", async () => {
+    await page.goto(`${stack.url}/`);
+    await page.locator("table.grid td.time").first().waitFor(WAIT);
+    expect(await page.locator("table.grid td.time").first().textContent()).to.match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    await shot("19-servers");
+    await page.goto(`${stack.url}/events`);
+    await page.locator("table.events tbody tr").first().waitFor(WAIT);
+    // One line each: the time's text lays out in one line box (the row may be taller when the message wraps).
+    const wrapped = await page.locator("table.events tbody tr td:first-child").evaluateAll((tds) => tds.slice(0, 5).map((td) => {
+      const range = (globalThis as any).document.createRange();
+      range.selectNodeContents(td);
+      return range.getClientRects().length > 1;
+    }));
+    expect(wrapped).to.deep.equal(wrapped.map(() => false));
+    await shot("20-events");
   });
 
   it("an operator of another application is refused Demo's config and instances", async () => {

@@ -209,6 +209,14 @@ export class FakeAgent {
     }
   }
 
+  /** Reports one instance's event (`oom`, `crash`...), as a real agent does after the process died and was restarted. */
+  reportEvent(instanceId: number, event: string, reason: string): void {
+    const version = this.lastDesired?.instances.find((i) => i.instanceId === instanceId)?.patch?.version ?? 0;
+    this.send({ kind: { $case: "observed", value: { instances: [{
+      instanceId, state: "active", pid: this.pids.get(instanceId) ?? 0, version, restarts: 1, lastExitReason: reason, event, startedAt: Date.now(),
+    }], full: false } } } as AgentMessage);
+  }
+
   private send(msg: AgentMessage): void {
     this.queue.push(msg);
   }

@@ -53,6 +53,9 @@ async function errorFrom(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message, field);
 }
 
+/** Fired on window after every successful change made through {@link api}. */
+export const CHANGED_EVENT = "sgrid:changed";
+
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["x-csrf-token"] = csrfToken;
@@ -67,6 +70,8 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
     onUnauthenticated();
   }
   if (!res.ok) throw await errorFrom(res);
+  // Something changed: views that list things (the sidebar) reload now rather than at their next poll.
+  if (method !== "GET" && method !== "HEAD" && path !== "/api/login") window.dispatchEvent(new Event(CHANGED_EVENT));
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }

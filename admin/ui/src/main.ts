@@ -4,7 +4,7 @@
  */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { get, isAdmin, post, setCsrfToken, setUnauthenticatedHandler, type Session } from "./api.js";
+import { CHANGED_EVENT, get, isAdmin, post, setCsrfToken, setUnauthenticatedHandler, type Session } from "./api.js";
 import { useLoad } from "./components/common.js";
 import { html } from "./html.js";
 import { match, navigate, useLocation } from "./router.js";
@@ -19,7 +19,12 @@ import { EventsPage } from "./pages/events.js";
 import { UsersPage } from "./pages/users.js";
 
 function Tree({ path }: { path: string }) {
-  const { data } = useLoad(() => get("/api/servers"), [], 10000);
+  const { data, reload } = useLoad(() => get("/api/servers"), [], 10000);
+  // A deploy or a delete from any page shows here at once, not at the next poll.
+  useEffect(() => {
+    window.addEventListener(CHANGED_EVENT, reload);
+    return () => window.removeEventListener(CHANGED_EVENT, reload);
+  }, [reload]);
   const servers: any[] = data?.servers ?? [];
   const apps: string[] = data?.applications ?? [...new Set(servers.map((s) => s.application))];
   return html`<nav class="tree" aria-label="applications">

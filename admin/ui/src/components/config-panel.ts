@@ -200,8 +200,9 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
           ${diffPair ? html`<${Diff} from=${diffPair[0]} to=${diffPair[1]} />` : null}
           ${server && instances.length > 0 ? html`<div>
             <h3>Merged view and push</h3>
+            <p class="hint">Pushing makes running instances reload ${file}. Tick instances to push to those only; with none ticked, every instance that sees the file reloads it.</p>
             <table class="grid">
-              <thead><tr><th>Push</th><th>Instance</th><th>Node</th><th></th></tr></thead>
+              <thead><tr><th>Push to</th><th>Instance</th><th>Node</th><th></th></tr></thead>
               <tbody>${instances.map((i) => html`<tr key=${i.id}>
                 <td><input type="checkbox" name=${`push-${i.id}`} checked=${pushIds.includes(i.id)} disabled=${!can}
                   onChange=${(e: any) => setPushIds(e.currentTarget.checked ? [...pushIds, i.id] : pushIds.filter((x) => x !== i.id))} /></td>
@@ -209,7 +210,7 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
                 <td><button type="button" class="small" onClick=${() => loadMerged(i)}>Merged view</button></td>
               </tr>`)}</tbody>
             </table>
-            ${can ? html`<button type="button" onClick=${push}>Push ${file} to ${pushIds.length ? `${pushIds.length} instance(s)` : "every instance"}</button>` : null}
+            ${can ? html`<button type="button" onClick=${push}>Push ${file} to ${pushIds.length ? `the ${pushIds.length} ticked instance(s)` : "every instance"}</button>` : null}
             ${pushResults ? html`<ul class="push-results">${pushResults.map((r) => html`<li class=${r.ok ? "ok" : "error"}>
               instance ${r.instanceId}: ${r.ok ? "ok" : "failed"} ${r.message}</li>`)}
               ${pushResults.length === 0 ? html`<li class="muted">no instance sees this file</li>` : null}</ul>` : null}

@@ -3,6 +3,7 @@ import { useState } from "preact/hooks";
 import { del, get, mayChange, qs, type Session } from "../api.js";
 import { ErrorBanner, useLoad } from "../components/common.js";
 import { ConfigPanel } from "../components/config-panel.js";
+import { time } from "../format.js";
 import { html } from "../html.js";
 import { navigate } from "../router.js";
 
@@ -14,7 +15,7 @@ function ServerTable({ servers, session }: { servers: any[]; session: Session })
       <td><a href=${`/apps/${encodeURIComponent(s.application)}`}>${s.application}</a></td>
       <td><a href=${`/apps/${encodeURIComponent(s.application)}/${encodeURIComponent(s.name)}`}>${s.name}</a></td>
       <td>${s.type}</td><td>${s.defaultVersion || "—"}</td><td>${s.instanceCount}</td>
-      <td>${s.createdAt ? new Date(s.createdAt).toLocaleString() : ""}</td>
+      <td class="time">${time(s.createdAt)}</td>
     </tr>`)}</tbody>
   </table>
   ${servers.some((s) => mayChange(session, s.application)) ? null : html`<p class="muted">You have read-only access.</p>`}`;

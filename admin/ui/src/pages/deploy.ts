@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { ApiError, get, post, type Session } from "../api.js";
 import { ErrorBanner, FieldError, isFieldError, useLoad } from "../components/common.js";
+import { lines, num, parseEnv } from "../forms.js";
 import { html } from "../html.js";
 import { navigate, useLocation } from "../router.js";
 
@@ -9,28 +10,6 @@ interface AdapterRow {
   obj: string;
   port: string;
   protocol: string;
-}
-
-/** KEY=VALUE lines -> object; a line without "=" is reported by name. */
-function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const eq = line.indexOf("=");
-    if (eq <= 0) throw new ApiError(400, "INVALID_ARGUMENT", `env line "${line}" is not NAME=value`, "env");
-    env[line.slice(0, eq).trim()] = line.slice(eq + 1);
-  }
-  return env;
-}
-
-/** One argument per line (no shell: spaces stay inside the argument); blank lines are skipped. */
-function lines(text: string): string[] {
-  return text.split("\n").map((l) => l.replace(/\r$/, "")).filter((l) => l.trim() !== "");
-}
-
-function num(v: string): number {
-  return v.trim() === "" ? 0 : Number(v);
 }
 
 export function DeployPage({ session: _session }: { session: Session }) {
@@ -67,7 +46,8 @@ export function DeployPage({ session: _session }: { session: Session }) {
         server: server.trim(),
         type,
         nodes: chosen,
-        adapters: adapters.filter((a) => a.obj.trim() !== "" || a.port !== "0").map((a) => ({ obj: a.obj.trim(), port: num(a.port), protocol: a.protocol })),
+        // Every row is sent, an empty Obj too: the API names the row, shown next to it.
+        adapters: adapters.map((a) => ({ obj: a.obj.trim(), port: num(a.port), protocol: a.protocol })),
         env: parseEnv(envText),
         limits: { memoryBytes: Math.round(num(memoryMiB) * 1024 * 1024), cpuCores: num(cpuCores), pids: num(pids) },
         healthCheck: hcKind ? { kind: hcKind, port: num(hcPort), path: hcPath, intervalMs: num(hcInterval) } : undefined,
@@ -112,11 +92,11 @@ export function DeployPage({ session: _session }: { session: Session }) {
           <input name=${`port-${i}`} type="number" min="0" max="65535" value=${a.port} onInput=${(e: any) => setAdapter(i, { port: e.currentTarget.value })} />
           <select name=${`protocol-${i}`} value=${a.protocol} onChange=${(e: any) => setAdapter(i, { protocol: e.currentTarget.value })}>
             <option value="grpc">grpc</option><option value="sgrid">sgrid (native)</option></select>
-          <button type="button" class="small" onClick=${() => setAdapters(adapters.filter((_, j) => j !== i))}>Remove</button>
-        </div>`)}
+          <button type="button" class="small secondary" onClick=${() => setAdapters(adapters.filter((_, j) => j !== i))}>Remove</button>
+        </div><${FieldError} error=${error} field=${`adapters.${i}`} />`)}
         <button type="button" class="small" onClick=${() => setAdapters([...adapters, { obj: "", port: "0", protocol: "grpc" }])}>Add Obj</button>
       </fieldset>
-      <${FieldError} error=${error} field="adapters" />
+      ${error instanceof ApiError && error.field === "adapters" ? html`<${FieldError} error=${error} field="adapters" />` : null}
       <label>Environment (NAME=value per line) <textarea name="env" rows="3" value=${envText} onInput=${(e: any) => setEnvText(e.currentTarget.value)}></textarea></label>
       <${FieldError} error=${error} field="env" />
       <fieldset><legend>Limits (empty = unlimited)</legend><div class="row">

@@ -5,9 +5,11 @@ import { ErrorBanner, useLoad } from "../components/common.js";
 import { time } from "../format.js";
 import { html } from "../html.js";
 
-export function EventsPage({ session: _session }: { session: Session }) {
+export function EventsPage({ session }: { session: Session }) {
+  // Someone granted on some applications only may list only theirs: start with the first.
+  const own = session.roles.some((g) => g.application === "*") ? "" : (session.roles[0]?.application ?? "");
   const [kind, setKind] = useState("");
-  const [target, setTarget] = useState("");
+  const [target, setTarget] = useState(own);
   const [actor, setActor] = useState("");
   const { data, error } = useLoad(() => get(`/api/events${qs({ kind, targetPrefix: target, actor, limit: 200 })}`), [kind, target, actor], 5000);
   const events: any[] = data?.events ?? [];

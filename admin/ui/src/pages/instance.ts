@@ -2,14 +2,18 @@
 import { useState } from "preact/hooks";
 import { get, mayChange, post, qs, type Session } from "../api.js";
 import { ErrorBanner, StatusBadge, useLoad } from "../components/common.js";
+import { InstanceEdit } from "../components/instance-edit.js";
 import { LogPanel } from "../components/log-panel.js";
 import { bytes, duration, time } from "../format.js";
 import { html } from "../html.js";
 
 export function InstancePage({ session, app, server, id }: { session: Session; app: string; server: string; id: number }) {
   const can = mayChange(session, app);
-  const { data, error } = useLoad(() => get(`/api/instances${qs({ application: app, server })}`), [app, server, id], 3000);
+  const { data, error, reload } = useLoad(() => get(`/api/instances${qs({ application: app, server })}`), [app, server, id], 3000);
   const inst = (data?.instances ?? []).find((i: any) => i.id === id);
+  // What happened to this instance: crashes, OOM kills, failures (events of its server on its node).
+  const events = useLoad(() => (inst ? get(`/api/events${qs({ targetPrefix: `${app}.${server}@${inst.node}`, limit: 50 })}`) : Promise.resolve({ events: [] })), [app, server, inst?.node], 5000);
+  const mine = ((events.data?.events ?? []) as any[]).filter((e) => e.kind.startsWith("instance.") && RESOURCE_KINDS.has(e.kind) && [undefined, id].includes(dataOf(e).instanceId as number | undefined));
   const [command, setCommand] = useState("sgrid.viewstatus");
   const [args, setArgs] = useState("");
   const [reply, setReply] = useState<string | undefined>(undefined);
@@ -42,6 +46,14 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
       <dt>Env</dt><dd><code>${Object.entries(inst.env ?? {}).map(([k, v]) => `${k}=${v}`).join(" ")}</code></dd>
       <dt>Launch</dt><dd>${launchText(inst.launch)}</dd>
     </dl>` : html`<p class="muted">Loading…</p>`}
+    ${can && inst ? html`<${InstanceEdit} inst=${inst} onSaved=${reload} />` : null}
+    <div class="card" aria-label="instance events">
+      <h3>Events</h3>
+      ${mine.length === 0 ? html`<p class="muted">No crash, OOM kill or failure recorded.</p>` : html`<table class="grid events">
+        <thead><tr><th>Time</th><th>Kind</th><th>Message</th></tr></thead>
+        <tbody>${mine.map((e) => html`<tr key=${e.id} data-kind=${e.kind}><td>${time(e.time)}</td><td>${e.kind === "instance.oom" ? html`<span class="badge badge-failed">memory limit (OOM)</span>` : e.kind}</td><td>${e.message}</td></tr>`)}</tbody>
+      </table>`}
+    </div>
     <${ErrorBanner} error=${actionError} />
     ${can ? html`<form class="card" onSubmit=${send} aria-label="admin command">
       <h3>Admin command</h3>
@@ -69,4 +81,16 @@ function launchText(l: any): string {
     l.runAsUser ? `as ${l.runAsUser}` : "",
   ].filter(Boolean);
   return parts.length ? parts.join("; ") : "defaults";
+}
+
+/** Events about what happened to the process (not what people did to it). */
+const RESOURCE_KINDS = new Set(["instance.crash", "instance.oom", "instance.failed", "instance.keepalive", "instance.install_failed"]);
+
+/** An event's data (sent as JSON text). */
+function dataOf(e: any): Record<string, unknown> {
+  try {
+    return JSON.parse(e.dataJson || "{}") as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }

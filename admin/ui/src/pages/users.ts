@@ -44,7 +44,7 @@ export function UsersPage({ session: _session }: { session: Session }) {
         <td>${(u.roles ?? []).map((g: any) => html`<span class="grant">${g.role} on ${g.application}
           <button type="button" class="link" title="revoke" onClick=${() => act(() => del(`/api/users/${encodeURIComponent(u.name)}/grants/${encodeURIComponent(g.application)}`))}>×</button></span> `)}</td>
         <td>${time(u.createdAt)}</td>
-        <td>
+        <td class="btns">
           <button type="button" class="small" onClick=${() => { const p = prompt(`New password for ${u.name}`); if (p) void act(() => put(`/api/users/${encodeURIComponent(u.name)}/password`, { password: p })); }}>Set password</button>
           <button type="button" class="small" onClick=${() => { const a = prompt("Application (or *)", "*"); const r = a && prompt("Role: admin, operator or viewer", "viewer"); if (a && r) void act(() => post(`/api/users/${encodeURIComponent(u.name)}/grants`, { application: a, role: r })); }}>Grant</button>
           <button type="button" class="small danger" onClick=${() => confirm(`Delete user ${u.name}?`) && act(() => del(`/api/users/${encodeURIComponent(u.name)}`))}>Delete</button>
