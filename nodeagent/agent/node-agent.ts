@@ -1,6 +1,9 @@
 /**
- * NodeAgent: the `sgrid node` process. Joins the registry session, the
- * package cache and releases, the launch specs, the NodeSupervisor and the
+ * NodeAgent: the `sgrid node` process, and its reconciler. Joins the
+ * registry session, the installer (./installer.ts: package cache and
+ * releases), the launch specs, the NodeSupervisor, the reporter
+ * (./reporter.ts: hello, heartbeats, observed batches), admin commands
+ * (./agent-commands.ts), its state files (./agent-state-files.ts) and the
  * local servant channel.
  *
  *   registry ──DesiredState──> apply ──per instance──> download (cache, sha256)
@@ -29,36 +32,27 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Backoff, ENV, envRootCerts, getLogger, SgridError, useHostingLogLevel } from "sgridnext";
-import { InstanceNotFoundError } from "../errors";
-import {
-  DesiredState, type Heartbeat, type InstanceCommand, type InstanceDesired, type InstanceObserved, type InstanceUsage, type NodeHello,
-} from "sgridnext/gen/sgrid/registry/v1/node";
-import { collectNodeFacts, agentVersion } from "../facts";
+import { ENV, envRootCerts, getLogger, useHostingLogLevel } from "sgridnext";
+import type { DesiredState, InstanceCommand, InstanceDesired, InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
 import { resolve as resolveHealthCheck } from "../health";
-import { PackageCache, PackageManifestError, ReleaseManager, type PackageManifest } from "../install";
-import { LogRotator, parseLogQuery, tailLogFiles } from "../logs";
-import { writeStateFile } from "../state";
+import { PackageCache, type PackageManifest } from "../install";
+import { LogRotator } from "../logs";
 import { NodeSupervisor, type HealthCheckFactory, type InstanceState, type SupervisorOptions } from "../supervisor";
-import { instanceKey, patchVersion, serverType, toDesiredSpec } from "./desired-mapper";
-import { LocalChannelServer, LOCAL_CHANNEL_DEFAULTS } from "./local-channel";
-import { classifyEvent, toInstanceObserved, type ObservedEvent } from "./observed-mapper";
-import { resolveNodeAgentOptions, type NodeAgentOptions, type ResolvedNodeAgentOptions } from "./options";
-import { RegistrySession } from "./registry-session";
-import { Readiness, type ProbeTarget } from "./readiness";
 import { loadAgentId } from "./agent-identity";
+import { runInstanceCommand, tailLog, TAIL_LOG_DEFAULT_LINES } from "./agent-commands";
+import { DesiredStateFile, startLocalChannel } from "./agent-state-files";
+import { instanceKey, patchVersion, toDesiredSpec } from "./desired-mapper";
+import { Installer } from "./installer";
+import { LOCAL_CHANNEL_DEFAULTS, type LocalChannelServer } from "./local-channel";
+import { classifyEvent } from "./observed-mapper";
+import { resolveNodeAgentOptions, type NodeAgentOptions, type ResolvedNodeAgentOptions } from "./options";
+import { Readiness } from "./readiness";
+import { RegistrySession } from "./registry-session";
+import { ObservedReporter } from "./reporter";
+
+export { TAIL_LOG_DEFAULT_LINES };
 
 const log = getLogger("agent");
-
-/** Lines returned by "agent.tail_log" when args names none. */
-export const TAIL_LOG_DEFAULT_LINES = 100;
-
-interface InstallNote {
-  sha256: string;
-  version: string;
-  message: string;
-  retryable: boolean;
-}
 
 interface Chain {
   running: Promise<void> | undefined;
@@ -81,20 +75,16 @@ export class NodeAgent {
   private channelRef: LocalChannelServer | undefined;
   private sessionRef: RegistrySession | undefined;
   private readonly desired = new Map<string, InstanceDesired>();
-  private readonly releases = new Map<string, ReleaseManager>();
-  private readonly notes = new Map<string, InstallNote>();
   private readonly chains = new Map<string, Chain>();
-  private readonly retries = new Map<string, { timer: NodeJS.Timeout; backoff: Backoff }>();
   private readonly lastState = new Map<string, InstanceState>();
   /** Reported `active` only once serving (see readiness.ts). */
   private readonly readiness: Readiness;
-  private readonly pendingObserved = new Map<string, ObservedEvent>();
-  private readonly cpuSamples = new Map<string, { nanos: number; at: number }>();
-  private flushScheduled = false;
+  private readonly installer: Installer;
+  private readonly reporter: ObservedReporter;
+  private readonly desiredFile: DesiredStateFile;
   private servantRegistry = "";
   /** This agent's identity in hellos (./agent-identity.ts). */
   private agentId = "";
-  private desiredWrite: Promise<void> = Promise.resolve();
   private started = false;
   private stopped = false;
 
@@ -102,12 +92,21 @@ export class NodeAgent {
     useHostingLogLevel();
     this.options = resolveNodeAgentOptions(options);
     this.stateDir = path.join(this.options.dataDir, "state");
-    this.readiness = new Readiness((id) => this.markChanged(id, ""), undefined, path.join(this.stateDir, "readiness.json"));
+    this.readiness = new Readiness((id) => this.reporter.changed(id, ""), undefined, path.join(this.stateDir, "readiness.json"));
     const supervisor: SupervisorOptions = { healthCheckFactory, ...this.options.supervisor };
     this.supervisor = new NodeSupervisor({ stateDir: this.stateDir, cgroups: this.options.cgroups, process: this.options.process, supervisor });
     this.cache = new PackageCache({ dataDir: this.options.dataDir });
     this.rotator = new LogRotator(this.options.logRotation);
     this.servantRegistry = this.options.registry.join(",");
+    this.desiredFile = new DesiredStateFile(this.stateDir);
+    this.installer = new Installer({
+      options: this.options, cache: this.cache, fetcher: (patchId) => this.session.fetcher(patchId),
+      changed: (id, event) => this.reporter.changed(id, event), retry: (id) => void this.schedule(id),
+    });
+    this.reporter = new ObservedReporter({
+      options: this.options, supervisor: this.supervisor, readiness: this.readiness, desired: this.desired,
+      note: (id) => this.installer.note(id), send: (msg) => this.sessionRef?.send(msg), agentId: () => this.agentId,
+    });
   }
 
   /** The local channel (after start()). */
@@ -139,7 +138,7 @@ export class NodeAgent {
     this.supervisor.on("state", (s) => {
       const event = classifyEvent(this.lastState.get(s.instanceId), s);
       this.lastState.set(s.instanceId, s.state);
-      this.markChanged(s.instanceId, event);
+      this.reporter.changed(s.instanceId, event);
     });
     await this.supervisor.start();
     for (const s of this.supervisor.observed()) this.lastState.set(s.instanceId, s.state);
@@ -157,15 +156,15 @@ export class NodeAgent {
       backoff: this.options.backoff,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       downloadIdleTimeoutMs: this.options.downloadIdleTimeoutMs,
-      hello: () => this.hello(),
-      fullObserved: () => this.fullObserved(),
-      heartbeat: () => this.heartbeat(),
+      hello: () => this.reporter.hello(),
+      fullObserved: () => this.reporter.fullObserved(),
+      heartbeat: () => this.reporter.heartbeat(),
     });
     this.sessionRef.on("desired", (d) => this.applyDesired(d, true));
     this.sessionRef.on("command", (c) => void this.handleCommand(c));
     // Instances the supervisor resumed: rotate their logs even before the registry speaks.
     for (const id of this.supervisor.observed().map((o) => o.instanceId)) this.watchLogs(id);
-    const saved = await this.loadDesired();
+    const saved = await this.desiredFile.load();
     if (saved) {
       log.info({ instances: saved.instances.length }, "re-applying the last desired state");
       this.applyDesired(saved, false);
@@ -181,15 +180,14 @@ export class NodeAgent {
   async shutdown(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const r of this.retries.values()) clearTimeout(r.timer);
-    this.retries.clear();
+    this.installer.stop();
     await this.sessionRef?.stop();
     this.rotator.stop();
     this.readiness.stop();
     await this.readiness.flush();
     await this.channelRef?.stop();
     await Promise.all([...this.chains.values()].map((c) => c.running?.catch(() => undefined)));
-    await this.desiredWrite;
+    await this.desiredFile.flush();
     await this.supervisor.shutdown();
     log.info("node agent stopped; servants keep running");
   }
@@ -205,8 +203,7 @@ export class NodeAgent {
 
   /** The observed state of every instance the agent knows, as sent to the registry. */
   fullObserved(): InstanceObserved[] {
-    const ids = new Set([...this.desired.keys(), ...this.supervisor.observed().map((o) => o.instanceId)]);
-    return [...ids].map((id) => this.observedOf(id, ""));
+    return this.reporter.fullObserved();
   }
 
   // ---- desired state -------------------------------------------------------------
@@ -215,7 +212,7 @@ export class NodeAgent {
   applyDesired(state: DesiredState, persist: boolean): void {
     if (this.stopped) return;
     if (state.registry !== "") this.servantRegistry = state.registry;
-    if (persist) this.saveDesired(state);
+    if (persist) this.desiredFile.save(state);
     const listed = new Set<string>();
     for (const inst of state.instances) {
       let id: string;
@@ -228,7 +225,7 @@ export class NodeAgent {
       listed.add(id);
       const prev = this.desired.get(id);
       this.desired.set(id, inst);
-      if (prev?.patch?.sha256 !== inst.patch?.sha256) this.clearRetry(id);
+      if (prev?.patch?.sha256 !== inst.patch?.sha256) this.installer.clearRetry(id);
       void this.schedule(id); // never rejects: reconcile errors are caught and retried inside
     }
     const known = new Set([...this.desired.keys(), ...this.supervisor.observed().map((o) => o.instanceId)]);
@@ -276,13 +273,12 @@ export class NodeAgent {
     const sup = this.supervisor.get(id);
     if (!inst.patch) {
       if (sup?.desiredSpec && inst.state !== "active") await this.supervisor.setDesired(id, { ...sup.desiredSpec, state: "inactive" });
-      this.markChanged(id, "");
+      this.reporter.changed(id, "");
       return;
     }
     const version = patchVersion(inst.patch);
-    const rm = this.releaseManager(inst.application, inst.server);
-    const note = this.notes.get(id);
-    if (note && note.sha256 === inst.patch.sha256 && !note.retryable) {
+    const rm = this.installer.releaseManager(inst.application, inst.server);
+    if (this.installer.refused(id, inst.patch.sha256)) {
       // Refused before; the same package would be refused again. Keep supervising what runs.
       if (sup?.desiredSpec && sup.desiredSpec.state !== inst.state && inst.state === "inactive") {
         await this.supervisor.setDesired(id, { ...sup.desiredSpec, state: "inactive" });
@@ -291,9 +287,9 @@ export class NodeAgent {
     }
     let manifest: PackageManifest;
     try {
-      manifest = await this.install(inst, rm, version);
+      manifest = await this.installer.install(inst, rm, version);
     } catch (err) {
-      this.recordInstallFailure(id, inst, version, err);
+      this.installer.recordFailure(id, inst, version, err);
       return;
     }
     const token = sup?.desiredSpec?.launch.env?.[ENV.AGENT_TOKEN] ?? crypto.randomBytes(24).toString("hex");
@@ -304,67 +300,19 @@ export class NodeAgent {
         confDir: rm.confDir, logDir: rm.logDir, dataDir: rm.dataDir, nodePath: this.options.nodePath, javaPath: this.options.javaPath,
       }, token);
     } catch (err) {
-      this.recordInstallFailure(id, inst, version, err);
+      this.installer.recordFailure(id, inst, version, err);
       return;
     }
-    if (this.notes.delete(id)) this.markChanged(id, "");
-    this.clearRetry(id);
+    if (this.installer.installed(id)) this.reporter.changed(id, "");
     if (spec.state === "active" && (await rm.current()) !== version) await rm.activate(version);
     this.watchLogs(id, spec.launch.stdoutPath, spec.launch.stderrPath);
     await this.supervisor.setDesired(id, spec);
-    this.markChanged(id, "");
-    await this.prune(rm);
-  }
-
-  /** Makes sure release `version` is unpacked; returns its manifest. Rejects with the install errors. */
-  private async install(inst: InstanceDesired, rm: ReleaseManager, version: string): Promise<PackageManifest> {
-    const type = serverType(inst);
-    const patch = inst.patch!;
-    const installed = await fs.promises.stat(rm.releaseDir(version)).then((s) => s.isDirectory(), () => false);
-    if (!installed) {
-      const file = await this.cache.ensure({ sha256: patch.sha256, size: patch.size }, this.session.fetcher(patch.id));
-      const release = await rm.install(version, file, { type });
-      return release.manifest;
-    }
-    const manifest = await rm.manifestOf(version);
-    if (manifest.type !== type) throw new PackageManifestError(`release ${version} is of type ${manifest.type}, but the server is of type ${type}`, { type: manifest.type });
-    return manifest;
-  }
-
-  private recordInstallFailure(id: string, inst: InstanceDesired, version: string, err: unknown): void {
-    const e = err as Error & { code?: string; retryable?: boolean };
-    const retryable = e instanceof SgridError ? e.retryable : false;
-    // "refused" (the package itself is bad: not retried) vs "will retry" (download or disk trouble);
-    // the registry's task runner fails a publish item at once on "version N refused".
-    const message = `version ${version} ${retryable ? "not installed (will retry)" : "refused, not installed"}: ${e.code ? `${e.code}: ` : ""}${e.message ?? String(err)}`;
-    const prev = this.notes.get(id);
-    this.notes.set(id, { sha256: inst.patch?.sha256 ?? "", version, message, retryable });
-    if (prev?.message !== message) {
-      log.warn({ instanceId: id, version, err: message, retryable }, retryable ? "install failed; will retry" : "package refused; the running version stays");
-      this.markChanged(id, "install_failed");
-    }
-    if (retryable) this.scheduleRetry(id);
-  }
-
-  private scheduleRetry(id: string): void {
-    let r = this.retries.get(id);
-    if (r) clearTimeout(r.timer);
-    const backoff = r?.backoff ?? new Backoff({ initialMs: this.options.installRetry.initialMs, maxMs: this.options.installRetry.maxMs });
-    const timer = setTimeout(() => void this.schedule(id), backoff.next());
-    timer.unref();
-    r = { timer, backoff };
-    this.retries.set(id, r);
-  }
-
-  private clearRetry(id: string): void {
-    const r = this.retries.get(id);
-    if (r) clearTimeout(r.timer);
-    this.retries.delete(id);
+    this.reporter.changed(id, "");
+    await this.installer.prune(rm, this.desired, (i) => this.supervisor.get(i)?.observed().version ?? undefined);
   }
 
   private async removeInstance(id: string): Promise<void> {
-    this.clearRetry(id);
-    this.notes.delete(id);
+    this.installer.forget(id);
     this.channelRef?.disconnect(id);
     const spec = this.supervisor.get(id)?.desiredSpec;
     if (this.supervisor.get(id)) {
@@ -376,37 +324,7 @@ export class NodeAgent {
       if (spec.launch.stderrPath) this.rotator.remove(spec.launch.stderrPath);
     }
     this.lastState.delete(id);
-    this.cpuSamples.delete(id);
-    this.pendingObserved.delete(id);
-  }
-
-  /** Old releases of a server beyond keepReleases (never one an instance uses), and packages no instance wants. */
-  private async prune(rm: ReleaseManager): Promise<void> {
-    const inUse = new Set<string>();
-    const shas = new Set<string>();
-    for (const [id, inst] of this.desired) {
-      if (inst.patch) shas.add(inst.patch.sha256);
-      if (inst.application !== rm.app || inst.server !== rm.server) continue;
-      if (inst.patch) inUse.add(patchVersion(inst.patch));
-      const running = this.supervisor.get(id)?.observed().version;
-      if (running) inUse.add(running);
-    }
-    try {
-      await rm.prune(this.options.keepReleases, inUse);
-      await this.cache.prune(shas);
-    } catch (err) {
-      log.warn({ server: `${rm.app}.${rm.server}`, err: (err as Error).message }, "pruning failed");
-    }
-  }
-
-  private releaseManager(app: string, server: string): ReleaseManager {
-    const key = `${app}.${server}`;
-    let rm = this.releases.get(key);
-    if (!rm) {
-      rm = new ReleaseManager({ dataDir: this.options.dataDir, app, server, limits: this.options.unpackLimits });
-      this.releases.set(key, rm);
-    }
-    return rm;
+    this.reporter.forget(id);
   }
 
   private watchLogs(id: string, stdout?: string, stderr?: string): void {
@@ -414,45 +332,7 @@ export class NodeAgent {
     for (const f of [stdout ?? spec?.launch.stdoutPath, stderr ?? spec?.launch.stderrPath]) if (f) this.rotator.add(f);
   }
 
-  // ---- observed state, hello, heartbeats -------------------------------------------------
-
-  private markChanged(id: string, event: ObservedEvent): void {
-    const prev = this.pendingObserved.get(id);
-    if (prev === undefined || (prev === "" && event !== "")) this.pendingObserved.set(id, event);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const batch = [...this.pendingObserved].map(([i, ev]) => this.observedOf(i, ev));
-      this.pendingObserved.clear();
-      if (batch.length > 0) this.sessionRef?.send({ kind: { $case: "observed", value: { instances: batch, full: false } } });
-    });
-  }
-
-  private observedOf(id: string, event: string): InstanceObserved {
-    const sup = this.supervisor.get(id);
-    const note = this.notes.get(id);
-    const inst = this.desired.get(id);
-    if (sup) {
-      const s = sup.observed();
-      const reason = note && note.version !== s.version ? note.message : undefined;
-      const out = { ...toInstanceObserved(s, { startedAt: sup.handle?.startedAt, reason }), event };
-      if (out.state === "active" && s.pid !== null && !this.readiness.isReady(id, s.pid, this.probeTargets(id))) out.state = "activating";
-      return out;
-    }
-    return {
-      instanceId: Number(id), state: "inactive", pid: 0, version: 0, restarts: 0,
-      lastExitReason: note?.message ?? (inst && !inst.patch ? "no patch version assigned to this instance" : ""),
-      event, startedAt: 0,
-    };
-  }
-
-  /** Where an instance's adapters should accept connections once it serves. */
-  private probeTargets(id: string): ProbeTarget[] {
-    const inst = this.desired.get(id);
-    if (!inst) return [];
-    return inst.adapters.filter((a) => a.port > 0).map((a) => ({ host: a.host === "" ? this.options.address : a.host, port: a.port }));
-  }
+  // ---- registry transport ---------------------------------------------------------
 
   /**
    * Fails start with ConfigError when a grpcs:// registry is listed and
@@ -472,57 +352,19 @@ export class NodeAgent {
     }
   }
 
-  private async hello(): Promise<NodeHello> {
-    const facts = await collectNodeFacts();
-    return { node: this.options.name, address: this.options.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts), agentId: this.agentId };
-  }
-
-  private async heartbeat(): Promise<Heartbeat> {
-    const facts = await collectNodeFacts();
-    const usage: InstanceUsage[] = [];
-    for (const o of this.supervisor.observed()) {
-      if (o.pid === null) continue;
-      try {
-        const u = await this.supervisor.usage(o.instanceId);
-        const now = Date.now();
-        const prev = this.cpuSamples.get(o.instanceId);
-        this.cpuSamples.set(o.instanceId, { nanos: u.cpuUsageNanos, at: now });
-        const cores = prev && now > prev.at && u.cpuUsageNanos >= prev.nanos ? (u.cpuUsageNanos - prev.nanos) / ((now - prev.at) * 1e6) : 0;
-        usage.push({ instanceId: Number(o.instanceId), memoryBytes: u.memoryBytes, cpuCoresUsed: Math.round(cores * 1000) / 1000 });
-      } catch {
-        // group gone between the listing and the read: nothing to report
-      }
-    }
-    return { load1: facts.loadAvg[0], factsJson: JSON.stringify(facts), usage };
-  }
-
   // ---- commands -------------------------------------------------------------------
 
   private async handleCommand(cmd: InstanceCommand): Promise<void> {
-    const id = String(cmd.instanceId);
-    let reply: { ok: boolean; output: string; error: string };
-    try {
-      if (cmd.command === "agent.tail_log") {
-        reply = { ok: true, output: await this.tailLog(id, cmd.args), error: "" };
-      } else {
-        if (!this.supervisor.get(id)) throw new InstanceNotFoundError(`instance ${id} is not supervised on node ${this.options.name}`, { instanceId: id });
-        reply = await this.channel.sendCommand(id, cmd.command, cmd.args, cmd.timeoutMs || LOCAL_CHANNEL_DEFAULTS.commandTimeoutMs);
-      }
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      reply = { ok: false, output: "", error: `${e.code ? `${e.code}: ` : ""}${e.message}` };
-    }
+    const reply = await runInstanceCommand(cmd, { node: this.options.name, supervisor: this.supervisor, channel: () => this.channel });
     this.sessionRef?.send({ kind: { $case: "reply", value: { requestId: cmd.requestId, ...reply } } });
   }
 
   /** The last lines of an instance's stdout or stderr log ("agent.tail_log"; arguments: nodeagent/logs/log-command.ts). */
-  async tailLog(id: string, args: string): Promise<string> {
-    const spec = this.supervisor.get(id)?.desiredSpec;
-    if (!spec) throw new InstanceNotFoundError(`instance ${id} is not supervised on node ${this.options.name}`, { instanceId: id });
-    return tailLogFiles(spec.launch, parseLogQuery(args, TAIL_LOG_DEFAULT_LINES));
+  tailLog(id: string, args: string): Promise<string> {
+    return tailLog({ node: this.options.name, supervisor: this.supervisor }, id, args);
   }
 
-  // ---- local channel and persisted agent state -------------------------------------------
+  // ---- local channel -----------------------------------------------------------------
 
   private async startChannel(): Promise<LocalChannelServer> {
     const common = {
@@ -533,59 +375,6 @@ export class NodeAgent {
         return t === undefined ? LOCAL_CHANNEL_DEFAULTS.keepaliveIntervalMs : Math.max(100, Math.min(LOCAL_CHANNEL_DEFAULTS.keepaliveIntervalMs, Math.floor(t / 3)));
       },
     };
-    const agentFile = path.join(this.stateDir, "agent.json");
-    const wanted = this.options.agentListen;
-    let remembered: string | undefined;
-    try {
-      remembered = (JSON.parse(await fs.promises.readFile(agentFile, "utf8")) as { agentListen?: string }).agentListen;
-    } catch {
-      remembered = undefined;
-    }
-    const host = wanted.slice(0, wanted.lastIndexOf(":"));
-    const candidates: string[] = [];
-    if (wanted.endsWith(":0") && remembered && remembered.slice(0, remembered.lastIndexOf(":")) === host) candidates.push(remembered);
-    candidates.push(wanted);
-    let lastErr: unknown;
-    for (const listen of candidates) {
-      const ch = new LocalChannelServer({ listen, ...common });
-      try {
-        const bound = await ch.start();
-        if (listen !== wanted || remembered !== bound) {
-          if (remembered && remembered !== bound) log.warn({ was: remembered, now: bound }, "local channel moved to another port; servants get the new SGRID_AGENT when next started");
-          await writeStateFile(agentFile, JSON.stringify({ agentListen: bound }));
-        }
-        return ch;
-      } catch (err) {
-        lastErr = err;
-        await ch.stop().catch(() => undefined);
-      }
-    }
-    throw lastErr;
-  }
-
-  private saveDesired(state: DesiredState): void {
-    const file = path.join(this.stateDir, "desired.json");
-    const text = JSON.stringify({ version: 1, savedAt: new Date().toISOString(), desired: DesiredState.toJSON(state) });
-    this.desiredWrite = this.desiredWrite.then(() => writeStateFile(file, text)).catch((err: unknown) => {
-      log.error({ err: (err as Error).message }, "cannot persist the desired state");
-    });
-  }
-
-  private async loadDesired(): Promise<DesiredState | undefined> {
-    const file = path.join(this.stateDir, "desired.json");
-    let text: string;
-    try {
-      text = await fs.promises.readFile(file, "utf8");
-    } catch {
-      return undefined;
-    }
-    try {
-      const parsed = JSON.parse(text) as { version?: number; desired?: unknown };
-      if (parsed.version !== 1 || parsed.desired === undefined) throw new Error(`unknown format version ${String(parsed.version)}`);
-      return DesiredState.fromJSON(parsed.desired);
-    } catch (err) {
-      log.error({ file, err: (err as Error).message }, "ignoring an unreadable persisted desired state");
-      return undefined;
-    }
+    return startLocalChannel(this.stateDir, this.options.agentListen, common);
   }
 }

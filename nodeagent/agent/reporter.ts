@@ -1,0 +1,115 @@
+/**
+ * What the agent tells the registry about itself: the hello, heartbeats
+ * (host facts, load, memory and CPU per instance), and observed states.
+ *
+ * Observed changes are batched: every change in one turn of the event loop
+ * goes out as one ObservedBatch (an instance's classified event, e.g.
+ * "crash", wins over a plain change). An instance is reported `active` only
+ * once it serves (./readiness.ts): until then `activating`. An install note
+ * (./installer.ts) is reported as the instance's lastExitReason while the
+ * version it names is not the one running.
+ */
+import type { AgentMessage, Heartbeat, InstanceDesired, InstanceObserved, InstanceUsage, NodeHello } from "sgridnext/gen/sgrid/registry/v1/node";
+import type { DeepPartial } from "sgridnext";
+import { collectNodeFacts, agentVersion } from "../facts";
+import type { NodeSupervisor } from "../supervisor";
+import type { InstallNote } from "./installer";
+import { toInstanceObserved, type ObservedEvent } from "./observed-mapper";
+import type { ResolvedNodeAgentOptions } from "./options";
+import type { ProbeTarget, Readiness } from "./readiness";
+
+export interface ReporterDeps {
+  options: Readonly<ResolvedNodeAgentOptions>;
+  supervisor: NodeSupervisor;
+  readiness: Readiness;
+  desired: ReadonlyMap<string, InstanceDesired>;
+  note: (id: string) => InstallNote | undefined;
+  /** Sends to the registry (dropped while disconnected: a reconnect sends the full observed state). */
+  send: (msg: DeepPartial<AgentMessage>) => void;
+  /** This agent's identity in hellos (./agent-identity.ts). */
+  agentId: () => string;
+}
+
+export class ObservedReporter {
+  private readonly pending = new Map<string, ObservedEvent>();
+  private readonly cpuSamples = new Map<string, { nanos: number; at: number }>();
+  private flushScheduled = false;
+
+  constructor(private readonly d: ReporterDeps) {}
+
+  /** Queues `id` for the next observed batch (sent at the end of this turn of the event loop). */
+  changed(id: string, event: ObservedEvent): void {
+    const prev = this.pending.get(id);
+    if (prev === undefined || (prev === "" && event !== "")) this.pending.set(id, event);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const batch = [...this.pending].map(([i, ev]) => this.observedOf(i, ev));
+      this.pending.clear();
+      if (batch.length > 0) this.d.send({ kind: { $case: "observed", value: { instances: batch, full: false } } });
+    });
+  }
+
+  /** The instance is gone from this node. */
+  forget(id: string): void {
+    this.cpuSamples.delete(id);
+    this.pending.delete(id);
+  }
+
+  /** The observed state of every instance the agent knows, as sent to the registry. */
+  fullObserved(): InstanceObserved[] {
+    const ids = new Set([...this.d.desired.keys(), ...this.d.supervisor.observed().map((o) => o.instanceId)]);
+    return [...ids].map((id) => this.observedOf(id, ""));
+  }
+
+  observedOf(id: string, event: string): InstanceObserved {
+    const sup = this.d.supervisor.get(id);
+    const note = this.d.note(id);
+    const inst = this.d.desired.get(id);
+    if (sup) {
+      const s = sup.observed();
+      const reason = note && note.version !== s.version ? note.message : undefined;
+      const out = { ...toInstanceObserved(s, { startedAt: sup.handle?.startedAt, reason }), event };
+      if (out.state === "active" && s.pid !== null && !this.d.readiness.isReady(id, s.pid, this.probeTargets(id))) out.state = "activating";
+      return out;
+    }
+    return {
+      instanceId: Number(id), state: "inactive", pid: 0, version: 0, restarts: 0,
+      lastExitReason: note?.message ?? (inst && !inst.patch ? "no patch version assigned to this instance" : ""),
+      event, startedAt: 0,
+    };
+  }
+
+  /** Where an instance's adapters should accept connections once it serves. */
+  private probeTargets(id: string): ProbeTarget[] {
+    const inst = this.d.desired.get(id);
+    if (!inst) return [];
+    return inst.adapters.filter((a) => a.port > 0).map((a) => ({ host: a.host === "" ? this.d.options.address : a.host, port: a.port }));
+  }
+
+  async hello(): Promise<NodeHello> {
+    const facts = await collectNodeFacts();
+    const o = this.d.options;
+    return { node: o.name, address: o.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts), agentId: this.d.agentId() };
+  }
+
+  async heartbeat(): Promise<Heartbeat> {
+    const facts = await collectNodeFacts();
+    const usage: InstanceUsage[] = [];
+    for (const o of this.d.supervisor.observed()) {
+      if (o.pid === null) continue;
+      try {
+        const u = await this.d.supervisor.usage(o.instanceId);
+        const now = Date.now();
+        const prev = this.cpuSamples.get(o.instanceId);
+        this.cpuSamples.set(o.instanceId, { nanos: u.cpuUsageNanos, at: now });
+        const cores = prev && now > prev.at && u.cpuUsageNanos >= prev.nanos ? (u.cpuUsageNanos - prev.nanos) / ((now - prev.at) * 1e6) : 0;
+        usage.push({ instanceId: Number(o.instanceId), memoryBytes: u.memoryBytes, cpuCoresUsed: Math.round(cores * 1000) / 1000 });
+      } catch {
+        // group gone between the listing and the read: nothing to report
+      }
+    }
+    return { load1: facts.loadAvg[0], factsJson: JSON.stringify(facts), usage };
+  }
+}
