@@ -9,6 +9,7 @@ import { CancelledError } from "../../errors";
 import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
 import { deliverMetadata } from "../metadata";
 import { envRootCerts } from "../tls-ca";
+import { ConnectionPool, type ConnectionLimits, type Lease } from "./connection-pool";
 import { fromGrpcError, fromGrpcMetadata, grpcAddress, toGrpcMetadata } from "./wire";
 
 export interface GrpcClientOptions {
@@ -16,6 +17,8 @@ export interface GrpcClientOptions {
   rootCerts?: Buffer;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
+  /** Calls per connection and connections per endpoint (see ConnectionPool). */
+  limits?: ConnectionLimits;
 }
 
 interface Codecs {
@@ -62,9 +65,9 @@ function observe(grpcCall: NodeJS.EventEmitter, call: OutgoingCall): void {
 }
 
 export class GrpcChannel implements ClientChannel {
-  private readonly client: grpc.Client;
-  /** A second client whose request messages are gzip-compressed, made on the first call that asks for it. */
-  private gzip: grpc.Client | undefined;
+  private readonly plain: ConnectionPool;
+  /** Connections whose request messages are gzip-compressed, opened on the first call that asks for it. */
+  private gzip: ConnectionPool | undefined;
   private closed = false;
   private readonly address: string;
   private readonly creds: grpc.ChannelCredentials;
@@ -85,20 +88,48 @@ export class GrpcChannel implements ClientChannel {
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
       ...options.channelOptions,
     };
-    this.client = new grpc.Client(this.address, creds, this.channelOptions);
+    this.limits = options.limits;
+    this.plain = this.pool(this.channelOptions, "");
+  }
+
+  private readonly limits: ConnectionLimits | undefined;
+
+  /** Connections with these options, each its own HTTP/2 connection (a local subchannel pool), counted per call. */
+  private pool(channelOptions: grpc.ChannelOptions, what: string): ConnectionPool {
+    const opts = { ...channelOptions, "grpc.use_local_subchannel_pool": 1 };
+    return new ConnectionPool(() => new grpc.Client(this.address, this.creds, opts), `gRPC ${what}connection to ${this.address}`, this.limits);
   }
 
   /**
-   * The client for a call: grpc-js compresses per channel, so a gzip call goes through its own
-   * channel (its own connection), opened on first use.
+   * A connection for a call, held until its status arrives: grpc-js compresses per channel, so a
+   * gzip call goes through connections of its own, opened on first use.
    */
-  private clientFor(call: OutgoingCall): grpc.Client {
-    if (call.compression !== "gzip") return this.client;
-    return (this.gzip ??= new grpc.Client(this.address, this.creds, { ...this.channelOptions, "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip }));
+  private clientFor(call: OutgoingCall): Lease {
+    if (call.compression !== "gzip") return this.plain.acquire();
+    this.gzip ??= this.pool({ ...this.channelOptions, "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip }, "gzip ");
+    return this.gzip.acquire();
+  }
+
+  /** Starts a call on a leased connection; the lease ends with the call's status (or a throw while starting). */
+  private start<C extends grpc.Call>(call: OutgoingCall, make: (client: grpc.Client) => C): C {
+    const lease = this.clientFor(call);
+    try {
+      const c = make(lease.client);
+      c.once("status", lease.release);
+      return c;
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+  }
+
+  /** Calls in flight per connection (tests, diagnostics). */
+  callsPerConnection(): number[] {
+    return this.plain.callsPerConnection();
   }
 
   isReady(): boolean {
-    const s = this.client.getChannel().getConnectivityState(false);
+    const s = this.plain.first().getChannel().getConnectivityState(false);
     return s !== grpc.connectivityState.TRANSIENT_FAILURE && s !== grpc.connectivityState.SHUTDOWN;
   }
 
@@ -108,12 +139,18 @@ export class GrpcChannel implements ClientChannel {
       const signal = call.signal;
       if (signal?.aborted) { reject(new CancelledError(`call ${method.path} cancelled by the caller`)); return; }
       let onAbort: (() => void) | undefined;
-      const grpcCall = this.clientFor(call).makeUnaryRequest<unknown, Res>(
-        method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline },
-        (err, res) => {
-          if (onAbort) signal!.removeEventListener("abort", onAbort);
-          if (err) reject(fromGrpcError(err)); else resolve(res as Res);
-        });
+      let grpcCall: grpc.ClientUnaryCall;
+      try {
+        grpcCall = this.start(call, (client) => client.makeUnaryRequest<unknown, Res>(
+          method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline },
+          (err, res) => {
+            if (onAbort) signal!.removeEventListener("abort", onAbort);
+            if (err) reject(fromGrpcError(err)); else resolve(res as Res);
+          }));
+      } catch (err) {
+        reject(err);
+        return;
+      }
       if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(grpcCall, call);
       if (signal) {
         onAbort = () => grpcCall.cancel();
@@ -126,7 +163,7 @@ export class GrpcChannel implements ClientChannel {
     return {
       [Symbol.asyncIterator]: () => {
         const c = codecsOf(method);
-        const stream = this.clientFor(call).makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+        const stream = this.start(call, (client) => client.makeServerStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline }));
         if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(stream, call);
         return this.read<Res>(stream, call);
       },
@@ -139,12 +176,18 @@ export class GrpcChannel implements ClientChannel {
       const stop = { done: false };
       const signal = call.signal;
       let onAbort: (() => void) | undefined;
-      const stream = this.clientFor(call).makeClientStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline },
-        (err, res) => {
-          stop.done = true;
-          if (onAbort) signal!.removeEventListener("abort", onAbort);
-          if (err) reject(fromGrpcError(err)); else resolve(res as Res);
-        });
+      let stream: grpc.ClientWritableStream<unknown>;
+      try {
+        stream = this.start(call, (client) => client.makeClientStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline },
+          (err, res) => {
+            stop.done = true;
+            if (onAbort) signal!.removeEventListener("abort", onAbort);
+            if (err) reject(fromGrpcError(err)); else resolve(res as Res);
+          }));
+      } catch (err) {
+        reject(err);
+        return;
+      }
       if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(stream, call);
       if (signal) {
         onAbort = () => stream.cancel();
@@ -160,7 +203,7 @@ export class GrpcChannel implements ClientChannel {
 
   private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncGenerator<Res> {
     const c = codecsOf(method);
-    const stream = this.clientFor(call).makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline });
+    const stream = this.start(call, (client) => client.makeBidiStreamRequest<unknown, Res>(method.path, c.serialize, c.deserialize as (b: Buffer) => Res, toGrpcMetadata(call.metadata), { deadline: call.deadline }));
     if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(stream, call);
     const stop = { done: false };
     pump(requests, stream, stop).catch(() => undefined);
@@ -194,7 +237,7 @@ export class GrpcChannel implements ClientChannel {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.client.close();
+    this.plain.close();
     this.gzip?.close();
   }
 }

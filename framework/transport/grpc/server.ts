@@ -18,7 +18,17 @@ export interface GrpcServerOptions {
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
   /** Largest accepted request message, bytes. Default 16 MiB. */
   maxReceiveMessageLength?: number;
+  /**
+   * Streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). Default 1000: Node's
+   * HTTP/2 closes a connection whose peer resets more than 1,000 streams in a burst, so a client that may hold more opens
+   * another connection (Sgrid's proxies hold at most 900 calls per connection). Calls past the limit wait in the client.
+   */
+  maxConcurrentStreams?: number;
+  /** Memory one connection's HTTP/2 session may use before new streams are refused, MiB. Default 32 (Node's own: 10). */
+  maxSessionMemoryMb?: number;
 }
+
+export const GRPC_SERVER_DEFAULTS = Object.freeze({ maxReceiveMessageLength: 16 * 1024 * 1024, maxConcurrentStreams: 1000, maxSessionMemoryMb: 32 });
 
 const log = getLogger("transport.grpc");
 
@@ -69,8 +79,14 @@ export class GrpcServerTransport implements ServerTransport {
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: GrpcServerOptions = {}) {
+    for (const k of ["maxReceiveMessageLength", "maxConcurrentStreams", "maxSessionMemoryMb"] as const) {
+      const v = options[k];
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new TypeError(`gRPC server option ${k} must be a positive integer, got ${String(v)}`);
+    }
     this.server = new grpc.Server({
-      "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? 16 * 1024 * 1024,
+      "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? GRPC_SERVER_DEFAULTS.maxReceiveMessageLength,
+      "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? GRPC_SERVER_DEFAULTS.maxConcurrentStreams,
+      "grpc-node.max_session_memory": options.maxSessionMemoryMb ?? GRPC_SERVER_DEFAULTS.maxSessionMemoryMb,
     });
   }
 
