@@ -17,7 +17,7 @@
  * The token is never logged.
  */
 import { EventEmitter } from "node:events";
-import { AsyncQueue, Backoff, Communicator, getLogger, type BackoffPolicy, type DeepPartial } from "sgridnext";
+import { AsyncQueue, Backoff, Communicator, getLogger, PeriodicTask, type BackoffPolicy, type DeepPartial } from "sgridnext";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type {
   AgentMessage, DesiredState, Heartbeat, InstanceCommand, InstanceObserved, NodeHello,
@@ -93,7 +93,7 @@ export class RegistrySession extends EventEmitter<{
   private loop: Promise<void> | undefined;
   private stopped = false;
   private heartbeatMs: number;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatTask: PeriodicTask | undefined;
   /** Completed sessions (a desired state was received), for tests and stats. */
   sessions = 0;
 
@@ -136,7 +136,7 @@ export class RegistrySession extends EventEmitter<{
   setHeartbeatInterval(ms: number): void {
     if (!(ms > 0) || ms === this.heartbeatMs) return;
     this.heartbeatMs = ms;
-    if (this.heartbeatTimer) this.armHeartbeat();
+    if (this.heartbeatTask) this.armHeartbeat();
   }
 
   /**
@@ -285,19 +285,16 @@ export class RegistrySession extends EventEmitter<{
 
   private armHeartbeat(): void {
     this.stopHeartbeat();
-    this.heartbeatTimer = setInterval(() => {
+    // Never overlapping: a heartbeat still being built (facts, cgroup reads) delays the next one.
+    this.heartbeatTask = new PeriodicTask(async () => {
       if (!this.established) return;
-      this.options.heartbeat().then(
-        (hb) => this.send({ kind: { $case: "heartbeat", value: hb } }),
-        (err: unknown) => log.warn({ err: (err as Error).message }, "cannot build a heartbeat"),
-      );
-    }, this.heartbeatMs);
-    this.heartbeatTimer.unref();
+      this.send({ kind: { $case: "heartbeat", value: await this.options.heartbeat() } });
+    }, { intervalMs: this.heartbeatMs, onError: (err) => log.warn({ err: (err as Error).message }, "cannot build a heartbeat") }).start();
   }
 
   private stopHeartbeat(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
+    void this.heartbeatTask?.stop();
+    this.heartbeatTask = undefined;
   }
 
   private sleep(ms: number): Promise<void> {

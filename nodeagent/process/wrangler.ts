@@ -26,7 +26,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { once } from "node:events";
 import { z } from "zod";
-import { getLogger, ConfigError } from "sgridnext";
+import { Backoff, getLogger, ConfigError } from "sgridnext";
 import type { CgroupBackend } from "../cgroups";
 import { LaunchError } from "../errors";
 import { isLive, readBootId, readProcStat } from "./proc-stat";
@@ -182,9 +182,10 @@ export class ProcessWrangler {
     let gone = false;
     void exited.then(() => { gone = true; });
     const deadline = Date.now() + 2000;
-    for (let delay = 1; !gone && Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
+    const pause = new Backoff({ initialMs: 1, maxMs: 20, jitter: 0 });
+    while (!gone && Date.now() < deadline) {
       if (await this.cgroups.contains(handle.instanceId, handle.pid)) return;
-      await new Promise((r) => setTimeout(r, delay));
+      await new Promise((r) => setTimeout(r, pause.next()));
     }
     if (!gone) this.log.warn({ instanceId: handle.instanceId, pid: handle.pid }, "servant not seen in its cgroup 2 s after launch");
   }
