@@ -113,6 +113,7 @@ export function instanceToMsg(r: InstanceRecord, type: string, versions: Version
     restarts: r.restarts,
     lastExitReason: r.lastExitReason ?? "",
     drained: r.drained,
+    surgeOf: r.surgeOf ?? 0,
     observedAt: r.observedAt ?? 0,
     memoryBytes: usage?.memoryBytes ?? 0,
     cpuCoresUsed: usage?.cpuCoresUsed ?? 0,

@@ -32,6 +32,11 @@
  * - undeploy: desired inactive; once stopped (or its node offline: the agent
  *   drops instances missing from its desired state when it reconnects) the
  *   instance is removed.
+ * Surges (./surge.ts): a publish (rollback) or restart item that would stop
+ * the last serving endpoint of an Obj first starts a surge beside the
+ * instance on other ports, switches the instance only once the surge serves,
+ * and removes the surge once the instance serves again.
+ * Items whose node is offline say so in their reason while they wait.
  * An instance reported `failed` after its item started fails the item at
  * once (with the agent's last exit reason); one that is still not done at
  * the batch deadline (params.batchTimeoutMs, else settings.batchTimeoutMs)
@@ -48,12 +53,14 @@
 import { PeriodicTask, type Logger } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import type { InstanceRecord, TaskItemRecord, TaskRecord, TaskStatus, Topic } from "../store/records";
+import { Surges, type Verdict } from "./surge";
 
 export interface TaskRunnerSettings {
   leaseMs: number;
   pollMs: number;
   scanMs: number;
   settleMs: number;
+  drainGraceMs: number;
 }
 
 export const TASK_RUNNER_DEFAULTS: Readonly<TaskRunnerSettings> = Object.freeze({
@@ -72,6 +79,12 @@ export const TASK_RUNNER_DEFAULTS: Readonly<TaskRunnerSettings> = Object.freeze(
    * changes within a few hundred ms.
    */
   settleMs: 2_000,
+  /**
+   * From draining a surge (registry/admin/surge.ts) to removing it, ms: time
+   * for proxies to see the instance it stood in for listed active again
+   * before the surge stops (the change feed polls every 200 ms).
+   */
+  drainGraceMs: 1_500,
 });
 
 export type TaskRunnerOptions = Partial<TaskRunnerSettings>;
@@ -79,8 +92,6 @@ export type TaskRunnerOptions = Partial<TaskRunnerSettings>;
 const FINAL_ITEM = new Set(["SUCCESS", "FAILED"]);
 const FINAL_TASK = new Set<TaskStatus>(["success", "failed", "partial"]);
 
-/** Per-item verdict of one check. */
-type Verdict = { done: true; ok: true } | { done: true; ok: false; reason: string } | { done: false; waitingFor: string };
 
 function describe(inst: Pick<InstanceRecord, "id" | "application" | "server" | "node">): string {
   return `instance ${inst.id} (${inst.application}.${inst.server}@${inst.node})`;
@@ -97,6 +108,9 @@ export class TaskRunner {
   private scanAgain = false;
   /** Patch versions by id (immutable once created), for messages. */
   private readonly versionCache = new Map<number, number>();
+  private readonly surges: Surges;
+  /** Last reason shown on a running item (a node offline, a surge's step), to write it only when it changes. */
+  private readonly shown = new Map<number, string>();
 
   constructor(private readonly ctx: RegistryContext, options: TaskRunnerOptions = {}) {
     this.opts = Object.freeze({ ...TASK_RUNNER_DEFAULTS, ...options });
@@ -104,6 +118,7 @@ export class TaskRunner {
       if (!Number.isInteger(v) || v < 1) throw new TypeError(`task runner option ${k} must be a positive integer, got ${v}`);
     }
     this.log = ctx.log.child({ component: "task-runner" });
+    this.surges = new Surges(ctx, { settleMs: this.opts.settleMs, graceMs: this.opts.drainGraceMs }, () => this.wakeAll(), (id) => this.versionOf(id));
   }
 
   /** Starts watching for tasks and resumes unfinished ones. Idempotent. */
@@ -307,7 +322,7 @@ export class TaskRunner {
       started.push(current);
       try {
         const inst = await store.instances.get(item.instanceId);
-        await this.apply(task, inst);
+        await this.apply(task, inst, items.map((i) => i.instanceId));
       } catch (err) {
         if ((err as { code?: string }).code === "NOT_FOUND" && task.kind === "undeploy") continue;
         if ((err as { code?: string }).code === "NOT_FOUND" || (err as { code?: string }).code === "INVALID_ARGUMENT" || (err as { code?: string }).code === "FAILED_PRECONDITION") {
@@ -333,6 +348,7 @@ export class TaskRunner {
         const verdict = await this.check(task, item);
         if (!verdict.done) {
           this.log.debug({ taskId: task.id, itemId: item.id, waitingFor: verdict.waitingFor }, "task item waiting");
+          await this.show(item, verdict.waitingFor);
           if (now >= deadline) {
             await store.tasks.setItemStatus(item.id, "FAILED", `timed out after ${Math.round(timeoutMs / 1000)} s: ${verdict.waitingFor}`);
             await this.afterFailure(task, item);
@@ -345,6 +361,7 @@ export class TaskRunner {
         await store.tasks.setItemStatus(item.id, verdict.ok ? "SUCCESS" : "FAILED", verdict.ok ? null : verdict.reason);
         if (!verdict.ok) await this.afterFailure(task, item);
         pending.delete(item.id);
+        this.shown.delete(item.id);
         this.ctx.changes.kick();
       }
       if (pending.size === 0) break;
@@ -352,8 +369,34 @@ export class TaskRunner {
     }
   }
 
-  /** Brings an instance's desired state to what the task wants (idempotent). */
-  private async apply(task: TaskRecord, inst: InstanceRecord): Promise<void> {
+  /**
+   * Shows why a running item waits, on the item (CLI and admin show it), when
+   * that is worth an operator's eye: its node is offline, or it goes the
+   * surge way. Written only when it changes.
+   */
+  private async show(item: TaskItemRecord, waitingFor: string): Promise<void> {
+    const notable = /offline|surge/.test(waitingFor) ? waitingFor : "";
+    if ((this.shown.get(item.id) ?? "") === notable) return;
+    this.shown.set(item.id, notable);
+    await this.ctx.store.tasks.setItemStatus(item.id, "RUNNING", notable || null);
+  }
+
+  /**
+   * Brings an instance's desired state to what the task wants (idempotent).
+   * A publish or restart that would stop the last serving endpoint of an Obj
+   * starts a surge first (./surge.ts) and stops nothing yet.
+   */
+  private async apply(task: TaskRecord, inst: InstanceRecord, batch: readonly number[]): Promise<void> {
+    if (task.kind === "publish") {
+      const target = this.targetPatch(task, inst.id);
+      if (target !== null && !(inst.desiredPatchId === target && inst.desiredState === "active") && (await this.surges.begin(task, inst, batch, target))) return;
+    }
+    if (task.kind === "restart" && !inst.drained && inst.desiredState === "active" && (await this.surges.begin(task, inst, batch, inst.desiredPatchId))) return;
+    await this.applyPlain(task, inst);
+  }
+
+  /** The ordinary step: the instance itself is switched, stopped or started. */
+  private async applyPlain(task: TaskRecord, inst: InstanceRecord): Promise<void> {
     const { store } = this.ctx;
     switch (task.kind) {
       case "publish": {
@@ -385,7 +428,7 @@ export class TaskRunner {
     }
   }
 
-  /** Looks at one running item's instance; moves restarts to phase two; undrains and removes as needed. */
+  /** Looks at one running item's instance (and its surge, if it has one). */
   private async check(task: TaskRecord, item: TaskItemRecord): Promise<Verdict> {
     const { store } = this.ctx;
     let inst: InstanceRecord;
@@ -395,6 +438,26 @@ export class TaskRunner {
       if ((err as { code?: string }).code !== "NOT_FOUND") throw err;
       return task.kind === "undeploy" ? { done: true, ok: true } : { done: true, ok: false, reason: `instance ${item.instanceId} was removed` };
     }
+    let v: Verdict | undefined;
+    if (task.kind === "publish" || task.kind === "restart") {
+      const switched = task.kind === "publish" ? inst.desiredPatchId === this.targetPatch(task, inst.id) : inst.drained || inst.desiredState === "inactive";
+      v = await this.surges.check(task, item, inst, {
+        switched,
+        switchNow: () => this.applyPlain(task, inst),
+        plainCheck: () => this.checkPlain(task, item, inst),
+      });
+    }
+    v ??= await this.checkPlain(task, item, inst);
+    // An item on an offline node waits for it, and says so.
+    if (!v.done && task.kind !== "undeploy" && (await store.nodes.find(inst.node))?.online === false) {
+      return { done: false, waitingFor: `node "${inst.node}" is offline: waiting for it to come back (${describe(inst)} is not counted as serving meanwhile); ${v.waitingFor}` };
+    }
+    return v;
+  }
+
+  /** The ordinary verdict on an instance; moves restarts to phase two; undrains and removes as needed. */
+  private async checkPlain(task: TaskRecord, item: TaskItemRecord, inst: InstanceRecord): Promise<Verdict> {
+    const { store } = this.ctx;
     const since = item.startedAt ?? 0;
     const freshFailure = inst.observedState === "failed" && (inst.observedAt ?? 0) >= since;
     const stopped = inst.observedState === "inactive" || inst.observedState === "failed";
@@ -453,7 +516,9 @@ export class TaskRunner {
 
   /** A failed item must not leave its instance out of load balancing forever. */
   private async afterFailure(_task: TaskRecord, item: TaskItemRecord): Promise<void> {
+    this.shown.delete(item.id);
     const inst = await this.ctx.store.instances.get(item.instanceId).catch(() => undefined);
     if (inst?.drained) await this.ctx.store.instances.setDrained(inst.id, false).catch(() => undefined);
+    await this.surges.afterFailure(item.instanceId).catch((err: unknown) => this.log.warn({ err, instanceId: item.instanceId }, "removing a surge after a failure failed"));
   }
 }

@@ -143,8 +143,20 @@ export interface InstanceRepo {
   /** Records what the agent reports; keys left out keep their value. */
   reportObserved(id: number, report: ObservedReport): Promise<InstanceRecord>;
   setDrained(id: number, drained: boolean): Promise<InstanceRecord>;
-  /** Removes an instance (undeploy) with its instance-level configs. */
+  /**
+   * Removes an instance (undeploy) with its instance-level configs and its
+   * surge, if any; a surge instance is removed alone (the configs are its
+   * original's).
+   */
   remove(id: number): Promise<void>;
+  /**
+   * Starts a surge beside instance `of` (see InstanceRecord.surgeOf): a copy
+   * of its spec with `adapters` (other ports), desired active on `patchId`.
+   * ALREADY_EXISTS when it has one; FAILED_PRECONDITION for a surge of a surge.
+   */
+  createSurge(of: number, input: { adapters: AdapterInput[]; patchId: number | null }): Promise<InstanceRecord>;
+  /** The surge standing in for instance `of`, if any. */
+  findSurge(of: number): Promise<InstanceRecord | undefined>;
 }
 
 // ---- endpoints -------------------------------------------------------------------------

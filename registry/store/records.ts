@@ -143,6 +143,13 @@ export interface InstanceRecord {
   lastExitReason: string | null;
   /** Taken out of load balancing (publish in progress) while still running. */
   drained: boolean;
+  /**
+   * Set on a surge instance: the id of the instance it stands in for while
+   * that one switches (a publish, restart or rollback that would otherwise
+   * stop the last serving endpoint of an Obj; registry/admin/surge.ts). Null
+   * for every instance placed by people.
+   */
+  surgeOf: number | null;
   /** When the agent last reported this instance. */
   observedAt: number | null;
   createdAt: number;

@@ -8,10 +8,10 @@
  * moment could still race past that check; the agent then reports the bind
  * failure. Good enough for a check whose job is to catch typos.
  */
-import { AlreadyExistsError, InvalidArgumentError } from "sgridnext";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 import type { InstanceFilter, InstanceInput, InstanceRepo, InstanceSpecUpdate, ObservedReport } from "../base";
 import { isUniqueViolation } from "../db-errors";
-import { type Adapter, DESIRED_STATES, type DesiredState, type InstanceRecord, OBSERVED_STATES } from "../records";
+import { type Adapter, type AdapterInput, DESIRED_STATES, type DesiredState, type InstanceRecord, OBSERVED_STATES } from "../records";
 import { scopeKey } from "../scope";
 import {
   validateAdapters, validateApplication, validateCount, validateEnv, validateId, validateJsonObject, validateLimits,
@@ -38,7 +38,7 @@ export class KnexInstanceRepo implements InstanceRepo {
     return this.ctx.write(async (trx, touch) => {
       const server = await requireServerRow(trx, application, serverName);
       const node = await requireNodeRow(trx, nodeName);
-      if (await trx("instances").where({ server_id: server.id, node_id: node.id }).first()) throw duplicate(full, nodeName);
+      if (await trx("instances").where({ server_id: server.id, node_id: node.id, slot: 0 }).first()) throw duplicate(full, nodeName);
       await checkPorts(trx, num(node.id), nodeName, adapters, null);
       const patchId = input.desiredPatchId !== undefined ? input.desiredPatchId : server.default_patch_id;
       if (patchId != null) await requirePatchOfServer(trx, num(patchId), num(server.id), full);
@@ -65,7 +65,50 @@ export class KnexInstanceRepo implements InstanceRepo {
         throw err;
       }
       touch("instances");
-      return toInstance(await instanceQuery(trx).where({ "i.server_id": server.id, "i.node_id": node.id }).first());
+      return toInstance(await instanceQuery(trx).where({ "i.server_id": server.id, "i.node_id": node.id, "i.slot": 0 }).first());
+    });
+  }
+
+  async createSurge(of: number, input: { adapters: AdapterInput[]; patchId: number | null }): Promise<InstanceRecord> {
+    validateId("instance id", of);
+    const adapters = validateAdapters(input.adapters);
+    if (input.patchId !== null) validateId("desired patch id", input.patchId);
+    return this.ctx.write(async (trx, touch) => {
+      const original = await requireInstance(trx, of);
+      if (original.surgeOf !== null) throw new FailedPreconditionError(`instance ${of} is itself a surge (of instance ${original.surgeOf})`, { instanceId: of });
+      const existing = await trx("instances").where({ surge_of: of }).first("id");
+      if (existing) throw new AlreadyExistsError(`instance ${of} already has a surge (instance ${num(existing.id)})`, { instanceId: of, surgeId: num(existing.id) });
+      await checkPorts(trx, original.nodeId, original.node, adapters, null);
+      if (input.patchId !== null) await requirePatchOfServer(trx, input.patchId, original.serverId, `${original.application}.${original.server}`);
+      const now = this.ctx.now();
+      await trx("instances").insert({
+        server_id: original.serverId,
+        node_id: original.nodeId,
+        slot: 1,
+        surge_of: of,
+        adapters: toJson(adapters),
+        env: toJson(original.env),
+        limits: toJson(original.limits),
+        health_check: original.healthCheck === null ? null : toJson(original.healthCheck),
+        launch: toJson(original.launch),
+        desired_state: "active",
+        desired_patch_id: input.patchId,
+        observed_state: "inactive",
+        restarts: 0,
+        drained: false,
+        created_at: now,
+        updated_at: now,
+      });
+      touch("instances");
+      return toInstance(await instanceQuery(trx).where({ "i.surge_of": of }).first());
+    });
+  }
+
+  async findSurge(of: number): Promise<InstanceRecord | undefined> {
+    validateId("instance id", of);
+    return this.ctx.read(async (db) => {
+      const row = await instanceQuery(db).where({ "i.surge_of": of }).first();
+      return row ? toInstance(row) : undefined;
     });
   }
 
@@ -79,7 +122,7 @@ export class KnexInstanceRepo implements InstanceRepo {
     validateServerName(server);
     validateNodeName(node);
     return this.ctx.read(async (db) => {
-      const row = await instanceQuery(db).where({ "s.application": application, "s.name": server, "n.name": node }).first();
+      const row = await instanceQuery(db).where({ "s.application": application, "s.name": server, "n.name": node, "i.slot": 0 }).first();
       return row ? toInstance(row) : undefined;
     });
   }
@@ -163,6 +206,12 @@ export class KnexInstanceRepo implements InstanceRepo {
     validateId("instance id", id);
     await this.ctx.write(async (trx, touch) => {
       const current = await requireInstance(trx, id);
+      if (current.surgeOf !== null) {
+        await trx("instances").where({ id }).del();
+        touch("instances");
+        return;
+      }
+      await trx("instances").where({ surge_of: id }).del();
       const key = scopeKey({ level: "instance", application: current.application, server: current.server, node: current.node });
       const files = (await trx("config_files").where({ level: "instance", scope_key: key }).select("id")).map((r: any) => r.id);
       if (files.length > 0) {

@@ -64,6 +64,7 @@ export function toInstance(r: any): InstanceRecord {
     restarts: num(r.restarts),
     lastExitReason: strOrNull(r.last_exit_reason),
     drained: bool(r.drained),
+    surgeOf: numOrNull(r.surge_of),
     observedAt: numOrNull(r.observed_at),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),

@@ -10,10 +10,11 @@ import * as m0003 from "./0003_commands";
 import * as m0004 from "./0004_login_sessions";
 import * as m0005 from "./0005_observed_topic";
 import * as m0006 from "./0006_node_agent_id";
+import * as m0007 from "./0007_instance_surge";
 
 export interface MigrationModule extends Knex.Migration {
   /** Stable name recorded in the migrations table. */
   readonly name: string;
 }
 
-export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006]);
+export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006, m0007]);

@@ -71,6 +71,8 @@ export class SimAgent {
   readonly fake: FakeAgent;
   readonly stuck = new Set<number>();
   readonly failing = new Set<number>();
+  /** Instances with a greater id than this fail too (instances the registry places itself, such as surges); 0 = none. */
+  failAbove = 0;
   /** Instances that crash right after each start: reported active, then activating (restarting), every 150 ms (less than the test registries' 600 ms task settle time). */
   readonly flapping = new Set<number>();
   private flapUp = false;
@@ -108,7 +110,7 @@ export class SimAgent {
       const version = inst.patch?.version ?? 0;
       const base = { instanceId: inst.instanceId, pid: 0, version, restarts: 0, lastExitReason: "", event: "", startedAt: 0 };
       if (inst.state === "active" && inst.patch) {
-        if (this.failing.has(inst.instanceId)) r = { ...base, state: "failed", lastExitReason: "exit code 3", event: "failed" };
+        if (this.failing.has(inst.instanceId) || (this.failAbove > 0 && inst.instanceId > this.failAbove)) r = { ...base, state: "failed", lastExitReason: "exit code 3", event: "failed" };
         else if (this.stuck.has(inst.instanceId)) r = { ...base, state: "activating", pid: 4242 };
         else if (this.flapping.has(inst.instanceId)) r = this.flapUp ? { ...base, state: "active", pid: 6000, startedAt: Date.now() } : { ...base, state: "activating", lastExitReason: "exited with code 1" };
         else r = { ...base, state: "active", pid: 5000 + inst.instanceId, startedAt: Date.now() };

@@ -133,6 +133,11 @@ export interface InstanceInfo {
   cpuCoresUsed: number;
   /** When the running process started, ms since the epoch (0 = not running). */
   startedAt: number;
+  /**
+   * A surge instance: the id of the instance it stands in for while that one
+   * switches version or restarts (0 = an instance placed by people).
+   */
+  surgeOf: number;
 }
 
 export interface InstanceInfo_EnvEntry {
@@ -1251,6 +1256,7 @@ function createBaseInstanceInfo(): InstanceInfo {
     memoryBytes: 0,
     cpuCoresUsed: 0,
     startedAt: 0,
+    surgeOf: 0,
   };
 }
 
@@ -1321,6 +1327,9 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
     }
     if (message.startedAt !== 0) {
       writer.uint32(176).int64(message.startedAt);
+    }
+    if (message.surgeOf !== 0) {
+      writer.uint32(184).uint64(message.surgeOf);
     }
     return writer;
   },
@@ -1517,6 +1526,14 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
             message.startedAt = longToNumber(reader.int64());
             continue;
           }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.surgeOf = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1606,6 +1623,11 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
         : isSet(object.started_at)
         ? globalThis.Number(object.started_at)
         : 0,
+      surgeOf: isSet(object.surgeOf)
+        ? globalThis.Number(object.surgeOf)
+        : isSet(object.surge_of)
+        ? globalThis.Number(object.surge_of)
+        : 0,
     };
   },
 
@@ -1683,6 +1705,9 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
     if (message.startedAt !== 0) {
       obj.startedAt = Math.round(message.startedAt);
     }
+    if (message.surgeOf !== 0) {
+      obj.surgeOf = Math.round(message.surgeOf);
+    }
     return obj;
   },
 
@@ -1727,6 +1752,7 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
     message.memoryBytes = object.memoryBytes ?? 0;
     message.cpuCoresUsed = object.cpuCoresUsed ?? 0;
     message.startedAt = object.startedAt ?? 0;
+    message.surgeOf = object.surgeOf ?? 0;
     return message;
   },
 };
