@@ -53,6 +53,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     term: "rollback [options] <task-id>", description: "roll a publish task back: each of its instances to the version it ran before; follows the new task",
     load: () => [require("./publish").registerRollback],
   },
+  restart: {
+    term: "restart [options] <App.Server>", description: "restart a server's instances batch by batch, following the task to its end",
+    load: () => [require("./restart").registerRestart],
+  },
   config: {
     term: "config", description: "config files in the registry: list, get, set, history, push, rollback",
     load: () => [require("./config").registerConfig],

@@ -115,7 +115,7 @@ export async function readPackageManifest(file: string): Promise<Record<string, 
   });
 }
 
-function splitName(name: string): { application: string; server: string } {
+export function splitName(name: string): { application: string; server: string } {
   const parts = name.split(".");
   if (parts.length !== 2 || !parts[0] || !parts[1]) throw new InvalidArgumentError(`server name ${JSON.stringify(name)} must be <App>.<Server>`, { name });
   return { application: parts[0], server: parts[1] };
@@ -217,7 +217,7 @@ export async function publish(client: RegistryClient, options: PublishOptions): 
   return { patch, task, ok: task.status === "success" };
 }
 
-function summarize(task: TaskInfo, out: (l: string) => void): void {
+export function summarize(task: TaskInfo, out: (l: string) => void): void {
   const count = (status: string) => task.items.filter((i) => i.status === status).length;
   out(`task ${task.id} ${task.status}: ${count("SUCCESS")} succeeded, ${count("FAILED")} failed, ${count("NOT_START")} not started`);
 }
@@ -262,7 +262,7 @@ async function upload(
 }
 
 /** Follows a task to its end, printing item changes; resumes after a broken stream. */
-async function followTask(client: RegistryClient, first: TaskInfo, out: (l: string) => void, retryMs: number): Promise<TaskInfo> {
+export async function followTask(client: RegistryClient, first: TaskInfo, out: (l: string) => void, retryMs: number): Promise<TaskInfo> {
   const seen = new Map<string, string>();
   let last = first;
   const report = (t: TaskInfo) => {
@@ -302,11 +302,11 @@ async function followTask(client: RegistryClient, first: TaskInfo, out: (l: stri
   return last;
 }
 
-function list(value: string, previous: string[]): string[] {
+export function list(value: string, previous: string[]): string[] {
   return [...previous, ...value.split(",").map((s) => s.trim()).filter(Boolean)];
 }
 
-function int(name: string): (v: string) => number {
+export function int(name: string): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
     if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new ConfigError(`${name} must be a whole number >= 0, got ${JSON.stringify(v)}`);
