@@ -3,10 +3,14 @@
  * whose main.js loads this file: a framework Application serving Echo on
  * every adapter the agent gives it (SGRID_ADAPTERS), under the application
  * and server names of its environment. `say` answers who served the call
- * (`<node>#<instance>`), so a caller can tell instances apart.
+ * (`<node>#<instance>`), so a caller can tell instances apart. It loads
+ * `fault.json` at start when the registry has one.
  */
-import { Application } from "sgridnext";
+import { Application, NotFoundError } from "sgridnext";
 import { EchoImpl } from "../../helpers/echo-servant";
+
+/** The config file the servant loads at start when the registry has it. */
+const FAULT_CONFIG = "fault.json";
 
 async function main(): Promise<void> {
   const env = process.env;
@@ -14,6 +18,10 @@ async function main(): Promise<void> {
   for (const obj of Object.keys(JSON.parse(env.SGRID_ADAPTERS ?? "{}") as Record<string, string>)) {
     app.addServant(obj, new EchoImpl(`${env.SGRID_NODE ?? "?"}#${env.SGRID_INSTANCE_ID ?? "?"}`));
   }
+  // Its config, when the registry has one: a view that cannot be loaded (and no last good copy) fails the start, as in any servant.
+  await app.config.load(FAULT_CONFIG).catch((err: unknown) => {
+    if (!(err instanceof NotFoundError)) throw err;
+  });
   await app.start();
 }
 
