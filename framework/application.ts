@@ -249,10 +249,10 @@ export class Application {
           this.health.set(servant.$service.fullName, ServingStatus.SERVING);
           this.health.set(this.fullObjName(obj), ServingStatus.SERVING);
         }
-        transport.addService(bindServant(this.health));
+        transport.addService(bindServant(this.health, undefined, { trace: false }));
         if (ep.protocol === "grpc" && (this.options.reflection ?? APPLICATION_DEFAULTS.reflection)) {
           const hosted = [...objs.map((o) => this.servants.get(o)!.$service), this.health.$service];
-          for (const r of reflectionServants(hosted)) transport.addService(bindServant(r));
+          for (const r of reflectionServants(hosted)) transport.addService(bindServant(r, undefined, { trace: false }));
         }
         this.transports.set(key, transport);
         const port = await transport.listen(ep.host, ep.port);

@@ -20,6 +20,7 @@ import { clientStats, type MethodStats } from "../stats";
 import { Status } from "../status";
 import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../transport/base";
 import { checkMetadata } from "../transport/metadata";
+import { traceClientCall, type ClientTrace } from "../tracing/tracing";
 import type { CallOptions } from "./call-options";
 import { EndpointHealth, type EndpointHealthOptions } from "./endpoint-health";
 import type { EndpointSource } from "./endpoint-source";
@@ -176,7 +177,8 @@ export class Invoker {
   }
 
   async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
-    const call = this.outgoing(method, options);
+    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options), currentCallContext());
+    const call = trace.call;
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
@@ -199,7 +201,11 @@ export class Invoker {
           throw this.gaveUp(stats, started, err);
         }
       }
+    } catch (err) {
+      trace.end(err);
+      throw err;
     } finally {
+      trace.end();
       release?.();
     }
   }
@@ -209,7 +215,8 @@ export class Invoker {
   }
 
   private async *serverStreamCall<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncGenerator<Res> {
-    const call = this.outgoing(method, options, true);
+    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, true), currentCallContext());
+    const call = trace.call;
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
     let tried: Set<Endpoint> | undefined;
@@ -232,7 +239,11 @@ export class Invoker {
           throw this.gaveUp(stats, started, err);
         }
       }
+    } catch (err) {
+      trace.end(err);
+      throw err;
     } finally {
+      trace.end();
       release?.();
     }
   }
@@ -240,8 +251,10 @@ export class Invoker {
   async clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): Promise<Res> {
     const input = new RequestStream(requests);
     const release = this.source.use?.();
+    let trace: ClientTrace | undefined;
     try {
-      const call = this.outgoing(method, options, true);
+      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, true), currentCallContext());
+      const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
       const ep = await this.pick(options?.hashKey, undefined);
@@ -254,7 +267,11 @@ export class Invoker {
         this.failed(ep, err);
         throw this.gaveUp(stats, started, err);
       }
+    } catch (err) {
+      trace?.end(err);
+      throw err;
     } finally {
+      trace?.end();
       release?.();
       input.close();
     }
@@ -267,8 +284,10 @@ export class Invoker {
   private async *bidiCall<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, options?: CallOptions): AsyncGenerator<Res> {
     const input = new RequestStream(requests);
     const release = this.source.use?.();
+    let trace: ClientTrace | undefined;
     try {
-      const call = this.outgoing(method, options, true);
+      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, true), currentCallContext());
+      const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
       const ep = await this.pick(options?.hashKey, undefined);
@@ -280,7 +299,11 @@ export class Invoker {
         this.failed(ep, err);
         throw this.gaveUp(stats, started, err);
       }
+    } catch (err) {
+      trace?.end(err);
+      throw err;
     } finally {
+      trace?.end();
       release?.();
       input.close();
     }

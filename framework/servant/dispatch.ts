@@ -1,12 +1,14 @@
 /**
  * Binds a servant's methods to its service descriptor for the transports.
  *
- * Every method runs inside its call context (deadline propagation) and is
- * observed by the per-method statistics. Error mapping to the wire happens in
+ * Every method runs inside its call context (deadline propagation) and, when
+ * the OpenTelemetry API is installed, inside its SERVER span (tracing/), and
+ * is observed by the per-method statistics. Error mapping to the wire happens in
  * each transport at exactly one place (errorToWire), never here.
  */
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import type { BoundService, Handler, MethodDescriptor, ServerContext } from "../transport/base";
+import { traceServerCall } from "../tracing/tracing";
 import { runWithCallContext } from "./call-context";
 import type { Servant } from "./servant";
 
@@ -15,7 +17,25 @@ export interface DispatchObserver {
   onCallEnd(method: string, startedAt: number, error: unknown): void;
 }
 
-function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<unknown>, startedAt: number, observer?: DispatchObserver): AsyncIterable<unknown> {
+export interface BindOptions {
+  /** Make a SERVER span per call (when the OpenTelemetry API is installed). Default true. */
+  trace?: boolean;
+}
+
+type Runner = <T>(fn: () => T) => T;
+const direct: Runner = (fn) => fn();
+
+/** The call's span (if any) wrapped around the observer and around everything the call runs. */
+function traced(ctx: ServerContext, observer: DispatchObserver | undefined, on: boolean): { observer: DispatchObserver | undefined; run: Runner } {
+  const trace = on ? traceServerCall(ctx) : undefined;
+  if (!trace) return { observer, run: direct };
+  return {
+    observer: { onCallEnd: (method, startedAt, error) => { trace.end(error); observer?.onCallEnd(method, startedAt, error); } },
+    run: trace.run,
+  };
+}
+
+function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<unknown>, startedAt: number, observer?: DispatchObserver, run: Runner = direct): AsyncIterable<unknown> {
   return {
     [Symbol.asyncIterator]() {
       const it = iterable[Symbol.asyncIterator]();
@@ -25,7 +45,7 @@ function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<
         async next() {
           try {
             // An async generator's body runs in the context of whoever calls next(): re-enter the call's context.
-            const r = await runWithCallContext(ctx, () => it.next());
+            const r = await run(() => runWithCallContext(ctx, () => it.next()));
             if (r.done) finish(ctx.endedBy);
             return r;
           } catch (err) { finish(ctx.endedBy ?? err); throw err; }
@@ -52,7 +72,8 @@ function unimplemented(method: MethodDescriptor, observer?: DispatchObserver): H
 }
 
 /** Builds the transport-facing handlers of one servant. Throws TypeError when a method is missing. */
-export function bindServant(servant: Servant, observer?: DispatchObserver): BoundService {
+export function bindServant(servant: Servant, callObserver?: DispatchObserver, options: BindOptions = {}): BoundService {
+  const tracing = options.trace ?? true;
   const descriptor = servant.$service;
   if (!descriptor || typeof descriptor.fullName !== "string") {
     throw new TypeError("not a servant: extend a generated <Service>Servant class");
@@ -62,11 +83,12 @@ export function bindServant(servant: Servant, observer?: DispatchObserver): Boun
     const impl = (servant as unknown as Record<string, unknown>)[member];
     let handler: Handler;
     if (typeof impl !== "function") {
-      handler = unimplemented(method, observer);
+      handler = unimplemented(method, callObserver);
     } else if (method.kind === "unary" || method.kind === "client_stream") {
       handler = (arg: any, ctx: ServerContext) => {
         const startedAt = performance.now();
-        return runWithCallContext(ctx, async () => {
+        const { observer, run } = traced(ctx, callObserver, tracing);
+        return run(() => runWithCallContext(ctx, async () => {
           try {
             const res = await (impl as (a: any, c: ServerContext) => Promise<unknown>).call(servant, arg, ctx);
             if (res == null) throw new InvalidArgumentError(`method ${method.path} returned no response`);
@@ -77,19 +99,20 @@ export function bindServant(servant: Servant, observer?: DispatchObserver): Boun
             observer?.onCallEnd(method.path, startedAt, ctx.endedBy ?? err);
             throw err;
           }
-        });
+        }));
       };
     } else {
       handler = (arg: any, ctx: ServerContext) => {
         const startedAt = performance.now();
-        return runWithCallContext(ctx, () => {
+        const { observer, run } = traced(ctx, callObserver, tracing);
+        return run(() => runWithCallContext(ctx, () => {
           try {
-            return wrapStream(method.path, ctx, (impl as (a: any, c: ServerContext) => AsyncIterable<unknown>).call(servant, arg, ctx), startedAt, observer);
+            return wrapStream(method.path, ctx, (impl as (a: any, c: ServerContext) => AsyncIterable<unknown>).call(servant, arg, ctx), startedAt, observer, run);
           } catch (err) {
             observer?.onCallEnd(method.path, startedAt, err);
             throw err;
           }
-        });
+        }));
       };
     }
     handlers.set(method.path, { method, handler });

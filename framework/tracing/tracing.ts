@@ -1,0 +1,140 @@
+/**
+ * Spans for calls, through the OpenTelemetry API when the application has it
+ * installed (`@opentelemetry/api`, an optional peer dependency, loaded on
+ * first use): a SERVER span for every call a servant serves, a CLIENT span
+ * for every proxy call, children of whatever is current, so any OTel exporter
+ * shows the call tree. The W3C `traceparent` goes out with every proxy call
+ * and is read from every incoming one, on both transports (traceparent.ts;
+ * the OTel global propagator is not needed, nor used).
+ *
+ * Without the API, no span is made and an incoming traceparent (and
+ * tracestate) is passed on unchanged to the calls a servant makes while
+ * serving, so a trace started elsewhere still crosses a Sgrid hop.
+ */
+import type * as OtelApi from "@opentelemetry/api";
+import { frameworkVersion } from "../agent/version";
+import { SgridError } from "../errors";
+import { Status } from "../status";
+import type { Metadata, OutgoingCall, ServerContext } from "../transport/base";
+import { formatTraceparent, parseTraceparent, traceHeaders, TRACEPARENT, TRACESTATE } from "./traceparent";
+
+type Api = typeof OtelApi;
+
+let api: Api | null | undefined;
+
+/** The OpenTelemetry API if installed, else null (looked up once). */
+function otel(): Api | null {
+  if (api === undefined) {
+    try {
+      api = require("@opentelemetry/api") as Api;
+    } catch {
+      api = null;
+    }
+  }
+  return api;
+}
+
+let tracerNow: OtelApi.Tracer | undefined;
+
+/** Sgrid's tracer (the API's proxy tracer: it follows whatever provider is registered, now or later). */
+function tracer(a: Api): OtelApi.Tracer {
+  return (tracerNow ??= a.trace.getTracer("sgridnext", frameworkVersion()));
+}
+
+/** For tests: forget the lookup (null = behave as if the API were not installed). */
+export function setOtelApiForTests(value: unknown): void {
+  api = value as Api | null | undefined;
+  tracerNow = undefined;
+}
+
+/** The OTel context of each call being served, so the proxy calls made while serving are its children. */
+const serving = new WeakMap<ServerContext, OtelApi.Context>();
+
+/** Server spans are errors for the codes OpenTelemetry's RPC conventions call server faults. */
+const SERVER_FAULTS: ReadonlySet<Status> = new Set([Status.UNKNOWN, Status.DEADLINE_EXCEEDED, Status.UNIMPLEMENTED, Status.INTERNAL, Status.UNAVAILABLE, Status.DATA_LOSS]);
+
+function statusOf(err: unknown): Status {
+  if (err === undefined) return Status.OK;
+  return err instanceof SgridError ? err.status : Status.UNKNOWN;
+}
+
+function attributes(path: string, protocol: string): OtelApi.Attributes {
+  const slash = path.lastIndexOf("/");
+  return { "rpc.system": protocol === "sgrid" ? "sgrid" : "grpc", "rpc.service": path.slice(1, slash), "rpc.method": path.slice(slash + 1) };
+}
+
+function finish(a: Api, span: OtelApi.Span, err: unknown, faults?: ReadonlySet<Status>): void {
+  const status = statusOf(err);
+  span.setAttribute("rpc.grpc.status_code", status);
+  if (err !== undefined && (faults === undefined || faults.has(status))) {
+    span.setStatus({ code: a.SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  }
+  span.end();
+}
+
+/** The remote parent carried by a call's metadata, as an OTel context; undefined when there is none. */
+function remoteParent(a: Api, md: Readonly<Metadata>): OtelApi.Context | undefined {
+  const tp = parseTraceparent(md[TRACEPARENT]);
+  if (!tp) return undefined;
+  const ts = md[TRACESTATE];
+  return a.trace.setSpanContext(a.ROOT_CONTEXT, { ...tp, isRemote: true, ...(typeof ts === "string" && ts ? { traceState: a.createTraceState(ts) } : {}) });
+}
+
+export interface ServerTrace {
+  /** Runs `fn` with the call's span current. */
+  run<T>(fn: () => T): T;
+  /** Ends the span (idempotent); `err` undefined for success. */
+  end(err: unknown): void;
+}
+
+/** A SERVER span for a call being served (child of the caller's traceparent); undefined without the OTel API. */
+export function traceServerCall(ctx: ServerContext): ServerTrace | undefined {
+  const a = otel();
+  if (!a) return undefined;
+  const parent = remoteParent(a, ctx.metadata) ?? a.ROOT_CONTEXT;
+  const span = tracer(a).startSpan(ctx.method.slice(1), { kind: a.SpanKind.SERVER, attributes: attributes(ctx.method, ctx.protocol) }, parent);
+  const active = a.trace.setSpan(parent, span);
+  serving.set(ctx, active);
+  let ended = false;
+  return {
+    run: (fn) => a.context.with(active, fn),
+    end: (err) => { if (!ended) { ended = true; finish(a, span, err, SERVER_FAULTS); } },
+  };
+}
+
+export interface ClientTrace {
+  /** The call to send: its metadata carries the traceparent. */
+  readonly call: OutgoingCall;
+  /** Ends the span (idempotent); `err` undefined for success. */
+  end(err?: unknown): void;
+}
+
+const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: () => undefined });
+
+/**
+ * A CLIENT span for a proxy call, child of the current span (or of the call
+ * being served), with its traceparent in the call's metadata. Without the OTel
+ * API, the incoming call's trace headers are passed on unchanged.
+ * A traceparent the caller put in the metadata is left alone.
+ */
+export function traceClientCall(path: string, protocol: string, call: OutgoingCall, incoming: ServerContext | undefined): ClientTrace {
+  if (call.metadata[TRACEPARENT] !== undefined) return NO_TRACE(call);
+  const a = otel();
+  if (!a) {
+    const passOn = incoming && traceHeaders(incoming.metadata);
+    return NO_TRACE(passOn ? { ...call, metadata: { ...call.metadata, ...passOn } } : call);
+  }
+  let parent = a.context.active();
+  if (!a.trace.getSpan(parent) && incoming) parent = serving.get(incoming) ?? remoteParent(a, incoming.metadata) ?? parent;
+  const span = tracer(a).startSpan(path.slice(1), { kind: a.SpanKind.CLIENT, attributes: attributes(path, protocol) }, parent);
+  const sc = span.spanContext();
+  let out = call;
+  if (a.trace.isSpanContextValid(sc)) {
+    const headers: Metadata = { [TRACEPARENT]: formatTraceparent(sc) };
+    const ts = sc.traceState?.serialize();
+    if (ts) headers[TRACESTATE] = ts;
+    out = { ...call, metadata: { ...call.metadata, ...headers } };
+  }
+  let ended = false;
+  return { call: out, end: (err) => { if (!ended) { ended = true; finish(a, span, err); } } };
+}
