@@ -14,6 +14,7 @@ import { getLogger, PeriodicTask, SgridError, Status } from "sgridnext";
 import { authPublicRoutes, authRoutes, setSessionCookie } from "./api/auth";
 import { configRoutes } from "./api/configs";
 import { logRoutes } from "./api/logs";
+import { statsRoutes } from "./api/stats";
 import { nodeRoutes } from "./api/nodes";
 import { patchRoutes } from "./api/patches";
 import { serverRoutes } from "./api/servers";
@@ -139,6 +140,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
   userRoutes(api);
   serverRoutes(api);
   logRoutes(api);
+  statsRoutes(api);
   taskRoutes(api);
   nodeRoutes(api);
   patchRoutes(api);

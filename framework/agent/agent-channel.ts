@@ -6,7 +6,7 @@
  *   connect ──> hello(instance id, token, pid, version) [+ AdaptersReady if known]
  *      ^            │
  *      │            v
- *      │        settings(interval) ──> keepalive every interval
+ *      │        settings(interval) ──> keepalive every interval (+ the calls since the last one)
  *      │        command ──> run ──> CommandResult(request id)
  *      │            │ stream broke / refused
  *      └── backoff ─┘ (0.5 s doubling to 10 s, ±25% jitter)
@@ -28,6 +28,7 @@ import type { AgentMessage, ServantMessage } from "../gen/sgrid/agent/v1/agent";
 import { AgentProxy } from "../gen/sgrid/agent/v1/agent.sgrid";
 import type { CommandRegistry } from "./commands";
 import { AsyncQueue, Backoff, PeriodicTask } from "../primitives";
+import { StatsReporter } from "../stats-report";
 
 const log = getLogger("agent.channel");
 
@@ -65,6 +66,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
   private started = false;
   /** Keepalives sent since start (for tests and viewstatus). */
   keepalivesSent = 0;
+  private readonly stats = new StatsReporter();
 
   /** Throws ConfigError when the agent address does not parse. */
   constructor(private readonly options: AgentChannelOptions) {
@@ -113,6 +115,9 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
     this.keepalive = new PeriodicTask(() => {
       out?.push({ kind: { $case: "keepalive", value: {} } });
       this.keepalivesSent++;
+      // The calls since the last keepalive, for the service monitor (nothing when there were none).
+      const stats = this.stats.delta();
+      if (stats.length > 0) out?.push({ kind: { $case: "stats", value: { at: Date.now(), stats } } });
     }, { intervalMs }).start();
   }
 

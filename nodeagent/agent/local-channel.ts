@@ -25,7 +25,7 @@ import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Application, AsyncQueue, UnavailableError, getLogger, type DeepPartial, type ServerContext } from "sgridnext";
 import { AgentServant } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
-import type { AgentMessage, ServantHello, ServantMessage } from "sgridnext/gen/sgrid/agent/v1/agent";
+import type { AgentMessage, ServantHello, ServantMessage, StatsReport } from "sgridnext/gen/sgrid/agent/v1/agent";
 import { ChannelAuthError, NoServantChannelError, ServantCommandTimeoutError } from "./errors";
 
 const log = getLogger("agent.channel");
@@ -85,7 +85,7 @@ class ChannelServant extends AgentServant {
 }
 
 /** Events: "connected" (instanceId, pid), "disconnected" (instanceId), "ready" (instanceId, objs). */
-export class LocalChannelServer extends EventEmitter<{ connected: [string, number]; disconnected: [string]; ready: [string, string[]] }> {
+export class LocalChannelServer extends EventEmitter<{ connected: [string, number]; disconnected: [string]; ready: [string, string[]]; stats: [string, StatsReport] }> {
   private readonly options: LocalChannelOptions;
   private readonly conns = new Map<string, Conn>();
   private app: Application | undefined;
@@ -186,6 +186,10 @@ export class LocalChannelServer extends EventEmitter<{ connected: [string, numbe
         switch (kind?.$case) {
           case "keepalive":
             this.options.onKeepalive(conn.instanceId);
+            break;
+          case "stats":
+            // The servant's calls since its last report: the agent passes them up its session.
+            this.emit("stats", conn.instanceId, kind.value);
             break;
           case "ready":
             conn.readyObjs = [...kind.value.objs];

@@ -145,6 +145,8 @@ export class NodeAgent {
     // Re-adopted servants that served before this agent restarted are reported as they were: active.
     await this.readiness.restore((id) => this.supervisor.get(id)?.observed().pid);
     this.channelRef = await this.startChannel();
+    // Servants' call stats go up the session as they come (the registry keeps them per minute).
+    this.channelRef.on("stats", (id, report) => this.sessionRef?.send({ kind: { $case: "stats", value: { instanceId: Number(id), report } } }));
     this.channelRef.on("ready", (id) => {
       const pid = this.supervisor.get(id)?.observed().pid;
       if (pid) this.readiness.markReady(id, pid);

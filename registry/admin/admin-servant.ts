@@ -24,6 +24,7 @@ import { NodesApi } from "./api/nodes-api";
 import { ServersApi } from "./api/servers-api";
 import { TasksApi } from "./api/tasks-api";
 import { UsersApi } from "./api/users-api";
+import { StatsApi } from "./api/stats-api";
 import type { TaskRunner } from "./task-runner";
 
 export { ADMIN_API_DEFAULTS } from "./api/context";
@@ -35,6 +36,7 @@ export class RegistryAdminServant extends AdminServant {
   private readonly tasks: TasksApi;
   private readonly nodes: NodesApi;
   private readonly config: ConfigApi;
+  private readonly stats: StatsApi;
 
   constructor(ctx: RegistryContext, runner?: TaskRunner) {
     super();
@@ -44,6 +46,7 @@ export class RegistryAdminServant extends AdminServant {
     this.tasks = new TasksApi(this.api);
     this.nodes = new NodesApi(this.api);
     this.config = new ConfigApi(this.api);
+    this.stats = new StatsApi(this.api);
   }
 
   /** Ends every WatchTask stream (they send nothing more); for shutdown. Idempotent. */
@@ -79,6 +82,7 @@ export class RegistryAdminServant extends AdminServant {
   readonly loadConfig: AdminServant["loadConfig"] = (request, call) => this.config.loadConfig(request, call);
   readonly configHistory: AdminServant["configHistory"] = (request, call) => this.config.configHistory(request, call);
   readonly getConfigVersion: AdminServant["getConfigVersion"] = (request, call) => this.config.getConfigVersion(request, call);
+  readonly queryCallStats: AdminServant["queryCallStats"] = (request, call) => this.stats.queryCallStats(request, call);
   readonly putConfig: AdminServant["putConfig"] = (request, call) => this.config.putConfig(request, call);
   readonly rollbackConfig: AdminServant["rollbackConfig"] = (request, call) => this.config.rollbackConfig(request, call);
   readonly deleteConfig: AdminServant["deleteConfig"] = (request, call) => this.config.deleteConfig(request, call);

@@ -32,6 +32,7 @@ import { DesiredPusher } from "./desired-pushes";
 import { DesiredStateBuilder } from "./desired-state";
 import { HeartbeatSamples, type InstanceUsageSample } from "./heartbeat-samples";
 import { HeartbeatRecorder, parseJsonObject } from "./heartbeats";
+import { CallStatsSink } from "./call-stats-sink";
 import { newHubStats, type AppendEvent } from "./hub-stats";
 import { checkNodeClaim } from "./node-claim";
 import { type CommandResult, NodeSession, commandFailed } from "./node-session";
@@ -84,6 +85,7 @@ export class NodeSessionHub implements SessionHub {
   private readonly observed: ObservedRecorder;
   private readonly pushes: DesiredPusher;
   private readonly sweeper: OfflineSweeper;
+  private readonly callStats: CallStatsSink;
   private started = false;
   private closed = false;
 
@@ -117,6 +119,7 @@ export class NodeSessionHub implements SessionHub {
     const common = { store: this.store, stats: this.stats, log: this.log };
     this.heartbeats = new HeartbeatRecorder({ ...common, samples: this.samplesByNode, grace: this.grace, factsIntervalMs: this.opts.factsIntervalMs });
     this.observed = new ObservedRecorder({ ...common, changes: this.changes, samples: this.samplesByNode, appendEvent });
+    this.callStats = new CallStatsSink({ store: this.store, log: this.log });
     this.pushes = new DesiredPusher({ ...common, changes: this.changes, builder: this.builder, sessions: this.sessions });
     this.sweeper = new OfflineSweeper({
       ...common, changes: this.changes, settings: this.settings, sessions: this.sessions, detach: (x) => this.detach(x),
@@ -132,6 +135,7 @@ export class NodeSessionHub implements SessionHub {
     this.relay.start();
     this.grace.serving();
     this.sweeper.start();
+    this.callStats.start();
   }
 
   /**
@@ -142,7 +146,7 @@ export class NodeSessionHub implements SessionHub {
     if (this.closed) return;
     this.closed = true;
     const pushing = this.pushes.stop();
-    const sweeping = this.sweeper.stop();
+    const sweeping = Promise.all([this.sweeper.stop(), this.callStats.stop()]);
     for (const s of this.sessions.values()) s.close(new UnavailableError(`registry ${this.settings.processId} is shutting down`));
     this.sessions.clear();
     await this.relay.stop();
@@ -263,6 +267,9 @@ export class NodeSessionHub implements SessionHub {
         return Promise.resolve();
       case "reply":
         session.onReply(kind.value);
+        return Promise.resolve();
+      case "stats":
+        this.callStats.accept(session, kind.value);
         return Promise.resolve();
       case "observed": {
         const batch = kind.value;

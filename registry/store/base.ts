@@ -15,6 +15,7 @@
  * (see {@link RevisionRepo}), so that several registry processes sharing one
  * database notice each other's writes by polling `revisions.get()`.
  */
+import type { CallStatsRepo } from "./knex/call-stats";
 import type {
   AdapterInput, CommandRecord, ConfigFileRecord, ConfigScope, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
   LaunchOptions, LoginSessionRecord, NodeRecord, ObjEndpoint, ObservedState, PatchRecord, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
@@ -392,6 +393,8 @@ export interface RegistryStore {
   readonly events: EventRepo;
   readonly revisions: RevisionRepo;
   readonly commands: CommandRepo;
+  /** The service monitor's per-minute call stats (./knex/call-stats.ts). */
+  readonly callStats: CallStatsRepo;
   /** `sqlite` or `mysql`. */
   readonly dialect: string;
   /** The database URL without its password, for logs and messages. */

@@ -16,6 +16,7 @@ import { KnexEndpointRepo } from "./knex/endpoints";
 import { KnexEventRepo } from "./knex/events";
 import { KnexInstanceRepo } from "./knex/instances";
 import { KnexLoginSessionRepo } from "./knex/logins";
+import { KnexCallStatsRepo, type CallStatsRepo } from "./knex/call-stats";
 import { KnexNodeRepo } from "./knex/nodes";
 import { KnexPatchRepo } from "./knex/patches";
 import { KnexRevisionRepo } from "./knex/revisions";
@@ -36,6 +37,7 @@ export class KnexStore implements RegistryStore {
   readonly events: EventRepo;
   readonly revisions: RevisionRepo;
   readonly commands: CommandRepo;
+  readonly callStats: CallStatsRepo;
   private closed = false;
   private readonly ctx: StoreContext;
 
@@ -57,6 +59,7 @@ export class KnexStore implements RegistryStore {
     this.events = new KnexEventRepo(this.ctx);
     this.revisions = new KnexRevisionRepo(this.ctx);
     this.commands = new KnexCommandRepo(this.ctx);
+    this.callStats = new KnexCallStatsRepo(this.ctx);
   }
 
   get dialect(): string {

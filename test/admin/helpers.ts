@@ -10,6 +10,7 @@ import * as path from "node:path";
 import * as tar from "tar";
 import { AsyncQueue, Communicator } from "sgridnext";
 import type { AgentMessage, DesiredState, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
+import type { StatsReport } from "sgridnext/gen/sgrid/agent/v1/agent";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { RegistryServer } from "../../registry";
 import type { RegistryServerOptions } from "../../registry/server/options";
@@ -215,6 +216,11 @@ export class FakeAgent {
     this.send({ kind: { $case: "observed", value: { instances: [{
       instanceId, state: "active", pid: this.pids.get(instanceId) ?? 0, version, restarts: 1, lastExitReason: reason, event, startedAt: Date.now(),
     }], full: false } } } as AgentMessage);
+  }
+
+  /** Passes a servant's stats report up the session, as NodeAgent does with its local channel's reports. */
+  sendStats(instanceId: number, report: StatsReport): void {
+    this.send({ kind: { $case: "stats", value: { instanceId, report } } } as AgentMessage);
   }
 
   private send(msg: AgentMessage): void {

@@ -40,6 +40,29 @@ export interface CommandResult {
   error: string;
 }
 
+/** Calls of one method on one side since the previous report (a delta). */
+export interface CallStat {
+  /** "server" (calls this servant answered) or "client" (calls its proxies made). */
+  side: string;
+  /** Server side: the full Obj name; client side: the service called. */
+  scope: string;
+  method: string;
+  calls: number;
+  errors: number;
+  /** {code: count}. */
+  errorsByCodeJson: string;
+  /** Latency histogram, the framework's buckets (stats.ts LATENCY_BUCKETS_MS, then +Inf). */
+  buckets: number[];
+  totalMs: number;
+}
+
+/** Sent with a keepalive when calls happened since the last report. */
+export interface StatsReport {
+  /** When the window ended, ms since the epoch. */
+  at: number;
+  stats: CallStat[];
+}
+
 export interface ServantMessage {
   kind:
     | //
@@ -48,6 +71,7 @@ export interface ServantMessage {
     | { $case: "keepalive"; value: Keepalive }
     | { $case: "ready"; value: AdaptersReady }
     | { $case: "result"; value: CommandResult }
+    | { $case: "stats"; value: StatsReport }
     | undefined;
 }
 
@@ -432,6 +456,294 @@ export const CommandResult: MessageFns<CommandResult> = {
   },
 };
 
+function createBaseCallStat(): CallStat {
+  return { side: "", scope: "", method: "", calls: 0, errors: 0, errorsByCodeJson: "", buckets: [], totalMs: 0 };
+}
+
+export const CallStat: MessageFns<CallStat> = {
+  encode(message: CallStat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.side !== "") {
+      writer.uint32(10).string(message.side);
+    }
+    if (message.scope !== "") {
+      writer.uint32(18).string(message.scope);
+    }
+    if (message.method !== "") {
+      writer.uint32(26).string(message.method);
+    }
+    if (message.calls !== 0) {
+      writer.uint32(32).uint64(message.calls);
+    }
+    if (message.errors !== 0) {
+      writer.uint32(40).uint64(message.errors);
+    }
+    if (message.errorsByCodeJson !== "") {
+      writer.uint32(50).string(message.errorsByCodeJson);
+    }
+    if (message.buckets.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.buckets) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.totalMs !== 0) {
+      writer.uint32(65).double(message.totalMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallStat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallStat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.side = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.calls = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.errors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.errorsByCodeJson = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag === 56) {
+              message.buckets.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.buckets.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.totalMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CallStat {
+    return {
+      side: isSet(object.side) ? globalThis.String(object.side) : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      calls: isSet(object.calls) ? globalThis.Number(object.calls) : 0,
+      errors: isSet(object.errors) ? globalThis.Number(object.errors) : 0,
+      errorsByCodeJson: isSet(object.errorsByCodeJson)
+        ? globalThis.String(object.errorsByCodeJson)
+        : isSet(object.errors_by_code_json)
+        ? globalThis.String(object.errors_by_code_json)
+        : "",
+      buckets: globalThis.Array.isArray(object?.buckets) ? object.buckets.map((e: any) => globalThis.Number(e)) : [],
+      totalMs: isSet(object.totalMs)
+        ? globalThis.Number(object.totalMs)
+        : isSet(object.total_ms)
+        ? globalThis.Number(object.total_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: CallStat): unknown {
+    const obj: any = {};
+    if (message.side !== "") {
+      obj.side = message.side;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.calls !== 0) {
+      obj.calls = Math.round(message.calls);
+    }
+    if (message.errors !== 0) {
+      obj.errors = Math.round(message.errors);
+    }
+    if (message.errorsByCodeJson !== "") {
+      obj.errorsByCodeJson = message.errorsByCodeJson;
+    }
+    if (message.buckets?.length) {
+      obj.buckets = message.buckets.map((e) => Math.round(e));
+    }
+    if (message.totalMs !== 0) {
+      obj.totalMs = floatToJson(message.totalMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CallStat>, I>>(base?: I): CallStat {
+    return CallStat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallStat>, I>>(object: I): CallStat {
+    const message = createBaseCallStat();
+    message.side = object.side ?? "";
+    message.scope = object.scope ?? "";
+    message.method = object.method ?? "";
+    message.calls = object.calls ?? 0;
+    message.errors = object.errors ?? 0;
+    message.errorsByCodeJson = object.errorsByCodeJson ?? "";
+    message.buckets = object.buckets?.map((e) => e) || [];
+    message.totalMs = object.totalMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseStatsReport(): StatsReport {
+  return { at: 0, stats: [] };
+}
+
+export const StatsReport: MessageFns<StatsReport> = {
+  encode(message: StatsReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.at !== 0) {
+      writer.uint32(8).int64(message.at);
+    }
+    for (const v of message.stats) {
+      CallStat.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.at = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.stats.push(CallStat.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsReport {
+    return {
+      at: isSet(object.at) ? globalThis.Number(object.at) : 0,
+      stats: globalThis.Array.isArray(object?.stats) ? object.stats.map((e: any) => CallStat.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: StatsReport): unknown {
+    const obj: any = {};
+    if (message.at !== 0) {
+      obj.at = Math.round(message.at);
+    }
+    if (message.stats?.length) {
+      obj.stats = message.stats.map((e) => CallStat.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StatsReport>, I>>(base?: I): StatsReport {
+    return StatsReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StatsReport>, I>>(object: I): StatsReport {
+    const message = createBaseStatsReport();
+    message.at = object.at ?? 0;
+    message.stats = object.stats?.map((e) => CallStat.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseServantMessage(): ServantMessage {
   return { kind: undefined };
 }
@@ -450,6 +762,9 @@ export const ServantMessage: MessageFns<ServantMessage> = {
         break;
       case "result":
         CommandResult.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+      case "stats":
+        StatsReport.encode(message.kind.value, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -500,6 +815,14 @@ export const ServantMessage: MessageFns<ServantMessage> = {
             message.kind = { $case: "result", value: CommandResult.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "stats", value: StatsReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -522,6 +845,8 @@ export const ServantMessage: MessageFns<ServantMessage> = {
         ? { $case: "ready", value: AdaptersReady.fromJSON(object.ready) }
         : isSet(object.result)
         ? { $case: "result", value: CommandResult.fromJSON(object.result) }
+        : isSet(object.stats)
+        ? { $case: "stats", value: StatsReport.fromJSON(object.stats) }
         : undefined,
     };
   },
@@ -536,6 +861,8 @@ export const ServantMessage: MessageFns<ServantMessage> = {
       obj.ready = AdaptersReady.toJSON(message.kind.value);
     } else if (message.kind?.$case === "result") {
       obj.result = CommandResult.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "stats") {
+      obj.stats = StatsReport.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -567,6 +894,12 @@ export const ServantMessage: MessageFns<ServantMessage> = {
       case "result": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "result", value: CommandResult.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "stats": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "stats", value: StatsReport.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -853,6 +1186,10 @@ export const KeepaliveSettings: MessageFns<KeepaliveSettings> = {
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -330,6 +330,41 @@ export interface PushConfigReply {
   results: PushResult[];
 }
 
+/** ---- the service monitor ---- */
+export interface QueryCallStatsRequest {
+  application: string;
+  server: string;
+  /** [from_ms, to_ms), ms since the epoch; 0 = the last hour up to now. */
+  fromMs: number;
+  toMs: number;
+  /** "server", "client" or "" (both). */
+  side: string;
+  /** Width of one point, ms: a multiple of a minute; 0 = one minute up to 6 h, wider beyond (at most 360 points per method). */
+  stepMs: number;
+}
+
+export interface CallStatPoint {
+  /** Start of the point's window, ms. */
+  at: number;
+  side: string;
+  scope: string;
+  method: string;
+  calls: number;
+  errors: number;
+  errorsByCodeJson: string;
+  avgMs: number;
+  /** From the summed histogram: the upper bound of the bucket holding the quantile. */
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface QueryCallStatsReply {
+  points: CallStatPoint[];
+  stepMs: number;
+  fromMs: number;
+  toMs: number;
+}
+
 function createBaseLoginRequest(): LoginRequest {
   return { user: "", password: "" };
 }
@@ -5383,6 +5418,536 @@ export const PushConfigReply: MessageFns<PushConfigReply> = {
   fromPartial<I extends Exact<DeepPartial<PushConfigReply>, I>>(object: I): PushConfigReply {
     const message = createBasePushConfigReply();
     message.results = object.results?.map((e) => PushResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseQueryCallStatsRequest(): QueryCallStatsRequest {
+  return { application: "", server: "", fromMs: 0, toMs: 0, side: "", stepMs: 0 };
+}
+
+export const QueryCallStatsRequest: MessageFns<QueryCallStatsRequest> = {
+  encode(message: QueryCallStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== "") {
+      writer.uint32(10).string(message.application);
+    }
+    if (message.server !== "") {
+      writer.uint32(18).string(message.server);
+    }
+    if (message.fromMs !== 0) {
+      writer.uint32(24).int64(message.fromMs);
+    }
+    if (message.toMs !== 0) {
+      writer.uint32(32).int64(message.toMs);
+    }
+    if (message.side !== "") {
+      writer.uint32(42).string(message.side);
+    }
+    if (message.stepMs !== 0) {
+      writer.uint32(48).int64(message.stepMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryCallStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryCallStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.toMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.side = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.stepMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryCallStatsRequest {
+    return {
+      application: isSet(object.application) ? globalThis.String(object.application) : "",
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      fromMs: isSet(object.fromMs)
+        ? globalThis.Number(object.fromMs)
+        : isSet(object.from_ms)
+        ? globalThis.Number(object.from_ms)
+        : 0,
+      toMs: isSet(object.toMs)
+        ? globalThis.Number(object.toMs)
+        : isSet(object.to_ms)
+        ? globalThis.Number(object.to_ms)
+        : 0,
+      side: isSet(object.side) ? globalThis.String(object.side) : "",
+      stepMs: isSet(object.stepMs)
+        ? globalThis.Number(object.stepMs)
+        : isSet(object.step_ms)
+        ? globalThis.Number(object.step_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: QueryCallStatsRequest): unknown {
+    const obj: any = {};
+    if (message.application !== "") {
+      obj.application = message.application;
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.fromMs !== 0) {
+      obj.fromMs = Math.round(message.fromMs);
+    }
+    if (message.toMs !== 0) {
+      obj.toMs = Math.round(message.toMs);
+    }
+    if (message.side !== "") {
+      obj.side = message.side;
+    }
+    if (message.stepMs !== 0) {
+      obj.stepMs = Math.round(message.stepMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QueryCallStatsRequest>, I>>(base?: I): QueryCallStatsRequest {
+    return QueryCallStatsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueryCallStatsRequest>, I>>(object: I): QueryCallStatsRequest {
+    const message = createBaseQueryCallStatsRequest();
+    message.application = object.application ?? "";
+    message.server = object.server ?? "";
+    message.fromMs = object.fromMs ?? 0;
+    message.toMs = object.toMs ?? 0;
+    message.side = object.side ?? "";
+    message.stepMs = object.stepMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCallStatPoint(): CallStatPoint {
+  return {
+    at: 0,
+    side: "",
+    scope: "",
+    method: "",
+    calls: 0,
+    errors: 0,
+    errorsByCodeJson: "",
+    avgMs: 0,
+    p50Ms: 0,
+    p99Ms: 0,
+  };
+}
+
+export const CallStatPoint: MessageFns<CallStatPoint> = {
+  encode(message: CallStatPoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.at !== 0) {
+      writer.uint32(8).int64(message.at);
+    }
+    if (message.side !== "") {
+      writer.uint32(18).string(message.side);
+    }
+    if (message.scope !== "") {
+      writer.uint32(26).string(message.scope);
+    }
+    if (message.method !== "") {
+      writer.uint32(34).string(message.method);
+    }
+    if (message.calls !== 0) {
+      writer.uint32(40).uint64(message.calls);
+    }
+    if (message.errors !== 0) {
+      writer.uint32(48).uint64(message.errors);
+    }
+    if (message.errorsByCodeJson !== "") {
+      writer.uint32(58).string(message.errorsByCodeJson);
+    }
+    if (message.avgMs !== 0) {
+      writer.uint32(65).double(message.avgMs);
+    }
+    if (message.p50Ms !== 0) {
+      writer.uint32(73).double(message.p50Ms);
+    }
+    if (message.p99Ms !== 0) {
+      writer.uint32(81).double(message.p99Ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallStatPoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallStatPoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.at = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.side = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.calls = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.errors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.errorsByCodeJson = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.avgMs = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.p50Ms = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.p99Ms = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CallStatPoint {
+    return {
+      at: isSet(object.at) ? globalThis.Number(object.at) : 0,
+      side: isSet(object.side) ? globalThis.String(object.side) : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      calls: isSet(object.calls) ? globalThis.Number(object.calls) : 0,
+      errors: isSet(object.errors) ? globalThis.Number(object.errors) : 0,
+      errorsByCodeJson: isSet(object.errorsByCodeJson)
+        ? globalThis.String(object.errorsByCodeJson)
+        : isSet(object.errors_by_code_json)
+        ? globalThis.String(object.errors_by_code_json)
+        : "",
+      avgMs: isSet(object.avgMs)
+        ? globalThis.Number(object.avgMs)
+        : isSet(object.avg_ms)
+        ? globalThis.Number(object.avg_ms)
+        : 0,
+      p50Ms: isSet(object.p50Ms)
+        ? globalThis.Number(object.p50Ms)
+        : isSet(object.p50_ms)
+        ? globalThis.Number(object.p50_ms)
+        : 0,
+      p99Ms: isSet(object.p99Ms)
+        ? globalThis.Number(object.p99Ms)
+        : isSet(object.p99_ms)
+        ? globalThis.Number(object.p99_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: CallStatPoint): unknown {
+    const obj: any = {};
+    if (message.at !== 0) {
+      obj.at = Math.round(message.at);
+    }
+    if (message.side !== "") {
+      obj.side = message.side;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.calls !== 0) {
+      obj.calls = Math.round(message.calls);
+    }
+    if (message.errors !== 0) {
+      obj.errors = Math.round(message.errors);
+    }
+    if (message.errorsByCodeJson !== "") {
+      obj.errorsByCodeJson = message.errorsByCodeJson;
+    }
+    if (message.avgMs !== 0) {
+      obj.avgMs = floatToJson(message.avgMs);
+    }
+    if (message.p50Ms !== 0) {
+      obj.p50Ms = floatToJson(message.p50Ms);
+    }
+    if (message.p99Ms !== 0) {
+      obj.p99Ms = floatToJson(message.p99Ms);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CallStatPoint>, I>>(base?: I): CallStatPoint {
+    return CallStatPoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallStatPoint>, I>>(object: I): CallStatPoint {
+    const message = createBaseCallStatPoint();
+    message.at = object.at ?? 0;
+    message.side = object.side ?? "";
+    message.scope = object.scope ?? "";
+    message.method = object.method ?? "";
+    message.calls = object.calls ?? 0;
+    message.errors = object.errors ?? 0;
+    message.errorsByCodeJson = object.errorsByCodeJson ?? "";
+    message.avgMs = object.avgMs ?? 0;
+    message.p50Ms = object.p50Ms ?? 0;
+    message.p99Ms = object.p99Ms ?? 0;
+    return message;
+  },
+};
+
+function createBaseQueryCallStatsReply(): QueryCallStatsReply {
+  return { points: [], stepMs: 0, fromMs: 0, toMs: 0 };
+}
+
+export const QueryCallStatsReply: MessageFns<QueryCallStatsReply> = {
+  encode(message: QueryCallStatsReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.points) {
+      CallStatPoint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.stepMs !== 0) {
+      writer.uint32(16).int64(message.stepMs);
+    }
+    if (message.fromMs !== 0) {
+      writer.uint32(24).int64(message.fromMs);
+    }
+    if (message.toMs !== 0) {
+      writer.uint32(32).int64(message.toMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryCallStatsReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryCallStatsReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.points.push(CallStatPoint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stepMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.toMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryCallStatsReply {
+    return {
+      points: globalThis.Array.isArray(object?.points) ? object.points.map((e: any) => CallStatPoint.fromJSON(e)) : [],
+      stepMs: isSet(object.stepMs)
+        ? globalThis.Number(object.stepMs)
+        : isSet(object.step_ms)
+        ? globalThis.Number(object.step_ms)
+        : 0,
+      fromMs: isSet(object.fromMs)
+        ? globalThis.Number(object.fromMs)
+        : isSet(object.from_ms)
+        ? globalThis.Number(object.from_ms)
+        : 0,
+      toMs: isSet(object.toMs)
+        ? globalThis.Number(object.toMs)
+        : isSet(object.to_ms)
+        ? globalThis.Number(object.to_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: QueryCallStatsReply): unknown {
+    const obj: any = {};
+    if (message.points?.length) {
+      obj.points = message.points.map((e) => CallStatPoint.toJSON(e));
+    }
+    if (message.stepMs !== 0) {
+      obj.stepMs = Math.round(message.stepMs);
+    }
+    if (message.fromMs !== 0) {
+      obj.fromMs = Math.round(message.fromMs);
+    }
+    if (message.toMs !== 0) {
+      obj.toMs = Math.round(message.toMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QueryCallStatsReply>, I>>(base?: I): QueryCallStatsReply {
+    return QueryCallStatsReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueryCallStatsReply>, I>>(object: I): QueryCallStatsReply {
+    const message = createBaseQueryCallStatsReply();
+    message.points = object.points?.map((e) => CallStatPoint.fromPartial(e)) || [];
+    message.stepMs = object.stepMs ?? 0;
+    message.fromMs = object.fromMs ?? 0;
+    message.toMs = object.toMs ?? 0;
     return message;
   },
 };

@@ -4,6 +4,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { StatsReport } from "../../agent/v1/agent";
 import { Adapter, HealthCheck, LaunchOptions, ResourceLimits } from "./types";
 
 export const protobufPackage = "sgrid.registry.v1";
@@ -73,7 +74,15 @@ export interface AgentMessage {
     /** Full observed state of every instance (sent after hello) or of the changed ones. */
     { $case: "observed"; value: ObservedBatch }
     | { $case: "reply"; value: CommandReply }
+    | //
+    /** Call statistics a servant reported on the local channel, passed on as they came. */
+    { $case: "stats"; value: InstanceStats }
     | undefined;
+}
+
+export interface InstanceStats {
+  instanceId: number;
+  report: StatsReport | undefined;
 }
 
 export interface ObservedBatch {
@@ -850,6 +859,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "reply":
         CommandReply.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "stats":
+        InstanceStats.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -899,6 +911,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.kind = { $case: "reply", value: CommandReply.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "stats", value: InstanceStats.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -921,6 +941,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "observed", value: ObservedBatch.fromJSON(object.observed) }
         : isSet(object.reply)
         ? { $case: "reply", value: CommandReply.fromJSON(object.reply) }
+        : isSet(object.stats)
+        ? { $case: "stats", value: InstanceStats.fromJSON(object.stats) }
         : undefined,
     };
   },
@@ -935,6 +957,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.observed = ObservedBatch.toJSON(message.kind.value);
     } else if (message.kind?.$case === "reply") {
       obj.reply = CommandReply.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "stats") {
+      obj.stats = InstanceStats.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -969,7 +993,104 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "stats": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "stats", value: InstanceStats.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseInstanceStats(): InstanceStats {
+  return { instanceId: 0, report: undefined };
+}
+
+export const InstanceStats: MessageFns<InstanceStats> = {
+  encode(message: InstanceStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== 0) {
+      writer.uint32(8).uint64(message.instanceId);
+    }
+    if (message.report !== undefined) {
+      StatsReport.encode(message.report, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.instanceId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.report = StatsReport.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceStats {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.Number(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.Number(object.instance_id)
+        : 0,
+      report: isSet(object.report) ? StatsReport.fromJSON(object.report) : undefined,
+    };
+  },
+
+  toJSON(message: InstanceStats): unknown {
+    const obj: any = {};
+    if (message.instanceId !== 0) {
+      obj.instanceId = Math.round(message.instanceId);
+    }
+    if (message.report !== undefined) {
+      obj.report = StatsReport.toJSON(message.report);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceStats>, I>>(base?: I): InstanceStats {
+    return InstanceStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceStats>, I>>(object: I): InstanceStats {
+    const message = createBaseInstanceStats();
+    message.instanceId = object.instanceId ?? 0;
+    message.report = (object.report !== undefined && object.report !== null)
+      ? StatsReport.fromPartial(object.report)
+      : undefined;
     return message;
   },
 };
