@@ -42,31 +42,24 @@ export const registryKill: Scenario = {
   },
 };
 
-export const agentKillQuick: Scenario = {
-  name: "agent kill -9, restarted after 1 s",
-  cluster: { nodes: NODES },
-  async run({ cluster, mark, back }) {
-    mark("agent down");
-    await cluster.killAgent(0);
-    await hold(1_000);
-    mark("agent back");
-    await cluster.startAgent(0);
-    back();
-  },
-};
+/** kill -9 of node-a's agent (its servants keep running), started again after `awayMs`. */
+function agentKill(name: string, awayMs: number): Scenario {
+  return {
+    name,
+    cluster: { nodes: NODES },
+    async run({ cluster, mark, back }) {
+      mark("agent down");
+      await cluster.killAgent(0);
+      await hold(awayMs);
+      mark("agent back");
+      await cluster.startAgent(0);
+      back();
+    },
+  };
+}
 
-export const agentKillLong: Scenario = {
-  name: "agent kill -9, back after 10 s (> timeout)",
-  cluster: { nodes: NODES },
-  async run({ cluster, mark, back }) {
-    mark("agent down");
-    await cluster.killAgent(0);
-    await hold(10_000);
-    mark("agent back");
-    await cluster.startAgent(0);
-    back();
-  },
-};
+export const agentKillQuick = agentKill("agent kill -9, restarted after 1 s", 1_000);
+export const agentKillLong = agentKill("agent kill -9, back after 10 s (> timeout)", 10_000);
 
 export const duplicateNodeName: Scenario = {
   name: "a second agent with a node name in session",
