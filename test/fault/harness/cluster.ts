@@ -44,7 +44,11 @@ export interface FaultClusterOptions {
   db?: string;
   /** `--heartbeat-interval` of the registry, ms. Default 500. */
   heartbeatIntervalMs?: number;
-  /** `--heartbeat-timeout` of the registry, ms. Default 3000. */
+  /**
+   * `--heartbeat-timeout` of the registry, ms. Default 6000: short, but like
+   * any real setting above the agents' longest reconnect delay (3 s + 50 %
+   * jitter), or a restarted registry would judge nodes before they are back.
+   */
   heartbeatTimeoutMs?: number;
 }
 
@@ -75,7 +79,7 @@ export class FaultCluster {
   private constructor(readonly options: FaultClusterOptions) {
     this.out = outputDir(`fault-${options.name}`);
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 500;
-    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 6000;
     this.db = options.db ?? `sqlite:${path.join(this.out, "registry", "registry.db")}`;
   }
 
