@@ -14,6 +14,7 @@
  * over and over, the node's endpoints flapped, and both started the node's
  * servants.
  */
+import type { Logger } from "sgridnext";
 import type { NodeRecord } from "../store";
 import { NodeNameInUseError } from "./errors";
 import type { NodeSession } from "./node-session";
@@ -48,5 +49,15 @@ export function checkNodeClaim(c: NodeClaim): void {
   const s = c.stored;
   if (!l && s && s.online && s.agentId !== "" && s.agentId !== c.agentId && s.lastHeartbeatAt !== null && c.now - s.lastHeartbeatAt <= c.heartbeatTimeoutMs) {
     refuse(c, `at ${s.address || "an unknown address"}, last heartbeat ${new Date(s.lastHeartbeatAt).toISOString()}, through another registry process`);
+  }
+}
+
+/** {@link checkNodeClaim} for a hello: reads the node's row only when no session of it is held here; logs a refusal. */
+export async function claimNodeName(c: Omit<NodeClaim, "stored" | "now"> & { find: () => Promise<NodeRecord | undefined>; log: Logger }): Promise<void> {
+  try {
+    checkNodeClaim({ ...c, stored: c.local ? undefined : await c.find(), now: Date.now() });
+  } catch (err) {
+    c.log.warn({ node: c.node, peer: c.peer, err: (err as Error).message }, "refused a second agent for a node name in session");
+    throw err;
   }
 }

@@ -34,7 +34,7 @@ import { HeartbeatSamples, type InstanceUsageSample } from "./heartbeat-samples"
 import { HeartbeatRecorder, parseJsonObject } from "./heartbeats";
 import { CallStatsSink } from "./call-stats-sink";
 import { newHubStats, type AppendEvent } from "./hub-stats";
-import { checkNodeClaim } from "./node-claim";
+import { claimNodeName } from "./node-claim";
 import { type CommandResult, NodeSession, commandFailed } from "./node-session";
 import { ObservedRecorder, observedKey } from "./observed-reports";
 import { OfflineGrace } from "./offline-grace";
@@ -213,13 +213,7 @@ export class NodeSessionHub implements SessionHub {
     const name = validate.validateNodeName(hello.node);
     const hostInfo = parseJsonObject(`host info of node "${name}"`, hello.hostInfoJson, true);
     const agentId = validate.validateText("agent id", hello.agentId ?? "", 64);
-    const local = this.sessions.get(name);
-    try {
-      checkNodeClaim({ node: name, agentId, peer, local, stored: local ? undefined : await this.store.nodes.find(name), now: Date.now(), heartbeatTimeoutMs: this.settings.heartbeatTimeoutMs });
-    } catch (err) {
-      this.log.warn({ node: name, peer, err: (err as Error).message }, "refused a second agent for a node name in session");
-      throw err;
-    }
+    await claimNodeName({ node: name, agentId, peer, local: this.sessions.get(name), find: () => this.store.nodes.find(name), heartbeatTimeoutMs: this.settings.heartbeatTimeoutMs, log: this.log });
     await this.store.nodes.upsert({ name, address: hello.address, agentVersion: hello.agentVersion, hostInfo, agentId });
     const session = new NodeSession(name, peer, hello.address, hello.agentVersion);
     session.agentId = agentId;
