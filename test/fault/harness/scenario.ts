@@ -9,8 +9,10 @@
  * fault around it has no other endpoint to fail over to). A caller process
  * calls both by Obj name at RATE calls/s from before the fault until the
  * cluster has recovered and a few seconds more. Each phase of the fault is
- * counted on its own (`phases`), and recovery time is how long the cluster
- * took, after the faulty part was back, to list every endpoint active again.
+ * counted on its own (`phases`), and recovery time runs from the moment the
+ * faulty part is started again (`back()`) until the scenario's own run is
+ * over (a database scenario waits there until heartbeats are recorded again),
+ * every endpoint is listed active again, and no call fails any more.
  */
 import { FaultCluster, type FaultClusterOptions } from "./cluster";
 import { countsBetween, formatCounts, type CallerCounts } from "./counts";

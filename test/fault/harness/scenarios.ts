@@ -105,6 +105,14 @@ async function offlineEvents(cluster: FaultCluster): Promise<string[]> {
   return (await cluster.admin.listEvents({ kind: "node.offline", limit: 100 }, cluster.as)).events.map((e) => e.message);
 }
 
+/** Waits until the registry records heartbeats of every node again (it writes to its database): the end of a database outage's recovery. */
+async function heartbeatsRecorded(cluster: FaultCluster, since: number): Promise<void> {
+  await waitFor("every node's heartbeat recorded again", async () => {
+    const nodes = await cluster.listNodes();
+    return cluster.nodes.every((n) => Number(nodes.find((x) => x.name === n)?.lastHeartbeatAt ?? 0) >= since);
+  }, 60_000, 100);
+}
+
 /** Past a heartbeat timeout and a second after the return (the sweep has judged the nodes by then), no node.offline event. */
 async function noNodeMarkedOffline({ cluster, note }: ScenarioContext): Promise<void> {
   await hold(cluster.heartbeatTimeoutMs + 1_000);
@@ -126,6 +134,7 @@ export const sqliteDown: Scenario = {
     mark("database back");
     await lock.release();
     back();
+    await heartbeatsRecorded(cluster, Date.now());
   },
   verify: noNodeMarkedOffline,
 };
@@ -140,13 +149,15 @@ export function mariadbDown(): Scenario {
       db = await OwnMariaDb.create(outputDir("fault-mariadb"));
       return { db: db.url("sgrid_fault"), cleanup: async () => db?.destroy() };
     },
-    async run({ mark, back }) {
+    async run({ cluster, mark, back }) {
       mark("mariadbd stopped");
       await db!.stop();
       await hold(DB_OUTAGE_MS);
       mark("mariadbd back");
-      await db!.start();
       back();
+      const started = Date.now();
+      await db!.start();
+      await heartbeatsRecorded(cluster, started);
     },
     verify: noNodeMarkedOffline,
   };
