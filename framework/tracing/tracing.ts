@@ -35,6 +35,19 @@ function otel(): Api | null {
 }
 
 let tracerNow: OtelApi.Tracer | undefined;
+let noopProvider: OtelApi.TracerProvider | undefined;
+
+/**
+ * The API when a tracer provider (an SDK) is registered, else null: with the API installed but no SDK, every span
+ * would be a no-op, so calls skip them (and pass trace headers on as without the API).
+ */
+function recording(): Api | null {
+  const a = otel();
+  if (!a) return null;
+  noopProvider ??= new a.ProxyTracerProvider().getDelegate();
+  const global = a.trace.getTracerProvider() as Partial<OtelApi.ProxyTracerProvider>;
+  return typeof global.getDelegate === "function" && global.getDelegate() === noopProvider ? null : a;
+}
 
 /** Sgrid's tracer (the API's proxy tracer: it follows whatever provider is registered, now or later). */
 function tracer(a: Api): OtelApi.Tracer {
@@ -87,9 +100,9 @@ export interface ServerTrace {
   end(err: unknown): void;
 }
 
-/** A SERVER span for a call being served (child of the caller's traceparent); undefined without the OTel API. */
+/** A SERVER span for a call being served (child of the caller's traceparent); undefined without the OTel API and an SDK. */
 export function traceServerCall(ctx: ServerContext): ServerTrace | undefined {
-  const a = otel();
+  const a = recording();
   if (!a) return undefined;
   const parent = remoteParent(a, ctx.metadata) ?? a.ROOT_CONTEXT;
   const span = tracer(a).startSpan(ctx.method.slice(1), { kind: a.SpanKind.SERVER, attributes: attributes(ctx.method, ctx.protocol) }, parent);
@@ -119,7 +132,7 @@ const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: () => undefi
  */
 export function traceClientCall(path: string, protocol: string, call: OutgoingCall, incoming: ServerContext | undefined): ClientTrace {
   if (call.metadata[TRACEPARENT] !== undefined) return NO_TRACE(call);
-  const a = otel();
+  const a = recording();
   if (!a) {
     const passOn = incoming && traceHeaders(incoming.metadata);
     return NO_TRACE(passOn ? { ...call, metadata: { ...call.metadata, ...passOn } } : call);
