@@ -99,6 +99,37 @@ describe("connection limits @slow", function () {
     }
   });
 
+  it("gives a connection's place back whenever a call ends: success, error, cancel, deadline, on every kind of call", async () => {
+    const app = new Application({ app: "Test", server: "EchoServer", handleSignals: false, registry: "", agent: "", adapters: { EchoObj: "127.0.0.1:0" } });
+    app.addServant("EchoObj", new EchoImpl());
+    await app.start();
+    const comm = new Communicator({ registry: "" });
+    try {
+      const port = app.adapters()[0]!.endpoint.port;
+      const echo = comm.stringToProxy(EchoProxy, `127.0.0.1:${port}`);
+      const channel = comm.channel(makeEndpoint("127.0.0.1", port)) as GrpcChannel;
+      const settle = (p: Promise<unknown>) => p.then(() => "ok", (e: Error) => e.name);
+      const cancelled = new AbortController();
+      setTimeout(() => cancelled.abort(), 50);
+      async function* two() { yield { count: 1 }; yield { count: 2 }; }
+      async function drain(it: AsyncIterable<unknown>) { for await (const _ of it) { /* read */ } }
+      const outcomes = await Promise.all([
+        settle(echo.say({ text: "ok" })),
+        settle(echo.fail({ code: "NOPE", message: "no" })),
+        settle(echo.slow({ millis: 5000, id: "c" }, { signal: cancelled.signal })),
+        settle(echo.slow({ millis: 5000, id: "d" }, { timeoutMs: 100 })),
+        settle(drain(echo.repeat({ text: "r", count: 3 }))),
+        settle(echo.sum(two())),
+        settle(drain(echo.chat(two()))),
+      ]);
+      expect(outcomes).to.deep.equal(["ok", "SgridError", "CancelledError", "DeadlineExceededError", "ok", "ok", "ok"]);
+      await waitFor("every call's place given back", () => channel.callsPerConnection().every((n) => n === 0));
+    } finally {
+      comm.close();
+      await app.stop(500);
+    }
+  });
+
   it(`the native transport carries ${N} concurrent streams on one connection, and cancelling them together leaves it working`, async () => {
     const app = new Application({ app: "Test", server: "EchoServer", handleSignals: false, registry: "", agent: "", adapters: { EchoObj: "sgrid://127.0.0.1:0" } });
     app.addServant("EchoObj", new EchoImpl());
