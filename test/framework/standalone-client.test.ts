@@ -36,7 +36,7 @@ function runClient(env: Record<string, string>): { exited: Promise<Run>; kill: (
   };
 }
 
-describe("standalone clients", function () {
+describe("standalone clients @slow", function () {
   this.timeout(60_000);
   let registry: StandInRegistry;
   let app: Application;
