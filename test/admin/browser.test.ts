@@ -321,6 +321,44 @@ describe("admin UI in Chromium @slow", function () {
     await shot("18-instance-edited");
   });
 
+  it("shows the service monitor: calls, errors by code and latency per method, charts with axes, CSV export", async () => {
+    await page.goto(`${stack.url}/apps/Demo/HelloServer`);
+    await page.locator("table.instances tbody tr").nth(1).waitFor(WAIT);
+    const rows = page.locator("table.instances tbody tr");
+    // Reports as agents pass them on from their servants (the real chain is test/registry/call-stats.test.ts).
+    for (let i = 0; i < 2; i++) {
+      const id = Number(await rows.nth(i).getAttribute("data-instance"));
+      const node = await rows.nth(i).getAttribute("data-node");
+      agents.find((a) => a.node === node)!.sendStats(id, { at: Date.now(), stats: [
+        { side: "server", scope: "Demo.HelloServer.HelloObj", method: "/demo.Hello/SayHello", calls: 20, errors: 2, errorsByCodeJson: JSON.stringify({ UNAVAILABLE: 2 }), buckets: [0, 5, 10, 3, 2], totalMs: 60 },
+        { side: "server", scope: "Demo.HelloServer.HelloObj", method: "/demo.Hello/Ping", calls: 50, errors: 0, errorsByCodeJson: "{}", buckets: [50], totalMs: 10 },
+      ] });
+    }
+    await page.click("a[href='/apps/Demo/HelloServer?tab=monitor']");
+    const say = page.locator("table.monitor-table tr[data-method='/demo.Hello/SayHello']");
+    await waitFor("both instances' reports summed", async () => (await say.count()) === 1 && (await say.locator("td.calls").textContent()) === "40");
+    expect(await say.locator("td.errors").textContent()).to.equal("4");
+    expect(await say.textContent()).to.contain("10.0 %").and.contain("UNAVAILABLE 4").and.contain("10 ms");
+    // Problems first: the method with errors is the first row.
+    expect(await page.locator("table.monitor-table tbody tr").first().getAttribute("data-method")).to.equal("/demo.Hello/SayHello");
+    const axis = await page.locator("[aria-label='method charts'] svg text.chart-axis").allTextContents();
+    expect(axis.some((t) => /\/min$/.test(t))).to.equal(true);
+    expect(axis.some((t) => /^\d\d:\d\d$/.test(t))).to.equal(true);
+    await shot("21-monitor");
+    const [download] = await Promise.all([page.waitForEvent("download", WAIT), page.click("a:has-text('Export CSV')")]);
+    const saved = path.join(shots, "monitor.csv");
+    await download.saveAs(saved);
+    const csv = fs.readFileSync(saved, "utf8").trim().split("\n");
+    expect(csv[0]).to.equal("time,side,scope,method,calls,errors,errors_by_code,avg_ms,p50_ms,p99_ms");
+    expect(csv.filter((l) => l.includes("SayHello")).reduce((n, l) => n + Number(l.split(",")[4]), 0)).to.equal(40);
+    await page.click("a[href='/nodes']");
+    await page.locator(".card.node[data-node=node-a] svg text.chart-axis").first().waitFor(WAIT);
+    const nodeAxis = await page.locator(".card.node[data-node=node-a] svg text.chart-axis").allTextContents();
+    expect(nodeAxis.some((t) => /GiB$/.test(t)), "memory axis in bytes").to.equal(true);
+    expect(nodeAxis.some((t) => /cores$/.test(t)), "CPU axis in cores").to.equal(true);
+    await shot("22-nodes-axes");
+  });
+
   it("the servers list shows ISO dates and the events time on one line", async () => {
     await page.goto(`${stack.url}/`);
     await page.locator("table.grid td.time").first().waitFor(WAIT);

@@ -1,6 +1,6 @@
 /** Nodes: online state, last heartbeat, load / memory / disk charts, and the instances on each. */
 import { get, type Session } from "../api.js";
-import { Sparkline } from "../components/chart.js";
+import { LineChart } from "../components/chart.js";
 import { ErrorBanner, StatusBadge, useLoad } from "../components/common.js";
 import { ago, bytes } from "../format.js";
 import { html } from "../html.js";
@@ -14,12 +14,10 @@ function NodeCard({ node, instances }: { node: any; instances: any[] }) {
     <h3>${node.name} <span class=${node.online ? "badge badge-active" : "badge badge-failed"}>${node.online ? "online" : "offline"}</span></h3>
     <div class="muted">${node.address} · agent ${node.agentVersion || "?"} · last heartbeat ${ago(node.lastHeartbeatAt)}</div>
     <div class="charts">
-      <${Sparkline} label="load" values=${samples.map((s) => s.load1)} current=${last ? last.load1.toFixed(2) : "—"} />
-      <${Sparkline} label="CPU" values=${samples.map((s) => s.cpuUsed)} current=${last ? last.cpuUsed.toFixed(2) : "—"} />
-      <${Sparkline} label="memory" values=${samples.map((s) => s.memoryUsed)} max=${memTotal}
-        current=${last ? `${bytes(last.memoryUsed)} / ${bytes(memTotal)}` : "—"} />
-      <${Sparkline} label="disk" values=${samples.map((s) => s.diskUsed)} max=${diskTotal}
-        current=${last ? `${bytes(last.diskUsed)} / ${bytes(diskTotal)}` : "—"} />
+      <${LineChart} label="CPU (cores used)" points=${samples.map((s) => [s.at, s.cpuUsed])} format=${(v: number) => `${v.toFixed(2)} cores`} />
+      <${LineChart} label=${`memory used (of ${bytes(memTotal)})`} points=${samples.map((s) => [s.at, s.memoryUsed])} max=${memTotal} format=${bytes} />
+      <${LineChart} label=${`disk used (of ${bytes(diskTotal)})`} points=${samples.map((s) => [s.at, s.diskUsed])} max=${diskTotal} format=${bytes} />
+      <${LineChart} label="load (1 min)" points=${samples.map((s) => [s.at, s.load1])} format=${(v: number) => v.toFixed(2)} />
     </div>
     <table class="grid">
       <thead><tr><th>Instance</th><th>Server</th><th>State</th><th>Version</th></tr></thead>
