@@ -54,6 +54,7 @@ import { PeriodicTask, type Logger } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import type { InstanceRecord, TaskItemRecord, TaskRecord, TaskStatus, Topic } from "../store/records";
 import { Surges, type Verdict } from "./surge";
+import { describe, targetPatch, TaskSteps } from "./task-steps";
 
 export interface TaskRunnerSettings {
   leaseMs: number;
@@ -92,11 +93,6 @@ export type TaskRunnerOptions = Partial<TaskRunnerSettings>;
 const FINAL_ITEM = new Set(["SUCCESS", "FAILED"]);
 const FINAL_TASK = new Set<TaskStatus>(["success", "failed", "partial"]);
 
-
-function describe(inst: Pick<InstanceRecord, "id" | "application" | "server" | "node">): string {
-  return `instance ${inst.id} (${inst.application}.${inst.server}@${inst.node})`;
-}
-
 export class TaskRunner {
   private readonly opts: Readonly<TaskRunnerSettings>;
   private readonly log: Logger;
@@ -106,8 +102,7 @@ export class TaskRunner {
   private scanTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
   private scanAgain = false;
-  /** Patch versions by id (immutable once created), for messages. */
-  private readonly versionCache = new Map<number, number>();
+  private readonly steps: TaskSteps;
   private readonly surges: Surges;
   /** Last reason shown on a running item (a node offline, a surge's step), to write it only when it changes. */
   private readonly shown = new Map<number, string>();
@@ -118,7 +113,8 @@ export class TaskRunner {
       if (!Number.isInteger(v) || v < 1) throw new TypeError(`task runner option ${k} must be a positive integer, got ${v}`);
     }
     this.log = ctx.log.child({ component: "task-runner" });
-    this.surges = new Surges(ctx, { settleMs: this.opts.settleMs, graceMs: this.opts.drainGraceMs }, () => this.wakeAll(), (id) => this.versionOf(id));
+    this.steps = new TaskSteps(ctx, this.opts.settleMs);
+    this.surges = new Surges(ctx, { settleMs: this.opts.settleMs, graceMs: this.opts.drainGraceMs }, () => this.wakeAll(), (id) => this.steps.versionOf(id));
   }
 
   /** Starts watching for tasks and resumes unfinished ones. Idempotent. */
@@ -295,22 +291,6 @@ export class TaskRunner {
     this.log.info({ taskId: task.id, kind: task.kind, status }, "task finished");
   }
 
-  private targetPatch(task: TaskRecord, instanceId: number): number | null {
-    const targets = task.params.targets as Record<string, number> | undefined;
-    const t = targets?.[String(instanceId)] ?? task.params.patchId;
-    return typeof t === "number" ? t : null;
-  }
-
-  private async versionOf(patchId: number | null): Promise<string> {
-    if (patchId === null) return "none";
-    let v = this.versionCache.get(patchId);
-    if (v === undefined) {
-      v = await this.ctx.store.patches.get(patchId).then((p) => p.version, () => 0);
-      if (v > 0) this.versionCache.set(patchId, v);
-    }
-    return v > 0 ? String(v) : `patch ${patchId}`;
-  }
-
   private async runBatch(task: TaskRecord, batchItems: TaskItemRecord[], halt: () => boolean): Promise<void> {
     const { store } = this.ctx;
     let items = batchItems;
@@ -388,44 +368,11 @@ export class TaskRunner {
    */
   private async apply(task: TaskRecord, inst: InstanceRecord, batch: readonly number[]): Promise<void> {
     if (task.kind === "publish") {
-      const target = this.targetPatch(task, inst.id);
+      const target = targetPatch(task, inst.id);
       if (target !== null && !(inst.desiredPatchId === target && inst.desiredState === "active") && (await this.surges.begin(task, inst, batch, target))) return;
     }
     if (task.kind === "restart" && !inst.drained && inst.desiredState === "active" && (await this.surges.begin(task, inst, batch, inst.desiredPatchId))) return;
-    await this.applyPlain(task, inst);
-  }
-
-  /** The ordinary step: the instance itself is switched, stopped or started. */
-  private async applyPlain(task: TaskRecord, inst: InstanceRecord): Promise<void> {
-    const { store } = this.ctx;
-    switch (task.kind) {
-      case "publish": {
-        const target = this.targetPatch(task, inst.id);
-        if (target === null) throw Object.assign(new Error(`publish task ${task.id} names no patch for ${describe(inst)}`), { code: "FAILED_PRECONDITION" });
-        if (inst.desiredPatchId === target && inst.desiredState === "active") return;
-        await store.transaction(async (tx) => {
-          // Out of load balancing while it switches (only matters when it is serving now).
-          if (inst.observedState === "active" && inst.observedPatchId !== target) await tx.instances.setDrained(inst.id, true);
-          await tx.instances.setDesired(inst.id, { state: "active", patchId: target });
-        });
-        return;
-      }
-      case "start":
-        if (inst.desiredState !== "active") await store.instances.setDesired(inst.id, { state: "active" });
-        return;
-      case "stop":
-      case "undeploy":
-        if (inst.desiredState !== "inactive") await store.instances.setDesired(inst.id, { state: "inactive" });
-        return;
-      case "restart":
-        // Phase two already (drained and asked to start again): nothing to redo.
-        if (inst.drained && inst.desiredState === "active") return;
-        await store.transaction(async (tx) => {
-          if (!inst.drained) await tx.instances.setDrained(inst.id, true);
-          if (inst.desiredState !== "inactive") await tx.instances.setDesired(inst.id, { state: "inactive" });
-        });
-        return;
-    }
+    await this.steps.apply(task, inst);
   }
 
   /** Looks at one running item's instance (and its surge, if it has one). */
@@ -440,78 +387,19 @@ export class TaskRunner {
     }
     let v: Verdict | undefined;
     if (task.kind === "publish" || task.kind === "restart") {
-      const switched = task.kind === "publish" ? inst.desiredPatchId === this.targetPatch(task, inst.id) : inst.drained || inst.desiredState === "inactive";
+      const switched = task.kind === "publish" ? inst.desiredPatchId === targetPatch(task, inst.id) : inst.drained || inst.desiredState === "inactive";
       v = await this.surges.check(task, item, inst, {
         switched,
-        switchNow: () => this.applyPlain(task, inst),
-        plainCheck: () => this.checkPlain(task, item, inst),
+        switchNow: () => this.steps.apply(task, inst),
+        plainCheck: () => this.steps.check(task, item, inst),
       });
     }
-    v ??= await this.checkPlain(task, item, inst);
+    v ??= await this.steps.check(task, item, inst);
     // An item on an offline node waits for it, and says so.
     if (!v.done && task.kind !== "undeploy" && (await store.nodes.find(inst.node))?.online === false) {
       return { done: false, waitingFor: `node "${inst.node}" is offline: waiting for it to come back (${describe(inst)} is not counted as serving meanwhile); ${v.waitingFor}` };
     }
     return v;
-  }
-
-  /** The ordinary verdict on an instance; moves restarts to phase two; undrains and removes as needed. */
-  private async checkPlain(task: TaskRecord, item: TaskItemRecord, inst: InstanceRecord): Promise<Verdict> {
-    const { store } = this.ctx;
-    const since = item.startedAt ?? 0;
-    const freshFailure = inst.observedState === "failed" && (inst.observedAt ?? 0) >= since;
-    const stopped = inst.observedState === "inactive" || inst.observedState === "failed";
-    const observed = `observed ${inst.observedState}, version ${await this.versionOf(inst.observedPatchId)}`;
-    const failReason = () => `${describe(inst)} failed${inst.lastExitReason ? `: ${inst.lastExitReason}` : ""} (${observed})`;
-    const activeFor = Date.now() - (inst.observedAt ?? 0);
-    const settled = activeFor >= this.opts.settleMs;
-    const unsettled = () => ({ done: false as const, waitingFor: `${describe(inst)} active for ${Math.max(0, Math.round(activeFor))} ms, less than the ${this.opts.settleMs} ms it must stay up (${observed})` });
-    switch (task.kind) {
-      case "publish": {
-        const target = this.targetPatch(task, inst.id);
-        if (inst.observedState === "active" && inst.observedPatchId === target) {
-          if (!settled) return unsettled();
-          if (inst.drained) await store.instances.setDrained(inst.id, false);
-          return { done: true, ok: true };
-        }
-        if (freshFailure) return { done: true, ok: false, reason: failReason() };
-        // The agent refused the package (bad sha256, path escape, link out, wrong type...): no wait for the timeout.
-        const targetVersion = await this.versionOf(target);
-        if ((inst.observedAt ?? 0) >= since && inst.lastExitReason?.startsWith(`version ${targetVersion} refused`)) {
-          return { done: true, ok: false, reason: `${describe(inst)}: ${inst.lastExitReason}` };
-        }
-        return { done: false, waitingFor: `${describe(inst)} not active on version ${await this.versionOf(target)} (${observed}${inst.drained ? ", drained" : ""})` };
-      }
-      case "start":
-        if (inst.observedState === "active" && (inst.desiredPatchId === null || inst.observedPatchId === inst.desiredPatchId)) return settled ? { done: true, ok: true } : unsettled();
-        if (freshFailure) return { done: true, ok: false, reason: failReason() };
-        return { done: false, waitingFor: `${describe(inst)} not active (${observed})` };
-      case "stop":
-        if (stopped) return { done: true, ok: true };
-        return { done: false, waitingFor: `${describe(inst)} not stopped (${observed})` };
-      case "undeploy": {
-        const node = await store.nodes.find(inst.node);
-        if (stopped || !node?.online) {
-          await store.instances.remove(inst.id);
-          return { done: true, ok: true };
-        }
-        return { done: false, waitingFor: `${describe(inst)} not stopped (${observed})` };
-      }
-      case "restart":
-        if (inst.desiredState === "inactive") {
-          if (!stopped) return { done: false, waitingFor: `${describe(inst)} not stopped yet for the restart (${observed})` };
-          await store.instances.setDesired(inst.id, { state: "active" });
-          this.ctx.changes.kick();
-          return { done: false, waitingFor: `${describe(inst)} not active again after the restart (${observed})` };
-        }
-        if (inst.observedState === "active") {
-          if (!settled) return unsettled();
-          if (inst.drained) await store.instances.setDrained(inst.id, false);
-          return { done: true, ok: true };
-        }
-        if (freshFailure) return { done: true, ok: false, reason: failReason() };
-        return { done: false, waitingFor: `${describe(inst)} not active again after the restart (${observed})` };
-    }
   }
 
   /** A failed item must not leave its instance out of load balancing forever. */
