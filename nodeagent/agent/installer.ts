@@ -122,7 +122,8 @@ export class Installer {
     this.retries.delete(id);
   }
 
-  private scheduleRetry(id: string): void {
+  /** Reconciles `id` again after the next delay of its backoff. */
+  scheduleRetry(id: string): void {
     let r = this.retries.get(id);
     if (r) clearTimeout(r.timer);
     const retry = this.d.options.installRetry;

@@ -49,6 +49,7 @@ import { resolveNodeAgentOptions, type NodeAgentOptions, type ResolvedNodeAgentO
 import { Readiness } from "./readiness";
 import { RegistrySession } from "./registry-session";
 import { ObservedReporter } from "./reporter";
+import { PortGuard } from "./port-guard";
 
 export { TAIL_LOG_DEFAULT_LINES };
 
@@ -81,6 +82,8 @@ export class NodeAgent {
   private readonly readiness: Readiness;
   private readonly installer: Installer;
   private readonly reporter: ObservedReporter;
+  /** Ports another program holds, per instance held back for it (./port-guard.ts). */
+  private readonly ports = new PortGuard();
   private readonly desiredFile: DesiredStateFile;
   private servantRegistry = "";
   /** This agent's identity in hellos (./agent-identity.ts). */
@@ -105,7 +108,7 @@ export class NodeAgent {
     });
     this.reporter = new ObservedReporter({
       options: this.options, supervisor: this.supervisor, readiness: this.readiness, desired: this.desired,
-      note: (id) => this.installer.note(id), send: (msg) => this.sessionRef?.send(msg), agentId: () => this.agentId,
+      note: (id) => this.installer.note(id), ports: this.ports, send: (msg) => this.sessionRef?.send(msg), agentId: () => this.agentId,
     });
   }
 
@@ -305,6 +308,13 @@ export class NodeAgent {
       this.installer.recordFailure(id, inst, version, err);
       return;
     }
+    const ports = await this.ports.beforeStart(id, inst.adapters, this.options.address, spec.state === "active" && !this.supervisor.get(id)?.observed().pid);
+    if (ports.changed) this.reporter.changed(id, ports.first ? "port_in_use" : "");
+    if (ports.hold) {
+      log.warn({ instanceId: id, ports: this.ports.portsOf(id) }, "adapter port(s) in use by another program: instance not started");
+      this.installer.scheduleRetry(id);
+      return;
+    }
     if (this.installer.installed(id)) this.reporter.changed(id, "");
     if (spec.state === "active" && (await rm.current()) !== version) await rm.activate(version);
     this.watchLogs(id, spec.launch.stdoutPath, spec.launch.stderrPath);
@@ -326,6 +336,7 @@ export class NodeAgent {
       if (spec.launch.stderrPath) this.rotator.remove(spec.launch.stderrPath);
     }
     this.lastState.delete(id);
+    this.ports.clear(id);
     this.reporter.forget(id);
   }
 

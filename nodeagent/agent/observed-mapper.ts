@@ -20,7 +20,7 @@ import type { InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { InstanceState, ObservedState } from "../supervisor";
 
 /** "install_failed" is set by the agent (a package refused or not downloadable), never by classifyEvent. */
-export type ObservedEvent = "" | "crash" | "oom" | "failed" | "keepalive" | "install_failed";
+export type ObservedEvent = "" | "crash" | "oom" | "failed" | "keepalive" | "install_failed" | "port_in_use";
 
 /** The session's state name of a supervisor state. */
 export function wireState(state: InstanceState): string {
@@ -64,5 +64,6 @@ export function toInstanceObserved(s: ObservedState, extras: ObservedExtras = {}
     lastExitReason: reason,
     event: extras.event ?? "",
     startedAt: s.pid !== null ? extras.startedAt ?? 0 : 0,
+    portsInUse: [],
   };
 }

@@ -7,13 +7,15 @@
  * "crash", wins over a plain change). An instance is reported `active` only
  * once it serves (./readiness.ts): until then `activating`. An install note
  * (./installer.ts) is reported as the instance's lastExitReason while the
- * version it names is not the one running.
+ * version it names is not the one running; ports another program holds
+ * (./port-guard.ts) as ports_in_use with their reason.
  */
 import type { AgentMessage, Heartbeat, InstanceDesired, InstanceObserved, InstanceUsage, NodeHello } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { DeepPartial } from "sgridnext";
 import { collectNodeFacts, agentVersion } from "../facts";
 import type { NodeSupervisor } from "../supervisor";
 import type { InstallNote } from "./installer";
+import type { PortGuard } from "./port-guard";
 import { toInstanceObserved, type ObservedEvent } from "./observed-mapper";
 import type { ResolvedNodeAgentOptions } from "./options";
 import type { ProbeTarget, Readiness } from "./readiness";
@@ -24,6 +26,8 @@ export interface ReporterDeps {
   readiness: Readiness;
   desired: ReadonlyMap<string, InstanceDesired>;
   note: (id: string) => InstallNote | undefined;
+  /** Ports found taken per instance held back (./port-guard.ts): reported, with the reason. */
+  ports: Pick<PortGuard, "portsOf" | "reason">;
   /** Sends to the registry (dropped while disconnected: a reconnect sends the full observed state). */
   send: (msg: DeepPartial<AgentMessage>) => void;
   /** This agent's identity in hellos (./agent-identity.ts). */
@@ -70,14 +74,14 @@ export class ObservedReporter {
     if (sup) {
       const s = sup.observed();
       const reason = note && note.version !== s.version ? note.message : undefined;
-      const out = { ...toInstanceObserved(s, { startedAt: sup.handle?.startedAt, reason }), event };
+      const out = { ...toInstanceObserved(s, { startedAt: sup.handle?.startedAt, reason: this.d.ports.reason(id) ?? reason }), event, portsInUse: this.d.ports.portsOf(id) };
       if (out.state === "active" && s.pid !== null && !this.d.readiness.isReady(id, s.pid, this.probeTargets(id))) out.state = "activating";
       return out;
     }
     return {
       instanceId: Number(id), state: "inactive", pid: 0, version: 0, restarts: 0,
-      lastExitReason: note?.message ?? (inst && !inst.patch ? "no patch version assigned to this instance" : ""),
-      event, startedAt: 0,
+      lastExitReason: this.d.ports.reason(id) ?? note?.message ?? (inst && !inst.patch ? "no patch version assigned to this instance" : ""),
+      event, startedAt: 0, portsInUse: this.d.ports.portsOf(id),
     };
   }
 

@@ -9,6 +9,7 @@
  */
 import { InvalidArgumentError, NotFoundError, type Logger } from "sgridnext";
 import type { InstanceObserved, ObservedBatch } from "sgridnext/gen/sgrid/registry/v1/node";
+import { PortConflicts } from "./port-conflicts";
 import { OBSERVED_STATES, type ObservedReport, type ObservedState, type RegistryStore } from "../store";
 import type { ChangeFeed } from "../server/context";
 import type { HeartbeatSamples } from "./heartbeat-samples";
@@ -16,7 +17,7 @@ import type { AppendEvent, HubStats } from "./hub-stats";
 import type { NodeSession } from "./node-session";
 
 /** Observed events that are logged, as `instance.<event>`. */
-const INSTANCE_EVENTS = new Set(["crash", "oom", "failed", "keepalive", "install_failed"]);
+const INSTANCE_EVENTS = new Set(["crash", "oom", "failed", "keepalive", "install_failed", "port_in_use"]);
 
 /** Equal for equal observed states (what reportObserved would write, minus the time). */
 export function observedKey(r: { state?: string; observedState?: string; pid?: number | null; patchId?: number | null; observedPatchId?: number | null; restarts?: number; lastExitReason?: string | null }): string {
@@ -42,7 +43,12 @@ export class ObservedRecorder {
   /** `App.Server#version` -> patch id (patch versions never change meaning). */
   private readonly patchIds = new Map<string, number>();
 
-  constructor(private readonly d: ObservedDeps) {}
+  /** Moves ports agents report taken on their node (./port-conflicts.ts). */
+  private readonly ports: PortConflicts;
+
+  constructor(private readonly d: ObservedDeps) {
+    this.ports = new PortConflicts(d.store, d.log);
+  }
 
   /** Records a batch; never throws for one bad entry (it is logged and skipped). */
   async record(session: NodeSession, batch: ObservedBatch): Promise<void> {
@@ -80,6 +86,7 @@ export class ObservedRecorder {
     for (const { o, info } of written) {
       if (o.startedAt > 0) this.d.samples.setStartedAt(o.instanceId, o.startedAt);
       if (o.event !== "") await this.logEvent(session.node, o, info);
+      if (o.portsInUse.length > 0) await this.ports.reported(session.node, o.instanceId, o.portsInUse);
     }
   }
 

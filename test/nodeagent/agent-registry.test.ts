@@ -8,6 +8,7 @@
  * restarts and reports what happened while it was away.
  */
 import { expect } from "chai";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,6 +18,8 @@ import { QueryProxy } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
 import { RegistryServer } from "../../registry/server";
 import { NodeAgent } from "../../nodeagent";
+import { portFree } from "../../nodeagent/agent/port-guard";
+import { PLACEMENT_DEFAULTS } from "../../registry/admin/placement";
 import { freePort } from "../helpers/processes";
 import { fastAgentOptions } from "./helpers/agent-harness";
 import { binaryPackage, escapingPackage, httpGet } from "./helpers/agent-packages";
@@ -157,6 +160,82 @@ describe("nodeagent/agent: against the real registry", function () {
   it("answers an admin command sent through the registry (agent.tail_log)", async () => {
     const out = await registry.context.sessions.sendCommand(binId, "agent.tail_log", "20", 5000);
     expect(out).to.contain(`listening Demo.BinServer v1 instance ${binId}`);
+  });
+
+  /** Another program holding `port` on 127.0.0.1 (a child process); resolves once it listens. */
+  async function occupy(port: number): Promise<ChildProcess> {
+    const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${port}, "127.0.0.1", () => console.log("ready"))`, marker], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+      child.once("exit", (code) => reject(new Error(`the port holder exited (${code})`)));
+    });
+    return child;
+  }
+
+  async function eventsFor(target: string, kind: string) {
+    return (await registry.store.events.list({ kind })).filter((e) => e.target === target);
+  }
+
+  it("a port of the registry's range taken on the node by another program: a clear reason, then a moved port that works, no crash loop", async () => {
+    let taken = PLACEMENT_DEFAULTS.portRange[0] + 500;
+    while (!(await portFree("127.0.0.1", taken))) taken++;
+    const holder = await occupy(taken);
+    try {
+      await registry.store.servers.create({ application: "Demo", name: "PortServer", type: "binary" });
+      const patch = await upload("Demo", "PortServer", await binaryPackage(tmp, "Demo", "PortServer", "x"));
+      const id = (await registry.store.instances.create({
+        application: "Demo", server: "PortServer", node: "reg-node", adapters: [{ obj: "HttpObj", host: "127.0.0.1", port: taken }],
+        env: { NODE_BIN: process.execPath }, launch: { args: [marker] }, desiredState: "active", desiredPatchId: patch,
+      })).id;
+      const [reported] = await waitFor("the agent's report of the taken port", async () => {
+        const e = await eventsFor("Demo.PortServer@reg-node", "instance.port_in_use");
+        return e.length > 0 ? e : undefined;
+      }, 30_000);
+      expect(reported!.message).to.include(`port ${taken} (HttpObj) on 127.0.0.1 is in use by another program on this node: not started`);
+      const moved = await waitFor("the instance active on another port", async () => {
+        const i = await registry.store.instances.get(id);
+        return i.observedState === "active" && i.adapters[0]!.port !== taken ? i : undefined;
+      }, 30_000);
+      const port = moved.adapters[0]!.port;
+      expect(await waitFor("the servant answers on the moved port", () => httpGet(port), 15_000)).to.include("Demo.PortServer v1");
+      expect(moved.restarts, "never started into the taken port").to.equal(0);
+      const [move] = await eventsFor("Demo.PortServer@reg-node", "instance.port_moved");
+      expect(move!.message).to.include(`port(s) ${taken} taken by another program on node "reg-node": moved HttpObj from port ${taken} to ${port}`);
+      expect(await activeEndpoints("Demo.PortServer.HttpObj")).to.deep.equal([port]);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+
+  it("a port a person chose outside the range, taken on the node: the instance waits for it (reason shown, nothing spawned), and starts once it is free", async () => {
+    const port = await freePort();
+    const holder = await occupy(port);
+    let freed = false;
+    try {
+      await registry.store.servers.create({ application: "Demo", name: "FixedServer", type: "binary" });
+      const patch = await upload("Demo", "FixedServer", await binaryPackage(tmp, "Demo", "FixedServer", "x"));
+      const id = (await registry.store.instances.create({
+        application: "Demo", server: "FixedServer", node: "reg-node", adapters: [{ obj: "HttpObj", host: "127.0.0.1", port }],
+        env: { NODE_BIN: process.execPath }, launch: { args: [marker] }, desiredState: "active", desiredPatchId: patch,
+      })).id;
+      const held = await waitFor("the reason on the instance", async () => {
+        const i = await registry.store.instances.get(id);
+        return i.lastExitReason?.includes(`port ${port} (HttpObj) on 127.0.0.1 is in use by another program`) ? i : undefined;
+      }, 30_000);
+      expect(held.observedState).to.not.equal("active");
+      expect(held.pid).to.equal(null);
+      expect(held.adapters[0]!.port, "a port a person chose is not moved").to.equal(port);
+      holder.kill("SIGKILL");
+      freed = true;
+      const up = await waitFor("the instance active once the port is free", async () => {
+        const i = await registry.store.instances.get(id);
+        return i.observedState === "active" && i.pid ? i : undefined;
+      }, 30_000);
+      expect(up.restarts).to.equal(0);
+      expect(await waitFor("the servant answers", () => httpGet(port), 15_000)).to.include("Demo.FixedServer v1");
+    } finally {
+      if (!freed) holder.kill("SIGKILL");
+    }
   });
 
   it("reconnects after the registry restarts and reports what changed while it was away", async () => {

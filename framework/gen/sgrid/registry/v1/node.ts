@@ -54,9 +54,14 @@ export interface InstanceObserved {
   version: number;
   restarts: number;
   lastExitReason: string;
-  /** A classified event to log: "crash", "oom", "failed", "keepalive", "" = none. */
+  /** A classified event to log: "crash", "oom", "failed", "keepalive", "install_failed", "port_in_use", "" = none. */
   event: string;
   startedAt: number;
+  /**
+   * Adapter ports another program holds on the node: the instance was not
+   * started (the registry moves ports of its automatic range elsewhere).
+   */
+  portsInUse: number[];
 }
 
 export interface CommandReply {
@@ -527,7 +532,17 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseInstanceObserved(): InstanceObserved {
-  return { instanceId: 0, state: "", pid: 0, version: 0, restarts: 0, lastExitReason: "", event: "", startedAt: 0 };
+  return {
+    instanceId: 0,
+    state: "",
+    pid: 0,
+    version: 0,
+    restarts: 0,
+    lastExitReason: "",
+    event: "",
+    startedAt: 0,
+    portsInUse: [],
+  };
 }
 
 export const InstanceObserved: MessageFns<InstanceObserved> = {
@@ -555,6 +570,13 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
     }
     if (message.startedAt !== 0) {
       writer.uint32(64).int64(message.startedAt);
+    }
+    if (message.portsInUse.length !== 0) {
+      writer.uint32(74).fork();
+      for (const v of message.portsInUse) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -636,6 +658,24 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
             message.startedAt = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag === 72) {
+              message.portsInUse.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 74) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.portsInUse.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -670,6 +710,11 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
         : isSet(object.started_at)
         ? globalThis.Number(object.started_at)
         : 0,
+      portsInUse: globalThis.Array.isArray(object?.portsInUse)
+        ? object.portsInUse.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.ports_in_use)
+        ? object.ports_in_use.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -699,6 +744,9 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
     if (message.startedAt !== 0) {
       obj.startedAt = Math.round(message.startedAt);
     }
+    if (message.portsInUse?.length) {
+      obj.portsInUse = message.portsInUse.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -715,6 +763,7 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
     message.lastExitReason = object.lastExitReason ?? "";
     message.event = object.event ?? "";
     message.startedAt = object.startedAt ?? 0;
+    message.portsInUse = object.portsInUse?.map((e) => e) || [];
     return message;
   },
 };
