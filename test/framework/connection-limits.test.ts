@@ -16,6 +16,8 @@ import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { waitFor } from "../helpers/wait";
 import { StandInRegistry } from "./registry-standin";
+import { dialects } from "../registry/helpers/db";
+import { seedObj, startTestRegistry } from "../registry/helpers/registry";
 
 const N = 2000;
 
@@ -76,6 +78,23 @@ describe("connection limits @slow", function () {
       await waitFor("the extra connections to close", () => channel.callsPerConnection().length === 1);
     } finally {
       comm.close();
+    }
+  });
+
+  it(`${N} concurrent WatchObject streams of one Obj on the real registry (SQLite) all work, and cancelling them together leaves the proxy working`, async () => {
+    const reg = await startTestRegistry(dialects().find((d) => d.name === "sqlite")!);
+    try {
+      const s = await seedObj(reg.server.store, { nodes: 1 });
+      await waitFor("the Obj in the registry's answer", async () => (await reg.query.findObject({ obj: s.full })).active.length === 1);
+      const w = await openWatches((_obj, signal) => reg.query.watchObject({ obj: s.full }, { signal }), N);
+      expect(w.failures).to.deep.equal([]);
+      await waitFor("every watch open on the registry", () => reg.querySvc.openWatches === N);
+      await w.cancel();
+      expect(w.failures).to.deep.equal([]);
+      expect((await reg.query.findObject({ obj: s.full })).active).to.have.length(1);
+      await waitFor("the registry to end every watch", () => reg.querySvc.openWatches === 0);
+    } finally {
+      await reg.cleanup();
     }
   });
 
