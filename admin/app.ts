@@ -15,6 +15,7 @@ import { authPublicRoutes, authRoutes, setSessionCookie } from "./api/auth";
 import { configRoutes } from "./api/configs";
 import { logRoutes } from "./api/logs";
 import { statsRoutes } from "./api/stats";
+import { dashboardRoutes } from "./api/dashboard";
 import { nodeRoutes } from "./api/nodes";
 import { patchRoutes } from "./api/patches";
 import { serverRoutes } from "./api/servers";
@@ -141,6 +142,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
   serverRoutes(api);
   logRoutes(api);
   statsRoutes(api);
+  dashboardRoutes(api);
   taskRoutes(api);
   nodeRoutes(api);
   patchRoutes(api);

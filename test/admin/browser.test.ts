@@ -359,9 +359,15 @@ describe("admin UI in Chromium @slow", function () {
     await shot("22-nodes-axes");
   });
 
-  it("the servers list shows ISO dates and the events time on one line", async () => {
+  it("the servers list shows health at a glance (states, versions, calls, errors), ISO dates, and the events time on one line", async () => {
     await page.goto(`${stack.url}/`);
     await page.locator("table.grid td.time").first().waitFor(WAIT);
+    const row = page.locator("table.health tr[data-server='Demo.HelloServer']");
+    expect(await row.locator("td.states").textContent()).to.match(/active\s*2/);
+    expect(await row.textContent()).to.contain("v1");
+    // The monitor test's reports (40 + 100 calls, 4 errors) are within the last 5 minutes.
+    expect(await row.textContent()).to.contain("2.9 %").and.contain("28");
+    expect(await row.locator("td.problem").textContent()).to.equal("2.9 % errors");
     expect(await page.locator("table.grid td.time").first().textContent()).to.match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
     await shot("19-servers");
     await page.goto(`${stack.url}/events`);
