@@ -11,7 +11,11 @@
  * - while the database does not answer (the change feed's polls fail, or a
  *   heartbeat could not be written), and for one heartbeat timeout after it
  *   answers again: the heartbeats of live sessions land again before the
- *   sweep reads them.
+ *   sweep reads them;
+ * - after this process itself stalled (its event loop blocked longer than
+ *   a heartbeat interval and a second, e.g. SQLite waiting on a lock inside
+ *   a synchronous call): it heard no session meanwhile, so silence is its
+ *   own, not the nodes'.
  *
  * Nodes whose session this process holds are never marked offline by its
  * sweep at all (see NodeSessionHub.sweep): a live session is the proof of
@@ -34,6 +38,11 @@ export class OfflineGrace {
   databaseFailed(): void {
     this.databaseDown = true;
     this.reason = "database unavailable";
+  }
+
+  /** This process could not run for `ms` (its event loop was blocked). */
+  stalled(ms: number): void {
+    this.hold(`registry stalled for ${Math.round(ms)} ms`);
   }
 
   /**

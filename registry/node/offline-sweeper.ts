@@ -4,9 +4,11 @@
  * half-open TCP connection), marks silent nodes offline
  * (store.nodes.markStale: atomic, so one process logs the `node.offline`
  * event), and prunes expired relay commands. It never marks a node whose
- * session this process holds, and holds back after a start and around a
- * database outage (./offline-grace.ts).
+ * session this process holds, and holds back (neither closes silent
+ * sessions nor marks nodes) after a start, around a database outage, and
+ * after its own event loop was blocked (./offline-grace.ts).
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { DeadlineExceededError, PeriodicTask, type Logger } from "sgridnext";
 import type { RegistryStore } from "../store";
 import type { ChangeFeed, RegistrySettings } from "../server/context";
@@ -32,17 +34,21 @@ export class OfflineSweeper {
   private readonly task: PeriodicTask;
   private lastPruneAt = 0;
   private lastError = "";
+  /** The event loop's delays since the last sweep (a blocked loop heard no session). */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(private readonly d: SweeperDeps) {
     this.task = new PeriodicTask(() => this.sweep(), { intervalMs: d.settings.heartbeatIntervalMs });
   }
 
   start(): void {
+    this.loopDelay.enable();
     this.task.start();
   }
 
   /** No more sweeps; resolves once a sweep in flight has ended. */
   stop(): Promise<void> {
+    this.loopDelay.disable();
     return this.task.stop();
   }
 
@@ -51,7 +57,11 @@ export class OfflineSweeper {
     const { store, changes, settings, sessions, stats, log } = this.d;
     const now = Date.now();
     const timeout = settings.heartbeatTimeoutMs;
-    for (const s of [...sessions.values()]) {
+    const blockedMs = this.loopDelay.max / 1e6;
+    this.loopDelay.reset();
+    if (blockedMs > settings.heartbeatIntervalMs + 1000) this.d.grace.stalled(blockedMs);
+    const judge = this.d.grace.mayMarkOffline(changes.healthy);
+    for (const s of judge ? [...sessions.values()] : []) {
       if (now - s.lastSeenAt > timeout) {
         s.close(new DeadlineExceededError(`no message from node "${s.node}" for ${timeout} ms: session closed`, { node: s.node }));
         this.d.detach(s);
@@ -59,7 +69,7 @@ export class OfflineSweeper {
     }
     try {
       const live = new Set([...sessions.values()].filter((s) => !s.closed).map((s) => s.node));
-      const stale = this.d.grace.mayMarkOffline(changes.healthy) ? await store.nodes.markStale(now - timeout, live) : [];
+      const stale = judge ? await store.nodes.markStale(now - timeout, live) : [];
       for (const name of stale) {
         stats.nodesMarkedOffline++;
         log.warn({ node: name, timeoutMs: timeout }, "node offline: missed heartbeats");

@@ -58,4 +58,17 @@ describe("registry offline grace", () => {
     now = 9_000;
     expect(g.mayMarkOffline(true)).to.equal(true);
   });
+
+  it("holds back for one timeout after the registry itself stalled (a blocked event loop heard no session)", () => {
+    now = 0;
+    const g = new OfflineGrace(3_000, clock);
+    g.serving();
+    now = 10_000;
+    expect(g.mayMarkOffline(true)).to.equal(true);
+    g.stalled(9_500);
+    expect(g.mayMarkOffline(true)).to.equal(false);
+    expect(g.reason).to.equal("registry stalled for 9500 ms");
+    now = 13_000;
+    expect(g.mayMarkOffline(true)).to.equal(true);
+  });
 });
