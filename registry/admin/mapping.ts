@@ -5,6 +5,7 @@
  * versions travel as version numbers (1, 2, 3... per server); the store keeps
  * patch ids, so callers pass a `versions` lookup (patch id -> version).
  */
+import { scopeToMessage } from "../services/config-reads";
 import { InvalidArgumentError } from "sgridnext";
 import type {
   Adapter as AdapterMsg, HealthCheck as HealthCheckMsg, InstanceInfo, LaunchOptions as LaunchMsg, ResourceLimits as LimitsMsg,
@@ -15,7 +16,7 @@ import type {
 import type { ConfigScope as ScopeMsg, ConfigFile, ConfigVersion } from "sgridnext/gen/sgrid/registry/v1/config";
 import type { DeepPartial } from "sgridnext";
 import type {
-  AdapterInput, ConfigFileRecord, ConfigScope, ConfigVersionRecord, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
+  AdapterInput, ConfigFileRecord, ConfigLevel, ConfigScope, ConfigVersionRecord, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
   NodeRecord, ResourceLimits, RoleGrant, ServerRecord, TaskItemRecord, TaskRecord, UserRecord,
 } from "../store/records";
 
@@ -196,17 +197,9 @@ export function scopeFromMsg(m: ScopeMsg | undefined): ConfigScope {
   }
 }
 
-/** Parses a scope key (`App`, `App.Server`, `App.Server@node`) back to the message. */
+/** Parses a scope key (`App`, `App.Server`, `App.Server@node`) back to the message (the Config API's own mapping). */
 export function scopeKeyToMsg(level: string, key: string): DeepPartial<ScopeMsg> {
-  const at = key.indexOf("@");
-  const names = at >= 0 ? key.slice(0, at) : key;
-  const dot = names.indexOf(".");
-  return {
-    level,
-    application: dot >= 0 ? names.slice(0, dot) : names,
-    server: dot >= 0 ? names.slice(dot + 1) : "",
-    node: at >= 0 ? key.slice(at + 1) : "",
-  };
+  return scopeToMessage(level as ConfigLevel, key);
 }
 
 export function configVersionToMsg(v: ConfigVersionRecord): DeepPartial<ConfigVersion> {
