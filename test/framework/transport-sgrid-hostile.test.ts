@@ -95,6 +95,14 @@ describe("sgrid transport: hostile input", function () {
     await server.shutdown(500);
   });
 
+  it("a call past the deadline it sent ends DEADLINE_EXCEEDED, whatever the servant threw on seeing its signal", async () => {
+    // A raw client has no deadline of its own: the answer is the server's. EchoImpl.slow throws CANCELLED when ctx.signal fires.
+    const r = raw();
+    r.send(hello(), request(1, { methodId: 1, path: "/demo.echo.v1.Echo/Slow", timeoutMs: 100, payload: new Uint8Array([8, 136, 39]) }));
+    const res = parseResponse(await r.waitFrame((x) => x.type === T.RESPONSE && x.id === 1));
+    expect(res).to.include({ status: 4, code: "DEADLINE_EXCEEDED" });
+  });
+
   it("garbage bytes instead of a handshake: closed as bad_handshake", async () => {
     const r = raw();
     r.send(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -288,7 +288,10 @@ export class ServerConnection implements FrameSink {
   /** The one server-side error boundary of this transport: a thrown value -> status, code, message, data. */
   sendError(call: ServerCall, err: unknown): void {
     if (this.state === "closed") return;
-    if (!(err instanceof SgridError)) this.host.logUnexpected(err, call.method);
+    // Past its deadline, the call ends DEADLINE_EXCEEDED whatever the servant threw on seeing ctx.signal (as a gRPC
+    // server answers): its caller, whose own deadline came first, must not see a CANCELLED that won the race.
+    if (call.endedBy instanceof DeadlineExceededError) err = call.endedBy;
+    else if (!(err instanceof SgridError)) this.host.logUnexpected(err, call.method);
     this.writeError(call.id, err, call.trailers);
   }
 
