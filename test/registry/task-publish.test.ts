@@ -9,7 +9,7 @@ import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 import type { TaskInfo } from "sgridnext/gen/sgrid/registry/v1/admin";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import {
-  type AdminHarness, type SimAgent, addPatch, connectAgent, rejects, startAdminRegistry, uniq, waitFor,
+  type AdminHarness, type SimAgent, finishedTask, rejects, simCluster, startAdminRegistry, waitFor,
 } from "./helpers/admin-harness";
 
 forEachDialect("registry tasks", (d: DialectCase) => {
@@ -23,36 +23,8 @@ forEachDialect("registry tasks", (d: DialectCase) => {
     await h?.cleanup();
   });
 
-  /** A server on `n` nodes (one agent each), running version 1. */
-  async function cluster(n: number) {
-    const app = uniq("App");
-    const nodes: string[] = [];
-    const byNode = new Map<string, SimAgent>();
-    for (let i = 0; i < n; i++) {
-      const node = uniq("node");
-      const agent = await connectAgent(h.reg.target, node);
-      agents.push(agent);
-      nodes.push(node);
-      byNode.set(node, agent);
-    }
-    await h.admin.deploy({ application: app, server: "Hello", type: "node", nodes, adapters: [{ obj: "GreeterObj", host: "", port: 0, protocol: "", weight: 0 }] }, h.as(h.token));
-    const v1 = await addPatch(h.reg.server.store, app, "Hello");
-    const v2 = await addPatch(h.reg.server.store, app, "Hello");
-    const list = (await h.admin.listInstances({ application: app, server: "", node: "" }, h.as(h.token))).instances;
-    // Instances in node order, so batches follow it.
-    const ids = nodes.map((node) => list.find((i) => i.node === node)!.id);
-    const agentOf = (id: number) => byNode.get(list.find((i) => i.id === id)!.node)!;
-    const start = await h.admin.createTask({ kind: "publish", instanceIds: ids, version: v1.version, batchSize: 0, stopOnFailure: false, batchTimeoutS: 0 }, h.as(h.token));
-    expect((await finished(start.id)).status).to.equal("success");
-    return { app, nodes, ids, v1, v2, agentOf };
-  }
-
-  async function finished(id: number): Promise<TaskInfo> {
-    return waitFor(`task ${id} to finish`, async () => {
-      const t = await h.admin.getTask({ id }, h.as(h.token));
-      return ["success", "failed", "partial"].includes(t.status) ? t : undefined;
-    }, 30_000);
-  }
+  const cluster = (n: number) => simCluster(h, agents, n);
+  const finished = (id: number) => finishedTask(h, id);
 
   async function instances(app: string) {
     return (await h.admin.listInstances({ application: app, server: "", node: "" }, h.as(h.token))).instances;

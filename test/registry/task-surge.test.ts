@@ -8,9 +8,8 @@
  * SGRID_TEST_MYSQL_URL is set.
  */
 import { expect } from "chai";
-import type { TaskInfo } from "sgridnext/gen/sgrid/registry/v1/admin";
 import { type DialectCase, forEachDialect } from "./helpers/db";
-import { type AdminHarness, type SimAgent, addPatch, connectAgent, startAdminRegistry, uniq, waitFor } from "./helpers/admin-harness";
+import { type AdminHarness, type SimAgent, finishedTask, simCluster, startAdminRegistry, waitFor } from "./helpers/admin-harness";
 
 forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
   let h: AdminHarness;
@@ -26,38 +25,13 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
     await h?.cleanup();
   });
 
-  /** A server on `n` nodes (one agent each), running version 1; versions 2 and 3 uploaded. */
-  async function cluster(n: number) {
-    const app = uniq("App");
-    const nodes: string[] = [];
-    const byNode = new Map<string, SimAgent>();
-    for (let i = 0; i < n; i++) {
-      const node = uniq("node");
-      const agent = await connectAgent(h.reg.target, node);
-      agents.push(agent);
-      nodes.push(node);
-      byNode.set(node, agent);
-    }
-    await h.admin.deploy({ application: app, server: "Hello", type: "node", nodes, adapters: [{ obj: "GreeterObj", host: "", port: 0, protocol: "", weight: 0 }] }, h.as(h.token));
-    const v1 = await addPatch(h.reg.server.store, app, "Hello");
-    const v2 = await addPatch(h.reg.server.store, app, "Hello");
-    const list = await instances(app);
-    const ids = nodes.map((node) => list.find((i) => i.node === node)!.id);
-    const start = await task("publish", ids, v1.version);
-    expect((await finished(start.id)).status).to.equal("success");
-    return { app, obj: `${app}.Hello.GreeterObj`, nodes, ids, v1, v2, agentOf: (node: string) => byNode.get(node)! };
-  }
+  const cluster = (n: number) => simCluster(h, agents, n);
 
   function task(kind: string, ids: number[], version = 0, batchSize = 0, batchTimeoutS = 0) {
     return h.admin.createTask({ kind, instanceIds: ids, version, batchSize, stopOnFailure: true, batchTimeoutS }, h.as(h.token));
   }
 
-  async function finished(id: number): Promise<TaskInfo> {
-    return waitFor(`task ${id} to finish`, async () => {
-      const t = await h.admin.getTask({ id }, h.as(h.token));
-      return ["success", "failed", "partial"].includes(t.status) ? t : undefined;
-    }, 60_000);
-  }
+  const finished = (id: number) => finishedTask(h, id, 60_000);
 
   async function instances(app: string) {
     return (await h.admin.listInstances({ application: app, server: "", node: "" }, h.as(h.token))).instances;
@@ -99,7 +73,7 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
     const events = (await h.admin.listEvents({ kind: "", targetPrefix: `${c.app}.`, actor: "", beforeId: 0, afterId: 0, limit: 50 }, h.as(h.token))).events;
     expect(events.some((e) => e.kind === "instance.surge" && e.message.includes(`task ${t.id}`))).to.equal(true);
     expect(events.some((e) => e.kind === "instance.surge_end")).to.equal(true);
-    await waitFor("the agent to get a desired state without the surge", () => c.agentOf(c.nodes[0]!).fake.lastDesired()?.instances.length === 1);
+    await waitFor("the agent to get a desired state without the surge", () => c.agentOn(c.nodes[0]!).fake.lastDesired()?.instances.length === 1);
 
     // A rollback goes the same way.
     const watchBack = watchActive(c.obj);
@@ -111,7 +85,7 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
 
   it("restarts a single instance with a surge: it goes down and up again while the surge serves", async () => {
     const c = await cluster(1);
-    const agent = c.agentOf(c.nodes[0]!);
+    const agent = c.agentOn(c.nodes[0]!);
     const from = agent.reports.filter((r) => r.instanceId === c.ids[0]).length;
     const watch = watchActive(c.obj);
     const done = await finished((await task("restart", c.ids)).id);
@@ -131,7 +105,7 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
 
   it("a surge that fails fails the item; the instance is left serving its version, the surge removed", async () => {
     const c = await cluster(1);
-    const agent = c.agentOf(c.nodes[0]!);
+    const agent = c.agentOn(c.nodes[0]!);
     agent.failAbove = Math.max(...(await instances(c.app)).map((i) => i.id));
     try {
       const watch = watchActive(c.obj);
@@ -148,7 +122,7 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
   it("with --batch 1 and the other node offline: the online instance switches with a surge, the offline one waits for its node and says so", async () => {
     const c = await cluster(2);
     const [a, b] = c.nodes as [string, string];
-    await c.agentOf(b).close();
+    await c.agentOn(b).close();
     // What the offline sweep does once the heartbeat timeout has passed (600 s in these registries; the fault suite runs the real sweep).
     await h.reg.server.store.nodes.setOnline(b, false);
     await waitFor(`node ${b} offline`, async () => (await h.admin.listNodes({}, h.as(h.token))).nodes.find((n) => n.name === b)?.online === false, 30_000);

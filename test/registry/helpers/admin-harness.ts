@@ -10,6 +10,7 @@ import crypto from "node:crypto";
 import type { CallOptions } from "sgridnext";
 import { AdminProxy } from "sgridnext/gen/sgrid/registry/v1/admin.sgrid";
 import type { InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
+import type { TaskInfo } from "sgridnext/gen/sgrid/registry/v1/admin";
 import type { RegistryServerOptions } from "../../../registry/server";
 import type { PatchRecord, RegistryStore } from "../../../registry/store";
 import { type DialectCase, type TestDatabase, uniq } from "./db";
@@ -45,6 +46,48 @@ export async function startAdminRegistry(d: DialectCase, opts: RegistryServerOpt
       return { name, token: login.token, password };
     },
     cleanup: () => reg.cleanup(),
+  };
+}
+
+/** Polls a task until it is over (success, failed or partial). */
+export async function finishedTask(h: AdminHarness, id: number, timeoutMs = 30_000): Promise<TaskInfo> {
+  return waitFor(`task ${id} to finish`, async () => {
+    const t = await h.admin.getTask({ id }, h.as(h.token));
+    return ["success", "failed", "partial"].includes(t.status) ? t : undefined;
+  }, timeoutMs);
+}
+
+/**
+ * A server `App<n>.Hello` (GreeterObj, port assigned) on `n` new nodes, one
+ * SimAgent each (pushed to `agents` for the caller to close), running version
+ * 1, with version 2 uploaded. Instance ids are in node order, so batches
+ * follow it.
+ */
+export async function simCluster(h: AdminHarness, agents: SimAgent[], n: number) {
+  const app = uniq("App");
+  const nodes: string[] = [];
+  const byNode = new Map<string, SimAgent>();
+  for (let i = 0; i < n; i++) {
+    const node = uniq("node");
+    const agent = await connectAgent(h.reg.target, node);
+    agents.push(agent);
+    nodes.push(node);
+    byNode.set(node, agent);
+  }
+  await h.admin.deploy({ application: app, server: "Hello", type: "node", nodes, adapters: [{ obj: "GreeterObj", host: "", port: 0, protocol: "", weight: 0 }] }, h.as(h.token));
+  const v1 = await addPatch(h.reg.server.store, app, "Hello");
+  const v2 = await addPatch(h.reg.server.store, app, "Hello");
+  const list = (await h.admin.listInstances({ application: app, server: "", node: "" }, h.as(h.token))).instances;
+  const ids = nodes.map((node) => list.find((i) => i.node === node)!.id);
+  const start = await h.admin.createTask({ kind: "publish", instanceIds: ids, version: v1.version, batchSize: 0, stopOnFailure: false, batchTimeoutS: 0 }, h.as(h.token));
+  const done = await finishedTask(h, start.id);
+  if (done.status !== "success") throw new Error(`publishing version 1 to ${app}.Hello ended ${done.status}`);
+  return {
+    app, obj: `${app}.Hello.GreeterObj`, nodes, ids, v1, v2,
+    /** The agent of an instance. */
+    agentOf: (id: number) => byNode.get(list.find((i) => i.id === id)!.node)!,
+    /** The agent of a node. */
+    agentOn: (node: string) => byNode.get(node)!,
   };
 }
 
