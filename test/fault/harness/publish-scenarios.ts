@@ -158,5 +158,36 @@ export const badConfigThenRestart: Scenario = {
   },
 };
 
+export const surgePortTaken: Scenario = {
+  name: "one instance: publish, the surge's port taken by another program",
+  cluster: { nodes: NODES },
+  async run({ cluster, mark, note }) {
+    // The port the registry gives the surge next: the lowest of its range not used on node-a.
+    const used = new Set<number>();
+    for (const [app, server] of [["Fault", "EchoServer"], [APP, SOLO]] as const) {
+      for (const i of await cluster.instances(app, server)) if (i.node === NODES[0]) for (const a of i.adapters) used.add(a.port);
+    }
+    let next = 20000;
+    while (used.has(next)) next++;
+    const address = cluster.lab.nodes[0]!.address;
+    const [cmd, argv] = cluster.lab.wrap(0, process.execPath, ["-e", `require("net").createServer().listen(${next}, ${JSON.stringify(address)}, () => console.log("holding"))`]);
+    const holder = new Proc("port holder", cmd, argv, { cwd: cluster.out, logFile: path.join(cluster.out, "port-holder.log") });
+    try {
+      await holder.waitForLine(/holding/);
+      mark(`publish (port ${next} on node-a held by another program)`);
+      await cluster.publishEcho(SOLO_SERVER, [NODES[0]!], "SoloObj", "2.0.0");
+      const moved = (await cluster.admin.listEvents({ kind: "instance.port_moved", targetPrefix: `${SOLO_SERVER}@`, actor: "", beforeId: 0, afterId: 0, limit: 10 }, cluster.as)).events;
+      expect(moved.length, "the surge was moved off the taken port").to.equal(1);
+      expect(moved[0]!.message).to.include(`moved SoloObj from port ${next} to `);
+      const taken = (await cluster.admin.listEvents({ kind: "instance.port_in_use", targetPrefix: `${SOLO_SERVER}@`, actor: "", beforeId: 0, afterId: 0, limit: 10 }, cluster.as)).events;
+      note(`agent: ${taken[0]?.message ?? "(no event)"}`);
+      note(`registry: ${moved[0]!.message}`);
+      expect((await cluster.instances(APP, SOLO)).map((i) => i.observedVersion)).to.deep.equal([2]);
+    } finally {
+      await holder.stop(2000).catch(() => undefined);
+    }
+  },
+};
+
 /** Every scenario of this file, in the order the bench runs them. */
-export const PUBLISH_SCENARIOS: Scenario[] = [publishBatchOneNodeOffline, singleInstanceCli, singleInstanceAdmin, badConfigThenRestart];
+export const PUBLISH_SCENARIOS: Scenario[] = [publishBatchOneNodeOffline, singleInstanceCli, singleInstanceAdmin, badConfigThenRestart, surgePortTaken];
