@@ -77,6 +77,9 @@ export function registerAdmin(program: Command): void {
       }
       process.stdout.write(`sgrid admin serving on ${url} (registry ${server.admin.services.options.registry})\n`);
       const log = getLogger("admin");
+      if (!server.admin.services.options.appToken) {
+        log.warn(`no ${ADMIN_APP_METADATA.ENV} set: the registry counts every login through this app as coming from this host (failed logins of one person can delay others'); give the registry and this app the same token`);
+      }
       let stopping = false;
       const onSignal = (signal: NodeJS.Signals): void => {
         if (stopping) return;

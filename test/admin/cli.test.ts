@@ -20,7 +20,7 @@ describe("sgrid admin (command line)", function () {
 
   it("serves on --listen in front of --registry, and stops on SIGTERM with exit 0", async () => {
     const child = spawn(process.execPath, [CLI, "admin", "--registry", stack.registryTarget, "--listen", "127.0.0.1:0"], {
-      env: { ...process.env, SGRID_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SGRID_LOG_LEVEL: "warn", SGRID_ADMIN_APP_TOKEN: "" }, stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     let err = "";
@@ -35,6 +35,8 @@ describe("sgrid admin (command line)", function () {
       expect(api.status).to.equal(401);
       const login = await fetch(`${url}/api/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user: "admin", password: "wrong-password" }) });
       expect(login.status).to.equal(401);
+      // No admin app token in this environment: the operator is told what that means.
+      await waitFor("the token warning", () => err.includes("no SGRID_ADMIN_APP_TOKEN set"));
     } finally {
       child.kill("SIGTERM");
     }
