@@ -60,7 +60,7 @@ function InstancesTab({ session, app, server, instances, reload }: { session: Se
       <tbody>${instances.map((i) => html`<tr key=${i.id} data-instance=${i.id} data-node=${i.node}>
         <td>${can ? html`<input type="checkbox" aria-label=${`select instance ${i.id}`} checked=${selected.includes(i.id)}
           onChange=${(e: any) => setSelected(e.currentTarget.checked ? [...selected, i.id] : selected.filter((x) => x !== i.id))} />` : null}</td>
-        <td><a href=${`/apps/${encodeURIComponent(app)}/${encodeURIComponent(server)}/instances/${i.id}`}>${i.id}</a></td>
+        <td><a href=${`/apps/${encodeURIComponent(app)}/${encodeURIComponent(server)}/instances/${i.id}`}>${i.id}</a>${i.surgeOf ? html` <span class="muted" title="a surge: started beside that instance while it switches version or restarts, removed after">surge of #${i.surgeOf}</span>` : null}</td>
         <td>${i.node}</td>
         <td>${(i.adapters ?? []).map((a: any) => html`<div>${a.obj} ${a.host}:${a.port}${a.protocol === "sgrid" ? " (sgrid)" : ""}</div>`)}</td>
         <td><${StatusBadge} value=${i.desiredState} /> ${i.desiredVersion ? `v${i.desiredVersion}` : ""}</td>
