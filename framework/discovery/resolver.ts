@@ -8,8 +8,13 @@
  * - refreshIntervalMs 30000: a FindObject every 30 s per Obj, watch or not
  *   (Tars: 60 s, with no watch). Cheap for the registry; bounds staleness if a
  *   watch is silently stuck.
- * - watchRetryMs 500 doubling to maxWatchRetryMs 30000 (±25% jitter): re-watch
- *   quickly after a registry restart without a thundering herd.
+ * - watchRetryMs 500 doubling to maxWatchRetryMs 5000 (±25% jitter): after a
+ *   registry restart a proxy is watching again within ~6 s, so it sees a
+ *   publish's surge endpoints in time (a 30 s cap left proxies up to 30 s
+ *   behind). While the registry is down a failed re-watch costs nothing on
+ *   the wire (the channel itself reconnects with its own 2 s-capped backoff);
+ *   when it is back, the jitter spreads the re-watches, which the registry
+ *   answers from memory.
  * - timeoutMs 3000 for FindObject.
  * - cacheDir `<SGRID_DATA_DIR>/cache/registry` when SGRID_DATA_DIR is set, else
  *   none (memory only). The data dir survives new versions and restarts.
@@ -51,7 +56,7 @@ export interface RegistryResolverOptions {
   idleWatchMs?: number;
 }
 
-export const RESOLVER_DEFAULTS = Object.freeze({ refreshIntervalMs: 30_000, watchRetryMs: 500, maxWatchRetryMs: 30_000, timeoutMs: 3_000, watch: "always" as WatchMode, idleWatchMs: IDLE_WATCH_DEFAULT_MS });
+export const RESOLVER_DEFAULTS = Object.freeze({ refreshIntervalMs: 30_000, watchRetryMs: 500, maxWatchRetryMs: 5_000, timeoutMs: 3_000, watch: "always" as WatchMode, idleWatchMs: IDLE_WATCH_DEFAULT_MS });
 
 /** The cache dir used when none is given: `<SGRID_DATA_DIR>/cache/registry`, or undefined. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
