@@ -200,7 +200,8 @@ describe("nodeagent/supervisor InstanceSupervisor (real servants, v1 cgroups)", 
     const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
     const cores = (u1 - u0) / 1e9 / wallSec;
     expect(cores, `used ${cores.toFixed(3)} cores`).to.be.at.most(0.5 * 1.1 + 0.05);
-    expect(cores, "the servant was running").to.be.at.least(0.25);
+    // Only that it ran: on a loaded machine a busy loop may get less than its quota, and the quota is the upper bound above.
+    expect(cores, "the servant was running").to.be.above(0.05);
   });
 
   it("holds a fork bomb at the pids limit and stops it completely", async () => {
