@@ -47,6 +47,8 @@ export interface ReflectionClientOptions {
 export interface JsonCallOptions extends CallOptions {
   /** Where to send the call (any `stringToProxy` target). Default: the adapter reflection was asked. */
   target?: string;
+  /** Server-streaming and bidi methods: stop reading (and cancel the call) after this many messages. Default: no limit. */
+  maxMessages?: number;
 }
 
 export const REFLECTION_CLIENT_DEFAULTS = Object.freeze({ timeoutMs: 5000 });
@@ -165,6 +167,27 @@ export class ReflectionClient {
     return found;
   }
 
+  /** The method's request message with every field at its default, as proto3 JSON (a skeleton to edit). */
+  async requestSkeleton(name: string): Promise<JsonValue> {
+    const method = await this.describeMethod(name);
+    const registry = this.registry!;
+    const schema = registry.getMessage(method.requestType);
+    if (!schema) throw new NotFoundError(`message "${method.requestType}" is not in the descriptors server reflection returned`);
+    return toJson(schema, create(schema), { registry, alwaysEmitImplicit: true });
+  }
+
+  /**
+   * Checks a JSON request (an array for client-streaming and bidi methods)
+   * against the method's message type without sending it: InvalidArgumentError
+   * naming the field that does not fit, NotFoundError for an unknown method.
+   */
+  async checkRequest(method: string, request: JsonValue | JsonValue[]): Promise<void> {
+    const [service, name] = splitMethodName(method);
+    const m = (await this.proxyClass(service)).service.methods[name];
+    if (!m) throw new NotFoundError(`service "${service}" has no method "${name}"`);
+    checkEncodes(m, request);
+  }
+
   /** A proxy class for one service, built from its descriptors, with JSON codecs. */
   private async proxyClass(service: string): Promise<ProxyClass<ProxyBase>> {
     let cls = this.proxies.get(service);
@@ -196,9 +219,9 @@ export class ReflectionClient {
     const cls = await this.proxyClass(service);
     const m = cls.service.methods[name];
     if (!m) throw new NotFoundError(`service "${service}" has no method "${name}"`);
-    const { target, ...callOptions } = options;
+    const { target, maxMessages, ...callOptions } = options;
     // Checked here, before anything is sent: a transport would report a failed encode as INTERNAL.
-    for (const r of Array.isArray(request) && (m.kind === "client_stream" || m.kind === "bidi") ? request : [request]) m.requestCodec.encode(r as never);
+    checkEncodes(m, request);
     const invoker = this.communicator.stringToProxy(cls, target ?? this.target).$invoker;
     const many = (): AsyncIterable<JsonValue> => {
       const list = Array.isArray(request) ? request : [request];
@@ -207,14 +230,31 @@ export class ReflectionClient {
     switch (m.kind) {
       case "unary": return invoker.unary(m, request as never, callOptions) as Promise<JsonValue>;
       case "client_stream": return invoker.clientStream(m, many() as never, callOptions) as Promise<JsonValue>;
-      case "server_stream": return collect(invoker.serverStream(m, request as never, callOptions));
-      default: return collect(invoker.bidi(m, many() as never, callOptions));
+      case "server_stream": return collect(invoker.serverStream(m, request as never, callOptions), maxMessages);
+      default: return collect(invoker.bidi(m, many() as never, callOptions), maxMessages);
     }
   }
 }
 
-async function collect(source: AsyncIterable<unknown>): Promise<JsonValue[]> {
+function checkEncodes(m: MethodDescriptor, request: JsonValue | JsonValue[]): void {
+  const many = m.kind === "client_stream" || m.kind === "bidi";
+  if (many && !Array.isArray(request)) throw new InvalidArgumentError(`${m.path} takes a stream: send a JSON array of requests`, { field: "request" });
+  (many ? (request as JsonValue[]) : [request]).forEach((r, i) => {
+    try {
+      m.requestCodec.encode(r as never);
+    } catch (err) {
+      throw new InvalidArgumentError(many ? `request [${i}]: ${(err as Error).message}` : (err as Error).message, { field: "request" });
+    }
+  });
+}
+
+async function collect(source: AsyncIterable<unknown>, max = Infinity): Promise<JsonValue[]> {
   const out: JsonValue[] = [];
-  for await (const v of source) out.push(v as JsonValue);
+  if (max <= 0) return out;
+  // Leaving the loop early cancels the call.
+  for await (const v of source) {
+    out.push(v as JsonValue);
+    if (out.length >= max) break;
+  }
   return out;
 }
