@@ -13,6 +13,8 @@ import { Router } from "@koa/router";
 import { getLogger, PeriodicTask, SgridError, Status } from "sgridnext";
 import { authPublicRoutes, authRoutes, setSessionCookie } from "./api/auth";
 import { configRoutes } from "./api/configs";
+import { tryCallRoutes } from "./api/try-call";
+import { TryCaller } from "./try-caller";
 import { logRoutes } from "./api/logs";
 import { statsRoutes } from "./api/stats";
 import { dashboardRoutes } from "./api/dashboard";
@@ -51,6 +53,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
     limiter: new LoginRateLimiter({ attemptsPerMinute: opts.loginAttemptsPerMinute, failuresPerUser: opts.loginFailuresPerUser }),
     options: opts,
     log,
+    tryCaller: new TryCaller(),
   };
   const app = new Koa<AdminState, AdminContextExtra>({ proxy: opts.trustProxy });
   app.context.admin = services;
@@ -147,6 +150,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
   nodeRoutes(api);
   patchRoutes(api);
   configRoutes(api);
+  tryCallRoutes(api);
   app.use(api.routes());
   app.use(api.allowedMethods());
 
@@ -165,6 +169,7 @@ export function createAdminApp(options: AdminOptions): AdminApp {
       closed = true;
       void sweeper.stop();
       services.registry.close();
+      services.tryCaller.close();
     },
   };
 }

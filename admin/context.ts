@@ -8,6 +8,7 @@ import { UnauthenticatedError, type CallOptions, type Logger } from "sgridnext";
 import type { ResolvedAdminOptions } from "./options";
 import type { LoginRateLimiter } from "./rate-limit";
 import type { RegistryApis } from "./registry-apis";
+import type { TryCaller } from "./try-caller";
 import type { AdminSession, SessionStore } from "./session";
 
 export interface AdminServices {
@@ -16,6 +17,8 @@ export interface AdminServices {
   readonly limiter: LoginRateLimiter;
   readonly options: ResolvedAdminOptions;
   readonly log: Logger;
+  /** The channel "try a call" uses to reach servants (api/try-call.ts). */
+  readonly tryCaller: TryCaller;
 }
 
 export interface AdminState {

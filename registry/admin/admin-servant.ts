@@ -25,6 +25,7 @@ import { ServersApi } from "./api/servers-api";
 import { TasksApi } from "./api/tasks-api";
 import { UsersApi } from "./api/users-api";
 import { StatsApi } from "./api/stats-api";
+import { TryCallApi } from "./api/try-call-api";
 import type { TaskRunner } from "./task-runner";
 
 export { ADMIN_API_DEFAULTS } from "./api/context";
@@ -37,6 +38,7 @@ export class RegistryAdminServant extends AdminServant {
   private readonly nodes: NodesApi;
   private readonly config: ConfigApi;
   private readonly stats: StatsApi;
+  private readonly tryCall: TryCallApi;
 
   constructor(ctx: RegistryContext, runner?: TaskRunner) {
     super();
@@ -47,6 +49,7 @@ export class RegistryAdminServant extends AdminServant {
     this.nodes = new NodesApi(this.api);
     this.config = new ConfigApi(this.api);
     this.stats = new StatsApi(this.api);
+    this.tryCall = new TryCallApi(this.api);
   }
 
   /** Ends every WatchTask stream (they send nothing more); for shutdown. Idempotent. */
@@ -83,6 +86,8 @@ export class RegistryAdminServant extends AdminServant {
   readonly configHistory: AdminServant["configHistory"] = (request, call) => this.config.configHistory(request, call);
   readonly getConfigVersion: AdminServant["getConfigVersion"] = (request, call) => this.config.getConfigVersion(request, call);
   readonly queryCallStats: AdminServant["queryCallStats"] = (request, call) => this.stats.queryCallStats(request, call);
+  readonly prepareTryCall: AdminServant["prepareTryCall"] = (request, call) => this.tryCall.prepareTryCall(request, call);
+  readonly recordTryCall: AdminServant["recordTryCall"] = (request, call) => this.tryCall.recordTryCall(request, call);
   readonly putConfig: AdminServant["putConfig"] = (request, call) => this.config.putConfig(request, call);
   readonly rollbackConfig: AdminServant["rollbackConfig"] = (request, call) => this.config.rollbackConfig(request, call);
   readonly deleteConfig: AdminServant["deleteConfig"] = (request, call) => this.config.deleteConfig(request, call);

@@ -5,7 +5,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { ConfigScope } from "./config";
-import { Adapter, HealthCheck, InstanceInfo, LaunchOptions, ResourceLimits } from "./types";
+import { Adapter, Endpoint, HealthCheck, InstanceInfo, LaunchOptions, ResourceLimits } from "./types";
 
 export const protobufPackage = "sgrid.registry.v1";
 
@@ -328,6 +328,31 @@ export interface PushResult {
 
 export interface PushConfigReply {
   results: PushResult[];
+}
+
+/** ---- try a call ---- */
+export interface PrepareTryCallRequest {
+  /** Full `App.Server.Obj`. */
+  obj: string;
+}
+
+export interface PrepareTryCallReply {
+  obj: string;
+  /** The Obj's active endpoints (gRPC ones first); empty when none is active. */
+  active: Endpoint[];
+}
+
+/** What the admin app records after an operator's call: never the request or reply body. */
+export interface RecordTryCallRequest {
+  obj: string;
+  /** `package.Service/Method`. */
+  method: string;
+  /** Status name (`OK`, `INVALID_ARGUMENT`...) and the error's message ("" on OK). */
+  status: string;
+  message: string;
+  latencyMs: number;
+  /** `host:port` the call went to ("" when none was chosen). */
+  endpoint: string;
 }
 
 /** ---- the service monitor ---- */
@@ -5418,6 +5443,311 @@ export const PushConfigReply: MessageFns<PushConfigReply> = {
   fromPartial<I extends Exact<DeepPartial<PushConfigReply>, I>>(object: I): PushConfigReply {
     const message = createBasePushConfigReply();
     message.results = object.results?.map((e) => PushResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePrepareTryCallRequest(): PrepareTryCallRequest {
+  return { obj: "" };
+}
+
+export const PrepareTryCallRequest: MessageFns<PrepareTryCallRequest> = {
+  encode(message: PrepareTryCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.obj !== "") {
+      writer.uint32(10).string(message.obj);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrepareTryCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrepareTryCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.obj = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrepareTryCallRequest {
+    return { obj: isSet(object.obj) ? globalThis.String(object.obj) : "" };
+  },
+
+  toJSON(message: PrepareTryCallRequest): unknown {
+    const obj: any = {};
+    if (message.obj !== "") {
+      obj.obj = message.obj;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrepareTryCallRequest>, I>>(base?: I): PrepareTryCallRequest {
+    return PrepareTryCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrepareTryCallRequest>, I>>(object: I): PrepareTryCallRequest {
+    const message = createBasePrepareTryCallRequest();
+    message.obj = object.obj ?? "";
+    return message;
+  },
+};
+
+function createBasePrepareTryCallReply(): PrepareTryCallReply {
+  return { obj: "", active: [] };
+}
+
+export const PrepareTryCallReply: MessageFns<PrepareTryCallReply> = {
+  encode(message: PrepareTryCallReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.obj !== "") {
+      writer.uint32(10).string(message.obj);
+    }
+    for (const v of message.active) {
+      Endpoint.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrepareTryCallReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrepareTryCallReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.obj = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.active.push(Endpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrepareTryCallReply {
+    return {
+      obj: isSet(object.obj) ? globalThis.String(object.obj) : "",
+      active: globalThis.Array.isArray(object?.active) ? object.active.map((e: any) => Endpoint.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: PrepareTryCallReply): unknown {
+    const obj: any = {};
+    if (message.obj !== "") {
+      obj.obj = message.obj;
+    }
+    if (message.active?.length) {
+      obj.active = message.active.map((e) => Endpoint.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrepareTryCallReply>, I>>(base?: I): PrepareTryCallReply {
+    return PrepareTryCallReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrepareTryCallReply>, I>>(object: I): PrepareTryCallReply {
+    const message = createBasePrepareTryCallReply();
+    message.obj = object.obj ?? "";
+    message.active = object.active?.map((e) => Endpoint.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRecordTryCallRequest(): RecordTryCallRequest {
+  return { obj: "", method: "", status: "", message: "", latencyMs: 0, endpoint: "" };
+}
+
+export const RecordTryCallRequest: MessageFns<RecordTryCallRequest> = {
+  encode(message: RecordTryCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.obj !== "") {
+      writer.uint32(10).string(message.obj);
+    }
+    if (message.method !== "") {
+      writer.uint32(18).string(message.method);
+    }
+    if (message.status !== "") {
+      writer.uint32(26).string(message.status);
+    }
+    if (message.message !== "") {
+      writer.uint32(34).string(message.message);
+    }
+    if (message.latencyMs !== 0) {
+      writer.uint32(41).double(message.latencyMs);
+    }
+    if (message.endpoint !== "") {
+      writer.uint32(50).string(message.endpoint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordTryCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordTryCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.obj = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.latencyMs = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordTryCallRequest {
+    return {
+      obj: isSet(object.obj) ? globalThis.String(object.obj) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      latencyMs: isSet(object.latencyMs)
+        ? globalThis.Number(object.latencyMs)
+        : isSet(object.latency_ms)
+        ? globalThis.Number(object.latency_ms)
+        : 0,
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+    };
+  },
+
+  toJSON(message: RecordTryCallRequest): unknown {
+    const obj: any = {};
+    if (message.obj !== "") {
+      obj.obj = message.obj;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.latencyMs !== 0) {
+      obj.latencyMs = floatToJson(message.latencyMs);
+    }
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RecordTryCallRequest>, I>>(base?: I): RecordTryCallRequest {
+    return RecordTryCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecordTryCallRequest>, I>>(object: I): RecordTryCallRequest {
+    const message = createBaseRecordTryCallRequest();
+    message.obj = object.obj ?? "";
+    message.method = object.method ?? "";
+    message.status = object.status ?? "";
+    message.message = object.message ?? "";
+    message.latencyMs = object.latencyMs ?? 0;
+    message.endpoint = object.endpoint ?? "";
     return message;
   },
 };
