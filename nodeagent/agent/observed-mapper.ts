@@ -65,5 +65,6 @@ export function toInstanceObserved(s: ObservedState, extras: ObservedExtras = {}
     event: extras.event ?? "",
     startedAt: s.pid !== null ? extras.startedAt ?? 0 : 0,
     portsInUse: [],
+    eventDetail: "",
   };
 }

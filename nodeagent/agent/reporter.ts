@@ -81,7 +81,7 @@ export class ObservedReporter {
     return {
       instanceId: Number(id), state: "inactive", pid: 0, version: 0, restarts: 0,
       lastExitReason: this.d.ports.reason(id) ?? note?.message ?? (inst && !inst.patch ? "no patch version assigned to this instance" : ""),
-      event, startedAt: 0, portsInUse: this.d.ports.portsOf(id),
+      event, startedAt: 0, portsInUse: this.d.ports.portsOf(id), eventDetail: "",
     };
   }
 

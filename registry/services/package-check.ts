@@ -48,8 +48,17 @@ function entryPath(p: string): string {
   return p.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
 }
 
-/** Reads the package from `source` to its end; resolves when it is a valid package, rejects with PatchInvalidError otherwise. */
-export async function checkPackage(source: Readable, expect: PackageExpectation): Promise<void> {
+/** What the check learnt about a valid package. */
+export interface PackageFacts {
+  /** The package's own version (its manifest's, else its package.json's `version`), "" when it has none. */
+  packageVersion: string;
+}
+
+/** Longest package version kept (the manifest schema's limit). */
+const MAX_PACKAGE_VERSION = 128;
+
+/** Reads the package from `source` to its end; resolves with its facts when it is a valid package, rejects with PatchInvalidError otherwise. */
+export async function checkPackage(source: Readable, expect: PackageExpectation): Promise<PackageFacts> {
   const what = `package of ${expect.application}.${expect.server}`;
   const manifests = new Map<string, Buffer>();
   const files = new Set<string>();
@@ -112,10 +121,25 @@ export async function checkPackage(source: Readable, expect: PackageExpectation)
     throw err;
   }
   if (entries === 0) throw new PatchInvalidError(`${what} is not a readable .tgz: the data inside is not a tar archive (no entries)`, { field: "file" });
-  checkManifest(what, expect, manifests, files);
+  return { packageVersion: checkManifest(what, expect, manifests, files) };
 }
 
-function checkManifest(what: string, expect: PackageExpectation, manifests: Map<string, Buffer>, files: Set<string>): void {
+/** The package's own version from a package.json's parsed text ("" when it has none that fits). */
+function versionOf(json: unknown): string {
+  const v = typeof json === "object" && json !== null ? (json as { version?: unknown }).version : undefined;
+  return typeof v === "string" && v.length <= MAX_PACKAGE_VERSION ? v : "";
+}
+
+function parseOrUndefined(text: Buffer | undefined): unknown {
+  try {
+    return text === undefined ? undefined : JSON.parse(text.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks the manifest; returns the package's own version ("" when none). */
+function checkManifest(what: string, expect: PackageExpectation, manifests: Map<string, Buffer>, files: Set<string>): string {
   const sgrid = manifests.get(MANIFEST_FILE);
   if (sgrid) {
     let json: unknown;
@@ -138,7 +162,7 @@ function checkManifest(what: string, expect: PackageExpectation, manifests: Map<
     if (!files.has(entryPath(m.entry.replace(/\\/g, "/")))) {
       throw new PatchInvalidError(`${what}: the entry "${m.entry}" named in ${MANIFEST_FILE} is not a file of the package`, { field: "file" });
     }
-    return;
+    return m.version ?? versionOf(parseOrUndefined(manifests.get("package.json")));
   }
   const pkg = manifests.get("package.json");
   if (pkg && (!expect.type || expect.type === "node")) {
@@ -149,7 +173,7 @@ function checkManifest(what: string, expect: PackageExpectation, manifests: Map<
       throw new PatchInvalidError(`${what}: package.json is not valid JSON (${(err as Error).message})`, { field: "file" });
     }
     if (typeof json !== "object" || json === null || Array.isArray(json)) throw new PatchInvalidError(`${what}: package.json is not a JSON object`, { field: "file" });
-    return;
+    return versionOf(json);
   }
   throw new PatchInvalidError(`${what} has no ${MANIFEST_FILE} at its root${!expect.type || expect.type === "node" ? " (nor a package.json)" : ""}: build it with sgrid package`, { field: "file" });
 }

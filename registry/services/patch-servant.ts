@@ -56,6 +56,7 @@ export function patchToInfo(p: PatchRecord, defaultPatchId: number | null): Patc
     uploader: p.uploader,
     createdAt: p.createdAt,
     isDefault: defaultPatchId === p.id,
+    packageVersion: p.packageVersion,
   };
 }
 
@@ -115,9 +116,9 @@ export class PatchServant extends PatchServantBase {
     try {
       const stored = await this.ctx.storage.put(dataStream(it), { sha256, size, maxBytes });
       // The one package check, whichever client uploaded (PATCH_INVALID; the file is removed below).
-      await checkPackage(await this.ctx.storage.get(stored.key), { application, server, type: srv.type });
+      const { packageVersion } = await checkPackage(await this.ctx.storage.get(stored.key), { application, server, type: srv.type });
       try {
-        patch = await this.ctx.store.patches.create({ application, server, sha256, size: stored.size, comment, uploader: user.name, storageKey: stored.key });
+        patch = await this.ctx.store.patches.create({ application, server, sha256, size: stored.size, comment, uploader: user.name, storageKey: stored.key, packageVersion });
       } catch (err) {
         this.ctx.log.warn({ application, server, sha256, err: (err as Error).message }, "patch stored but its row could not be created: removing the file unless another patch uses it");
         throw err;

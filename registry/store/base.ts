@@ -181,6 +181,8 @@ export interface PatchInput {
   comment?: string;
   uploader: string;
   storageKey: string;
+  /** The package's own version (its manifest's `version`), "" or absent when it has none. */
+  packageVersion?: string;
 }
 
 export interface PatchRepo {

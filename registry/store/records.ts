@@ -189,6 +189,8 @@ export interface PatchRecord {
   uploader: string;
   storageKey: string;
   createdAt: number;
+  /** The package's own version (its manifest's `version`), "" when it has none. */
+  packageVersion: string;
 }
 
 /** Where a config file lives. The scope key is derived from it (see scopeKey). */

@@ -108,7 +108,7 @@ describe("nodeagent/agent: desired and observed mapping", () => {
     expect(classifyEvent("failed", s("failed"))).to.equal("");
     expect(classifyEvent(undefined, s("active"))).to.equal("");
     expect(toInstanceObserved(s("backoff", "exited with code 3"))).to.deep.equal({
-      instanceId: 42, state: "activating", pid: 0, version: 4, restarts: 1, lastExitReason: "exited with code 3", event: "", startedAt: 0, portsInUse: [],
+      instanceId: 42, state: "activating", pid: 0, version: 4, restarts: 1, lastExitReason: "exited with code 3", event: "", startedAt: 0, portsInUse: [], eventDetail: "",
     });
     expect(toInstanceObserved(s("failed")).lastExitReason).to.equal("crash loop");
     expect(toInstanceObserved(s("active"), { startedAt: 123 })).to.include({ pid: 10, startedAt: 123 });

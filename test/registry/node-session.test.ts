@@ -227,12 +227,12 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const { app, patch, inst } = await place(node);
     const a = agent(reg, node);
     await waitFor("the first desired state", () => a.lastDesired());
-    a.send({ kind: { $case: "observed", value: { full: true, instances: [{ instanceId: inst.id, state: "active", pid: 4242, version: 1, restarts: 2, lastExitReason: "", event: "", startedAt: 1700000000000, portsInUse: [] }] } } });
+    a.send({ kind: { $case: "observed", value: { full: true, instances: [{ instanceId: inst.id, state: "active", pid: 4242, version: 1, restarts: 2, lastExitReason: "", event: "", startedAt: 1700000000000, portsInUse: [], eventDetail: "" }] } } });
     const rec = await waitFor("the observed state", async () => { const r = await reg.store.instances.get(inst.id); return r.observedState === "active" && r; });
     expect(rec).to.include({ pid: 4242, observedPatchId: patch.id, restarts: 2 });
     expect(reg.hub.usage(inst.id)).to.include({ startedAt: 1700000000000 });
     a.send({ kind: { $case: "observed", value: { full: false, instances: [
-      { instanceId: inst.id, state: "activating", pid: 0, version: 1, restarts: 3, lastExitReason: "killed by the OOM killer (memory limit 268435456 bytes)", event: "oom", startedAt: 0, portsInUse: [] },
+      { instanceId: inst.id, state: "activating", pid: 0, version: 1, restarts: 3, lastExitReason: "killed by the OOM killer (memory limit 268435456 bytes)", event: "oom", startedAt: 0, portsInUse: [], eventDetail: "" },
     ] } } });
     const ev = await waitFor("the oom event", async () => (await reg.store.events.list({ kind: "instance.oom" })).find((e) => e.target === `${app}.Hello@${node}`));
     expect(ev.message).to.contain("OOM").and.contain(String(inst.id));
@@ -244,8 +244,8 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const other = uniq("x-");
     await reg.store.nodes.upsert({ name: other, address: "127.0.0.1", agentVersion: "1" });
     const foreign = await place(other);
-    a.send({ kind: { $case: "observed", value: { full: false, instances: [{ instanceId: foreign.inst.id, state: "failed", pid: 1, version: 0, restarts: 0, lastExitReason: "", event: "crash", startedAt: 0, portsInUse: [] }] } } });
-    a.send({ kind: { $case: "observed", value: { full: false, instances: [{ instanceId: inst.id, state: "failed", pid: 0, version: 1, restarts: 9, lastExitReason: "exit code 1", event: "failed", startedAt: 0, portsInUse: [] }] } } });
+    a.send({ kind: { $case: "observed", value: { full: false, instances: [{ instanceId: foreign.inst.id, state: "failed", pid: 1, version: 0, restarts: 0, lastExitReason: "", event: "crash", startedAt: 0, portsInUse: [], eventDetail: "" }] } } });
+    a.send({ kind: { $case: "observed", value: { full: false, instances: [{ instanceId: inst.id, state: "failed", pid: 0, version: 1, restarts: 9, lastExitReason: "exit code 1", event: "failed", startedAt: 0, portsInUse: [], eventDetail: "" }] } } });
     await waitFor("the later report", async () => (await reg.store.instances.get(inst.id)).observedState === "failed");
     expect((await reg.store.instances.get(foreign.inst.id)).observedState).to.equal("inactive");
     expect((await reg.store.events.list({ kind: "instance.crash", target: `${foreign.app}.Hello@${other}` }))).to.deep.equal([]);
@@ -255,7 +255,7 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const node = uniq("re-");
     await reg.store.nodes.upsert({ name: node, address: "127.0.0.1", agentVersion: "1" });
     const { inst } = await place(node);
-    const report = { kind: { $case: "observed" as const, value: { full: true, instances: [{ instanceId: inst.id, state: "active", pid: 77, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: 0, portsInUse: [] }] } } };
+    const report = { kind: { $case: "observed" as const, value: { full: true, instances: [{ instanceId: inst.id, state: "active", pid: 77, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: 0, portsInUse: [], eventDetail: "" }] } } };
     const a = agent(reg, node);
     await waitFor("the first desired state", () => a.lastDesired());
     a.send(report);

@@ -344,4 +344,21 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     expect(ver.message).to.include("42");
     expect(await rejects(h.patch.setDefault({ application: "Demo", server: "Hello", version: 42 }, h.as(TOKENS.op)))).to.be.instanceOf(NotFoundError);
   });
+  it("keeps the package's own version with the patch (sgrid.json, else package.json; none: \"\") and lists it", async () => {
+    await h.store.servers.create({ application: "Demo", name: "Versioned", type: "node" });
+    const withManifestVersion = gzip(buildTar([
+      { name: "sgrid.json", body: JSON.stringify({ app: "Demo", server: "Versioned", type: "node", entry: "main.js", version: "1.4.0" }) },
+      { name: "package.json", body: JSON.stringify({ name: "x", version: "9.9.9" }) },
+      { name: "main.js", body: crypto.randomBytes(100) },
+    ]));
+    const withPackageJson = gzip(buildTar([
+      { name: "package.json", body: JSON.stringify({ name: "versioned", version: "2.0.1-rc.1", main: "main.js" }) },
+      { name: "main.js", body: crypto.randomBytes(100) },
+    ]));
+    expect((await upload(withManifestVersion, { server: "Versioned" })).packageVersion).to.equal("1.4.0");
+    expect((await upload(withPackageJson, { server: "Versioned" })).packageVersion).to.equal("2.0.1-rc.1");
+    expect((await upload(pkgOf(100, "Demo", "Versioned"), { server: "Versioned" })).packageVersion).to.equal("");
+    expect((await list("Versioned")).map((p) => [p.version, p.packageVersion])).to.deep.equal([[3, ""], [2, "2.0.1-rc.1"], [1, "1.4.0"]]);
+    expect((await h.store.patches.getByVersion("Demo", "Versioned", 1)).packageVersion).to.equal("1.4.0");
+  });
 });

@@ -26,6 +26,7 @@ export class KnexPatchRepo implements PatchRepo {
     const comment = validateText("patch comment", input.comment ?? "", 4096);
     const uploader = validateUserName(input.uploader);
     const storageKey = validateText("storage key", input.storageKey, 255);
+    const packageVersion = validateText("package version", input.packageVersion ?? "", 128);
     if (storageKey.length === 0) throw new InvalidArgumentError("invalid storage key: must not be empty", { kind: "storage key" });
     return this.ctx.write(async (trx, touch) => {
       const row = await requireServerRow(trx, application, server);
@@ -40,6 +41,7 @@ export class KnexPatchRepo implements PatchRepo {
         comment,
         uploader,
         storage_key: storageKey,
+        package_version: packageVersion,
         created_at: this.ctx.now(),
       });
       touch("patches");

@@ -85,6 +85,7 @@ export function toPatch(r: any): PatchRecord {
     uploader: r.uploader,
     storageKey: r.storage_key,
     createdAt: num(r.created_at),
+    packageVersion: r.package_version ?? "",
   };
 }
 

@@ -12,10 +12,11 @@ import * as m0005 from "./0005_observed_topic";
 import * as m0006 from "./0006_node_agent_id";
 import * as m0007 from "./0007_instance_surge";
 import * as m0008 from "./0008_call_stats";
+import * as m0009 from "./0009_patch_package_version";
 
 export interface MigrationModule extends Knex.Migration {
   /** Stable name recorded in the migrations table. */
   readonly name: string;
 }
 
-export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008]);
+export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009]);

@@ -151,7 +151,7 @@ export class SimAgent {
     for (const inst of desired.instances) {
       let r: InstanceObserved;
       const version = inst.patch?.version ?? 0;
-      const base = { instanceId: inst.instanceId, pid: 0, version, restarts: 0, lastExitReason: "", event: "", startedAt: 0, portsInUse: [] };
+      const base = { instanceId: inst.instanceId, pid: 0, version, restarts: 0, lastExitReason: "", event: "", startedAt: 0, portsInUse: [], eventDetail: "" };
       if (inst.state === "active" && inst.patch) {
         if (this.failing.has(inst.instanceId) || (this.failAbove > 0 && inst.instanceId > this.failAbove)) r = { ...base, state: "failed", lastExitReason: "exit code 3", event: "failed" };
         else if (this.stuck.has(inst.instanceId)) r = { ...base, state: "activating", pid: 4242 };

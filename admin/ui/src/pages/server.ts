@@ -11,6 +11,7 @@ import { bytes, duration, shortSha, time } from "../format.js";
 import { html } from "../html.js";
 import { navigate } from "../router.js";
 import { TaskTable } from "./tasks.js";
+import { usePackageVersions } from "../components/package-version.js";
 
 interface Props {
   session: Session;
@@ -145,9 +146,9 @@ function PatchesTab({ session, app, server }: { session: Session; app: string; s
     </form>` : null}
     <${ErrorBanner} error=${error ?? (fieldErr ? undefined : uploadError)} />
     <table class="grid patches">
-      <thead><tr><th>Version</th><th>sha256</th><th>Size</th><th>Uploader</th><th>Time</th><th>Comment</th><th>Default</th><th></th></tr></thead>
+      <thead><tr><th>Version</th><th>Package version</th><th>sha256</th><th>Size</th><th>Uploader</th><th>Time</th><th>Comment</th><th>Default</th><th></th></tr></thead>
       <tbody>${patches.map((p) => html`<tr key=${p.version} data-version=${p.version}>
-        <td>${p.version}</td><td title=${p.sha256}><code>${shortSha(p.sha256)}</code></td><td>${bytes(p.size)}</td>
+        <td>${p.version}</td><td class="package-version">${p.packageVersion || html`<span class="muted">—</span>`}</td><td title=${p.sha256}><code>${shortSha(p.sha256)}</code></td><td>${bytes(p.size)}</td>
         <td>${p.uploader}</td><td>${time(p.createdAt)}</td><td>${p.comment}</td>
         <td>${p.isDefault ? html`<span class="badge badge-active">default</span>` : can ? html`<button type="button" class="small" onClick=${() => setDefault(p.version)}>Make default</button>` : ""}</td>
         <td>${can ? html`<button type="button" class="small danger" onClick=${() => remove(p.version)}>Delete</button>` : null}</td>
@@ -184,7 +185,7 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
   return html`<form class="card" onSubmit=${publish} aria-label="publish">
     <label>Version
       <select name="version" value=${chosenVersion} onChange=${(e: any) => setVersion(Number(e.currentTarget.value))}>
-        ${patches.map((p) => html`<option value=${p.version}>v${p.version}${p.isDefault ? " (default)" : ""} — ${p.comment || shortSha(p.sha256)}</option>`)}
+        ${patches.map((p) => html`<option value=${p.version}>v${p.version}${p.packageVersion ? ` (${p.packageVersion})` : ""}${p.isDefault ? " (default)" : ""} — ${p.comment || shortSha(p.sha256)}</option>`)}
       </select></label>
     <${FieldError} error=${error} field="version" />
     <fieldset><legend>Instances</legend>
@@ -223,6 +224,7 @@ export function ServerPage({ session, app, server, tab }: Props) {
 
 function ServerTasks({ app, server }: { app: string; server: string }) {
   const { data, error } = useLoad(() => get(`/api/tasks${qs({ application: app, server, limit: 50 })}`), [app, server], 5000);
-  return html`<div><${ErrorBanner} error=${error} /><${TaskTable} tasks=${data?.tasks ?? []} /></div>`;
+  const packageVersions = usePackageVersions(app, server);
+  return html`<div><${ErrorBanner} error=${error} /><${TaskTable} tasks=${data?.tasks ?? []} packageVersions=${packageVersions} /></div>`;
 }
 

@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { get, mayChange, post, qs, type Session } from "../api.js";
 import { ErrorBanner, StatusBadge, useLoad } from "../components/common.js";
+import { VersionLabel, usePackageVersions } from "../components/package-version.js";
 import { time } from "../format.js";
 import { html } from "../html.js";
 import { navigate } from "../router.js";
@@ -29,13 +30,14 @@ function target(t: any): string {
   return names.join(", ");
 }
 
-export function TaskTable({ tasks }: { tasks: any[] }) {
+/** `packageVersions`: vN -> the package's own version, when the tasks are of one server. */
+export function TaskTable({ tasks, packageVersions }: { tasks: any[]; packageVersions?: Map<number, string> }) {
   if (tasks.length === 0) return html`<p class="muted">No tasks.</p>`;
   return html`<table class="grid tasks">
     <thead><tr><th>Id</th><th>Kind</th><th>Target</th><th>Version</th><th>Status</th><th>By</th><th>Created</th><th>Finished</th><th>Comment / reason</th></tr></thead>
     <tbody>${tasks.map((t) => html`<tr key=${t.id}>
       <td><a href=${`/tasks/${t.id}`}>${t.id}</a></td><td>${t.rollbackOf ? html`rollback of <a href=${`/tasks/${t.rollbackOf}`}>task ${t.rollbackOf}</a>` : t.kind}</td><td>${target(t)}</td>
-      <td>${t.version ? `v${t.version}` : ""}</td><td><${StatusBadge} value=${t.status} /></td>
+      <td><${VersionLabel} version=${t.version} packageVersion=${packageVersions?.get(t.version)} /></td><td><${StatusBadge} value=${t.status} /></td>
       <td>${t.createdBy}</td><td class="time">${time(t.createdAt)}</td><td class="time">${time(t.finishedAt)}</td><td>${[t.comment, t.reason].filter(Boolean).join(" — ")}</td>
     </tr>`)}</tbody>
   </table>`;
@@ -98,6 +100,8 @@ export function TaskPage({ session, id }: { session: Session; id: number }) {
   const [actionError, setActionError] = useState<unknown>(undefined);
   const items: any[] = task?.items ?? [];
   const app = items[0]?.application ?? "";
+  const servers = new Set(items.map((i) => `${i.application}.${i.server}`));
+  const packageVersions = usePackageVersions(servers.size === 1 ? app : "", servers.size === 1 ? items[0].server : "");
   const can = app !== "" && mayChange(session, app);
   const rollback = async (): Promise<void> => {
     setActionError(undefined);
@@ -114,7 +118,7 @@ export function TaskPage({ session, id }: { session: Session; id: number }) {
     <${ErrorBanner} error=${error ?? actionError} />
     ${task ? html`<div>
       <dl class="facts">
-        <dt>Kind</dt><dd class="task-kind">${task.rollbackOf ? html`rollback of <a href=${`/tasks/${task.rollbackOf}`}>task ${task.rollbackOf}</a>` : task.kind}${task.version ? ` v${task.version}` : ""}</dd>
+        <dt>Kind</dt><dd class="task-kind">${task.rollbackOf ? html`rollback of <a href=${`/tasks/${task.rollbackOf}`}>task ${task.rollbackOf}</a>` : task.kind}${task.version ? html` <${VersionLabel} version=${task.version} packageVersion=${packageVersions.get(task.version)} />` : ""}</dd>
         ${task.comment ? html`<dt>Comment</dt><dd class="task-comment">${task.comment}</dd>` : null}
         <dt>Status</dt><dd class="task-status" data-status=${task.status}><${StatusBadge} value=${task.status} /></dd>
         <dt>Progress</dt><dd><progress max=${items.length || 1} value=${done}></progress> ${done} / ${items.length}</dd>

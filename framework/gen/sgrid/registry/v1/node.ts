@@ -54,7 +54,10 @@ export interface InstanceObserved {
   version: number;
   restarts: number;
   lastExitReason: string;
-  /** A classified event to log: "crash", "oom", "failed", "keepalive", "install_failed", "port_in_use", "" = none. */
+  /**
+   * A classified event to log: "crash", "oom", "failed", "keepalive", "install_failed", "port_in_use",
+   * "pids_limit", "cpu_throttled", "" = none.
+   */
   event: string;
   startedAt: number;
   /**
@@ -62,6 +65,11 @@ export interface InstanceObserved {
    * started (the registry moves ports of its automatic range elsewhere).
    */
   portsInUse: number[];
+  /**
+   * What the event was about when it is not the exit reason, e.g. "the pids limit refused 12 forks"
+   * (pids_limit, cpu_throttled); the registry logs it instead of last_exit_reason.
+   */
+  eventDetail: string;
 }
 
 export interface CommandReply {
@@ -542,6 +550,7 @@ function createBaseInstanceObserved(): InstanceObserved {
     event: "",
     startedAt: 0,
     portsInUse: [],
+    eventDetail: "",
   };
 }
 
@@ -577,6 +586,9 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.eventDetail !== "") {
+      writer.uint32(82).string(message.eventDetail);
     }
     return writer;
   },
@@ -676,6 +688,14 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
 
             break;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.eventDetail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -715,6 +735,11 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
         : globalThis.Array.isArray(object?.ports_in_use)
         ? object.ports_in_use.map((e: any) => globalThis.Number(e))
         : [],
+      eventDetail: isSet(object.eventDetail)
+        ? globalThis.String(object.eventDetail)
+        : isSet(object.event_detail)
+        ? globalThis.String(object.event_detail)
+        : "",
     };
   },
 
@@ -747,6 +772,9 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
     if (message.portsInUse?.length) {
       obj.portsInUse = message.portsInUse.map((e) => Math.round(e));
     }
+    if (message.eventDetail !== "") {
+      obj.eventDetail = message.eventDetail;
+    }
     return obj;
   },
 
@@ -764,6 +792,7 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
     message.event = object.event ?? "";
     message.startedAt = object.startedAt ?? 0;
     message.portsInUse = object.portsInUse?.map((e) => e) || [];
+    message.eventDetail = object.eventDetail ?? "";
     return message;
   },
 };

@@ -78,6 +78,8 @@ export interface PatchInfo {
   createdAt: number;
   /** True when this is the server's default patch. */
   isDefault: boolean;
+  /** The package's own version (its sgrid.json or package.json `version`), "" when it has none. */
+  packageVersion: string;
 }
 
 /** One endpoint of an Obj, as FindObject answers it. */
@@ -797,6 +799,7 @@ function createBasePatchInfo(): PatchInfo {
     uploader: "",
     createdAt: 0,
     isDefault: false,
+    packageVersion: "",
   };
 }
 
@@ -831,6 +834,9 @@ export const PatchInfo: MessageFns<PatchInfo> = {
     }
     if (message.isDefault !== false) {
       writer.uint32(80).bool(message.isDefault);
+    }
+    if (message.packageVersion !== "") {
+      writer.uint32(90).string(message.packageVersion);
     }
     return writer;
   },
@@ -928,6 +934,14 @@ export const PatchInfo: MessageFns<PatchInfo> = {
             message.isDefault = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.packageVersion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -960,6 +974,11 @@ export const PatchInfo: MessageFns<PatchInfo> = {
         : isSet(object.is_default)
         ? globalThis.Boolean(object.is_default)
         : false,
+      packageVersion: isSet(object.packageVersion)
+        ? globalThis.String(object.packageVersion)
+        : isSet(object.package_version)
+        ? globalThis.String(object.package_version)
+        : "",
     };
   },
 
@@ -995,6 +1014,9 @@ export const PatchInfo: MessageFns<PatchInfo> = {
     if (message.isDefault !== false) {
       obj.isDefault = message.isDefault;
     }
+    if (message.packageVersion !== "") {
+      obj.packageVersion = message.packageVersion;
+    }
     return obj;
   },
 
@@ -1013,6 +1035,7 @@ export const PatchInfo: MessageFns<PatchInfo> = {
     message.uploader = object.uploader ?? "";
     message.createdAt = object.createdAt ?? 0;
     message.isDefault = object.isDefault ?? false;
+    message.packageVersion = object.packageVersion ?? "";
     return message;
   },
 };
