@@ -12,64 +12,38 @@
  * the event log: one entry per call, without the request or reply body.
  */
 import { expect } from "chai";
-import { ADMIN_PASSWORD, Client, FakeAgent, makePackage, startStack, type Stack } from "./helpers";
-import { freePort, startEchoServer, type Spawned } from "../helpers/processes";
-import { waitFor } from "../helpers/wait";
+import { Client } from "./helpers";
+import { ECHO_OBJ as OBJ, startServantStack, type ServantStack } from "./servant-stack";
 
-const OBJ = "Test.EchoServer.EchoObj";
 const SECRET = "s3cret-in-the-body";
 
 describe("admin: try a call (reflection, JSON) @slow", function () {
   this.timeout(90_000);
-  let stack: Stack;
-  let agent: FakeAgent;
-  let servant: Spawned | undefined;
+  let s: ServantStack;
   let admin: Client;
   let ops: Client;
   let viewer: Client;
   let other: Client;
+  let servant: ServantStack["servant"];
 
   before(async () => {
-    stack = await startStack();
-    admin = new Client(stack.url);
-    expect((await admin.login("admin", ADMIN_PASSWORD)).status).to.equal(200);
-    for (const [name, application, role] of [["try-ops", "Test", "operator"], ["try-viewer", "Test", "viewer"], ["try-other", "Other", "operator"]]) {
-      const r = await admin.post("/api/users", { name, password: "password-123", roles: [{ application, role }] });
-      expect(r.status, JSON.stringify(r.body)).to.equal(201);
-    }
-    ops = new Client(stack.url);
-    viewer = new Client(stack.url);
-    other = new Client(stack.url);
+    s = await startServantStack([["try-ops", "password-123", "Test", "operator"], ["try-viewer", "password-123", "Test", "viewer"], ["try-other", "password-123", "Other", "operator"]], async (a) => {
+      // Before any version is published the instance is not active: no endpoint.
+      const none = await a.post("/api/try/call", { obj: OBJ, method: "demo.echo.v1.Echo/Say", request: {} });
+      expect(none.status, JSON.stringify(none.body)).to.equal(503);
+      expect(none.body.error.code).to.equal("NO_ENDPOINT");
+    });
+    ({ admin, servant } = s);
+    ops = new Client(s.stack.url);
+    viewer = new Client(s.stack.url);
+    other = new Client(s.stack.url);
     expect((await ops.login("try-ops", "password-123")).status).to.equal(200);
     expect((await viewer.login("try-viewer", "password-123")).status).to.equal(200);
     expect((await other.login("try-other", "password-123")).status).to.equal(200);
-
-    agent = new FakeAgent(stack.registryTarget, "node-a");
-    await waitFor("node online", async () => (await admin.get("/api/nodes")).body.nodes?.some((n: any) => n.online));
-    const port = await freePort();
-    const r = await admin.post("/api/servers", { application: "Test", server: "EchoServer", type: "node", nodes: ["node-a"], adapters: [{ obj: "EchoObj", port }] });
-    expect(r.status, JSON.stringify(r.body)).to.equal(201);
-    const instanceIds = r.body.instances.map((i: any) => i.id);
-    // Before any version is published the instance is not active: no endpoint.
-    const none = await ops.post("/api/try/call", { obj: OBJ, method: "demo.echo.v1.Echo/Say", request: {} });
-    expect(none.status, JSON.stringify(none.body)).to.equal(503);
-    expect(none.body.error.code).to.equal("NO_ENDPOINT");
-
-    const up = await admin.request("POST", "/api/patches/Test/EchoServer", { raw: await makePackage(stack.dir, "v1", "Test", "EchoServer") });
-    expect(up.status, JSON.stringify(up.body)).to.equal(201);
-    const task = await admin.post("/api/tasks", { kind: "publish", instanceIds, version: up.body.version });
-    expect(task.status, JSON.stringify(task.body)).to.equal(201);
-    servant = await startEchoServer({ SGRID_ADAPTERS: JSON.stringify({ EchoObj: `127.0.0.1:${port}` }), SGRID_REGISTRY: "" });
-    await waitFor("the Obj has an active endpoint", async () => (await ops.get(`/api/try/methods?obj=${OBJ}`)).status === 200);
   });
 
   after(async () => {
-    if (servant) {
-      servant.child.kill("SIGKILL");
-      await servant.exited;
-    }
-    await agent?.close();
-    await stack?.stop();
+    await s?.stop();
   });
 
   it("lists the Obj's services and methods from reflection, with request skeletons", async () => {
@@ -93,7 +67,7 @@ describe("admin: try a call (reflection, JSON) @slow", function () {
     expect(r.body.latencyMs).to.be.a("number").and.greaterThan(0);
     expect(r.body.headers).to.be.an("object");
     expect(r.body.trailers).to.be.an("object");
-    expect(r.body.endpoint).to.equal(`127.0.0.1:${servant!.adapters[0]!.port}`);
+    expect(r.body.endpoint).to.equal(`127.0.0.1:${servant.adapters[0]!.port}`);
   });
 
   it("a server stream shows the first 100 messages and says it was cut; a client stream takes an array", async () => {

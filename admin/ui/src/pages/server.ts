@@ -6,6 +6,7 @@ import { useRef, useState } from "preact/hooks";
 import { del, get, mayChange, post, put, qs, uploadPackage, type Session } from "../api.js";
 import { ErrorBanner, FieldError, StatusBadge, isFieldError, useLoad } from "../components/common.js";
 import { MonitorPanel } from "../components/monitor-panel.js";
+import { TryCallPanel } from "../components/try-call-panel.js";
 import { ConfigPanel } from "../components/config-panel.js";
 import { bytes, duration, shortSha, time } from "../format.js";
 import { html } from "../html.js";
@@ -20,7 +21,7 @@ interface Props {
   tab: string;
 }
 
-const TABS: Array<[string, string]> = [["instances", "Instances"], ["patches", "Patch versions"], ["publish", "Publish"], ["config", "Config"], ["monitor", "Monitor"], ["tasks", "Tasks"]];
+const TABS: Array<[string, string]> = [["instances", "Instances"], ["patches", "Patch versions"], ["publish", "Publish"], ["config", "Config"], ["monitor", "Monitor"], ["try", "Try a call"], ["tasks", "Tasks"]];
 
 function usage(used: number, limit: number, fmt: (n: number) => string): string {
   if (!used && !limit) return "—";
@@ -211,6 +212,7 @@ export function ServerPage({ session, app, server, tab }: Props) {
   if (tab === "patches") body = html`<${PatchesTab} session=${session} app=${app} server=${server} />`;
   else if (tab === "publish") body = html`<${PublishTab} session=${session} app=${app} server=${server} instances=${instances} />`;
   else if (tab === "monitor") body = html`<${MonitorPanel} app=${app} server=${server} />`;
+  else if (tab === "try") body = html`<${TryCallPanel} session=${session} app=${app} server=${server} instances=${instances} />`;
   else if (tab === "config") body = html`<${ConfigPanel} session=${session} app=${app} server=${server} instances=${instances} />`;
   else if (tab === "tasks") body = html`<${ServerTasks} app=${app} server=${server} />`;
   else body = html`<${InstancesTab} session=${session} app=${app} server=${server} instances=${instances} reload=${inst.reload} />`;
