@@ -14,13 +14,16 @@
  * - "failed":    the crash-loop limit was hit; FAILED until someone acts
  * - "install_failed": (set by the agent) a new version could not be
  *                installed; the running version stays
+ * - "pids_limit", "cpu_throttled": (set by the agent, ./limit-events.ts)
+ *                the group's pids limit refused forks / its CPU quota
+ *                throttled it; the detail says how often
  * - "":          anything else (start, stop, adoption)
  */
 import type { InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { InstanceState, ObservedState } from "../supervisor";
 
 /** "install_failed" is set by the agent (a package refused or not downloadable), never by classifyEvent. */
-export type ObservedEvent = "" | "crash" | "oom" | "failed" | "keepalive" | "install_failed" | "port_in_use";
+export type ObservedEvent = "" | "crash" | "oom" | "failed" | "keepalive" | "install_failed" | "port_in_use" | "pids_limit" | "cpu_throttled";
 
 /** The session's state name of a supervisor state. */
 export function wireState(state: InstanceState): string {

@@ -8,7 +8,9 @@
  * once it serves (./readiness.ts): until then `activating`. An install note
  * (./installer.ts) is reported as the instance's lastExitReason while the
  * version it names is not the one running; ports another program holds
- * (./port-guard.ts) as ports_in_use with their reason.
+ * (./port-guard.ts) as ports_in_use with their reason. Each heartbeat's
+ * usage read also yields the pids-limit and CPU-throttling events
+ * (./limit-events.ts), sent at once in their own batch.
  */
 import type { AgentMessage, Heartbeat, InstanceDesired, InstanceObserved, InstanceUsage, NodeHello } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { DeepPartial } from "sgridnext";
@@ -16,6 +18,7 @@ import { collectNodeFacts, agentVersion } from "../facts";
 import type { NodeSupervisor } from "../supervisor";
 import type { InstallNote } from "./installer";
 import type { PortGuard } from "./port-guard";
+import { LimitEvents } from "./limit-events";
 import { toInstanceObserved, type ObservedEvent } from "./observed-mapper";
 import type { ResolvedNodeAgentOptions } from "./options";
 import type { ProbeTarget, Readiness } from "./readiness";
@@ -38,6 +41,9 @@ export class ObservedReporter {
   private readonly pending = new Map<string, ObservedEvent>();
   private readonly cpuSamples = new Map<string, { nanos: number; at: number }>();
   private flushScheduled = false;
+  private readonly limits = new LimitEvents();
+  /** Processes started after this are this agent's own: their groups' limit counts are all news. */
+  private readonly createdAt = Date.now();
 
   constructor(private readonly d: ReporterDeps) {}
 
@@ -58,6 +64,7 @@ export class ObservedReporter {
   /** The instance is gone from this node. */
   forget(id: string): void {
     this.cpuSamples.delete(id);
+    this.limits.forget(id);
     this.pending.delete(id);
   }
 
@@ -110,6 +117,12 @@ export class ObservedReporter {
         this.cpuSamples.set(o.instanceId, { nanos: u.cpuUsageNanos, at: now });
         const cores = prev && now > prev.at && u.cpuUsageNanos >= prev.nanos ? (u.cpuUsageNanos - prev.nanos) / ((now - prev.at) * 1e6) : 0;
         usage.push({ instanceId: Number(o.instanceId), memoryBytes: u.memoryBytes, cpuCoresUsed: Math.round(cores * 1000) / 1000 });
+        const fresh = (this.d.supervisor.get(o.instanceId)?.handle?.startedAt ?? 0) >= this.createdAt;
+        const events = this.limits.observe(o.instanceId, u, fresh);
+        if (events.length > 0) {
+          const instances = events.map((e) => ({ ...this.observedOf(o.instanceId, e.event), eventDetail: e.detail }));
+          this.d.send({ kind: { $case: "observed", value: { instances, full: false } } });
+        }
       } catch {
         // group gone between the listing and the read: nothing to report
       }

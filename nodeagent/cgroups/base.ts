@@ -36,6 +36,10 @@ export interface CgroupUsage {
   cpuUsageNanos: number;
   /** Tasks in the group now. */
   pids: number;
+  /** Forks the kernel refused at the group's pids limit since it was created (pids.events "max"; 0 when unknown). */
+  pidsLimitHits: number;
+  /** CFS periods in which the group was throttled at its CPU quota since it was created (cpu.stat nr_throttled; 0 when unknown). */
+  cpuThrottledPeriods: number;
 }
 
 /** The names a backend is registered under. */

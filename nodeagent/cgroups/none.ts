@@ -69,7 +69,7 @@ export class NoCgroupBackend implements CgroupBackend {
       memoryBytes += readRssBytes(pid);
       ticks += readProcStat(pid)?.cpuTicks ?? 0;
     }
-    return { memoryBytes, cpuUsageNanos: ticks * (1e9 / USER_HZ), pids: pids.length };
+    return { memoryBytes, cpuUsageNanos: ticks * (1e9 / USER_HZ), pids: pids.length, pidsLimitHits: 0, cpuThrottledPeriods: 0 };
   }
 
   async oomKills(_instanceId: string): Promise<number> {

@@ -10,7 +10,8 @@
  * Files used: memory.limit_in_bytes + memory.memsw.limit_in_bytes (when swap
  * accounting exists, so the limit is hard), cpu.cfs_period_us +
  * cpu.cfs_quota_us, pids.max; memory.usage_in_bytes, memory.stat
- * (total_inactive_file), cpuacct.usage, pids.current; memory.oom_control
+ * (total_inactive_file), cpuacct.usage, pids.current, pids.events (max),
+ * cpu.stat (nr_throttled); memory.oom_control
  * (`oom_kill`, kernel 4.13+) with memory.failcnt as the fallback OOM signal.
  */
 import * as fs from "node:fs";
@@ -143,8 +144,11 @@ export class CgroupV1Backend implements CgroupBackend {
     const inactiveFile = parseKeyed(await readText(path.join(mem, "memory.stat"))).get("total_inactive_file") ?? 0;
     const acct = this.groupOf("cpuacct", instanceId);
     const cpu = acct === undefined ? 0 : (await readNumber(path.join(acct, "cpuacct.usage"))) ?? 0;
-    const pids = (await readNumber(path.join(this.groupOf("pids", instanceId)!, "pids.current"))) ?? (await this.procs(instanceId)).length;
-    return { memoryBytes: Math.max(0, usage - inactiveFile), cpuUsageNanos: cpu, pids };
+    const pidsDir = this.groupOf("pids", instanceId)!;
+    const pids = (await readNumber(path.join(pidsDir, "pids.current"))) ?? (await this.procs(instanceId)).length;
+    const pidsLimitHits = parseKeyed(await readText(path.join(pidsDir, "pids.events"))).get("max") ?? 0;
+    const cpuThrottledPeriods = parseKeyed(await readText(path.join(this.groupOf("cpu", instanceId)!, "cpu.stat"))).get("nr_throttled") ?? 0;
+    return { memoryBytes: Math.max(0, usage - inactiveFile), cpuUsageNanos: cpu, pids, pidsLimitHits, cpuThrottledPeriods };
   }
 
   async oomKills(instanceId: string): Promise<number> {

@@ -14,7 +14,8 @@
  *
  * Files used: memory.max (+ memory.swap.max = 0 so the limit is hard),
  * cpu.max ("<quota> <period>"), pids.max, memory.current, memory.stat,
- * cpu.stat (usage_usec), pids.current, memory.events (oom_kill),
+ * cpu.stat (usage_usec, nr_throttled), pids.current, pids.events (max),
+ * memory.events (oom_kill),
  * cgroup.procs, and cgroup.kill (kernel 5.14+) when it exists.
  */
 import * as fs from "node:fs";
@@ -131,9 +132,13 @@ export class CgroupV2Backend implements CgroupBackend {
     const dir = this.dir(instanceId);
     const current = (await readNumber(path.join(dir, "memory.current"))) ?? 0;
     const inactiveFile = parseKeyed(await readText(path.join(dir, "memory.stat"))).get("inactive_file") ?? 0;
-    const usageUsec = parseKeyed(await readText(path.join(dir, "cpu.stat"))).get("usage_usec") ?? 0;
+    const cpuStat = parseKeyed(await readText(path.join(dir, "cpu.stat")));
     const pids = (await readNumber(path.join(dir, "pids.current"))) ?? (await this.procs(instanceId)).length;
-    return { memoryBytes: Math.max(0, current - inactiveFile), cpuUsageNanos: usageUsec * 1000, pids };
+    const pidsLimitHits = parseKeyed(await readText(path.join(dir, "pids.events"))).get("max") ?? 0;
+    return {
+      memoryBytes: Math.max(0, current - inactiveFile), cpuUsageNanos: (cpuStat.get("usage_usec") ?? 0) * 1000, pids,
+      pidsLimitHits, cpuThrottledPeriods: cpuStat.get("nr_throttled") ?? 0,
+    };
   }
 
   async oomKills(instanceId: string): Promise<number> {

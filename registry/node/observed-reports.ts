@@ -17,7 +17,7 @@ import type { AppendEvent, HubStats } from "./hub-stats";
 import type { NodeSession } from "./node-session";
 
 /** Observed events that are logged, as `instance.<event>`. */
-const INSTANCE_EVENTS = new Set(["crash", "oom", "failed", "keepalive", "install_failed", "port_in_use"]);
+const INSTANCE_EVENTS = new Set(["crash", "oom", "failed", "keepalive", "install_failed", "port_in_use", "pids_limit", "cpu_throttled"]);
 
 /** Equal for equal observed states (what reportObserved would write, minus the time). */
 export function observedKey(r: { state?: string; observedState?: string; pid?: number | null; patchId?: number | null; observedPatchId?: number | null; restarts?: number; lastExitReason?: string | null }): string {
@@ -124,14 +124,18 @@ export class ObservedRecorder {
     return { o, info, report };
   }
 
-  /** Logs `instance.<event>` for a classified event: pid, restarts, version and the exit reason only, never env or args. */
+  /**
+   * Logs `instance.<event>` for a classified event: pid, restarts, version and
+   * the exit reason (or the event's own detail, e.g. how many forks the pids
+   * limit refused) only, never env or args.
+   */
   private async logEvent(node: string, o: InstanceObserved, info: { application: string; server: string }): Promise<void> {
     if (!INSTANCE_EVENTS.has(o.event)) {
       this.d.log.warn({ node, instanceId: o.instanceId, event: o.event }, "ignored an unknown instance event");
       return;
     }
     const target = `${info.application}.${info.server}@${node}`;
-    const reason = o.lastExitReason.slice(0, 500);
+    const reason = (o.eventDetail !== "" ? o.eventDetail : o.lastExitReason).slice(0, 500);
     await this.d.appendEvent({
       actor: `node:${node}`, kind: `instance.${o.event}`, target,
       message: `${target} (instance ${o.instanceId}): ${o.event}${reason ? `: ${reason}` : ""}`,

@@ -176,6 +176,26 @@ describe("nodeagent/agent: against the real registry", function () {
     return (await registry.store.events.list({ kind })).filter((e) => e.target === target);
   }
 
+  it("a servant held at its CPU quota: the registry logs one instance.cpu_throttled event saying how often (rate-limited)", async () => {
+    await registry.store.servers.create({ application: "Demo", name: "SlowServer", type: "binary" });
+    const patch = await upload("Demo", "SlowServer", await binaryPackage(tmp, "Demo", "SlowServer", "x"));
+    const port = await freePort();
+    // 2 ms of CPU per 100 ms: starting node alone takes many periods.
+    const id = (await registry.store.instances.create({
+      application: "Demo", server: "SlowServer", node: "reg-node", adapters: [{ obj: "HttpObj", host: "127.0.0.1", port }],
+      env: { NODE_BIN: process.execPath }, launch: { args: [marker] }, limits: { cpuCores: 0.02 },
+      desiredState: "active", desiredPatchId: patch,
+    })).id;
+    const target = `Demo.SlowServer@reg-node`;
+    const ev = await waitFor("the cpu_throttled event", async () => (await eventsFor(target, "instance.cpu_throttled"))[0], 60_000);
+    expect(ev.message).to.match(/the CPU quota throttled it in \d+ periods? of 100 ms/).and.contain(`instance ${id}`);
+    expect(ev.data).to.include({ instanceId: id });
+    // The servant keeps being throttled while it runs, but within the 5-minute gap there is no second event.
+    await waitFor("a few more heartbeats", async () => (await registry.store.instances.get(id)).observedState === "active" || undefined, 60_000);
+    expect(await eventsFor(target, "instance.cpu_throttled")).to.have.length(1);
+    await registry.store.instances.remove(id);
+  });
+
   it("a port of the registry's range taken on the node by another program: a clear reason, then a moved port that works, no crash loop", async () => {
     let taken = PLACEMENT_DEFAULTS.portRange[0] + 500;
     while (!(await portFree("127.0.0.1", taken))) taken++;

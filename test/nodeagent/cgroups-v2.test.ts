@@ -68,15 +68,20 @@ describe("nodeagent/cgroups v2 (file logic on a v2-shaped tree)", () => {
     expect(read(dir, "pids.max")).to.equal("max");
   });
 
-  it("reads usage (memory without inactive file cache, cpu usage_usec in ns, pids) and the oom_kill counter", async () => {
+  it("reads usage (memory without inactive file cache, cpu usage_usec in ns, pids, pids.events max, cpu.stat nr_throttled) and the oom_kill counter", async () => {
     await backend.initialize("u1", {});
     const dir = path.join(mount, "sgrid", "u1");
     fs.writeFileSync(path.join(dir, "memory.current"), "10485760\n");
     fs.writeFileSync(path.join(dir, "memory.stat"), "anon 8000000\nfile 2485760\ninactive_file 2097152\nactive_file 388608\n");
-    fs.writeFileSync(path.join(dir, "cpu.stat"), "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n");
+    fs.writeFileSync(path.join(dir, "cpu.stat"), "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\nnr_periods 40\nnr_throttled 9\nthrottled_usec 81000\n");
     fs.writeFileSync(path.join(dir, "pids.current"), "7\n");
+    fs.writeFileSync(path.join(dir, "pids.events"), "max 5\n");
     fs.writeFileSync(path.join(dir, "memory.events"), "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\n");
-    expect(await backend.usage("u1")).to.deep.equal({ memoryBytes: 10485760 - 2097152, cpuUsageNanos: 1_500_000_000, pids: 7 });
+    expect(await backend.usage("u1")).to.deep.equal({ memoryBytes: 10485760 - 2097152, cpuUsageNanos: 1_500_000_000, pids: 7, pidsLimitHits: 5, cpuThrottledPeriods: 9 });
+    // A kernel without the counters: 0, not an error.
+    fs.rmSync(path.join(dir, "pids.events"));
+    fs.writeFileSync(path.join(dir, "cpu.stat"), "usage_usec 1500000\n");
+    expect(await backend.usage("u1")).to.include({ pidsLimitHits: 0, cpuThrottledPeriods: 0 });
     expect(await backend.oomKills("u1")).to.equal(2);
     fs.writeFileSync(path.join(dir, "cgroup.procs"), "123\n456\n");
     expect(await backend.procs("u1")).to.deep.equal([123, 456]);

@@ -211,6 +211,8 @@ describe("nodeagent/supervisor InstanceSupervisor (real servants, v1 cgroups)", 
     expect(Number(line[2])).to.be.greaterThan(0); // the kernel refused forks
     const usage = await sup.usage();
     expect(usage.pids).to.be.at.most(24);
+    // pids.events counts the refused forks (the agent's pids_limit event).
+    expect(usage.pidsLimitHits).to.be.greaterThan(0);
     expect(sup.observed().state).to.equal("active");
     const pids = await cgroups.procs("bomb.one");
     expect(pids.length).to.be.greaterThan(5);

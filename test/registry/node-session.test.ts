@@ -240,6 +240,12 @@ forEachDialect("registry node session", (d: DialectCase) => {
     // Env values and launch args never reach the event log.
     expect(JSON.stringify(ev)).to.not.contain("A_VAR").and.not.contain("--port");
     expect((await reg.store.instances.get(inst.id))).to.include({ observedState: "activating", pid: null, restarts: 3 });
+    // A resource-limit event is logged with its own detail, not the exit reason.
+    a.send({ kind: { $case: "observed", value: { full: false, instances: [
+      { instanceId: inst.id, state: "activating", pid: 0, version: 1, restarts: 3, lastExitReason: "killed by the OOM killer (memory limit 268435456 bytes)", event: "pids_limit", startedAt: 0, portsInUse: [], eventDetail: "the pids limit refused 12 forks" },
+    ] } } });
+    const pidsEv = await waitFor("the pids_limit event", async () => (await reg.store.events.list({ kind: "instance.pids_limit" })).find((e) => e.target === `${app}.Hello@${node}`));
+    expect(pidsEv.message).to.contain("the pids limit refused 12 forks").and.not.contain("OOM");
     // A report about another node's instance is ignored.
     const other = uniq("x-");
     await reg.store.nodes.upsert({ name: other, address: "127.0.0.1", agentVersion: "1" });

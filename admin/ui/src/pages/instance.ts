@@ -51,7 +51,7 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
       <h3>Events</h3>
       ${mine.length === 0 ? html`<p class="muted">No crash, OOM kill or failure recorded.</p>` : html`<table class="grid events">
         <thead><tr><th>Time</th><th>Kind</th><th>Message</th></tr></thead>
-        <tbody>${mine.map((e) => html`<tr key=${e.id} data-kind=${e.kind}><td>${time(e.time)}</td><td>${e.kind === "instance.oom" ? html`<span class="badge badge-failed">memory limit (OOM)</span>` : e.kind}</td><td>${e.message}</td></tr>`)}</tbody>
+        <tbody>${mine.map((e) => html`<tr key=${e.id} data-kind=${e.kind}><td>${time(e.time)}</td><td>${LIMIT_BADGES[e.kind] ? html`<span class="badge badge-failed">${LIMIT_BADGES[e.kind]}</span>` : e.kind}</td><td>${e.message}</td></tr>`)}</tbody>
       </table>`}
     </div>
     <${ErrorBanner} error=${actionError} />
@@ -84,7 +84,16 @@ function launchText(l: any): string {
 }
 
 /** Events about what happened to the process (not what people did to it). */
-const RESOURCE_KINDS = new Set(["instance.crash", "instance.oom", "instance.failed", "instance.keepalive", "instance.install_failed"]);
+const RESOURCE_KINDS = new Set([
+  "instance.crash", "instance.oom", "instance.pids_limit", "instance.cpu_throttled", "instance.failed", "instance.keepalive", "instance.install_failed",
+]);
+
+/** Badges of the resource-limit events. */
+const LIMIT_BADGES: Record<string, string> = {
+  "instance.oom": "memory limit (OOM)",
+  "instance.pids_limit": "pids limit",
+  "instance.cpu_throttled": "CPU quota (throttled)",
+};
 
 /** An event's data (sent as JSON text). */
 function dataOf(e: any): Record<string, unknown> {
