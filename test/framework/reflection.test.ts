@@ -182,6 +182,20 @@ describe("server reflection on gRPC adapters", function () {
     expect(((await rc.call("demo.echo.v1.Echo/Say", { text: "still fine" })) as Record<string, unknown>).text).to.equal("still fine");
   });
 
+  it("ReflectionClient: request skeletons, checkRequest without sending, maxMessages cuts a server stream", async () => {
+    const rc = new ReflectionClient(comm, `127.0.0.1:${grpcPort}`);
+    expect(await rc.requestSkeleton("demo.echo.v1.Echo/Say")).to.deep.equal({ text: "", count: 0 });
+    await rc.checkRequest("demo.echo.v1.Echo/Say", { text: "ok" });
+    const bad = await rc.checkRequest("demo.echo.v1.Echo/Say", { text: 5 }).then(() => undefined, (e: Error) => e);
+    expect(bad).to.be.instanceOf(InvalidArgumentError);
+    expect((bad as InvalidArgumentError).data?.field).to.equal("request");
+    await expectRejects(rc.checkRequest("demo.echo.v1.Echo/Sum", { count: 1 }), InvalidArgumentError, "JSON array");
+    await expectRejects(rc.checkRequest("demo.echo.v1.Echo/Sum", [{ count: 1 }, { count: "x" }]), InvalidArgumentError, "request [1]");
+    await expectRejects(rc.checkRequest("demo.echo.v1.Echo/Nope", {}), NotFoundError, "Nope");
+    const cut = (await rc.call("demo.echo.v1.Echo/Repeat", { text: "x", count: 50 }, { maxMessages: 3 })) as Array<Record<string, unknown>>;
+    expect(cut.map((m) => m.index)).to.deep.equal([0, 1, 2]);
+  });
+
   it("is not served when the application turns it off", async () => {
     const quiet = new Application({ app: "Test", server: "Quiet", handleSignals: false, reflection: false, adapters: { EchoObj: "127.0.0.1:0" } });
     quiet.addServant("EchoObj", new EchoImpl());
