@@ -61,6 +61,31 @@ describe("framework load-balancing strategies", () => {
     expect(counts.get("10.0.0.3") ?? 0).to.equal(0);
   });
 
+  it("round-robin follows the weights once they differ (a canary's share), and is plain round-robin again when they are equal", () => {
+    const lb = strategies.resolve("round-robin");
+    const list = eps(2, [900, 100]);
+    lb.update(list);
+    const picks = Array.from({ length: 1000 }, () => lb.pick(list, {}).host);
+    expect(picks.filter((h) => h === "10.0.0.2")).to.have.length(100);
+    // Interleaved, not in a burst: never two calls in a row to the light one.
+    expect(picks.some((h, i) => h === "10.0.0.2" && picks[i + 1] === "10.0.0.2")).to.equal(false);
+    const equal = eps(2, [100, 100]);
+    lb.update(equal);
+    const again = Array.from({ length: 4 }, () => lb.pick(equal, {}).host);
+    expect(new Set(again.slice(0, 2)).size).to.equal(2);
+    expect(again.filter((h) => h === "10.0.0.1")).to.have.length(2);
+  });
+
+  it("random follows the weights once they differ", () => {
+    const lb = strategies.resolve("random");
+    const list = eps(2, [900, 100]);
+    let light = 0;
+    for (let i = 0; i < 10_000; i++) if (lb.pick(list, {}).host === "10.0.0.2") light++;
+    expect(light).to.be.within(800, 1200); // 10 %, binomial sd 30
+    const zero = eps(2, [100, 0]);
+    for (let i = 0; i < 100; i++) expect(lb.pick(zero, {}).host).to.equal("10.0.0.1");
+  });
+
   it("random spreads calls over every endpoint", () => {
     const lb = strategies.resolve("random");
     const list = eps(3);
