@@ -13,7 +13,7 @@ export { queryPart, QUERY_OBJ, EndpointCache, ENDPOINT_CACHE_DEFAULTS, QueryImpl
 export { NodeSessionHub, NODE_SESSION_DEFAULTS, nodePart, type NodeSessionHubOptions } from "./node";
 
 // ---- config, patches and package storage -----------------------------------------------
-export { LocalDiskStorage, LOCAL_DISK_DEFAULTS, mergeConfig, configPart, patchPart } from "./services";
+export { DatabaseStorage, DATABASE_STORAGE_DEFAULTS, importDiskPackages, mergeConfig, configPart, patchPart } from "./services";
 
 // ---- admin: authentication, Admin API, tasks ---------------------------------------------
 export { createAuthenticator, AUTH_DEFAULTS, TaskRunner, TASK_RUNNER_DEFAULTS, adminPart, type RegistryAuthenticator } from "./admin";

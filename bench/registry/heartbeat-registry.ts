@@ -14,7 +14,7 @@ import { Application, UnauthenticatedError, getLogger, type ServerContext } from
 import { NodeSessionHub, nodePart } from "../../registry/node";
 import { PollingChangeFeed } from "../../registry/server/change-feed";
 import type { AuthUser, Authenticator, RegistryContext, RegistrySettings } from "../../registry/server/context";
-import { LocalDiskStorage } from "../../registry/services/storage";
+import { DatabaseStorage } from "../../registry/services/storage";
 import { openStore } from "../../registry/store";
 
 const token = process.env.HB_TOKEN ?? "bench-token";
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     maxPatchBytes: 1 << 30, batchTimeoutMs: 120000, processId: "bench-registry",
   };
   const hub = new NodeSessionHub({ store, changes, settings, log });
-  const ctx: RegistryContext = { store, settings, changes, sessions: hub, storage: new LocalDiskStorage(path.join(dir, "packages")), auth: new ClusterAuth(), log };
+  const ctx: RegistryContext = { store, settings, changes, sessions: hub, storage: new DatabaseStorage(store), auth: new ClusterAuth(), log };
   const part = nodePart(ctx);
   await part.start?.();
   const app = new Application({ handleSignals: false, app: "Sgrid", server: "Registry", adapters: { NodeObj: "127.0.0.1:0" } });

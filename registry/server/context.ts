@@ -105,6 +105,8 @@ export interface PackageStorage {
   removeUnused(key: string, inUse: () => Promise<boolean>): Promise<boolean>;
   /** Every stored key with its last modification time (ms since the epoch). */
   list(): AsyncIterable<{ key: string; mtimeMs: number }>;
+  /** Removes what uploads that never finished (their registry died) left, when older than `olderThanMs`; resolves with how much. */
+  sweepUnfinished(olderThanMs: number): Promise<number>;
 }
 
 export interface RegistryContext {

@@ -23,7 +23,7 @@ import path from "node:path";
 import { Application, ConfigError, getLogger, type Logger, type Servant } from "sgridnext";
 import { createAuthenticator, type RegistryAuthenticator } from "../admin";
 import { NodeSessionHub } from "../node";
-import { LocalDiskStorage } from "../services";
+import { DatabaseStorage, importDiskPackages } from "../services";
 import { openStore, type KnexStore } from "../store";
 import { PollingChangeFeed } from "./change-feed";
 import type { RegistryContext, RegistrySettings } from "./context";
@@ -166,12 +166,15 @@ export class RegistryServer {
       await this.auth.init();
       // Started by the node part; closed here last (idempotent).
       this.hub = new NodeSessionHub({ store, changes: this.feed, settings, log: this.log.child({ part: "node" }) });
+      const storage = new DatabaseStorage(store);
+      // Packages an older registry kept in <data-dir>/packages move into the database once.
+      await importDiskPackages(storage, path.join(o.dataDir, "packages"), this.log.child({ part: "patch" }));
       this.ctx = {
         store,
         settings,
         changes: this.feed,
         sessions: this.hub,
-        storage: new LocalDiskStorage(path.join(o.dataDir, "packages")),
+        storage,
         auth: this.auth,
         log: this.log,
       };

@@ -23,9 +23,12 @@ export class PatchInvalidError extends defineError("PATCH_INVALID", Status.INVAL
 /** A download offset past the end of the package. */
 export class PatchOffsetOutOfRangeError extends defineError("PATCH_OFFSET_OUT_OF_RANGE", Status.OUT_OF_RANGE) {}
 
+/** A stored package's chunk does not match the sha256 (or length) recorded when it was written: the database row is damaged. Nothing of it is served. */
+export class PatchChunkCorruptError extends defineError("PATCH_CHUNK_CORRUPT", Status.DATA_LOSS) {}
+
 /** One level of a `.json` / `.yaml` / `.yml` config file does not parse to an object, so it cannot be merged. */
 export class ConfigLayerInvalidError extends defineError("CONFIG_LAYER_INVALID", Status.FAILED_PRECONDITION) {}
 
-for (const cls of [PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchInvalidError, PatchOffsetOutOfRangeError, ConfigLayerInvalidError]) {
+for (const cls of [PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchInvalidError, PatchOffsetOutOfRangeError, PatchChunkCorruptError, ConfigLayerInvalidError]) {
   registerErrorClass(cls);
 }

@@ -9,7 +9,8 @@ import { PatchServant } from "./patch-servant";
 import { PACKAGE_SWEEP_DEFAULTS, sweepPackages } from "./package-sweep";
 
 // ---- package storage ---------------------------------------------------------------
-export { LocalDiskStorage, LOCAL_DISK_DEFAULTS, validateKey, normalizeSha256 } from "./storage";
+export { DatabaseStorage, DATABASE_STORAGE_DEFAULTS, validateKey, normalizeSha256, type DatabaseStorageOptions } from "./storage";
+export { importDiskPackages } from "./package-import";
 
 // ---- config ---------------------------------------------------------------------------
 export { mergeConfig, mergeObjects, configFormat, APPEND_MARKER, type ConfigFormat } from "./config-merge";
@@ -21,7 +22,7 @@ export { sweepPackages, PACKAGE_SWEEP_DEFAULTS } from "./package-sweep";
 
 // ---- errors ------------------------------------------------------------------------------
 export {
-  PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchOffsetOutOfRangeError, ConfigLayerInvalidError,
+  PatchChecksumMismatchError, PatchSizeMismatchError, PatchTooLargeError, PatchOffsetOutOfRangeError, PatchChunkCorruptError, ConfigLayerInvalidError,
 } from "./errors";
 
 // ---- registry parts -----------------------------------------------------------------------

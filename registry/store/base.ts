@@ -16,6 +16,7 @@
  * database notice each other's writes by polling `revisions.get()`.
  */
 import type { CallStatsRepo } from "./knex/call-stats";
+import type { PackageBlobRepo } from "./knex/package-blobs";
 import type {
   AdapterInput, CommandRecord, ConfigFileRecord, ConfigScope, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
   LaunchOptions, LoginSessionRecord, NodeRecord, ObjEndpoint, ObservedState, PatchRecord, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
@@ -397,6 +398,8 @@ export interface RegistryStore {
   readonly commands: CommandRepo;
   /** The service monitor's per-minute call stats (./knex/call-stats.ts). */
   readonly callStats: CallStatsRepo;
+  /** Package bytes in chunks (./knex/package-blobs.ts), read and written through the registry's PackageStorage only. */
+  readonly packageBlobs: PackageBlobRepo;
   /** `sqlite` or `mysql`. */
   readonly dialect: string;
   /** The database URL without its password, for logs and messages. */

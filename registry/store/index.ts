@@ -19,6 +19,7 @@ export { KnexStore, openStore, type OpenStoreOptions } from "./knex-store";
 export { inactiveReason, isEndpointActive } from "./knex/endpoints";
 export { scopeKey, instanceScopes, describeConfig } from "./scope";
 export { MAX_CONFIG_BYTES } from "./knex/configs";
+export type { PackageBlob, PackageBlobRepo, PackageChunk } from "./knex/package-blobs";
 export { checkConfigSyntax, configSyntaxProblem, structuredFormat } from "./config-syntax";
 export * as validate from "./validate";
 export { isConnectionError } from "./db-errors";

@@ -18,6 +18,7 @@ import { KnexInstanceRepo } from "./knex/instances";
 import { KnexLoginSessionRepo } from "./knex/logins";
 import { KnexCallStatsRepo, type CallStatsRepo } from "./knex/call-stats";
 import { KnexNodeRepo } from "./knex/nodes";
+import { KnexPackageBlobRepo, type PackageBlobRepo } from "./knex/package-blobs";
 import { KnexPatchRepo } from "./knex/patches";
 import { KnexRevisionRepo } from "./knex/revisions";
 import { KnexServerRepo } from "./knex/servers";
@@ -38,6 +39,7 @@ export class KnexStore implements RegistryStore {
   readonly revisions: RevisionRepo;
   readonly commands: CommandRepo;
   readonly callStats: CallStatsRepo;
+  readonly packageBlobs: PackageBlobRepo;
   private closed = false;
   private readonly ctx: StoreContext;
 
@@ -60,6 +62,7 @@ export class KnexStore implements RegistryStore {
     this.revisions = new KnexRevisionRepo(this.ctx);
     this.commands = new KnexCommandRepo(this.ctx);
     this.callStats = new KnexCallStatsRepo(this.ctx);
+    this.packageBlobs = new KnexPackageBlobRepo(this.ctx);
   }
 
   get dialect(): string {

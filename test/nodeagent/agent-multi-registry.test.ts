@@ -1,9 +1,9 @@
 /**
- * Two registry processes on one MySQL database, each storing packages on its
- * own disk: a patch uploaded through registry A, published to a node whose
- * agent holds its session on registry B. B answers the download NOT_FOUND
- * (the bytes are on A's disk); the agent takes the package from the next
- * registry of its list, installs and runs it.
+ * Two registries on one MySQL database, packages stored in it: a patch
+ * stored through registry A, which is then stopped, is published to a node
+ * whose agent holds its session on registry B; B serves the bytes, and the
+ * agent installs and runs it. (The real-process version, with A killed and a
+ * damaged chunk, is test/e2e/packages-any-registry.test.ts.)
  */
 import { expect } from "chai";
 import * as crypto from "node:crypto";
@@ -20,7 +20,7 @@ import { killProcessesWith, makeTempDir, removeTempDir, removeV1Groups, testGrou
 const TOKEN = "multi-registry-token";
 const mysql = dialects().find((d) => d.name === "mysql");
 
-(mysql ? describe : describe.skip)("nodeagent/agent: two registries on one MySQL database, packages on each one's own disk", function () {
+(mysql ? describe : describe.skip)("nodeagent/agent: two registries on one MySQL database, packages in the database", function () {
   this.timeout(120_000);
   const tmp = makeTempDir("sgrid-agent-multi-");
   const group = testGroupName("-multireg");
@@ -54,15 +54,15 @@ const mysql = dialects().find((d) => d.name === "mysql");
     removeTempDir(tmp);
   });
 
-  it("installs a patch stored only on the other registry", async () => {
+  it("installs a patch stored through the other registry after that one stopped", async () => {
     const a = await startRegistry("reg-a");
     const b = await startRegistry("reg-b");
     const data = await binaryPackage(tmp, "Demo", "MultiServer", "x");
     const sha256 = crypto.createHash("sha256").update(data).digest("hex");
-    // Uploaded through A: the bytes are on A's disk only.
+    // Stored through A; B sees it in the database.
     const { key } = await a.context.storage.put(Readable.from([data]), { sha256, size: data.length, maxBytes: 1 << 30 });
-    expect(await b.context.storage.has(key)).to.equal(false);
-    const store = a.store;
+    expect(await b.context.storage.has(key)).to.equal(true);
+    const store = b.store;
     await store.nodes.upsert({ name: "multi-node", address: "127.0.0.1", agentVersion: "0" });
     await store.servers.create({ application: "Demo", name: "MultiServer", type: "binary" });
     const patch = await store.patches.create({ application: "Demo", server: "MultiServer", sha256, size: data.length, uploader: "test", storageKey: key });
@@ -73,7 +73,8 @@ const mysql = dialects().find((d) => d.name === "mysql");
       env: { NODE_BIN: process.execPath }, launch: { args: [marker] },
       desiredState: "active", desiredPatchId: patch.id,
     })).id;
-    // The agent's session goes to B (first in its list).
+    await a.stop();
+    // The agent's session goes to B (first in its list); A is gone.
     agent = new NodeAgent(fastAgentOptions(`127.0.0.1:${b.address.port},127.0.0.1:${a.address.port}`, path.join(tmp, "node"), group, { name: "multi-node", token: TOKEN }));
     await agent.start();
     const inst = await waitFor("the instance active, seen through registry B", async () => {

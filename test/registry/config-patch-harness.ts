@@ -7,9 +7,6 @@
  * on the application or on `*`).
  */
 import { EventEmitter } from "node:events";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import {
   Application, Communicator, getLogger, PermissionDeniedError, UnauthenticatedError, UnavailableError,
   type ServerContext,
@@ -19,7 +16,7 @@ import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 import type {
   AuthUser, Authenticator, ChangeFeed, RegistryContext, RegistrySettings, SessionHub,
 } from "../../registry/server/context";
-import { configPart, LocalDiskStorage, patchPart } from "../../registry/services";
+import { configPart, DatabaseStorage, patchPart } from "../../registry/services";
 import { TOPICS, type KnexStore, type Role, type Topic } from "../../registry/store";
 import { type DialectCase, freshStore } from "./helpers/db";
 
@@ -71,18 +68,17 @@ const noSessions: SessionHub = {
 
 export interface Harness {
   store: KnexStore;
-  storage: LocalDiskStorage;
-  storageDir: string;
+  storage: DatabaseStorage;
   auth: TokenAuth;
   settings: RegistrySettings;
   config: ConfigProxy;
   patch: PatchProxy;
   /** Call options carrying a user's token. */
   as(token: string): { metadata: Record<string, string> };
-  /** Package files under the storage dir (not the temp dir). */
-  storedFiles(): string[];
-  /** Files in the storage temp dir. */
-  tempFiles(): string[];
+  /** Keys of the stored packages, sorted. */
+  storedPackages(): Promise<string[]>;
+  /** Uploads with chunks in the database but no stored package (in progress, or left behind). */
+  unfinishedUploads(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -91,8 +87,8 @@ export const TOKENS = { admin: "t-admin", op: "t-op", viewer: "t-viewer", other:
 
 export async function startHarness(d: DialectCase, opts: { maxPatchBytes?: number } = {}): Promise<Harness> {
   const { store, cleanup } = await freshStore(d);
-  const storageDir = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-packages-"));
-  const storage = new LocalDiskStorage(storageDir);
+  // 64 KiB chunks: small packages span several, and an upload in progress shows after its first 64 KiB.
+  const storage = new DatabaseStorage(store, { chunkBytes: 64 * 1024 });
   const auth = new TokenAuth(new Map<string, AuthUser>([
     [TOKENS.admin, { name: "root", roles: [{ application: "*", role: "admin" }] }],
     [TOKENS.op, { name: "ann", roles: [{ application: "Demo", role: "operator" }] }],
@@ -122,31 +118,23 @@ export async function startHarness(d: DialectCase, opts: { maxPatchBytes?: numbe
   }
   const port = app.adapters()[0]!.endpoint.port;
   const communicator = new Communicator();
-  const walk = (dir: string, out: string[] = []): string[] => {
-    if (!fs.existsSync(dir)) return out;
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) walk(full, out);
-      else out.push(path.relative(storageDir, full));
-    }
-    return out;
-  };
   return {
     store,
     storage,
-    storageDir,
     auth,
     settings,
     config: communicator.stringToProxy(ConfigProxy, `127.0.0.1:${port}`),
     patch: communicator.stringToProxy(PatchProxy, `127.0.0.1:${port}`),
     as: (token) => ({ metadata: { authorization: `Bearer ${token}` } }),
-    storedFiles: () => walk(storageDir).filter((f) => !f.startsWith(`tmp${path.sep}`)).sort(),
-    tempFiles: () => walk(path.join(storageDir, "tmp")),
+    storedPackages: async () => (await store.packageBlobs.list()).map((b) => b.key).sort(),
+    unfinishedUploads: async () => {
+      const rows = await store.knex("package_chunks").distinct("upload_id").whereNotIn("upload_id", store.knex("package_blobs").select("upload_id"));
+      return rows.map((r: { upload_id: string }) => r.upload_id).sort();
+    },
     async close() {
       communicator.close();
       await app.stop(0);
       await cleanup();
-      fs.rmSync(storageDir, { recursive: true, force: true });
     },
   };
 }

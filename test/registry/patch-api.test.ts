@@ -6,7 +6,6 @@
  */
 import { expect } from "chai";
 import crypto from "node:crypto";
-import fs from "node:fs";
 import { Readable } from "node:stream";
 import {
   FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Status, UnauthenticatedError, getLogger,
@@ -71,8 +70,8 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
   /** Asserts the refused upload left no row, no package file and no temp file. */
   async function expectNothingStored(server: string, rowsBefore: number, filesBefore: string[]): Promise<void> {
     expect(await h.store.patches.list("Demo", server)).to.have.length(rowsBefore);
-    expect(h.storedFiles()).to.deep.equal(filesBefore);
-    expect(h.tempFiles()).to.deep.equal([]);
+    expect(await h.storedPackages()).to.deep.equal(filesBefore);
+    expect((await h.unfinishedUploads())).to.deep.equal([]);
   }
 
   let pkg: Buffer;
@@ -83,7 +82,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     expect(info).to.include({ application: "Demo", server: "Hello", version: 1, sha256: sha(pkg), size: pkg.length, comment: "first build", uploader: "ann", isDefault: false });
     expect(info.id).to.be.greaterThan(0);
     expect(info.createdAt).to.be.greaterThan(0);
-    expect(h.storedFiles()).to.have.length(1);
+    expect(await h.storedPackages()).to.have.length(1);
 
     const got = await download(1);
     expect(got[0]).to.include({ offset: 0, size: pkg.length, sha256: sha(pkg) });
@@ -140,7 +139,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
 
   it("refuses a wrong sha256 with both hashes, storing nothing", async () => {
     const rows = (await list()).length;
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     const data = crypto.randomBytes(70_000);
     const wrong = sha(Buffer.from("not the package"));
     const err = await rejects(upload(data, { sha256: wrong }));
@@ -152,7 +151,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
 
   it("refuses what is not a package (plain tar, truncated gzip, gzip without tar, no manifest, another server's manifest, a missing entry): PATCH_INVALID, storing nothing", async () => {
     const rows = (await list()).length;
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     const good = pkgOf(5000);
     const manifest = (m: object) => ({ name: "sgrid.json", body: JSON.stringify(m) });
     const cases: Array<[string, Buffer, RegExp]> = [
@@ -175,7 +174,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
 
   it("refuses a declared size over the limit before reading, and more bytes than declared, storing nothing", async () => {
     const rows = (await list()).length;
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     const big = await rejects(upload(Buffer.alloc(10), { size: MAX + 1 }));
     expect(big).to.be.instanceOf(PatchTooLargeError);
     expect(big.status).to.equal(Status.RESOURCE_EXHAUSTED);
@@ -195,11 +194,11 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
   });
 
   it("refuses an unknown server (NOT_FOUND) and malformed headers (INVALID_ARGUMENT), storing nothing", async () => {
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     const err = await rejects(upload(crypto.randomBytes(100), { server: "Nope" }));
     expect(err).to.be.instanceOf(NotFoundError);
     expect(err.message).to.include("Demo.Nope");
-    expect(h.storedFiles()).to.deep.equal(files);
+    expect(await h.storedPackages()).to.deep.equal(files);
 
     expect(await rejects(upload(Buffer.from("x"), { sha256: "xyz" }))).to.be.instanceOf(InvalidArgumentError);
     expect(await rejects(upload(Buffer.from("x"), { server: "../x" }))).to.be.instanceOf(InvalidArgumentError);
@@ -223,7 +222,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
 
   it("removes the stored file when the patch row cannot be created (the server was deleted during the upload)", async () => {
     await h.store.servers.create({ application: "Demo", name: "Gone", type: "node" });
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     const data = pkgOf(300_000, "Demo", "Gone");
     let resume!: () => void;
     const paused = new Promise<void>((r) => (resume = r));
@@ -235,15 +234,15 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     })(), { ...h.as(TOKENS.op), timeoutMs: 30_000 });
     call.catch(() => undefined);
     const deadline = Date.now() + 10_000;
-    while (h.tempFiles().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(h.tempFiles(), "upload in progress").to.have.length(1);
+    while ((await h.unfinishedUploads()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect((await h.unfinishedUploads()), "upload in progress").to.have.length(1);
     await h.store.servers.remove("Demo", "Gone");
     resume();
     const err = await rejects(call);
     expect(err).to.be.instanceOf(NotFoundError);
     expect(err.message).to.contain("Demo.Gone");
-    expect(h.storedFiles()).to.deep.equal(files);
-    expect(h.tempFiles()).to.deep.equal([]);
+    expect(await h.storedPackages()).to.deep.equal(files);
+    expect((await h.unfinishedUploads())).to.deep.equal([]);
   });
 
   it("sweeps package files no patch references once they are an hour old, keeping used and recent ones", async () => {
@@ -253,8 +252,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     const put = async (data: Buffer) => (await h.storage.put(Readable.from([data]), { sha256: sha(data), size: data.length, maxBytes: MAX })).key;
     const orphan = await put(crypto.randomBytes(1000));
     const recent = await put(crypto.randomBytes(1000));
-    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
-    for (const key of [sha(used), orphan]) fs.utimesSync(h.storage.pathOf(key), twoHoursAgo, twoHoursAgo);
+    await h.store.knex("package_blobs").whereIn("storage_key", [sha(used), orphan]).update({ created_at: Date.now() - 2 * 3600_000 });
     const removed = await sweepPackages({ store: h.store, storage: h.storage, log: getLogger("registry.test") });
     expect(removed).to.deep.equal([orphan]);
     expect(await h.storage.has(orphan)).to.equal(false);
@@ -265,7 +263,7 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
   });
 
   it("keeps nothing of an upload the client cancels midway", async () => {
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     const ac = new AbortController();
     const data = crypto.randomBytes(400_000);
     const call = h.patch.upload((async function* () {
@@ -275,17 +273,17 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     })(), { ...h.as(TOKENS.op), signal: ac.signal });
     call.catch(() => undefined);
     const deadline = Date.now() + 10_000;
-    while (h.tempFiles().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(h.tempFiles(), "upload in progress").to.have.length(1);
+    while ((await h.unfinishedUploads()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect((await h.unfinishedUploads()), "upload in progress").to.have.length(1);
     ac.abort();
     const err = await rejects(call);
     expect(err.status).to.equal(Status.CANCELLED);
-    while (h.tempFiles().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ((await h.unfinishedUploads()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await expectNothingStored("Hello", 2, files);
   });
 
   it("checks roles: no token UNAUTHENTICATED; a viewer or an operator of another application may not upload, set the default or delete", async () => {
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     expect(await rejects(h.patch.list({ application: "Demo", server: "Hello" }))).to.be.instanceOf(UnauthenticatedError);
     expect(await rejects(upload(Buffer.from("x"), {}, "t-bogus"))).to.be.instanceOf(UnauthenticatedError);
     for (const token of [TOKENS.viewer, TOKENS.other]) {
@@ -310,12 +308,12 @@ forEachDialect("registry Patch API", (d: DialectCase) => {
     expect(byDefault.message).to.include("default");
     expect((await list()).length).to.equal(2);
 
-    const files = h.storedFiles();
+    const files = await h.storedPackages();
     await h.store.instances.setDesired(inst.id, { patchId: null });
     await h.patch.delete({ application: "Demo", server: "Hello", version: 2 }, h.as(TOKENS.op));
     expect((await list()).map((p) => p.version)).to.deep.equal([1]);
     expect(await h.storage.has(v2.sha256)).to.equal(false);
-    expect(h.storedFiles()).to.have.length(files.length - 1);
+    expect(await h.storedPackages()).to.have.length(files.length - 1);
     const events = await h.store.events.list({ kind: "patch.delete", target: "Demo.Hello" });
     expect(events.map((e) => e.actor)).to.deep.equal(["ann"]);
     const gone = await rejects(download(2));

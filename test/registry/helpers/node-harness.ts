@@ -8,16 +8,13 @@
  *
  * And FakeAgent: the agent's side of a node session, driven by the test.
  */
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { Application, AsyncQueue, Communicator, getLogger, UnauthenticatedError, type ServerContext } from "sgridnext";
 import type { AgentMessage, DesiredState, InstanceCommand, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import { NodeSessionHub, nodePart, type NodeSessionHubOptions } from "../../../registry/node";
 import { PollingChangeFeed } from "../../../registry/server/change-feed";
 import type { AuthUser, Authenticator, RegistryContext, RegistrySettings } from "../../../registry/server/context";
-import { LocalDiskStorage } from "../../../registry/services/storage";
+import { DatabaseStorage } from "../../../registry/services/storage";
 import { type KnexStore, openStore } from "../../../registry/store";
 import { pollUntil, type Check } from "../../helpers/wait";
 
@@ -38,7 +35,7 @@ export interface NodeRegistry {
   store: KnexStore;
   hub: NodeSessionHub;
   ctx: RegistryContext;
-  storage: LocalDiskStorage;
+  storage: DatabaseStorage;
   /** `127.0.0.1:<port>` of the NodeObj. */
   address: string;
   close(): Promise<void>;
@@ -63,8 +60,7 @@ export async function startNodeRegistry(dbUrl: string, opts: {
     processId: opts.processId ?? "test-registry",
   };
   const hub = new NodeSessionHub({ store, changes, settings, log, options: opts.hub });
-  const storageDir = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-node-pkgs-"));
-  const storage = new LocalDiskStorage(storageDir);
+  const storage = new DatabaseStorage(store);
   const ctx: RegistryContext = { store, settings, changes, sessions: hub, storage, auth: new ClusterAuth(), log };
   const part = nodePart(ctx);
   await part.start?.();
@@ -81,7 +77,6 @@ export async function startNodeRegistry(dbUrl: string, opts: {
       await part.stop?.();
       await changes.stop();
       await store.close();
-      fs.rmSync(storageDir, { recursive: true, force: true });
     },
   };
 }
