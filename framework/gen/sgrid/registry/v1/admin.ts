@@ -84,6 +84,18 @@ export interface ServerInfo {
   instanceCount: number;
 }
 
+/**
+ * Set on a read answered from the registry's memory because the database
+ * cannot be read (degraded mode): the lists are those last read from the
+ * database, with live facts from node sessions held by this registry.
+ */
+export interface Degraded {
+  /** When the data was read from the database, ms since the epoch. */
+  asOf: number;
+  /** Why the database cannot be read now (the store's message, never a password). */
+  reason: string;
+}
+
 export interface ListServersRequest {
   application: string;
 }
@@ -91,6 +103,8 @@ export interface ListServersRequest {
 export interface ListServersReply {
   servers: ServerInfo[];
   applications: string[];
+  /** Set when answered from memory (degraded mode). */
+  degraded: Degraded | undefined;
 }
 
 export interface ServerRef {
@@ -136,6 +150,8 @@ export interface ListInstancesRequest {
 
 export interface ListInstancesReply {
   instances: InstanceInfo[];
+  /** Set when answered from memory (degraded mode). */
+  degraded: Degraded | undefined;
 }
 
 export interface UpdateInstanceRequest {
@@ -247,6 +263,8 @@ export interface NodeSample {
 
 export interface ListNodesReply {
   nodes: NodeInfo[];
+  /** Set when answered from memory (degraded mode). */
+  degraded: Degraded | undefined;
 }
 
 export interface NodeRef {
@@ -1439,6 +1457,95 @@ export const ServerInfo: MessageFns<ServerInfo> = {
   },
 };
 
+function createBaseDegraded(): Degraded {
+  return { asOf: 0, reason: "" };
+}
+
+export const Degraded: MessageFns<Degraded> = {
+  encode(message: Degraded, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.asOf !== 0) {
+      writer.uint32(8).int64(message.asOf);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Degraded {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDegraded();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.asOf = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Degraded {
+    return {
+      asOf: isSet(object.asOf)
+        ? globalThis.Number(object.asOf)
+        : isSet(object.as_of)
+        ? globalThis.Number(object.as_of)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: Degraded): unknown {
+    const obj: any = {};
+    if (message.asOf !== 0) {
+      obj.asOf = Math.round(message.asOf);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Degraded>, I>>(base?: I): Degraded {
+    return Degraded.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Degraded>, I>>(object: I): Degraded {
+    const message = createBaseDegraded();
+    message.asOf = object.asOf ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
 function createBaseListServersRequest(): ListServersRequest {
   return { application: "" };
 }
@@ -1507,7 +1614,7 @@ export const ListServersRequest: MessageFns<ListServersRequest> = {
 };
 
 function createBaseListServersReply(): ListServersReply {
-  return { servers: [], applications: [] };
+  return { servers: [], applications: [], degraded: undefined };
 }
 
 export const ListServersReply: MessageFns<ListServersReply> = {
@@ -1517,6 +1624,9 @@ export const ListServersReply: MessageFns<ListServersReply> = {
     }
     for (const v of message.applications) {
       writer.uint32(18).string(v!);
+    }
+    if (message.degraded !== undefined) {
+      Degraded.encode(message.degraded, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1550,6 +1660,14 @@ export const ListServersReply: MessageFns<ListServersReply> = {
             message.applications.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.degraded = Degraded.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1568,6 +1686,7 @@ export const ListServersReply: MessageFns<ListServersReply> = {
       applications: globalThis.Array.isArray(object?.applications)
         ? object.applications.map((e: any) => globalThis.String(e))
         : [],
+      degraded: isSet(object.degraded) ? Degraded.fromJSON(object.degraded) : undefined,
     };
   },
 
@@ -1579,6 +1698,9 @@ export const ListServersReply: MessageFns<ListServersReply> = {
     if (message.applications?.length) {
       obj.applications = message.applications;
     }
+    if (message.degraded !== undefined) {
+      obj.degraded = Degraded.toJSON(message.degraded);
+    }
     return obj;
   },
 
@@ -1589,6 +1711,9 @@ export const ListServersReply: MessageFns<ListServersReply> = {
     const message = createBaseListServersReply();
     message.servers = object.servers?.map((e) => ServerInfo.fromPartial(e)) || [];
     message.applications = object.applications?.map((e) => e) || [];
+    message.degraded = (object.degraded !== undefined && object.degraded !== null)
+      ? Degraded.fromPartial(object.degraded)
+      : undefined;
     return message;
   },
 };
@@ -2235,13 +2360,16 @@ export const ListInstancesRequest: MessageFns<ListInstancesRequest> = {
 };
 
 function createBaseListInstancesReply(): ListInstancesReply {
-  return { instances: [] };
+  return { instances: [], degraded: undefined };
 }
 
 export const ListInstancesReply: MessageFns<ListInstancesReply> = {
   encode(message: ListInstancesReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.instances) {
       InstanceInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.degraded !== undefined) {
+      Degraded.encode(message.degraded, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2267,6 +2395,14 @@ export const ListInstancesReply: MessageFns<ListInstancesReply> = {
             message.instances.push(InstanceInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.degraded = Degraded.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2284,6 +2420,7 @@ export const ListInstancesReply: MessageFns<ListInstancesReply> = {
       instances: globalThis.Array.isArray(object?.instances)
         ? object.instances.map((e: any) => InstanceInfo.fromJSON(e))
         : [],
+      degraded: isSet(object.degraded) ? Degraded.fromJSON(object.degraded) : undefined,
     };
   },
 
@@ -2291,6 +2428,9 @@ export const ListInstancesReply: MessageFns<ListInstancesReply> = {
     const obj: any = {};
     if (message.instances?.length) {
       obj.instances = message.instances.map((e) => InstanceInfo.toJSON(e));
+    }
+    if (message.degraded !== undefined) {
+      obj.degraded = Degraded.toJSON(message.degraded);
     }
     return obj;
   },
@@ -2301,6 +2441,9 @@ export const ListInstancesReply: MessageFns<ListInstancesReply> = {
   fromPartial<I extends Exact<DeepPartial<ListInstancesReply>, I>>(object: I): ListInstancesReply {
     const message = createBaseListInstancesReply();
     message.instances = object.instances?.map((e) => InstanceInfo.fromPartial(e)) || [];
+    message.degraded = (object.degraded !== undefined && object.degraded !== null)
+      ? Degraded.fromPartial(object.degraded)
+      : undefined;
     return message;
   },
 };
@@ -4036,13 +4179,16 @@ export const NodeSample: MessageFns<NodeSample> = {
 };
 
 function createBaseListNodesReply(): ListNodesReply {
-  return { nodes: [] };
+  return { nodes: [], degraded: undefined };
 }
 
 export const ListNodesReply: MessageFns<ListNodesReply> = {
   encode(message: ListNodesReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.nodes) {
       NodeInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.degraded !== undefined) {
+      Degraded.encode(message.degraded, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -4068,6 +4214,14 @@ export const ListNodesReply: MessageFns<ListNodesReply> = {
             message.nodes.push(NodeInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.degraded = Degraded.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4081,13 +4235,19 @@ export const ListNodesReply: MessageFns<ListNodesReply> = {
   },
 
   fromJSON(object: any): ListNodesReply {
-    return { nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodeInfo.fromJSON(e)) : [] };
+    return {
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodeInfo.fromJSON(e)) : [],
+      degraded: isSet(object.degraded) ? Degraded.fromJSON(object.degraded) : undefined,
+    };
   },
 
   toJSON(message: ListNodesReply): unknown {
     const obj: any = {};
     if (message.nodes?.length) {
       obj.nodes = message.nodes.map((e) => NodeInfo.toJSON(e));
+    }
+    if (message.degraded !== undefined) {
+      obj.degraded = Degraded.toJSON(message.degraded);
     }
     return obj;
   },
@@ -4098,6 +4258,9 @@ export const ListNodesReply: MessageFns<ListNodesReply> = {
   fromPartial<I extends Exact<DeepPartial<ListNodesReply>, I>>(object: I): ListNodesReply {
     const message = createBaseListNodesReply();
     message.nodes = object.nodes?.map((e) => NodeInfo.fromPartial(e)) || [];
+    message.degraded = (object.degraded !== undefined && object.degraded !== null)
+      ? Degraded.fromPartial(object.degraded)
+      : undefined;
     return message;
   },
 };
