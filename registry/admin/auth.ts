@@ -37,12 +37,19 @@
  * keep the per-call cost at zero queries; a logout on this process evicts at
  * once, a logout, user deletion or role change made through another process
  * takes effect within that time.
+ *
+ * Degraded mode: while the database cannot be read, a token this process
+ * verified within AUTH_DEFAULTS.outageTrustMs (1 h) and not expired is
+ * still accepted, with the user and roles it had then; any other token is
+ * refused with DATABASE_UNAVAILABLE (it cannot be checked), and so is a
+ * login. A token is never accepted on the strength of an error.
  */
 import { isIP } from "node:net";
 import {
   ADMIN_APP_METADATA, InvalidArgumentError, PeriodicTask, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
   type Logger, type ServerContext,
 } from "sgridnext";
+import { DatabaseUnavailableError } from "../errors";
 import type { AuthUser, Authenticator, RegistrySettings } from "../server/context";
 import type { RegistryStore } from "../store";
 import { ROLES, type Role, type UserRecord } from "../store/records";
@@ -54,6 +61,7 @@ export interface AuthOptions {
   maxPeerFailures: number;
   failureWindowMs: number;
   cacheMs: number;
+  outageTrustMs: number;
   pruneIntervalMs: number;
   firstAdmin: string;
 }
@@ -69,6 +77,8 @@ export const AUTH_DEFAULTS: Readonly<AuthOptions> = Object.freeze({
   failureWindowMs: 60_000,
   /** How long a verified token is trusted without asking the database, ms. */
   cacheMs: 5_000,
+  /** While the database cannot be read, a token verified within this long is still accepted (degraded mode), ms. 1 h. */
+  outageTrustMs: 60 * 60 * 1000,
   /** How often expired login sessions are deleted, ms. 10 min. */
   pruneIntervalMs: 10 * 60 * 1000,
   /** Name of the first user, created when the users table is empty. */
@@ -183,23 +193,41 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
   const adminAppToken = deps.adminAppToken ? deps.adminAppToken : undefined;
   const byUser = new FailureCounter(opts.failureWindowMs, opts.maxFailures);
   const byPeer = new FailureCounter(opts.failureWindowMs, opts.maxPeerFailures);
-  const cache = new Map<string, { user: AuthUser; expiresAt: number; until: number }>();
-  const pruner = new PeriodicTask(() => store.logins.pruneExpired(Date.now()), { intervalMs: opts.pruneIntervalMs, onError: (err) => log.debug({ err }, "pruning expired login sessions failed") });
+  /** Verified tokens by hash: `verifiedAt` is when the database last said yes. */
+  const cache = new Map<string, { user: AuthUser; expiresAt: number; verifiedAt: number }>();
+  const sweepCache = (now: number): void => {
+    for (const [k, v] of cache) if (v.expiresAt <= now || now - v.verifiedAt > opts.outageTrustMs) cache.delete(k);
+  };
+  const pruner = new PeriodicTask(() => {
+    sweepCache(Date.now());
+    return store.logins.pruneExpired(Date.now());
+  }, { intervalMs: opts.pruneIntervalMs, onError: (err) => log.debug({ err }, "pruning expired login sessions failed") });
   const unauthenticated = () => new UnauthenticatedError("missing or invalid login token: log in first (metadata `authorization: Bearer <token>`)");
+  const isDatabaseDown = (err: unknown): err is Error => (err as { code?: unknown } | null)?.code === "DATABASE_UNAVAILABLE";
 
   async function resolveToken(token: string): Promise<AuthUser> {
     const hash = tokenHash(token);
     const now = Date.now();
     const hit = cache.get(hash);
-    if (hit && hit.until > now && hit.expiresAt > now) return hit.user;
-    cache.delete(hash);
-    const session = await store.logins.find(hash);
-    if (!session || session.expiresAt <= now) throw unauthenticated();
-    const record = await store.users.find(session.user);
-    if (!record) throw unauthenticated();
+    if (hit && hit.expiresAt > now && now - hit.verifiedAt < opts.cacheMs) return hit.user;
+    let session, record;
+    try {
+      session = await store.logins.find(hash);
+      if (session && session.expiresAt > now) record = await store.users.find(session.user);
+    } catch (err) {
+      if (!isDatabaseDown(err)) throw err;
+      // Degraded mode: only a token this process verified recently, with what it was then.
+      if (hit && hit.expiresAt > now && now - hit.verifiedAt < opts.outageTrustMs) return hit.user;
+      throw new DatabaseUnavailableError(`cannot check the login token: ${err.message}`, { reason: "token not verified recently by this registry" }, err);
+    }
+    if (!session || session.expiresAt <= now || !record) {
+      cache.delete(hash);
+      throw unauthenticated();
+    }
     const user = toAuthUser(record);
+    if (cache.size > 10_000) sweepCache(now);
     if (cache.size > 10_000) cache.clear();
-    cache.set(hash, { user, expiresAt: session.expiresAt, until: now + opts.cacheMs });
+    cache.set(hash, { user, expiresAt: session.expiresAt, verifiedAt: now });
     return user;
   }
 
@@ -249,6 +277,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
       }
       const record = await store.users.find(userName).catch((err) => {
         if ((err as { code?: string }).code === "INVALID_ARGUMENT") return undefined;
+        if (isDatabaseDown(err)) throw new DatabaseUnavailableError(`cannot log in now: ${err.message}`, {}, err);
         throw err;
       });
       // Same work for an unknown user as for a known one.

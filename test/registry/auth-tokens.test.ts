@@ -13,6 +13,7 @@ import type { RegistrySettings } from "../../registry/server/context";
 import { type KnexStore, openStore } from "../../registry/store";
 import { type DialectCase, type TestDatabase, forEachDialect } from "./helpers/db";
 import { rejects } from "./helpers/admin-harness";
+import { pollUntil } from "../helpers/wait";
 
 const settings: RegistrySettings = {
   advertise: "127.0.0.1:9500", heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 15000, maxPatchBytes: 1 << 20, batchTimeoutMs: 120_000, processId: "test",
@@ -131,6 +132,45 @@ forEachDialect("registry admin: authenticator", (d: DialectCase) => {
     expect(denied.message).to.include("admin").and.include("Demo");
     expect(await rejects(longer.requireUser(ctx, { role: "viewer", application: "Other" }))).to.be.instanceOf(PermissionDeniedError);
     expect(await rejects(longer.requireUser(ctx, { role: "viewer" }))).to.be.instanceOf(PermissionDeniedError);
+  });
+
+  it("database unreachable: accepts only tokens it verified recently, with their roles then; refuses other tokens and logins DATABASE_UNAVAILABLE", async () => {
+    // A store of its own, closed below: every query then fails as with a database that went away.
+    const own = await openStore(db.url);
+    let closed = false;
+    try {
+      const auth = createAuthenticator({ store: own, settings, log: getLogger("t"), options: { cacheMs: 1, outageTrustMs: 60_000 } });
+      const brief = createAuthenticator({ store: own, settings, log: getLogger("t"), options: { cacheMs: 1, outageTrustMs: 2 } });
+      auths.push(auth, brief);
+      await own.users.create({ name: "op-outage", passwordHash: await hashPassword("operator-password") });
+      await own.users.grant("op-outage", "Demo", "operator");
+      const verified = (await auth.login("op-outage", "operator-password", "127.0.0.1:1")).token;
+      const never = (await auth.login("op-outage", "operator-password", "127.0.0.1:1")).token;
+      const short = (await brief.login("op-outage", "operator-password", "127.0.0.1:1")).token;
+      expect((await auth.requireUser(call("127.0.0.1:1", verified), { role: "operator", application: "Demo" })).name).to.equal("op-outage");
+      expect((await brief.requireUser(call("127.0.0.1:1", short))).name).to.equal("op-outage");
+      const verifiedAt = Date.now();
+      await own.close();
+      closed = true;
+      // Verified a moment ago: accepted, roles as then (and still checked).
+      expect((await auth.requireUser(call("127.0.0.1:1", verified), { role: "operator", application: "Demo" })).name).to.equal("op-outage");
+      expect(await rejects(auth.requireUser(call("127.0.0.1:1", verified), { role: "operator", application: "Other" }))).to.be.instanceOf(PermissionDeniedError);
+      // Never verified by this process, or unknown: cannot be checked, refused.
+      for (const token of [never, "not-a-token"]) {
+        const err = await rejects(auth.requireUser(call("127.0.0.1:1", token)));
+        expect(err.code).to.equal("DATABASE_UNAVAILABLE");
+        expect(err.message).to.include("cannot check the login token");
+      }
+      expect(await rejects(auth.requireUser(call("127.0.0.1:1")))).to.be.instanceOf(UnauthenticatedError);
+      const login = await rejects(auth.login("op-outage", "operator-password", "127.0.0.1:1"));
+      expect(login.code).to.equal("DATABASE_UNAVAILABLE");
+      expect(login.message).to.include("cannot log in now");
+      // Verified longer ago than outageTrustMs: refused too.
+      await pollUntil("the clock to pass outageTrustMs", () => Date.now() - verifiedAt > 5, { timeoutMs: 1000, everyMs: 1 });
+      expect((await rejects(brief.requireUser(call("127.0.0.1:1", short)))).code).to.equal("DATABASE_UNAVAILABLE");
+    } finally {
+      if (!closed) await own.close();
+    }
   });
 
   it("ranks roles admin > operator > viewer, with * covering every application", () => {
