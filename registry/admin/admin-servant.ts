@@ -52,6 +52,16 @@ export class RegistryAdminServant extends AdminServant {
     this.tryCall = new TryCallApi(this.api);
   }
 
+  /** Starts degraded mode's memory (./api/fleet-memory.ts). Idempotent. */
+  start(): void {
+    this.api.memory.start();
+  }
+
+  /** Stops the memory's background reads. Idempotent. */
+  stop(): Promise<void> {
+    return this.api.memory.stop();
+  }
+
   /** Ends every WatchTask stream (they send nothing more); for shutdown. Idempotent. */
   drain(): void {
     this.api.drain();

@@ -24,8 +24,14 @@ export function adminPart(ctx: RegistryContext, options: TaskRunnerOptions = {})
   return {
     runner,
     servants: { AdminObj: servant },
-    start: () => runner.start(),
+    start: () => {
+      servant.start();
+      return runner.start();
+    },
     drain: async () => servant.drain(),
-    stop: () => runner.stop(),
+    stop: async () => {
+      await runner.stop();
+      await servant.stop();
+    },
   };
 }

@@ -167,6 +167,11 @@ export class NodeSessionHub implements SessionHub {
     return this.samplesByNode.usage(instanceId);
   }
 
+  lastSeenAt(node: string): number | undefined {
+    const s = this.sessions.get(node);
+    return s && !s.closed ? s.lastSeenAt : undefined;
+  }
+
   /**
    * Sends an admin command to an instance and returns the servant's reply.
    * Errors: bad input INVALID_ARGUMENT; unknown instance NOT_FOUND; node

@@ -79,6 +79,8 @@ export interface SessionHub {
   samples(node: string): Array<Record<string, number>>;
   /** Latest usage per instance id reported by agents held here. */
   usage(instanceId: number): { memoryBytes: number; cpuCoresUsed: number; startedAt: number } | undefined;
+  /** When the agent of `node` last sent anything on a session held here (ms since the epoch); undefined when not held here. */
+  lastSeenAt(node: string): number | undefined;
 }
 
 /** Packages by sha256 (local disk by default; a shared store can be added behind this). */

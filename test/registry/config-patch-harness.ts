@@ -64,6 +64,7 @@ const noSessions: SessionHub = {
   sendCommand: () => Promise.reject(new UnavailableError("no node sessions in this test")),
   samples: () => [],
   usage: () => undefined,
+  lastSeenAt: () => undefined,
 };
 
 export interface Harness {

@@ -10,6 +10,7 @@ import type { RegistryStore } from "../../store";
 import type { InstanceRecord, Role, TaskRecord } from "../../store/records";
 import { hasRole } from "../auth";
 import { instanceToMsg, type VersionLookup } from "../mapping";
+import { FleetMemory, isDatabaseUnavailable } from "./fleet-memory";
 import type { TaskRunner } from "../task-runner";
 
 export const ADMIN_API_DEFAULTS = Object.freeze({
@@ -25,20 +26,27 @@ export const ADMIN_API_DEFAULTS = Object.freeze({
   watchPollMs: 5_000,
 });
 
-/** Patch versions of servers, loaded once per request. */
+/**
+ * Patch versions of servers, loaded once per request; what is loaded is also
+ * remembered in `seen` (a patch id's version never changes), which answers
+ * while the database is unavailable (`offline`: nothing is loaded).
+ */
 export class Versions {
   private readonly byId = new Map<number, number>();
   private readonly loaded = new Set<string>();
-  constructor(private readonly store: RegistryStore) {}
+  constructor(private readonly store: RegistryStore, private readonly seen: Map<number, number>, private readonly offline = false) {}
 
   async load(application: string, server: string): Promise<void> {
     const key = `${application}.${server}`;
-    if (this.loaded.has(key)) return;
+    if (this.offline || this.loaded.has(key)) return;
     this.loaded.add(key);
-    for (const p of await this.store.patches.list(application, server).catch(() => [])) this.byId.set(p.id, p.version);
+    for (const p of await this.store.patches.list(application, server).catch(() => [])) {
+      this.byId.set(p.id, p.version);
+      this.seen.set(p.id, p.version);
+    }
   }
 
-  readonly lookup: VersionLookup = (id) => (id === null ? 0 : this.byId.get(id) ?? 0);
+  readonly lookup: VersionLookup = (id) => (id === null ? 0 : this.byId.get(id) ?? this.seen.get(id) ?? 0);
 }
 
 export class AdminApiContext {
@@ -46,7 +54,12 @@ export class AdminApiContext {
   /** Aborted by drain(): ends WatchTask streams at shutdown. */
   private readonly closingController = new AbortController();
 
-  constructor(readonly ctx: RegistryContext, readonly runner?: TaskRunner) {}
+  /** Degraded mode's memory (./fleet-memory.ts). */
+  readonly memory: FleetMemory;
+
+  constructor(readonly ctx: RegistryContext, readonly runner?: TaskRunner) {
+    this.memory = new FleetMemory({ store: ctx.store, changes: ctx.changes, log: ctx.log });
+  }
 
   get store(): RegistryStore {
     return this.ctx.store;
@@ -88,15 +101,23 @@ export class AdminApiContext {
     this.ctx.changes.kick();
   }
 
-  versions(): Versions {
-    return new Versions(this.store);
+  /** Patch versions for this request; from memory only while the database is unavailable (`offline`). */
+  versions(offline = false): Versions {
+    return new Versions(this.store, this.memory.patchVersions, offline);
   }
 
   async serverType(application: string, server: string): Promise<string> {
     const key = `${application}.${server}`;
     let t = this.types.get(key);
     if (t === undefined) {
-      t = (await this.store.servers.find(application, server))?.type ?? "";
+      const remembered = this.memory.unavailable ? this.memory.server(application, server) : undefined;
+      if (remembered) return remembered.type;
+      try {
+        t = (await this.store.servers.find(application, server))?.type ?? "";
+      } catch (err) {
+        if (!isDatabaseUnavailable(err)) throw err;
+        return this.memory.server(application, server)?.type ?? "";
+      }
       // A server's type never changes through this API; cache it (bounded).
       if (this.types.size > 10_000) this.types.clear();
       if (t) this.types.set(key, t);
@@ -109,8 +130,9 @@ export class AdminApiContext {
     this.types.delete(fullName);
   }
 
-  async instancesToMsg(list: InstanceRecord[]): Promise<Array<DeepPartial<InstanceInfo>>> {
-    const versions = this.versions();
+  /** `offline`: the records come from memory (degraded mode), so are the versions and types. */
+  async instancesToMsg(list: InstanceRecord[], offline = false): Promise<Array<DeepPartial<InstanceInfo>>> {
+    const versions = this.versions(offline);
     const out: Array<DeepPartial<InstanceInfo>> = [];
     for (const r of list) {
       await versions.load(r.application, r.server);

@@ -23,9 +23,20 @@ export class NodesApi {
 
   async listNodes(_request: Empty, call: ServerContext): Promise<DeepPartial<ListNodesReply>> {
     await this.c.user(call);
+    const [nodes, instances] = await Promise.all([this.c.memory.nodes(), this.c.memory.instances()]);
     const counts = new Map<string, number>();
-    for (const i of await this.c.store.instances.list()) counts.set(i.node, (counts.get(i.node) ?? 0) + 1);
-    return { nodes: (await this.c.store.nodes.list()).map((n) => nodeToMsg(n, counts.get(n.name) ?? 0, this.c.ctx.sessions.samples(n.name))) };
+    for (const i of instances.value) counts.set(i.node, (counts.get(i.node) ?? 0) + 1);
+    const degraded = nodes.degraded ?? instances.degraded;
+    const sessions = this.c.ctx.sessions;
+    return {
+      nodes: nodes.value.map((n) => {
+        const msg = nodeToMsg(n, counts.get(n.name) ?? 0, sessions.samples(n.name));
+        // From memory: a node whose session this process holds is online now, whatever the remembered row says.
+        const seen = degraded ? sessions.lastSeenAt(n.name) : undefined;
+        return seen === undefined ? msg : { ...msg, online: true, lastHeartbeatAt: Math.max(seen, Number(msg.lastHeartbeatAt ?? 0)) };
+      }),
+      ...(degraded ? { degraded } : {}),
+    };
   }
 
   async deleteNode(request: NodeRef, call: ServerContext): Promise<DeepPartial<Empty>> {

@@ -21,21 +21,25 @@ export class ServersApi {
   async listServers(request: ListServersRequest, call: ServerContext): Promise<DeepPartial<ListServersReply>> {
     const user = await this.c.user(call);
     if (request.application) this.c.requireApps(user, "viewer", [request.application]);
-    const servers = (await this.c.store.servers.list(request.application ? { application: request.application } : {}))
-      .filter((s) => hasRole(user, "viewer", s.application));
+    const [lists, instances] = await Promise.all([
+      this.c.memory.servers(request.application),
+      this.c.memory.instances(request.application ? { application: request.application } : {}),
+    ]);
+    const degraded = lists.degraded ?? instances.degraded;
+    const servers = lists.value.servers.filter((s) => hasRole(user, "viewer", s.application));
     const counts = new Map<string, number>();
-    for (const i of await this.c.store.instances.list(request.application ? { application: request.application } : {})) {
+    for (const i of instances.value) {
       const k = `${i.application}.${i.server}`;
       counts.set(k, (counts.get(k) ?? 0) + 1);
     }
-    const versions = this.c.versions();
+    const versions = this.c.versions(degraded !== undefined);
     const out = [];
     for (const s of servers) {
       if (s.defaultPatchId !== null) await versions.load(s.application, s.name);
       out.push(serverToMsg(s, versions.lookup, counts.get(s.fullName) ?? 0));
     }
-    const applications = (await this.c.store.servers.listApplications()).filter((a) => hasRole(user, "viewer", a));
-    return { servers: out, applications };
+    const applications = lists.value.applications.filter((a) => hasRole(user, "viewer", a));
+    return { servers: out, applications, ...(degraded ? { degraded } : {}) };
   }
 
   async deploy(request: DeployRequest, call: ServerContext): Promise<DeepPartial<DeployReply>> {
@@ -73,8 +77,9 @@ export class ServersApi {
     if (request.application) filter.application = request.application;
     if (request.server) filter.server = request.server;
     if (request.node) filter.node = request.node;
-    const list = (await this.c.store.instances.list(filter)).filter((i) => hasRole(user, "viewer", i.application));
-    return { instances: await this.c.instancesToMsg(list) };
+    const { value, degraded } = await this.c.memory.instances(filter);
+    const list = value.filter((i) => hasRole(user, "viewer", i.application));
+    return { instances: await this.c.instancesToMsg(list, degraded !== undefined), ...(degraded ? { degraded } : {}) };
   }
 
   async updateInstance(request: UpdateInstanceRequest, call: ServerContext): Promise<DeepPartial<InstanceInfo>> {
