@@ -17,7 +17,8 @@ const WINDOW_MS = 5 * 60_000;
 export function dashboardRoutes(router: AdminRouter): void {
   router.get("/api/dashboard", async (ctx) => {
     const registry = ctx.admin.registry.admin;
-    const [{ servers }, { instances }] = await Promise.all([registry.listServers({ application: "" }, asUser(ctx)), registry.listInstances({ application: "", server: "", node: "" }, asUser(ctx))]);
+    const listed = await Promise.all([registry.listServers({ application: "" }, asUser(ctx)), registry.listInstances({ application: "", server: "", node: "" }, asUser(ctx))]);
+    const [{ servers }, { instances }] = listed;
     const to = Date.now();
     const rows = await Promise.all(servers.map(async (s) => {
       const mine = instances.filter((i) => i.application === s.application && i.server === s.name);
@@ -47,6 +48,8 @@ export function dashboardRoutes(router: AdminRouter): void {
       };
     }));
     rows.sort((a, b) => b.notActive - a.notActive || b.errorRate - a.errorRate || a.application.localeCompare(b.application) || a.server.localeCompare(b.server));
-    ctx.body = { servers: rows, windowMs: WINDOW_MS };
+    // Degraded mode: the lists came from the registry's memory.
+    const degraded = listed[0].degraded ?? listed[1].degraded;
+    ctx.body = { servers: rows, windowMs: WINDOW_MS, ...(degraded ? { degraded } : {}) };
   });
 }

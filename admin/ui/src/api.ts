@@ -56,6 +56,36 @@ async function errorFrom(res: Response): Promise<ApiError> {
 /** Fired on window after every successful change made through {@link api}. */
 export const CHANGED_EVENT = "sgrid:changed";
 
+/**
+ * Degraded mode as the page knows it: set while the registry answers the
+ * lists of nodes, servers and instances from its memory (`asOf`: when that
+ * memory was read from the database; 0 = not known) or refuses a call with
+ * DATABASE_UNAVAILABLE; cleared by such a list answered from the database
+ * again, or by a change that went through.
+ */
+export interface Degraded {
+  asOf: number;
+  reason: string;
+}
+
+/** Fired on window when {@link degradedState} changes. */
+export const DEGRADED_EVENT = "sgrid:degraded";
+
+/** The reads the registry can answer from memory. */
+const MEMORY_READS = /^\/api\/(nodes|instances|servers|dashboard)(\?|$)/;
+
+let degraded: Degraded | undefined;
+
+export function degradedState(): Degraded | undefined {
+  return degraded;
+}
+
+function setDegraded(next: Degraded | undefined): void {
+  if (next?.asOf === degraded?.asOf && next?.reason === degraded?.reason) return;
+  degraded = next;
+  window.dispatchEvent(new Event(DEGRADED_EVENT));
+}
+
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["x-csrf-token"] = csrfToken;
@@ -69,11 +99,24 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   if (res.status === 401 && path !== "/api/login") {
     onUnauthenticated();
   }
-  if (!res.ok) throw await errorFrom(res);
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    if (err.code === "DATABASE_UNAVAILABLE") setDegraded({ asOf: degraded?.asOf ?? 0, reason: err.message });
+    throw err;
+  }
+  const writing = method !== "GET" && method !== "HEAD";
   // Something changed: views that list things (the sidebar) reload now rather than at their next poll.
-  if (method !== "GET" && method !== "HEAD" && path !== "/api/login") window.dispatchEvent(new Event(CHANGED_EVENT));
+  if (writing && path !== "/api/login" && path !== "/api/logout") {
+    setDegraded(undefined);
+    window.dispatchEvent(new Event(CHANGED_EVENT));
+  }
   if (res.status === 204) return undefined as T;
-  return (await res.json()) as T;
+  const reply = (await res.json()) as T;
+  if (!writing && MEMORY_READS.test(path)) {
+    const d = (reply as { degraded?: { asOf?: number; reason?: string } } | null)?.degraded;
+    setDegraded(d ? { asOf: Number(d.asOf ?? 0), reason: String(d.reason ?? "") } : undefined);
+  }
+  return reply;
 }
 
 export const get = <T = any>(path: string): Promise<T> => api<T>("GET", path);

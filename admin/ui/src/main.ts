@@ -5,7 +5,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { CHANGED_EVENT, get, isAdmin, post, setCsrfToken, setUnauthenticatedHandler, type Session } from "./api.js";
-import { useLoad } from "./components/common.js";
+import { DegradedBanner, useDegraded, useLoad } from "./components/common.js";
 import { html } from "./html.js";
 import { match, navigate, useLocation } from "./router.js";
 import { LoginPage } from "./pages/login.js";
@@ -55,6 +55,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
   else if (path === "/events") page = html`<${EventsPage} session=${session} />`;
   else if (path === "/users") page = html`<${UsersPage} session=${session} />`;
   else page = html`<div><h1>Not found</h1><p>No page at ${path}.</p></div>`;
+  const degraded = useDegraded();
   const nav = (href: string, label: string) =>
     html`<a href=${href} class=${path === href || (href !== "/" && path.startsWith(href)) ? "active" : ""}>${label}</a>`;
   return html`<div class="shell">
@@ -69,7 +70,10 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
     </header>
     <div class="body">
       <${Tree} path=${path} />
-      <main>${page}</main>
+      <main>
+        <${DegradedBanner} state=${degraded} />
+        <fieldset class="page-lock" disabled=${degraded !== undefined}>${page}</fieldset>
+      </main>
     </div>
   </div>`;
 }

@@ -1,6 +1,7 @@
 /** Small shared pieces: error banners, field errors, polling. */
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError } from "../api.js";
+import { ApiError, DEGRADED_EVENT, degradedState, type Degraded } from "../api.js";
+import { time } from "../format.js";
 import { html } from "../html.js";
 
 export function ErrorBanner({ error }: { error: unknown }) {
@@ -59,4 +60,28 @@ export function useLoad<T>(fn: () => Promise<T>, deps: unknown[], everyMs = 0): 
 export function StatusBadge({ value }: { value: string }) {
   const v = (value || "unknown").toLowerCase();
   return html`<span class=${`badge badge-${v.replace(/[^a-z_]/g, "")}`}>${v}</span>`;
+}
+
+/** Degraded mode as the page knows it (api.ts), re-rendering when it changes. */
+export function useDegraded(): Degraded | undefined {
+  const [state, setState] = useState<Degraded | undefined>(degradedState());
+  useEffect(() => {
+    const on = (): void => setState(degradedState());
+    window.addEventListener(DEGRADED_EVENT, on);
+    on();
+    return () => window.removeEventListener(DEGRADED_EVENT, on);
+  }, []);
+  return state;
+}
+
+/** The banner of degraded mode: what is shown comes from the registry's memory, and changes are disabled. */
+export function DegradedBanner({ state }: { state: Degraded | undefined }) {
+  if (!state) return null;
+  const what = state.asOf
+    ? `database unavailable: showing the registry's memory as of ${time(state.asOf)}; changes are disabled`
+    : "database unavailable: changes are disabled";
+  return html`<div class="degraded" role="alert" data-as-of=${state.asOf}>
+    <strong>${what}</strong>
+    ${state.reason ? html`<div class="degraded-reason">${state.reason}</div>` : null}
+  </div>`;
 }

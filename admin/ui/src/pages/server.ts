@@ -155,7 +155,7 @@ function PatchesTab({ session, app, server }: { session: Session; app: string; s
         <td>${can ? html`<button type="button" class="small danger" onClick=${() => remove(p.version)}>Delete</button>` : null}</td>
       </tr>`)}</tbody>
     </table>
-    ${patches.length === 0 ? html`<p class="muted">No patch versions yet.</p>` : html`<p class="hint" data-hint="default">The <b>default</b> version is the one a new instance starts with when it is deployed without a version, and the one Publish offers first. Uploading does not change it; “Make default” does.</p>`}
+    ${patches.length === 0 ? (data ? html`<p class="muted">No patch versions yet.</p>` : null) : html`<p class="hint" data-hint="default">The <b>default</b> version is the one a new instance starts with when it is deployed without a version, and the one Publish offers first. Uploading does not change it; “Make default” does.</p>`}
   </div>`;
 }
 
