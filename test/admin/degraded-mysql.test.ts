@@ -66,7 +66,9 @@ const WAIT = { timeout: 30_000 };
     const pkg = await makePackage(shots, "degraded");
     expect((await ops.request("POST", "/api/patches/Demo/HelloServer", { raw: pkg })).status).to.equal(201);
     expect((await ops.put("/api/patches/Demo/HelloServer/1/default")).status).to.be.oneOf([200, 204]);
-    expect((await ops.post("/api/tasks", { kind: "publish", instanceIds: ids, version: 1 })).status).to.equal(201);
+    const publish = await ops.post("/api/tasks", { kind: "publish", instanceIds: ids, version: 1 });
+    expect(publish.status).to.equal(201);
+    await waitFor("the publish task to succeed", async () => (await ops.get(`/api/tasks/${publish.body.id}`)).body.status === "success");
     atCut = await waitFor("both instances active at v1", async () => {
       const r = await ops.get("/api/instances?application=Demo&server=HelloServer");
       return r.body.instances?.length === 2 && r.body.instances.every((i: any) => i.observedState === "active" && i.observedVersion === 1) ? r.body.instances : undefined;
