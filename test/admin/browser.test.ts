@@ -8,6 +8,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { LimitEvents } from "../../nodeagent/agent/limit-events";
 import { outputDir } from "../helpers/paths";
 import { ADMIN_PASSWORD, Client, FakeAgent, makePackage, startStack, waitFor, type Stack } from "./helpers";
 
@@ -399,6 +400,48 @@ describe("admin UI in Chromium @slow", function () {
         return Promise.all(urls.map(async (u) => (await fetch(u)).status));
       });
       expect(statuses).to.deep.equal([403, 403, 403]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("shows the package's own version beside vN in the patch list, and badges pids-limit and CPU-throttling events on the instance page", async () => {
+    const ops = new Client(stack.url);
+    expect((await ops.login(OPS.name, OPS.password)).status).to.equal(200);
+    const up = await ops.request("POST", "/api/patches/Demo/HelloServer?comment=with+its+own+version", { raw: await makePackage(pkgDir, "v3", "Demo", "HelloServer", "2.5.0-rc.1") });
+    expect(up.status, JSON.stringify(up.body)).to.equal(201);
+    const v3 = up.body.version as number;
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const op = await ctx.newPage();
+    try {
+      await login(op, OPS.name, OPS.password, "/apps/Demo/HelloServer?tab=patches");
+      await op.locator(`table.patches tr[data-version='${v3}']`).waitFor(WAIT);
+      expect((await op.textContent(`table.patches tr[data-version='${v3}'] td.package-version`))?.trim()).to.equal("2.5.0-rc.1");
+      // A package without a version of its own: a dash, not an empty cell.
+      expect((await op.textContent("table.patches tr[data-version='1'] td.package-version"))?.trim()).to.equal("—");
+      expect(await op.textContent("table.patches thead")).to.contain("Package version");
+      await op.screenshot({ path: path.join(shots, "23-patches-package-version.png"), fullPage: true });
+
+      // The events as the agent makes them from its group's counters (nodeagent/agent/limit-events.ts), sent up a real node session.
+      const inst = ((await ops.get("/api/instances?application=Demo&server=HelloServer")).body.instances as any[])[0];
+      const limits = new LimitEvents();
+      const usage = { memoryBytes: 0, cpuUsageNanos: 0, pids: 3, pidsLimitHits: 0, cpuThrottledPeriods: 0 };
+      limits.observe(String(inst.id), usage, true);
+      const events = limits.observe(String(inst.id), { ...usage, pids: 16, pidsLimitHits: 7, cpuThrottledPeriods: 42 });
+      expect(events.map((e) => e.event)).to.deep.equal(["pids_limit", "cpu_throttled"]);
+      const agent = agents.find((a) => a.node === inst.node)!;
+      for (const e of events) agent.reportEvent(inst.id, e.event, "", e.detail);
+      await op.goto(`${stack.url}/apps/Demo/HelloServer/instances/${inst.id}`);
+      const pids = op.locator("[aria-label='instance events'] tr[data-kind='instance.pids_limit']");
+      const cpu = op.locator("[aria-label='instance events'] tr[data-kind='instance.cpu_throttled']");
+      await pids.waitFor(WAIT);
+      await cpu.waitFor(WAIT);
+      expect(await pids.locator(".badge").textContent()).to.equal("pids limit");
+      expect(await pids.textContent()).to.contain("the pids limit refused 7 forks");
+      expect(await cpu.locator(".badge").textContent()).to.equal("CPU quota (throttled)");
+      expect(await cpu.textContent()).to.contain("throttled it in 42 periods of 100 ms");
+      await op.locator("[aria-label='instance events']").scrollIntoViewIfNeeded();
+      await op.screenshot({ path: path.join(shots, "24-instance-limit-events.png"), fullPage: true });
     } finally {
       await ctx.close();
     }

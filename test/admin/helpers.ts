@@ -210,11 +210,14 @@ export class FakeAgent {
     }
   }
 
-  /** Reports one instance's event (`oom`, `crash`...), as a real agent does after the process died and was restarted. */
-  reportEvent(instanceId: number, event: string, reason: string): void {
+  /**
+   * Reports one instance's event (`oom`, `crash`... after the process died and
+   * was restarted; `pids_limit`, `cpu_throttled` with their `detail`), as a real agent does.
+   */
+  reportEvent(instanceId: number, event: string, reason: string, detail = ""): void {
     const version = this.lastDesired?.instances.find((i) => i.instanceId === instanceId)?.patch?.version ?? 0;
     this.send({ kind: { $case: "observed", value: { instances: [{
-      instanceId, state: "active", pid: this.pids.get(instanceId) ?? 0, version, restarts: 1, lastExitReason: reason, event, startedAt: Date.now(),
+      instanceId, state: "active", pid: this.pids.get(instanceId) ?? 0, version, restarts: 1, lastExitReason: reason, event, eventDetail: detail, startedAt: Date.now(),
     }], full: false } } } as AgentMessage);
   }
 
@@ -245,10 +248,10 @@ function fakeLog(instanceId: number, args: string): string {
   return hits.slice(-Math.max(1, q.lines ?? 3)).join("\n");
 }
 
-/** A small valid .tgz package of a node server (sgrid.json + main.js); `tag` makes its bytes differ. */
-export async function makePackage(dir: string, tag: string, app = "Demo", server = "HelloServer"): Promise<Buffer> {
+/** A small valid .tgz package of a node server (sgrid.json + main.js); `tag` makes its bytes differ; `version`: the package's own (sgrid.json `version`). */
+export async function makePackage(dir: string, tag: string, app = "Demo", server = "HelloServer", version?: string): Promise<Buffer> {
   const src = fs.mkdtempSync(path.join(dir, "pkg-"));
-  fs.writeFileSync(path.join(src, "sgrid.json"), JSON.stringify({ app, server, type: "node", entry: "main.js" }));
+  fs.writeFileSync(path.join(src, "sgrid.json"), JSON.stringify({ app, server, type: "node", entry: "main.js", ...(version ? { version } : {}) }));
   fs.writeFileSync(path.join(src, "main.js"), `// ${tag}\nsetInterval(() => {}, 1000);\n`);
   const file = path.join(dir, `pkg-${tag}.tgz`);
   await tar.c({ gzip: true, cwd: src, file, portable: true }, ["sgrid.json", "main.js"]);
