@@ -203,7 +203,6 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
     return store.logins.pruneExpired(Date.now());
   }, { intervalMs: opts.pruneIntervalMs, onError: (err) => log.debug({ err }, "pruning expired login sessions failed") });
   const unauthenticated = () => new UnauthenticatedError("missing or invalid login token: log in first (metadata `authorization: Bearer <token>`)");
-  const isDatabaseDown = (err: unknown): err is Error => (err as { code?: unknown } | null)?.code === "DATABASE_UNAVAILABLE";
 
   async function resolveToken(token: string): Promise<AuthUser> {
     const hash = tokenHash(token);
@@ -215,7 +214,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
       session = await store.logins.find(hash);
       if (session && session.expiresAt > now) record = await store.users.find(session.user);
     } catch (err) {
-      if (!isDatabaseDown(err)) throw err;
+      if (!(err instanceof DatabaseUnavailableError)) throw err;
       // Degraded mode: only a token this process verified recently, with what it was then.
       if (hit && hit.expiresAt > now && now - hit.verifiedAt < opts.outageTrustMs) return hit.user;
       throw new DatabaseUnavailableError(`cannot check the login token: ${err.message}`, { reason: "token not verified recently by this registry" }, err);
@@ -277,7 +276,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): RegistryAuthentica
       }
       const record = await store.users.find(userName).catch((err) => {
         if ((err as { code?: string }).code === "INVALID_ARGUMENT") return undefined;
-        if (isDatabaseDown(err)) throw new DatabaseUnavailableError(`cannot log in now: ${err.message}`, {}, err);
+        if (err instanceof DatabaseUnavailableError) throw new DatabaseUnavailableError(`cannot log in now: ${err.message}`, {}, err);
         throw err;
       });
       // Same work for an unknown user as for a known one.

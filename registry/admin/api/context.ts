@@ -10,7 +10,8 @@ import type { RegistryStore } from "../../store";
 import type { InstanceRecord, Role, TaskRecord } from "../../store/records";
 import { hasRole } from "../auth";
 import { instanceToMsg, type VersionLookup } from "../mapping";
-import { FleetMemory, isDatabaseUnavailable } from "./fleet-memory";
+import { DatabaseUnavailableError } from "../../errors";
+import { FleetMemory } from "./fleet-memory";
 import type { TaskRunner } from "../task-runner";
 
 export const ADMIN_API_DEFAULTS = Object.freeze({
@@ -115,7 +116,7 @@ export class AdminApiContext {
       try {
         t = (await this.store.servers.find(application, server))?.type ?? "";
       } catch (err) {
-        if (!isDatabaseUnavailable(err)) throw err;
+        if (!(err instanceof DatabaseUnavailableError)) throw err;
         return this.memory.server(application, server)?.type ?? "";
       }
       // A server's type never changes through this API; cache it (bounded).

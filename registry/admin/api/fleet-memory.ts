@@ -15,6 +15,7 @@
  */
 import { PeriodicTask, type Logger } from "sgridnext";
 import type { Degraded } from "sgridnext/gen/sgrid/registry/v1/admin";
+import { DatabaseUnavailableError } from "../../errors";
 import type { ChangeFeed } from "../../server/context";
 import type { RegistryStore, Topic } from "../../store";
 import type { InstanceRecord, NodeRecord, ServerRecord } from "../../store/records";
@@ -39,11 +40,6 @@ export interface ServerLists {
 }
 
 export type InstanceFilter = { application?: string; server?: string; node?: string };
-
-/** True for the store's "database unreachable" error (registry/errors.ts DatabaseUnavailableError). */
-export function isDatabaseUnavailable(err: unknown): err is Error {
-  return (err as { code?: unknown } | null)?.code === "DATABASE_UNAVAILABLE";
-}
 
 class Slot<T> {
   value: T | undefined;
@@ -149,7 +145,7 @@ export class FleetMemory {
       if (full) slot.remember(value as unknown as T, at);
       return { value };
     } catch (err) {
-      if (!isDatabaseUnavailable(err)) throw err;
+      if (!(err instanceof DatabaseUnavailableError)) throw err;
       this.outage = err.message;
       if (slot.value === undefined) throw err;
       return this.fromMemory(slot, pick, err.message);
