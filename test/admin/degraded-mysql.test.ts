@@ -237,6 +237,9 @@ const WAIT = { timeout: 30_000 };
     await p.locator(".degraded").waitFor(WAIT);
     await p.locator("dl.facts").waitFor(WAIT);
     expect(await p.locator("form[aria-label='admin command'] button[type=submit]").isDisabled()).to.equal(true);
+    // Its events are not kept in memory: the reason, not "nothing recorded".
+    await p.locator("[aria-label='instance events'] .error[data-code=DATABASE_UNAVAILABLE]").waitFor(WAIT);
+    expect(await p.locator("[aria-label='instance events']").textContent()).to.not.contain("No crash");
     await shot("05-cut-instance");
   });
 

@@ -49,7 +49,8 @@ export function InstancePage({ session, app, server, id }: { session: Session; a
     ${can && inst ? html`<${InstanceEdit} inst=${inst} onSaved=${reload} />` : null}
     <div class="card" aria-label="instance events">
       <h3>Events</h3>
-      ${mine.length === 0 ? html`<p class="muted">No crash, OOM kill or failure recorded.</p>` : html`<table class="grid events">
+      <${ErrorBanner} error=${events.error} />
+      ${mine.length === 0 ? (!events.data || events.error ? null : html`<p class="muted">No crash, OOM kill or failure recorded.</p>`) : html`<table class="grid events">
         <thead><tr><th>Time</th><th>Kind</th><th>Message</th></tr></thead>
         <tbody>${mine.map((e) => html`<tr key=${e.id} data-kind=${e.kind}><td>${time(e.time)}</td><td>${LIMIT_BADGES[e.kind] ? html`<span class="badge badge-failed">${LIMIT_BADGES[e.kind]}</span>` : e.kind}</td><td>${e.message}</td></tr>`)}</tbody>
       </table>`}
