@@ -12,3 +12,4 @@ export { ENV, ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, PROTOCOLS, ADMIN_APP_MET
 export { SERVER_TYPES, MANIFEST_FILE, manifestSchema, type ServerType, type PackageManifest } from "./manifest";
 export { CONFIG_FILE_MAX_BYTES } from "./limits";
 export { ENDPOINT_INACTIVE_REASONS, SUSPECT_INACTIVE_REASONS, isSuspectReason, type EndpointInactiveReason } from "./endpoints";
+export { TAG_KEY_PATTERN, TAG_VALUE_PATTERN, MAX_NODE_TAGS, checkTagKey, parseTag, parseTags, formatTags, type TagMap } from "./tags";

@@ -82,6 +82,24 @@ export interface ServerInfo {
   defaultVersion: number;
   createdAt: number;
   instanceCount: number;
+  /** Set when the server is placed by a query (sgrid deploy --place). */
+  placement: PlacementInfo | undefined;
+}
+
+/** A server's placement: keep `count` instances on nodes the query matches. */
+export interface PlacementInfo {
+  query: string;
+  count: number;
+  /** Instances held on matching nodes that are not lost (offline past the grace). */
+  placed: number;
+  /** "placed", "short" (instances missing), "no_match" (no node matches), "pending" (not reconciled yet). */
+  state: string;
+  /** Why instances are missing, one line each. */
+  reasons: string[];
+  /** Nodes the query matches. */
+  matching: string[];
+  updatedAt: number;
+  createdBy: string;
 }
 
 /**
@@ -130,6 +148,14 @@ export interface DeployRequest {
   version: number;
   /** Start the instances at once (needs a version). */
   start: boolean;
+  /**
+   * Instead of `nodes`: a placement query over node tags and facts
+   * (`tags:ssd AND cpus>4`); the registry keeps `count` instances on matching
+   * nodes as nodes join, leave or stay offline past the grace period.
+   */
+  place: string;
+  /** With `place`: how many instances (0 = 1). */
+  count: number;
 }
 
 export interface DeployRequest_EnvEntry {
@@ -140,6 +166,14 @@ export interface DeployRequest_EnvEntry {
 export interface DeployReply {
   server: ServerInfo | undefined;
   instances: InstanceInfo[];
+}
+
+export interface SetNodeTagsRequest {
+  node: string;
+  /** Tags people set (`key` / `key=value`): they override the agent's tag of the same key. */
+  tags: string[];
+  /** Keys of agent tags to hide. */
+  unset: string[];
 }
 
 export interface ListInstancesRequest {
@@ -249,6 +283,13 @@ export interface NodeInfo {
   /** Recent heartbeats' load and memory, oldest first (kept in memory, a few minutes). */
   samples: NodeSample[];
   instanceCount: number;
+  /** The node's tags (the agent's, with people's on top), `key` or `key=value`, sorted. */
+  tags: string[];
+  /** The tags the agent sent (--tag). */
+  agentTags: string[];
+  /** The tags people set (SetNodeTags), and the agent tags they hide. */
+  adminTags: string[];
+  adminUnset: string[];
 }
 
 export interface NodeSample {
@@ -1297,7 +1338,15 @@ export const UserRef: MessageFns<UserRef> = {
 };
 
 function createBaseServerInfo(): ServerInfo {
-  return { application: "", name: "", type: "", defaultVersion: 0, createdAt: 0, instanceCount: 0 };
+  return {
+    application: "",
+    name: "",
+    type: "",
+    defaultVersion: 0,
+    createdAt: 0,
+    instanceCount: 0,
+    placement: undefined,
+  };
 }
 
 export const ServerInfo: MessageFns<ServerInfo> = {
@@ -1319,6 +1368,9 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     }
     if (message.instanceCount !== 0) {
       writer.uint32(48).uint32(message.instanceCount);
+    }
+    if (message.placement !== undefined) {
+      PlacementInfo.encode(message.placement, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1384,6 +1436,14 @@ export const ServerInfo: MessageFns<ServerInfo> = {
             message.instanceCount = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.placement = PlacementInfo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1416,6 +1476,7 @@ export const ServerInfo: MessageFns<ServerInfo> = {
         : isSet(object.instance_count)
         ? globalThis.Number(object.instance_count)
         : 0,
+      placement: isSet(object.placement) ? PlacementInfo.fromJSON(object.placement) : undefined,
     };
   },
 
@@ -1439,6 +1500,9 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     if (message.instanceCount !== 0) {
       obj.instanceCount = Math.round(message.instanceCount);
     }
+    if (message.placement !== undefined) {
+      obj.placement = PlacementInfo.toJSON(message.placement);
+    }
     return obj;
   },
 
@@ -1453,6 +1517,198 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     message.defaultVersion = object.defaultVersion ?? 0;
     message.createdAt = object.createdAt ?? 0;
     message.instanceCount = object.instanceCount ?? 0;
+    message.placement = (object.placement !== undefined && object.placement !== null)
+      ? PlacementInfo.fromPartial(object.placement)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePlacementInfo(): PlacementInfo {
+  return { query: "", count: 0, placed: 0, state: "", reasons: [], matching: [], updatedAt: 0, createdBy: "" };
+}
+
+export const PlacementInfo: MessageFns<PlacementInfo> = {
+  encode(message: PlacementInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.query !== "") {
+      writer.uint32(10).string(message.query);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).uint32(message.count);
+    }
+    if (message.placed !== 0) {
+      writer.uint32(24).uint32(message.placed);
+    }
+    if (message.state !== "") {
+      writer.uint32(34).string(message.state);
+    }
+    for (const v of message.reasons) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.matching) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.updatedAt !== 0) {
+      writer.uint32(56).int64(message.updatedAt);
+    }
+    if (message.createdBy !== "") {
+      writer.uint32(66).string(message.createdBy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlacementInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlacementInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.query = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.placed = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reasons.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.matching.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.updatedAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.createdBy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlacementInfo {
+    return {
+      query: isSet(object.query) ? globalThis.String(object.query) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      placed: isSet(object.placed) ? globalThis.Number(object.placed) : 0,
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      reasons: globalThis.Array.isArray(object?.reasons) ? object.reasons.map((e: any) => globalThis.String(e)) : [],
+      matching: globalThis.Array.isArray(object?.matching) ? object.matching.map((e: any) => globalThis.String(e)) : [],
+      updatedAt: isSet(object.updatedAt)
+        ? globalThis.Number(object.updatedAt)
+        : isSet(object.updated_at)
+        ? globalThis.Number(object.updated_at)
+        : 0,
+      createdBy: isSet(object.createdBy)
+        ? globalThis.String(object.createdBy)
+        : isSet(object.created_by)
+        ? globalThis.String(object.created_by)
+        : "",
+    };
+  },
+
+  toJSON(message: PlacementInfo): unknown {
+    const obj: any = {};
+    if (message.query !== "") {
+      obj.query = message.query;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.placed !== 0) {
+      obj.placed = Math.round(message.placed);
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons;
+    }
+    if (message.matching?.length) {
+      obj.matching = message.matching;
+    }
+    if (message.updatedAt !== 0) {
+      obj.updatedAt = Math.round(message.updatedAt);
+    }
+    if (message.createdBy !== "") {
+      obj.createdBy = message.createdBy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PlacementInfo>, I>>(base?: I): PlacementInfo {
+    return PlacementInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PlacementInfo>, I>>(object: I): PlacementInfo {
+    const message = createBasePlacementInfo();
+    message.query = object.query ?? "";
+    message.count = object.count ?? 0;
+    message.placed = object.placed ?? 0;
+    message.state = object.state ?? "";
+    message.reasons = object.reasons?.map((e) => e) || [];
+    message.matching = object.matching?.map((e) => e) || [];
+    message.updatedAt = object.updatedAt ?? 0;
+    message.createdBy = object.createdBy ?? "";
     return message;
   },
 };
@@ -1816,6 +2072,8 @@ function createBaseDeployRequest(): DeployRequest {
     launch: undefined,
     version: 0,
     start: false,
+    place: "",
+    count: 0,
   };
 }
 
@@ -1853,6 +2111,12 @@ export const DeployRequest: MessageFns<DeployRequest> = {
     }
     if (message.start !== false) {
       writer.uint32(88).bool(message.start);
+    }
+    if (message.place !== "") {
+      writer.uint32(98).string(message.place);
+    }
+    if (message.count !== 0) {
+      writer.uint32(104).uint32(message.count);
     }
     return writer;
   },
@@ -1961,6 +2225,22 @@ export const DeployRequest: MessageFns<DeployRequest> = {
             message.start = reader.bool();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.place = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2003,6 +2283,8 @@ export const DeployRequest: MessageFns<DeployRequest> = {
       launch: isSet(object.launch) ? LaunchOptions.fromJSON(object.launch) : undefined,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
+      place: isSet(object.place) ? globalThis.String(object.place) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
     };
   },
 
@@ -2047,6 +2329,12 @@ export const DeployRequest: MessageFns<DeployRequest> = {
     if (message.start !== false) {
       obj.start = message.start;
     }
+    if (message.place !== "") {
+      obj.place = message.place;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
     return obj;
   },
 
@@ -2080,6 +2368,8 @@ export const DeployRequest: MessageFns<DeployRequest> = {
       : undefined;
     message.version = object.version ?? 0;
     message.start = object.start ?? false;
+    message.place = object.place ?? "";
+    message.count = object.count ?? 0;
     return message;
   },
 };
@@ -2254,6 +2544,107 @@ export const DeployReply: MessageFns<DeployReply> = {
       ? ServerInfo.fromPartial(object.server)
       : undefined;
     message.instances = object.instances?.map((e) => InstanceInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSetNodeTagsRequest(): SetNodeTagsRequest {
+  return { node: "", tags: [], unset: [] };
+}
+
+export const SetNodeTagsRequest: MessageFns<SetNodeTagsRequest> = {
+  encode(message: SetNodeTagsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node !== "") {
+      writer.uint32(10).string(message.node);
+    }
+    for (const v of message.tags) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.unset) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetNodeTagsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetNodeTagsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.unset.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetNodeTagsRequest {
+    return {
+      node: isSet(object.node) ? globalThis.String(object.node) : "",
+      tags: globalThis.Array.isArray(object?.tags) ? object.tags.map((e: any) => globalThis.String(e)) : [],
+      unset: globalThis.Array.isArray(object?.unset) ? object.unset.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: SetNodeTagsRequest): unknown {
+    const obj: any = {};
+    if (message.node !== "") {
+      obj.node = message.node;
+    }
+    if (message.tags?.length) {
+      obj.tags = message.tags;
+    }
+    if (message.unset?.length) {
+      obj.unset = message.unset;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetNodeTagsRequest>, I>>(base?: I): SetNodeTagsRequest {
+    return SetNodeTagsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetNodeTagsRequest>, I>>(object: I): SetNodeTagsRequest {
+    const message = createBaseSetNodeTagsRequest();
+    message.node = object.node ?? "";
+    message.tags = object.tags?.map((e) => e) || [];
+    message.unset = object.unset?.map((e) => e) || [];
     return message;
   },
 };
@@ -3795,6 +4186,10 @@ function createBaseNodeInfo(): NodeInfo {
     hostInfoJson: "",
     samples: [],
     instanceCount: 0,
+    tags: [],
+    agentTags: [],
+    adminTags: [],
+    adminUnset: [],
   };
 }
 
@@ -3823,6 +4218,18 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     }
     if (message.instanceCount !== 0) {
       writer.uint32(64).uint32(message.instanceCount);
+    }
+    for (const v of message.tags) {
+      writer.uint32(74).string(v!);
+    }
+    for (const v of message.agentTags) {
+      writer.uint32(82).string(v!);
+    }
+    for (const v of message.adminTags) {
+      writer.uint32(90).string(v!);
+    }
+    for (const v of message.adminUnset) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -3904,6 +4311,38 @@ export const NodeInfo: MessageFns<NodeInfo> = {
             message.instanceCount = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.agentTags.push(reader.string());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.adminTags.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.adminUnset.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3944,6 +4383,24 @@ export const NodeInfo: MessageFns<NodeInfo> = {
         : isSet(object.instance_count)
         ? globalThis.Number(object.instance_count)
         : 0,
+      tags: globalThis.Array.isArray(object?.tags)
+        ? object.tags.map((e: any) => globalThis.String(e))
+        : [],
+      agentTags: globalThis.Array.isArray(object?.agentTags)
+        ? object.agentTags.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.agent_tags)
+        ? object.agent_tags.map((e: any) => globalThis.String(e))
+        : [],
+      adminTags: globalThis.Array.isArray(object?.adminTags)
+        ? object.adminTags.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.admin_tags)
+        ? object.admin_tags.map((e: any) => globalThis.String(e))
+        : [],
+      adminUnset: globalThis.Array.isArray(object?.adminUnset)
+        ? object.adminUnset.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.admin_unset)
+        ? object.admin_unset.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -3973,6 +4430,18 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     if (message.instanceCount !== 0) {
       obj.instanceCount = Math.round(message.instanceCount);
     }
+    if (message.tags?.length) {
+      obj.tags = message.tags;
+    }
+    if (message.agentTags?.length) {
+      obj.agentTags = message.agentTags;
+    }
+    if (message.adminTags?.length) {
+      obj.adminTags = message.adminTags;
+    }
+    if (message.adminUnset?.length) {
+      obj.adminUnset = message.adminUnset;
+    }
     return obj;
   },
 
@@ -3989,6 +4458,10 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     message.hostInfoJson = object.hostInfoJson ?? "";
     message.samples = object.samples?.map((e) => NodeSample.fromPartial(e)) || [];
     message.instanceCount = object.instanceCount ?? 0;
+    message.tags = object.tags?.map((e) => e) || [];
+    message.agentTags = object.agentTags?.map((e) => e) || [];
+    message.adminTags = object.adminTags?.map((e) => e) || [];
+    message.adminUnset = object.adminUnset?.map((e) => e) || [];
     return message;
   },
 };

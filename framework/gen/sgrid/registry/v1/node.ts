@@ -30,6 +30,11 @@ export interface NodeHello {
    * another agent (another id) is in session with (NODE_NAME_IN_USE).
    */
   agentId: string;
+  /**
+   * The agent's node tags (`key` or `key=value`, from --tag and its config
+   * file); they replace those of its last hello. Placement queries match them.
+   */
+  tags: string[];
 }
 
 export interface InstanceUsage {
@@ -177,7 +182,7 @@ export interface PatchChunk {
 }
 
 function createBaseNodeHello(): NodeHello {
-  return { node: "", address: "", agentVersion: "", hostInfoJson: "", agentId: "" };
+  return { node: "", address: "", agentVersion: "", hostInfoJson: "", agentId: "", tags: [] };
 }
 
 export const NodeHello: MessageFns<NodeHello> = {
@@ -196,6 +201,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     }
     if (message.agentId !== "") {
       writer.uint32(42).string(message.agentId);
+    }
+    for (const v of message.tags) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -253,6 +261,14 @@ export const NodeHello: MessageFns<NodeHello> = {
             message.agentId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -284,6 +300,9 @@ export const NodeHello: MessageFns<NodeHello> = {
         : isSet(object.agent_id)
         ? globalThis.String(object.agent_id)
         : "",
+      tags: globalThis.Array.isArray(object?.tags)
+        ? object.tags.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -304,6 +323,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     if (message.agentId !== "") {
       obj.agentId = message.agentId;
     }
+    if (message.tags?.length) {
+      obj.tags = message.tags;
+    }
     return obj;
   },
 
@@ -317,6 +339,7 @@ export const NodeHello: MessageFns<NodeHello> = {
     message.agentVersion = object.agentVersion ?? "";
     message.hostInfoJson = object.hostInfoJson ?? "";
     message.agentId = object.agentId ?? "";
+    message.tags = object.tags?.map((e) => e) || [];
     return message;
   },
 };
