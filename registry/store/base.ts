@@ -19,7 +19,7 @@ import type { CallStatsRepo } from "./knex/call-stats";
 import type { PackageBlobRepo } from "./knex/package-blobs";
 import type {
   AdapterInput, CommandRecord, ConfigFileRecord, ConfigScope, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject,
-  LaunchOptions, LoginSessionRecord, NodeRecord, ObjEndpoint, ObservedState, PatchRecord, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
+  LaunchOptions, LoginSessionRecord, NodeRecord, ObjEndpoint, ObservedState, PatchRecord, PlacementRecord, PlacementStatus, PlacementTemplate, ResourceLimits, Role, RoleGrant, ServerRecord, ServerType,
   TaskItemRecord, TaskItemStatus, TaskKind, TaskRecord, TaskStatus, Topic, UserRecord,
 } from "./records";
 
@@ -31,6 +31,8 @@ export interface NodeHello {
   hostInfo?: JsonObject;
   /** The identity of the agent in session (kept unchanged when absent). */
   agentId?: string;
+  /** The agent's tags (`key` / `key=value`); replace the ones of its last hello. Absent: kept. */
+  tags?: string[];
 }
 
 export interface NodeRepo {
@@ -54,6 +56,38 @@ export interface NodeRepo {
   markStale(cutoff: number, keep?: ReadonlySet<string>): Promise<string[]>;
   /** Removes a node; refused (FAILED_PRECONDITION) while instances are placed on it. */
   remove(name: string): Promise<void>;
+  /**
+   * Replaces the tags people set on a node: `set` (`key` / `key=value`)
+   * override the agent's, `unset` keys hide the agent's tag of that key.
+   * A key in both, or a bad tag: INVALID_ARGUMENT, nothing changed.
+   */
+  setAdminTags(name: string, set: string[], unset: string[]): Promise<NodeRecord>;
+}
+
+// ---- placements ------------------------------------------------------------------------
+export interface PlacementInput {
+  application: string;
+  server: string;
+  query: string;
+  count: number;
+  template: PlacementTemplate;
+  actor: string;
+}
+
+export interface PlacementRepo {
+  /** Creates or replaces the placement of a server (which must exist); its status is cleared. */
+  put(input: PlacementInput): Promise<PlacementRecord>;
+  find(application: string, server: string): Promise<PlacementRecord | undefined>;
+  list(): Promise<PlacementRecord[]>;
+  /**
+   * Reads the placement of `serverId` locked for update (FOR UPDATE on
+   * MySQL; SQLite has one writer): call inside a transaction, so that two
+   * registry processes never reconcile one placement at once.
+   */
+  lockById(id: number): Promise<PlacementRecord | undefined>;
+  setStatus(id: number, status: PlacementStatus): Promise<void>;
+  /** Removes a server's placement (its instances stay, as if deployed by hand). NOT_FOUND when there is none. */
+  remove(application: string, server: string): Promise<void>;
 }
 
 // ---- servers ---------------------------------------------------------------------
@@ -400,6 +434,8 @@ export interface RegistryStore {
   readonly callStats: CallStatsRepo;
   /** Package bytes in chunks (./knex/package-blobs.ts), read and written through the registry's PackageStorage only. */
   readonly packageBlobs: PackageBlobRepo;
+  /** Placed servers: query, count, template and status (./knex/placements.ts). */
+  readonly placements: PlacementRepo;
   /** `sqlite` or `mysql`. */
   readonly dialect: string;
   /** The database URL without its password, for logs and messages. */

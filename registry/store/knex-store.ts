@@ -5,7 +5,7 @@
  */
 import type { Knex } from "knex";
 import type {
-  CommandRepo, ConfigRepo, EndpointRepo, EventRepo, InstanceRepo, LoginSessionRepo, NodeRepo, PatchRepo, RegistryStore, RevisionRepo, ServerRepo, TaskRepo, UserRepo,
+  CommandRepo, ConfigRepo, EndpointRepo, EventRepo, InstanceRepo, LoginSessionRepo, NodeRepo, PatchRepo, PlacementRepo, RegistryStore, RevisionRepo, ServerRepo, TaskRepo, UserRepo,
 } from "./base";
 import { type DatabaseOptions, databaseInfo, openDatabase } from "./db";
 import { type MigrateOptions, migrateLatest } from "./migrate";
@@ -20,6 +20,7 @@ import { KnexCallStatsRepo, type CallStatsRepo } from "./knex/call-stats";
 import { KnexNodeRepo } from "./knex/nodes";
 import { KnexPackageBlobRepo, type PackageBlobRepo } from "./knex/package-blobs";
 import { KnexPatchRepo } from "./knex/patches";
+import { KnexPlacementRepo } from "./knex/placements";
 import { KnexRevisionRepo } from "./knex/revisions";
 import { KnexServerRepo } from "./knex/servers";
 import { KnexTaskRepo } from "./knex/tasks";
@@ -40,6 +41,7 @@ export class KnexStore implements RegistryStore {
   readonly commands: CommandRepo;
   readonly callStats: CallStatsRepo;
   readonly packageBlobs: PackageBlobRepo;
+  readonly placements: PlacementRepo;
   private closed = false;
   private readonly ctx: StoreContext;
 
@@ -63,6 +65,7 @@ export class KnexStore implements RegistryStore {
     this.commands = new KnexCommandRepo(this.ctx);
     this.callStats = new KnexCallStatsRepo(this.ctx);
     this.packageBlobs = new KnexPackageBlobRepo(this.ctx);
+    this.placements = new KnexPlacementRepo(this.ctx);
   }
 
   get dialect(): string {

@@ -99,6 +99,12 @@ export interface NodeRecord {
   /** Identity of the agent that last opened the node's session ("" for agents older than it). */
   agentId: string;
   hostInfo: JsonObject;
+  /** Tags the agent sent in its last hello (`--tag`). */
+  agentTags: Record<string, string>;
+  /** Tags people set: a value overrides the agent's tag of that key, null hides it. */
+  adminTags: Record<string, string | null>;
+  /** The node's tags: the agent's, with people's on top (what placement queries match). */
+  tags: Record<string, string>;
   lastHeartbeatAt: number | null;
   online: boolean;
   createdAt: number;
@@ -322,4 +328,45 @@ export interface CommandRecord {
   createdAt: number;
   expiresAt: number;
   doneAt: number | null;
+}
+
+/** A placed server's desired placement: a query over node tags and facts, and how many instances to keep. */
+export interface PlacementRecord {
+  id: number;
+  serverId: number;
+  application: string;
+  server: string;
+  query: string;
+  count: number;
+  template: PlacementTemplate;
+  /** The reconciler's last outcome; null before its first run. */
+  status: PlacementStatus | null;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What each instance a placement creates starts from (ports 0 are assigned per node). */
+export interface PlacementTemplate {
+  adapters: AdapterInput[];
+  env: Record<string, string>;
+  limits: ResourceLimits;
+  healthCheck: JsonObject | null;
+  launch: LaunchOptions;
+  /** Patch version; 0 = the server's default at the time an instance is made. */
+  version: number;
+  start: boolean;
+}
+
+export interface PlacementStatus {
+  /** Instances the placement holds on matching nodes that are not lost. */
+  placed: number;
+  count: number;
+  /** Names of the nodes the query matches (online or not). */
+  matching: string[];
+  /** Why instances are missing, one line each (empty when placed === count). */
+  reasons: string[];
+  /** "placed", "short" (some missing), "no_match" (the query matches no node). */
+  state: "placed" | "short" | "no_match";
+  at: number;
 }

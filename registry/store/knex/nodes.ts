@@ -4,7 +4,7 @@
  * seconds), so `heartbeat` is a single UPDATE that bumps the `nodes`
  * revision only when the node comes back online.
  */
-import { FailedPreconditionError, NotFoundError } from "sgridnext";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, MAX_NODE_TAGS, checkTagKey, parseTags } from "sgridnext";
 import type { NodeHello, NodeRepo } from "../base";
 import type { NodeRecord } from "../records";
 import { validateJsonObject, validateNodeName, validateText } from "../validate";
@@ -20,9 +20,13 @@ export class KnexNodeRepo implements NodeRepo {
     const agentVersion = validateText("agent version", hello.agentVersion ?? "", 64);
     const hostInfo = toJson(validateJsonObject("host info", hello.hostInfo));
     const agentId = hello.agentId === undefined ? undefined : validateText("agent id", hello.agentId, 64);
+    const agentTags = hello.tags === undefined ? undefined : toJson(parseTags(hello.tags));
     return this.ctx.write(async (trx, touch) => {
       const now = this.ctx.now();
-      const fields = { address, agent_version: agentVersion, host_info: hostInfo, last_heartbeat_at: now, online: true, updated_at: now, ...(agentId === undefined ? {} : { agent_id: agentId }) };
+      const fields = {
+        address, agent_version: agentVersion, host_info: hostInfo, last_heartbeat_at: now, online: true, updated_at: now,
+        ...(agentId === undefined ? {} : { agent_id: agentId }), ...(agentTags === undefined ? {} : { agent_tags: agentTags }),
+      };
       await trx("nodes").insert({ name, ...fields, created_at: now }).onConflict("name").merge(Object.keys(fields));
       touch("nodes");
       return toNode(await requireNodeRow(trx, name));
@@ -77,6 +81,23 @@ export class KnexNodeRepo implements NodeRepo {
       await stale(trx("nodes").whereIn("name", names)).update({ online: false, updated_at: this.ctx.now() });
       touch("nodes");
       return names.sort();
+    });
+  }
+
+  async setAdminTags(name: string, set: string[], unset: string[]): Promise<NodeRecord> {
+    validateNodeName(name);
+    const tags: Record<string, string | null> = parseTags(set);
+    for (const key of unset) {
+      checkTagKey(key);
+      if (key in tags) throw new InvalidArgumentError(`tag "${key}" is both set and unset`, { kind: "tags" });
+      tags[key] = null;
+    }
+    if (Object.keys(tags).length > MAX_NODE_TAGS) throw new InvalidArgumentError(`too many tags: ${Object.keys(tags).length} (at most ${MAX_NODE_TAGS})`, { kind: "tags" });
+    return this.ctx.write(async (trx, touch) => {
+      await requireNodeRow(trx, name);
+      await trx("nodes").where({ name }).update({ admin_tags: toJson(tags), updated_at: this.ctx.now() });
+      touch("nodes");
+      return toNode(await requireNodeRow(trx, name));
     });
   }
 

@@ -13,6 +13,18 @@ import type {
 import { bool, type Db, fromJson, num, numOrNull, strOrNull } from "./context";
 
 // ---- mappers ----------------------------------------------------------------------------
+/** The agent's tags, people's, and the node's tags: people's values win per key, null hides the agent's. */
+function nodeTags(r: any): Pick<NodeRecord, "agentTags" | "adminTags" | "tags"> {
+  const agentTags = fromJson<Record<string, string>>(r.agent_tags, {});
+  const adminTags = fromJson<Record<string, string | null>>(r.admin_tags, {});
+  const tags: Record<string, string> = { ...agentTags };
+  for (const [k, v] of Object.entries(adminTags)) {
+    if (v === null) delete tags[k];
+    else tags[k] = v;
+  }
+  return { agentTags, adminTags, tags };
+}
+
 export function toNode(r: any): NodeRecord {
   return {
     id: num(r.id),
@@ -21,6 +33,7 @@ export function toNode(r: any): NodeRecord {
     agentVersion: r.agent_version,
     agentId: r.agent_id ?? "",
     hostInfo: fromJson<JsonObject>(r.host_info, {}),
+    ...nodeTags(r),
     lastHeartbeatAt: numOrNull(r.last_heartbeat_at),
     online: bool(r.online),
     createdAt: num(r.created_at),

@@ -107,6 +107,7 @@ export class KnexServerRepo implements ServerRepo {
       const patchCount = num((await trx("patches").where({ server_id: row.id }).count({ n: "*" }))[0]?.n ?? 0);
       await trx("patches").where({ server_id: row.id }).del();
       const removedConfigs = await removeConfigsOfServer(trx, application, name);
+      await trx("placements").where({ server_id: row.id }).del();
       await trx("servers").where({ id: row.id }).del();
       const orphaned: string[] = [];
       for (const key of keys) {
