@@ -54,7 +54,7 @@ class SimAgent {
   readonly done: Promise<void>;
 
   constructor(proxy: NodeSessionProxy, readonly node: string, private readonly ids: number[], facts: string, onDesired: () => void, signal: AbortSignal) {
-    this.queue.push({ kind: { $case: "hello", value: { node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: facts, agentId: `bench-${node}` } } });
+    this.queue.push({ kind: { $case: "hello", value: { node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: facts, agentId: `bench-${node}`, tags: [] } } });
     this.queue.push({ kind: { $case: "observed", value: { full: true, instances: ids.map((instanceId) => ({ instanceId, state: "active", pid: 1000 + instanceId, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: Date.now(), portsInUse: [], eventDetail: "" })) } } });
     const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${TOKEN}` }, signal });
     this.done = (async () => {

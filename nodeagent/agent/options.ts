@@ -26,7 +26,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
-import { ConfigError, nameRefinement, type BackoffPolicy } from "sgridnext";
+import { ConfigError, formatTags, nameRefinement, parseTags, type BackoffPolicy } from "sgridnext";
 import type { CgroupBackend, DetectCgroupsOptions } from "../cgroups";
 import type { ProcessWranglerOptions } from "../process";
 import type { SupervisorOptions } from "../supervisor";
@@ -46,6 +46,13 @@ export interface NodeAgentOptions {
   address?: string;
   /** Local channel listen address. Default "127.0.0.1:0" (picked once, then kept; see the file comment). */
   agentListen?: string;
+  /**
+   * Node tags sent in every hello (`ssd`, `zone=a`; grammar in
+   * framework/contract/tags.ts); placement queries match them
+   * (`tags:ssd`). Tags people set in admin win over these for the same key.
+   * Default none.
+   */
+  tags?: string[];
   /** cgroup backend or detection options. Default: detect (v2, v1, none). */
   cgroups?: CgroupBackend | DetectCgroupsOptions;
   /** Process wrangler options. Default WRANGLER_DEFAULTS. */
@@ -91,6 +98,13 @@ const schema = z.object({
   token: z.string().optional(),
   address: z.string().min(1).max(255).refine((h) => !/[\s/]/.test(h), "must be a host name or IP address").optional(),
   agentListen: hostPort.optional(),
+  tags: z.array(z.string()).superRefine((list, ctx) => {
+    try {
+      parseTags(list);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+    }
+  }).optional(),
   cgroups: z.any().optional(),
   process: z.record(z.string(), z.unknown()).optional(),
   supervisor: z.record(z.string(), z.unknown()).optional(),
@@ -118,6 +132,8 @@ export interface ResolvedNodeAgentOptions extends NodeAgentOptions {
   token: string;
   address: string;
   agentListen: string;
+  /** Normalized (`key` / `key=value`, sorted by key). */
+  tags: string[];
   keepReleases: number;
   heartbeatIntervalMs: number;
   installRetry: Readonly<{ initialMs: number; maxMs: number }>;
@@ -139,5 +155,6 @@ export function resolveNodeAgentOptions(options: NodeAgentOptions): Readonly<Res
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? NODE_AGENT_DEFAULTS.heartbeatIntervalMs,
     installRetry: Object.freeze({ ...NODE_AGENT_DEFAULTS.installRetry, ...options.installRetry }),
     address: options.address ?? defaultAddress(),
+    tags: formatTags(parseTags(options.tags ?? [])),
   });
 }

@@ -102,7 +102,7 @@ export class ObservedReporter {
   async hello(): Promise<NodeHello> {
     const facts = await collectNodeFacts();
     const o = this.d.options;
-    return { node: o.name, address: o.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts), agentId: this.d.agentId() };
+    return { node: o.name, address: o.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts), agentId: this.d.agentId(), tags: o.tags };
   }
 
   async heartbeat(): Promise<Heartbeat> {

@@ -26,6 +26,7 @@ import { TasksApi } from "./api/tasks-api";
 import { UsersApi } from "./api/users-api";
 import { StatsApi } from "./api/stats-api";
 import { TryCallApi } from "./api/try-call-api";
+import type { PlacementReconciler } from "./placement-reconciler";
 import type { TaskRunner } from "./task-runner";
 
 export { ADMIN_API_DEFAULTS } from "./api/context";
@@ -40,9 +41,9 @@ export class RegistryAdminServant extends AdminServant {
   private readonly stats: StatsApi;
   private readonly tryCall: TryCallApi;
 
-  constructor(ctx: RegistryContext, runner?: TaskRunner) {
+  constructor(ctx: RegistryContext, runner?: TaskRunner, placements?: PlacementReconciler) {
     super();
-    this.api = new AdminApiContext(ctx, runner);
+    this.api = new AdminApiContext(ctx, runner, placements);
     this.users = new UsersApi(this.api);
     this.servers = new ServersApi(this.api);
     this.tasks = new TasksApi(this.api);
@@ -79,6 +80,7 @@ export class RegistryAdminServant extends AdminServant {
   readonly listServers: AdminServant["listServers"] = (request, call) => this.servers.listServers(request, call);
   readonly deploy: AdminServant["deploy"] = (request, call) => this.servers.deploy(request, call);
   readonly deleteServer: AdminServant["deleteServer"] = (request, call) => this.servers.deleteServer(request, call);
+  readonly removePlacement: AdminServant["removePlacement"] = (request, call) => this.servers.removePlacement(request, call);
   readonly listInstances: AdminServant["listInstances"] = (request, call) => this.servers.listInstances(request, call);
   readonly updateInstance: AdminServant["updateInstance"] = (request, call) => this.servers.updateInstance(request, call);
   readonly createTask: AdminServant["createTask"] = (request, call) => this.tasks.createTask(request, call);
@@ -88,6 +90,7 @@ export class RegistryAdminServant extends AdminServant {
   readonly rollbackTask: AdminServant["rollbackTask"] = (request, call) => this.tasks.rollbackTask(request, call);
   readonly listNodes: AdminServant["listNodes"] = (request, call) => this.nodes.listNodes(request, call);
   readonly deleteNode: AdminServant["deleteNode"] = (request, call) => this.nodes.deleteNode(request, call);
+  readonly setNodeTags: AdminServant["setNodeTags"] = (request, call) => this.nodes.setNodeTags(request, call);
   readonly listEvents: AdminServant["listEvents"] = (request, call) => this.nodes.listEvents(request, call);
   readonly sendCommand: AdminServant["sendCommand"] = (request, call) => this.nodes.sendCommand(request, call);
   readonly listConfigFiles: AdminServant["listConfigFiles"] = (request, call) => this.config.listConfigFiles(request, call);

@@ -6,18 +6,18 @@
  * patch ids, so callers pass a `versions` lookup (patch id -> version).
  */
 import { scopeToMessage } from "../services/config-reads";
-import { InvalidArgumentError } from "sgridnext";
+import { InvalidArgumentError, formatTags } from "sgridnext";
 import type {
   Adapter as AdapterMsg, HealthCheck as HealthCheckMsg, InstanceInfo, LaunchOptions as LaunchMsg, ResourceLimits as LimitsMsg,
 } from "sgridnext/gen/sgrid/registry/v1/types";
 import type {
-  EventInfo, NodeInfo, NodeSample, RoleGrant as RoleGrantMsg, ServerInfo, TaskInfo, TaskItem, UserInfo,
+  EventInfo, NodeInfo, NodeSample, PlacementInfo, RoleGrant as RoleGrantMsg, ServerInfo, TaskInfo, TaskItem, UserInfo,
 } from "sgridnext/gen/sgrid/registry/v1/admin";
 import type { ConfigScope as ScopeMsg, ConfigFile, ConfigVersion } from "sgridnext/gen/sgrid/registry/v1/config";
 import type { DeepPartial } from "sgridnext";
 import type {
   AdapterInput, ConfigFileRecord, ConfigLevel, ConfigScope, ConfigVersionRecord, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
-  NodeRecord, ResourceLimits, RoleGrant, ServerRecord, TaskItemRecord, TaskRecord, UserRecord,
+  NodeRecord, PlacementRecord, ResourceLimits, RoleGrant, ServerRecord, TaskItemRecord, TaskRecord, UserRecord,
 } from "../store/records";
 
 /** Patch id -> version number. */
@@ -122,10 +122,18 @@ export function instanceToMsg(r: InstanceRecord, type: string, versions: Version
   };
 }
 
-export function serverToMsg(s: ServerRecord, versions: VersionLookup, instanceCount: number): DeepPartial<ServerInfo> {
+export function serverToMsg(s: ServerRecord, versions: VersionLookup, instanceCount: number, placement?: PlacementRecord): DeepPartial<ServerInfo> {
   return {
     application: s.application, name: s.name, type: s.type, defaultVersion: versions(s.defaultPatchId),
-    createdAt: s.createdAt, instanceCount,
+    createdAt: s.createdAt, instanceCount, ...(placement ? { placement: placementToMsg(placement) } : {}),
+  };
+}
+
+export function placementToMsg(p: PlacementRecord): DeepPartial<PlacementInfo> {
+  const st = p.status;
+  return {
+    query: p.query, count: p.count, placed: st?.placed ?? 0, state: st?.state ?? "pending", reasons: st?.reasons ?? [],
+    matching: st?.matching ?? [], updatedAt: st?.at ?? p.updatedAt, createdBy: p.createdBy,
   };
 }
 
@@ -179,6 +187,9 @@ export function nodeToMsg(n: NodeRecord, instanceCount: number, samples: Array<R
   return {
     name: n.name, address: n.address, agentVersion: n.agentVersion, online: n.online, lastHeartbeatAt: n.lastHeartbeatAt ?? 0,
     hostInfoJson: JSON.stringify(n.hostInfo ?? {}), samples: samples.map(sampleToMsg), instanceCount,
+    tags: formatTags(n.tags), agentTags: formatTags(n.agentTags),
+    adminTags: formatTags(Object.fromEntries(Object.entries(n.adminTags).filter((e): e is [string, string] => e[1] !== null))),
+    adminUnset: Object.keys(n.adminTags).filter((k) => n.adminTags[k] === null).sort(),
   };
 }
 

@@ -17,7 +17,7 @@
  */
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { RegistryStore } from "../store";
-import type { AdapterInput, InstanceRecord, JsonObject, LaunchOptions, ResourceLimits, ServerRecord, ServerType } from "../store/records";
+import type { AdapterInput, InstanceRecord, JsonObject, LaunchOptions, PlacementRecord, ResourceLimits, ServerRecord, ServerType } from "../store/records";
 import { SERVER_TYPES } from "../store/records";
 
 export const PLACEMENT_DEFAULTS = Object.freeze({
@@ -105,7 +105,8 @@ export async function deploy(store: RegistryStore, spec: DeploySpec): Promise<De
   }
 }
 
-async function deployOnce(tx: RegistryStore, spec: DeploySpec, nodes: string[]): Promise<DeployResult> {
+/** The server of a deploy, created when missing (with its `server.create` event); its patch for new instances, checked against `start`. */
+async function ensureServer(tx: RegistryStore, spec: Omit<DeploySpec, "nodes">): Promise<{ server: ServerRecord; created: boolean; patchId: number | null }> {
   const full = `${spec.application}.${spec.server}`;
   let server = await tx.servers.find(spec.application, spec.server);
   let created = false;
@@ -124,6 +125,42 @@ async function deployOnce(tx: RegistryStore, spec: DeploySpec, nodes: string[]):
   if (spec.start && patchId === null) {
     throw new FailedPreconditionError(`cannot start ${full} on deploy: it has no patch version yet (upload one, or give a version)`, { server: full });
   }
+  return { server, created, patchId };
+}
+
+export interface PlaceSpec extends Omit<DeploySpec, "nodes"> {
+  /** The placement query (checked by the caller). */
+  query: string;
+  count: number;
+}
+
+/**
+ * Stores (or replaces) a server's placement, creating the server when
+ * missing, in one transaction; the reconciler then makes its instances.
+ * Errors as for deploy; nothing is written on error.
+ */
+export async function place(store: RegistryStore, spec: PlaceSpec): Promise<{ server: ServerRecord; created: boolean; placement: PlacementRecord }> {
+  if (spec.type && !(SERVER_TYPES as readonly string[]).includes(spec.type)) {
+    throw new InvalidArgumentError(`invalid server type "${spec.type}": expected one of ${SERVER_TYPES.join(", ")}`, { kind: "server type" });
+  }
+  return store.transaction(async (tx) => {
+    const { server, created } = await ensureServer(tx, spec);
+    const placement = await tx.placements.put({
+      application: spec.application, server: spec.server, query: spec.query, count: spec.count, actor: spec.actor,
+      template: { adapters: spec.adapters, env: spec.env, limits: spec.limits, healthCheck: spec.healthCheck, launch: spec.launch, version: spec.version, start: spec.start },
+    });
+    await tx.events.append({
+      actor: spec.actor, kind: "server.place", target: `${spec.application}.${spec.server}`,
+      message: `${spec.application}.${spec.server} placed by ${spec.query}, count ${spec.count}`,
+      data: { query: spec.query, count: spec.count, envNames: Object.keys(spec.env), start: spec.start, version: spec.version },
+    });
+    return { server, created, placement };
+  });
+}
+
+async function deployOnce(tx: RegistryStore, spec: DeploySpec, nodes: string[]): Promise<DeployResult> {
+  const full = `${spec.application}.${spec.server}`;
+  const { server, created, patchId } = await ensureServer(tx, spec);
   const instances: InstanceRecord[] = [];
   for (const nodeName of nodes) {
     const node = await tx.nodes.find(nodeName);

@@ -219,7 +219,7 @@ export class NodeSessionHub implements SessionHub {
     const hostInfo = parseJsonObject(`host info of node "${name}"`, hello.hostInfoJson, true);
     const agentId = validate.validateText("agent id", hello.agentId ?? "", 64);
     await claimNodeName({ node: name, agentId, peer, local: this.sessions.get(name), find: () => this.store.nodes.find(name), heartbeatTimeoutMs: this.settings.heartbeatTimeoutMs, log: this.log });
-    await this.store.nodes.upsert({ name, address: hello.address, agentVersion: hello.agentVersion, hostInfo, agentId });
+    await this.store.nodes.upsert({ name, address: hello.address, agentVersion: hello.agentVersion, hostInfo, agentId, tags: hello.tags ?? [] });
     const session = new NodeSession(name, peer, hello.address, hello.agentVersion);
     session.agentId = agentId;
     session.hostInfo = hostInfo;

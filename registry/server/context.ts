@@ -27,6 +27,8 @@ export interface RegistrySettings {
   batchTimeoutMs: number;
   /** How long an instance must stay active to count as started by a task, ms. Default 2000. */
   taskSettleMs?: number;
+  /** A node offline this long is lost to placements, ms. Default 60000. */
+  placementGraceMs?: number;
   /** Unique id of this registry process (task leases, command relay). */
   processId: string;
 }

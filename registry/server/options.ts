@@ -69,6 +69,12 @@ export interface RegistryServerOptions {
   batchTimeoutMs?: number;
   /** How long an instance must stay active to count as started by a task, ms. Default 2000 (see TASK_RUNNER_DEFAULTS). */
   taskSettleMs?: number;
+  /**
+   * A node offline this long since its last heartbeat is lost: placements
+   * (sgrid deploy --place) put its instances on other matching nodes, ms.
+   * Default 60000 (PLACEMENT_RECONCILER_DEFAULTS.graceMs).
+   */
+  placementGraceMs?: number;
   /** TLS for the port; plaintext when absent. */
   tls?: RegistryTlsOptions;
   /**
@@ -93,6 +99,7 @@ export const REGISTRY_DEFAULTS = Object.freeze({
   heartbeatTimeoutMs: 15000,
   maxPatchBytes: 512 * 1024 * 1024,
   batchTimeoutMs: 120_000,
+  placementGraceMs: 60_000,
   changePollMs: 200,
   shutdownGraceMs: 5000,
   dbPoolMax: 10,
@@ -113,6 +120,7 @@ export interface ResolvedRegistryOptions {
   maxPatchBytes: number;
   batchTimeoutMs: number;
   taskSettleMs: number;
+  placementGraceMs: number;
   tls: RegistryTlsOptions | undefined;
   changePollMs: number;
   shutdownGraceMs: number;
@@ -137,6 +145,7 @@ const schema = z.object({
   heartbeatTimeoutMs: ms("heartbeatTimeoutMs", 300).max(86_400_000).optional(),
   maxPatchBytes: z.number().int().min(1, "maxPatchBytes must be at least 1 byte").max(Number.MAX_SAFE_INTEGER).optional(),
   batchTimeoutMs: ms("batchTimeoutMs", 1000).optional(),
+  placementGraceMs: ms("placementGraceMs", 1).max(86_400_000).optional(),
   taskSettleMs: z.number().int().min(0).max(600_000).optional(),
   tls: z.object({ cert: pem, key: pem }).strict().optional(),
   changePollMs: ms("changePollMs", 10).max(60_000).optional(),
@@ -187,6 +196,7 @@ export function resolveRegistryOptions(options: RegistryServerOptions = {}): Rea
     maxPatchBytes: o.maxPatchBytes ?? REGISTRY_DEFAULTS.maxPatchBytes,
     batchTimeoutMs: o.batchTimeoutMs ?? REGISTRY_DEFAULTS.batchTimeoutMs,
     taskSettleMs: o.taskSettleMs ?? 2000,
+    placementGraceMs: o.placementGraceMs ?? REGISTRY_DEFAULTS.placementGraceMs,
     tls: o.tls,
     changePollMs: o.changePollMs ?? REGISTRY_DEFAULTS.changePollMs,
     shutdownGraceMs: o.shutdownGraceMs ?? REGISTRY_DEFAULTS.shutdownGraceMs,
@@ -231,6 +241,7 @@ export const REGISTRY_ENV = Object.freeze({
   heartbeatIntervalMs: "SGRID_HEARTBEAT_INTERVAL",
   heartbeatTimeoutMs: "SGRID_HEARTBEAT_TIMEOUT",
   maxPatchBytes: "SGRID_MAX_PATCH_SIZE",
+  placementGraceMs: "SGRID_PLACEMENT_GRACE",
   tlsCert: "SGRID_TLS_CERT",
   tlsKey: "SGRID_TLS_KEY",
 });
@@ -248,6 +259,7 @@ export interface RegistryTextSettings {
   heartbeatInterval?: string;
   heartbeatTimeout?: string;
   maxPatchSize?: string;
+  placementGrace?: string;
   tlsCert?: string;
   tlsKey?: string;
 }
@@ -270,6 +282,7 @@ export function textSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Regis
     heartbeatInterval: get(REGISTRY_ENV.heartbeatIntervalMs),
     heartbeatTimeout: get(REGISTRY_ENV.heartbeatTimeoutMs),
     maxPatchSize: get(REGISTRY_ENV.maxPatchBytes),
+    placementGrace: get(REGISTRY_ENV.placementGraceMs),
     tlsCert: get(REGISTRY_ENV.tlsCert),
     tlsKey: get(REGISTRY_ENV.tlsKey),
   };
@@ -288,6 +301,7 @@ export function optionsFromText(...layers: RegistryTextSettings[]): RegistryServ
   const interval = pick("heartbeatInterval");
   const timeout = pick("heartbeatTimeout");
   const maxPatch = pick("maxPatchSize");
+  const grace = pick("placementGrace");
   const cert = pick("tlsCert");
   const key = pick("tlsKey");
   if ((cert === undefined) !== (key === undefined)) {
@@ -305,6 +319,7 @@ export function optionsFromText(...layers: RegistryTextSettings[]): RegistryServ
     heartbeatIntervalMs: interval === undefined ? undefined : parseDuration(interval, "heartbeat interval"),
     heartbeatTimeoutMs: timeout === undefined ? undefined : parseDuration(timeout, "heartbeat timeout"),
     maxPatchBytes: maxPatch === undefined ? undefined : parseSize(maxPatch, "max patch size"),
+    placementGraceMs: grace === undefined ? undefined : parseDuration(grace, "placement grace"),
     tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
   };
 }
@@ -323,6 +338,7 @@ export function describeOptions(o: Readonly<ResolvedRegistryOptions>, safeDb: st
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,
     maxPatchBytes: o.maxPatchBytes,
+    placementGraceMs: o.placementGraceMs,
     changePollMs: o.changePollMs,
   };
 }

@@ -157,6 +157,7 @@ export class RegistryServer {
         maxPatchBytes: o.maxPatchBytes,
         batchTimeoutMs: o.batchTimeoutMs,
         taskSettleMs: o.taskSettleMs,
+        placementGraceMs: o.placementGraceMs,
         processId: o.processId,
       };
       this.auth = createAuthenticator({

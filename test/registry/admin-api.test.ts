@@ -182,7 +182,7 @@ forEachDialect("registry admin API", (d: DialectCase) => {
     expect(await rejects(h.admin.updateInstance({ instanceId: 999999, updateMask: ["env"] }, h.as(h.token)))).to.be.instanceOf(NotFoundError);
 
     const servers = await h.admin.listServers({ application: app }, h.as(h.token));
-    expect(servers.servers).to.deep.include({ application: app, name: "Hello", type: "java", defaultVersion: 0, createdAt: servers.servers[0]!.createdAt, instanceCount: 1 });
+    expect(servers.servers).to.deep.include({ application: app, name: "Hello", type: "java", defaultVersion: 0, createdAt: servers.servers[0]!.createdAt, instanceCount: 1, placement: undefined });
     const listed = await h.admin.listNodes({}, h.as(h.token));
     expect(listed.nodes.find((n) => n.name === n1)?.instanceCount).to.equal(1);
     expect(await rejects(h.admin.deleteServer({ application: app, server: "Hello" }, h.as(h.token)))).to.be.instanceOf(FailedPreconditionError);

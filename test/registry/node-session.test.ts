@@ -144,11 +144,11 @@ forEachDialect("registry node session", (d: DialectCase) => {
     expect(a.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(a.outcome!.message).to.contain("first message").and.contain("hello");
     expect(await reg.store.nodes.find(node)).to.equal(undefined);
-    const b = agent(reg, node, { first: { kind: { $case: "hello", value: { node: "a/b", address: "", agentVersion: "", hostInfoJson: "", agentId: "" } } } });
+    const b = agent(reg, node, { first: { kind: { $case: "hello", value: { node: "a/b", address: "", agentVersion: "", hostInfoJson: "", agentId: "", tags: [] } } } });
     await b.done;
     expect(b.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(b.outcome!.message).to.contain("node name").and.contain("a/b");
-    const c = agent(reg, node, { first: { kind: { $case: "hello", value: { node, address: "", agentVersion: "", hostInfoJson: "[1,2]", agentId: "" } } } });
+    const c = agent(reg, node, { first: { kind: { $case: "hello", value: { node, address: "", agentVersion: "", hostInfoJson: "[1,2]", agentId: "", tags: [] } } } });
     await c.done;
     expect(c.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(c.outcome!.message).to.contain("host info");

@@ -12,6 +12,7 @@ import { hasRole } from "../auth";
 import { instanceToMsg, type VersionLookup } from "../mapping";
 import { DatabaseUnavailableError } from "../../errors";
 import { FleetMemory } from "./fleet-memory";
+import { PlacementReconciler } from "../placement-reconciler";
 import type { TaskRunner } from "../task-runner";
 
 export const ADMIN_API_DEFAULTS = Object.freeze({
@@ -57,9 +58,12 @@ export class AdminApiContext {
 
   /** Degraded mode's memory (./fleet-memory.ts). */
   readonly memory: FleetMemory;
+  /** Reconciles a placement at once after a deploy (a reconciler that is not started when the part gave none). */
+  readonly placements: PlacementReconciler;
 
-  constructor(readonly ctx: RegistryContext, readonly runner?: TaskRunner) {
+  constructor(readonly ctx: RegistryContext, readonly runner?: TaskRunner, placements?: PlacementReconciler) {
     this.memory = new FleetMemory({ store: ctx.store, changes: ctx.changes, log: ctx.log });
+    this.placements = placements ?? new PlacementReconciler(ctx, ctx.settings.placementGraceMs !== undefined ? { graceMs: ctx.settings.placementGraceMs } : {});
   }
 
   get store(): RegistryStore {

@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError, PermissionDeniedError, type DeepPartial, type ServerContext } from "sgridnext";
 import type {
-  ListEventsReply, ListEventsRequest, ListNodesReply, NodeRef, SendCommandReply, SendCommandRequest,
+  ListEventsReply, ListEventsRequest, ListNodesReply, NodeInfo, NodeRef, SendCommandReply, SendCommandRequest, SetNodeTagsRequest,
 } from "sgridnext/gen/sgrid/registry/v1/admin";
 import type { Empty } from "sgridnext/gen/sgrid/registry/v1/types";
 import { hasRole } from "../auth";
@@ -45,6 +45,25 @@ export class NodesApi {
     await this.c.event(user.name, "node.delete", request.name, `node "${request.name}" deleted`);
     this.c.changed();
     return {};
+  }
+
+  /**
+   * Replaces the tags people set on a node: operator (on any application)
+   * or admin. People's tags win over the agent's for the same key and are
+   * kept across agent restarts; `unset` hides an agent tag.
+   */
+  async setNodeTags(request: SetNodeTagsRequest, call: ServerContext): Promise<DeepPartial<NodeInfo>> {
+    const user = await this.c.user(call);
+    if (!user.roles.some((r) => r.role === "admin" || r.role === "operator")) {
+      throw new PermissionDeniedError(`user "${user.name}" may not change node tags: it needs the operator or admin role`, { user: user.name });
+    }
+    const node = await this.c.store.nodes.setAdminTags(request.node, request.tags, request.unset);
+    await this.c.event(user.name, "node.tags", node.name, `tags of node "${node.name}" set by people: ${[...request.tags, ...request.unset.map((k) => `-${k}`)].join(" ") || "(none)"}`, {
+      tags: request.tags, unset: request.unset,
+    });
+    this.c.changed();
+    const count = (await this.c.store.instances.list({ node: node.name })).length;
+    return nodeToMsg(node, count, this.c.ctx.sessions.samples(node.name));
   }
 
   async listEvents(request: ListEventsRequest, call: ServerContext): Promise<DeepPartial<ListEventsReply>> {

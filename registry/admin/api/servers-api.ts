@@ -10,7 +10,8 @@ import type { Empty, InstanceInfo } from "sgridnext/gen/sgrid/registry/v1/types"
 import type { InstanceSpecUpdate } from "../../store";
 import { hasRole } from "../auth";
 import { adaptersFromMsg, healthFromMsg, launchFromMsg, limitsFromMsg, serverToMsg } from "../mapping";
-import { assignPorts, deploy, nodeHost } from "../placement";
+import { assignPorts, deploy, nodeHost, place } from "../placement";
+import { parsePlacementQuery } from "../placement-query";
 import type { AdminApiContext } from "./context";
 
 const UPDATE_MASK_FIELDS = ["adapters", "env", "limits", "health_check", "launch"] as const;
@@ -33,10 +34,12 @@ export class ServersApi {
       counts.set(k, (counts.get(k) ?? 0) + 1);
     }
     const versions = this.c.versions(degraded !== undefined);
+    // Placements are not in degraded mode's memory: without the database, servers are listed without them.
+    const placements = new Map((degraded ? [] : await this.c.store.placements.list().catch(() => [])).map((p) => [`${p.application}.${p.server}`, p]));
     const out = [];
     for (const s of servers) {
       if (s.defaultPatchId !== null) await versions.load(s.application, s.name);
-      out.push(serverToMsg(s, versions.lookup, counts.get(s.fullName) ?? 0));
+      out.push(serverToMsg(s, versions.lookup, counts.get(s.fullName) ?? 0, placements.get(s.fullName)));
     }
     const applications = lists.value.applications.filter((a) => hasRole(user, "viewer", a));
     return { servers: out, applications, ...(degraded ? { degraded } : {}) };
@@ -44,16 +47,50 @@ export class ServersApi {
 
   async deploy(request: DeployRequest, call: ServerContext): Promise<DeepPartial<DeployReply>> {
     const user = await this.c.user(call, { role: "operator", application: request.application });
-    const result = await deploy(this.c.store, {
-      application: request.application, server: request.server, type: request.type, nodes: request.nodes,
+    const spec = {
+      application: request.application, server: request.server, type: request.type,
       adapters: adaptersFromMsg(request.adapters), env: { ...request.env }, limits: limitsFromMsg(request.limits),
       healthCheck: healthFromMsg(request.healthCheck), launch: launchFromMsg(request.launch), version: request.version,
       start: request.start, actor: user.name,
-    });
+    };
+    if (request.place.trim() !== "") return this.deployPlaced(request, spec);
+    if (request.count) throw new InvalidArgumentError("count goes with a placement query (place): give nodes, or place and count", { kind: "count" });
+    const result = await deploy(this.c.store, { ...spec, nodes: request.nodes });
     this.c.changed();
     const versions = this.c.versions();
     await versions.load(request.application, request.server);
     return { server: serverToMsg(result.server, versions.lookup, (await this.c.store.instances.list({ application: request.application, server: request.server })).length), instances: await this.c.instancesToMsg(result.instances) };
+  }
+
+  /**
+   * Deploy by a placement query: the query is parsed first (INVALID_ARGUMENT
+   * with its column), the placement stored, and reconciled at once, so the
+   * reply carries the instances made and the placement's status (why some
+   * could not be placed). A query that matches no node stores the placement
+   * and makes nothing; it is placed when a matching node joins.
+   */
+  private async deployPlaced(request: DeployRequest, spec: Omit<Parameters<typeof deploy>[1], "nodes">): Promise<DeepPartial<DeployReply>> {
+    if (request.nodes.length > 0) throw new InvalidArgumentError("give nodes or a placement query (place), not both", { kind: "place" });
+    const query = request.place.trim();
+    parsePlacementQuery(query);
+    const { placement } = await place(this.c.store, { ...spec, query, count: request.count || 1 });
+    this.c.changed();
+    await this.c.placements.reconcile(placement.id);
+    const stored = await this.c.store.placements.find(request.application, request.server);
+    const instances = await this.c.store.instances.list({ application: request.application, server: request.server });
+    const server = await this.c.store.servers.get(request.application, request.server);
+    const versions = this.c.versions();
+    await versions.load(request.application, request.server);
+    return { server: serverToMsg(server, versions.lookup, instances.length, stored), instances: await this.c.instancesToMsg(instances) };
+  }
+
+  async removePlacement(request: ServerRef, call: ServerContext): Promise<DeepPartial<Empty>> {
+    const user = await this.c.user(call, { role: "operator", application: request.application });
+    await this.c.store.placements.remove(request.application, request.server);
+    const full = `${request.application}.${request.server}`;
+    await this.c.event(user.name, "server.unplace", full, `placement of ${full} removed; its instances stay`);
+    this.c.changed();
+    return {};
   }
 
   async deleteServer(request: ServerRef, call: ServerContext): Promise<DeepPartial<Empty>> {

@@ -102,9 +102,12 @@ export class FakeAgent {
   readonly done: Promise<void>;
 
   /** `agentId`: the hello's agent identity; default one per node name (fake agents of one name are one agent, reconnecting). */
-  constructor(address: string, readonly node: string, opts: { token?: string; first?: AgentMessage | null; agentId?: string } = {}) {
+  constructor(address: string, readonly node: string, opts: { token?: string; first?: AgentMessage | null; agentId?: string; tags?: string[]; hostInfo?: Record<string, unknown> } = {}) {
     const proxy = this.comm.stringToProxy(NodeSessionProxy, address);
-    const hello = { node, address: "127.0.0.1", agentVersion: "test", hostInfoJson: JSON.stringify({ cpuCount: 2 }), agentId: opts.agentId ?? `fake-agent-${node}` };
+    const hello = {
+      node, address: "127.0.0.1", agentVersion: "test", hostInfoJson: JSON.stringify(opts.hostInfo ?? { cpuCount: 2 }),
+      agentId: opts.agentId ?? `fake-agent-${node}`, tags: opts.tags ?? [],
+    };
     const first = opts.first === undefined ? { kind: { $case: "hello" as const, value: hello } } : opts.first;
     if (first) this.queue.push(first);
     const token = opts.token ?? CLUSTER_TOKEN;
