@@ -53,6 +53,22 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     term: "rollback [options] <task-id>", description: "roll a publish task back: each of its instances to the version it ran before; follows the new task",
     load: () => [require("./publish").registerRollback],
   },
+  deploy: {
+    term: "deploy [options] <App.Server>", description: "place a server: on --nodes once, or by --place \"<query>\" --count N, kept by the registry as nodes come and go",
+    load: () => [require("./deploy").registerDeploy],
+  },
+  servers: {
+    term: "servers [options] [App]", description: "list servers with their instance count and placement (and why instances could not be placed)",
+    load: () => [require("./deploy").registerServers],
+  },
+  nodes: {
+    term: "nodes [options]", description: "list nodes: state, address, CPUs, memory, instances and tags",
+    load: () => [require("./deploy").registerNodes],
+  },
+  tag: {
+    term: "tag [options] <node> [tags...]", description: "set the tags people give a node (they win over the agent's --tag for the same key)",
+    load: () => [require("./deploy").registerTag],
+  },
   restart: {
     term: "restart [options] <App.Server>", description: "restart a server's instances batch by batch, following the task to its end",
     load: () => [require("./restart").registerRestart],

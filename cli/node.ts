@@ -18,6 +18,7 @@
  * | --agent-listen | SGRID_AGENT_LISTEN | 127.0.0.1:0 (port picked once, then kept) |
  * | --cgroups auto/v2/v1/none | SGRID_CGROUPS | auto |
  * | --cgroup-group | SGRID_CGROUP_GROUP | sgrid |
+ * | --tag key[=value] (repeatable) | SGRID_NODE_TAGS (comma-separated) | none; the config file's `tags` list when neither is given |
  *
  * Prefer the env (or a root-only config file) for the token: flags show in `ps`.
  * SIGTERM / SIGINT stop the agent and leave every servant running.
@@ -27,7 +28,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
 import YAML from "yaml";
-import { ConfigError } from "sgridnext";
+import { ConfigError, parseTags } from "sgridnext";
 import { NodeAgent, printSystemdUnit, type NodeAgentOptions, type DetectCgroupsOptions } from "../nodeagent";
 
 export interface NodeCliFlags {
@@ -40,6 +41,7 @@ export interface NodeCliFlags {
   agentListen?: string;
   cgroups?: string;
   cgroupGroup?: string;
+  tag?: string[];
   config?: string;
   printSystemdUnit?: boolean;
   systemdExec?: string;
@@ -100,6 +102,17 @@ export function resolveNodeCliOptions(flags: NodeCliFlags, env: NodeJS.ProcessEn
   if (token !== undefined) options.token = token;
   const address = pick(flags.address, "SGRID_NODE_ADDRESS") ?? file.address;
   if (address !== undefined) options.address = address;
+  const tagsEnv = env.SGRID_NODE_TAGS;
+  const tags = flags.tag && flags.tag.length > 0 ? flags.tag : tagsEnv ? tagsEnv.split(",").map((t) => t.trim()).filter(Boolean) : file.tags;
+  if (tags !== undefined) {
+    if (!Array.isArray(tags)) throw new ConfigError("tags in the config file must be a list (ssd, zone=a)");
+    try {
+      parseTags(tags);
+    } catch (err) {
+      throw new ConfigError(`invalid node tags: ${(err as Error).message}`);
+    }
+    options.tags = tags;
+  }
   const agentListen = pick(flags.agentListen, "SGRID_AGENT_LISTEN") ?? file.agentListen;
   if (agentListen !== undefined) options.agentListen = agentListen;
   return options;
@@ -116,6 +129,7 @@ export function systemdUnitFor(flags: NodeCliFlags, env: NodeJS.ProcessEnv = pro
   if (name) args.push("--name", name);
   if (flags.address) args.push("--address", flags.address);
   if (flags.agentListen) args.push("--agent-listen", flags.agentListen);
+  for (const t of flags.tag ?? []) args.push("--tag", t);
   const dataDir = flags.dataDir ?? env.SGRID_DATA_DIR;
   return printSystemdUnit({
     args,
@@ -137,6 +151,7 @@ export function registerNode(program: Command): void {
     .option("--agent-listen <host:port>", "local servant channel (env SGRID_AGENT_LISTEN; default 127.0.0.1:0, port kept across restarts)")
     .option("--cgroups <mode>", "cgroup backend: auto, v2, v1 or none (env SGRID_CGROUPS; default auto)")
     .option("--cgroup-group <name>", "top-level cgroup folder of the instances (env SGRID_CGROUP_GROUP; default sgrid)")
+    .option("--tag <key[=value]>", "a node tag placement queries match (tags:ssd), repeatable (env SGRID_NODE_TAGS, comma-separated); tags set in admin win for the same key", (v: string, prev: string[] = []) => [...prev, v])
     .option("--config <file>", "YAML or JSON file with further agent options (supervisor, logRotation, keepReleases, ...)")
     .option("--print-systemd-unit", "print a systemd unit for this agent (servants survive `systemctl stop`) and exit")
     .option("--systemd-exec <path>", "with --print-systemd-unit: absolute path of the sgrid executable (default /usr/local/bin/sgrid)")
@@ -166,6 +181,6 @@ export function registerNode(program: Command): void {
       };
       process.on("SIGTERM", stop);
       process.on("SIGINT", stop);
-      process.stdout.write(`sgrid node: started node=${agent.options.name} agent=${agent.channel.address} cgroups=${agent.supervisor.cgroups.name} data-dir=${agent.options.dataDir} registry=${agent.options.registry.join(",")}\n`);
+      process.stdout.write(`sgrid node: started node=${agent.options.name}${agent.options.tags.length ? ` tags=${agent.options.tags.join(",")}` : ""} agent=${agent.channel.address} cgroups=${agent.supervisor.cgroups.name} data-dir=${agent.options.dataDir} registry=${agent.options.registry.join(",")}\n`);
     });
 }

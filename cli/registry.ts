@@ -31,6 +31,7 @@ export function registerRegistry(program: Command): void {
     .option("--admin-app-token <token>", `token of the admin app, whose forwarded browser addresses are then trusted for login limits [${REGISTRY_ENV.adminAppToken}; give sgrid admin the same]`)
     .option("--heartbeat-interval <duration>", `agents' heartbeat interval, e.g. 5s [${REGISTRY_ENV.heartbeatIntervalMs}] (default: ${REGISTRY_DEFAULTS.heartbeatIntervalMs}ms)`)
     .option("--heartbeat-timeout <duration>", `a node silent this long is offline, e.g. 15s [${REGISTRY_ENV.heartbeatTimeoutMs}] (default: ${REGISTRY_DEFAULTS.heartbeatTimeoutMs}ms)`)
+    .option("--placement-grace <duration>", `a node offline this long is lost: placed servers move its instances to other matching nodes, e.g. 1m [${REGISTRY_ENV.placementGraceMs}] (default: ${REGISTRY_DEFAULTS.placementGraceMs}ms)`)
     .option("--max-patch-size <size>", `largest package accepted, e.g. 512M [${REGISTRY_ENV.maxPatchBytes}] (default: 512M)`)
     .option("--tls-cert <file>", `PEM certificate: serve TLS [${REGISTRY_ENV.tlsCert}]`)
     .option("--tls-key <file>", `PEM private key of --tls-cert [${REGISTRY_ENV.tlsKey}]`)
