@@ -50,6 +50,10 @@ export interface FaultClusterOptions {
    * jitter), or a restarted registry would judge nodes before they are back.
    */
   heartbeatTimeoutMs?: number;
+  /** `--tag` values of agent i (placement by node tags). Default none. */
+  nodeTags?: string[][];
+  /** More `sgrid registry` flags (e.g. `--placement-grace 2s`). */
+  registryArgs?: string[];
 }
 
 const ADMIN_USER = "admin";
@@ -129,7 +133,7 @@ export class FaultCluster {
     const tag = ++this.registryStarts;
     const dataDir = path.join(this.out, "registry");
     const args = [CLI, "registry", "--listen", `${this.lab.hostAddress}:${this.registryPort}`, "--data-dir", dataDir, "--db", this.db,
-      "--heartbeat-interval", `${this.heartbeatIntervalMs}ms`, "--heartbeat-timeout", `${this.heartbeatTimeoutMs}ms`, ...extraArgs];
+      "--heartbeat-interval", `${this.heartbeatIntervalMs}ms`, "--heartbeat-timeout", `${this.heartbeatTimeoutMs}ms`, ...(this.options.registryArgs ?? []), ...extraArgs];
     const proc = new Proc(`registry (start ${tag})`, process.execPath, args, {
       cwd: this.out, env: { SGRID_CLUSTER_TOKEN: this.token, SGRID_ADMIN_PASSWORD: this.adminPassword, SGRID_LOG_LEVEL: "info" },
       logFile: path.join(this.out, "registry.log"),
@@ -156,7 +160,7 @@ export class FaultCluster {
       fs.writeFileSync(config, JSON.stringify({ supervisor: { restart: { initialDelayMs: 200, maxDelayMs: 2000 }, stop: { graceMs: 3000 } } }));
     }
     const args = [CLI, "node", "--registry", this.registryAddr, "--name", name, "--data-dir", dataDir,
-      "--address", this.lab.nodes[i]!.address, "--cgroup-group", group, "--config", config];
+      "--address", this.lab.nodes[i]!.address, "--cgroup-group", group, "--config", config, ...(this.options.nodeTags?.[i] ?? []).flatMap((t) => ["--tag", t])];
     return this.lab.wrap(i, process.execPath, args);
   }
 
