@@ -3,10 +3,11 @@
  *
  * GET    /api/nodes                    -> {nodes: NodeInfo[] (with recent samples)}
  * DELETE /api/nodes/:name
+ * PUT    /api/nodes/:name/tags          {tags: ["key", "key=value"], unset: ["key"]} -> NodeInfo (people's tags; they win over the agent's)
  * GET    /api/events?kind=&targetPrefix=&actor=&beforeId=&afterId=&limit=
  */
 import { z } from "zod";
-import { check } from "../body";
+import { body, check } from "../body";
 import { asUser, type AdminRouter } from "../context";
 import { NodeName, OptionalText, OptionalUint } from "./schemas";
 
@@ -19,6 +20,15 @@ export function nodeRoutes(router: AdminRouter): void {
     const name = check(NodeName, ctx.params.name);
     await ctx.admin.registry.admin.deleteNode({ name }, asUser(ctx));
     ctx.status = 204;
+  });
+
+  router.put("/api/nodes/:name/tags", async (ctx) => {
+    const node = check(NodeName, ctx.params.name);
+    const input = await body(ctx, z.object({
+      tags: z.array(z.string().max(128)).max(64, "at most 64 tags").default([]),
+      unset: z.array(z.string().max(64)).max(64).default([]),
+    }), ctx.admin.options.maxJsonBytes);
+    ctx.body = await ctx.admin.registry.admin.setNodeTags({ node, ...input }, asUser(ctx));
   });
 
   router.get("/api/events", async (ctx) => {

@@ -4,6 +4,7 @@
  * GET    /api/servers?application=           -> {servers, applications}
  * POST   /api/servers                         deploy (DeployRequest fields, camelCase)
  * DELETE /api/servers/:application/:server
+ * DELETE /api/servers/:application/:server/placement   ends the placement; instances stay
  * GET    /api/instances?application=&server=&node=
  * PATCH  /api/instances/:id                   {adapters?, env?, limits?, healthCheck?, launch?}: the fields given replace
  * POST   /api/instances/:id/command           {command, args?, timeoutMs?} -> {output}
@@ -18,7 +19,10 @@ const Deploy = z.object({
   application: Application,
   server: ServerName,
   type: z.enum(["node", "java", "binary"], { message: "type must be node, java or binary" }),
-  nodes: z.array(NodeName).min(1, "choose at least one node"),
+  // Nodes, or a placement query (place) with a count: the registry keeps count instances on matching nodes.
+  nodes: z.array(NodeName).default([]),
+  place: z.string().trim().max(1024, "the placement query is longer than 1024 characters").default(""),
+  count: z.number().int().min(0).max(1000, "count must be at most 1000").default(0),
   // At least one Obj: without one, the instance runs but no proxy can find it.
   adapters: z.array(Adapter).min(1, "give at least one Obj (the name proxies call, e.g. GreeterObj)"),
   env: Env,
@@ -27,7 +31,7 @@ const Deploy = z.object({
   launch: Launch.optional(),
   version: z.number().int().min(0).default(0),
   start: z.boolean().default(false),
-});
+}).refine((v) => v.nodes.length > 0 || v.place !== "", { message: "choose at least one node, or give a placement query", path: ["nodes"] });
 
 const UpdateInstance = z.object({
   adapters: z.array(Adapter).optional(),
@@ -58,6 +62,12 @@ export function serverRoutes(router: AdminRouter): void {
   router.delete("/api/servers/:application/:server", async (ctx) => {
     const p = check(z.object({ application: Application, server: ServerName }), ctx.params);
     await ctx.admin.registry.admin.deleteServer(p, asUser(ctx));
+    ctx.status = 204;
+  });
+
+  router.delete("/api/servers/:application/:server/placement", async (ctx) => {
+    const p = check(z.object({ application: Application, server: ServerName }), ctx.params);
+    await ctx.admin.registry.admin.removePlacement(p, asUser(ctx));
     ctx.status = 204;
   });
 

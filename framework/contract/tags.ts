@@ -31,31 +31,31 @@ function show(value: string): string {
 /** Checks one tag key; returns it or throws InvalidArgumentError naming it. */
 export function checkTagKey(key: string): string {
   if (!TAG_KEY_PATTERN.test(key)) {
-    throw new InvalidArgumentError(`invalid tag key ${show(key)}: expected a letter or digit, then letters, digits, "_", "-", ".", "/" (at most 63)`, { kind: "tags" });
+    throw new InvalidArgumentError(`invalid tag key ${show(key)}: expected a letter or digit, then letters, digits, "_", "-", ".", "/" (at most 63)`, { kind: "tags", field: "tags" });
   }
   return key;
 }
 
 /** Splits `key` / `key=value` into [key, value], checking both. */
 export function parseTag(text: string): [string, string] {
-  if (typeof text !== "string") throw new InvalidArgumentError("invalid tag: expected text (key or key=value)", { kind: "tags" });
+  if (typeof text !== "string") throw new InvalidArgumentError("invalid tag: expected text (key or key=value)", { kind: "tags", field: "tags" });
   const t = text.trim();
   const eq = t.indexOf("=");
   const key = checkTagKey(eq < 0 ? t : t.slice(0, eq));
   const value = eq < 0 ? "" : t.slice(eq + 1);
   if (!TAG_VALUE_PATTERN.test(value)) {
-    throw new InvalidArgumentError(`invalid value ${show(value)} of tag "${key}": expected letters, digits, "_", "-", ".", "/", ":" (at most 63)`, { kind: "tags" });
+    throw new InvalidArgumentError(`invalid value ${show(value)} of tag "${key}": expected letters, digits, "_", "-", ".", "/", ":" (at most 63)`, { kind: "tags", field: "tags" });
   }
   return [key, value];
 }
 
 /** Parses a list of tags into a map; a key given twice or more than MAX_NODE_TAGS tags is refused. */
 export function parseTags(list: readonly string[]): TagMap {
-  if (list.length > MAX_NODE_TAGS) throw new InvalidArgumentError(`too many tags: ${list.length} (at most ${MAX_NODE_TAGS})`, { kind: "tags" });
+  if (list.length > MAX_NODE_TAGS) throw new InvalidArgumentError(`too many tags: ${list.length} (at most ${MAX_NODE_TAGS})`, { kind: "tags", field: "tags" });
   const out: TagMap = {};
   for (const text of list) {
     const [k, v] = parseTag(text);
-    if (k in out) throw new InvalidArgumentError(`tag "${k}" is given twice`, { kind: "tags" });
+    if (k in out) throw new InvalidArgumentError(`tag "${k}" is given twice`, { kind: "tags", field: "tags" });
     out[k] = v;
   }
   return out;

@@ -71,7 +71,7 @@ const WORD = /[A-Za-z0-9_./:+-]/;
 
 function fail(query: string, pos: number, what: string): never {
   const column = pos + 1;
-  throw new InvalidArgumentError(`invalid placement query ${JSON.stringify(query)}: at column ${column}, ${what}`, { kind: "place", column });
+  throw new InvalidArgumentError(`invalid placement query ${JSON.stringify(query)}: at column ${column}, ${what}`, { kind: "place", field: "place", column });
 }
 
 function found(t: Tok): string {
@@ -220,7 +220,7 @@ class Parser {
 
 /** Parses a placement query; INVALID_ARGUMENT (with the column) when it does not parse. */
 export function parsePlacementQuery(query: string): QueryNode {
-  if (typeof query !== "string" || query.trim() === "") throw new InvalidArgumentError("invalid placement query: it is empty (e.g. tags:ssd AND cpus>4)", { kind: "place", column: 1 });
+  if (typeof query !== "string" || query.trim() === "") throw new InvalidArgumentError("invalid placement query: it is empty (e.g. tags:ssd AND cpus>4)", { kind: "place", field: "place", column: 1 });
   if (query.length > MAX_QUERY_LENGTH) fail(query.slice(0, 40) + "…", MAX_QUERY_LENGTH, `the query is longer than ${MAX_QUERY_LENGTH} characters`);
   return new Parser(query, tokenize(query)).parse();
 }

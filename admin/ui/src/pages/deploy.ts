@@ -19,6 +19,8 @@ export function DeployPage({ session: _session }: { session: Session }) {
   const [server, setServer] = useState(query.get("server") ?? "");
   const [type, setType] = useState("node");
   const [chosen, setChosen] = useState<string[]>([]);
+  const [placeQuery, setPlaceQuery] = useState("");
+  const [count, setCount] = useState("1");
   const [adapters, setAdapters] = useState<AdapterRow[]>([{ obj: "", port: "0", protocol: "grpc" }]);
   const [envText, setEnvText] = useState("");
   const [memoryMiB, setMemoryMiB] = useState("");
@@ -45,7 +47,9 @@ export function DeployPage({ session: _session }: { session: Session }) {
         application: application.trim(),
         server: server.trim(),
         type,
-        nodes: chosen,
+        nodes: placeQuery.trim() ? [] : chosen,
+        place: placeQuery.trim(),
+        count: placeQuery.trim() ? num(count) : 0,
         // Every row is sent, an empty Obj too: the API names the row, shown next to it.
         adapters: adapters.map((a) => ({ obj: a.obj.trim(), port: num(a.port), protocol: a.protocol })),
         env: parseEnv(envText),
@@ -68,7 +72,7 @@ export function DeployPage({ session: _session }: { session: Session }) {
     }
   };
   const nodeList: any[] = nodes.data?.nodes ?? [];
-  const fields = ["application", "server", "type", "nodes", "adapters", "env", "limits", "healthCheck", "launch"];
+  const fields = ["application", "server", "type", "nodes", "place", "count", "adapters", "env", "limits", "healthCheck", "launch"];
   return html`<section>
     <h1>Deploy a server</h1>
     <form class="card deploy" onSubmit=${submit} aria-label="deploy">
@@ -86,6 +90,11 @@ export function DeployPage({ session: _session }: { session: Session }) {
         ${nodeList.length === 0 ? html`<span class="muted">no nodes registered</span>` : null}
       </fieldset>
       <${FieldError} error=${error} field="nodes" />
+      <fieldset><legend>Or place by a query (the registry keeps the count as nodes come and go)</legend><div class="row">
+        <label>Placement query <input name="place" placeholder="tags:ssd AND cpus>4" value=${placeQuery} onInput=${(e: any) => setPlaceQuery(e.currentTarget.value)} /></label>
+        <label>Count <input name="count" type="number" min="1" max="1000" value=${count} onInput=${(e: any) => setCount(e.currentTarget.value)} /></label>
+      </div><div class="muted">tags:key, tags:key=value, cpus, memory (8G), disk, os, arch, name; AND, OR, NOT, ( ). Leave empty to deploy on the nodes above.</div></fieldset>
+      <${FieldError} error=${error} field="place" /><${FieldError} error=${error} field="count" />
       <fieldset><legend>Objs and ports (port 0 = assigned automatically on each node)</legend>
         ${adapters.map((a, i) => html`<div class="row" key=${i}>
           <input name=${`obj-${i}`} placeholder="GreeterObj" value=${a.obj} onInput=${(e: any) => setAdapter(i, { obj: e.currentTarget.value })} />

@@ -204,8 +204,34 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
   </form>`;
 }
 
+/** A placed server's placement: query, count, placed, matching nodes and why instances are missing. */
+function PlacementCard({ session, app, server, placement, reload }: { session: Session; app: string; server: string; placement: any; reload: () => void }) {
+  const [error, setError] = useState<unknown>(undefined);
+  const unplace = async (): Promise<void> => {
+    setError(undefined);
+    try {
+      await del(`/api/servers/${encodeURIComponent(app)}/${encodeURIComponent(server)}/placement`);
+      reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const reasons: string[] = placement.reasons ?? [];
+  return html`<div class="card placement" data-placement-state=${placement.state}>
+    <h3>Placement <span class=${placement.state === "placed" ? "badge badge-active" : "badge badge-failed"}>${String(placement.state).replace("_", " ")}</span></h3>
+    <div>Query <code>${placement.query}</code>, count ${placement.count}: <strong>${placement.placed} placed</strong>;
+      matching nodes: ${(placement.matching ?? []).join(", ") || "none"}</div>
+    ${reasons.length > 0 ? html`<ul class="reasons">${reasons.map((r) => html`<li class="reason" key=${r}>${r}</li>`)}</ul>` : null}
+    <div class="muted">The registry keeps this count as nodes join, leave or stay offline; set by ${placement.createdBy || "?"}, checked ${time(placement.updatedAt)}.</div>
+    ${mayChange(session, app) ? html`<button type="button" class="small secondary" onClick=${() => confirm("End the placement? Its instances stay.") && unplace()}>End placement</button>` : null}
+    <${ErrorBanner} error=${error} />
+  </div>`;
+}
+
 export function ServerPage({ session, app, server, tab }: Props) {
   const inst = useLoad(() => get(`/api/instances${qs({ application: app, server })}`), [app, server], 3000);
+  const info = useLoad(() => get(`/api/servers${qs({ application: app })}`), [app, server], 3000);
+  const placement = (info.data?.servers ?? []).find((s: any) => s.name === server)?.placement;
   const instances: any[] = inst.data?.instances ?? [];
   const base = `/apps/${encodeURIComponent(app)}/${encodeURIComponent(server)}`;
   let body;
@@ -220,6 +246,7 @@ export function ServerPage({ session, app, server, tab }: Props) {
     <h1><a href=${`/apps/${encodeURIComponent(app)}`}>${app}</a>.${server}</h1>
     <nav class="tabs">${TABS.map(([key, label]) => html`<a href=${`${base}?tab=${key}`} class=${tab === key ? "active" : ""}>${label}</a>`)}</nav>
     <${ErrorBanner} error=${inst.error} />
+    ${placement && (tab === "instances" || !tab) ? html`<${PlacementCard} session=${session} app=${app} server=${server} placement=${placement} reload=${info.reload} />` : null}
     ${body}
   </section>`;
 }
