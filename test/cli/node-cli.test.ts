@@ -49,6 +49,21 @@ describe("cli: sgrid node", function () {
       }
     });
 
+    it("takes node tags from --tag, else SGRID_NODE_TAGS, else the config file's tags, and refuses a bad one by name", () => {
+      const dir = fs.mkdtempSync(path.join(require("node:os").tmpdir(), "sgrid-node-cli-"));
+      try {
+        const cfg = path.join(dir, "node.yaml");
+        fs.writeFileSync(cfg, "registry: [file:1]\ntags: [hdd, zone=f]\n");
+        expect(resolveNodeCliOptions({ config: cfg, tag: ["ssd", "zone=a"] }, { SGRID_NODE_TAGS: "gpu" }, dir).tags).to.deep.equal(["ssd", "zone=a"]);
+        expect(resolveNodeCliOptions({ config: cfg }, { SGRID_NODE_TAGS: "gpu, rack=r1" }, dir).tags).to.deep.equal(["gpu", "rack=r1"]);
+        expect(resolveNodeCliOptions({ config: cfg }, {}, dir).tags).to.deep.equal(["hdd", "zone=f"]);
+        expect(() => resolveNodeCliOptions({ config: cfg, tag: ["no space"] }, {}, dir)).to.throw(ConfigError, /invalid node tags: invalid tag key "no space"/);
+        expect(() => resolveNodeCliOptions({ config: cfg, tag: ["a=1", "a=2"] }, {}, dir)).to.throw(ConfigError, /tag "a" is given twice/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("says clearly what is missing or wrong", () => {
       expect(() => resolveNodeCliOptions({}, {})).to.throw(ConfigError, /no registry given: pass --registry/);
       expect(() => resolveNodeCliOptions({ registry: "r:1", cgroups: "v3" }, {})).to.throw(ConfigError, /--cgroups must be auto, v2, v1 or none/);
