@@ -130,6 +130,36 @@ forEachDialect("registry placement by node tags", (d: DialectCase) => {
     expect((await h.admin.setNodeTags({ node: n, tags: [], unset: [] }, h.as(operator.token))).tags).to.deep.equal(["new", "ssd", "zone=c"]);
   });
 
+  it("keeps the count exactly with two registry processes reconciling one database", async () => {
+    const second = await startAdminRegistry(d, { placementGraceMs: 1000, processId: "second" }, h.reg.db);
+    try {
+      const tag = uniq("two");
+      const nodes = [await addNode([tag]), await addNode([tag]), await addNode([tag])];
+      const app = uniq("Two");
+      // Deployed through the second registry, with both reconcilers waking on the change.
+      await second.admin.deploy({ application: app, server: "Echo", type: "node", adapters, place: `tags:${tag}`, count: 2 }, second.as(second.token));
+      const first = (await instances(app)).map((i) => i.node);
+      expect(first).to.have.length(2);
+      const lost = first[0]!;
+      await h.reg.server.store.nodes.heartbeat(lost, Date.now() - 10_000);
+      await h.reg.server.store.nodes.setOnline(lost, false);
+      const spare = nodes.find((n) => !first.includes(n))!;
+      await waitFor("replaced on the spare node", async () => {
+        const list = (await instances(app)).map((i) => i.node).sort();
+        return list.length === 2 && list.includes(spare) && !list.includes(lost) ? list : undefined;
+      });
+      // Several more passes of both processes change nothing: never three, never a second one per node.
+      for (let k = 0; k < 3; k++) {
+        await Promise.all([h.reg.server.part<any>("admin")!.placements.reconcile((await h.reg.server.store.placements.find(app, "Echo"))!.id),
+          second.reg.server.part<any>("admin")!.placements.reconcile((await second.reg.server.store.placements.find(app, "Echo"))!.id)]);
+      }
+      expect((await instances(app)).map((i) => i.node).sort()).to.deep.equal([first[1]!, spare].sort());
+    } finally {
+      second.reg.comm.close();
+      await second.reg.server.stop();
+    }
+  });
+
   it("moves an instance off a node whose tags stop matching once its replacement serves", async () => {
     const tag = uniq("mv");
     const [a, b] = [await addNode([tag]), await addNode([])];
