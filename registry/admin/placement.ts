@@ -17,7 +17,7 @@
  */
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { RegistryStore } from "../store";
-import type { AdapterInput, InstanceRecord, JsonObject, LaunchOptions, PlacementRecord, ResourceLimits, ServerRecord, ServerType } from "../store/records";
+import type { AdapterInput, InstanceRecord, PlacementRecord, PlacementTemplate, ServerRecord, ServerType } from "../store/records";
 import { SERVER_TYPES } from "../store/records";
 
 export const PLACEMENT_DEFAULTS = Object.freeze({
@@ -54,20 +54,13 @@ export function assignPorts(adapters: AdapterInput[], taken: Set<number>, host: 
   });
 }
 
-export interface DeploySpec {
+/** What to deploy: the instance spec (the same as a placement's template), and where. */
+export interface DeploySpec extends PlacementTemplate {
   application: string;
   server: string;
   /** Empty: the server must exist. */
   type: string;
   nodes: string[];
-  adapters: AdapterInput[];
-  env: Record<string, string>;
-  limits: ResourceLimits;
-  healthCheck: JsonObject | null;
-  launch: LaunchOptions;
-  /** Patch version; 0 = the server's default. */
-  version: number;
-  start: boolean;
   actor: string;
 }
 
