@@ -14,7 +14,8 @@
  *   declared (or than `maxBytes`) arrive, checks the declared size and
  *   sha256, and only then writes the blob row (one transaction). On any
  *   failure the upload's chunks are deleted and nothing is kept. Storing
- *   content that is already present keeps one copy (same key, same bytes).
+ *   content that is already present keeps one copy, the new one (so
+ *   uploading a package again repairs a damaged chunk).
  * - `get(key, offset)` streams from `offset` (resumable downloads), one
  *   chunk read ahead; each chunk is checked against its sha256 and length
  *   when read, and a mismatch fails the stream with PATCH_CHUNK_CORRUPT

@@ -244,6 +244,10 @@ forEachDialect("registry storage: DatabaseStorage", (d) => {
     const missing = await rejects(readAll(await new DatabaseStorage(store).get(key, 3 * CHUNK)));
     expect(missing).to.be.instanceOf(PatchChunkCorruptError);
     expect(missing.message).to.include("chunk 3").and.include("missing");
+    // Uploading the same package again replaces the damaged copy.
+    await storage.put(Readable.from([data]), { sha256: key, size: data.length, maxBytes: 1 << 20 });
+    expect((await readAll(await new DatabaseStorage(store).get(key))).equals(data)).to.equal(true);
+    expect((await rows()).chunks).to.equal(4);
   });
 
   it("lets concurrent readers of one package share each chunk's query (a publish to many nodes)", async () => {

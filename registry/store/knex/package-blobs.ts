@@ -10,9 +10,11 @@
  *   stall every other writer). The chunks of an upload are invisible until
  *   `commit` writes the blob row.
  * - `commit` is one transaction: when a blob with the key exists already
- *   (the same bytes uploaded before), its age is refreshed and the new
- *   upload's chunks are deleted; otherwise the blob row is written. Either
- *   way, afterwards the key is readable.
+ *   (the same bytes uploaded before), the new upload takes its place and the
+ *   old chunks are deleted (the new ones were just checked end to end, so
+ *   uploading the same package again heals a damaged chunk), and its age is
+ *   refreshed; otherwise the blob row is written. Either way, afterwards the
+ *   key is readable.
  * - `remove` deletes the blob row and its chunks in one transaction.
  */
 import type { StoreContext } from "./context";
@@ -36,7 +38,7 @@ export interface PackageChunk {
 
 export interface PackageBlobRepo {
   addChunk(uploadId: string, seq: number, data: Buffer, sha256: string): Promise<void>;
-  /** Makes upload `uploadId` the bytes of `key` (or drops it when `key` is stored already). */
+  /** Makes upload `uploadId` the bytes of `key` (in place of an earlier upload of the same bytes). */
   commit(blob: Omit<PackageBlob, "createdAt">): Promise<void>;
   /** Deletes the chunks of an upload that failed. Idempotent. */
   discard(uploadId: string): Promise<void>;
@@ -75,8 +77,10 @@ export class KnexPackageBlobRepo implements PackageBlobRepo {
       const now = this.ctx.now();
       const existing = await this.ctx.lock(trx("package_blobs").where({ storage_key: blob.key })).first("upload_id");
       if (existing) {
-        await trx("package_blobs").where({ storage_key: blob.key }).update({ created_at: now });
-        if (String(existing.upload_id) !== blob.uploadId) await trx("package_chunks").where({ upload_id: blob.uploadId }).delete();
+        await trx("package_blobs").where({ storage_key: blob.key }).update({
+          upload_id: blob.uploadId, size: blob.size, chunk_bytes: blob.chunkBytes, chunk_count: blob.chunkCount, created_at: now,
+        });
+        if (String(existing.upload_id) !== blob.uploadId) await trx("package_chunks").where({ upload_id: String(existing.upload_id) }).delete();
         return;
       }
       await trx("package_blobs").insert({
