@@ -85,7 +85,7 @@ export interface SessionHub {
   lastSeenAt(node: string): number | undefined;
 }
 
-/** Packages by sha256 (local disk by default; a shared store can be added behind this). */
+/** Packages by sha256 (in the database by default, so every registry on it serves every package: `DatabaseStorage`). */
 export interface PackageStorage {
   /** Stores a stream; resolves with its sha256 and size; the key is the sha256. Nothing is kept on failure. */
   put(source: Readable, expect: { sha256: string; size: number; maxBytes: number }): Promise<{ key: string; size: number }>;

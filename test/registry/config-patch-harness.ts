@@ -1,7 +1,7 @@
 /**
  * A real gRPC server hosting the registry's ConfigObj and PatchObj on a
  * loopback port over a real store (one private database per call), with
- * LocalDiskStorage in a temp directory and a small Authenticator stand-in
+ * DatabaseStorage (64 KiB chunks) and a small Authenticator stand-in
  * that maps bearer tokens to users (the same contract as the registry's:
  * UNAUTHENTICATED without a known token, PERMISSION_DENIED without the role
  * on the application or on `*`).
