@@ -69,6 +69,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     term: "tag [options] <node> [tags...]", description: "set the tags people give a node (they win over the agent's --tag for the same key)",
     load: () => [require("./deploy").registerTag],
   },
+  canary: {
+    term: "canary", description: "decide a canary publish: promote or rollback <task-id>",
+    load: () => [require("./canary-decide").registerCanary],
+  },
   restart: {
     term: "restart [options] <App.Server>", description: "restart a server's instances batch by batch, following the task to its end",
     load: () => [require("./restart").registerRestart],

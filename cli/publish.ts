@@ -27,15 +27,20 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { Parser, type ReadEntry } from "tar";
-import { ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, SgridError } from "sgridnext";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, SgridError } from "sgridnext";
 import type { InstanceInfo, PatchInfo } from "sgridnext/gen/sgrid/registry/v1/types";
-import type { TaskInfo, TaskItem } from "sgridnext/gen/sgrid/registry/v1/admin";
+import type { CanaryOptions, TaskInfo, TaskItem } from "sgridnext/gen/sgrid/registry/v1/admin";
 import type { UploadChunk } from "sgridnext/gen/sgrid/registry/v1/patch";
 import type { DeepPartial } from "sgridnext";
 import { RegistryClient, withClientOptions, type ClientFlags } from "./client";
 import { formatBytes, hashFile } from "sgridnext-tools";
 import { checkPackage } from "../registry/services/package-check";
+import { canarySettings } from "../registry/admin/canary-plan";
 import { Progress } from "./progress";
+import { int, list } from "./flags";
+
+export { int, list } from "./flags";
+import { canaryOptions, canaryPrinter, withCanaryOptions, type CanaryFlags } from "./canary";
 
 /** Bytes per upload message: well under gRPC's 4 MiB message limit, few enough messages for a fast upload. */
 export const UPLOAD_CHUNK_BYTES = 256 * 1024;
@@ -68,6 +73,8 @@ export interface PublishOptions {
   out?: (line: string) => void;
   /** Progress stream; default stderr (a progress line only when it is a terminal). */
   progressStream?: NodeJS.WriteStream;
+  /** A canary first (./canary.ts). */
+  canary?: CanaryOptions;
 }
 
 export interface PublishResult {
@@ -161,6 +168,8 @@ export async function publish(client: RegistryClient, options: PublishOptions): 
   const listInstances = async () => (await client.call((metadata) => client.admin.listInstances({ application, server }, { metadata }))).instances;
   let instances: InstanceInfo[] = await listInstances();
   const missing = nodes.filter((n) => !instances.some((i) => i.node === n));
+  // The registry's own canary check, on the instances this publish will cover, before anything is deployed or uploaded.
+  if (options.canary) canarySettings(options.canary, nodes.length > 0 ? nodes.length : instances.length);
   if (missing.length > 0) {
     if (!options.deploy) {
       throw new FailedPreconditionError(
@@ -209,10 +218,16 @@ export async function publish(client: RegistryClient, options: PublishOptions): 
 
   const created = await client.call((metadata) => client.admin.createTask({
     kind: "publish", instanceIds: targets.map((i) => i.id), version: patch.version, batchSize: batch,
-    stopOnFailure: options.stopOnFailure ?? false, batchTimeoutS: options.batchTimeoutS ?? 0,
+    stopOnFailure: options.stopOnFailure ?? false, batchTimeoutS: options.batchTimeoutS ?? 0, canary: options.canary,
   }, { metadata }));
   out(`task ${created.id}: publish version ${patch.version} to ${targets.length} instance(s) (${targets.map((i) => i.node).join(", ")}), batch size ${batch || "all"}`);
-  const task = await followTask(client, created, out, (options.watchRetryS ?? 60) * 1000);
+  // A held canary waits for a person: say how to decide, and stop following (exit 0).
+  const held = (t: TaskInfo) => t.canary?.state === "held";
+  const task = await followTask(client, created, out, (options.watchRetryS ?? 60) * 1000, canaryPrinter(out), options.canary ? held : undefined);
+  if (held(task)) {
+    out(`task ${task.id}: the canary is held; decide with \`sgrid canary promote ${task.id}\` or \`sgrid canary rollback ${task.id}\``);
+    return { patch, task, ok: true };
+  }
   summarize(task, out);
   return { patch, task, ok: task.status === "success" };
 }
@@ -262,10 +277,15 @@ async function upload(
 }
 
 /** Follows a task to its end, printing item changes; resumes after a broken stream. */
-export async function followTask(client: RegistryClient, first: TaskInfo, out: (l: string) => void, retryMs: number): Promise<TaskInfo> {
+export async function followTask(
+  client: RegistryClient, first: TaskInfo, out: (l: string) => void, retryMs: number,
+  onTask?: (t: TaskInfo) => void, until?: (t: TaskInfo) => boolean,
+): Promise<TaskInfo> {
   const seen = new Map<string, string>();
   let last = first;
+  const done = (t: TaskInfo) => FINAL.has(t.status) || until?.(t) === true;
   const report = (t: TaskInfo) => {
+    onTask?.(t);
     for (const i of t.items) {
       const key = String(i.id);
       const state = `${i.status}${i.reason ? `: ${i.reason}` : ""}`;
@@ -278,15 +298,15 @@ export async function followTask(client: RegistryClient, first: TaskInfo, out: (
   };
   report(first);
   let brokeAt: number | undefined;
-  while (!FINAL.has(last.status)) {
+  while (!done(last)) {
     try {
       const metadata = await client.auth();
       for await (const t of client.admin.watchTask({ id: first.id }, { metadata })) {
         brokeAt = undefined;
         report(t);
-        if (FINAL.has(t.status)) break;
+        if (done(t)) break;
       }
-      if (!FINAL.has(last.status)) {
+      if (!done(last)) {
         // The stream ended early (registry shutting down): read where it is and watch again.
         report(await client.admin.getTask({ id: first.id }, { metadata }));
       }
@@ -302,20 +322,8 @@ export async function followTask(client: RegistryClient, first: TaskInfo, out: (
   return last;
 }
 
-export function list(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(",").map((s) => s.trim()).filter(Boolean)];
-}
-
-export function int(name: string): (v: string) => number {
-  return (v: string) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new ConfigError(`${name} must be a whole number >= 0, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
-
 export function registerPublish(program: Command): void {
-  withClientOptions(program
+  withClientOptions(withCanaryOptions(program
     .command("publish")
     .description("upload a package and publish it to a server's instances, following the task to its end")
     .argument("<App.Server>", "server, e.g. Demo.HelloServer")
@@ -328,15 +336,17 @@ export function registerPublish(program: Command): void {
     .option("--batch-timeout <s>", "seconds a batch may take to become active; 0 = the registry's default (120)", int("--batch-timeout"), 0)
     .option("--deploy", "create the server and its instances on --nodes where missing (needs --obj)")
     .option("--obj <name>", "Obj of the instances --deploy creates (repeatable); ports are assigned by the registry", list, [] as string[])
-    .option("--type <type>", "server type for --deploy when the package has no sgrid.json: node | java | binary"))
-    .action(async (name: string, file: string | undefined, opts: ClientFlags & {
+    .option("--type <type>", "server type for --deploy when the package has no sgrid.json: node | java | binary")))
+    .action(async (name: string, file: string | undefined, opts: ClientFlags & CanaryFlags & {
       version?: number; nodes: string[]; batch: number; stopOnFailure?: boolean; comment: string; batchTimeout: number; deploy?: boolean; obj: string[]; type?: string;
     }) => {
+      // Bad canary flags are refused before anything is uploaded or started.
+      const canary = canaryOptions(opts);
       const client = new RegistryClient(opts);
       try {
         const res = await publish(client, {
           name, file, version: opts.version, nodes: opts.nodes, batch: opts.batch, stopOnFailure: opts.stopOnFailure, comment: opts.comment,
-          batchTimeoutS: opts.batchTimeout, deploy: opts.deploy, objs: opts.obj, type: opts.type,
+          batchTimeoutS: opts.batchTimeout, deploy: opts.deploy, objs: opts.obj, type: opts.type, canary,
         });
         if (!res.ok) process.exitCode = 1;
       } finally {

@@ -88,6 +88,7 @@ export class RegistryAdminServant extends AdminServant {
   readonly watchTask: AdminServant["watchTask"] = (request, call) => this.tasks.watchTask(request, call);
   readonly listTasks: AdminServant["listTasks"] = (request, call) => this.tasks.listTasks(request, call);
   readonly rollbackTask: AdminServant["rollbackTask"] = (request, call) => this.tasks.rollbackTask(request, call);
+  readonly decideCanary: AdminServant["decideCanary"] = (request, call) => this.tasks.decideCanary(request, call);
   readonly listNodes: AdminServant["listNodes"] = (request, call) => this.nodes.listNodes(request, call);
   readonly deleteNode: AdminServant["deleteNode"] = (request, call) => this.nodes.deleteNode(request, call);
   readonly setNodeTags: AdminServant["setNodeTags"] = (request, call) => this.nodes.setNodeTags(request, call);

@@ -11,10 +11,12 @@ import type {
   Adapter as AdapterMsg, HealthCheck as HealthCheckMsg, InstanceInfo, LaunchOptions as LaunchMsg, ResourceLimits as LimitsMsg,
 } from "sgridnext/gen/sgrid/registry/v1/types";
 import type {
-  EventInfo, NodeInfo, NodeSample, PlacementInfo, RoleGrant as RoleGrantMsg, ServerInfo, TaskInfo, TaskItem, UserInfo,
+  CanaryInfo, EventInfo, NodeInfo, NodeSample, PlacementInfo, RoleGrant as RoleGrantMsg, ServerInfo, TaskInfo, TaskItem, UserInfo,
 } from "sgridnext/gen/sgrid/registry/v1/admin";
 import type { ConfigScope as ScopeMsg, ConfigFile, ConfigVersion } from "sgridnext/gen/sgrid/registry/v1/config";
 import type { DeepPartial } from "sgridnext";
+import { p99Of } from "./canary-judge";
+import { canaryOf, type CanaryState } from "./canary-plan";
 import type {
   AdapterInput, ConfigFileRecord, ConfigLevel, ConfigScope, ConfigVersionRecord, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
   NodeRecord, PlacementRecord, ResourceLimits, RoleGrant, ServerRecord, TaskItemRecord, TaskRecord, UserRecord,
@@ -167,6 +169,20 @@ export function taskToMsg(t: TaskRecord): DeepPartial<TaskInfo> {
     previousVersionsJson: p.previousVersions && typeof p.previousVersions === "object" ? JSON.stringify(p.previousVersions) : "",
     rollbackOf: num(p.rollbackOf),
     comment: typeof p.comment === "string" ? p.comment : "",
+    ...(canaryOf(t) ? { canary: canaryToMsg(canaryOf(t)!) } : {}),
+  };
+}
+
+export function canaryToMsg(c: CanaryState): DeepPartial<CanaryInfo> {
+  const s = c.settings;
+  const last = c.last;
+  return {
+    options: { percent: s.percent, instances: s.instances, bakeS: s.bakeS, maxErrorRateDelta: s.maxErrorRateDelta, maxP99Ratio: s.maxP99Ratio, minCalls: s.minCalls, p99FloorMs: s.p99FloorMs, hold: s.hold },
+    state: c.state, reason: c.reason === "weights set" ? "" : c.reason, instanceIds: c.canaryIds, share: c.share,
+    bakeStartedAt: c.bakeStartedAt, bakeEndsAt: c.bakeEndsAt,
+    canaryCalls: last?.canary.calls ?? 0, canaryErrors: last?.canary.errors ?? 0, canaryP99Ms: last ? p99Of(last.canary) : 0,
+    baselineCalls: last?.baseline.calls ?? 0, baselineErrors: last?.baseline.errors ?? 0, baselineP99Ms: last ? p99Of(last.baseline) : 0,
+    rollbackTaskId: c.rollbackTaskId, decidedBy: c.decidedBy,
   };
 }
 

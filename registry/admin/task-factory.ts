@@ -12,8 +12,12 @@
  *   previousVersions          {instanceId: version} each instance's desired version before (0 = none): what RollbackTask goes back to
  *   previousPatchIds          {instanceId: patchId} the same as patch ids
  *   rollbackOf                id of the publish task this one undoes
+ *   canary                    a canary publish's plan and state (./canary.ts); its instances are batch 1
+ *   canaryDecision            {action, by, at}: a person's promote / rollback (Admin.DecideCanary)
  */
 import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
+import type { CanaryOptions } from "sgridnext/gen/sgrid/registry/v1/admin";
+import { canarySettings, planCanary, toJsonState } from "./canary-plan";
 import type { RegistryStore } from "../store";
 import { TASK_KINDS, type InstanceRecord, type JsonObject, type TaskKind, type TaskRecord } from "../store/records";
 
@@ -31,6 +35,8 @@ export interface TaskRequest {
   batchTimeoutS: number;
   /** Shown with the task; at most MAX_TASK_COMMENT characters. */
   comment?: string;
+  /** publish only: a canary first (./canary-plan.ts). */
+  canary?: CanaryOptions;
 }
 
 /** Longest task comment, characters. */
@@ -90,6 +96,18 @@ export async function prepareTask(store: RegistryStore, req: TaskRequest): Promi
     Object.assign(params, await previousOf(store, instances));
   } else if (req.version > 0) {
     throw new InvalidArgumentError(`a ${kind} task takes no version`, { kind: "version" });
+  }
+  if (req.canary) {
+    if (kind !== "publish") throw new InvalidArgumentError(`a ${kind} task takes no canary: only a publish does`, { kind: "canary" });
+    const plan = planCanary(canarySettings(req.canary, instances.length), instances);
+    params.canary = toJsonState({ ...plan, state: "starting", reason: "", bakeStartedAt: 0, bakeEndsAt: 0, rollbackTaskId: 0, decidedBy: "" });
+    // The canary is batch 1; the others follow in batches of batchSize once it is promoted.
+    const rest = ids.filter((id) => !plan.canaryIds.includes(id));
+    const items = [
+      ...plan.canaryIds.map((instanceId) => ({ instanceId, batch: 1 })),
+      ...batchesOf(rest, req.batchSize).map(({ value, batch }) => ({ instanceId: value, batch: batch + 1 })),
+    ];
+    return { kind, params, items, instances };
   }
   const items = batchesOf(ids, req.batchSize).map(({ value, batch }) => ({ instanceId: value, batch }));
   return { kind, params, items, instances };

@@ -36,6 +36,11 @@
  * the last serving endpoint of an Obj first starts a surge beside the
  * instance on other ports, switches the instance only once the surge serves,
  * and removes the surge once the instance serves again.
+ * Canaries (./canary.ts): a publish with params.canary runs batch 1 (the
+ * canary instances) with their weights set, bakes and judges it, then
+ * promotes it (the next batches run) or rolls it back (the task ends failed
+ * and a rollback task takes the canary instances back), or holds it for a
+ * person (Admin.DecideCanary).
  * Items whose node is offline say so in their reason while they wait.
  * An instance reported `failed` after its item started fails the item at
  * once (with the agent's last exit reason); one that is still not done at
@@ -53,6 +58,7 @@
 import { PeriodicTask, type Logger } from "sgridnext";
 import type { RegistryContext } from "../server/context";
 import type { InstanceRecord, TaskItemRecord, TaskRecord, TaskStatus, Topic } from "../store/records";
+import { Canaries, canaryOf } from "./canary";
 import { Surges, type Verdict } from "./surge";
 import { describe, targetPatch, TaskSteps } from "./task-steps";
 
@@ -104,6 +110,7 @@ export class TaskRunner {
   private scanAgain = false;
   private readonly steps: TaskSteps;
   private readonly surges: Surges;
+  private readonly canaries: Canaries;
   /** Last reason shown on a running item (a node offline, a surge's step), to write it only when it changes. */
   private readonly shown = new Map<number, string>();
 
@@ -114,6 +121,7 @@ export class TaskRunner {
     }
     this.log = ctx.log.child({ component: "task-runner" });
     this.steps = new TaskSteps(ctx, this.opts.settleMs);
+    this.canaries = new Canaries(ctx, this.opts.pollMs);
     this.surges = new Surges(ctx, { settleMs: this.opts.settleMs, graceMs: this.opts.drainGraceMs }, () => this.wakeAll(), (id) => this.steps.versionOf(id));
   }
 
@@ -165,7 +173,11 @@ export class TaskRunner {
 
   private readonly onChange = (topics: Set<Topic>): void => {
     if (topics.has("instances") || topics.has("observed") || topics.has("nodes")) this.wakeAll();
-    if (topics.has("tasks")) this.kick();
+    if (topics.has("tasks")) {
+      this.kick();
+      // A person's decision on a canary (Admin.DecideCanary) is a task write.
+      this.wakeAll();
+    }
   };
 
   private wakeAll(): void {
@@ -246,8 +258,18 @@ export class TaskRunner {
           break;
         }
         const items = task.items.filter((i) => i.batch === batch && !FINAL_ITEM.has(i.status));
+        const canary = batch === 1 && canaryOf(task) !== undefined;
+        if (canary) await this.canaries.begin(task);
         if (items.length > 0) await this.runBatch(task, items, halt);
         if (halt()) return;
+        if (canary) {
+          const outcome = await this.canaries.bake(taskId, halt, (ms) => this.pause(ms));
+          if (outcome === "halt") return;
+          if (outcome === "ended") {
+            finished = true;
+            return;
+          }
+        }
         task = await store.tasks.get(taskId);
       }
       if (stoppedAfter === undefined && stopOnFailure) {

@@ -288,6 +288,11 @@ export interface TaskRepo {
   listUnfinished(): Promise<TaskRecord[]>;
   /** Sets the task status; sets startedAt on the first `running`, finishedAt on a final status. */
   setStatus(id: number, status: TaskStatus, reason?: string | null): Promise<TaskRecord>;
+  /**
+   * Replaces one key of the task's params (a canary's state: ../admin/canary.ts),
+   * atomically against other writes of the task; the other keys are kept.
+   */
+  setParam(id: number, key: string, value: JsonObject): Promise<TaskRecord>;
   /** Sets an item's status (and reason); times as for tasks. */
   setItemStatus(itemId: number, status: TaskItemStatus, reason?: string | null): Promise<TaskItemRecord>;
   /**

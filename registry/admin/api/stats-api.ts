@@ -9,7 +9,8 @@
  * quantiles of the calls in the window (bucket upper bounds, as in
  * framework/stats.ts), not averages of per-minute quantiles.
  */
-import { InvalidArgumentError, LATENCY_BUCKETS_MS, type DeepPartial, type ServerContext } from "sgridnext";
+import { InvalidArgumentError, type DeepPartial, type ServerContext } from "sgridnext";
+import { quantileOf } from "../quantile";
 import type { CallStatPoint, QueryCallStatsReply, QueryCallStatsRequest } from "sgridnext/gen/sgrid/registry/v1/admin";
 import { validate } from "../../store";
 import { MINUTE_MS, type CallStatInput } from "../../store/knex/call-stats";
@@ -18,19 +19,6 @@ import type { AdminApiContext } from "./context";
 /** Most points per method in one answer. */
 export const MAX_POINTS = 360;
 const HOUR_MS = 60 * MINUTE_MS;
-
-/** Upper bound of the bucket holding quantile q of a histogram (framework's buckets); 0 without calls. */
-export function quantileOf(buckets: number[], q: number): number {
-  const total = buckets.reduce((a, b) => a + b, 0);
-  if (total === 0) return 0;
-  const target = Math.ceil(total * q);
-  let seen = 0;
-  for (let i = 0; i < buckets.length; i++) {
-    seen += buckets[i] ?? 0;
-    if (seen >= target) return LATENCY_BUCKETS_MS[i] ?? LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]! * 2;
-  }
-  return 0;
-}
 
 export class StatsApi {
   constructor(private readonly c: AdminApiContext) {}

@@ -3,10 +3,11 @@
  * created here and run by the TaskRunner; WatchTask follows one until it
  * ends. Creating one needs operator on every application it touches.
  */
-import { PermissionDeniedError, type DeepPartial, type ServerContext } from "sgridnext";
-import type { CreateTaskRequest, ListTasksReply, ListTasksRequest, TaskInfo, TaskRef } from "sgridnext/gen/sgrid/registry/v1/admin";
+import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, type DeepPartial, type ServerContext } from "sgridnext";
+import type { CreateTaskRequest, DecideCanaryRequest, ListTasksReply, ListTasksRequest, TaskInfo, TaskRef } from "sgridnext/gen/sgrid/registry/v1/admin";
 import type { AuthUser } from "../../server/context";
 import type { TaskRecord, Topic } from "../../store/records";
+import { canaryOf } from "../canary-plan";
 import { taskToMsg } from "../mapping";
 import { checkNotBusy, prepareRollback, prepareTask, type PreparedTask } from "../task-factory";
 import { ADMIN_API_DEFAULTS, type AdminApiContext } from "./context";
@@ -42,9 +43,10 @@ export class TasksApi {
     this.c.requireApps(user, "operator", apps);
     const prepared = await prepareTask(this.c.store, {
       kind: request.kind, instanceIds: request.instanceIds, version: request.version, batchSize: request.batchSize,
-      stopOnFailure: request.stopOnFailure, batchTimeoutS: request.batchTimeoutS, comment: request.comment,
+      stopOnFailure: request.stopOnFailure, batchTimeoutS: request.batchTimeoutS, comment: request.comment, canary: request.canary,
     });
-    const what = `${prepared.items.length} instance(s)${request.version ? `, version ${request.version}` : ""}, batch size ${request.batchSize || "all"}${request.stopOnFailure ? ", stop on failure" : ""}`;
+    const canary = canaryOf({ params: prepared.params } as TaskRecord);
+    const what = `${prepared.items.length} instance(s)${request.version ? `, version ${request.version}` : ""}, batch size ${request.batchSize || "all"}${request.stopOnFailure ? ", stop on failure" : ""}${canary ? `, canary on instance(s) ${canary.canaryIds.join(", ")} (${(100 * canary.share).toFixed(1)} % of calls, bake ${canary.settings.bakeS} s${canary.settings.hold ? ", held for a person" : ""})` : ""}`;
     return taskToMsg(await this.startTask(user, prepared, what));
   }
 
@@ -111,5 +113,36 @@ export class TasksApi {
     this.c.requireApps(user, "operator", original.items.map((i) => i.application));
     const prepared = await prepareRollback(this.c.store, original);
     return taskToMsg(await this.startTask(user, prepared, `rollback of task ${original.id}, ${prepared.items.length} instance(s)`));
+  }
+
+  /**
+   * A person's decision on a canary that is baking or held: promote it (the
+   * other instances follow in batches) or roll it back. Recorded on the task
+   * (params.canaryDecision, with who); the runner that holds the task acts
+   * on it at its next check.
+   */
+  async decideCanary(request: DecideCanaryRequest, call: ServerContext): Promise<DeepPartial<TaskInfo>> {
+    const user = await this.c.user(call);
+    const task = await this.c.store.tasks.get(request.id);
+    this.c.requireApps(user, "operator", task.items.map((i) => i.application));
+    if (request.action !== "promote" && request.action !== "rollback") {
+      throw new InvalidArgumentError(`invalid canary action ${JSON.stringify(request.action)}: expected promote or rollback`, { kind: "canary action", field: "action" });
+    }
+    const canary = canaryOf(task);
+    if (!canary) throw new FailedPreconditionError(`task ${task.id} is not a canary publish: nothing to promote or roll back (sgrid rollback ${task.id} rolls a finished publish back)`, { taskId: task.id });
+    if (FINAL_TASK.has(task.status) || (canary.state !== "baking" && canary.state !== "held")) {
+      throw new FailedPreconditionError(`the canary of task ${task.id} is ${canary.state.replace("_", " ")} (task ${task.status}): there is nothing left to decide`, { taskId: task.id, state: canary.state });
+    }
+    const decided = await this.c.store.transaction(async (tx) => {
+      const t = await tx.tasks.setParam(task.id, "canaryDecision", { action: request.action, by: user.name, at: Date.now() });
+      await tx.events.append({
+        actor: user.name, kind: "task.canary_decision", target: `${task.items[0]!.application}.${task.items[0]!.server}`,
+        message: `${user.name} chose to ${request.action === "promote" ? "promote" : "roll back"} the canary of publish task ${task.id} (it was ${canary.state})`,
+        data: { taskId: task.id, action: request.action, state: canary.state },
+      });
+      return t;
+    });
+    this.c.changed();
+    return taskToMsg(decided);
   }
 }

@@ -30,8 +30,11 @@ export interface CallStatRow extends CallStatInput {
 export interface CallStatsRepo {
   /** Adds the deltas of one instance, reported at `at` (ms), to that minute's rows. */
   add(instance: { id: number; application: string; server: string; node: string }, at: number, stats: CallStatInput[]): Promise<void>;
-  /** Rows of one server in [from, to) (ms), summed over its instances, by minute, side, scope and method; oldest first. */
-  query(q: { application: string; server: string; from: number; to: number; side?: string }): Promise<CallStatRow[]>;
+  /**
+   * Rows of one server in [from, to) (ms), summed over its instances (or only
+   * over `instanceIds`), by minute, side, scope and method; oldest first.
+   */
+  query(q: { application: string; server: string; from: number; to: number; side?: string; instanceIds?: readonly number[] }): Promise<CallStatRow[]>;
   /** Deletes the rows of minutes before `before` (ms); returns how many. */
   prune(before: number): Promise<number>;
 }
@@ -105,10 +108,12 @@ export class KnexCallStatsRepo implements CallStatsRepo {
     });
   }
 
-  async query(q: { application: string; server: string; from: number; to: number; side?: string }): Promise<CallStatRow[]> {
+  async query(q: { application: string; server: string; from: number; to: number; side?: string; instanceIds?: readonly number[] }): Promise<CallStatRow[]> {
+    if (q.instanceIds?.length === 0) return [];
     const rows = await this.ctx.read((db) => {
       const b = db("call_stats").where({ application: q.application, server: q.server }).andWhere("minute", ">=", Math.trunc(q.from)).andWhere("minute", "<", Math.trunc(q.to));
       if (q.side) b.andWhere({ side: q.side });
+      if (q.instanceIds) b.whereIn("instance_id", [...q.instanceIds]);
       return b.orderBy("minute", "asc").limit(200_000);
     });
     const byKey = new Map<string, CallStatRow>();

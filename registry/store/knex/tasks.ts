@@ -10,7 +10,7 @@
 import { InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { TaskInput, TaskRepo } from "../base";
 import {
-  TASK_ITEM_STATUSES, TASK_KINDS, TASK_STATUSES, type TaskItemRecord, type TaskItemStatus, type TaskKind, type TaskRecord, type TaskStatus,
+  TASK_ITEM_STATUSES, TASK_KINDS, TASK_STATUSES, type JsonObject, type TaskItemRecord, type TaskItemStatus, type TaskKind, type TaskRecord, type TaskStatus,
 } from "../records";
 import { validateId, validateJsonObject, validateOneOf, validateText, validateUserName } from "../validate";
 import { type Db, type StoreContext, insertedId, num, toJson } from "./context";
@@ -119,6 +119,18 @@ export class KnexTaskRepo implements TaskRepo {
           ? { started_at: trx.raw("COALESCE(??, ?)", ["started_at", now]), finished_at: null }
           : { finished_at: null };
       await trx("tasks").where({ id }).update({ status, ...times, ...extra, updated_at: now });
+      touch("tasks");
+      return requireTask(trx, id);
+    });
+  }
+
+  async setParam(id: number, key: string, value: JsonObject): Promise<TaskRecord> {
+    validateId("task id", id);
+    const clean = validateJsonObject(`task param ${key}`, value);
+    return this.ctx.write(async (trx, touch) => {
+      const task = await requireTask(trx, id);
+      const params = { ...task.params, [key]: clean };
+      await trx("tasks").where({ id }).update({ params: toJson(params), updated_at: this.ctx.now() });
       touch("tasks");
       return requireTask(trx, id);
     });

@@ -241,6 +241,65 @@ export interface TaskInfo {
   rollbackOf: number;
   /** What the person who started it said about it (publish). */
   comment: string;
+  /** A canary publish: its options, state and last judgement (unset otherwise). */
+  canary: CanaryInfo | undefined;
+}
+
+/**
+ * A canary publish (ARCHITECTURE.md, "Canary"): the new version first on a
+ * share of the instances (or of the calls, through endpoint weights), judged
+ * against the other instances from the service monitor for the bake time,
+ * then promoted in batches, rolled back, or held for a person.
+ */
+export interface CanaryOptions {
+  /**
+   * Share of the calls, 0 < percent < 100: instances are chosen and their
+   * weights set to give it. 0 = use `instances`.
+   */
+  percent: number;
+  /** Number of instances, 1 .. (instances - 1). 0 = use `percent`. */
+  instances: number;
+  /** Seconds the canary runs before it is judged passed; 0 = 300. */
+  bakeS: number;
+  /** Most the canary's error rate may be above the others', percentage points; unset = 1. */
+  maxErrorRateDelta?:
+    | number
+    | undefined;
+  /** Most the canary's p99 latency may be, as a multiple of the others'; 0 = 1.5. */
+  maxP99Ratio: number;
+  /** Fewest calls the canary must have served before it is judged; 0 = 100. */
+  minCalls: number;
+  /** p99 latencies at or under this are never judged too slow, ms; 0 = 10. */
+  p99FloorMs: number;
+  /** After a good bake, wait for a person (DecideCanary) instead of promoting. */
+  hold: boolean;
+}
+
+export interface CanaryInfo {
+  /** The options as applied (defaults filled in). */
+  options:
+    | CanaryOptions
+    | undefined;
+  /** starting, baking, held, promoted, rolled_back. */
+  state: string;
+  /** Why it is in that state (the verdict, with its figures). */
+  reason: string;
+  instanceIds: number[];
+  /** The share of calls the canary gets (0..1), from the endpoint weights. */
+  share: number;
+  bakeStartedAt: number;
+  bakeEndsAt: number;
+  /** The last judgement: server-side calls since the bake started. */
+  canaryCalls: number;
+  canaryErrors: number;
+  canaryP99Ms: number;
+  baselineCalls: number;
+  baselineErrors: number;
+  baselineP99Ms: number;
+  /** The rollback task started for it (0 = none). */
+  rollbackTaskId: number;
+  /** Who decided (a user, or "registry" for an automatic verdict). */
+  decidedBy: string;
 }
 
 export interface CreateTaskRequest {
@@ -255,6 +314,15 @@ export interface CreateTaskRequest {
   batchTimeoutS: number;
   /** Why (shown with the task; at most 1024 characters). */
   comment: string;
+  /** publish only: a canary first (unset = a plain publish). */
+  canary: CanaryOptions | undefined;
+}
+
+export interface DecideCanaryRequest {
+  /** The canary publish task. */
+  id: number;
+  /** promote | rollback. */
+  action: string;
 }
 
 export interface TaskRef {
@@ -3400,6 +3468,7 @@ function createBaseTaskInfo(): TaskInfo {
     previousVersionsJson: "",
     rollbackOf: 0,
     comment: "",
+    canary: undefined,
   };
 }
 
@@ -3449,6 +3518,9 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     }
     if (message.comment !== "") {
       writer.uint32(170).string(message.comment);
+    }
+    if (message.canary !== undefined) {
+      CanaryInfo.encode(message.canary, writer.uint32(178).fork()).join();
     }
     return writer;
   },
@@ -3586,6 +3658,14 @@ export const TaskInfo: MessageFns<TaskInfo> = {
             message.comment = reader.string();
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.canary = CanaryInfo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3649,6 +3729,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
         ? globalThis.Number(object.rollback_of)
         : 0,
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      canary: isSet(object.canary) ? CanaryInfo.fromJSON(object.canary) : undefined,
     };
   },
 
@@ -3699,6 +3780,9 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     if (message.comment !== "") {
       obj.comment = message.comment;
     }
+    if (message.canary !== undefined) {
+      obj.canary = CanaryInfo.toJSON(message.canary);
+    }
     return obj;
   },
 
@@ -3722,12 +3806,603 @@ export const TaskInfo: MessageFns<TaskInfo> = {
     message.previousVersionsJson = object.previousVersionsJson ?? "";
     message.rollbackOf = object.rollbackOf ?? 0;
     message.comment = object.comment ?? "";
+    message.canary = (object.canary !== undefined && object.canary !== null)
+      ? CanaryInfo.fromPartial(object.canary)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCanaryOptions(): CanaryOptions {
+  return {
+    percent: 0,
+    instances: 0,
+    bakeS: 0,
+    maxErrorRateDelta: undefined,
+    maxP99Ratio: 0,
+    minCalls: 0,
+    p99FloorMs: 0,
+    hold: false,
+  };
+}
+
+export const CanaryOptions: MessageFns<CanaryOptions> = {
+  encode(message: CanaryOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.percent !== 0) {
+      writer.uint32(9).double(message.percent);
+    }
+    if (message.instances !== 0) {
+      writer.uint32(16).uint32(message.instances);
+    }
+    if (message.bakeS !== 0) {
+      writer.uint32(24).uint32(message.bakeS);
+    }
+    if (message.maxErrorRateDelta !== undefined) {
+      writer.uint32(33).double(message.maxErrorRateDelta);
+    }
+    if (message.maxP99Ratio !== 0) {
+      writer.uint32(41).double(message.maxP99Ratio);
+    }
+    if (message.minCalls !== 0) {
+      writer.uint32(48).uint32(message.minCalls);
+    }
+    if (message.p99FloorMs !== 0) {
+      writer.uint32(57).double(message.p99FloorMs);
+    }
+    if (message.hold !== false) {
+      writer.uint32(64).bool(message.hold);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CanaryOptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCanaryOptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.instances = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bakeS = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.maxErrorRateDelta = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.maxP99Ratio = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.minCalls = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.p99FloorMs = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.hold = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CanaryOptions {
+    return {
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
+      instances: isSet(object.instances) ? globalThis.Number(object.instances) : 0,
+      bakeS: isSet(object.bakeS)
+        ? globalThis.Number(object.bakeS)
+        : isSet(object.bake_s)
+        ? globalThis.Number(object.bake_s)
+        : 0,
+      maxErrorRateDelta: isSet(object.maxErrorRateDelta)
+        ? globalThis.Number(object.maxErrorRateDelta)
+        : isSet(object.max_error_rate_delta)
+        ? globalThis.Number(object.max_error_rate_delta)
+        : undefined,
+      maxP99Ratio: isSet(object.maxP99Ratio)
+        ? globalThis.Number(object.maxP99Ratio)
+        : isSet(object.max_p99_ratio)
+        ? globalThis.Number(object.max_p99_ratio)
+        : 0,
+      minCalls: isSet(object.minCalls)
+        ? globalThis.Number(object.minCalls)
+        : isSet(object.min_calls)
+        ? globalThis.Number(object.min_calls)
+        : 0,
+      p99FloorMs: isSet(object.p99FloorMs)
+        ? globalThis.Number(object.p99FloorMs)
+        : isSet(object.p99_floor_ms)
+        ? globalThis.Number(object.p99_floor_ms)
+        : 0,
+      hold: isSet(object.hold) ? globalThis.Boolean(object.hold) : false,
+    };
+  },
+
+  toJSON(message: CanaryOptions): unknown {
+    const obj: any = {};
+    if (message.percent !== 0) {
+      obj.percent = floatToJson(message.percent);
+    }
+    if (message.instances !== 0) {
+      obj.instances = Math.round(message.instances);
+    }
+    if (message.bakeS !== 0) {
+      obj.bakeS = Math.round(message.bakeS);
+    }
+    if (message.maxErrorRateDelta !== undefined) {
+      obj.maxErrorRateDelta = floatToJson(message.maxErrorRateDelta);
+    }
+    if (message.maxP99Ratio !== 0) {
+      obj.maxP99Ratio = floatToJson(message.maxP99Ratio);
+    }
+    if (message.minCalls !== 0) {
+      obj.minCalls = Math.round(message.minCalls);
+    }
+    if (message.p99FloorMs !== 0) {
+      obj.p99FloorMs = floatToJson(message.p99FloorMs);
+    }
+    if (message.hold !== false) {
+      obj.hold = message.hold;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CanaryOptions>, I>>(base?: I): CanaryOptions {
+    return CanaryOptions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CanaryOptions>, I>>(object: I): CanaryOptions {
+    const message = createBaseCanaryOptions();
+    message.percent = object.percent ?? 0;
+    message.instances = object.instances ?? 0;
+    message.bakeS = object.bakeS ?? 0;
+    message.maxErrorRateDelta = object.maxErrorRateDelta ?? undefined;
+    message.maxP99Ratio = object.maxP99Ratio ?? 0;
+    message.minCalls = object.minCalls ?? 0;
+    message.p99FloorMs = object.p99FloorMs ?? 0;
+    message.hold = object.hold ?? false;
+    return message;
+  },
+};
+
+function createBaseCanaryInfo(): CanaryInfo {
+  return {
+    options: undefined,
+    state: "",
+    reason: "",
+    instanceIds: [],
+    share: 0,
+    bakeStartedAt: 0,
+    bakeEndsAt: 0,
+    canaryCalls: 0,
+    canaryErrors: 0,
+    canaryP99Ms: 0,
+    baselineCalls: 0,
+    baselineErrors: 0,
+    baselineP99Ms: 0,
+    rollbackTaskId: 0,
+    decidedBy: "",
+  };
+}
+
+export const CanaryInfo: MessageFns<CanaryInfo> = {
+  encode(message: CanaryInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.options !== undefined) {
+      CanaryOptions.encode(message.options, writer.uint32(10).fork()).join();
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.instanceIds.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.instanceIds) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.share !== 0) {
+      writer.uint32(41).double(message.share);
+    }
+    if (message.bakeStartedAt !== 0) {
+      writer.uint32(48).int64(message.bakeStartedAt);
+    }
+    if (message.bakeEndsAt !== 0) {
+      writer.uint32(56).int64(message.bakeEndsAt);
+    }
+    if (message.canaryCalls !== 0) {
+      writer.uint32(64).uint64(message.canaryCalls);
+    }
+    if (message.canaryErrors !== 0) {
+      writer.uint32(72).uint64(message.canaryErrors);
+    }
+    if (message.canaryP99Ms !== 0) {
+      writer.uint32(81).double(message.canaryP99Ms);
+    }
+    if (message.baselineCalls !== 0) {
+      writer.uint32(88).uint64(message.baselineCalls);
+    }
+    if (message.baselineErrors !== 0) {
+      writer.uint32(96).uint64(message.baselineErrors);
+    }
+    if (message.baselineP99Ms !== 0) {
+      writer.uint32(105).double(message.baselineP99Ms);
+    }
+    if (message.rollbackTaskId !== 0) {
+      writer.uint32(112).uint64(message.rollbackTaskId);
+    }
+    if (message.decidedBy !== "") {
+      writer.uint32(122).string(message.decidedBy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CanaryInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCanaryInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.options = CanaryOptions.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.instanceIds.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.instanceIds.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.share = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.bakeStartedAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.bakeEndsAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.canaryCalls = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.canaryErrors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.canaryP99Ms = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.baselineCalls = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.baselineErrors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.baselineP99Ms = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.rollbackTaskId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.decidedBy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CanaryInfo {
+    return {
+      options: isSet(object.options) ? CanaryOptions.fromJSON(object.options) : undefined,
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      instanceIds: globalThis.Array.isArray(object?.instanceIds)
+        ? object.instanceIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.instance_ids)
+        ? object.instance_ids.map((e: any) => globalThis.Number(e))
+        : [],
+      share: isSet(object.share) ? globalThis.Number(object.share) : 0,
+      bakeStartedAt: isSet(object.bakeStartedAt)
+        ? globalThis.Number(object.bakeStartedAt)
+        : isSet(object.bake_started_at)
+        ? globalThis.Number(object.bake_started_at)
+        : 0,
+      bakeEndsAt: isSet(object.bakeEndsAt)
+        ? globalThis.Number(object.bakeEndsAt)
+        : isSet(object.bake_ends_at)
+        ? globalThis.Number(object.bake_ends_at)
+        : 0,
+      canaryCalls: isSet(object.canaryCalls)
+        ? globalThis.Number(object.canaryCalls)
+        : isSet(object.canary_calls)
+        ? globalThis.Number(object.canary_calls)
+        : 0,
+      canaryErrors: isSet(object.canaryErrors)
+        ? globalThis.Number(object.canaryErrors)
+        : isSet(object.canary_errors)
+        ? globalThis.Number(object.canary_errors)
+        : 0,
+      canaryP99Ms: isSet(object.canaryP99Ms)
+        ? globalThis.Number(object.canaryP99Ms)
+        : isSet(object.canary_p99_ms)
+        ? globalThis.Number(object.canary_p99_ms)
+        : 0,
+      baselineCalls: isSet(object.baselineCalls)
+        ? globalThis.Number(object.baselineCalls)
+        : isSet(object.baseline_calls)
+        ? globalThis.Number(object.baseline_calls)
+        : 0,
+      baselineErrors: isSet(object.baselineErrors)
+        ? globalThis.Number(object.baselineErrors)
+        : isSet(object.baseline_errors)
+        ? globalThis.Number(object.baseline_errors)
+        : 0,
+      baselineP99Ms: isSet(object.baselineP99Ms)
+        ? globalThis.Number(object.baselineP99Ms)
+        : isSet(object.baseline_p99_ms)
+        ? globalThis.Number(object.baseline_p99_ms)
+        : 0,
+      rollbackTaskId: isSet(object.rollbackTaskId)
+        ? globalThis.Number(object.rollbackTaskId)
+        : isSet(object.rollback_task_id)
+        ? globalThis.Number(object.rollback_task_id)
+        : 0,
+      decidedBy: isSet(object.decidedBy)
+        ? globalThis.String(object.decidedBy)
+        : isSet(object.decided_by)
+        ? globalThis.String(object.decided_by)
+        : "",
+    };
+  },
+
+  toJSON(message: CanaryInfo): unknown {
+    const obj: any = {};
+    if (message.options !== undefined) {
+      obj.options = CanaryOptions.toJSON(message.options);
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.instanceIds?.length) {
+      obj.instanceIds = message.instanceIds.map((e) => Math.round(e));
+    }
+    if (message.share !== 0) {
+      obj.share = floatToJson(message.share);
+    }
+    if (message.bakeStartedAt !== 0) {
+      obj.bakeStartedAt = Math.round(message.bakeStartedAt);
+    }
+    if (message.bakeEndsAt !== 0) {
+      obj.bakeEndsAt = Math.round(message.bakeEndsAt);
+    }
+    if (message.canaryCalls !== 0) {
+      obj.canaryCalls = Math.round(message.canaryCalls);
+    }
+    if (message.canaryErrors !== 0) {
+      obj.canaryErrors = Math.round(message.canaryErrors);
+    }
+    if (message.canaryP99Ms !== 0) {
+      obj.canaryP99Ms = floatToJson(message.canaryP99Ms);
+    }
+    if (message.baselineCalls !== 0) {
+      obj.baselineCalls = Math.round(message.baselineCalls);
+    }
+    if (message.baselineErrors !== 0) {
+      obj.baselineErrors = Math.round(message.baselineErrors);
+    }
+    if (message.baselineP99Ms !== 0) {
+      obj.baselineP99Ms = floatToJson(message.baselineP99Ms);
+    }
+    if (message.rollbackTaskId !== 0) {
+      obj.rollbackTaskId = Math.round(message.rollbackTaskId);
+    }
+    if (message.decidedBy !== "") {
+      obj.decidedBy = message.decidedBy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CanaryInfo>, I>>(base?: I): CanaryInfo {
+    return CanaryInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CanaryInfo>, I>>(object: I): CanaryInfo {
+    const message = createBaseCanaryInfo();
+    message.options = (object.options !== undefined && object.options !== null)
+      ? CanaryOptions.fromPartial(object.options)
+      : undefined;
+    message.state = object.state ?? "";
+    message.reason = object.reason ?? "";
+    message.instanceIds = object.instanceIds?.map((e) => e) || [];
+    message.share = object.share ?? 0;
+    message.bakeStartedAt = object.bakeStartedAt ?? 0;
+    message.bakeEndsAt = object.bakeEndsAt ?? 0;
+    message.canaryCalls = object.canaryCalls ?? 0;
+    message.canaryErrors = object.canaryErrors ?? 0;
+    message.canaryP99Ms = object.canaryP99Ms ?? 0;
+    message.baselineCalls = object.baselineCalls ?? 0;
+    message.baselineErrors = object.baselineErrors ?? 0;
+    message.baselineP99Ms = object.baselineP99Ms ?? 0;
+    message.rollbackTaskId = object.rollbackTaskId ?? 0;
+    message.decidedBy = object.decidedBy ?? "";
     return message;
   },
 };
 
 function createBaseCreateTaskRequest(): CreateTaskRequest {
-  return { kind: "", instanceIds: [], version: 0, batchSize: 0, stopOnFailure: false, batchTimeoutS: 0, comment: "" };
+  return {
+    kind: "",
+    instanceIds: [],
+    version: 0,
+    batchSize: 0,
+    stopOnFailure: false,
+    batchTimeoutS: 0,
+    comment: "",
+    canary: undefined,
+  };
 }
 
 export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
@@ -3756,6 +4431,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     }
     if (message.comment !== "") {
       writer.uint32(162).string(message.comment);
+    }
+    if (message.canary !== undefined) {
+      CanaryOptions.encode(message.canary, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -3839,6 +4517,14 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             message.comment = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.canary = CanaryOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3876,6 +4562,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
         ? globalThis.Number(object.batch_timeout_s)
         : 0,
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      canary: isSet(object.canary) ? CanaryOptions.fromJSON(object.canary) : undefined,
     };
   },
 
@@ -3902,6 +4589,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     if (message.comment !== "") {
       obj.comment = message.comment;
     }
+    if (message.canary !== undefined) {
+      obj.canary = CanaryOptions.toJSON(message.canary);
+    }
     return obj;
   },
 
@@ -3917,6 +4607,94 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     message.stopOnFailure = object.stopOnFailure ?? false;
     message.batchTimeoutS = object.batchTimeoutS ?? 0;
     message.comment = object.comment ?? "";
+    message.canary = (object.canary !== undefined && object.canary !== null)
+      ? CanaryOptions.fromPartial(object.canary)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDecideCanaryRequest(): DecideCanaryRequest {
+  return { id: 0, action: "" };
+}
+
+export const DecideCanaryRequest: MessageFns<DecideCanaryRequest> = {
+  encode(message: DecideCanaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.action !== "") {
+      writer.uint32(18).string(message.action);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DecideCanaryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDecideCanaryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DecideCanaryRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+    };
+  },
+
+  toJSON(message: DecideCanaryRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DecideCanaryRequest>, I>>(base?: I): DecideCanaryRequest {
+    return DecideCanaryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DecideCanaryRequest>, I>>(object: I): DecideCanaryRequest {
+    const message = createBaseDecideCanaryRequest();
+    message.id = object.id ?? 0;
+    message.action = object.action ?? "";
     return message;
   },
 };
