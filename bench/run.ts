@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${await runFindObjectBench(durationMs, [1, 64])}\n\n`);
   }
   if (want("registry-watch")) {
-    process.stdout.write("## Registry WatchObject propagation (a desired-state write until every watcher has the new list; change feed polls every 200 ms)\n");
+    process.stdout.write("## Registry WatchObject propagation (a change until every watcher has the new list: this registry's own write, another writer's, across two registries on MariaDB)\n");
     process.stdout.write(`${await runWatchLatencyBench(durationMs)}\n\n`);
   }
   if (want("resolve")) {

@@ -11,7 +11,7 @@ export interface BenchRegistry {
   child: ChildProcess;
   address: string;
   dataDir: string;
-  /** `sqlite:<dataDir>/registry.db` */
+  /** The database URL (`sqlite:<dataDir>/registry.db` by default). */
   db: string;
   stop(): Promise<void>;
 }
@@ -20,9 +20,9 @@ export function benchDataDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-bench-reg-"));
 }
 
-export function startBenchRegistry(dataDir: string, extraArgs: string[] = []): Promise<BenchRegistry> {
+/** `db` defaults to SQLite in `dataDir`. */
+export function startBenchRegistry(dataDir: string, extraArgs: string[] = [], db = `sqlite:${path.join(dataDir, "registry.db")}`): Promise<BenchRegistry> {
   const cli = path.resolve(__dirname, "../../cli/main.js");
-  const db = `sqlite:${path.join(dataDir, "registry.db")}`;
   const child = spawn(process.execPath, [cli, "registry", "--db", db, "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--heartbeat-timeout", "1h", ...extraArgs], {
     // A cluster token, so the registry does not warn about running without one.
     env: { ...process.env, SGRID_LOG_LEVEL: "warn", SGRID_ADMIN_PASSWORD: "bench-admin-pw", SGRID_CLUSTER_TOKEN: "bench-cluster-token" },
