@@ -6,8 +6,16 @@
  * (`<node>#<instance>`), so a caller can tell instances apart. It loads
  * `fault.json` at start when the registry has one.
  */
-import { Application, NotFoundError } from "sgridnext";
+import { Application, InternalError, NotFoundError, type ServerContext } from "sgridnext";
+import type { EchoRequest } from "../../gen/demo/echo";
 import { EchoImpl } from "../../helpers/echo-servant";
+
+/** A bad version (FAULT_FAIL_SAY set by its package's main.js): every Say fails. */
+class FailingEcho extends EchoImpl {
+  override async say(_request: EchoRequest, _ctx: ServerContext): Promise<never> {
+    throw new InternalError(`bad version: Say fails (${this.name})`);
+  }
+}
 
 /** The config file the servant loads at start when the registry has it. */
 const FAULT_CONFIG = "fault.json";
@@ -16,7 +24,8 @@ async function main(): Promise<void> {
   const env = process.env;
   const app = new Application({ shutdownGraceMs: 3000 });
   for (const obj of Object.keys(JSON.parse(env.SGRID_ADAPTERS ?? "{}") as Record<string, string>)) {
-    app.addServant(obj, new EchoImpl(`${env.SGRID_NODE ?? "?"}#${env.SGRID_INSTANCE_ID ?? "?"}`));
+    const name = `${env.SGRID_NODE ?? "?"}#${env.SGRID_INSTANCE_ID ?? "?"}`;
+    app.addServant(obj, env.FAULT_FAIL_SAY === "1" ? new FailingEcho(name) : new EchoImpl(name));
   }
   // Its config, when the registry has one: a view that cannot be loaded (and no last good copy) fails the start, as in any servant.
   await app.config.load(FAULT_CONFIG).catch((err: unknown) => {
