@@ -49,8 +49,9 @@ class PackageCluster {
   readonly group = `sgrid-test-${process.pid}-pkgs-${Math.random().toString(36).slice(2, 8)}`;
   private token = "";
 
-  constructor(name: string, readonly db: string) {
-    this.out = outputDir(`packages-${name}`);
+  /** `out`: the folder everything goes under (a name makes a new one under test-output). */
+  constructor(out: string, readonly db: string) {
+    this.out = path.isAbsolute(out) ? out : outputDir(`packages-${out}`);
   }
 
   get agentDir(): string {
@@ -241,11 +242,12 @@ describe("packages any registry can serve: one registry on SQLite, packages kept
   after(async () => c?.stop());
 
   it("installs a package an older registry kept in <data-dir>/packages", async () => {
+    // The cluster's own output folder: startRegistry("one") runs on <out>/registry-one.
     const out = outputDir("packages-sqlite");
     const dataDir = path.join(out, "registry-one");
     fs.mkdirSync(dataDir, { recursive: true });
     const dbUrl = `sqlite:${path.join(dataDir, "registry.db")}`;
-    c = new PackageCluster("sqlite", dbUrl);
+    c = new PackageCluster(out, dbUrl);
     const { bytes } = await c.package("1.0.0", 3 * 1024 * 1024);
     const key = sha(bytes);
     // What an older registry left: the patch row, and the file on its disk.
