@@ -44,6 +44,8 @@ export interface TransportBenchRow {
   vsTars?: number;
   /** p99Ms / the @tars/rpc row's. */
   p99VsTars?: number;
+  /** callsPerSec / the bare framed-TCP echo row's, at the same concurrency (when bare ran). */
+  vsBare?: number;
 }
 
 const CHILD = path.join(__dirname, "child.js");
@@ -153,13 +155,15 @@ export async function runTransportBench(opts: TransportBenchOptions): Promise<Tr
       row.vsTars = row.callsPerSec / tars.callsPerSec;
       row.p99VsTars = tars.p99Ms > 0 ? row.p99Ms / tars.p99Ms : undefined;
     }
+    const bare = rows.find((r) => r.stack === "bare" && r.concurrency === row.concurrency);
+    if (bare && bare.callsPerSec > 0) row.vsBare = row.callsPerSec / bare.callsPerSec;
   }
   return rows;
 }
 
 /** The rows as a fixed-width text table. */
 export function formatTable(rows: readonly TransportBenchRow[]): string {
-  const head = ["stack", "conc", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "x tars", "p99 / tars", "errors"];
+  const head = ["stack", "conc", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "x tars", "p99 / tars", "x bare", "errors"];
   const body = rows.map((r) => [
     r.label,
     String(r.concurrency),
@@ -169,6 +173,7 @@ export function formatTable(rows: readonly TransportBenchRow[]): string {
     r.cpuUsPerCall.toFixed(1),
     r.vsTars === undefined ? "-" : `${r.vsTars.toFixed(2)}x`,
     r.p99VsTars === undefined ? "-" : `${r.p99VsTars.toFixed(2)}x`,
+    r.vsBare === undefined ? "-" : `${r.vsBare.toFixed(2)}x`,
     r.errors === 0 ? "0" : `${r.errors} (${r.firstError ?? ""})`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

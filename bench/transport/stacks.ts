@@ -11,12 +11,14 @@ import { Application, Communicator } from "sgridnext";
 import { BenchProxy, BenchServant } from "./gen/echo.sgrid";
 import type { EchoMessage } from "./gen/echo";
 import { startTarsServer, tarsProxy } from "./tars-echo";
+import { bareClient, startBareServer } from "./bare-echo";
 
-export const STACKS = ["sgrid-proxy", "grpc-proxy", "grpc-js", "tars", "moleculer"] as const;
+export const STACKS = ["sgrid-proxy", "bare", "grpc-proxy", "grpc-js", "tars", "moleculer"] as const;
 export type StackName = (typeof STACKS)[number];
 
 export const STACK_LABELS: Record<StackName, string> = {
   "sgrid-proxy": "generated proxy over sgrid (native)",
+  bare: "bare framed-TCP echo (no framework)",
   "grpc-proxy": "generated proxy over gRPC",
   "grpc-js": "plain @grpc/grpc-js",
   tars: "@tars/rpc 2.0.15 (TARS protocol)",
@@ -84,6 +86,8 @@ export async function startServer(stack: StackName): Promise<number> {
         server.bindAsync(`${HOST}:0`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
       });
     }
+    case "bare":
+      return startBareServer(HOST);
     case "tars": {
       const port = await freePort();
       startTarsServer(HOST, port);
@@ -125,6 +129,10 @@ export async function makeClient(stack: StackName, port: number): Promise<BenchC
         }),
         close: async () => client.close(),
       };
+    }
+    case "bare": {
+      const client = await bareClient(HOST, port);
+      return { call: () => client.call(TEXT), close: async () => client.close() };
     }
     case "tars": {
       const prx = tarsProxy(HOST, port, TIMEOUT_MS);
