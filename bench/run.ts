@@ -4,7 +4,8 @@
  * not in tests. BENCH_DURATION_MS sets the length of each measurement.
  * Suites: grpc, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
  * those: `node dist/bench/run.js transport`. `chaos` (the fault suite's
- * scenarios, minutes) runs only when named: `npm run bench chaos`.
+ * scenarios, minutes) runs only when named: `npm run bench chaos`; so does
+ * `agent-soak` (the agent suite with a 10-minute soak, BENCH_SOAK_MS).
  */
 import { runGrpcOverhead } from "./grpc-overhead";
 import { runAgentBench } from "./agent/agent-bench";
@@ -24,9 +25,13 @@ async function main(): Promise<void> {
     process.stdout.write("## Generated proxy vs plain @grpc/grpc-js (unary ~100-byte echo, server in another process)\n");
     process.stdout.write(`${await runGrpcOverhead(durationMs, [1, 64])}\n\n`);
   }
-  if (want("agent")) {
-    process.stdout.write("## Node agent: restart latency, RSS, CPU supervising 50 sleep-loop instances (`sgrid node` child, registry stand-in)\n");
-    process.stdout.write(`${await runAgentBench(durationMs)}\n\n`);
+  if (want("agent") || only.includes("agent-soak")) {
+    // agent-soak (only when named): the same suite with a 10-minute soak unless BENCH_SOAK_MS says otherwise.
+    const soakMs = Number(process.env.BENCH_SOAK_MS ?? (only.includes("agent-soak") ? 600_000 : 20_000));
+    const idleMs = Number(process.env.BENCH_IDLE_MS ?? 10_000);
+    process.stdout.write(`## Node agent: restart latency, RSS and heap idle (${idleMs / 1000} s) and over a ${soakMs / 1000} s soak supervising 50 sleep-loop instances, CPU (\`sgrid node\` child, registry stand-in)\n`);
+    process.stdout.write("Target: RSS < 60 MB idle, flat over a 10-minute soak with 50 instances (`npm run bench agent-soak`).\n");
+    process.stdout.write(`${await runAgentBench({ idleMs, soakMs })}\n\n`);
   }
   if (want("transport")) {
     process.stdout.write("## Transports: native sgrid vs gRPC vs @tars/rpc vs moleculer (unary ~100-byte echo, separate processes)\n");

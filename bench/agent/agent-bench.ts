@@ -10,10 +10,16 @@
  *   policy's delay is set to 0 here, so the figure is the agent's own
  *   overhead (exit noticed + cgroup prepared + spawn). The default policy
  *   adds 1 s +-20 % on top (nodeagent/supervisor/restart-tracker.ts).
- * - agent RSS idle (no instances) and with 50 instances.
- * - agent CPU while supervising 50 instances (utime+stime over the
- *   measurement, at least 10 s, in % of one core), heartbeats every 5 s
- *   included.
+ * - agent RSS and V8 heap used, idle (no instances, sampled over
+ *   BENCH_IDLE_MS, default 10 s) and supervising 50 instances (sampled over
+ *   the soak, BENCH_SOAK_MS: 20 s by default, 10 minutes for
+ *   `npm run bench agent-soak`): start, min, max, end and the slope of a
+ *   least-squares line (MB per hour) to show whether it stays flat. RSS is
+ *   read from /proc; heap used comes from the agent itself (a preload that
+ *   answers SIGUSR2 by writing process.memoryUsage() to a file, nothing
+ *   running in between).
+ * - agent CPU while supervising 50 instances (utime+stime over the soak,
+ *   at least 10 s, in % of one core), heartbeats every 5 s included.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -45,6 +51,74 @@ function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** A preload for the agent: on SIGUSR2, process.memoryUsage() into `file` (the bench's only hook into the agent). */
+function memoryProbe(dir: string): { preload: string; file: string } {
+  const file = path.join(dir, "memory.json");
+  const preload = path.join(dir, "memory-probe.js");
+  fs.writeFileSync(preload, `process.on("SIGUSR2", () => require("fs").writeFileSync(${JSON.stringify(file)}, JSON.stringify({ at: Date.now(), ...process.memoryUsage() })));\n`);
+  return { preload, file };
+}
+
+interface MemorySample {
+  /** ms since the phase began */
+  t: number;
+  rss: number;
+  heapUsed: number;
+}
+
+/** Asks the agent for its heap (SIGUSR2) and reads its RSS from /proc. */
+async function sampleMemory(pid: number, probeFile: string, t0: number): Promise<MemorySample> {
+  const asked = Date.now();
+  process.kill(pid, "SIGUSR2");
+  const mem = await until("the agent's memory figures", () => {
+    try {
+      const m = JSON.parse(fs.readFileSync(probeFile, "utf8")) as { at: number; heapUsed: number };
+      return m.at >= asked ? m : undefined;
+    } catch {
+      return undefined; // not written yet, or half written
+    }
+  }, 10_000);
+  return { t: Date.now() - t0, rss: rssBytes(pid), heapUsed: mem.heapUsed };
+}
+
+/** Samples every `everyMs` for `forMs`. */
+async function sampleFor(pid: number, probeFile: string, forMs: number, everyMs: number): Promise<MemorySample[]> {
+  const t0 = Date.now();
+  const out: MemorySample[] = [];
+  for (;;) {
+    out.push(await sampleMemory(pid, probeFile, t0));
+    const next = t0 + out.length * everyMs;
+    if (next > t0 + forMs) return out;
+    await sleep(Math.max(0, next - Date.now()));
+  }
+}
+
+/** Least-squares slope of y over t, per hour. */
+function slopePerHour<S extends { t: number }>(samples: readonly S[], y: (s: S) => number): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mt = samples.reduce((a, s) => a + s.t, 0) / n;
+  const my = samples.reduce((a, s) => a + y(s), 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const s of samples) {
+    num += (s.t - mt) * (y(s) - my);
+    den += (s.t - mt) ** 2;
+  }
+  return den === 0 ? 0 : (num / den) * 3_600_000;
+}
+
+function memoryRows(label: string, samples: MemorySample[]): string[] {
+  const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+  const row = (what: string, pick: (s: MemorySample) => number) => {
+    const ys = samples.map(pick);
+    const slope = slopePerHour(samples, (s) => pick(s) / 1024 / 1024);
+    return `| ${label}: ${what} start / min / max / end (MB), slope | ${mb(ys[0]!)} / ${mb(Math.min(...ys))} / ${mb(Math.max(...ys))} / ${mb(ys[ys.length - 1]!)}, ${slope >= 0 ? "+" : ""}${slope.toFixed(1)} MB/h |`;
+  };
+  const span = samples.length > 1 ? samples[samples.length - 1]!.t / 1000 : 0;
+  return [row(`RSS (${samples.length} samples over ${span.toFixed(0)} s)`, (s) => s.rss), row("V8 heap used", (s) => s.heapUsed)];
+}
+
 function cpuTicks(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -66,7 +140,14 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
-export async function runAgentBench(durationMs: number): Promise<string> {
+export interface AgentBenchOptions {
+  /** How long to sample the idle agent (BENCH_IDLE_MS). */
+  idleMs: number;
+  /** How long to sample it with 50 instances, CPU included (BENCH_SOAK_MS). */
+  soakMs: number;
+}
+
+export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-agent-bench-"));
   const group = `sgrid-bench-${process.pid}`;
   const reg = new StandInRegistry();
@@ -76,15 +157,15 @@ export async function runAgentBench(durationMs: number): Promise<string> {
     const patch = reg.addPatch(1, await sleepLoopPackage(tmp));
     const cfg = path.join(tmp, "node.yaml");
     fs.writeFileSync(cfg, "supervisor: { restart: { initialDelayMs: 0, jitter: 0 } }\n");
-    agent = spawn(process.execPath, [CLI, "node", "--registry", reg.address, "--name", "bench-node", "--data-dir", path.join(tmp, "node"),
+    const probe = memoryProbe(tmp);
+    agent = spawn(process.execPath, ["-r", probe.preload, CLI, "node", "--registry", reg.address, "--name", "bench-node", "--data-dir", path.join(tmp, "node"),
       "--address", "127.0.0.1", "--cgroup-group", group, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SGRID_LOG_LEVEL: "error" } });
     let out = "";
     agent.stdout!.on("data", (d: Buffer) => { out += d.toString(); });
     await until("agent start", () => (/cgroups=(\w+)/.exec(out) ?? undefined), 20_000);
     const cgroups = /cgroups=(\w+)/.exec(out)![1];
     await until("hello", () => (reg.hellos > 0 ? true : undefined), 20_000);
-    await sleep(2000);
-    const idleRss = rssBytes(agent.pid!);
+    const idle = await sampleFor(agent.pid!, probe.file, opts.idleMs, Math.max(1000, opts.idleMs / 20));
 
     const N = 50;
     const instances: InstanceDesired[] = Array.from({ length: N }, (_, i) => ({
@@ -114,26 +195,26 @@ export async function runAgentBench(durationMs: number): Promise<string> {
     await sleep(2000);
     const hz = 100; // USER_HZ on Linux
     // At least 10 s: two heartbeats, and enough clock ticks (10 ms each) to mean something.
-    const cpuWindowMs = Math.max(durationMs, 10_000);
+    const soakMs = Math.max(opts.soakMs, 10_000);
     const c0 = cpuTicks(agent.pid!);
     const w0 = Date.now();
-    await sleep(cpuWindowMs);
-    const cpuPct = (((cpuTicks(agent.pid!) - c0) / hz) / ((Date.now() - w0) / 1000)) * 100;
-    const busyRss = rssBytes(agent.pid!);
+    // A sample every 10 s in a long soak, 20 samples in a short one.
+    const busy = await sampleFor(agent.pid!, probe.file, soakMs, Math.min(10_000, Math.max(1000, soakMs / 20)));
+    const cpuSeconds = (Date.now() - w0) / 1000;
+    const cpuPct = (((cpuTicks(agent.pid!) - c0) / hz) / cpuSeconds) * 100;
 
     reg.setInstances([]);
     await until("instances stopped", () => (instances.every((i) => reg.observed.get(i.instanceId)?.state !== "active") ? true : undefined), 60_000).catch(() => undefined);
     await sleep(500);
-    const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
     return [
       `| figure | value |`,
       `|---|---|`,
       `| cgroup backend | ${cgroups} |`,
       `| restart: exit -> replacement spawned, median of 10 first restarts (policy delay 0) | ${median(latencies).toFixed(0)} ms (min ${Math.min(...latencies)} / max ${Math.max(...latencies)}) |`,
       `| 50 instances from desired state to all reported active | ${allUpMs} ms |`,
-      `| agent RSS idle (0 instances) | ${mb(idleRss)} |`,
-      `| agent RSS supervising 50 instances | ${mb(busyRss)} |`,
-      `| agent CPU supervising 50 instances (over ${(cpuWindowMs / 1000).toFixed(1)} s) | ${cpuPct.toFixed(2)} % of one core |`,
+      ...memoryRows("idle (0 instances)", idle),
+      ...memoryRows("50 instances", busy),
+      `| agent CPU supervising 50 instances (over ${cpuSeconds.toFixed(1)} s) | ${cpuPct.toFixed(2)} % of one core |`,
     ].join("\n");
   } finally {
     if (agent && agent.exitCode === null) {
