@@ -7,14 +7,34 @@
  * GET  /api/tasks/:id/watch      Server-Sent Events: `data: <TaskInfo JSON>` now and on every change
  *                                (Admin.WatchTask), then `event: end` when the task is over
  * POST /api/tasks/:id/rollback   a publish task back to each instance's previous version
+ * POST /api/tasks/:id/canary     {action: promote|rollback}: a person's decision on a held (or baking) canary (Admin.DecideCanary)
+ * GET  /api/canary/defaults      the thresholds and times a canary uses when the form leaves them empty (the registry's own)
+ *
+ * A publish may carry `canary` (Admin.CreateTask's CanaryOptions, camelCase). Its ranges are the
+ * registry's to check (registry/admin/canary-plan.ts); its INVALID_ARGUMENT comes back with the
+ * field as `canary.<option>` (canary.percent, canary.bakeS...), shown next to that field.
  */
 import { PassThrough } from "node:stream";
 import { z } from "zod";
-import { SgridError } from "sgridnext";
+import { InvalidArgumentError, SgridError } from "sgridnext";
+import { CANARY_DEFAULTS, MAX_CANARY_BAKE_S } from "../../registry/admin/canary-plan";
 import { body, check } from "../body";
 import { asUser, type AdminRouter } from "../context";
 import { toHttpError } from "../http-errors";
 import { Id, OptionalText, OptionalUint } from "./schemas";
+
+const Num = (what: string) => z.number({ message: `${what} must be a number` });
+
+/** The canary's options as the form sends them; 0 (or absent) = the registry's default. */
+const Canary = z.object({
+  percent: Num("canary share (%)").default(0),
+  instances: Num("canary instances").default(0),
+  bakeS: Num("bake time (s)").default(0),
+  maxErrorRateDelta: Num("max error-rate delta").optional(),
+  maxP99Ratio: Num("max p99 ratio").default(0),
+  minCalls: Num("minimum calls").default(0),
+  hold: z.boolean().default(false),
+});
 
 const CreateTask = z.object({
   kind: z.enum(["publish", "start", "stop", "restart", "undeploy"], { message: "kind must be publish, start, stop, restart or undeploy" }),
@@ -24,7 +44,18 @@ const CreateTask = z.object({
   stopOnFailure: z.boolean().default(false),
   batchTimeoutS: z.number().int().min(0).max(86400).default(0),
   comment: z.string().trim().max(1024, "comment is at most 1024 characters").default(""),
-}).refine((t) => t.kind !== "publish" || t.version > 0, { message: "choose a patch version to publish", path: ["version"] });
+  canary: Canary.optional(),
+}).refine((t) => t.kind !== "publish" || t.version > 0, { message: "choose a patch version to publish", path: ["version"] })
+  .refine((t) => t.kind === "publish" || t.canary === undefined, { message: "only a publish can have a canary", path: ["canary"] });
+
+const DecideCanary = z.object({ action: z.enum(["promote", "rollback"], { message: "action must be promote or rollback" }) });
+
+/** The registry names a canary option in snake case (bake_s); the form's fields are canary.bakeS. */
+function canaryField(err: unknown): unknown {
+  if (!(err instanceof InvalidArgumentError) || err.data?.kind !== "canary" || typeof err.data.field !== "string") return err;
+  const field = `canary.${err.data.field.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())}`;
+  return new InvalidArgumentError(err.message, { ...err.data, field }, err);
+}
 
 /** Comment line sent on an idle SSE stream so that proxies keep it open, ms. */
 const SSE_KEEPALIVE_MS = 15_000;
@@ -33,8 +64,16 @@ const DONE = new Set(["success", "failed", "partial"]);
 export function taskRoutes(router: AdminRouter): void {
   router.post("/api/tasks", async (ctx) => {
     const input = await body(ctx, CreateTask, ctx.admin.options.maxJsonBytes);
+    const canary = input.canary ? { ...input.canary, p99FloorMs: 0 } : undefined;
+    const created = await ctx.admin.registry.admin.createTask({ ...input, canary }, asUser(ctx)).catch((err: unknown) => {
+      throw canaryField(err);
+    });
     ctx.status = 201;
-    ctx.body = await ctx.admin.registry.admin.createTask(input, asUser(ctx));
+    ctx.body = created;
+  });
+
+  router.get("/api/canary/defaults", (ctx) => {
+    ctx.body = { ...CANARY_DEFAULTS, maxBakeS: MAX_CANARY_BAKE_S };
   });
 
   router.get("/api/tasks", async (ctx) => {
@@ -51,6 +90,12 @@ export function taskRoutes(router: AdminRouter): void {
     const id = check(Id, ctx.params.id);
     ctx.status = 201;
     ctx.body = await ctx.admin.registry.admin.rollbackTask({ id }, asUser(ctx));
+  });
+
+  router.post("/api/tasks/:id/canary", async (ctx) => {
+    const id = check(Id, ctx.params.id);
+    const { action } = await body(ctx, DecideCanary, ctx.admin.options.maxJsonBytes);
+    ctx.body = await ctx.admin.registry.admin.decideCanary({ id, action }, asUser(ctx));
   });
 
   router.get("/api/tasks/:id/watch", async (ctx) => {

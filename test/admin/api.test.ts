@@ -165,7 +165,7 @@ describe("admin API", function () {
       ["DELETE", "/api/users/x/grants/Demo"], ["DELETE", "/api/users/x"],
       ["GET", "/api/servers"], ["POST", "/api/servers"], ["DELETE", "/api/servers/Demo/X"],
       ["GET", "/api/instances"], ["PATCH", "/api/instances/1"], ["POST", "/api/instances/1/command"], ["GET", "/api/instances/1/log"], ["GET", "/api/instances/1/log/download"],
-      ["POST", "/api/tasks"], ["GET", "/api/tasks"], ["GET", "/api/tasks/1"], ["GET", "/api/tasks/1/watch"], ["POST", "/api/tasks/1/rollback"],
+      ["POST", "/api/tasks"], ["GET", "/api/tasks"], ["GET", "/api/tasks/1"], ["GET", "/api/tasks/1/watch"], ["POST", "/api/tasks/1/rollback"], ["POST", "/api/tasks/1/canary"], ["GET", "/api/canary/defaults"],
       ["GET", "/api/nodes"], ["DELETE", "/api/nodes/node-x"], ["GET", "/api/events"],
       ["GET", "/api/patches/Demo/HelloServer"], ["POST", "/api/patches/Demo/HelloServer"],
       ["PUT", "/api/patches/Demo/HelloServer/1/default"], ["DELETE", "/api/patches/Demo/HelloServer/1"],
@@ -422,6 +422,59 @@ describe("admin API", function () {
       expect(del.status).to.equal(409);
       expect((await viewer.del(`/api/patches/Demo/HelloServer/${v2}`)).status).to.equal(403);
       expect((await ops.del(`/api/patches/Demo/HelloServer/0`)).status).to.equal(400);
+    });
+
+    it("canary publish: the registry's defaults; 0 %, 150 % and bad options refused on their field with no task made; a held canary promoted by an operator (403 viewer, 400 bad action, 409 once decided)", async () => {
+      const defaults = await viewer.get("/api/canary/defaults");
+      expect(defaults.status).to.equal(200);
+      expect(defaults.body).to.deep.equal({ bakeS: 300, maxErrorRateDelta: 1, maxP99Ratio: 1.5, minCalls: 100, p99FloorMs: 10, maxBakeS: 86400 });
+      const tasksBefore = (await ops.get("/api/tasks?limit=500")).body.tasks.length;
+      const publish = (canary: unknown, kind = "publish") => ops.post("/api/tasks", { kind, instanceIds, version: v2, canary });
+      const zero = await publish({ percent: 0 });
+      expect(zero.status).to.equal(400);
+      expect(zero.body.error).to.deep.equal({ code: "INVALID_ARGUMENT", field: "canary.percent", message: "a canary needs a share of calls over 0 % or a number of instances of at least 1" });
+      const over = await publish({ percent: 150 });
+      expect(over.status).to.equal(400);
+      expect(over.body.error.field).to.equal("canary.percent");
+      expect(over.body.error.message).to.contain("canary share 150 % is out of range: it must be over 0 % and under 100 %");
+      const all = await publish({ instances: 2 });
+      expect([all.status, all.body.error.field]).to.deep.equal([400, "canary.instances"]);
+      const bake = await publish({ percent: 10, bakeS: 100_000 });
+      expect([bake.status, bake.body.error.field]).to.deep.equal([400, "canary.bakeS"]);
+      const text = await publish({ percent: "10" });
+      expect([text.status, text.body.error.field]).to.deep.equal([400, "canary.percent"]);
+      const restart = await publish({ percent: 10 }, "restart");
+      expect([restart.status, restart.body.error.field]).to.deep.equal([400, "canary"]);
+      expect((await ops.get("/api/tasks?limit=500")).body.tasks.length, "no task made").to.equal(tasksBefore);
+      expect((await viewer.post("/api/tasks", { kind: "publish", instanceIds, version: v2, canary: { percent: 50 } })).status).to.equal(403);
+
+      // No calls reach these fake instances: after its 1 s bake the canary has too few calls to judge and is held.
+      const r = await publish({ instances: 1, bakeS: 1, minCalls: 5 });
+      expect(r.status, JSON.stringify(r.body)).to.equal(201);
+      expect(r.body.canary.options).to.include({ instances: 1, bakeS: 1, minCalls: 5, maxP99Ratio: 1.5, maxErrorRateDelta: 1, hold: false });
+      const held = await waitFor("the canary held", async () => {
+        const t = (await ops.get(`/api/tasks/${r.body.id}`)).body;
+        return t.canary?.state === "held" ? t : undefined;
+      });
+      expect(held.canary.reason).to.contain("only 0 call(s) reached the canary in the 1 s bake, fewer than the 5 needed");
+      expect(held.status).to.equal("running");
+      expect((await viewer.post(`/api/tasks/${r.body.id}/canary`, { action: "promote" })).status).to.equal(403);
+      expect((await other.post(`/api/tasks/${r.body.id}/canary`, { action: "promote" })).status).to.equal(403);
+      const maybe = await ops.post(`/api/tasks/${r.body.id}/canary`, { action: "maybe" });
+      expect([maybe.status, maybe.body.error.field]).to.deep.equal([400, "action"]);
+      expect((await ops.post(`/api/tasks/${publishTask}/canary`, { action: "promote" })).status, "not a canary").to.equal(409);
+      const promoted = await ops.post(`/api/tasks/${r.body.id}/canary`, { action: "promote" });
+      expect(promoted.status, JSON.stringify(promoted.body)).to.equal(200);
+      const done = await waitFor("the promoted task to end", async () => {
+        const t = (await ops.get(`/api/tasks/${r.body.id}`)).body;
+        return ["success", "failed", "partial"].includes(t.status) ? t : undefined;
+      });
+      expect([done.status, done.canary.state, done.canary.decidedBy]).to.deep.equal(["success", "promoted", OPS.name]);
+      const inst = await ops.get("/api/instances?application=Demo&server=HelloServer");
+      expect(inst.body.instances.map((i: any) => i.observedVersion)).to.deep.equal([v2, v2]);
+      const again = await ops.post(`/api/tasks/${r.body.id}/canary`, { action: "rollback" });
+      expect(again.status).to.equal(409);
+      expect(again.body.error.message).to.contain("there is nothing left to decide");
     });
   });
 
