@@ -45,7 +45,7 @@ export { frameworkVersion } from "./agent/version";
 
 // ---- statistics --------------------------------------------------------------------
 export { clientStats, serverStats, StatsRegistry, MethodStats, LATENCY_BUCKETS_MS } from "./stats";
-export { renderMetrics, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics";
+export { renderMetrics, renderStats, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics";
 
 // ---- the contract between parts: names, package manifests -------------------------------
 export * from "./contract";

@@ -46,9 +46,15 @@ function escapeLabel(v: string): string {
 
 const BUCKET_LE = LATENCY_BUCKETS_MS.map((ms) => String(ms / 1000));
 
-function renderSide(out: string[], side: "server" | "client", scopeLabel: string, stats: StatsRegistry): void {
+/**
+ * Appends one StatsRegistry as `<prefix>_calls_total`, `<prefix>_errors_total`
+ * (by code) and `<prefix>_latency_seconds` (histogram), each entry's scope
+ * under the label `scopeLabel`. Also used by other processes with their own
+ * registries (the gateway's routes).
+ */
+export function renderStats(out: string[], prefix: string, scopeLabel: string, stats: StatsRegistry): void {
   const entries = stats.entries();
-  const p = `sgrid_${side}`;
+  const p = prefix;
   out.push(`# HELP ${p}_calls_total Calls finished, per ${scopeLabel} and method.`, `# TYPE ${p}_calls_total counter`);
   for (const e of entries) out.push(`${p}_calls_total{${scopeLabel}="${escapeLabel(e.scope)}",method="${escapeLabel(e.method)}"} ${e.stats.calls}`);
   out.push(`# HELP ${p}_errors_total Calls that failed, per ${scopeLabel}, method and error code.`, `# TYPE ${p}_errors_total counter`);
@@ -72,8 +78,8 @@ function renderSide(out: string[], side: "server" | "client", scopeLabel: string
 /** The whole exposition text (Prometheus text format 0.0.4). */
 export async function renderMetrics(): Promise<string> {
   const out: string[] = [];
-  renderSide(out, "server", "obj", serverStats);
-  renderSide(out, "client", "service", clientStats);
+  renderStats(out, "sgrid_server", "obj", serverStats);
+  renderStats(out, "sgrid_client", "service", clientStats);
   return `${out.join("\n")}\n${await defaultRegistry().metrics()}`;
 }
 

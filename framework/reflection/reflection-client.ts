@@ -111,7 +111,15 @@ export class ReflectionClient {
     return m.value.service.map((s) => s.name);
   }
 
-  /** Fetches (once) the descriptors of the file declaring `service`, with its imports. */
+  /**
+   * The descriptors of the file declaring `service`, with its imports, linked
+   * into a registry (fetched once per service; later services add to it).
+   * NotFoundError when the adapter does not know the service.
+   */
+  async descriptors(service: string): Promise<FileRegistry> {
+    return this.load(service);
+  }
+
   private async load(service: string): Promise<FileRegistry> {
     if (this.registry?.getService(service)) return this.registry;
     const m = await this.ask({ messageRequest: { $case: "fileContainingSymbol", value: service } });
