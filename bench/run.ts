@@ -6,10 +6,14 @@
  * those: `node dist/bench/run.js transport`. `chaos` (the fault suite's
  * scenarios, minutes) runs only when named: `npm run bench chaos`; so does
  * `agent-soak` (the agent suite with a 10-minute soak, BENCH_SOAK_MS).
+ * BENCH_ROUNDS (default 3) sets the rounds of the suites on the shared method
+ * (grpc, transport); they write JSON to bench-results/<suite>-<time>.json, or
+ * to `--json <file>` when one such suite is named.
  */
 import { runGrpcOverhead } from "./grpc-overhead";
 import { runAgentBench } from "./agent/agent-bench";
-import { formatTable, runTransportBench } from "./transport/run";
+import { runTransportBench } from "./transport/run";
+import { formatSuite } from "./harness";
 import { runFindObjectBench } from "./registry/find-object";
 import { runWatchLatencyBench } from "./registry/watch-latency";
 import { runHeartbeatBench } from "./registry/heartbeat";
@@ -18,12 +22,19 @@ import { runChaosBench } from "./chaos";
 
 async function main(): Promise<void> {
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
-  const only = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const jsonAt = args.indexOf("--json");
+  const jsonArg = jsonAt >= 0 ? args.splice(jsonAt, 2)[1] : undefined;
+  const only = args;
+  const json = only.length === 1 ? jsonArg : undefined; // one file for one suite
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const warmupMs = Math.min(1000, durationMs);
   const want = (name: string) => only.length === 0 || only.includes(name);
   process.stdout.write(`sgrid benchmarks (${durationMs} ms per measurement, node ${process.version})\n\n`);
   if (want("grpc")) {
-    process.stdout.write("## Generated proxy vs plain @grpc/grpc-js (unary ~100-byte echo, server in another process)\n");
-    process.stdout.write(`${await runGrpcOverhead(durationMs, [1, 64])}\n\n`);
+    process.stdout.write("## Generated proxy + servant over gRPC vs plain @grpc/grpc-js (unary ~100-byte echo, client and server in their own processes)\n");
+    process.stdout.write("Targets: >= 1.0x plain calls/s at c=1 and c=64, p99 <= 1.0x, CPU per call <= 1.0x.\n");
+    process.stdout.write(`${await runGrpcOverhead({ durationMs, concurrencies: [1, 64], rounds, warmupMs, json })}\n\n`);
   }
   if (want("agent") || only.includes("agent-soak")) {
     // agent-soak (only when named): the same suite with a 10-minute soak unless BENCH_SOAK_MS says otherwise.
@@ -36,9 +47,8 @@ async function main(): Promise<void> {
   if (want("transport")) {
     process.stdout.write("## Transports: native sgrid vs gRPC vs @tars/rpc vs moleculer (unary ~100-byte echo, separate processes)\n");
     process.stdout.write("Targets: native >= 1.5x @tars/rpc calls/s at c=64, >= 1.2x at c=1, p99 no worse than @tars/rpc's.\n");
-    const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-    const rows = await runTransportBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs: Math.min(1000, durationMs) });
-    process.stdout.write(`${formatTable(rows)}\n(medians of ${rounds} rounds; BENCH_ROUNDS sets it)\n\n`);
+    const r = await runTransportBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs, json });
+    process.stdout.write(`${formatSuite(r)}\n\n`);
   }
   if (want("registry-find")) {
     process.stdout.write("## Registry FindObject vs a plain gRPC echo (registry on SQLite in another process, answers from memory)\n");

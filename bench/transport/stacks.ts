@@ -3,13 +3,16 @@
  * starter and a client factory for a unary echo of a ~100-byte string. Each
  * side runs in its own process (see child.ts); every client is written the
  * way a careful user of that stack would write it: one long-lived client or
- * proxy, a deadline per call where the stack supports one.
+ * proxy, a deadline per call where the stack supports one (the same 3 s as
+ * the proxies' timeoutMs); plain grpc-js with static generated codecs
+ * (ts-proto's encode/decode, as `grpc-tools`/ts-proto users run it), not
+ * proto-loader's reflection.
  */
 import * as net from "node:net";
-import * as path from "node:path";
 import { Application, Communicator } from "sgridnext";
 import { BenchProxy, BenchServant } from "./gen/echo.sgrid";
-import type { EchoMessage } from "./gen/echo";
+import { EchoMessage } from "./gen/echo";
+import type { BenchClient } from "../harness";
 import { startTarsServer, tarsProxy } from "./tars-echo";
 import { bareClient, startBareServer } from "./bare-echo";
 
@@ -29,13 +32,6 @@ export const STACK_LABELS: Record<StackName, string> = {
 export const TEXT = "0123456789".repeat(10);
 const HOST = "127.0.0.1";
 const TIMEOUT_MS = 3000;
-/** The proto the plain grpc-js stack loads at run time (sources are not copied to dist). */
-const PROTO = path.resolve(__dirname, "../../../bench/transport/echo.proto");
-
-export interface BenchClient {
-  call(): Promise<unknown>;
-  close(): Promise<void>;
-}
 
 class EchoImpl extends BenchServant {
   async echo(request: EchoMessage): Promise<EchoMessage> {
@@ -61,12 +57,26 @@ async function startApplication(adapter: string): Promise<number> {
   return app.adapters()[0]!.endpoint.port;
 }
 
-function loadGrpc(): { grpc: typeof import("@grpc/grpc-js"); Bench: any } {
+/** bench.v1.Bench for plain grpc-js with the static ts-proto codecs (what ts-proto's outputServices=grpc-js emits). */
+function loadGrpc(): { grpc: typeof import("@grpc/grpc-js"); service: import("@grpc/grpc-js").ServiceDefinition } {
   const grpc = require("@grpc/grpc-js") as typeof import("@grpc/grpc-js");
-  const loader = require("@grpc/proto-loader") as typeof import("@grpc/proto-loader");
-  const def = loader.loadSync(PROTO, { keepCase: true, defaults: true });
-  const pkg = grpc.loadPackageDefinition(def) as any;
-  return { grpc, Bench: pkg.bench.v1.Bench };
+  const serialize = (m: EchoMessage) => {
+    const bytes = EchoMessage.encode(m).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+  const deserialize = (b: Buffer) => EchoMessage.decode(b);
+  const service = {
+    Echo: {
+      path: "/bench.v1.Bench/Echo",
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: serialize,
+      requestDeserialize: deserialize,
+      responseSerialize: serialize,
+      responseDeserialize: deserialize,
+    },
+  } as const;
+  return { grpc, service };
 }
 
 /** Starts the server side of a stack in this process; resolves with its port. */
@@ -77,9 +87,9 @@ export async function startServer(stack: StackName): Promise<number> {
     case "grpc-proxy":
       return startApplication(`${HOST}:0`);
     case "grpc-js": {
-      const { grpc, Bench } = loadGrpc();
+      const { grpc, service } = loadGrpc();
       const server = new grpc.Server();
-      server.addService(Bench.service, {
+      server.addService(service, {
         Echo: (call: any, cb: (err: null, res: unknown) => void) => cb(null, { text: call.request.text }),
       });
       return new Promise((resolve, reject) => {
@@ -120,8 +130,9 @@ export async function makeClient(stack: StackName, port: number): Promise<BenchC
       return { call: () => proxy.echo(request), close: async () => comm.close() };
     }
     case "grpc-js": {
-      const { grpc, Bench } = loadGrpc();
-      const client = new Bench(`${HOST}:${port}`, grpc.credentials.createInsecure());
+      const { grpc, service } = loadGrpc();
+      const Bench = grpc.makeGenericClientConstructor(service, "Bench");
+      const client = new Bench(`${HOST}:${port}`, grpc.credentials.createInsecure()) as any;
       const request = { text: TEXT };
       return {
         call: () => new Promise((resolve, reject) => {
