@@ -8,10 +8,17 @@ describe("messageCodec (shared writer)", () => {
 
   it("returns independent byte arrays that decode to what was encoded", () => {
     const a = req.encode({ text: "first", count: 1 });
+    const aBytes = Buffer.from(a);
     const b = req.encode({ text: "second", count: 2 });
     expect(req.decode(a)).to.include({ text: "first", count: 1 });
     expect(req.decode(b)).to.include({ text: "second", count: 2 });
-    expect(a.buffer).to.not.equal(b.buffer);
+    expect(Buffer.from(a).equals(aBytes), "encoding b changed a's bytes").to.equal(true);
+  });
+
+  it("keeps every message's bytes intact across many encodes (the bytes share pooled memory)", () => {
+    const all = Array.from({ length: 500 }, (_, i) => ({ text: `message ${i} ${"x".repeat(i % 97)}`, count: i }));
+    const encoded = all.map((m) => req.encode(m));
+    encoded.forEach((bytes, i) => expect(req.decode(bytes)).to.include(all[i]));
   });
 
   it("interleaves codecs of different messages, nested messages and maps included", () => {
