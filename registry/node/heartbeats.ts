@@ -1,18 +1,28 @@
 /**
- * Heartbeats of the sessions held here: each one refreshes the node's
- * `last_heartbeat_at` (what other registry processes judge liveness by),
- * feeds the node and instance samples (charts, usage), and stores the
- * host facts at most every factsIntervalMs.
+ * Heartbeats of the sessions held here. Each one is taken in memory at once:
+ * the node's and its instances' samples (charts, usage) and, when the node's
+ * host facts are due, the facts to store. What goes to the database waits
+ * for the next flush (every second, or every heartbeat interval when that is
+ * shorter, and when the hub closes): one transaction with the newest
+ * heartbeat time of every node heard since the last flush, and the host info
+ * of those whose facts changed (store.nodes.recordHeartbeats). So the
+ * database sees one write a second, not one per heartbeat, and the
+ * `last_heartbeat_at` other registry processes judge liveness by is at most
+ * a flush interval older than the newest heartbeat.
  *
- * Handled at once, not behind the session's observed batches: under a write
- * backlog (a connect storm on SQLite) a heartbeat must not wait for its own
- * session's earlier batch, or a busy registry would mark live nodes offline.
- * One heartbeat write per session is in flight at a time; heartbeats arriving
- * meanwhile are coalesced into the next write (all counted as recorded when
- * it lands: the newest time is what matters). A failed write tells the
- * offline grace that the database is away (./offline-grace.ts).
+ * Host facts are due every factsIntervalMs, jittered per session (so that
+ * the nodes of a connect storm do not all write in the same second), and
+ * written only when they differ from what was stored; that write is what
+ * bumps the `nodes` revision, not the heartbeat.
+ *
+ * A node the database has offline or does not know (marked offline by
+ * another process, removed by an operator) takes the old path after the
+ * batch: heartbeat() brings it back online, upsert() recreates it; but only
+ * while its session is still open: a closed session never brings a node
+ * back. A failed flush tells the offline grace that the database is away
+ * (./offline-grace.ts) and keeps its entries for the next one.
  */
-import { InvalidArgumentError, NotFoundError, type Logger } from "sgridnext";
+import { InvalidArgumentError, NotFoundError, PeriodicTask, type Logger } from "sgridnext";
 import type { Heartbeat } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { RegistryStore } from "../store";
 import { type HeartbeatSamples, sampleOf } from "./heartbeat-samples";
@@ -48,74 +58,142 @@ export interface HeartbeatDeps {
   stats: HubStats;
   log: Logger;
   factsIntervalMs: number;
+  /** Heartbeats are written to the database this often, ms. */
+  flushMs: number;
+}
+
+/** What one session's heartbeats since the last flush leave to write. */
+interface Pending {
+  session: NodeSession;
+  /** The newest heartbeat's arrival (ms). */
+  at: number;
+  /** Heartbeats it stands for (counted as recorded when it lands). */
+  count: number;
+  /** Host info to store (changed facts), if any. */
+  hostInfo?: Record<string, unknown>;
+}
+
+/** When a session's host facts are next due: `intervalMs` from `now`, give or take a quarter. */
+export function nextFactsDue(now: number, intervalMs: number, random: () => number = Math.random): number {
+  return now + Math.round(intervalMs * (0.75 + 0.5 * random()));
 }
 
 export class HeartbeatRecorder {
+  private pending = new Map<NodeSession, Pending>();
+  private readonly task: PeriodicTask;
   private lastError = "";
 
-  constructor(private readonly d: HeartbeatDeps) {}
-
-  /** Takes one heartbeat of `session`: written now, or coalesced into the write after the one in flight. */
-  accept(session: NodeSession, hb: Heartbeat): void {
-    this.d.stats.heartbeatsReceived++;
-    if (session.heartbeatBusy) {
-      session.pendingHeartbeat = hb;
-      session.pendingHeartbeats++;
-      return;
-    }
-    session.heartbeatBusy = true;
-    void (async () => {
-      let cur: Heartbeat | undefined = hb;
-      let count = 1;
-      try {
-        while (cur && !session.closed) {
-          await this.record(session, cur, count);
-          cur = session.pendingHeartbeat;
-          count = session.pendingHeartbeats;
-          session.pendingHeartbeat = undefined;
-          session.pendingHeartbeats = 0;
-        }
-      } finally {
-        session.heartbeatBusy = false;
-      }
-    })();
+  constructor(private readonly d: HeartbeatDeps) {
+    this.task = new PeriodicTask(() => this.flush(), { intervalMs: d.flushMs });
   }
 
-  /** Records `count` heartbeats (coalesced) whose newest is `hb`; never throws. */
-  private async record(session: NodeSession, hb: Heartbeat, count: number): Promise<void> {
-    const { store, samples, stats, log } = this.d;
+  start(): void {
+    this.task.start();
+  }
+
+  /** No more scheduled flushes; writes what the open sessions left pending (taken now, before the hub closes them). */
+  async stop(): Promise<void> {
+    const last = this.flush();
+    await Promise.all([this.task.stop(), last]);
+  }
+
+  /** Takes one heartbeat of `session`: its samples now, its write at the next flush. */
+  accept(session: NodeSession, hb: Heartbeat): void {
+    const { samples, stats } = this.d;
+    stats.heartbeatsReceived++;
     const now = Date.now();
-    const node = session.node;
-    try {
-      try {
-        await store.nodes.heartbeat(node, now);
-      } catch (err) {
-        // Removed by an operator while connected: the agent is alive, so it is back.
-        if (!(err instanceof NotFoundError)) throw err;
-        await store.nodes.upsert({ name: node, address: session.address, agentVersion: session.agentVersion, hostInfo: session.hostInfo });
-      }
-      stats.heartbeatsRecorded += count;
-      this.lastError = "";
-    } catch (err) {
-      stats.heartbeatErrors++;
-      this.d.grace.databaseFailed();
-      const msg = (err as Error)?.message ?? String(err);
-      if (msg !== this.lastError) log.warn({ node, err: msg }, "could not record a heartbeat");
-      this.lastError = msg;
-    }
     const facts = parseJsonObject("facts", hb.factsJson, false);
-    samples.add(node, sampleOf(now, hb.load1, facts));
+    samples.add(session.node, sampleOf(now, hb.load1, facts));
     for (const u of hb.usage) {
       if (session.instanceIds.has(u.instanceId)) samples.setUsage(u.instanceId, u.memoryBytes, u.cpuCoresUsed);
     }
-    if (now - session.factsStoredAt >= this.d.factsIntervalMs && Object.keys(facts).length > 0) {
-      session.factsStoredAt = now;
-      session.hostInfo = { ...session.hostInfo, ...facts };
-      try {
-        await store.nodes.upsert({ name: node, address: session.address, agentVersion: session.agentVersion, hostInfo: session.hostInfo });
-      } catch (err) {
-        log.warn({ node, err: (err as Error)?.message }, "could not store host facts");
+    let p = this.pending.get(session);
+    if (!p) this.pending.set(session, (p = { session, at: now, count: 0 }));
+    p.at = now;
+    p.count++;
+    if (now >= session.factsDueAt) {
+      session.factsDueAt = nextFactsDue(now, this.d.factsIntervalMs);
+      if (Object.keys(facts).length > 0) {
+        const merged = { ...session.hostInfo, ...facts };
+        const text = JSON.stringify(merged);
+        if (text !== session.hostInfoText) {
+          session.hostInfo = merged;
+          session.hostInfoText = text;
+          p.hostInfo = merged;
+        }
       }
     }
+  }
+
+  /** Writes every pending heartbeat of the open sessions; never throws. */
+  async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const taken = [...this.pending.values()];
+    this.pending = new Map();
+    const { store, stats } = this.d;
+    // A closed session's heartbeats are not written: its node's liveness is no longer this process's to claim.
+    const live = taken.filter((p) => !p.session.closed);
+    for (const p of taken) if (p.session.closed) stats.heartbeatsDropped += p.count;
+    if (live.length === 0) return;
+    let missing: Set<string>;
+    try {
+      missing = new Set(await store.nodes.recordHeartbeats(live.map((p) => ({ name: p.session.node, at: p.at, hostInfo: p.hostInfo }))));
+      this.lastError = "";
+    } catch (err) {
+      this.failed(err, "could not record heartbeats");
+      for (const p of live) this.requeue(p);
+      return;
+    }
+    for (const p of live) {
+      if (missing.has(p.session.node)) await this.recordOne(p);
+      else stats.heartbeatsRecorded += p.count;
+    }
+  }
+
+  /** The old path, for a node the database has offline or does not know: only while its session is open. */
+  private async recordOne(p: Pending): Promise<void> {
+    const { store, stats } = this.d;
+    const s = p.session;
+    if (s.closed) {
+      stats.heartbeatsDropped += p.count;
+      return;
+    }
+    const hello = { name: s.node, address: s.address, agentVersion: s.agentVersion, hostInfo: s.hostInfo };
+    try {
+      try {
+        if (p.hostInfo) await store.nodes.upsert(hello);
+        else await store.nodes.heartbeat(s.node, p.at);
+      } catch (err) {
+        // Removed by an operator while connected: the agent is alive, so it is back.
+        if (!(err instanceof NotFoundError)) throw err;
+        await store.nodes.upsert(hello);
+      }
+      stats.heartbeatsRecorded += p.count;
+    } catch (err) {
+      this.failed(err, "could not record a heartbeat");
+      this.requeue(p);
+    }
+  }
+
+  /** Puts a failed entry back, merged with what arrived since (the newer time and facts win). */
+  private requeue(p: Pending): void {
+    if (p.session.closed) {
+      this.d.stats.heartbeatsDropped += p.count;
+      return;
+    }
+    const newer = this.pending.get(p.session);
+    if (!newer) this.pending.set(p.session, p);
+    else {
+      newer.count += p.count;
+      newer.hostInfo ??= p.hostInfo;
+    }
+  }
+
+  private failed(err: unknown, what: string): void {
+    this.d.stats.heartbeatErrors++;
+    this.d.grace.databaseFailed();
+    const msg = (err as Error)?.message ?? String(err);
+    if (msg !== this.lastError) this.d.log.warn({ err: msg }, what);
+    this.lastError = msg;
   }
 }

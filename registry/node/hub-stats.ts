@@ -7,7 +7,10 @@ export interface HubStats {
   sessionsOpened: number;
   heartbeatsReceived: number;
   heartbeatsRecorded: number;
+  /** Failed heartbeat writes (a flush or one node's; their heartbeats are retried at the next flush). */
   heartbeatErrors: number;
+  /** Heartbeats not written because their session closed before the flush. */
+  heartbeatsDropped: number;
   observedReports: number;
   desiredSent: number;
   nodesMarkedOffline: number;
@@ -16,7 +19,7 @@ export interface HubStats {
 }
 
 export function newHubStats(): HubStats {
-  return { sessionsOpened: 0, heartbeatsReceived: 0, heartbeatsRecorded: 0, heartbeatErrors: 0, observedReports: 0, desiredSent: 0, nodesMarkedOffline: 0, commandsRelayed: 0 };
+  return { sessionsOpened: 0, heartbeatsReceived: 0, heartbeatsRecorded: 0, heartbeatErrors: 0, heartbeatsDropped: 0, observedReports: 0, desiredSent: 0, nodesMarkedOffline: 0, commandsRelayed: 0 };
 }
 
 /** Appends an event to the log; a failure is logged, never thrown (an event must not break a session). */

@@ -10,7 +10,7 @@
  * and fails every command still waiting with UNAVAILABLE.
  */
 import { DeadlineExceededError, UnavailableError } from "sgridnext";
-import type { CommandReply, DesiredState, Heartbeat, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
+import type { CommandReply, DesiredState, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { CommandFailedError } from "./errors";
 import { desiredKey } from "./desired-state";
 
@@ -43,10 +43,6 @@ export class NodeSession {
    * again, so a reconnect's full batch costs no writes when nothing changed.
    */
   readonly observedKeys = new Map<number, string>();
-  /** A heartbeat write is in flight; heartbeats arriving meanwhile wait in pendingHeartbeat (newest) / pendingHeartbeats (count). */
-  heartbeatBusy = false;
-  pendingHeartbeat: Heartbeat | undefined;
-  pendingHeartbeats = 0;
   /** Observed batches are applied in order on this chain; orderedBacklog counts those queued. */
   ordered: Promise<void> = Promise.resolve();
   orderedBacklog = 0;
@@ -54,10 +50,12 @@ export class NodeSession {
   lastSeenAt = Date.now();
   /** The agent's identity from its hello ("" from agents older than it). */
   agentId = "";
-  /** When host facts were last written to the store (ms). */
-  factsStoredAt = 0;
-  /** Host facts from hello, merged with each heartbeat's. */
+  /** When the host facts of a heartbeat are next taken to be stored (ms; jittered, see ./heartbeats.ts). */
+  factsDueAt = 0;
+  /** Host facts from hello, merged with the heartbeats' taken since. */
   hostInfo: Record<string, unknown> = {};
+  /** JSON of hostInfo as last stored (a heartbeat's facts equal to it are not written again). */
+  hostInfoText = "{}";
   private lastKey: string | null = null;
   private desired: DesiredState | null = null;
   private readonly commands: RegistryMessage[] = [];

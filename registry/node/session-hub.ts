@@ -7,8 +7,9 @@
  *   hello  -> nodes.upsert (online), event `node.online`, full DesiredState
  *   change feed (instances | servers | patches) -> a new DesiredState when
  *             the node's differs from the last one sent
- *   heartbeat -> nodes.heartbeat; samples; usage; host facts stored at most
- *             every factsIntervalMs
+ *   heartbeat -> samples; usage; written with every other session's at the
+ *             next flush (nodes.recordHeartbeats, once a second); host facts
+ *             stored at most every factsIntervalMs (jittered), when changed
  *   observed  -> instances.reportObserved; events instance.crash/oom/failed/keepalive
  *   reply     -> the waiting sendCommand
  *   end       -> nothing is written at once: the node stays online until the
@@ -31,7 +32,7 @@ import { CommandRelay } from "./command-relay";
 import { DesiredPusher } from "./desired-pushes";
 import { DesiredStateBuilder } from "./desired-state";
 import { HeartbeatSamples, type InstanceUsageSample } from "./heartbeat-samples";
-import { HeartbeatRecorder, parseJsonObject } from "./heartbeats";
+import { HeartbeatRecorder, nextFactsDue, parseJsonObject } from "./heartbeats";
 import { CallStatsSink } from "./call-stats-sink";
 import { newHubStats, type AppendEvent } from "./hub-stats";
 import { claimNodeName } from "./node-claim";
@@ -42,8 +43,10 @@ import { OfflineSweeper } from "./offline-sweeper";
 
 /** Tunables of the hub (the heartbeat interval and timeout come from RegistrySettings). */
 export interface NodeSessionHubOptions {
-  /** Host facts from heartbeats are written to the node's row at most this often, ms. Default 60000 (a `nodes` revision bump per node per minute, not per heartbeat). */
+  /** Host facts from heartbeats are written to the node's row at most this often (give or take a quarter), and only when they changed, ms. Default 60000. */
   factsIntervalMs?: number;
+  /** Heartbeats are written to the database this often, ms. Default 1000, or the heartbeat interval when shorter. */
+  heartbeatFlushMs?: number;
   /** Command relay poll period, ms. Default 150. */
   relayPollMs?: number;
   /** Expired relay commands are pruned this often, ms. Default 60000. */
@@ -54,6 +57,7 @@ export interface NodeSessionHubOptions {
 
 export const NODE_SESSION_DEFAULTS = Object.freeze({
   factsIntervalMs: 60_000,
+  heartbeatFlushMs: 1000,
   relayPollMs: 150,
   pruneIntervalMs: 60_000,
   maxCommandTimeoutMs: 600_000,
@@ -117,7 +121,10 @@ export class NodeSessionHub implements SessionHub {
     });
     const appendEvent: AppendEvent = (e) => this.appendEvent(e);
     const common = { store: this.store, stats: this.stats, log: this.log };
-    this.heartbeats = new HeartbeatRecorder({ ...common, samples: this.samplesByNode, grace: this.grace, factsIntervalMs: this.opts.factsIntervalMs });
+    this.heartbeats = new HeartbeatRecorder({
+      ...common, samples: this.samplesByNode, grace: this.grace, factsIntervalMs: this.opts.factsIntervalMs,
+      flushMs: Math.min(this.opts.heartbeatFlushMs, this.settings.heartbeatIntervalMs),
+    });
     this.observed = new ObservedRecorder({ ...common, changes: this.changes, samples: this.samplesByNode, appendEvent });
     this.callStats = new CallStatsSink({ store: this.store, log: this.log });
     this.pushes = new DesiredPusher({ ...common, changes: this.changes, builder: this.builder, sessions: this.sessions });
@@ -135,6 +142,7 @@ export class NodeSessionHub implements SessionHub {
     this.relay.start();
     this.grace.serving();
     this.sweeper.start();
+    this.heartbeats.start();
     this.callStats.start();
   }
 
@@ -146,12 +154,15 @@ export class NodeSessionHub implements SessionHub {
     if (this.closed) return;
     this.closed = true;
     const pushing = this.pushes.stop();
+    // Before the sessions close: the last flush writes what the open ones left.
+    const flushing = this.heartbeats.stop();
     const sweeping = Promise.all([this.sweeper.stop(), this.callStats.stop()]);
     for (const s of this.sessions.values()) s.close(new UnavailableError(`registry ${this.settings.processId} is shutting down`));
     this.sessions.clear();
     await this.relay.stop();
     await sweeping;
     await pushing;
+    await flushing;
   }
 
   // ---- SessionHub -------------------------------------------------------------------
@@ -223,7 +234,8 @@ export class NodeSessionHub implements SessionHub {
     const session = new NodeSession(name, peer, hello.address, hello.agentVersion);
     session.agentId = agentId;
     session.hostInfo = hostInfo;
-    session.factsStoredAt = Date.now();
+    session.hostInfoText = JSON.stringify(hostInfo);
+    session.factsDueAt = nextFactsDue(Date.now(), this.opts.factsIntervalMs);
     const old = this.sessions.get(name);
     this.sessions.set(name, session);
     this.stats.sessionsOpened++;
@@ -252,7 +264,10 @@ export class NodeSessionHub implements SessionHub {
    * Takes one message after hello. Errors about one message are logged, not
    * fatal to the session.
    *
-   * Heartbeats and replies are handled at once (./heartbeats.ts says why).
+   * Heartbeats (taken in memory, written at the next flush: ./heartbeats.ts)
+   * and replies are handled at once, never behind the session's observed
+   * batches: under a write backlog a heartbeat must not wait for them, or a
+   * busy registry would let live nodes look silent.
    * Observed batches are applied in order on a per-session chain; the returned promise makes the reader wait once more than 16
    * batches are queued (backpressure to the agent through gRPC flow control).
    */

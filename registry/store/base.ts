@@ -35,6 +35,13 @@ export interface NodeHello {
   tags?: string[];
 }
 
+/** One node's heartbeats since the last flush: the newest one's time, and host info to store (only when it changed). */
+export interface HeartbeatEntry {
+  name: string;
+  at: number;
+  hostInfo?: JsonObject;
+}
+
 export interface NodeRepo {
   /** Creates or updates a node from its hello; marks it online with a heartbeat now. */
   upsert(hello: NodeHello): Promise<NodeRecord>;
@@ -46,6 +53,17 @@ export interface NodeRepo {
    * revision only when the node was offline and comes back online.
    */
   heartbeat(name: string, at?: number): Promise<void>;
+  /**
+   * Records the heartbeats of many nodes in one transaction (the session
+   * hub's flush, once a second): each online node's `last_heartbeat_at`
+   * and, when given, its host info. No revision bump for the times (a
+   * heartbeat is not a desired-state change); one `nodes` bump when some
+   * host info was written. Nodes that are offline or unknown are left
+   * untouched and returned (by name): the caller decides whether their
+   * session may bring them back (heartbeat() / upsert()). A name given
+   * twice counts once (the last entry wins).
+   */
+  recordHeartbeats(batch: readonly HeartbeatEntry[]): Promise<string[]>;
   /** Sets the online flag; no-op (no revision bump) when unchanged. */
   setOnline(name: string, online: boolean): Promise<void>;
   /**

@@ -34,6 +34,7 @@ forEachDialect("registry node session", (d: DialectCase) => {
   let reg: NodeRegistry;
   let fast: NodeRegistry;
   let mainUrl = "";
+  let fastUrl = "";
   const drops: Array<() => Promise<void>> = [];
   const agents: FakeAgent[] = [];
   const comm = new Communicator();
@@ -48,6 +49,7 @@ forEachDialect("registry node session", (d: DialectCase) => {
     // (its sweeper would otherwise mark the main registry's quiet test nodes offline).
     const db2 = await d.create();
     drops.push(() => db2.drop());
+    fastUrl = db2.url;
     fast = await startNodeRegistry(db2.url, { processId: "reg-fast", heartbeatIntervalMs: 100, heartbeatTimeoutMs: 800 });
   });
   afterEach(async () => {
@@ -189,6 +191,35 @@ forEachDialect("registry node session", (d: DialectCase) => {
     expect(samples.at(-1)).to.include({ load1: 0.5, cpu: 0.25, memoryTotalBytes: 1000, memoryUsedBytes: 600 });
     expect(fast.hub.usage(inst.id)).to.include({ memoryBytes: 4096, cpuCoresUsed: 0.25 });
     expect(reg.hub.samples(node)).to.deep.equal([]); // held by the other process
+  });
+
+  it("keeps a node's liveness visible to another registry on the database: its heartbeat time fresh within the timeout, never marked offline there", async function () {
+    this.timeout(60_000);
+    const other = await startNodeRegistry(fastUrl, { processId: "reg-fast-2", heartbeatIntervalMs: 100, heartbeatTimeoutMs: 800 });
+    try {
+      const node = uniq("live-");
+      await fast.store.nodes.upsert({ name: node, address: "127.0.0.1", agentVersion: "1" });
+      const a = agent(fast, node);
+      await waitFor("the first desired state", () => a.lastDesired());
+      const timer = setInterval(() => a.heartbeat(), 50);
+      try {
+        const before = fast.hub.stats.heartbeatsRecorded;
+        let oldest = Number.POSITIVE_INFINITY;
+        // Three timeouts' worth of heartbeats, the other registry reading the node meanwhile.
+        await waitFor("heartbeats over 3 timeouts", async () => {
+          const seen = await other.store.nodes.get(node);
+          oldest = Math.min(oldest, seen.online ? Date.now() - (seen.lastHeartbeatAt ?? 0) : Number.NEGATIVE_INFINITY);
+          return fast.hub.stats.heartbeatsRecorded - before >= 48;
+        });
+        expect(oldest, "how stale the other registry saw the heartbeat time (ms; -Infinity: offline)").to.be.within(0, 800);
+        expect(other.hub.localNodes()).to.not.include(node);
+        expect(await other.store.events.list({ kind: "node.offline", target: node })).to.deep.equal([]);
+      } finally {
+        clearInterval(timer);
+      }
+    } finally {
+      await other.close();
+    }
   });
 
   it("marks a silent node offline (event node.offline) and its endpoints inactive; a heartbeat brings it back", async () => {

@@ -48,6 +48,50 @@ forEachDialect("registry store: nodes", (d: DialectCase) => {
     expect(await store.nodes.get(stale)).to.include({ online: true, lastHeartbeatAt: now + 1 });
   });
 
+  it("records a batch of heartbeats in one write: online nodes' times (no revision bump), changed host info (one bump); offline and unknown nodes untouched and returned", async () => {
+    const [a, b, off] = [uniq("batch-a-"), uniq("batch-b-"), uniq("batch-off-")];
+    const ghost = uniq("batch-ghost-");
+    for (const name of [a, b, off]) await store.nodes.upsert({ name, address: "10.0.0.1", agentVersion: "1", hostInfo: { cpuCount: 2 } });
+    await store.nodes.setOnline(off, false);
+    const offBefore = await store.nodes.get(off);
+    const r0 = (await store.revisions.get()).nodes;
+    const now = Date.now() + 60_000;
+    const missing = await store.nodes.recordHeartbeats([
+      { name: a, at: now }, { name: b, at: now + 400 }, { name: off, at: now }, { name: ghost, at: now },
+    ]);
+    expect(missing).to.deep.equal([off, ghost].sort());
+    expect((await store.revisions.get()).nodes).to.equal(r0);
+    // One time per statement: the batch's oldest, never later than a node's own heartbeat.
+    expect((await store.nodes.get(a)).lastHeartbeatAt).to.equal(now);
+    expect((await store.nodes.get(b)).lastHeartbeatAt).to.be.within(now, now + 400);
+    expect(await store.nodes.get(off)).to.deep.equal(offBefore);
+    expect(await store.nodes.find(ghost)).to.equal(undefined);
+    // Host info with the times: one bump for the batch, only the given node's info replaced.
+    expect(await store.nodes.recordHeartbeats([{ name: a, at: now + 1000, hostInfo: { cpuCount: 4, hostname: "a" } }, { name: b, at: now + 1000 }])).to.deep.equal([]);
+    expect((await store.revisions.get()).nodes).to.equal(r0 + 1);
+    expect(await store.nodes.get(a)).to.deep.include({ hostInfo: { cpuCount: 4, hostname: "a" }, lastHeartbeatAt: now + 1000, online: true });
+    expect((await store.nodes.get(b)).hostInfo).to.deep.equal({ cpuCount: 2 });
+    // More nodes than one statement takes.
+    const many = Array.from({ length: 1200 }, (_, i) => `${uniq("batch-many-")}-${i}`);
+    await store.knex.batchInsert("nodes", many.map((name) => ({ name, address: "x", agent_version: "1", host_info: "{}", online: true, created_at: 1, updated_at: 1, last_heartbeat_at: 1 })), 200);
+    expect(await store.nodes.recordHeartbeats(many.map((name, i) => ({ name, at: now + 2000 + (i % 3) })))).to.deep.equal([]);
+    const times = (await store.knex("nodes").whereIn("name", many).select("last_heartbeat_at")).map((r: any) => Number(r.last_heartbeat_at));
+    expect(times).to.have.length(1200);
+    for (const t of times) expect(t).to.be.within(now + 2000, now + 2002);
+    expect(await store.nodes.recordHeartbeats([])).to.deep.equal([]);
+  });
+
+  it("refuses a heartbeat batch with a bad node name or time, writing none of it", async () => {
+    const name = uniq("batch-bad-");
+    await store.nodes.upsert({ name, address: "a", agentVersion: "1" });
+    const before = await store.nodes.get(name);
+    for (const bad of [[{ name, at: Date.now() + 9e6 }, { name: "a/b", at: 1 }], [{ name, at: Date.now() + 9e6 }, { name, at: Number.NaN }]]) {
+      const err = await rejects(store.nodes.recordHeartbeats(bad));
+      expect(err).to.be.instanceOf(InvalidArgumentError);
+    }
+    expect(await store.nodes.get(name)).to.deep.equal(before);
+  });
+
   it("sets the online flag, bumping the revision only on a change", async () => {
     const name = uniq("flag-");
     await store.nodes.upsert({ name, address: "a", agentVersion: "1" });

@@ -2,14 +2,18 @@
  * Nodes: one row per machine running `sgrid node`, keyed by node name.
  * Heartbeats are the hottest write in the registry (every node, every few
  * seconds), so `heartbeat` is a single UPDATE that bumps the `nodes`
- * revision only when the node comes back online.
+ * revision only when the node comes back online, and `recordHeartbeats`
+ * writes a whole second of them with one UPDATE per few hundred nodes.
  */
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, MAX_NODE_TAGS, checkTagKey, parseTags } from "sgridnext";
-import type { NodeHello, NodeRepo } from "../base";
+import type { HeartbeatEntry, NodeHello, NodeRepo } from "../base";
 import type { NodeRecord } from "../records";
 import { validateJsonObject, validateNodeName, validateText } from "../validate";
 import { type StoreContext, num, toJson } from "./context";
 import { requireNodeRow, toNode } from "./rows";
+
+/** Nodes per statement of recordHeartbeats (well under SQLite's and MySQL's bound-parameter limits). */
+const HEARTBEAT_CHUNK = 500;
 
 export class KnexNodeRepo implements NodeRepo {
   constructor(private readonly ctx: StoreContext) {}
@@ -60,6 +64,41 @@ export class KnexNodeRepo implements NodeRepo {
       const changed = await trx("nodes").where({ name }).update({ last_heartbeat_at: now, online: true, updated_at: now });
       if (num(changed) === 0) throw new NotFoundError(`node "${name}" not found`, { node: name });
       touch("nodes");
+    });
+  }
+
+  async recordHeartbeats(batch: readonly HeartbeatEntry[]): Promise<string[]> {
+    const byName = new Map<string, { at: number; hostInfo?: string }>();
+    for (const e of batch) {
+      const name = validateNodeName(e.name);
+      if (!Number.isFinite(e.at) || e.at < 0) throw new InvalidArgumentError(`invalid heartbeat time ${String(e.at)} of node "${name}"`, { node: name });
+      byName.set(name, { at: e.at, hostInfo: e.hostInfo === undefined ? undefined : toJson(validateJsonObject("host info", e.hostInfo)) });
+    }
+    if (byName.size === 0) return [];
+    // Oldest first, so that each chunk's single time (its oldest) understates a node's by less than a flush interval.
+    const entries = [...byName].sort((a, b) => a[1].at - b[1].at);
+    return this.ctx.write(async (trx, touch) => {
+      const missing: string[] = [];
+      for (let i = 0; i < entries.length; i += HEARTBEAT_CHUNK) {
+        const chunk = entries.slice(i, i + HEARTBEAT_CHUNK);
+        const names = chunk.map(([name]) => name);
+        const n = await trx("nodes").where({ online: true }).whereIn("name", names).update({ last_heartbeat_at: chunk[0]![1].at });
+        if (num(n) === names.length) continue;
+        const online = new Set((await trx("nodes").where({ online: true }).whereIn("name", names).select("name")).map((r: any) => String(r.name)));
+        missing.push(...names.filter((name) => !online.has(name)));
+      }
+      const gone = new Set(missing);
+      const facts = entries.filter(([name, e]) => e.hostInfo !== undefined && !gone.has(name));
+      for (let i = 0; i < facts.length; i += HEARTBEAT_CHUNK / 2) {
+        const chunk = facts.slice(i, i + HEARTBEAT_CHUNK / 2);
+        const cases = chunk.map(() => "when ? then ?").join(" ");
+        await trx("nodes").where({ online: true }).whereIn("name", chunk.map(([name]) => name)).update({
+          host_info: trx.raw(`case name ${cases} end`, chunk.flatMap(([name, e]) => [name, e.hostInfo!])),
+          updated_at: this.ctx.now(),
+        });
+      }
+      if (facts.length > 0) touch("nodes");
+      return missing.sort();
     });
   }
 
