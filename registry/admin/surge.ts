@@ -130,11 +130,14 @@ export class Surges {
             { instanceId: inst.id, node: inst.node },
           );
         }
+        // Before the transaction: on SQLite its one connection is the transaction's, and a read
+        // through the store inside it would wait for the pool's acquire timeout (5 s) and fail.
+        const version = await this.versionOf(patchId);
         const surge = await store.transaction(async (tx) => {
           const s = await tx.instances.createSurge(inst.id, { adapters, patchId });
           await tx.events.append({
             actor: "registry", kind: "instance.surge", target: `${inst.application}.${inst.server}@${inst.node}`,
-            message: `${task.kind} task ${task.id}: ${label(inst)} is the last serving endpoint of its Obj(s); surge instance ${s.id} started beside it (${ports(s)}) on version ${await this.versionOf(patchId)}`,
+            message: `${task.kind} task ${task.id}: ${label(inst)} is the last serving endpoint of its Obj(s); surge instance ${s.id} started beside it (${ports(s)}) on version ${version}`,
             data: { taskId: task.id, instanceId: inst.id, surgeId: s.id, adapters: s.adapters.map((a) => `${a.obj}@${a.host}:${a.port}`) },
           });
           return s;

@@ -71,7 +71,9 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
     const after = await instances(c.app);
     expect(after.map((i) => [i.id, i.adapters[0]!.port, i.observedVersion, i.drained, i.surgeOf])).to.deep.equal([[c.ids[0], port, 2, false, 0]]);
     const events = (await h.admin.listEvents({ kind: "", targetPrefix: `${c.app}.`, actor: "", beforeId: 0, afterId: 0, limit: 50 }, h.as(h.token))).events;
-    expect(events.some((e) => e.kind === "instance.surge" && e.message.includes(`task ${t.id}`))).to.equal(true);
+    const surgeEvent = events.find((e) => e.kind === "instance.surge" && e.message.includes(`task ${t.id}`));
+    // The version by its number: read before the surge's transaction (inside it, SQLite's one connection is taken).
+    expect(surgeEvent?.message).to.include(`surge instance ${mid.id} started beside it`).and.match(/ on version 2$/);
     expect(events.some((e) => e.kind === "instance.surge_end")).to.equal(true);
     await waitFor("the agent to get a desired state without the surge", () => c.agentOn(c.nodes[0]!).fake.lastDesired()?.instances.length === 1);
 
