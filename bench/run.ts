@@ -4,7 +4,8 @@
  * not in tests. BENCH_DURATION_MS sets the length of each measurement.
  * Suites: grpc, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
  * those: `node dist/bench/run.js transport`. `chaos` (the fault suite's
- * scenarios, minutes) runs only when named: `npm run bench chaos`; so does
+ * scenarios, minutes) runs only when named: `npm run bench chaos`; so do
+ * `fanout` (a 50 MB publish to 1 vs 10 real agents, minutes) and
  * `agent-soak` (the agent suite with a 10-minute soak, BENCH_SOAK_MS).
  * BENCH_ROUNDS (default 3) sets the rounds of the suites on the shared method
  * (grpc, transport); they write JSON to bench-results/<suite>-<time>.json, or
@@ -19,6 +20,7 @@ import { runWatchLatencyBench } from "./registry/watch-latency";
 import { runHeartbeatBench } from "./registry/heartbeat";
 import { runResolveByNameBench } from "./resolve-by-name";
 import { runChaosBench } from "./chaos";
+import { runFanoutBench } from "./fanout";
 
 async function main(): Promise<void> {
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
@@ -72,6 +74,10 @@ async function main(): Promise<void> {
   if (only.includes("chaos")) {
     process.stdout.write("## Chaos: control-plane faults on a real cluster (registry, 2 agents in network namespaces), caller process at 250 calls/s by Obj name\n");
     process.stdout.write(`${await runChaosBench((line) => process.stdout.write(`${line}\n`))}\n\n`);
+  }
+  if (only.includes("fanout")) {
+    process.stdout.write("## Fan-out: publishing a 50 MB package to 10 nodes vs 1 (registry, 10 agents in network namespaces; target <= 2x)\n");
+    process.stdout.write(`${await runFanoutBench((line) => process.stdout.write(`${line}\n`))}\n\n`);
   }
 }
 

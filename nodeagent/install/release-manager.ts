@@ -140,6 +140,7 @@ export class ReleaseManager {
         const { manifest, source } = await readManifest(dir, expect);
         return { version, dir, manifest, source, alreadyInstalled: true };
       }
+      const started = performance.now();
       const tmp = await fs.promises.mkdtemp(path.join(this.releasesDir, `.tmp-${version}-`));
       try {
         const stats = await unpackPackage(packagePath, tmp, this.limits);
@@ -148,7 +149,7 @@ export class ReleaseManager {
         const now = new Date();
         await fs.promises.utimes(tmp, now, now);
         await fs.promises.rename(tmp, dir);
-        log.info({ app: this.app, server: this.server, version, entries: stats.entries, bytes: stats.bytes }, "release installed");
+        log.info({ app: this.app, server: this.server, version, entries: stats.entries, bytes: stats.bytes, ms: Math.round(performance.now() - started) }, "release installed");
         return { version, dir, manifest, source, alreadyInstalled: false, stats };
       } catch (err) {
         await removeTree(tmp).catch((rmErr: unknown) => log.error({ err: rmErr, tmp }, "could not remove a refused unpack"));
