@@ -61,6 +61,10 @@ class Snapshot {
   get objCount(): number {
     return this.byObj.size;
   }
+
+  objs(): IterableIterator<string> {
+    return this.byObj.keys();
+  }
 }
 
 function toWire(e: ObjEndpoint): Endpoint {
@@ -165,6 +169,11 @@ export class EndpointCache {
         : `Obj "${obj}" not found: no server "${server}"`,
       { obj },
     );
+  }
+
+  /** Every Obj some instance declares, in the current snapshot. */
+  objNames(): string[] {
+    return this.snapshot ? [...this.snapshot.objs()] : [];
   }
 
   /** The answer, or an empty one when the Obj is (no longer) declared. */

@@ -12,12 +12,15 @@
  * declares is NOT_FOUND naming it; without the configured query token,
  * UNAUTHENTICATED.
  */
-import { InvalidArgumentError, type DeepPartial, type ServerContext } from "sgridnext";
+import { InvalidArgumentError, UnimplementedError, type DeepPartial, type ServerContext } from "sgridnext";
 import { QueryServant } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
-import type { FindObjectReply, FindObjectRequest } from "sgridnext/gen/sgrid/registry/v1/query";
+import type { FindObjectReply, FindObjectRequest, FindServiceReply, FindServiceRequest, ServiceMap } from "sgridnext/gen/sgrid/registry/v1/query";
 import { validate } from "../store";
 import type { Authenticator } from "../server/context";
 import type { EndpointCache } from "./endpoint-cache";
+import type { ServiceIndex } from "./service-index";
+
+const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
 /** The validated full name; INVALID_ARGUMENT naming the whole name the caller sent (and the bad part). */
 function objName(request: FindObjectRequest): string {
@@ -34,7 +37,7 @@ function objName(request: FindObjectRequest): string {
 export class QueryImpl extends QueryServant {
   private watches = 0;
 
-  constructor(private readonly cache: EndpointCache, private readonly auth: Pick<Authenticator, "requireQuery">) {
+  constructor(private readonly cache: EndpointCache, private readonly auth: Pick<Authenticator, "requireQuery">, private readonly services?: ServiceIndex) {
     super();
   }
 
@@ -70,5 +73,39 @@ export class QueryImpl extends QueryServant {
     } finally {
       this.watches--;
     }
+  }
+
+  async findService(request: FindServiceRequest, ctx: ServerContext): Promise<DeepPartial<FindServiceReply>> {
+    this.auth.requireQuery(ctx);
+    if (!SERVICE_NAME.test(request.service)) {
+      throw new InvalidArgumentError(`invalid service name ${JSON.stringify(request.service.slice(0, 200))}: expected a fully qualified gRPC service (package.Service)`, { service: request.service.slice(0, 200) });
+    }
+    return this.serviceIndex().find(request.service);
+  }
+
+  async *watchServices(_request: unknown, ctx: ServerContext): AsyncIterable<DeepPartial<ServiceMap>> {
+    this.auth.requireQuery(ctx);
+    const index = this.serviceIndex();
+    this.watches++;
+    try {
+      let sent = index.revision;
+      yield index.current();
+      while (!ctx.signal.aborted && !index.isClosed) {
+        await index.waitForChange(sent, ctx.signal);
+        if (ctx.signal.aborted || index.isClosed) return;
+        const next = index.current();
+        if (next.revision !== sent) {
+          sent = next.revision;
+          yield next;
+        }
+      }
+    } finally {
+      this.watches--;
+    }
+  }
+
+  private serviceIndex(): ServiceIndex {
+    if (!this.services) throw new UnimplementedError("this registry keeps no service map");
+    return this.services;
   }
 }

@@ -9,7 +9,7 @@ import { EventEmitter, once } from "node:events";
 import { Application, NotFoundError, UnimplementedError, type DeepPartial, type ServerContext } from "sgridnext";
 import { QueryServant } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import { ConfigServant } from "sgridnext/gen/sgrid/registry/v1/config.sgrid";
-import type { FindObjectReply, FindObjectRequest } from "sgridnext/gen/sgrid/registry/v1/query";
+import type { FindObjectReply, FindObjectRequest, FindServiceReply, ServiceMap } from "sgridnext/gen/sgrid/registry/v1/query";
 import type { ConfigVersion, HistoryReply, ListFilesReply, LoadConfigReply, LoadConfigRequest } from "sgridnext/gen/sgrid/registry/v1/config";
 import type { Endpoint as RegistryEndpoint } from "sgridnext/gen/sgrid/registry/v1/types";
 
@@ -73,6 +73,15 @@ export class StandInQuery extends QueryServant {
     } finally {
       this.openWatches--;
     }
+  }
+
+  async findService(): Promise<DeepPartial<FindServiceReply>> {
+    throw new UnimplementedError("the stand-in registry keeps no service map");
+  }
+
+  // eslint-disable-next-line require-yield
+  async *watchServices(): AsyncIterable<DeepPartial<ServiceMap>> {
+    throw new UnimplementedError("the stand-in registry keeps no service map");
   }
 }
 

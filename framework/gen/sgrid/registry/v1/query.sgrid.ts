@@ -11,12 +11,12 @@ import {
   type ServerContext,
   type ServiceDescriptor,
 } from "../../../../runtime";
-import { FindObjectReply, FindObjectRequest } from "./query";
+import { FindObjectReply, FindObjectRequest, FindServiceReply, FindServiceRequest, ServiceMap, WatchServicesRequest } from "./query";
 
 /** Compiled descriptors of sgrid/registry/v1/query.proto and its imports (serialized FileDescriptorProto, base64; imports first), for server reflection. */
 const PROTO_FILES: readonly string[] = [
   "Ch1zZ3JpZC9yZWdpc3RyeS92MS90eXBlcy5wcm90bxIRc2dyaWQucmVnaXN0cnkudjEidwoHQWRhcHRlchIQCgNvYmoYASABKAlSA29iahISCgRob3N0GAIgASgJUgRob3N0EhIKBHBvcnQYAyABKA1SBHBvcnQSGgoIcHJvdG9jb2wYBCABKAlSCHByb3RvY29sEhYKBndlaWdodBgFIAEoDVIGd2VpZ2h0ImQKDlJlc291cmNlTGltaXRzEiEKDG1lbW9yeV9ieXRlcxgBIAEoBFILbWVtb3J5Qnl0ZXMSGwoJY3B1X2NvcmVzGAIgASgBUghjcHVDb3JlcxISCgRwaWRzGAMgASgNUgRwaWRzIuABCgtIZWFsdGhDaGVjaxISCgRraW5kGAEgASgJUgRraW5kEhIKBHBvcnQYAiABKA1SBHBvcnQSEgoEcGF0aBgDIAEoCVIEcGF0aBIoChBpbml0aWFsX2RlbGF5X21zGAQgASgNUg5pbml0aWFsRGVsYXlNcxIfCgtpbnRlcnZhbF9tcxgFIAEoDVIKaW50ZXJ2YWxNcxIdCgp0aW1lb3V0X21zGAYgASgNUgl0aW1lb3V0TXMSKwoRZmFpbHVyZV90aHJlc2hvbGQYByABKA1SEGZhaWx1cmVUaHJlc2hvbGQilAIKDUxhdW5jaE9wdGlvbnMSEgoEYXJncxgBIAMoCVIEYXJncxIfCgtqdm1fb3B0aW9ucxgCIAMoCVIKanZtT3B0aW9ucxIhCgxub2RlX29wdGlvbnMYAyADKAlSC25vZGVPcHRpb25zEhQKBWVudHJ5GAQgASgJUgVlbnRyeRIeCgtydW5fYXNfdXNlchgFIAEoCVIJcnVuQXNVc2VyEh8KC3N0b3Bfc2lnbmFsGAYgASgJUgpzdG9wU2lnbmFsEiIKDXN0b3BfZ3JhY2VfbXMYByABKA1SC3N0b3BHcmFjZU1zEjAKFGtlZXBhbGl2ZV90aW1lb3V0X21zGAggASgNUhJrZWVwYWxpdmVUaW1lb3V0TXMiuAIKCVBhdGNoSW5mbxIOCgJpZBgBIAEoBFICaWQSIAoLYXBwbGljYXRpb24YAiABKAlSC2FwcGxpY2F0aW9uEhYKBnNlcnZlchgDIAEoCVIGc2VydmVyEhgKB3ZlcnNpb24YBCABKA1SB3ZlcnNpb24SFgoGc2hhMjU2GAUgASgJUgZzaGEyNTYSEgoEc2l6ZRgGIAEoBFIEc2l6ZRIYCgdjb21tZW50GAcgASgJUgdjb21tZW50EhoKCHVwbG9hZGVyGAggASgJUgh1cGxvYWRlchIdCgpjcmVhdGVkX2F0GAkgASgDUgljcmVhdGVkQXQSHQoKaXNfZGVmYXVsdBgKIAEoCFIJaXNEZWZhdWx0EicKD3BhY2thZ2VfdmVyc2lvbhgLIAEoCVIOcGFja2FnZVZlcnNpb24i7gEKCEVuZHBvaW50EhAKA29iahgBIAEoCVIDb2JqEhIKBGhvc3QYAiABKAlSBGhvc3QSEgoEcG9ydBgDIAEoDVIEcG9ydBIaCghwcm90b2NvbBgEIAEoCVIIcHJvdG9jb2wSFgoGd2VpZ2h0GAUgASgNUgZ3ZWlnaHQSEgoEbm9kZRgGIAEoCVIEbm9kZRIfCgtpbnN0YW5jZV9pZBgHIAEoBFIKaW5zdGFuY2VJZBIWCgZhY3RpdmUYCCABKAhSBmFjdGl2ZRInCg9pbmFjdGl2ZV9yZWFzb24YCSABKAlSDmluYWN0aXZlUmVhc29uIpoHCgxJbnN0YW5jZUluZm8SDgoCaWQYASABKARSAmlkEiAKC2FwcGxpY2F0aW9uGAIgASgJUgthcHBsaWNhdGlvbhIWCgZzZXJ2ZXIYAyABKAlSBnNlcnZlchISCgRub2RlGAQgASgJUgRub2RlEhIKBHR5cGUYBSABKAlSBHR5cGUSNgoIYWRhcHRlcnMYBiADKAsyGi5zZ3JpZC5yZWdpc3RyeS52MS5BZGFwdGVyUghhZGFwdGVycxI6CgNlbnYYByADKAsyKC5zZ3JpZC5yZWdpc3RyeS52MS5JbnN0YW5jZUluZm8uRW52RW50cnlSA2VudhI5CgZsaW1pdHMYCCABKAsyIS5zZ3JpZC5yZWdpc3RyeS52MS5SZXNvdXJjZUxpbWl0c1IGbGltaXRzEkEKDGhlYWx0aF9jaGVjaxgJIAEoCzIeLnNncmlkLnJlZ2lzdHJ5LnYxLkhlYWx0aENoZWNrUgtoZWFsdGhDaGVjaxI4CgZsYXVuY2gYCiABKAsyIC5zZ3JpZC5yZWdpc3RyeS52MS5MYXVuY2hPcHRpb25zUgZsYXVuY2gSIwoNZGVzaXJlZF9zdGF0ZRgLIAEoCVIMZGVzaXJlZFN0YXRlEicKD2Rlc2lyZWRfdmVyc2lvbhgMIAEoDVIOZGVzaXJlZFZlcnNpb24SJQoOb2JzZXJ2ZWRfc3RhdGUYDSABKAlSDW9ic2VydmVkU3RhdGUSKQoQb2JzZXJ2ZWRfdmVyc2lvbhgOIAEoDVIPb2JzZXJ2ZWRWZXJzaW9uEhAKA3BpZBgPIAEoDVIDcGlkEhoKCHJlc3RhcnRzGBAgASgNUghyZXN0YXJ0cxIoChBsYXN0X2V4aXRfcmVhc29uGBEgASgJUg5sYXN0RXhpdFJlYXNvbhIYCgdkcmFpbmVkGBIgASgIUgdkcmFpbmVkEh8KC29ic2VydmVkX2F0GBMgASgDUgpvYnNlcnZlZEF0EiEKDG1lbW9yeV9ieXRlcxgUIAEoBFILbWVtb3J5Qnl0ZXMSJAoOY3B1X2NvcmVzX3VzZWQYFSABKAFSDGNwdUNvcmVzVXNlZBIdCgpzdGFydGVkX2F0GBYgASgDUglzdGFydGVkQXQSGQoIc3VyZ2Vfb2YYFyABKARSB3N1cmdlT2YaNgoIRW52RW50cnkSEAoDa2V5GAEgASgJUgNrZXkSFAoFdmFsdWUYAiABKAlSBXZhbHVlOgI4ASIHCgVFbXB0eWIGcHJvdG8z",
-  "Ch1zZ3JpZC9yZWdpc3RyeS92MS9xdWVyeS5wcm90bxIRc2dyaWQucmVnaXN0cnkudjEaHXNncmlkL3JlZ2lzdHJ5L3YxL3R5cGVzLnByb3RvIiUKEUZpbmRPYmplY3RSZXF1ZXN0EhAKA29iahgBIAEoCVIDb2JqIq0BCg9GaW5kT2JqZWN0UmVwbHkSEAoDb2JqGAEgASgJUgNvYmoSMwoGYWN0aXZlGAIgAygLMhsuc2dyaWQucmVnaXN0cnkudjEuRW5kcG9pbnRSBmFjdGl2ZRI3CghpbmFjdGl2ZRgDIAMoCzIbLnNncmlkLnJlZ2lzdHJ5LnYxLkVuZHBvaW50UghpbmFjdGl2ZRIaCghyZXZpc2lvbhgEIAEoBFIIcmV2aXNpb24yugEKBVF1ZXJ5ElYKCkZpbmRPYmplY3QSJC5zZ3JpZC5yZWdpc3RyeS52MS5GaW5kT2JqZWN0UmVxdWVzdBoiLnNncmlkLnJlZ2lzdHJ5LnYxLkZpbmRPYmplY3RSZXBseRJZCgtXYXRjaE9iamVjdBIkLnNncmlkLnJlZ2lzdHJ5LnYxLkZpbmRPYmplY3RSZXF1ZXN0GiIuc2dyaWQucmVnaXN0cnkudjEuRmluZE9iamVjdFJlcGx5MAFiBnByb3RvMw==",
+  "Ch1zZ3JpZC9yZWdpc3RyeS92MS9xdWVyeS5wcm90bxIRc2dyaWQucmVnaXN0cnkudjEaHXNncmlkL3JlZ2lzdHJ5L3YxL3R5cGVzLnByb3RvIiUKEUZpbmRPYmplY3RSZXF1ZXN0EhAKA29iahgBIAEoCVIDb2JqIq0BCg9GaW5kT2JqZWN0UmVwbHkSEAoDb2JqGAEgASgJUgNvYmoSMwoGYWN0aXZlGAIgAygLMhsuc2dyaWQucmVnaXN0cnkudjEuRW5kcG9pbnRSBmFjdGl2ZRI3CghpbmFjdGl2ZRgDIAMoCzIbLnNncmlkLnJlZ2lzdHJ5LnYxLkVuZHBvaW50UghpbmFjdGl2ZRIaCghyZXZpc2lvbhgEIAEoBFIIcmV2aXNpb24iLgoSRmluZFNlcnZpY2VSZXF1ZXN0EhgKB3NlcnZpY2UYASABKAlSB3NlcnZpY2UiXAoQRmluZFNlcnZpY2VSZXBseRIYCgdzZXJ2aWNlGAEgASgJUgdzZXJ2aWNlEhIKBG9ianMYAiADKAlSBG9ianMSGgoIcmV2aXNpb24YAyABKARSCHJldmlzaW9uIhYKFFdhdGNoU2VydmljZXNSZXF1ZXN0IjwKDFNlcnZpY2VFbnRyeRIYCgdzZXJ2aWNlGAEgASgJUgdzZXJ2aWNlEhIKBG9ianMYAiADKAlSBG9ianMiZQoKU2VydmljZU1hcBI7CghzZXJ2aWNlcxgBIAMoCzIfLnNncmlkLnJlZ2lzdHJ5LnYxLlNlcnZpY2VFbnRyeVIIc2VydmljZXMSGgoIcmV2aXNpb24YAiABKARSCHJldmlzaW9uMvACCgVRdWVyeRJWCgpGaW5kT2JqZWN0EiQuc2dyaWQucmVnaXN0cnkudjEuRmluZE9iamVjdFJlcXVlc3QaIi5zZ3JpZC5yZWdpc3RyeS52MS5GaW5kT2JqZWN0UmVwbHkSWQoLV2F0Y2hPYmplY3QSJC5zZ3JpZC5yZWdpc3RyeS52MS5GaW5kT2JqZWN0UmVxdWVzdBoiLnNncmlkLnJlZ2lzdHJ5LnYxLkZpbmRPYmplY3RSZXBseTABElkKC0ZpbmRTZXJ2aWNlEiUuc2dyaWQucmVnaXN0cnkudjEuRmluZFNlcnZpY2VSZXF1ZXN0GiMuc2dyaWQucmVnaXN0cnkudjEuRmluZFNlcnZpY2VSZXBseRJZCg1XYXRjaFNlcnZpY2VzEicuc2dyaWQucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1JlcXVlc3QaHS5zZ3JpZC5yZWdpc3RyeS52MS5TZXJ2aWNlTWFwMAFiBnByb3RvMw==",
 ];
 
 /** Descriptor of `sgrid.registry.v1.Query`, shared by its servant and proxy on every transport. */
@@ -24,6 +24,8 @@ export interface QueryServiceDescriptor extends ServiceDescriptor {
   readonly methods: {
     readonly findObject: MethodDescriptor<FindObjectRequest, FindObjectReply>;
     readonly watchObject: MethodDescriptor<FindObjectRequest, FindObjectReply>;
+    readonly findService: MethodDescriptor<FindServiceRequest, FindServiceReply>;
+    readonly watchServices: MethodDescriptor<WatchServicesRequest, ServiceMap>;
   };
 }
 
@@ -48,6 +50,22 @@ export const QueryService: QueryServiceDescriptor = {
       responseCodec: messageCodec(FindObjectReply),
       idempotent: false,
     },
+    findService: {
+      name: "FindService",
+      path: "/sgrid.registry.v1.Query/FindService",
+      kind: "unary",
+      requestCodec: messageCodec(FindServiceRequest),
+      responseCodec: messageCodec(FindServiceReply),
+      idempotent: false,
+    },
+    watchServices: {
+      name: "WatchServices",
+      path: "/sgrid.registry.v1.Query/WatchServices",
+      kind: "server_stream",
+      requestCodec: messageCodec(WatchServicesRequest),
+      responseCodec: messageCodec(ServiceMap),
+      idempotent: false,
+    },
   },
 };
 
@@ -65,6 +83,16 @@ export abstract class QueryServant extends Servant {
    * The current list at once, then a new list within 1 s of every change.
    */
   abstract watchObject(request: FindObjectRequest, ctx: ServerContext): AsyncIterable<DeepPartial<FindObjectReply>>;
+
+  /**
+   * Which Objs serve a gRPC service (learnt from their servants' reflection). NOT_FOUND naming it when none does.
+   */
+  abstract findService(request: FindServiceRequest, ctx: ServerContext): Promise<DeepPartial<FindServiceReply>>;
+
+  /**
+   * The whole service map at once, then again within a few seconds of every change.
+   */
+  abstract watchServices(request: WatchServicesRequest, ctx: ServerContext): AsyncIterable<DeepPartial<ServiceMap>>;
 }
 
 /** Typed client of `sgrid.registry.v1.Query`; get one with `communicator.stringToProxy(QueryProxy, target)`. */
@@ -83,5 +111,19 @@ export class QueryProxy extends ProxyBase {
    */
   watchObject(request: DeepPartial<FindObjectRequest>, options?: CallOptions): AsyncIterable<FindObjectReply> {
     return this.$invoker.serverStream(QueryService.methods.watchObject, request, options);
+  }
+
+  /**
+   * Which Objs serve a gRPC service (learnt from their servants' reflection). NOT_FOUND naming it when none does.
+   */
+  findService(request: DeepPartial<FindServiceRequest>, options?: CallOptions): Promise<FindServiceReply> {
+    return this.$invoker.unary(QueryService.methods.findService, request, options);
+  }
+
+  /**
+   * The whole service map at once, then again within a few seconds of every change.
+   */
+  watchServices(request: DeepPartial<WatchServicesRequest>, options?: CallOptions): AsyncIterable<ServiceMap> {
+    return this.$invoker.serverStream(QueryService.methods.watchServices, request, options);
   }
 }
