@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { messageCodec, SHARED_WRITER_MAX_BYTES } from "sgridnext/internal/codec";
 import { EchoReply, EchoRequest } from "../gen/demo/echo";
+import { Value } from "../gen/google/protobuf/struct";
 
 describe("messageCodec (shared writer)", () => {
   const req = messageCodec(EchoRequest);
@@ -39,5 +40,33 @@ describe("messageCodec (shared writer)", () => {
     const bytes = req.encode({ text: big });
     expect(req.decode(bytes).text.length).to.equal(big.length);
     expect(req.decode(req.encode({ text: "small" })).text).to.equal("small");
+  });
+
+  it("decodes messages that are views into one buffer (as frames of one socket chunk), in any order, each to its own content", () => {
+    const parts = [req.encode({ text: "a", count: 1 }), reply.encode({ text: "b", metadata: { k: "v" }, peer: "p" }), req.encode({ text: "ccc", count: 3 })];
+    const chunk = Buffer.concat([Buffer.from([0xff, 0xff]), ...parts.map((p) => Buffer.from(p)), Buffer.from([0x08, 0x96, 0x01])]);
+    const views: Uint8Array[] = [];
+    let at = 2;
+    for (const p of parts) {
+      views.push(new Uint8Array(chunk.buffer, chunk.byteOffset + at, p.length));
+      at += p.length;
+    }
+    expect(req.decode(views[2]!)).to.include({ text: "ccc", count: 3 });
+    expect(reply.decode(views[1]!)).to.deep.include({ text: "b", metadata: { k: "v" }, peer: "p" });
+    expect(req.decode(views[0]!)).to.include({ text: "a", count: 1 });
+    expect(req.decode(Buffer.from(parts[0]!))).to.include({ text: "a", count: 1 });
+  });
+
+  it("refuses a message whose last field is cut short even when the bytes after it in the buffer would complete it", () => {
+    const value = messageCodec(Value);
+    const whole = Buffer.from(value.encode({ kind: { $case: "numberValue", value: 1.5 } }));
+    expect(value.decode(whole).kind).to.deep.equal({ $case: "numberValue", value: 1.5 });
+    // The double's 8 bytes cut to 3; the rest follows in the same buffer, as the next frame's bytes would.
+    const chunk = Buffer.concat([whole, Buffer.alloc(16, 0x41)]);
+    const cut = new Uint8Array(chunk.buffer, chunk.byteOffset, 4);
+    expect(() => value.decode(cut)).to.throw(RangeError);
+    expect(() => value.decode(Buffer.from(cut))).to.throw(RangeError);
+    const cutString = Buffer.concat([Buffer.from(req.encode({ text: "hello world" })).subarray(0, 6), Buffer.from("tail bytes")]);
+    expect(() => req.decode(new Uint8Array(cutString.buffer, cutString.byteOffset, 6))).to.throw();
   });
 });
