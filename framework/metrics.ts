@@ -23,7 +23,7 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Registry, collectDefaultMetrics } from "prom-client";
+import type { Registry } from "prom-client";
 import { bindErrorFrom } from "./errors";
 import { getLogger } from "./logger";
 import { LATENCY_BUCKETS_MS, clientStats, serverStats, type StatsRegistry } from "./stats";
@@ -34,8 +34,10 @@ let processRegistry: Registry | undefined;
 
 function defaultRegistry(): Registry {
   if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
+    // Loaded when metrics are first served: a process that never serves them (the node agent, most servants) does not load prom-client.
+    const prom = require("prom-client") as typeof import("prom-client");
+    processRegistry = new prom.Registry();
+    prom.collectDefaultMetrics({ register: processRegistry });
   }
   return processRegistry;
 }

@@ -26,7 +26,6 @@
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import YAML from "yaml";
 import { ConfigError, SgridError, UnavailableError } from "../errors";
 import { getLogger } from "../logger";
 import type { ChannelProvider } from "../proxy/invoker";
@@ -90,7 +89,8 @@ export function parseConfig(file: string, text: string, version: string): unknow
     // Blank structured content is an empty object, as in the registry's merge rule.
     if ((ext === ".json" || ext === ".yaml" || ext === ".yml") && text.trim() === "") return {};
     if (ext === ".json") return JSON.parse(text);
-    if (ext === ".yaml" || ext === ".yml") return YAML.parse(text);
+    // Loaded on the first YAML file: a servant without one never loads the parser.
+    if (ext === ".yaml" || ext === ".yml") return (require("yaml") as typeof import("yaml")).parse(text);
   } catch (err) {
     throw new ConfigError(`config ${file}${version ? ` version ${version}` : ""} does not parse as ${ext.slice(1).toUpperCase()}: ${(err as Error).message}`, { file, version });
   }

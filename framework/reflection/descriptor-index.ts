@@ -4,8 +4,7 @@
  * code (`ServiceDescriptor.protoFiles`), indexed by file name, by symbol
  * (packages' messages, enums, services, methods, extensions) and by extension.
  */
-import { fromBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import type { DescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import type { ServiceDescriptor } from "../transport/base";
 
 interface IndexedFile {
@@ -36,6 +35,9 @@ export class DescriptorIndex {
   }
 
   private addFile(bytes: Uint8Array): void {
+    // Loaded on the first reflection request (the index is built then): a servant nobody reflects on never loads @bufbuild/protobuf's descriptors.
+    const { fromBinary } = require("@bufbuild/protobuf") as typeof import("@bufbuild/protobuf");
+    const { FileDescriptorProtoSchema } = require("@bufbuild/protobuf/wkt") as typeof import("@bufbuild/protobuf/wkt");
     const proto = fromBinary(FileDescriptorProtoSchema, bytes);
     if (this.files.has(proto.name)) return;
     this.files.set(proto.name, { bytes, proto });

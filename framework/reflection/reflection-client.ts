@@ -8,8 +8,8 @@
  *
  * Built for tools such as the admin console's "try a call" page.
  */
-import { create, createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMessage, type FileRegistry, type JsonValue } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import type { DescMessage, FileRegistry, JsonValue } from "@bufbuild/protobuf";
+import type { FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import type { Communicator } from "../communicator";
 import { InvalidArgumentError, NotFoundError, SgridError, UnavailableError } from "../errors";
 import type { ServerReflectionResponse } from "../gen/grpc/reflection/v1/reflection";
@@ -63,7 +63,13 @@ function splitMethodName(name: string): [string, string] {
   return [trimmed.slice(0, at), trimmed.slice(at + 1)];
 }
 
+/** @bufbuild/protobuf, loaded by the first client that needs it: index.ts exports this class, and a servant that never reflects should not pay for the library. */
+function protobuf(): typeof import("@bufbuild/protobuf") & typeof import("@bufbuild/protobuf/wkt") {
+  return { ...(require("@bufbuild/protobuf") as typeof import("@bufbuild/protobuf")), ...(require("@bufbuild/protobuf/wkt") as typeof import("@bufbuild/protobuf/wkt")) };
+}
+
 function jsonCodec(schema: DescMessage, registry: FileRegistry): MessageCodec<JsonValue> {
+  const { fromBinary, fromJson, toBinary, toJson } = protobuf();
   return {
     encode: (json) => {
       try {
@@ -124,6 +130,7 @@ export class ReflectionClient {
     if (this.registry?.getService(service)) return this.registry;
     const m = await this.ask({ messageRequest: { $case: "fileContainingSymbol", value: service } });
     if (m?.$case !== "fileDescriptorResponse") throw new UnavailableError(`server reflection at ${this.target} answered file_containing_symbol with ${m?.$case}`);
+    const { create, createFileRegistry, fromBinary, FileDescriptorProtoSchema, FileDescriptorSetSchema } = protobuf();
     const protos = m.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
     const byName = new Map<string, FileDescriptorProto>();
     for (const f of this.registry?.files ?? []) if (f.proto) byName.set(f.proto.name, f.proto);
@@ -181,6 +188,7 @@ export class ReflectionClient {
     const registry = this.registry!;
     const schema = registry.getMessage(method.requestType);
     if (!schema) throw new NotFoundError(`message "${method.requestType}" is not in the descriptors server reflection returned`);
+    const { create, toJson } = protobuf();
     return toJson(schema, create(schema), { registry, alwaysEmitImplicit: true });
   }
 

@@ -1,7 +1,7 @@
 /**
  * Spans for calls, through the OpenTelemetry API when the application has it
- * installed (`@opentelemetry/api`, an optional peer dependency, loaded on
- * first use): a SERVER span for every call a servant serves, a CLIENT span
+ * installed (`@opentelemetry/api`, an optional peer dependency, loaded once
+ * something registered a tracer provider, i.e. an SDK): a SERVER span for every call a servant serves, a CLIENT span
  * for every proxy call, children of whatever is current, so any OTel exporter
  * shows the call tree. The W3C `traceparent` goes out with every proxy call
  * and is read from every incoming one, on both transports (traceparent.ts;
@@ -34,6 +34,9 @@ function otel(): Api | null {
   return api;
 }
 
+/** Where @opentelemetry/api 1.x keeps what was registered globally (`trace` is set by trace.setGlobalTracerProvider, i.e. by an SDK). */
+const OTEL_GLOBAL = Symbol.for("opentelemetry.js.api.1");
+
 let tracerNow: OtelApi.Tracer | undefined;
 let noopProvider: OtelApi.TracerProvider | undefined;
 
@@ -42,6 +45,9 @@ let noopProvider: OtelApi.TracerProvider | undefined;
  * would be a no-op, so calls skip them (and pass trace headers on as without the API).
  */
 function recording(): Api | null {
+  // Nothing registered a tracer provider yet (API 1.x keeps it under this global symbol): no SDK, so no spans, and the
+  // API is not even loaded (44 modules a servant or the node agent would otherwise carry for no span at all).
+  if (api === undefined && (globalThis as Record<symbol, { trace?: unknown } | undefined>)[OTEL_GLOBAL]?.trace === undefined) return null;
   const a = otel();
   if (!a) return null;
   noopProvider ??= new a.ProxyTracerProvider().getDelegate();
