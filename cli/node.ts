@@ -27,7 +27,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
-import YAML from "yaml";
 import { ConfigError, parseTags } from "sgridnext";
 import { NodeAgent, printSystemdUnit, type NodeAgentOptions, type DetectCgroupsOptions } from "../nodeagent";
 
@@ -59,7 +58,7 @@ function readConfigFile(file: string): Partial<NodeAgentOptions> & { cgroups?: u
   }
   let parsed: unknown;
   try {
-    parsed = YAML.parse(text);
+    parsed = (require("yaml") as typeof import("yaml")).parse(text); // only with --config: the agent does not load the parser otherwise
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid YAML or JSON: ${(err as Error).message}`);
   }

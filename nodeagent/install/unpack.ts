@@ -26,7 +26,7 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { Transform, Writable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Parser, type ReadEntry } from "tar";
+import type { Parser, ReadEntry } from "tar";
 import { SgridError } from "sgridnext";
 import { PackageCorruptError, PackageTooLargeError, PackageUnsafeError } from "./errors";
 import { resolveLinkTarget, splitSegments } from "./link-resolver";
@@ -164,7 +164,9 @@ class Extractor {
   private openFd: number | undefined;
 
   constructor(private readonly root: string, private readonly limits: UnpackLimits) {
-    this.parser = new Parser({ strict: true, zstd: false, brotli: false, maxMetaEntrySize: MAX_META_ENTRY });
+    // tar is loaded by the first install, not when the agent starts.
+    const { Parser: TarParser } = require("tar") as typeof import("tar");
+    this.parser = new TarParser({ strict: true, zstd: false, brotli: false, maxMetaEntrySize: MAX_META_ENTRY });
     this.parser.on("entry", (entry: ReadEntry) => this.onEntry(entry));
     this.parser.on("ignoredEntry", (entry: ReadEntry) => {
       const why = entry.meta ? `an oversized ${entry.type} header` : `unsupported type ${entry.type}`;

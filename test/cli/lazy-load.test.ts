@@ -1,25 +1,39 @@
 /**
  * `sgrid` loads what it runs: `sgrid --help`, `sgrid gen` and `sgrid create`
  * never load the platform's heavy modules (knex, koa, SQLite, MySQL), and
- * `sgrid --help` loads no sub-command at all. Checked by running the real
- * CLI with a preload that records every module the process loaded.
+ * `sgrid --help` loads no sub-command at all; `sgrid node` (the agent, on
+ * every machine) loads neither those nor what only some servants use
+ * (Prometheus metrics, reflection's descriptors, YAML, tar before an
+ * install, OpenTelemetry without an SDK). Checked by running the real CLI
+ * with a preload that records every module the process loaded.
  */
 import { expect } from "chai";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CLI, FIXTURES, outputDir } from "../helpers/paths";
+import { AgentHarness } from "../nodeagent/helpers/agent-harness";
+import { waitFor } from "../helpers/wait";
 
 const HEAVY = /[\\/]node_modules[\\/](knex|koa|@koa[\\/]router|better-sqlite3|mysql2)[\\/]/;
 
-/** Runs `sgrid args` and returns the status and the absolute paths of every module it loaded. */
-function loadedBy(args: string[], cwd: string): { status: number | null; stderr: string; modules: string[] } {
+/** What the agent needs none of while it runs without instances: packages a servant may use, or an install (@bufbuild/protobuf's wire part, which generated code uses, is allowed; its descriptors and reflection are not). */
+const NOT_IN_AGENT = /[\\/]node_modules[\\/](prom-client|@opentelemetry[\\/]api|yaml|tar)[\\/]|[\\/]@bufbuild[\\/]protobuf[\\/]dist[\\/]cjs[\\/](wkt[\\/])?index\.js$/;
+
+/** A preload that writes the paths of every module the process loaded to a file when it exits. */
+function recorder(): { dir: string; preload: string; read: () => string[] } {
   const dir = outputDir("lazy");
   const record = path.join(dir, "modules.json");
   const preload = path.join(dir, "record.js");
   fs.writeFileSync(preload, `process.on("exit", () => require("fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify(Object.keys(require.cache))));\n`);
+  return { dir, preload, read: () => JSON.parse(fs.readFileSync(record, "utf8")) as string[] };
+}
+
+/** Runs `sgrid args` and returns the status and the absolute paths of every module it loaded. */
+function loadedBy(args: string[], cwd: string): { status: number | null; stderr: string; modules: string[] } {
+  const { dir, preload, read } = recorder();
   const res = spawnSync(process.execPath, ["-r", preload, CLI, ...args], { cwd, encoding: "utf8", env: { ...process.env, SGRID_LOG_LEVEL: "warn" } });
-  const modules = JSON.parse(fs.readFileSync(record, "utf8")) as string[];
+  const modules = read();
   fs.rmSync(dir, { recursive: true, force: true });
   return { status: res.status, stderr: res.stderr, modules };
 }
@@ -67,5 +81,35 @@ describe("sgrid loads only what it runs", function () {
     const res = loadedBy(["registry", "--help"], out);
     expect(res.status, res.stderr).to.equal(0);
     expect(res.modules.some((m) => m.endsWith(`${path.sep}cli${path.sep}registry.js`))).to.equal(true);
+  });
+
+  describe("sgrid node", () => {
+    const h = new AgentHarness();
+    before(() => h.startRegistry());
+    after(() => h.teardown());
+
+    it("runs the agent, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
+      const { dir, preload, read } = recorder();
+      const agent = spawn(process.execPath, ["-r", preload, CLI, "node", "--registry", h.registry.address, "--name", "lazy-node",
+        "--data-dir", h.dataDir, "--address", "127.0.0.1", "--cgroup-group", h.group], {
+        env: { ...process.env, SGRID_CLUSTER_TOKEN: h.registry.token, SGRID_LOG_LEVEL: "warn" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      agent.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
+      const exited = new Promise<number | null>((r) => agent.once("exit", (code) => r(code)));
+      try {
+        await waitFor("the agent's hello", () => h.registry.hellos.some((hello) => hello.node === "lazy-node"), 30_000);
+        await waitFor("the agent's first heartbeat", () => h.registry.heartbeats.length > 0, 30_000);
+      } finally {
+        agent.kill("SIGTERM");
+      }
+      expect(await exited, stderr).to.equal(0);
+      const modules = read();
+      fs.rmSync(dir, { recursive: true, force: true });
+      expect(modules.some((m) => m.endsWith(`${path.sep}nodeagent${path.sep}agent${path.sep}node-agent.js`)), "the agent loaded").to.equal(true);
+      expect(modules.filter((m) => HEAVY.test(m))).to.deep.equal([]);
+      expect(modules.filter((m) => NOT_IN_AGENT.test(m))).to.deep.equal([]);
+    });
   });
 });
