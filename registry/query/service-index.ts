@@ -9,8 +9,8 @@
  * restart) is asked again, one Obj at a time per round, each ask bounded by
  * `askTimeoutMs`. An Obj that could not be asked keeps what it answered last
  * and is asked again after `retryMs`; an Obj no longer declared, or left with
- * no active endpoint, leaves the map. `grpc.*` services (health, reflection:
- * every servant has them) are left out.
+ * no active endpoint, leaves the map. Health and reflection (`grpc.health.*`,
+ * `grpc.reflection.*`: every servant has them) are left out.
  *
  * Revision: grows by one at every change of the map on this process (not
  * comparable across processes; watchers compare for equality).
@@ -18,6 +18,11 @@
 import { Communicator, NotFoundError, ReflectionClient, type Logger } from "sgridnext";
 import type { FindServiceReply, ServiceMap } from "sgridnext/gen/sgrid/registry/v1/query";
 import type { EndpointCache } from "./endpoint-cache";
+
+/** Health and reflection: every servant has them, so no one Obj is "the" server of them. */
+function isInfrastructure(service: string): boolean {
+  return service.startsWith("grpc.health.") || service.startsWith("grpc.reflection.");
+}
 
 export const SERVICE_INDEX_DEFAULTS = Object.freeze({ askTimeoutMs: 2000, retryMs: 5000 });
 
@@ -144,7 +149,7 @@ export class ServiceIndex {
       if (prev && prev.revision === answer.revision) continue;
       try {
         const reflection = new ReflectionClient(this.comm, `${obj}@tcp -h ${grpcEp.host} -p ${grpcEp.port}`, { timeoutMs: this.askTimeoutMs });
-        const services = (await reflection.listServices()).filter((s) => !s.startsWith("grpc.")).sort();
+        const services = (await reflection.listServices()).filter((s) => !isInfrastructure(s)).sort();
         if (!prev || prev.services.join(",") !== services.join(",")) changed = true;
         this.known.set(obj, { revision: answer.revision, services });
       } catch (err) {

@@ -49,7 +49,7 @@ export interface ServiceEntry {
 }
 
 export interface ServiceMap {
-  /** Every service an active gRPC endpoint's reflection lists (grpc.* left out), sorted by name. */
+  /** Every service an active gRPC endpoint's reflection lists (health and reflection left out), sorted by name. */
   services: ServiceEntry[];
   /** Changes whenever the map changes. */
   revision: number;
