@@ -97,6 +97,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     term: "admin [options]", description: "run the admin web app (publish, patch versions, config, nodes, tasks) in front of a registry",
     load: () => [require("./admin").registerAdmin],
   },
+  gateway: {
+    term: "gateway [options]", description: "run a gRPC gateway: any call on its port goes to the Obj that serves the call's service",
+    load: () => [require("./gateway").registerGateway],
+  },
   up: {
     term: "up [options]", description: "run an all-in-one local cluster: registry (SQLite), one node agent and the admin app, data in one folder",
     load: () => [require("./up").registerUp],
