@@ -11,59 +11,13 @@
  * src/proto/grpc/testing, so the modules do not shadow the grpc package).
  */
 import { expect } from "chai";
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import * as fs from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { Application, Communicator } from "sgridnext";
-import { FIXTURES, REPO_ROOT, outputDir } from "../helpers/paths";
+import { outputDir } from "../helpers/paths";
 import { CASES, runCase } from "./interop-cases";
+import { PYTHON, SCRIPTS, generateStubs, hasGrpcio, runPythonClient, type CaseResult } from "./python-grpcio";
 import { InteropServant } from "./interop-servant";
-
-/** Debian's python3, which has python3-grpcio (a pyenv or venv python on PATH may not); SGRID_TEST_PYTHON overrides. */
-const PYTHON = process.env.SGRID_TEST_PYTHON ?? "/usr/bin/python3";
-const SCRIPTS = path.join(REPO_ROOT, "test/interop/python");
-
-function hasGrpcio(): boolean {
-  try {
-    execFileSync(PYTHON, ["-c", "import grpc, grpc_tools.protoc"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Generates the grpc.testing Python stubs under `dir` (module path src.proto.grpc.testing). */
-function generateStubs(dir: string): void {
-  const protoDir = path.join(dir, "src/proto/grpc/testing");
-  fs.mkdirSync(protoDir, { recursive: true });
-  for (const name of ["empty", "messages", "test"]) {
-    const text = fs.readFileSync(path.join(FIXTURES, `protos/grpc/testing/${name}.proto`), "utf8");
-    fs.writeFileSync(path.join(protoDir, `${name}.proto`), text.replaceAll('import "grpc/testing/', 'import "src/proto/grpc/testing/'));
-  }
-  const protos = ["empty", "messages", "test"].map((n) => `src/proto/grpc/testing/${n}.proto`);
-  execFileSync(PYTHON, ["-m", "grpc_tools.protoc", "-I", ".", "--python_out=.", "--grpc_python_out=.", ...protos], { cwd: dir, stdio: "pipe" });
-}
-
-interface CaseResult {
-  case: string;
-  ok: boolean;
-  error?: string;
-}
-
-function runPythonClient(stubs: string, target: string): Promise<{ results: CaseResult[]; code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [path.join(SCRIPTS, "interop_client.py"), stubs, target, ...CASES], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => { out += d; });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => { err += d; });
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      const results = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as CaseResult);
-      resolve({ results, code, stderr: err });
-    });
-  });
-}
 
 function startPythonServer(stubs: string): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
@@ -103,7 +57,7 @@ describe("interop with Python grpcio, the standard cases both ways @slow", funct
       app.addServant("TestObj", new InteropServant());
       await app.start();
       port = app.adapters()[0]!.endpoint.port;
-      const run = await runPythonClient(stubs, `127.0.0.1:${port}`);
+      const run = await runPythonClient(stubs, `127.0.0.1:${port}`, CASES);
       results = run.results;
       expect(results.length, `one result per case; stderr: ${run.stderr}`).to.equal(CASES.length);
     });
