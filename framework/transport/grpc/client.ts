@@ -64,6 +64,16 @@ function observe(grpcCall: NodeJS.EventEmitter, call: OutgoingCall): void {
   if (onTrailers !== undefined) grpcCall.once("status", (st: grpc.StatusObject) => deliverMetadata(onTrailers, st.metadata ? fromGrpcMetadata(st.metadata) : {}));
 }
 
+/**
+ * The HTTP/2 receive window a gRPC connection announces (stream and connection), bytes. grpc-js
+ * keeps HTTP/2's 64 KiB by default: a peer may then have only 64 KiB in flight and waits a round
+ * trip (through both event loops) for each WINDOW_UPDATE, so a large response stream (a 50 MB
+ * package download, `npm run bench fanout`) ran at ~25 MB/s with both processes mostly idle, and
+ * slower still when the machine was busy. 4 MiB keeps a busy link full; it is what a connection
+ * may buffer when its reader stops reading, next to the 64 MiB a single message may have.
+ */
+export const GRPC_CLIENT_FLOW_WINDOW_BYTES = 4 * 1024 * 1024;
+
 export class GrpcChannel implements ClientChannel {
   private readonly plain: ConnectionPool;
   /** Connections whose request messages are gzip-compressed, opened on the first call that asks for it. */
@@ -86,6 +96,7 @@ export class GrpcChannel implements ClientChannel {
       // 5 s retry window; a refused connect costs next to nothing.
       "grpc.max_reconnect_backoff_ms": 2_000,
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
+      "grpc-node.flow_control_window": GRPC_CLIENT_FLOW_WINDOW_BYTES,
       ...options.channelOptions,
     };
     this.limits = options.limits;
