@@ -2,7 +2,7 @@
  * `npm run bench`: prints figures and ratios against baselines measured in
  * the same run. Never fails on the figures (exit 0); timing goals live here,
  * not in tests. BENCH_DURATION_MS sets the length of each measurement.
- * Suites: grpc, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
+ * Suites: grpc, gateway, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
  * those: `node dist/bench/run.js transport`. `chaos` (the fault suite's
  * scenarios, minutes) runs only when named: `npm run bench chaos`; so do
  * `fanout` (a 50 MB publish to 1 vs 10 real agents, minutes) and
@@ -21,6 +21,7 @@ import { runHeartbeatBench } from "./registry/heartbeat";
 import { runResolveByNameBench } from "./resolve-by-name";
 import { runChaosBench } from "./chaos";
 import { runFanoutBench } from "./fanout";
+import { runGatewayBench } from "./gateway/run";
 
 async function main(): Promise<void> {
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
@@ -51,6 +52,11 @@ async function main(): Promise<void> {
     process.stdout.write("Targets: native >= 1.5x @tars/rpc calls/s at c=64, >= 1.2x at c=1, p99 no worse than @tars/rpc's.\n");
     const r = await runTransportBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs, json });
     process.stdout.write(`${formatSuite(r)}\n\n`);
+  }
+  if (want("gateway")) {
+    process.stdout.write("## Gateway: unary ~100-byte echo through the gateway vs straight to the servant (generated proxy client; gateway and servant in one server process)\n");
+    process.stdout.write("Target: >= 0.5x direct calls/s at c=64.\n");
+    process.stdout.write(`${await runGatewayBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs, json })}\n\n`);
   }
   if (want("registry-find")) {
     process.stdout.write("## Registry FindObject vs a plain gRPC echo (registry on SQLite in another process, answers from memory)\n");
