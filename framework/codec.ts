@@ -59,12 +59,21 @@ function takeBytes(writer: BinaryWriter): Uint8Array {
   return out;
 }
 
-function encodeShared<T>(fns: TsProtoMessageFns<T>, message: DeepPartial<T>): Uint8Array {
+/** The encoded bytes in place (a view of the writer's buffer, overwritten by the next encode); resets the writer. */
+function viewBytes(writer: BinaryWriter): Uint8Array {
+  if (!inPlace) return writer.finish();
+  const w = writer as unknown as WriterState;
+  const n = w.pos;
+  w.pos = 0;
+  return w.buffer.subarray(0, n);
+}
+
+function encodeShared<T>(fns: TsProtoMessageFns<T>, message: DeepPartial<T>, transient = false): Uint8Array {
   const writer = shared;
   let bytes: Uint8Array;
   try {
     fns.encode(fns.fromPartial(message), writer);
-    bytes = takeBytes(writer);
+    bytes = transient ? viewBytes(writer) : takeBytes(writer);
   } catch (err) {
     shared = new BinaryWriter();
     throw err;
@@ -138,6 +147,7 @@ export function messageCodec<T>(fns: TsProtoMessageFns<T>): MessageCodec<T> {
   const reuse = decodesFromReader(fns);
   return {
     encode: (message: DeepPartial<T>) => encodeShared(fns, message),
+    encodeTransient: (message: DeepPartial<T>) => encodeShared(fns, message, true),
     decode: reuse
       ? (bytes: Uint8Array) => (bytes.buffer.byteLength <= SHARED_WRITER_MAX_BYTES ? decodeShared(fns, bytes) : fns.decode(bytes))
       : (bytes: Uint8Array) => fns.decode(bytes),

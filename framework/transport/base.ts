@@ -14,6 +14,11 @@ export type MethodKind = "unary" | "server_stream" | "client_stream" | "bidi";
 export interface MessageCodec<T> {
   /** Accepts a partial message (missing fields take their defaults). Never mutates its input. */
   encode(message: DeepPartial<T>): Uint8Array;
+  /**
+   * Like encode, but the bytes may be the codec's own buffer, valid only until the next encode by any codec: for a
+   * caller that copies them at once (the native transport's frame writer). Optional; encode is used without it.
+   */
+  encodeTransient?(message: DeepPartial<T>): Uint8Array;
   decode(bytes: Uint8Array): T;
 }
 

@@ -69,4 +69,14 @@ describe("messageCodec (shared writer)", () => {
     const cutString = Buffer.concat([Buffer.from(req.encode({ text: "hello world" })).subarray(0, 6), Buffer.from("tail bytes")]);
     expect(() => req.decode(new Uint8Array(cutString.buffer, cutString.byteOffset, 6))).to.throw();
   });
+
+  it("encodeTransient gives the same bytes as encode, valid until the next encode", () => {
+    const t = req.encodeTransient!({ text: "transient", count: 5 });
+    expect(Buffer.from(t).equals(Buffer.from(req.encode({ text: "transient", count: 5 })))).to.equal(true);
+    const t2 = req.encodeTransient!({ text: "next", count: 6 });
+    expect(req.decode(t2)).to.include({ text: "next", count: 6 });
+    const big = "b".repeat(SHARED_WRITER_MAX_BYTES + 1);
+    expect(req.decode(req.encodeTransient!({ text: big })).text.length).to.equal(big.length);
+    expect(req.decode(req.encodeTransient!({ text: "after big" })).text).to.equal("after big");
+  });
 });

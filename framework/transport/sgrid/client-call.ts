@@ -12,7 +12,7 @@
 import { CancelledError, DeadlineExceededError, InternalError, InvalidArgumentError, ResourceExhaustedError, type SgridError } from "../../errors";
 import { Status } from "../../status";
 import type { Metadata, MethodDescriptor } from "../base";
-import type { FrameWriter } from "./frame-writer";
+import { encodeForFrame, type FrameWriter } from "./frame-writer";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { FrameType, HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
 
@@ -182,7 +182,7 @@ export class ClientCall implements InboundOwner {
         }
         let bytes: Uint8Array;
         try {
-          bytes = codec.encode(r.value as never);
+          bytes = encodeForFrame(codec, r.value as never);
         } catch (err) {
           this.fail(new InvalidArgumentError(`a request message of ${this.method.path} could not be encoded: ${(err as Error).message}`), true);
           return;

@@ -14,6 +14,7 @@ import { CancelledError, DeadlineExceededError, InvalidArgumentError, ResourceEx
 import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
 import { ClientCall } from "./client-call";
 import { ClientConnection, type ConnectionOwner } from "./client-connection";
+import { encodeForFrame } from "./frame-writer";
 import { resolveClientOptions, type ResolvedClientOptions, type SgridClientOptions } from "./options";
 
 // A promise's resolve/reject, handed out by one shared executor: no closure per call.
@@ -135,7 +136,8 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
 
   private encode(method: MethodDescriptor, request: unknown): Uint8Array | Error {
     try {
-      return method.requestCodec.encode(request as never);
+      // Copied into the connection's output before anything else encodes (begin() writes the frame).
+      return encodeForFrame(method.requestCodec, request as never);
     } catch (err) {
       return new InvalidArgumentError(`request of ${method.path} could not be encoded: ${(err as Error).message}`);
     }

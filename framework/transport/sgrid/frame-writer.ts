@@ -14,7 +14,7 @@
  */
 import type { Socket } from "node:net";
 import { Flag, FrameType, PING_ACK, HEADER_SIZE, HELLO_BODY_SIZE, LENGTH_OVERHEAD, MAGIC, VERSION } from "./protocol";
-import type { Metadata } from "../base";
+import type { DeepPartial, MessageCodec, Metadata } from "../base";
 
 const SLAB_SIZE = 64 * 1024;
 
@@ -53,7 +53,19 @@ function writeMetadata(s: Buffer, off: number, md: Metadata): number {
   s.writeUInt16BE(count, countAt);
   return off;
 }
-const INLINE_PAYLOAD_MAX = 16 * 1024;
+/** Largest payload copied into the slab; larger ones are queued as their own buffers. */
+export const INLINE_PAYLOAD_MAX = 16 * 1024;
+
+/**
+ * A message's bytes for a frame written right away: the codec's own buffer
+ * when the writer will copy it into the slab (no allocation), a copy when it
+ * is large enough to be queued by reference.
+ */
+export function encodeForFrame<T>(codec: MessageCodec<T>, message: DeepPartial<T>): Uint8Array {
+  if (codec.encodeTransient === undefined) return codec.encode(message);
+  const bytes = codec.encodeTransient(message);
+  return bytes.length <= INLINE_PAYLOAD_MAX ? bytes : Buffer.from(bytes);
+}
 
 export class FrameWriter {
   private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);

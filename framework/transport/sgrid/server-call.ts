@@ -13,7 +13,7 @@ import { checkMetadata } from "../metadata";
 import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler } from "../base";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
-import type { FrameWriter } from "./frame-writer";
+import { encodeForFrame, type FrameWriter } from "./frame-writer";
 
 export interface HandlerEntry {
   readonly method: MethodDescriptor;
@@ -225,7 +225,7 @@ export async function runStreamOut(call: ServerCall, arg: unknown): Promise<void
         conn.sendReply(call, undefined);
         break;
       }
-      const bytes = codec.encode(r.value as never);
+      const bytes = encodeForFrame(codec, r.value as never);
       if (bytes.length + HEADER_SIZE > conn.clientMaxFrame) {
         throw new ResourceExhaustedError(`reply message of ${bytes.length} bytes exceeds the caller's frame limit of ${conn.clientMaxFrame} bytes`);
       }

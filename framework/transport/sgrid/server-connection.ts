@@ -21,7 +21,7 @@ import { Status } from "../../status";
 import type { Metadata } from "../base";
 import { CallTable } from "./call-table";
 import { BodyCursor, FrameReader, ProtocolViolation, view, type FrameSink } from "./frame-reader";
-import { FrameWriter } from "./frame-writer";
+import { encodeForFrame, FrameWriter } from "./frame-writer";
 import { InboundStream, Pushed, type InboundBudget } from "./inbound-stream";
 import type { ResolvedServerOptions } from "./options";
 import {
@@ -273,7 +273,7 @@ export class ServerConnection implements FrameSink {
     }
     let bytes: Uint8Array;
     try {
-      bytes = call.entry.method.responseCodec.encode(res as never);
+      bytes = encodeForFrame(call.entry.method.responseCodec, res as never);
     } catch (err) {
       this.sendError(call, err);
       return;
