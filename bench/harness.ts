@@ -284,7 +284,10 @@ class BenchChild {
   private readonly exited: Promise<void>;
 
   constructor(module: string, args: string[], cpu: number | undefined) {
-    const pin = cpu === undefined ? {} : { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath] };
+    // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there on exit (`node --cpu-prof`), named by stack and side.
+    const profDir = process.env.BENCH_CPU_PROF;
+    const prof = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${args.slice(0, 2).reverse().join("-")}.cpuprofile`] : [];
+    const pin = cpu === undefined ? { execArgv: prof } : { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...prof] };
     this.proc = fork(module, args, {
       ...pin,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
