@@ -80,7 +80,7 @@ function peerCaughtUp(call: AnyServerCall): Promise<void> {
 
 export class GrpcServerContext implements ServerContext {
   readonly protocol = "grpc";
-  readonly metadata: Readonly<Metadata>;
+  private md: Readonly<Metadata> | undefined;
   readonly deadline: number | undefined;
   readonly peer: string;
   /** Why the call ended before the servant finished (cancel, deadline); undefined while the caller waits. */
@@ -103,7 +103,11 @@ export class GrpcServerContext implements ServerContext {
     const raw = call.getDeadline();
     this.deadline = raw instanceof Date ? raw.getTime() : Number.isFinite(raw) ? Number(raw) : undefined;
     this.peer = call.getPeer();
-    this.metadata = fromGrpcMetadata(call.metadata);
+  }
+
+  /** The request metadata, converted on first read: most calls (no tracing, no servant that looks) never read it. */
+  get metadata(): Readonly<Metadata> {
+    return (this.md ??= fromGrpcMetadata(this.call.metadata));
   }
 
   get signal(): AbortSignal {
