@@ -7,12 +7,17 @@
 import type * as http from "node:http";
 import { GRPC_WEB_ALLOWED_HEADERS, GRPC_WEB_EXPOSED_HEADERS } from "./grpc-web";
 
+/** A route's `cors` (routes.ts CorsRule). */
 export interface CorsPolicy {
   /** Origins allowed (`https://app.example.com`), or `["*"]` for any. */
   readonly origins: readonly string[];
-  /** Seconds a browser may cache a preflight answer. */
-  readonly maxAgeSeconds: number;
+  /** Request headers allowed beyond the ones gRPC-Web clients send. */
+  readonly headers?: readonly string[];
+  /** Seconds a browser may cache a preflight answer. Default 600. */
+  readonly maxAgeSeconds?: number;
 }
+
+export const CORS_DEFAULTS = Object.freeze({ maxAgeSeconds: 600 });
 
 /** The value for Access-Control-Allow-Origin, or undefined when the origin is not allowed (or there is no policy). */
 export function allowedOrigin(policy: CorsPolicy | undefined, origin: string | undefined): string | undefined {
@@ -42,12 +47,12 @@ export function answerPreflight(policy: CorsPolicy | undefined, req: http.Incomi
     res.writeHead(403, { "content-type": "text/plain" }).end(`origin ${origin ?? "(none)"} is not allowed by the gateway's cors config\n`);
     return;
   }
-  const asked = req.headers["access-control-request-headers"];
+  const extra = policy!.headers ?? [];
   res.writeHead(204, {
     "access-control-allow-origin": allow,
-    "access-control-allow-methods": "POST, GET, OPTIONS",
-    "access-control-allow-headers": typeof asked === "string" && asked ? `${GRPC_WEB_ALLOWED_HEADERS}, ${asked}` : GRPC_WEB_ALLOWED_HEADERS,
-    "access-control-max-age": String(policy!.maxAgeSeconds),
+    "access-control-allow-methods": "POST, OPTIONS",
+    "access-control-allow-headers": [GRPC_WEB_ALLOWED_HEADERS, ...extra].join(", "),
+    "access-control-max-age": String(policy!.maxAgeSeconds ?? CORS_DEFAULTS.maxAgeSeconds),
     ...(allow !== "*" ? { vary: "Origin" } : {}),
   }).end();
 }

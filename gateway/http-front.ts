@@ -1,0 +1,369 @@
+/**
+ * The gateway's HTTP port (node:http, HTTP/1.1 keep-alive): the same
+ * services as the gRPC front, for clients that cannot speak HTTP/2 gRPC.
+ *
+ *   POST /<package.Service>/<Method>   body JSON (application/json, or no content type)
+ *        -> 200 and the reply as proto3 JSON; a server-streaming or bidi
+ *           method answers newline-delimited JSON (`{"result": ...}` per
+ *           message, `{"error": ...}` last when it fails), as grpc-gateway
+ *           does; client-streaming and bidi methods take a JSON array.
+ *   POST /<package.Service>/<Method>   body gRPC-Web (application/grpc-web[-text][+proto])
+ *        -> 200, data frames, then the trailers frame (grpc-status)
+ *   OPTIONS (any path)                 CORS preflight, from the route's `cors`
+ *   GET /metrics                       Prometheus text: per route calls, errors by code, latency
+ *
+ * Per request, in this order, each refusal changing nothing and reaching no
+ * servant: the route (routes file) must expose the service (UNIMPLEMENTED),
+ * the bearer token must match (UNAUTHENTICATED, 401), the client (its
+ * socket's address: a forwarded-for header is not trusted) must be within
+ * the route's rateLimit (RESOURCE_EXHAUSTED, 429 + Retry-After), the body
+ * within maxMessageBytes (RESOURCE_EXHAUSTED, 413; the connection is then
+ * closed rather than the rest of the body read). JSON that does not fit the
+ * request message is INVALID_ARGUMENT naming the field (`field` in the body).
+ * Errors in JSON mode: `{"code": <grpc number>, "message", "error": CODE,
+ * "details": [], "field"?}` with the HTTP status grpc-gateway gives the code;
+ * in gRPC-Web mode: HTTP 200 and the status in the trailers frame.
+ *
+ * Metadata: JSON mode passes `grpc-metadata-<key>` request headers on as
+ * `<key>` (grpc-gateway's convention) and returns the servant's headers and
+ * trailers as `grpc-metadata-<key>` / `grpc-trailer-<key>`; gRPC-Web passes
+ * its headers on as they are, minus the browser's own (cookie, origin, ...).
+ * `grpc-timeout` sets the deadline in both modes.
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { JsonValue } from "@bufbuild/protobuf";
+import {
+  Communicator, InvalidArgumentError, NotFoundError, ReflectionClient, ResourceExhaustedError, SgridError, Status, StatsRegistry,
+  UnauthenticatedError, UnimplementedError, bindErrorFrom, errorToWire, getLogger, renderMetrics, renderStats, statusName, type Metadata,
+} from "sgridnext";
+import { answerPreflight, corsHeaders } from "./cors";
+import { forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
+import {
+  FRAME_DATA, decodeTextBody, encodeForMode, encodeFrame, encodeGrpcMessage, grpcWebContentType, grpcWebMode, parseFrames, parseGrpcTimeout, singleMessage, trailersFrame,
+  type GrpcWebMode,
+} from "./grpc-web";
+import { httpStatusOf } from "./http-status";
+import { RateLimiter } from "./rate-limit";
+import { authorized, Routes, type RouteRule } from "./routes";
+import { Descriptors } from "./transcoder";
+
+const log = getLogger("gateway.http");
+
+export const HTTP_FRONT_DEFAULTS = Object.freeze({ keepAliveTimeoutMs: 65_000 });
+
+export interface HttpFrontOptions {
+  forwarder: Forwarder;
+  /** Where the descriptors for JSON transcoding are asked (the Obj the forwarder resolves each service to). */
+  communicator: Communicator;
+  routes?: Routes;
+  /** Idle keep-alive connections are closed after this long, ms. Default 65000. */
+  keepAliveTimeoutMs?: number;
+  /** Rate-limit clock (tests). Default performance.now. */
+  now?: () => number;
+}
+
+/** Request headers of a browser or of HTTP itself: never passed on to a servant. */
+const BROWSER_HEADERS = new Set([
+  "cookie", "origin", "referer", "accept", "accept-language", "x-grpc-web", "x-user-agent", "cache-control", "pragma", "priority", "dnt",
+]);
+const DROP_AUTH: ReadonlySet<string> = new Set(["authorization"]);
+
+class BodyTooLargeError extends ResourceExhaustedError {}
+
+type Mode = GrpcWebMode | "json";
+
+export class HttpFront {
+  /** Per route (scope: service, method: path) calls, errors by code and latency, every refusal included. */
+  readonly stats = new StatsRegistry();
+  private routes: Routes;
+  private readonly forwarder: Forwarder;
+  private readonly descriptors: Descriptors;
+  private readonly limiter: RateLimiter;
+  private readonly server: http.Server;
+
+  constructor(options: HttpFrontOptions) {
+    this.forwarder = options.forwarder;
+    this.routes = options.routes ?? new Routes();
+    this.limiter = new RateLimiter({ now: options.now });
+    const communicator = options.communicator;
+    this.descriptors = new Descriptors(async (service) => new ReflectionClient(communicator, (await this.forwarder.resolve(service)).obj));
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = options.keepAliveTimeoutMs ?? HTTP_FRONT_DEFAULTS.keepAliveTimeoutMs;
+  }
+
+  /** Swaps the routes: requests after this see them; open connections (keep-alive sockets) and calls in flight are not touched. */
+  setRoutes(routes: Routes): void {
+    this.routes = routes;
+    this.limiter.clear();
+  }
+
+  currentRoutes(): Routes {
+    return this.routes;
+  }
+
+  /** Listens; resolves with the bound port. BindError naming the address when it cannot. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", (err) => reject(bindErrorFrom(err as NodeJS.ErrnoException, host, port)));
+      this.server.listen(port, host, () => {
+        const bound = (this.server.address() as AddressInfo).port;
+        log.info({ host, port: bound }, "gateway HTTP front listening");
+        resolve(bound);
+      });
+    });
+  }
+
+  /** Stops accepting, lets calls in flight end for up to `graceMs`, then closes every connection. */
+  shutdown(graceMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
+      timer.unref();
+      this.server.close(() => { clearTimeout(timer); resolve(); });
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (req.method === "GET" && path === "/metrics") {
+      this.metrics(res);
+      return;
+    }
+    if (req.method === "OPTIONS") {
+      answerPreflight(this.ruleFor(path)?.cors, req, res);
+      return;
+    }
+    const mode: Mode = grpcWebMode(req.headers["content-type"]) ?? "json";
+    const done = this.recorder(path);
+    this.call(req, res, path, mode).then(() => done(undefined), (err: unknown) => {
+      done(err);
+      this.fail(req, res, mode, err);
+    });
+  }
+
+  private ruleFor(path: string): RouteRule | undefined {
+    const m = /^\/([^/]+)\/[^/]+$/.exec(path);
+    return m ? this.routes.match(m[1]!) : undefined;
+  }
+
+  private recorder(path: string): (err: unknown) => void {
+    const m = /^\/([^/]+)\/[^/]+$/.exec(path);
+    // Paths that are not methods share one entry, so random URLs cannot grow the table.
+    const stats = m ? this.stats.get(m[1]!, path) : this.stats.get("(none)", "(not a method path)");
+    const started = performance.now();
+    return (err) => stats.record(performance.now() - started, err);
+  }
+
+  private async call(req: http.IncomingMessage, res: http.ServerResponse, path: string, mode: Mode): Promise<void> {
+    if (req.method !== "POST") throw new NotFoundError(`${req.method} ${path.slice(0, 200)}: call a method with POST /package.Service/Method (or GET /metrics)`);
+    const [service, method] = splitPath(path);
+    const rule = this.routes.match(service);
+    if (!rule) throw new UnimplementedError(`service "${service}" is not exposed by the gateway's routes`, { service });
+    for (const [k, v] of Object.entries(corsHeaders(rule.cors, req.headers.origin))) res.setHeader(k, v);
+    if (!authorized(rule, req.headers.authorization)) {
+      res.setHeader("www-authenticate", "Bearer");
+      throw new UnauthenticatedError(`service "${service}" needs a bearer token (header authorization: Bearer <token>)`, { service });
+    }
+    if (rule.rateLimit) {
+      const waitMs = this.limiter.take(`${rule.service}\0${req.socket.remoteAddress ?? ""}`, rule.rateLimit);
+      if (waitMs > 0) {
+        res.setHeader("retry-after", String(Math.ceil(waitMs / 1000)));
+        throw new ResourceExhaustedError(`rate limit of service "${service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service, retryAfterMs: waitMs });
+      }
+    }
+    const body = await readBody(req, rule.maxMessageBytes);
+    const timeoutMs = parseGrpcTimeout(header(req, "grpc-timeout"));
+    const abort = new AbortController();
+    res.on("close", () => { if (!res.writableFinished) abort.abort(); });
+    const fwd: ForwardCall = {
+      metadata: this.metadataOf(req, mode, rule),
+      deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+      signal: abort.signal,
+    };
+    if (mode === "json") await this.json(res, path, service, method, body, fwd);
+    else await this.grpcWeb(res, mode, path, body, fwd);
+  }
+
+  private metadataOf(req: http.IncomingMessage, mode: Mode, rule: RouteRule): Metadata {
+    const md: Metadata = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (typeof v !== "string") continue;
+      if (mode === "json") {
+        if (k.startsWith("grpc-metadata-")) md[k.slice("grpc-metadata-".length)] = v;
+        else if (k === "authorization") md[k] = v;
+      } else if (!BROWSER_HEADERS.has(k) && !k.startsWith("sec-") && !k.startsWith("access-control-")) {
+        md[k] = v;
+      }
+    }
+    return forwardableMetadata(md, rule.auth === "none" ? undefined : DROP_AUTH);
+  }
+
+  private async json(res: http.ServerResponse, path: string, service: string, method: string, body: Buffer, fwd: ForwardCall): Promise<void> {
+    const t = await this.descriptors.method(service, method);
+    let parsed: JsonValue;
+    try {
+      parsed = body.length === 0 ? {} : (JSON.parse(body.toString("utf8")) as JsonValue);
+    } catch (err) {
+      throw new InvalidArgumentError(`the body is not JSON: ${(err as Error).message}`, { field: "(body)" });
+    }
+    const many = t.kind === "client_stream" || t.kind === "bidi";
+    if (many && !Array.isArray(parsed)) throw new InvalidArgumentError(`${path} takes a stream: send a JSON array of requests`, { field: "(body)" });
+    const requests = many ? (parsed as JsonValue[]).map((r, i) => withIndex(i, many, () => t.requestFromJson(r))) : [t.requestFromJson(parsed)];
+    const call: ForwardCall = {
+      ...fwd,
+      onHeaders: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(h)) res.setHeader(`grpc-metadata-${k}`, printable(v)); },
+      onTrailers: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(h)) res.setHeader(`grpc-trailer-${k}`, printable(v)); },
+    };
+    const source = (async function* () { yield* requests; })();
+    if (t.kind === "unary" || t.kind === "client_stream") {
+      const reply = t.kind === "unary" ? await this.forwarder.unary(path, requests[0]!, call) : await this.forwarder.clientStream(path, source, call);
+      const text = JSON.stringify(t.responseToJson(reply));
+      res.writeHead(200, { "content-type": "application/json" }).end(text);
+      return;
+    }
+    const stream = t.kind === "server_stream" ? this.forwarder.serverStream(path, requests[0]!, call) : this.forwarder.bidi(path, source, call);
+    let started = false;
+    try {
+      for await (const msg of stream) {
+        if (!started) { res.writeHead(200, { "content-type": "application/x-ndjson" }); started = true; }
+        if (!res.write(`${JSON.stringify({ result: t.responseToJson(msg) })}\n`)) await drained(res);
+      }
+    } catch (err) {
+      if (!started) throw err;
+      // Headers are gone: the error is the last line, as grpc-gateway streams it.
+      res.end(`${JSON.stringify({ error: errorBody(err) })}\n`);
+      throw err;
+    }
+    if (!started) res.writeHead(200, { "content-type": "application/x-ndjson" });
+    res.end();
+  }
+
+  private async grpcWeb(res: http.ServerResponse, mode: GrpcWebMode, path: string, body: Buffer, fwd: ForwardCall): Promise<void> {
+    const message = singleMessage(parseFrames(mode === "text" ? decodeTextBody(body.toString("latin1")) : body));
+    const kind = await this.forwarder.methodKind(path);
+    if (kind === "client_stream" || kind === "bidi") throw new UnimplementedError(`${path} is ${kind === "bidi" ? "a bidi" : "a client"}-streaming method; gRPC-Web carries unary and server-streaming calls only`);
+    let trailers: Metadata = {};
+    const start = (): void => {
+      if (!res.headersSent) res.writeHead(200, { "content-type": grpcWebContentType(mode) });
+    };
+    const call: ForwardCall = {
+      ...fwd,
+      onHeaders: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(h)) res.setHeader(k, printable(v)); },
+      onTrailers: (h) => { trailers = h; },
+    };
+    if (kind === "unary") {
+      const reply = await this.forwarder.unary(path, message, call);
+      start();
+      res.write(encodeForMode(mode, encodeFrame(FRAME_DATA, reply)));
+    } else {
+      for await (const msg of this.forwarder.serverStream(path, message, call)) {
+        start();
+        if (!res.write(encodeForMode(mode, encodeFrame(FRAME_DATA, msg)))) await drained(res);
+      }
+    }
+    start();
+    res.end(encodeForMode(mode, trailersFrame(Status.OK, "", printableAll(trailers))));
+  }
+
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, mode: Mode, err: unknown): void {
+    const wire = errorToWire(err);
+    if (wire.status === Status.INTERNAL && !(err instanceof SgridError)) log.error({ err, url: req.url?.slice(0, 200) }, "gateway HTTP call failed");
+    if (res.writableEnded || res.destroyed) return;
+    const tooLarge = err instanceof BodyTooLargeError;
+    // The rest of an oversized body is not read: the connection goes with the answer.
+    if (tooLarge) res.setHeader("connection", "close");
+    if (mode !== "json") {
+      const extra: Record<string, string> = { "sgrid-error-code": wire.code };
+      if (wire.data) extra["sgrid-error-data"] = encodeGrpcMessage(JSON.stringify(wire.data));
+      if (!res.headersSent) {
+        // Trailers-only: nothing was sent yet, so the status goes in the headers and the body stays empty.
+        res.writeHead(200, { "content-type": grpcWebContentType(mode), "grpc-status": String(wire.status), "grpc-message": encodeGrpcMessage(wire.message), ...extra }).end();
+        return;
+      }
+      res.end(encodeForMode(mode, trailersFrame(wire.status, wire.message, extra)));
+      return;
+    }
+    if (res.headersSent) { res.end(); return; }
+    res.writeHead(tooLarge ? 413 : httpStatusOf(wire.status), { "content-type": "application/json" }).end(JSON.stringify(errorBody(err)));
+  }
+
+  private metrics(res: http.ServerResponse): void {
+    const out: string[] = [];
+    renderStats(out, "sgrid_gateway_http", "service", this.stats);
+    renderMetrics().then((process) => {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(`${out.join("\n")}\n${process}`);
+    }, (err: unknown) => {
+      log.error({ err }, "cannot render metrics");
+      res.writeHead(500, { "content-type": "text/plain" }).end("metrics failed\n");
+    });
+  }
+}
+
+/** The JSON error body (grpc-gateway's shape, plus the Sgrid code and the field at fault). */
+function errorBody(err: unknown): Record<string, unknown> {
+  const wire = errorToWire(err);
+  const out: Record<string, unknown> = { code: wire.status, message: wire.message, error: wire.code || statusName(wire.status), details: [] };
+  if (typeof wire.data?.field === "string") out.field = wire.data.field;
+  return out;
+}
+
+function withIndex<T>(i: number, many: boolean, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!many || !(err instanceof InvalidArgumentError)) throw err;
+    const field = `[${i}].${String(err.data?.field ?? "")}`;
+    throw new InvalidArgumentError(`request [${i}]: ${err.message}`, { ...err.data, field });
+  }
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function printable(v: string | Buffer): string {
+  return typeof v === "string" ? v : v.toString("base64");
+}
+
+function printableAll(md: Metadata): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(md)) out[k] = printable(v);
+  return out;
+}
+
+function drained(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { res.off("drain", done); res.off("close", done); resolve(); };
+    res.once("drain", done).once("close", done);
+  });
+}
+
+/**
+ * Reads the body up to `limit` bytes. BodyTooLargeError (RESOURCE_EXHAUSTED)
+ * as soon as the declared length or the bytes read pass it, without reading
+ * the rest.
+ */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  const tooLarge = () => new BodyTooLargeError(`request body is larger than this route's limit of ${limit} bytes`, { limit });
+  if (declared > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.off("data", onData);
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks)));
+    req.once("error", reject);
+  });
+}
