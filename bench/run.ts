@@ -74,8 +74,10 @@ async function main(): Promise<void> {
     // Its own length (BENCH_HEARTBEAT_MS, default 20 s): several heartbeat intervals are needed, whatever BENCH_DURATION_MS says.
     const hbMs = Number(process.env.BENCH_HEARTBEAT_MS ?? 20_000);
     const hbNodes = Number(process.env.BENCH_HEARTBEAT_NODES ?? 1000);
-    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process)\n`);
-    process.stdout.write(`${await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs })}\n\n`);
+    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process, agents in their own)\n`);
+    // BENCH_HEARTBEAT_CLIENTS: agent processes (default one per 2,500 agents).
+    const hbClients = process.env.BENCH_HEARTBEAT_CLIENTS ? Number(process.env.BENCH_HEARTBEAT_CLIENTS) : undefined;
+    process.stdout.write(`${await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs, clients: hbClients })}\n\n`);
   }
   if (only.includes("chaos")) {
     process.stdout.write("## Chaos: control-plane faults on a real cluster (registry, 2 agents in network namespaces), caller process at 250 calls/s by Obj name\n");

@@ -2,26 +2,28 @@
  * Heartbeat capacity of one registry: N simulated agents (default 1,000) x M
  * instances each (default 10) hold node sessions with one registry process
  * on SQLite and heartbeat at the default interval (5 s), each heartbeat
- * carrying host facts and M usage entries, for a fixed time (default 20 s).
+ * carrying host facts (whose figures move, as a real agent's do) and M
+ * usage entries, for a fixed time (default 20 s).
  *
  * Reports: time to connect every agent (hello -> full desired state), the
- * registry's CPU over the steady window (process.cpuUsage of the child, as
- * % of one core and of the machine), its RSS, heartbeats sent vs recorded
- * (lost must be 0), and nodes marked offline (must be 0).
+ * registry's CPU per heartbeat in each heartbeat interval of the steady
+ * window (process.cpuUsage of the child; median and min..max over the
+ * intervals), its CPU as % of one core, its RSS, heartbeats sent vs recorded
+ * (lost must be 0), nodes marked offline (must be 0), whether the client
+ * side kept up (its heartbeats fired on time), and the machine's steal time.
  *
- * The agents run in this process on K gRPC connections (default 20: real
- * agents each have their own; 50 streams per HTTP/2 connection keeps the
- * client side cheap on a small machine). Their CPU is not the registry's.
+ * The agents run in K child processes (heartbeat-agents.ts; default one per
+ * 2,500 agents), 50 sessions per gRPC connection (real agents each have
+ * their own). The registry is pinned to one CPU and the agents to the other
+ * with taskset where possible; their CPU is not the registry's.
  */
-import { fork } from "node:child_process";
-import { setMaxListeners } from "node:events";
+import { type ChildProcess, fork } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { AsyncQueue, Communicator } from "sgridnext";
-import type { AgentMessage } from "sgridnext/gen/sgrid/registry/v1/node";
-import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
-import { fmt, table } from "../harness";
+import { type Pinning, detectPinning, fmt, readCpuTimes, spread, stealPercent, table } from "../harness";
+import type { AgentsStart, AgentsStats } from "./heartbeat-agents";
+import { LATE_SHARE } from "./heartbeat-agents";
 
 export interface HeartbeatBenchOptions {
   nodes?: number;
@@ -30,66 +32,41 @@ export interface HeartbeatBenchOptions {
   durationMs?: number;
   /** Heartbeat interval, ms. Default 5000 (the registry's default). */
   intervalMs?: number;
-  /** gRPC connections the simulated agents share. Default 20. */
-  connections?: number;
+  /** Agent sessions per gRPC connection. Default 50. */
+  sessionsPerConnection?: number;
+  /** Agent child processes. Default one per 2,500 agents (BENCH_HEARTBEAT_CLIENTS). */
+  clients?: number;
 }
 
 interface ChildStats {
   cpu: NodeJS.CpuUsage;
   rss: number;
-  hub: { heartbeatsReceived: number; heartbeatsRecorded: number; heartbeatErrors: number; sessionsOpened: number; desiredSent: number; observedReports: number };
-  online: number;
-  nodes: number;
-  offlineEvents: number;
+  hub: { heartbeatsReceived: number; heartbeatsRecorded: number; heartbeatErrors: number; heartbeatsDropped: number; sessionsOpened: number; desiredSent: number; observedReports: number };
+  /** In the "final" answer only. */
+  online?: number;
+  nodes?: number;
+  offlineEvents?: number;
 }
 
 const TOKEN = "bench-token";
 
-/** A simulated agent: hello, full observed state, then heartbeats when told. */
-class SimAgent {
-  /** What the fake agent sends, in order; closing it ends the request side. */
-  private readonly queue = new AsyncQueue<AgentMessage>();
-  gotDesired = false;
-  failed: Error | undefined;
-  readonly done: Promise<void>;
-
-  constructor(proxy: NodeSessionProxy, readonly node: string, private readonly ids: number[], facts: string, onDesired: () => void, signal: AbortSignal) {
-    this.queue.push({ kind: { $case: "hello", value: { node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: facts, agentId: `bench-${node}`, tags: [] } } });
-    this.queue.push({ kind: { $case: "observed", value: { full: true, instances: ids.map((instanceId) => ({ instanceId, state: "active", pid: 1000 + instanceId, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: Date.now(), portsInUse: [], eventDetail: "" })) } } });
-    const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${TOKEN}` }, signal });
-    this.done = (async () => {
-      try {
-        for await (const m of stream) {
-          if (m.kind?.$case === "desired" && !this.gotDesired) {
-            this.gotDesired = true;
-            onDesired();
-          }
-        }
-      } catch (err) {
-        if (!signal.aborted) this.failed = err as Error;
-      }
-    })();
-  }
-
-  heartbeat(facts: string): void {
-    this.queue.push({ kind: { $case: "heartbeat", value: {
-      load1: 0.42, factsJson: facts,
-      usage: this.ids.map((instanceId) => ({ instanceId, memoryBytes: 50_000_000 + instanceId, cpuCoresUsed: 0.01 })),
-    } } });
-  }
-
-  end(): void {
-    this.queue.close();
-  }
+/** One message of `ev` from a child (the next one). */
+function nextMessage<T>(child: ChildProcess, ev: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: any) => {
+      if (m?.ev !== ev) return;
+      child.off("message", onMsg);
+      child.off("exit", onExit);
+      resolve(m as T);
+    };
+    const onExit = (code: number | null) => reject(new Error(`bench child exited (${code}) before "${ev}"`));
+    child.on("message", onMsg);
+    child.once("exit", onExit);
+  });
 }
 
-function facts(node: string): string {
-  return JSON.stringify({
-    hostname: node, kernel: os.release(), platform: "linux", arch: "x64", cpuCount: 8, cpuAvailable: 8, cpuModel: "bench cpu",
-    loadAvg: [0.42, 0.4, 0.38], memory: { totalBytes: 16e9, freeBytes: 8e9, availableBytes: 10e9 },
-    disks: [{ mount: "/", device: "/dev/sda1", fsType: "ext4", totalBytes: 100e9, freeBytes: 50e9, availableBytes: 45e9, readOnly: false }],
-    agentVersion: "bench", nodeVersion: process.version, bootId: "00000000-0000-0000-0000-000000000000", uptimeSeconds: 1000,
-  });
+function cpuMs(a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number {
+  return (b.user - a.user + b.system - a.system) / 1000;
 }
 
 export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<string> {
@@ -97,112 +74,128 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
   const perNode = o.instancesPerNode ?? 10;
   const durationMs = o.durationMs ?? 20_000;
   const intervalMs = o.intervalMs ?? 5000;
-  const connections = o.connections ?? 20;
+  const perConnection = o.sessionsPerConnection ?? 50;
+  const clients = Math.max(1, o.clients ?? Math.ceil(nodes / 2500));
+  // BENCH_HEARTBEAT_PIN=0: no taskset (a machine busy with other work starves a pinned process).
+  const pinning: Pinning = process.env.BENCH_HEARTBEAT_PIN === "0" ? { pinned: false, reason: "BENCH_HEARTBEAT_PIN=0" } : detectPinning();
+  const pin = (cpu: number | undefined) => (pinning.pinned && cpu !== undefined ? { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath] } : {});
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-hb-bench-"));
-  const child = fork(path.join(__dirname, "heartbeat-registry.js"), [], {
+  const registry = fork(path.join(__dirname, "heartbeat-registry.js"), [], {
     env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN },
     stdio: ["ignore", "pipe", "inherit", "ipc"],
+    ...pin(pinning.serverCpu),
     // HB_PROF=<dir>: write a CPU profile of the registry there (diagnostics).
-    execArgv: process.env.HB_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HB_PROF}`] : [],
+    ...(process.env.HB_PROF ? { execArgv: [...(pin(pinning.serverCpu).execArgv ?? []), "--cpu-prof", `--cpu-prof-dir=${process.env.HB_PROF}`] } : {}),
   });
-  const stats = (): Promise<ChildStats> => new Promise((res) => {
-    child.once("message", (m) => res(m as ChildStats));
-    child.send("stats");
+  const stats = (what: "stats" | "final" = "stats"): Promise<ChildStats> => new Promise((res) => {
+    registry.once("message", (m) => res(m as ChildStats));
+    registry.send(what);
   });
-  const comms: Communicator[] = [];
-  const ac = new AbortController();
-  setMaxListeners(0, ac.signal); // one listener per simulated session
+  const agents: ChildProcess[] = [];
+  const agentStats = () => Promise.all(agents.map((a) => {
+    const m = nextMessage<AgentsStats>(a, "stats");
+    a.send({ ev: "stats" });
+    return m;
+  }));
   try {
     const ready = await new Promise<{ port: number; idsByNode: Record<string, number[]> }>((resolve, reject) => {
       let out = "";
-      child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      registry.stdout!.setEncoding("utf8").on("data", (d: string) => {
         out += d;
         const m = /READY (.*)\n/.exec(out);
         if (m) resolve(JSON.parse(m[1]!));
       });
-      child.once("exit", (code) => reject(new Error(`heartbeat registry exited with ${code}`)));
+      registry.once("exit", (code) => reject(new Error(`heartbeat registry exited with ${code}`)));
     });
     const target = `127.0.0.1:${ready.port}`;
-    const proxies = Array.from({ length: connections }, () => {
-      const c = new Communicator();
-      comms.push(c);
-      return c.stringToProxy(NodeSessionProxy, target);
-    });
-
-    // Connect every agent; time until each has its full desired state. Each
-    // agent heartbeats from its own connect on (as real agents do, so that
-    // early ones stay online through a long connect storm), phases spread.
+    const names = Array.from({ length: nodes }, (_, n) => `node-${n}`);
     const t0 = performance.now();
-    let connected = 0;
-    let sent = 0;
-    let allConnected!: () => void;
-    const allIn = new Promise<void>((r) => (allConnected = r));
-    const agents: SimAgent[] = [];
-    const timers: NodeJS.Timeout[] = [];
-    for (let n = 0; n < nodes; n++) {
-      const name = `node-${n}`;
-      const f = facts(name);
-      const agent: SimAgent = new SimAgent(proxies[n % connections]!, name, ready.idsByNode[name] ?? [], f, () => {
-        timers.push(setTimeout(() => {
-          const beat = () => {
-            agent.heartbeat(f);
-            sent++;
-          };
-          beat();
-          timers.push(setInterval(beat, intervalMs));
-        }, Math.random() * intervalMs));
-        if (++connected === nodes) allConnected();
-      }, ac.signal);
-      agents.push(agent);
+    const connected: Array<Promise<unknown>> = [];
+    for (let c = 0; c < clients; c++) {
+      const share = names.filter((_, n) => n % clients === c);
+      const child = fork(path.join(__dirname, "heartbeat-agents.js"), [], {
+        env: { ...process.env, SGRID_LOG_LEVEL: "warn", NODE_NO_WARNINGS: "1" }, stdio: ["ignore", "inherit", "inherit", "ipc"], ...pin(pinning.clientCpu),
+      });
+      agents.push(child);
+      connected.push(nextMessage(child, "connected"));
+      const start: AgentsStart = {
+        ev: "start", target, token: TOKEN, intervalMs,
+        nodes: share.map((name) => [name, ready.idsByNode[name] ?? []]), connections: Math.ceil(share.length / perConnection),
+      };
+      child.send(start);
     }
-    const connectLimitMs = Number(process.env.BENCH_HEARTBEAT_CONNECT_MS ?? 300_000);
-    await Promise.race([allIn, new Promise((_, rej) => setTimeout(() => rej(new Error(`only ${connected}/${nodes} agents connected within ${connectLimitMs} ms`)), connectLimitMs))]);
+    const connectLimitMs = Number(process.env.BENCH_HEARTBEAT_CONNECT_MS ?? 600_000);
+    let limit: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(connected), new Promise((_, rej) => (limit = setTimeout(() => rej(new Error(`not every agent connected within ${connectLimitMs} ms`)), connectLimitMs)))]);
+    clearTimeout(limit);
     const connectMs = performance.now() - t0;
-    // Let the connect storm's writes settle for one interval, then measure the steady state.
+    // Let the connect storm's writes settle for one interval, then measure the steady state, one interval at a time.
     await new Promise((r) => setTimeout(r, intervalMs));
-    const before = await stats();
-    const sentBefore = sent;
+    const steal0 = readCpuTimes();
+    const first = await stats();
+    const agents0 = await agentStats();
     const w0 = performance.now();
-    await new Promise((r) => setTimeout(r, durationMs));
-    const cpuAfter = await stats();
+    const rounds = Math.max(3, Math.round(durationMs / intervalMs));
+    const perHeartbeat: number[] = [];
+    let prev = first;
+    for (let r = 0; r < rounds; r++) {
+      await new Promise((res) => setTimeout(res, durationMs / rounds));
+      const cur = await stats();
+      perHeartbeat.push((cpuMs(prev.cpu, cur.cpu) * 1000) / Math.max(1, cur.hub.heartbeatsRecorded - prev.hub.heartbeatsRecorded));
+      prev = cur;
+    }
     const windowMs = performance.now() - w0;
-    const sentInWindow = sent - sentBefore;
-    timers.forEach((t) => clearTimeout(t));
-    // Let in-flight heartbeats land (bounded), then compare everything sent with everything recorded.
-    let after = cpuAfter;
+    const last = prev;
+    const agents1 = await agentStats();
+    const steal = stealPercent(steal0, readCpuTimes());
+    const stopped = await Promise.all(agents.map((a) => {
+      const m = nextMessage<{ sent: number }>(a, "stopped");
+      a.send({ ev: "stop" });
+      return m;
+    }));
+    const sent = stopped.reduce((n, s) => n + s.sent, 0);
+    // Let the last flushes land (bounded), then compare everything sent with everything recorded.
+    let after = last;
     const drainUntil = Date.now() + 10_000;
-    while (after.hub.heartbeatsRecorded + after.hub.heartbeatErrors < sent && Date.now() < drainUntil) {
+    while (after.hub.heartbeatsRecorded + after.hub.heartbeatsDropped < sent && Date.now() < drainUntil) {
       await new Promise((r) => setTimeout(r, 100));
       after = await stats();
     }
-    const wallMs = windowMs;
-    const cpuMs = (cpuAfter.cpu.user - before.cpu.user + cpuAfter.cpu.system - before.cpu.system) / 1000;
-    const recordedInWindow = cpuAfter.hub.heartbeatsRecorded - before.hub.heartbeatsRecorded;
+    after = await stats("final");
+    const registryCpuMs = cpuMs(first.cpu, last.cpu);
+    const recordedInWindow = last.hub.heartbeatsRecorded - first.hub.heartbeatsRecorded;
+    const sentInWindow = agents1.reduce((n, a) => n + a.sent, 0) - agents0.reduce((n, a) => n + a.sent, 0);
     const recorded = after.hub.heartbeatsRecorded;
     const lost = sent - recorded;
-    const failedAgents = agents.filter((a) => a.failed).length;
-    agents.forEach((a) => a.end());
+    const failed = agents1.reduce((n, a) => n + a.failed, 0);
+    const late = agents1.reduce((n, a) => n + a.late, 0);
+    const maxLate = Math.max(...agents1.map((a) => a.maxLateMs));
+    const clientCpu = agents1.map((a, i) => (cpuMs(agents0[i]!.cpu, a.cpu) / windowMs) * 100);
+    const keptUp = late === 0 && failed === 0 && sentInWindow > 0;
+    const s = spread(perHeartbeat);
     const cores = os.cpus().length;
     const rows = [
       ["agents x instances", `${fmt(nodes)} x ${perNode}`],
       ["connect (hello -> full desired state, all agents)", `${fmt(connectMs)} ms`],
-      ["heartbeat interval / measured window", `${fmt(intervalMs)} ms / ${fmt(wallMs / 1000, 1)} s`],
+      ["heartbeat interval / measured window", `${fmt(intervalMs)} ms / ${fmt(windowMs / 1000, 1)} s in ${rounds} rounds`],
       ["heartbeats sent / recorded / lost (whole run)", `${fmt(sent)} / ${fmt(recorded)} / ${fmt(lost)}`],
-      ["heartbeats per second (window)", `${fmt(recordedInWindow / (wallMs / 1000), 1)} (sent ${fmt(sentInWindow)})`],
-      ["registry CPU (% of one core)", `${fmt((cpuMs / wallMs) * 100, 1)} %`],
-      [`registry CPU (% of the machine, ${cores} cores)`, `${fmt((cpuMs / wallMs / cores) * 100, 1)} %`],
-      ["registry CPU per heartbeat (window)", `${fmt((cpuMs * 1000) / Math.max(1, recordedInWindow))} µs`],
+      ["heartbeats per second (window)", `${fmt(recordedInWindow / (windowMs / 1000), 1)} (sent ${fmt(sentInWindow)})`],
+      ["registry CPU per heartbeat, median (min..max of rounds)", `${fmt(s.median)} µs (${fmt(s.min)}..${fmt(s.max)})`],
+      ["registry CPU per heartbeat (whole window)", `${fmt((registryCpuMs * 1000) / Math.max(1, recordedInWindow))} µs`],
+      ["registry CPU (% of one core)", `${fmt((registryCpuMs / windowMs) * 100, 1)} %`],
       ["registry RSS", `${fmt(after.rss / 1024 / 1024)} MiB`],
-      ["nodes online at the end / offline events / failed sessions", `${fmt(after.online)}/${fmt(after.nodes)} / ${after.offlineEvents} / ${failedAgents}`],
-      ["heartbeat write errors", fmt(after.hub.heartbeatErrors)],
+      ["nodes online at the end / offline events / failed sessions", `${fmt(after.online ?? 0)}/${fmt(after.nodes ?? 0)} / ${after.offlineEvents} / ${failed}`],
+      ["heartbeat write errors / dropped (closed sessions)", `${fmt(after.hub.heartbeatErrors)} / ${fmt(after.hub.heartbeatsDropped)}`],
+      [`client side kept up (no heartbeat > ${LATE_SHARE * 100} % of the interval late)`, `${keptUp ? "yes" : "NO"}: ${fmt(late)} late, max ${fmt(maxLate)} ms late; ${clients} process(es) at ${clientCpu.map((c) => `${fmt(c)} %`).join(", ")} of a core`],
     ];
-    return `${table(["measure", "value"], rows)}\n(lost must be 0; the simulated agents run in the bench process on ${connections} connections, on the same machine)`;
+    const pinText = pinning.pinned ? `registry on cpu ${pinning.serverCpu}, agents on cpu ${pinning.clientCpu} (taskset)` : `not pinned: ${pinning.reason}`;
+    return `${table(["measure", "value"], rows)}\n(lost must be 0; ${cores} cores; ${pinText}; steal ${steal === undefined ? "n/a" : `${steal.toFixed(1)} %`} over the window)`;
   } finally {
-    ac.abort();
-    comms.forEach((c) => c.close());
-    if (child.connected) child.send("exit");
-    await new Promise((r) => setTimeout(r, process.env.HB_PROF ? 3000 : 200));
-    child.kill("SIGKILL");
+    for (const a of agents) if (a.connected) a.send({ ev: "exit" });
+    if (registry.connected) registry.send("exit");
+    await new Promise((r) => setTimeout(r, process.env.HB_PROF ? 3000 : 300));
+    for (const a of agents) a.kill("SIGKILL");
+    registry.kill("SIGKILL");
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -210,6 +203,8 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
 if (require.main === module) {
   runHeartbeatBench({
     nodes: process.env.HB_NODES ? Number(process.env.HB_NODES) : undefined,
+    clients: process.env.HB_CLIENTS ? Number(process.env.HB_CLIENTS) : undefined,
+    sessionsPerConnection: process.env.HB_PER_CONNECTION ? Number(process.env.HB_PER_CONNECTION) : undefined,
     durationMs: process.env.HB_DURATION_MS ? Number(process.env.HB_DURATION_MS) : undefined,
   }).then((s) => {
     process.stdout.write(`${s}\n`);
