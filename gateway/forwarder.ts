@@ -98,7 +98,7 @@ export interface Route {
 export interface ForwarderOptions {
   communicator: Communicator;
   services: ServiceResolver;
-  /** Time allowed for the reflection describe of a service, ms. Default 3000. */
+  /** Time allowed for one reflection describe of a service, ms (two tries). Default 1000. */
   describeTimeoutMs?: number;
   /** Record each call in the process' serverStats too (the service monitor, when the gateway runs as a Sgrid server). Default true. */
   reportToServiceMonitor?: boolean;
@@ -145,19 +145,30 @@ export class Forwarder {
   private readonly report: boolean;
   /** service -> the target it resolved to (dropped when the resolver says the service moved). */
   private readonly targets = new Map<string, Promise<Target>>();
+  /** service -> method kinds, once described. */
+  private readonly kinds = new Map<string, Map<string, MethodKind>>();
   private readonly proxyClasses = new Map<string, ProxyClass<ProxyBase>>();
   private readonly unsubscribe: (() => void) | undefined;
 
   constructor(options: ForwarderOptions) {
     this.communicator = options.communicator;
     this.services = options.services;
-    this.describeTimeoutMs = options.describeTimeoutMs ?? 3000;
+    this.describeTimeoutMs = options.describeTimeoutMs ?? 1000;
     this.report = options.reportToServiceMonitor ?? true;
-    this.unsubscribe = this.services.onChange?.((changed) => { for (const s of changed) this.targets.delete(s); });
+    this.unsubscribe = this.services.onChange?.((changed) => { for (const s of changed) this.moved(s); });
   }
 
   close(): void {
     this.unsubscribe?.();
+  }
+
+  /** The resolver says `service` may have moved: the target is dropped only when its Obj is another now. */
+  private moved(service: string): void {
+    const t = this.targets.get(service);
+    if (!t) return;
+    Promise.all([t, this.services.find(service)]).then(([target, obj]) => {
+      if (target.route.obj !== obj && this.targets.get(service) === t) this.targets.delete(service);
+    }, () => { if (this.targets.get(service) === t) this.targets.delete(service); });
   }
 
   /** Where calls for `service` go. UNIMPLEMENTED naming the service when no Obj serves it. */
@@ -185,16 +196,46 @@ export class Forwarder {
   private async makeTarget(service: string): Promise<Target> {
     const obj = await this.services.find(service);
     if (obj === undefined) throw new UnimplementedError(`service "${service}" is not served by any Obj known to the gateway`, { service });
-    const kinds = new Map<string, MethodKind>();
-    try {
-      const described = await new ReflectionClient(this.communicator, obj, { timeoutMs: this.describeTimeoutMs }).describeService(service);
-      for (const m of described.methods) kinds.set(m.name, m.kind);
-    } catch (err) {
-      // The Obj does not describe the service (hand-written descriptor, reflection off): forward as bidi.
-      if (!(err instanceof NotFoundError) && !(err instanceof SgridError)) throw err;
+    // Kinds are the service's, not the Obj's: kept when the service moves (no describe on the call path again).
+    let kinds = this.kinds.get(service);
+    if (!kinds) {
+      kinds = new Map<string, MethodKind>();
+      if (await this.describe(service, obj, kinds)) this.kinds.set(service, kinds);
+      else this.describeLater(service, obj, kinds);
     }
     const proxy = this.communicator.stringToProxy(this.proxyClass(service), obj);
     return { route: { service, obj, kinds }, proxy, methods: new Map() };
+  }
+
+  /**
+   * Fills `kinds` from the Obj's reflection. True when that is settled (described, or the Obj says it cannot
+   * describe the service: bidi for good); false when reflection could not be reached (asked again later).
+   * Two tries of describeTimeoutMs each: a reflection stream is not retried by the proxy, and one endpoint
+   * may be going away.
+   */
+  private async describe(service: string, obj: string, kinds: Map<string, MethodKind>): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const described = await new ReflectionClient(this.communicator, obj, { timeoutMs: this.describeTimeoutMs }).describeService(service);
+        for (const m of described.methods) kinds.set(m.name, m.kind);
+        return true;
+      } catch (err) {
+        // The Obj does not describe the service (hand-written descriptor): forward as bidi.
+        if (err instanceof NotFoundError) return true;
+        if (!(err instanceof SgridError)) throw err;
+      }
+    }
+    return false;
+  }
+
+  /** Describes again in the background until it settles; calls meanwhile go as bidi. */
+  private describeLater(service: string, obj: string, kinds: Map<string, MethodKind>): void {
+    const timer = setTimeout(() => {
+      this.describe(service, obj, kinds).then((settled) => {
+        if (settled) this.kinds.set(service, kinds); else this.describeLater(service, obj, kinds);
+      }, () => undefined);
+    }, 1000);
+    timer.unref?.();
   }
 
   /** A proxy class per service, with no generated methods: calls go through its invoker with passthrough codecs. */
