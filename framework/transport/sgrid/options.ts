@@ -2,7 +2,7 @@
  * Options of the `sgrid` client channel and server transport: one typed
  * interface each, one DEFAULTS object each, validated once and frozen.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { ConfigError } from "../../errors";
 import { MIN_WINDOW } from "./protocol";
 
@@ -103,39 +103,51 @@ export const SGRID_CLIENT_DEFAULTS = Object.freeze({
 
 export type ResolvedClientOptions = Readonly<{ [K in keyof typeof SGRID_CLIENT_DEFAULTS]: number } & { tls?: SgridClientTlsOptions }>;
 
-const pem = z.union([z.string(), z.instanceof(Buffer)]);
-const positiveMs = z.number().int().positive();
-const frameSize = z.number().int().min(64 * 1024).max(0x7fffffff);
-const window = z.number().int().min(MIN_WINDOW).max(0x7fffffff);
+/**
+ * The option schemas, built (and zod loaded) when native-transport options are first resolved: index.ts
+ * loads this module for every servant, and one serving only gRPC never needs them.
+ */
+function buildSchemas() {
+  const { z } = require("zod") as typeof import("zod");
+  const pem = z.union([z.string(), z.instanceof(Buffer)]);
+  const positiveMs = z.number().int().positive();
+  const frameSize = z.number().int().min(64 * 1024).max(0x7fffffff);
+  const window = z.number().int().min(MIN_WINDOW).max(0x7fffffff);
 
-const serverSchema = z.strictObject({
-  tls: z.strictObject({ key: pem, cert: pem, ca: pem.optional(), requestCert: z.boolean().optional() }).optional(),
-  maxFrameSize: frameSize.optional(),
-  initialWindow: window.optional(),
-  handshakeTimeoutMs: positiveMs.optional(),
-  idleTimeoutMs: positiveMs.optional(),
-  frameTimeoutMs: positiveMs.optional(),
-  maxPendingOutputBytes: z.number().int().positive().optional(),
-  maxConcurrentCalls: z.number().int().positive().optional(),
-  maxBufferedBytes: z.number().int().positive().optional(),
-});
+  const serverSchema = z.strictObject({
+    tls: z.strictObject({ key: pem, cert: pem, ca: pem.optional(), requestCert: z.boolean().optional() }).optional(),
+    maxFrameSize: frameSize.optional(),
+    initialWindow: window.optional(),
+    handshakeTimeoutMs: positiveMs.optional(),
+    idleTimeoutMs: positiveMs.optional(),
+    frameTimeoutMs: positiveMs.optional(),
+    maxPendingOutputBytes: z.number().int().positive().optional(),
+    maxConcurrentCalls: z.number().int().positive().optional(),
+    maxBufferedBytes: z.number().int().positive().optional(),
+  });
 
-const clientSchema = z.strictObject({
-  tls: z.strictObject({
-    ca: pem.optional(), cert: pem.optional(), key: pem.optional(),
-    rejectUnauthorized: z.boolean().optional(), servername: z.string().optional(),
-  }).optional(),
-  maxFrameSize: frameSize.optional(),
-  initialWindow: window.optional(),
-  connectTimeoutMs: positiveMs.optional(),
-  pingIntervalMs: positiveMs.optional(),
-  backoffInitialMs: positiveMs.optional(),
-  backoffMaxMs: positiveMs.optional(),
-  writeHighWaterBytes: z.number().int().positive().optional(),
-});
+  const clientSchema = z.strictObject({
+    tls: z.strictObject({
+      ca: pem.optional(), cert: pem.optional(), key: pem.optional(),
+      rejectUnauthorized: z.boolean().optional(), servername: z.string().optional(),
+    }).optional(),
+    maxFrameSize: frameSize.optional(),
+    initialWindow: window.optional(),
+    connectTimeoutMs: positiveMs.optional(),
+    pingIntervalMs: positiveMs.optional(),
+    backoffInitialMs: positiveMs.optional(),
+    backoffMaxMs: positiveMs.optional(),
+    writeHighWaterBytes: z.number().int().positive().optional(),
+  });
+  return { serverSchema, clientSchema };
+}
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value ?? {});
+let schemas: ReturnType<typeof buildSchemas> | undefined;
+
+function check<T>(schema: () => z.ZodType<T>, value: unknown, what: string): T {
+  // No options (the default factories, registered when the transport module loads): nothing to check, and zod stays unloaded.
+  if (value === undefined || value === null) return {} as T;
+  const r = schema().safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0]!;
     throw new ConfigError(`${what}: ${issue.path.join(".") || "options"}: ${issue.message}`);
@@ -145,7 +157,7 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 
 /** Validates server options and fills defaults. Throws ConfigError on a bad value. */
 export function resolveServerOptions(options: SgridServerOptions | Record<string, unknown> | undefined): ResolvedServerOptions {
-  const given = check(serverSchema, options, "sgrid server options");
+  const given = check(() => (schemas ??= buildSchemas()).serverSchema, options, "sgrid server options");
   const out = { ...SGRID_SERVER_DEFAULTS, ...stripUndefined(given) };
   if (out.maxPendingOutputBytes < out.maxFrameSize) {
     throw new ConfigError(`sgrid server options: maxPendingOutputBytes (${out.maxPendingOutputBytes}) must be at least maxFrameSize (${out.maxFrameSize})`);
@@ -158,7 +170,7 @@ export function resolveServerOptions(options: SgridServerOptions | Record<string
 
 /** Validates client options and fills defaults. Throws ConfigError on a bad value. */
 export function resolveClientOptions(options: SgridClientOptions | undefined): ResolvedClientOptions {
-  const given = check(clientSchema, options, "sgrid client options");
+  const given = check(() => (schemas ??= buildSchemas()).clientSchema, options, "sgrid client options");
   const out = { ...SGRID_CLIENT_DEFAULTS, ...stripUndefined(given) };
   if (out.backoffMaxMs < out.backoffInitialMs) {
     throw new ConfigError(`sgrid client options: backoffMaxMs (${out.backoffMaxMs}) must be at least backoffInitialMs (${out.backoffInitialMs})`);
