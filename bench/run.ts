@@ -2,7 +2,7 @@
  * `npm run bench`: prints figures and ratios against baselines measured in
  * the same run. Never fails on the figures (exit 0); timing goals live here,
  * not in tests. BENCH_DURATION_MS sets the length of each measurement.
- * Suites: grpc, gateway, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
+ * Suites: grpc, gateway, servant-start, resolve, transport, registry-find, registry-watch, registry-heartbeat (and the ones listed below); name some to run only
  * those: `node dist/bench/run.js transport`. `chaos` (the fault suite's
  * scenarios, minutes) runs only when named: `npm run bench chaos`; so do
  * `fanout` (a 50 MB publish to 1 vs 10 real agents, minutes) and
@@ -20,6 +20,7 @@ import { runWatchLatencyBench } from "./registry/watch-latency";
 import { runHeartbeatBench } from "./registry/heartbeat";
 import { runResolveByNameBench } from "./resolve-by-name";
 import { runChaosBench } from "./chaos";
+import { runServantStartBench } from "./servant/servant-start";
 import { runFanoutBench } from "./fanout";
 import { runGatewayBench } from "./gateway/run";
 
@@ -46,6 +47,11 @@ async function main(): Promise<void> {
     process.stdout.write(`## Node agent: restart latency, RSS and heap idle (${idleMs / 1000} s) and over a ${soakMs / 1000} s soak supervising 50 sleep-loop instances, CPU (\`sgrid node\` child, registry stand-in)\n`);
     process.stdout.write("Target: RSS < 60 MB idle, flat over a 10-minute soak with 50 instances (`npm run bench agent-soak`).\n");
     process.stdout.write(`${await runAgentBench({ idleMs, soakMs })}\n\n`);
+  }
+  if (want("servant-start")) {
+    const rounds = Number(process.env.BENCH_SERVANT_ROUNDS ?? 5);
+    process.stdout.write("## Servant footprint: a hello servant scaffolded by `sgrid create` vs a plain @grpc/grpc-js server with the same service (separate processes)\n");
+    process.stdout.write(`${await runServantStartBench(rounds)}\n\n`);
   }
   if (want("transport")) {
     process.stdout.write("## Transports: native sgrid vs gRPC vs @tars/rpc vs moleculer (unary ~100-byte echo, separate processes)\n");
