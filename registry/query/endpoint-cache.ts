@@ -20,6 +20,7 @@ import type { Endpoint } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { FindObjectReply } from "sgridnext/gen/sgrid/registry/v1/query";
 import type { ObjEndpoint, RegistryStore, Topic } from "../store";
 import type { ChangeFeed } from "../server/context";
+import { Waiters } from "./waiters";
 
 /** Topics whose writes can change an answer. */
 export const ENDPOINT_TOPICS: readonly Topic[] = ["instances", "observed", "nodes", "servers"];
@@ -108,7 +109,7 @@ export class EndpointCache {
   private retryTimer: NodeJS.Timeout | undefined;
   private stale = false;
   private closed = false;
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new Waiters();
   private readonly retryMs: number;
   private readonly onChange = (topics: Set<Topic>) => {
     if (ENDPOINT_TOPICS.some((t) => topics.has(t))) this.invalidate();
@@ -186,22 +187,12 @@ export class EndpointCache {
    * when `signal` aborts, or when the cache closes. Never rejects.
    */
   waitForGeneration(after: number, signal: AbortSignal): Promise<void> {
-    if (this.generation > after || signal.aborted || this.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        const i = this.waiters.indexOf(done);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve();
-      };
-      signal.addEventListener("abort", done, { once: true });
-      this.waiters.push(done);
-    });
+    return this.waiters.wait(this.generation > after || this.closed, signal);
   }
 
   /** Number of callers waiting for the next snapshot (open watches). */
   get waiting(): number {
-    return this.waiters.length;
+    return this.waiters.size;
   }
 
   /** Marks the snapshot out of date and reloads (folded with a reload in flight). */
@@ -219,9 +210,7 @@ export class EndpointCache {
   }
 
   private wake(): void {
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) w();
+    this.waiters.wakeAll();
   }
 
   private load(): Promise<void> {

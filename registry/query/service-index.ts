@@ -18,6 +18,7 @@
 import { Communicator, NotFoundError, ReflectionClient, type Logger } from "sgridnext";
 import type { FindServiceReply, ServiceMap } from "sgridnext/gen/sgrid/registry/v1/query";
 import type { EndpointCache } from "./endpoint-cache";
+import { Waiters } from "./waiters";
 
 /** Health and reflection: every servant has them, so no one Obj is "the" server of them. */
 function isInfrastructure(service: string): boolean {
@@ -45,7 +46,7 @@ export class ServiceIndex {
   private byService = new Map<string, string[]>();
   private readonly comm = new Communicator({ registry: "" });
   private readonly stop = new AbortController();
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new Waiters();
   private loop: Promise<void> | undefined;
   private readonly askTimeoutMs: number;
   private readonly retryMs: number;
@@ -92,23 +93,11 @@ export class ServiceIndex {
 
   /** Resolves when the revision is past `after`, `signal` aborts, or the index closes. Never rejects. */
   waitForChange(after: number, signal: AbortSignal): Promise<void> {
-    if (this.map.revision !== after || signal.aborted || this.isClosed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        const i = this.waiters.indexOf(done);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve();
-      };
-      signal.addEventListener("abort", done, { once: true });
-      this.waiters.push(done);
-    });
+    return this.waiters.wait(this.map.revision !== after || this.isClosed, signal);
   }
 
   private wake(): void {
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) w();
+    this.waiters.wakeAll();
   }
 
   private async run(): Promise<void> {
