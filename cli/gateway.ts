@@ -18,6 +18,7 @@ interface GatewayFlags {
   routes?: string;
   config?: string;
   routesPoll?: string;
+  http?: string;
 }
 
 /** The address the agent gave this instance, when deployed as a Sgrid server. */
@@ -42,6 +43,7 @@ export function registerGateway(program: Command): void {
     .command("gateway")
     .description("run a gRPC gateway: any call on its port goes to the Obj that serves the call's service (found through the registry)")
     .option("--listen <host:port>", `gRPC address [SGRID_GATEWAY_LISTEN] (default: the GatewayObj adapter when deployed, else ${GATEWAY_DEFAULTS.listen})`)
+    .option("--http <host:port>", "also serve HTTP on this address: POST /pkg.Service/Method with JSON or gRPC-Web, GET /metrics [SGRID_GATEWAY_HTTP] (default: none)")
     .option("--registry <host:port,...>", "registry endpoints [SGRID_REGISTRY]; without one only the routes file's fixed Objs are served")
     .option("--routes <file>", "a local routes file (YAML/JSON): exposed services, auth, limits")
     .option("--config <name>", "the routes as a config-center file of this server (default when deployed: gateway.yaml)")
@@ -58,6 +60,7 @@ export function registerGateway(program: Command): void {
         routesFile: flags.routes,
         configFile: flags.config ?? (deployed && registry && !flags.routes ? "gateway.yaml" : undefined),
         routesPollMs: poll,
+        httpListen: flags.http ?? env.SGRID_GATEWAY_HTTP,
       });
       let port: number;
       try {
@@ -68,6 +71,8 @@ export function registerGateway(program: Command): void {
       }
       const host = (flags.listen ?? env.SGRID_GATEWAY_LISTEN ?? deployedAddress(env) ?? GATEWAY_DEFAULTS.listen).replace(/:\d+$/, "");
       process.stdout.write(`sgrid gateway serving gRPC on ${host}:${port} (registry ${registry ?? "none"})\n`);
+      const httpListen = flags.http ?? env.SGRID_GATEWAY_HTTP;
+      if (httpListen) process.stdout.write(`sgrid gateway serving HTTP on ${httpListen.replace(/:\d+$/, "")}:${gateway.boundHttpPort} (JSON, gRPC-Web, /metrics)\n`);
       const log = getLogger("gateway");
       process.on("SIGHUP", () => {
         gateway.reloadRoutes().then(

@@ -13,6 +13,7 @@ import { Communicator, ConfigError, ConfigLoader, getLogger } from "sgridnext";
 import { registryTokenFromEnv } from "sgridnext/internal/discovery/registry-client";
 import { ChainedServiceResolver, Forwarder, StaticServiceResolver, type ServiceResolver } from "./forwarder";
 import { GrpcFront } from "./grpc-front";
+import { HttpFront } from "./http-front";
 import { RegistryServiceResolver } from "./registry-services";
 import { parseRoutes, routesFrom, Routes } from "./routes";
 
@@ -23,6 +24,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({ listen: "0.0.0.0:9600", routesPo
 export interface GatewayOptions {
   /** gRPC address to serve, `host:port`. */
   listen: string;
+  /** HTTP address (JSON, gRPC-Web, /metrics; gateway/http-front.ts), `host:port`; none when unset. */
+  httpListen?: string;
   /** Registry endpoints (`host:port,...`); without one only the routes file's fixed Objs are served. */
   registry?: string;
   /** A local routes file (YAML/JSON). */
@@ -68,23 +71,28 @@ export class Gateway {
   readonly communicator: Communicator;
   readonly forwarder: Forwarder;
   readonly front: GrpcFront;
+  /** The HTTP front, when `httpListen` is set. */
+  readonly http: HttpFront | undefined;
   private readonly fixed = new FixedObjs();
   private readonly registryServices: RegistryServiceResolver | undefined;
   private readonly config: ConfigLoader | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private port = 0;
+  private httpPort = 0;
 
   constructor(private readonly options: GatewayOptions) {
     const env = options.env ?? process.env;
     if (options.configFile && !options.registry) throw new ConfigError("--config needs a registry (--registry or SGRID_REGISTRY): the config center is the registry's");
     if (options.configFile && options.routesFile) throw new ConfigError("--routes and --config are two sources of the routes: give one");
     parseListen(options.listen);
+    if (options.httpListen !== undefined) parseListen(options.httpListen);
     this.communicator = new Communicator({ registry: options.registry ?? "", env, keepWatching: true });
     const token = registryTokenFromEnv(env);
     this.registryServices = options.registry ? new RegistryServiceResolver({ registry: options.registry, communicator: this.communicator, token }) : undefined;
     const services = new ChainedServiceResolver(this.registryServices ? [this.fixed, this.registryServices] : [this.fixed]);
     this.forwarder = new Forwarder({ communicator: this.communicator, services });
     this.front = new GrpcFront({ forwarder: this.forwarder, stallTimeoutMs: options.stallTimeoutMs });
+    this.http = options.httpListen !== undefined ? new HttpFront({ forwarder: this.forwarder, communicator: this.communicator }) : undefined;
     if (options.configFile) {
       this.config = new ConfigLoader({
         registry: options.registry, channels: (ep) => this.communicator.channel(ep),
@@ -99,6 +107,10 @@ export class Gateway {
     this.apply(await this.readRoutes());
     const { host, port } = parseListen(this.options.listen);
     this.port = await this.front.listen(host, port);
+    if (this.http && this.options.httpListen !== undefined) {
+      const h = parseListen(this.options.httpListen);
+      this.httpPort = await this.http.listen(h.host, h.port);
+    }
     const poll = this.options.routesPollMs ?? GATEWAY_DEFAULTS.routesPollMs;
     if (this.config && poll > 0) {
       this.pollTimer = setInterval(() => { this.reloadRoutes().catch((err: unknown) => log.warn({ err: (err as Error).message }, "gateway routes not reloaded; the routes in use stay")); }, poll);
@@ -109,6 +121,11 @@ export class Gateway {
 
   get boundPort(): number {
     return this.port;
+  }
+
+  /** The HTTP front's port (0 without one). */
+  get boundHttpPort(): number {
+    return this.httpPort;
   }
 
   routes(): Routes {
@@ -125,6 +142,7 @@ export class Gateway {
 
   private apply(routes: Routes): void {
     this.front.setRoutes(routes);
+    this.http?.setRoutes(routes);
     this.fixed.set(routes);
     log.info({ version: routes.version, routes: routes.all().length, restricted: routes.restricted }, "gateway routes applied");
   }
@@ -149,7 +167,7 @@ export class Gateway {
 
   async stop(graceMs = 2000): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
-    await this.front.shutdown(graceMs);
+    await Promise.all([this.front.shutdown(graceMs), this.http?.shutdown(graceMs)]);
     this.forwarder.close();
     this.registryServices?.close();
     this.communicator.close();
