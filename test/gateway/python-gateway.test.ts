@@ -6,9 +6,9 @@
  * registry, a servant registered with it, and the gateway as its own process.
  */
 import { expect } from "chai";
-import { spawn, type ChildProcess } from "node:child_process";
 import { Application } from "sgridnext";
-import { CLI, outputDir } from "../helpers/paths";
+import { outputDir } from "../helpers/paths";
+import { startGatewayProcess, type GatewayProcess } from "./gateway-process";
 import { waitFor } from "../helpers/wait";
 import { InteropServant } from "../interop/interop-servant";
 import { CASES } from "../interop/interop-cases";
@@ -25,27 +25,11 @@ import type { ServiceIndex } from "../../registry/query/service-index";
 const PER_HOP = new Set<string>(["client_compressed_unary"]);
 const GATEWAY_CASES = CASES.filter((c) => !PER_HOP.has(c));
 
-function startGateway(registry: string): Promise<{ child: ChildProcess; port: number; stderr: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "gateway", "--listen", "127.0.0.1:0", "--registry", registry], { env: { ...process.env, SGRID_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stderr!.setEncoding("utf8").on("data", (d: string) => { err += d; });
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const m = /serving gRPC on [^\s]+:(\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]), stderr: () => err });
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => reject(new Error(`sgrid gateway exited with ${code}: ${err}`)));
-  });
-}
-
 describe("gateway: a Python grpcio client calls a Sgrid servant through sgrid gateway by service name @slow", function () {
   this.timeout(120_000);
   let reg: TestRegistry;
   let app: Application;
-  let gateway: { child: ChildProcess; port: number; stderr: () => string } | undefined;
+  let gateway: GatewayProcess | undefined;
   let results: CaseResult[];
   const APP = uniq("GwPy");
 
@@ -67,7 +51,7 @@ describe("gateway: a Python grpcio client calls a Sgrid servant through sgrid ga
     await waitFor("the service map to list grpc.testing.TestService", () => {
       try { return reg.server.part<{ services: ServiceIndex }>("query")!.services.find("grpc.testing.TestService").objs.length > 0; } catch { return false; }
     }, 15_000);
-    gateway = await startGateway(reg.target);
+    gateway = await startGatewayProcess(["--listen", "127.0.0.1:0", "--registry", reg.target]);
     const run = await runPythonClient(stubs, `127.0.0.1:${gateway.port}`, GATEWAY_CASES);
     results = run.results;
     expect(results.length, `one result per case; stderr: ${run.stderr}; gateway: ${gateway.stderr()}`).to.equal(GATEWAY_CASES.length);
