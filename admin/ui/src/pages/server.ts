@@ -3,7 +3,8 @@
  * (upload with progress, default, delete), publish, config and its tasks.
  */
 import { useRef, useState } from "preact/hooks";
-import { del, get, mayChange, post, put, qs, uploadPackage, type Session } from "../api.js";
+import { ApiError, del, get, mayChange, post, put, qs, uploadPackage, type Session } from "../api.js";
+import { CANARY_FIELDS, CanaryFields, NO_CANARY, canaryRequest, useCanaryDefaults, type CanaryForm } from "../components/canary.js";
 import { ErrorBanner, FieldError, StatusBadge, isFieldError, useLoad } from "../components/common.js";
 import { MonitorPanel } from "../components/monitor-panel.js";
 import { TryCallPanel } from "../components/try-call-panel.js";
@@ -168,6 +169,8 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
   const [batchSize, setBatchSize] = useState(0);
   const [stopOnFailure, setStopOnFailure] = useState(true);
   const [comment, setComment] = useState("");
+  const [canary, setCanary] = useState<CanaryForm>(NO_CANARY);
+  const canaryDefaults = useCanaryDefaults();
   const [error, setError] = useState<unknown>(undefined);
   const chosen = ids ?? instances.map((i) => i.id);
   const chosenVersion = version || patches.find((p) => p.isDefault)?.version || patches[0]?.version || 0;
@@ -175,14 +178,15 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
     e.preventDefault();
     setError(undefined);
     try {
-      const task = await post("/api/tasks", { kind: "publish", instanceIds: chosen, version: Number(chosenVersion), batchSize: Number(batchSize), stopOnFailure, comment });
+      const canaryOptions = canaryRequest(canary, canaryDefaults?.maxBakeS ?? 86_400);
+      const task = await post("/api/tasks", { kind: "publish", instanceIds: chosen, version: Number(chosenVersion), batchSize: Number(batchSize), stopOnFailure, comment, canary: canaryOptions });
       navigate(`/tasks/${task.id}`);
     } catch (err) {
       setError(err);
     }
   };
   if (!can) return html`<p class="muted" data-readonly="publish">You can see this server but not publish it (your role on ${app}: viewer).</p>`;
-  const fields = ["version", "instanceIds", "batchSize", "comment"];
+  const fields = ["version", "instanceIds", "batchSize", "comment", "canary"];
   return html`<form class="card" onSubmit=${publish} aria-label="publish">
     <label>Version
       <select name="version" value=${chosenVersion} onChange=${(e: any) => setVersion(Number(e.currentTarget.value))}>
@@ -199,6 +203,8 @@ function PublishTab({ session, app, server, instances }: { session: Session; app
     <label class="inline"><input type="checkbox" name="stopOnFailure" checked=${stopOnFailure} onChange=${(e: any) => setStopOnFailure(e.currentTarget.checked)} /> Stop on failure</label>
     <label>Comment (why; shown with the task) <input name="comment" maxlength="1024" value=${comment} onInput=${(e: any) => setComment(e.currentTarget.value)} /></label>
     <${FieldError} error=${error} field="comment" />
+    <${CanaryFields} form=${canary} set=${setCanary} defaults=${canaryDefaults} error=${error} />
+    ${error instanceof ApiError && error.field?.startsWith("canary") && !CANARY_FIELDS.includes(error.field) ? html`<${FieldError} error=${error} field="canary" />` : null}
     <${ErrorBanner} error=${isFieldError(error, fields) ? undefined : error} />
     <button type="submit" disabled=${patches.length === 0 || chosen.length === 0}>Publish</button>
   </form>`;

@@ -1,6 +1,7 @@
-/** Tasks: the list, and one task live (Server-Sent Events from Admin.WatchTask) with rollback. */
+/** Tasks: the list, and one task live (Server-Sent Events from Admin.WatchTask) with rollback and, for a canary publish, its canary block. */
 import { useEffect, useState } from "preact/hooks";
 import { get, mayChange, post, qs, type Session } from "../api.js";
+import { CanaryBlock } from "../components/canary.js";
 import { ErrorBanner, StatusBadge, useLoad } from "../components/common.js";
 import { VersionLabel, usePackageVersions } from "../components/package-version.js";
 import { time } from "../format.js";
@@ -17,6 +18,8 @@ export function kindLabel(t: any): string {
 /** A publish can be rolled back when some instance ran another version before it (not a first publish). */
 function canRollBack(t: any): boolean {
   if (t.kind !== "publish" || !DONE.has(t.status)) return false;
+  // A canary the registry rolled back has its rollback task already (linked from the canary block).
+  if (t.canary?.state === "rolled_back") return false;
   try {
     return Object.values(JSON.parse(t.previousVersionsJson || "{}") as Record<string, number>).some((v) => v > 0);
   } catch {
@@ -125,9 +128,10 @@ export function TaskPage({ session, id }: { session: Session; id: number }) {
         <dt>By</dt><dd>${task.createdBy}</dd>
         <dt>Created</dt><dd>${time(task.createdAt)}</dd>
         <dt>Finished</dt><dd>${time(task.finishedAt)}</dd>
-        ${task.kind === "publish" ? html`<dt>Batches</dt><dd>${task.batchSize || "all at once"}${task.stopOnFailure ? ", stop on failure" : ""}</dd>` : null}
+        ${task.kind === "publish" ? html`<dt>Batches</dt><dd>${task.canary ? "the canary first, then " : ""}${task.batchSize || "all at once"}${task.stopOnFailure ? ", stop on failure" : ""}</dd>` : null}
         ${task.reason ? html`<dt>Reason</dt><dd>${task.reason}</dd>` : null}
       </dl>
+      <${CanaryBlock} task=${task} can=${can} />
       ${can && canRollBack(task)
         ? html`<button type="button" onClick=${rollback}>Roll back to the previous versions</button>`
         : can && task.kind === "publish" && DONE.has(task.status) ? html`<p class="hint" data-no-rollback>A first publish has no previous version to roll back to.</p>` : null}
