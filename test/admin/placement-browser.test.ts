@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { outputDir } from "../helpers/paths";
+import { openLoggedIn } from "./browser-page";
 import { ADMIN_PASSWORD, startStack, type Stack } from "./helpers";
 
 const CHROMIUM = process.env.SGRID_TEST_CHROMIUM || "/usr/bin/chromium";
@@ -23,17 +24,7 @@ describe("admin UI: node tags and placement in Chromium @slow", function () {
   let browser: Browser;
   let shots: string;
 
-  async function open(pathname: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on("pageerror", (err) => console.error("page error:", err.message));
-    await page.goto(s.url + pathname);
-    await page.waitForURL(/\/login/, WAIT);
-    await page.fill("input[name=user]", "admin");
-    await page.fill("input[name=password]", ADMIN_PASSWORD);
-    await page.click("button[type=submit]");
-    await page.locator(".who", { hasText: "admin" }).waitFor(WAIT);
-    return page;
-  }
+  const open = (pathname: string): Promise<Page> => openLoggedIn(browser, s.url, pathname, "admin", ADMIN_PASSWORD);
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
