@@ -2,13 +2,16 @@
  * `sgrid gateway --http` as its own process, with a real registry and an Echo
  * servant registered with it (found by service name through the registry's
  * service map), routes from the config center: a browser-style fetch with
- * JSON, a gRPC-Web call, and a route change written to the config center
+ * JSON, a gRPC-Web call, the same two from a Chromium page on another origin
+ * (through the CORS preflight; an origin the routes do not list is refused),
+ * and a route change written to the config center
  * applied to the next request on the client's same keep-alive connection.
  */
 import * as http from "node:http";
 import { expect } from "chai";
+import { chromium, type Browser } from "playwright-core";
 import { Application, Status } from "sgridnext";
-import { FRAME_DATA, encodeFrame, parseFrames, parseTrailers } from "../../gateway/grpc-web";
+import { FRAME_DATA, decodeTextBody, encodeFrame, parseFrames, parseTrailers } from "../../gateway/grpc-web";
 import { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { EchoImpl } from "../helpers/echo-servant";
 import { startGatewayProcess, type GatewayProcess } from "./gateway-process";
@@ -26,6 +29,10 @@ describe("gateway: JSON and gRPC-Web through sgrid gateway --http, routes from t
   const APP = uniq("GwHttp");
   const GW_APP = uniq("GwFront");
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  /** Serves the page a browser calls the gateway from (another origin than the gateway's). */
+  let pages: http.Server;
+  let pageOrigin: string;
+  let browser: Browser | undefined;
 
   function post(path: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer; localPort: number }> {
     return new Promise((resolve, reject) => {
@@ -39,11 +46,14 @@ describe("gateway: JSON and gRPC-Web through sgrid gateway --http, routes from t
   }
 
   before(async () => {
+    pages = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>gateway page</title>"));
+    await new Promise<void>((r) => pages.listen(0, "127.0.0.1", r));
+    pageOrigin = `http://127.0.0.1:${(pages.address() as { port: number }).port}`;
     reg = await startTestRegistry(dialects().find((d) => d.name === "sqlite")!);
     const store = reg.server.store;
     await store.servers.create({ application: APP, name: "EchoServer", type: "node" });
     await store.servers.create({ application: GW_APP, name: "Gateway", type: "node" });
-    await store.configs.put({ level: "server", application: GW_APP, server: "Gateway" }, "gateway.yaml", { content: "routes:\n  - service: demo.echo.v1.Echo\n", author: "test" });
+    await store.configs.put({ level: "server", application: GW_APP, server: "Gateway" }, "gateway.yaml", { content: `defaults: { cors: { origins: ["${pageOrigin}"] } }\nroutes:\n  - service: demo.echo.v1.Echo\n`, author: "test" });
     app = new Application({ handleSignals: false, app: APP, server: "EchoServer", agent: "", registry: "", adapters: { EchoObj: "127.0.0.1:0" } });
     app.addServant("EchoObj", new EchoImpl("behind-the-gateway"));
     await app.start();
@@ -63,6 +73,8 @@ describe("gateway: JSON and gRPC-Web through sgrid gateway --http, routes from t
 
   after(async () => {
     agent.destroy();
+    await browser?.close();
+    pages?.close();
     gw?.child.kill("SIGTERM");
     await app?.stop(500);
     await reg?.cleanup();
@@ -86,6 +98,31 @@ describe("gateway: JSON and gRPC-Web through sgrid gateway --http, routes from t
     const frames = parseFrames(res.body);
     expect(EchoReply.decode(frames[0]!.payload).text).to.equal("from grpc-web");
     expect(parseTrailers(frames.at(-1)!.payload)["grpc-status"]).to.equal("0");
+  });
+
+  it("serves a Chromium page on another origin: fetch with JSON and a gRPC-Web (text) call, through the CORS preflight", async () => {
+    browser = await chromium.launch({ executablePath: process.env.SGRID_TEST_CHROMIUM || "/usr/bin/chromium", headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+    const page = await browser.newPage();
+    await page.goto(pageOrigin);
+    const frame = encodeFrame(FRAME_DATA, EchoRequest.encode({ text: "from chromium grpc-web", count: 0, envelope: undefined }).finish());
+    const got = await page.evaluate(async ({ gw, frameB64 }) => {
+      const json = await fetch(`${gw}/demo.echo.v1.Echo/Say`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: "from chromium fetch" }) });
+      const web = await fetch(`${gw}/demo.echo.v1.Echo/Say`, { method: "POST", headers: { "content-type": "application/grpc-web-text", "x-grpc-web": "1", "x-user-agent": "grpc-web-javascript/0.1" }, body: frameB64 });
+      return { status: json.status, reply: (await json.json()) as { text: string }, webStatus: web.status, webType: web.headers.get("content-type"), webBody: await web.text() };
+    }, { gw: `http://127.0.0.1:${gw!.httpPort}`, frameB64: frame.toString("base64") });
+    expect(got.status).to.equal(200);
+    expect(got.reply.text).to.equal("from chromium fetch");
+    expect(got.webStatus).to.equal(200);
+    expect(got.webType).to.equal("application/grpc-web-text+proto");
+    const frames = parseFrames(decodeTextBody(got.webBody));
+    expect(EchoReply.decode(frames[0]!.payload).text).to.equal("from chromium grpc-web");
+    expect(parseTrailers(frames.at(-1)!.payload)["grpc-status"]).to.equal("0");
+    // A page on an origin the routes do not list cannot read the answer: the preflight is refused.
+    await page.goto(pageOrigin.replace("127.0.0.1", "localhost"));
+    const other = await page.evaluate(async (gw) => {
+      try { await fetch(`${gw}/demo.echo.v1.Echo/Say`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }); return "read"; } catch { return "refused"; }
+    }, `http://127.0.0.1:${gw!.httpPort}`);
+    expect(other).to.equal("refused");
   });
 
   it("applies a route change written to the config center to the next request on the same connection", async () => {
