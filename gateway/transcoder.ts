@@ -133,16 +133,24 @@ export class MethodTranscoder {
   }
 }
 
+export const DESCRIPTORS_DEFAULTS = Object.freeze({ ttlMs: 60_000 });
+
 /**
  * Transcoders for every method of the services it was asked about, loaded
- * once per service through server reflection and kept (a servant's
- * descriptors change only with a new release; `forget(service)` drops one).
+ * through server reflection and kept for `ttlMs` (a servant's descriptors
+ * change only with a new release: a field it added is known to the gateway
+ * at most that long after; `forget(service)` drops one at once).
  */
 export class Descriptors {
-  private readonly services = new Map<string, Promise<Map<string, MethodTranscoder>>>();
+  private readonly services = new Map<string, { at: number; methods: Promise<Map<string, MethodTranscoder>> }>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
 
   /** `reflect(service)`: a ReflectionClient of an adapter that hosts the service. */
-  constructor(private readonly reflect: (service: string) => ReflectionClient | Promise<ReflectionClient>) {}
+  constructor(private readonly reflect: (service: string) => ReflectionClient | Promise<ReflectionClient>, options: { ttlMs?: number; now?: () => number } = {}) {
+    this.ttlMs = options.ttlMs ?? DESCRIPTORS_DEFAULTS.ttlMs;
+    this.now = options.now ?? Date.now;
+  }
 
   /** The transcoder of `service`/`method`; NotFoundError when the service or the method is unknown. */
   async method(service: string, method: string): Promise<MethodTranscoder> {
@@ -154,14 +162,14 @@ export class Descriptors {
 
   /** Every method of a service, by name. */
   service(service: string): Promise<Map<string, MethodTranscoder>> {
-    let p = this.services.get(service);
-    if (!p) {
-      p = this.load(service);
-      this.services.set(service, p);
-      // A failed load is not kept: the next request tries again.
-      p.catch(() => { if (this.services.get(service) === p) this.services.delete(service); });
-    }
-    return p;
+    const now = this.now();
+    const kept = this.services.get(service);
+    if (kept && now - kept.at < this.ttlMs) return kept.methods;
+    const entry = { at: now, methods: this.load(service) };
+    this.services.set(service, entry);
+    // A failed load is not kept: the next request tries again.
+    entry.methods.catch(() => { if (this.services.get(service) === entry) this.services.delete(service); });
+    return entry.methods;
   }
 
   forget(service: string): void {

@@ -15,6 +15,7 @@ describe("gateway transcoder (descriptors from server reflection)", function () 
   let comm: Communicator;
   let descriptors: Descriptors;
   let asked = 0;
+  let now = 0;
 
   before(async () => {
     app = new Application({ app: "Test", server: "EchoServer", handleSignals: false, adapters: { EchoObj: "127.0.0.1:0", ClockObj: "127.0.0.1:0" } });
@@ -22,7 +23,7 @@ describe("gateway transcoder (descriptors from server reflection)", function () 
     await app.start();
     const port = app.adapters().find((a) => a.obj === "Test.EchoServer.EchoObj")!.endpoint.port;
     comm = new Communicator({ registry: "" });
-    descriptors = new Descriptors(() => { asked++; return new ReflectionClient(comm, `127.0.0.1:${port}`); });
+    descriptors = new Descriptors(() => { asked++; return new ReflectionClient(comm, `127.0.0.1:${port}`); }, { ttlMs: 60_000, now: () => now });
   });
 
   after(async () => {
@@ -82,7 +83,7 @@ describe("gateway transcoder (descriptors from server reflection)", function () 
     }
   });
 
-  it("loads a service's descriptors once; an unknown service or method is NOT_FOUND and is asked again next time", async () => {
+  it("loads a service's descriptors once per ttl; an unknown service or method is NOT_FOUND and is asked again next time", async () => {
     const before = asked;
     await descriptors.method("demo.echo.v1.Echo", "Repeat");
     await descriptors.method("demo.echo.v1.Echo", "Chat");
@@ -97,5 +98,10 @@ describe("gateway transcoder (descriptors from server reflection)", function () 
       expect(err).to.be.instanceOf(NotFoundError);
     }
     expect(asked - before).to.equal(2);
+    // Kept for ttlMs, then asked again (a new release of the servant may have new fields).
+    now += 60_000;
+    await descriptors.method("demo.echo.v1.Echo", "Say");
+    await descriptors.method("demo.echo.v1.Echo", "Say");
+    expect(asked - before).to.equal(3);
   });
 });
