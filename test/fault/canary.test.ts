@@ -90,4 +90,32 @@ describe("fault suite: canary publish, automatic rollback and promotion @slow", 
     expect(versions).to.deep.equal([3, 3]);
     expect((await cluster.instances("Fault", "EchoServer")).map((i) => i.adapters[0]!.weight), "weights restored").to.deep.equal([100, 100]);
   });
+
+  it("a canary with --canary-hold waits for a person: sgrid publish exits 0 saying so, sgrid canary promote finishes it on every instance", async () => {
+    const good = await echoPackage(path.join(cluster.out, "packages"), "Fault", "EchoServer", "4.0.0");
+    const before = caller.counts();
+    // A just-started process can be slow on its first calls on a loaded machine: the p99 ratio is set far off, the hold is the point.
+    const r = await cluster.cli(["publish", ECHO_SERVER, good, "--canary", "1", "--canary-bake", "10", "--canary-min-calls", "30", "--canary-max-p99-ratio", "1000", "--canary-hold"]);
+    expect(r.code, r.out).to.equal(0);
+    const taskId = Number(/^task (\d+): /m.exec(r.out)![1]);
+    expect(r.out).to.include(`task ${taskId}: the canary is held; decide with \`sgrid canary promote ${taskId}\``);
+    const held = await cluster.admin.getTask({ id: taskId }, cluster.as);
+    expect([held.status, held.canary!.state]).to.deep.equal(["running", "held"]);
+    expect(held.canary!.reason).to.include("passed the 10 s bake").and.include("held for a person");
+    expect((await cluster.instances("Fault", "EchoServer")).map((i) => i.observedVersion).sort()).to.deep.equal([3, 4]);
+
+    const p = await cluster.cli(["canary", "promote", String(taskId)]);
+    expect(p.code, p.out).to.equal(0);
+    expect(p.out).to.include(`task ${taskId}: promote the canary (it was held)`).and.match(new RegExp(`task ${taskId} success: 2 succeeded`));
+    const done = await cluster.admin.getTask({ id: taskId }, cluster.as);
+    expect([done.status, done.canary!.state, done.canary!.decidedBy]).to.deep.equal(["success", "promoted", "admin"]);
+    expect((await cluster.instances("Fault", "EchoServer")).map((i) => i.observedVersion)).to.deep.equal([4, 4]);
+    const again = await cluster.cli(["canary", "rollback", String(taskId)]);
+    expect(again.code, again.out).to.not.equal(0);
+    expect(again.out).to.include("there is nothing left to decide");
+    await caller.waitOk(200);
+    const during = countsBetween(before, caller.counts());
+    console.log(`      held canary promoted with sgrid canary promote: ${formatCounts(during)}`);
+    expect(during.byCode.INTERNAL ?? 0, "the new version answers every call it gets").to.equal(0);
+  });
 });
