@@ -10,13 +10,15 @@
  *   gateway share the server process (and its pinned core), so the server CPU
  *   per call is the whole server side's.
  */
+import * as http from "node:http";
 import { Communicator } from "sgridnext";
 import { Forwarder, StaticServiceResolver } from "../../gateway/forwarder";
 import { GrpcFront } from "../../gateway/grpc-front";
+import { HttpFront } from "../../gateway/http-front";
 import { serveBenchChild } from "../harness";
-import { makeClient, startServer } from "../transport/stacks";
+import { TEXT, makeClient, startServer } from "../transport/stacks";
 
-async function startGatewayStack(): Promise<number> {
+async function startGatewayStack(front: "grpc" | "http-json" = "grpc"): Promise<number> {
   const servantPort = await startServer("grpc-proxy");
   const communicator = new Communicator({ registry: "" });
   const forwarder = new Forwarder({
@@ -24,11 +26,29 @@ async function startGatewayStack(): Promise<number> {
     services: new StaticServiceResolver({ "bench.v1.Bench": `Bench.EchoServer.EchoObj@tcp -h 127.0.0.1 -p ${servantPort}` }),
     reportToServiceMonitor: false,
   });
-  const front = new GrpcFront({ forwarder });
-  return front.listen("127.0.0.1", 0);
+  if (front === "http-json") return new HttpFront({ forwarder, communicator }).listen("127.0.0.1", 0);
+  return new GrpcFront({ forwarder }).listen("127.0.0.1", 0);
+}
+
+/** `http-json`: POST /bench.v1.Bench/Echo with a JSON body over keep-alive HTTP/1.1 (node:http, one socket per call in flight). */
+function httpJsonClient(port: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const body = JSON.stringify({ text: TEXT });
+  return {
+    call: () => new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, method: "POST", path: "/bench.v1.Bench/Echo", agent, headers: { "content-type": "application/json" } }, (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => { text += d; });
+        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 300)}`))));
+      });
+      req.on("error", reject);
+      req.end(body);
+    }),
+    close: async () => agent.destroy(),
+  };
 }
 
 serveBenchChild({
-  startServer: (stack) => (stack === "gateway" ? startGatewayStack() : startServer("grpc-proxy")),
-  makeClient: (_stack, port) => makeClient("grpc-proxy", port),
+  startServer: (stack) => (stack === "gateway" ? startGatewayStack() : stack === "http-json" ? startGatewayStack("http-json") : startServer("grpc-proxy")),
+  makeClient: async (stack, port) => (stack === "http-json" ? httpJsonClient(port) : makeClient("grpc-proxy", port)),
 });

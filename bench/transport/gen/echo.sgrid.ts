@@ -13,6 +13,11 @@ import {
 } from "sgridnext";
 import { EchoMessage } from "./echo";
 
+/** Compiled descriptors of echo.proto and its imports (serialized FileDescriptorProto, base64; imports first), for server reflection. */
+const PROTO_FILES: readonly string[] = [
+  "CgplY2hvLnByb3RvEghiZW5jaC52MSIhCgtFY2hvTWVzc2FnZRISCgR0ZXh0GAEgASgJUgR0ZXh0Mj0KBUJlbmNoEjQKBEVjaG8SFS5iZW5jaC52MS5FY2hvTWVzc2FnZRoVLmJlbmNoLnYxLkVjaG9NZXNzYWdlYgZwcm90bzM=",
+];
+
 /** Descriptor of `bench.v1.Bench`, shared by its servant and proxy on every transport. */
 export interface BenchServiceDescriptor extends ServiceDescriptor {
   readonly methods: {
@@ -23,6 +28,7 @@ export interface BenchServiceDescriptor extends ServiceDescriptor {
 export const BenchService: BenchServiceDescriptor = {
   name: "Bench",
   fullName: "bench.v1.Bench",
+  protoFiles: PROTO_FILES,
   methods: {
     echo: {
       name: "Echo",
