@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { outputDir } from "../helpers/paths";
+import { openLoggedIn } from "./browser-page";
 import { waitFor } from "../helpers/wait";
 import { ECHO_OBJ, startServantStack, type ServantStack } from "./servant-stack";
 
@@ -25,17 +26,7 @@ describe("admin UI: try a call in Chromium @slow", function () {
   let browser: Browser;
   let shots: string;
 
-  async function open(user: string, password: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on("pageerror", (err) => console.error("page error:", err.message));
-    await page.goto(s.stack.url + PAGE);
-    await page.waitForURL(/\/login/, WAIT);
-    await page.fill("input[name=user]", user);
-    await page.fill("input[name=password]", password);
-    await page.click("button[type=submit]");
-    await page.locator(".who", { hasText: user }).waitFor(WAIT);
-    return page;
-  }
+  const open = (user: string, password: string): Promise<Page> => openLoggedIn(browser, s.stack.url, PAGE, user, password);
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
@@ -74,10 +65,13 @@ describe("admin UI: try a call in Chromium @slow", function () {
       await page.screenshot({ path: path.join(shots, "02-json-mismatch.png"), fullPage: true });
 
       await page.selectOption("select[name=method]", "demo.echo.v1.Echo/Repeat");
+      // The form prefills the chosen method's request after the change; typing before that lands would be overwritten.
+      await waitFor("Repeat's request is prefilled", async () => (await page.inputValue("textarea[name=request]")).includes('"count": 0'));
       await page.fill("textarea[name=request]", JSON.stringify({ text: "r", count: 3 }));
       await page.click("form[aria-label='try a call'] button[type=submit]");
       await page.locator(".try-result", { hasText: "3 message(s)" }).waitFor(WAIT);
       await page.selectOption("select[name=method]", "demo.echo.v1.Echo/Fail");
+      await waitFor("Fail's request is prefilled", async () => (await page.inputValue("textarea[name=request]")).includes('"code"'));
       await page.fill("textarea[name=request]", JSON.stringify({ code: "OUT_OF_STOCK", message: "none left" }));
       await page.click("form[aria-label='try a call'] button[type=submit]");
       await page.locator(".try-status[data-status=FAILED_PRECONDITION]").waitFor(WAIT);
