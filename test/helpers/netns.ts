@@ -7,7 +7,7 @@
  * without IP forwarding or routes (nothing of the host's own network
  * setup is touched).
  *
- * Needs root (or CAP_NET_ADMIN) and `ip`; SGRID_TEST_NO_NETNS=1 turns it off
+ * Needs root (or CAP_NET_ADMIN), `ip` and `nsenter`; SGRID_TEST_NO_NETNS=1 turns it off
  * (to test the fallback). When any step fails, whatever was
  * made is removed again and the lab comes back with `available: false`
  * and the reason, so a test can fall back to loopback addresses and say so.
@@ -42,7 +42,14 @@ export interface NetnsLab {
   /** The root namespace's address on the bridge (what nodes use to reach a server in the root namespace). */
   hostAddress: string;
   nodes: NetnsNode[];
-  /** `[command, args]` running `cmd args` inside node `i`'s namespace (plain `cmd args` when unavailable). */
+  /**
+   * `[command, args]` running `cmd args` inside node `i`'s network namespace
+   * (plain `cmd args` when unavailable). It is `nsenter --net=/run/netns/<ns>`,
+   * not `ip netns exec`: the latter also unshares the mount namespace and
+   * remounts /sys, which takes the cgroup mounts away, so an agent started
+   * that way runs without cgroups. nsenter enters only the network namespace:
+   * agents see the host's cgroupfs and use real cgroups, as in production.
+   */
   wrap(i: number, cmd: string, args: string[]): [string, string[]];
   /** Kills what runs inside, deletes namespaces and bridge. Idempotent; never throws. */
   destroy(): Promise<void>;
@@ -224,7 +231,7 @@ export async function createNetnsLab(count: number): Promise<NetnsLab> {
       available: true,
       hostAddress,
       nodes,
-      wrap: (i, cmd, args) => ["ip", ["netns", "exec", nodes[i]!.ns, cmd, ...args]],
+      wrap: (i, cmd, args) => ["nsenter", [`--net=/run/netns/${nodes[i]!.ns}`, "--", cmd, ...args]],
       destroy,
     };
   } catch (err) {
