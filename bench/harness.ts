@@ -278,15 +278,20 @@ export function stealPercent(a: ReturnType<typeof readCpuTimes>, b: ReturnType<t
   return ((b.steal - a.steal) / (b.total - a.total)) * 100;
 }
 
-class BenchChild {
+/**
+ * A bench child process driven over IPC (`{cmd}` -> `{ev}`): serveBenchChild's protocol, or any module that
+ * answers `cpu` with `{ev: "cpu", cpu: process.cpuUsage()}` and exits on `exit` or when the parent goes away.
+ */
+export class BenchChild {
   private readonly waiting = new Map<string, (m: any) => void>();
   readonly proc: ChildProcess;
   private readonly exited: Promise<void>;
 
-  constructor(module: string, args: string[], cpu: number | undefined) {
+  /** `cpu`: the CPU to pin it to (taskset), none when undefined; `profName`: its CPU profile's name under BENCH_CPU_PROF. */
+  constructor(module: string, args: string[], cpu: number | undefined, profName = args.slice(0, 2).reverse().join("-")) {
     // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there on exit (`node --cpu-prof`), named by stack and side.
     const profDir = process.env.BENCH_CPU_PROF;
-    const prof = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${args.slice(0, 2).reverse().join("-")}.cpuprofile`] : [];
+    const prof = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${profName}.cpuprofile`] : [];
     const pin = cpu === undefined ? { execArgv: prof } : { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath, ...prof] };
     this.proc = fork(module, args, {
       ...pin,
@@ -314,10 +319,16 @@ class BenchChild {
     });
   }
 
+  /** The child's process.cpuUsage(). */
+  async cpu(): Promise<NodeJS.CpuUsage> {
+    return (await this.request<{ cpu: NodeJS.CpuUsage }>("cpu", { cmd: "cpu" })).cpu;
+  }
+
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     if (this.proc.connected) this.proc.send({ cmd: "exit" });
-    const t = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
+    // A child writing a CPU profile on exit needs longer than one that does not.
+    const t = setTimeout(() => this.proc.kill("SIGKILL"), process.env.BENCH_CPU_PROF ? 15_000 : 3000);
     await this.exited;
     clearTimeout(t);
   }
@@ -344,7 +355,10 @@ export interface RoundFigures {
   /** Client + server CPU µs per call; the two parts beside. */
   cpuUsPerCall: number;
   clientCpuUsPerCall: number;
+  /** Every server-side process of the stack together. */
   serverCpuUsPerCall: number;
+  /** CPU µs per call of each process of the stack, by role (`client`, `server`, or a stack's own: `gateway`, `servant`). */
+  cpuByProcess: Record<string, number>;
   errors: number;
   firstError?: string;
   /** Machine steal time during the window, %. */
@@ -360,6 +374,8 @@ export interface SuiteRow {
   p50Ms: Spread;
   p99Ms: Spread;
   cpuUsPerCall: Spread;
+  /** CPU µs per call of each process, by role, over rounds. */
+  cpuByProcess: Record<string, Spread>;
   errors: number;
   firstError?: string;
   /** Against the baseline in the same round (ratio per round, then over rounds); absent on the baseline's own row. */
@@ -381,6 +397,10 @@ export interface SuiteResult {
   references: string[];
   /** Machine steal time over the whole run, %. */
   stealPct?: number;
+  /** os.loadavg() (1, 5, 15 min) when the run started and when it ended. */
+  loadAvg: { start: number[]; end: number[] };
+  /** SuiteOptions.placement. */
+  placement?: string;
   rows: SuiteRow[];
   /** Where the JSON went. */
   jsonPath?: string;
@@ -406,22 +426,45 @@ export interface SuiteOptions {
   json?: string;
   /** Progress lines (stderr by default). */
   log?: (line: string) => void;
+  /**
+   * Starts the server side of a stack when it is more than one serveBenchChild server (e.g. a gateway process in
+   * front of a servant process): its port for the client, every process whose CPU counts for the stack (by role),
+   * and how to stop what it started (processes shared between stacks are the suite's to stop). Default: one
+   * `server` child of childModule pinned to pinning.serverCpu.
+   */
+  startServerSide?: (stack: string, pinning: Pinning) => Promise<ServerSide>;
+  /** Where the processes run, said in the table's note instead of "server on cpu 1, client on cpu 0" (when pinned). */
+  placement?: string;
+}
+
+/** A stack's server side: see SuiteOptions.startServerSide. */
+export interface ServerSide {
+  port: number;
+  processes: ReadonlyArray<{ role: string; cpu(): Promise<NodeJS.CpuUsage> }>;
+  stop(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuUs = (c: NodeJS.CpuUsage) => c.user + c.system;
 
-async function measureWindow(server: BenchChild, client: BenchChild, concurrency: number, warmupMs: number, durationMs: number, round: number): Promise<RoundFigures> {
+async function measureWindow(server: ServerSide, client: BenchChild, concurrency: number, warmupMs: number, durationMs: number, round: number): Promise<RoundFigures> {
   await client.request("started", { cmd: "start", concurrency });
   await sleep(warmupMs);
-  const [s0, c0] = await Promise.all([server.request("cpu", { cmd: "cpu" }), client.request("marked", { cmd: "mark" })]);
+  const cpus = () => Promise.all(server.processes.map((p) => p.cpu()));
+  const [s0, c0] = await Promise.all([cpus(), client.request("marked", { cmd: "mark" })]);
   const m0 = readCpuTimes();
   await sleep(durationMs);
-  const [s1, r] = await Promise.all([server.request("cpu", { cmd: "cpu" }), client.request<WindowResult>("result", { cmd: "collect" })]);
+  const [s1, r] = await Promise.all([cpus(), client.request<WindowResult>("result", { cmd: "collect" })]);
   const m1 = readCpuTimes();
   const calls = r.calls || 1;
-  const serverUs = cpuUs(s1.cpu) - cpuUs(s0.cpu);
   const clientUs = cpuUs(r.cpu) - cpuUs(c0.cpu);
+  const cpuByProcess: Record<string, number> = { client: clientUs / calls };
+  let serverUs = 0;
+  server.processes.forEach((p, i) => {
+    const us = cpuUs(s1[i]!) - cpuUs(s0[i]!);
+    serverUs += us;
+    cpuByProcess[p.role] = (cpuByProcess[p.role] ?? 0) + us / calls;
+  });
   return {
     round,
     callsPerSec: (r.calls / r.elapsedMs) * 1000,
@@ -430,10 +473,18 @@ async function measureWindow(server: BenchChild, client: BenchChild, concurrency
     cpuUsPerCall: (serverUs + clientUs) / calls,
     clientCpuUsPerCall: clientUs / calls,
     serverCpuUsPerCall: serverUs / calls,
+    cpuByProcess,
     errors: r.errors,
     firstError: r.firstError,
     stealPct: stealPercent(m0, m1),
   };
+}
+
+/** The default server side: one serveBenchChild server of `module`. */
+async function childServerSide(module: string, stack: string, pinning: Pinning): Promise<ServerSide> {
+  const server = new BenchChild(module, ["server", stack], pinning.serverCpu);
+  const { port } = await server.request<{ port: number }>("ready").catch(async (err: unknown) => { await server.stop(); throw err; });
+  return { port, processes: [{ role: "server", cpu: () => server.cpu() }], stop: () => server.stop() };
 }
 
 /** Runs the suite by the method above; writes the JSON unless opts.json is "". */
@@ -442,16 +493,16 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const pinning = detectPinning();
   if (!pinning.pinned) log(`WARNING: ${pinning.reason}; figures are noisier`);
   const startedAt = new Date().toISOString();
-  const children = new Map<string, { server: BenchChild; client: BenchChild }>();
+  const children = new Map<string, { server: ServerSide; client?: BenchChild }>();
+  const loadStart = os.loadavg();
   const perRow = new Map<string, RoundFigures[]>();
   const key = (stack: string, c: number) => `${stack}@${c}`;
   const t0 = readCpuTimes();
   try {
     for (const { name } of opts.stacks) {
-      const server = new BenchChild(opts.childModule, ["server", name], pinning.serverCpu);
-      children.set(name, { server, client: server }); // so a failure below still stops the server
-      const { port } = await server.request<{ port: number }>("ready");
-      const client = new BenchChild(opts.childModule, ["client", name, String(port)], pinning.clientCpu);
+      const server = await (opts.startServerSide ?? ((stack, pin) => childServerSide(opts.childModule, stack, pin)))(name, pinning);
+      children.set(name, { server }); // so a failure below still stops the server
+      const client = new BenchChild(opts.childModule, ["client", name, String(server.port)], pinning.clientCpu);
       children.set(name, { server, client });
       await client.request("ready");
     }
@@ -461,7 +512,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       for (const c of opts.concurrencies) {
         for (const name of order) {
           const { server, client } = children.get(name)!;
-          const fig = await measureWindow(server, client, c, opts.warmupMs, opts.durationMs, round + 1);
+          const fig = await measureWindow(server, client!, c, opts.warmupMs, opts.durationMs, round + 1);
           const k = key(name, c);
           perRow.set(k, [...(perRow.get(k) ?? []), fig]);
           log(`  round ${round + 1}/${opts.rounds} ${name} c=${c}: ${Math.round(fig.callsPerSec)} calls/s, p99 ${fig.p99Ms.toFixed(3)} ms, ${fig.cpuUsPerCall.toFixed(1)} µs CPU/call`);
@@ -470,7 +521,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     }
   } finally {
     for (const { server, client } of children.values()) {
-      await client.stop();
+      await client?.stop();
       await server.stop();
     }
   }
@@ -488,6 +539,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         p50Ms: spread(rs.map((r) => r.p50Ms)),
         p99Ms: spread(rs.map((r) => r.p99Ms)),
         cpuUsPerCall: spread(rs.map((r) => r.cpuUsPerCall)),
+        cpuByProcess: Object.fromEntries([...new Set(rs.flatMap((r) => Object.keys(r.cpuByProcess)))].map((role) => [role, spread(rs.map((r) => r.cpuByProcess[role] ?? 0))])),
         errors: rs.reduce((e, r) => e + r.errors, 0),
         firstError: rs.find((r) => r.firstError)?.firstError,
       };
@@ -514,6 +566,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     baseline: opts.baseline,
     references: [...(opts.references ?? [])],
     stealPct: stealPercent(t0, readCpuTimes()),
+    loadAvg: { start: loadStart, end: os.loadavg() },
+    placement: opts.placement,
     rows,
   };
   if (opts.json !== "") {
@@ -530,14 +584,17 @@ const ratioText = (s: Spread) => `${s.median.toFixed(2)}x (${s.min.toFixed(2)}..
 /** The suite as a fixed-width table: each stack beside its baseline, ratios with min..max over rounds. */
 export function formatSuite(r: SuiteResult): string {
   const baseLabel = r.rows.find((x) => x.stack === r.baseline)?.label ?? r.baseline;
-  const head = ["stack", "conc", "calls/s (min..max)", "p50 ms", "p99 ms", "CPU µs/call", "calls/s x base", "p99 x base", "CPU x base", ...r.references.map((ref) => `x ${ref}`), "errors"];
+  // A column of CPU per call by process when some stack has more than a client and a server.
+  const byProcess = r.rows.some((x) => Object.keys(x.cpuByProcess).some((role) => role !== "client" && role !== "server"));
+  const head = ["stack", "conc", "calls/s (min..max)", "p50 ms", "p99 ms (min..max)", "CPU µs/call", ...(byProcess ? ["CPU µs/call by process"] : []), "calls/s x base", "p99 x base", "CPU x base", ...r.references.map((ref) => `x ${ref}`), "errors"];
   const body = r.rows.map((x) => [
     x.label,
     String(x.concurrency),
     `${fmt(x.callsPerSec.median)} (${fmt(x.callsPerSec.min)}..${fmt(x.callsPerSec.max)})`,
     x.p50Ms.median.toFixed(3),
-    x.p99Ms.median.toFixed(3),
+    `${x.p99Ms.median.toFixed(3)} (${x.p99Ms.min.toFixed(1)}..${x.p99Ms.max.toFixed(1)})`,
     x.cpuUsPerCall.median.toFixed(1),
+    ...(byProcess ? [Object.entries(x.cpuByProcess).map(([role, v]) => `${role} ${v.median.toFixed(0)}`).join(" + ")] : []),
     x.vsBaseline ? ratioText(x.vsBaseline.callsPerSec) : "baseline",
     x.vsBaseline ? ratioText(x.vsBaseline.p99Ms) : "-",
     x.vsBaseline ? ratioText(x.vsBaseline.cpuUsPerCall) : "-",
@@ -546,12 +603,13 @@ export function formatSuite(r: SuiteResult): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  const pin = r.pinning.pinned ? `server on cpu ${r.pinning.serverCpu}, client on cpu ${r.pinning.clientCpu} (taskset)` : `not pinned: ${r.pinning.reason}`;
+  const pin = r.pinning.pinned && r.placement ? r.placement : r.pinning.pinned ? `server on cpu ${r.pinning.serverCpu}, client on cpu ${r.pinning.clientCpu} (taskset)` : `not pinned: ${r.pinning.reason}`;
   const steal = r.stealPct === undefined ? "steal n/a" : `steal ${r.stealPct.toFixed(1)} % over the run`;
+  const load = `load average ${r.loadAvg.start.map((l) => l.toFixed(2)).join(" ")} at the start, ${r.loadAvg.end.map((l) => l.toFixed(2)).join(" ")} at the end`;
   return [
     line(head),
     widths.map((w) => "-".repeat(w)).join("  "),
     ...body.map(line),
-    `(baseline: ${baseLabel}; medians of ${r.roundCount} rounds of ${r.durationMs} ms after ${r.warmupMs} ms warm-up, stacks' order rotated each round; ratios per round against the baseline's same round, median (min..max); ${pin}; ${steal}${r.jsonPath ? `; JSON: ${r.jsonPath}` : ""})`,
+    `(baseline: ${baseLabel}; medians of ${r.roundCount} rounds of ${r.durationMs} ms after ${r.warmupMs} ms warm-up, stacks' order rotated each round; ratios per round against the baseline's same round, median (min..max); ${pin}; ${steal}; ${load}${r.jsonPath ? `; JSON: ${r.jsonPath}` : ""})`,
   ].join("\n");
 }

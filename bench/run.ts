@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${formatSuite(r)}\n\n`);
   }
   if (want("gateway")) {
-    process.stdout.write("## Gateway: unary ~100-byte echo through the gateway vs straight to the servant (generated proxy client; gateway and servant in one server process)\n");
+    process.stdout.write("## Gateway: unary ~100-byte echo through `sgrid gateway` vs straight to the servant (servant, gateway and client each in its own process, a real registry in the driver)\n");
     process.stdout.write("Target: >= 0.5x direct calls/s at c=64.\n");
     process.stdout.write(`${await runGatewayBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs, json })}\n\n`);
   }

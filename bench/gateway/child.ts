@@ -1,33 +1,43 @@
 /**
- * Child process of the gateway benchmark (bench/gateway/run.ts): one side of
- * one stack, driven over IPC by bench/harness.ts serveBenchChild.
+ * Child processes of the gateway benchmark (bench/gateway/run.ts), each in
+ * its own process:
  *
- * - `direct`: the transport suite's servant (bench.v1.Bench, generated servant
- *   over gRPC); the client is the generated proxy, straight to it.
- * - `gateway`: the same servant, and in the same process a gateway (forwarder +
- *   gRPC front) that forwards bench.v1.Bench to it over loopback gRPC; the client
- *   is the same generated proxy, pointed at the gateway's port. Servant and
- *   gateway share the server process (and its pinned core), so the server CPU
- *   per call is the whole server side's.
+ * - `servant`: the transport suite's servant (bench.v1.Bench, generated
+ *   servant) as Bench.EchoServer.EchoObj on a gRPC adapter and on a native
+ *   (`sgrid://`) one (run.ts registers the one the gateway is to use);
+ *   answers {ev: "ready", port, nativePort}, then `cpu` and `exit` over IPC.
+ * - `client <stack> <port>` (bench/harness.ts serveBenchChild): `direct` and
+ *   `gateway` use the generated proxy over gRPC (to the servant's gRPC port,
+ *   or to the gateway's); `http-json` POSTs JSON over keep-alive HTTP/1.1 to
+ *   the gateway's HTTP front.
+ *
+ * The gateway itself is `sgrid gateway` (bench/gateway/gateway-process.ts).
  */
 import * as http from "node:http";
-import { Communicator } from "sgridnext";
-import { Forwarder, StaticServiceResolver } from "../../gateway/forwarder";
-import { GrpcFront } from "../../gateway/grpc-front";
-import { HttpFront } from "../../gateway/http-front";
+import { Application } from "sgridnext";
 import { serveBenchChild } from "../harness";
-import { TEXT, makeClient, startServer } from "../transport/stacks";
+import { BenchServant } from "../transport/gen/echo.sgrid";
+import type { EchoMessage } from "../transport/gen/echo";
+import { TEXT, makeClient } from "../transport/stacks";
 
-async function startGatewayStack(front: "grpc" | "http-json" = "grpc"): Promise<number> {
-  const servantPort = await startServer("grpc-proxy");
-  const communicator = new Communicator({ registry: "" });
-  const forwarder = new Forwarder({
-    communicator,
-    services: new StaticServiceResolver({ "bench.v1.Bench": `Bench.EchoServer.EchoObj@tcp -h 127.0.0.1 -p ${servantPort}` }),
-    reportToServiceMonitor: false,
+class EchoImpl extends BenchServant {
+  async echo(request: EchoMessage): Promise<EchoMessage> {
+    return request;
+  }
+}
+
+async function serveServant(): Promise<void> {
+  const adapters = ["127.0.0.1:0", "sgrid://127.0.0.1:0"];
+  const app = new Application({ app: "Bench", server: "EchoServer", agent: "", registry: "", handleSignals: false, adapters: { EchoObj: adapters } });
+  app.addServant("EchoObj", new EchoImpl());
+  await app.start();
+  const port = (p: string) => app.adapters().find((a) => a.endpoint.protocol === p)?.endpoint.port;
+  process.on("message", (m: { cmd: string }) => {
+    if (m.cmd === "cpu") process.send!({ ev: "cpu", cpu: process.cpuUsage() });
+    else if (m.cmd === "exit") void app.stop(0).finally(() => process.exit(0));
   });
-  if (front === "http-json") return new HttpFront({ forwarder, communicator }).listen("127.0.0.1", 0);
-  return new GrpcFront({ forwarder }).listen("127.0.0.1", 0);
+  process.on("disconnect", () => process.exit(0));
+  process.send!({ ev: "ready", port: port("grpc"), nativePort: port("sgrid") });
 }
 
 /** `http-json`: POST /bench.v1.Bench/Echo with a JSON body over keep-alive HTTP/1.1 (node:http, one socket per call in flight). */
@@ -48,7 +58,14 @@ function httpJsonClient(port: number) {
   };
 }
 
-serveBenchChild({
-  startServer: (stack) => (stack === "gateway" ? startGatewayStack() : stack === "http-json" ? startGatewayStack("http-json") : startServer("grpc-proxy")),
-  makeClient: async (stack, port) => (stack === "http-json" ? httpJsonClient(port) : makeClient("grpc-proxy", port)),
-});
+if (process.argv[2] === "servant") {
+  serveServant().catch((err: unknown) => {
+    process.stderr.write(`bench servant failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+} else {
+  serveBenchChild({
+    startServer: () => Promise.reject(new Error("the gateway bench starts its servers itself (bench/gateway/run.ts)")),
+    makeClient: async (stack, port) => (stack === "http-json" ? httpJsonClient(port) : makeClient("grpc-proxy", port)),
+  });
+}
