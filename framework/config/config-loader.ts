@@ -22,6 +22,8 @@
  *   pushes a version) fetches again and emits `change` with the previous and
  *   the new copy when the version differs. A new version that does not parse
  *   is refused: the old one stays in use and the command reports the error.
+ * - `validate(file, check)`: the service's own check of a file's value (a
+ *   schema); a version it refuses is handled as one that does not parse.
  */
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
@@ -111,6 +113,7 @@ function unreachable(err: unknown): boolean {
 
 export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
   private readonly loaded = new Map<string, LoadedConfig>();
+  private readonly validators = new Map<string, (value: unknown) => void>();
   private proxy: ConfigProxy | undefined;
   private readonly timeoutMs: number;
 
@@ -149,6 +152,33 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
     // A pushed version that cannot be used is refused (the command reports it); the copy in use stays.
     const current = await this.loadFile(file, false);
     return { changed: !previous || previous.version !== current.version || previous.text !== current.text, previous, current };
+  }
+
+  /**
+   * Checks every version of `file` before it is taken: `check` gets the parsed
+   * value and throws (a ConfigError naming the field, say) when the service
+   * cannot use it. A refused version is treated as one that does not parse: a
+   * pushed one is refused (`sgrid.loadconfig` reports why, the copy in use
+   * stays, no `change`), and at startup the last good copy is used.
+   */
+  validate(file: string, check: (value: unknown) => void): this {
+    checkConfigFileName(file);
+    this.validators.set(file, check);
+    return this;
+  }
+
+  private checked(file: string, text: string, version: string): unknown {
+    const value = parseConfig(file, text, version);
+    const check = this.validators.get(file);
+    if (check) {
+      try {
+        check(value);
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        throw new ConfigError(`config ${file}${version ? ` version ${version}` : ""} is refused: ${(err as Error).message}`, { file, version });
+      }
+    }
+    return value;
   }
 
   /** The copy in use, or undefined when `file` was never loaded. */
@@ -191,7 +221,7 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
       for (;;) {
         try {
           const reply = await proxy.load({ instance: { application: app, server, node: node ?? "" }, fileName: file }, { metadata: registryMetadata(this.options.token), timeoutMs: Math.max(1, until - Date.now()) });
-          const value = parseConfig(file, reply.content, reply.version);
+          const value = this.checked(file, reply.content, reply.version);
           const loaded: LoadedConfig = Object.freeze({ file, value, text: reply.content, version: reply.version, source: "registry", loadedAt: Date.now() });
           await this.keep(file, loaded);
           return loaded;
@@ -228,7 +258,7 @@ export class ConfigLoader extends EventEmitter<{ change: [ConfigChange] }> {
     const text = readFileIfExistsSync(p.content);
     if (text === undefined) return undefined;
     const version = (readFileIfExistsSync(p.version) ?? "").trim();
-    return Object.freeze({ file, value: parseConfig(file, text, version), text, version, source: "cache", loadedAt: Date.now() });
+    return Object.freeze({ file, value: this.checked(file, text, version), text, version, source: "cache", loadedAt: Date.now() });
   }
 
   /** Writes the last good copy; a failure is logged, never fatal (the copy in memory is good). */

@@ -113,6 +113,37 @@ describe("framework config loading", function () {
     }
   });
 
+  it("refuses a pushed version the service's own check refuses (validate), keeping the one in use; takes one it accepts", async () => {
+    const app = newApp("205");
+    app.config.validate("app.json", (v) => {
+      const rps = (v as { limits?: { rps?: unknown } }).limits?.rps;
+      if (typeof rps !== "number" || rps <= 0) throw new ConfigError("limits.rps: must be a number > 0", { field: "limits.rps" });
+    });
+    await app.config.load("app.json");
+    await app.start();
+    await waitFor("the agent channel", () => !!agent.connection("205"));
+    const before = app.config.get("app.json")!;
+    let changed = 0;
+    app.config.on("change", () => changed++);
+    registry.config.push("app.json", JSON.stringify({ greeting: "hola", limits: { rps: -1 } }), "a1.s4.i0");
+    try {
+      const r = await agent.send("205", "sgrid.loadconfig", "app.json");
+      expect(r.ok).to.equal(false);
+      expect(r.error).to.contain("limits.rps: must be a number > 0");
+      expect(app.config.get("app.json")).to.equal(before);
+      expect(changed).to.equal(0);
+      expect(JSON.parse(fs.readFileSync(path.join(confDir, "app.json"), "utf8")).limits.rps).to.be.above(0);
+
+      registry.config.push("app.json", JSON.stringify({ greeting: "hola", limits: { rps: 5 } }), "a1.s5.i0");
+      const ok = await agent.send("205", "sgrid.loadconfig", "app.json");
+      expect(ok).to.deep.include({ ok: true });
+      expect(changed).to.equal(1);
+      expect(app.config.get<{ limits: { rps: number } }>("app.json")!.value.limits.rps).to.equal(5);
+    } finally {
+      registry.config.push("app.json", JSON.stringify({ greeting: "bonjour", limits: { rps: 20 } }), "a1.s2.i0");
+    }
+  });
+
   it("starts from the last good copy, with a warning, when the registry's view does not parse or does not merge; throws without one", async () => {
     const warm = newApp("209");
     const good = await warm.config.load("app.json");
