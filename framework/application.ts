@@ -17,7 +17,7 @@
  *   the servant's own (`registerCommand`);
  * - Prometheus `/metrics` (SGRID_METRICS_PORT or `metricsPort`).
  */
-import { AgentChannel } from "./agent/agent-channel";
+import { agentChannelFromEnv, type AgentChannel } from "./agent/agent-channel";
 import { registerBuiltinCommands } from "./agent/builtin-commands";
 import { CommandRegistry, type CommandHandler, type CommandReply } from "./agent/commands";
 import { frameworkVersion } from "./agent/version";
@@ -150,16 +150,7 @@ export class Application {
   }
 
   private openAgentChannel(): void {
-    const agent = this.options.agent ?? this.env[ENV.AGENT];
-    if (!agent) return;
-    const instanceId = this.env[ENV.INSTANCE_ID];
-    const token = this.env[ENV.AGENT_TOKEN];
-    if (!instanceId || !token) {
-      log.warn({ agent }, "SGRID_AGENT is set but SGRID_INSTANCE_ID or SGRID_AGENT_TOKEN is not: no agent channel");
-      return;
-    }
-    this.agentChannelNow = new AgentChannel({ agent, instanceId, token, version: frameworkVersion(), channels: (ep) => this.communicator.channel(ep), commands: this.commands });
-    this.agentChannelNow.start();
+    this.agentChannelNow = agentChannelFromEnv(this.env, { agent: this.options.agent, version: frameworkVersion(), channels: (ep) => this.communicator.channel(ep), commands: this.commands });
   }
 
   private metricsPort(): number | undefined {

@@ -29,6 +29,7 @@ import { AgentProxy } from "../gen/sgrid/agent/v1/agent.sgrid";
 import type { CommandRegistry } from "./commands";
 import { AsyncQueue, Backoff, PeriodicTask } from "../primitives";
 import { StatsReporter } from "../stats-report";
+import { ENV } from "../contract/env";
 
 const log = getLogger("agent.channel");
 
@@ -54,6 +55,26 @@ export interface AgentChannelOptions {
 export const AGENT_CHANNEL_DEFAULTS = Object.freeze({ reconnectMs: 500, maxReconnectMs: 10_000, keepaliveMs: 5_000 });
 
 type Outgoing = AsyncQueue<DeepPartial<ServantMessage>>;
+
+/**
+ * The channel the node agent asked for through the environment (SGRID_AGENT,
+ * SGRID_INSTANCE_ID, SGRID_AGENT_TOKEN), started; undefined when the process
+ * was not started by an agent (no SGRID_AGENT, or `agent` ""), with a warning
+ * when only part of it is set.
+ */
+export function agentChannelFromEnv(env: NodeJS.ProcessEnv, options: { agent?: string; version: string; channels: ChannelProvider; commands: CommandRegistry }): AgentChannel | undefined {
+  const agent = options.agent ?? env[ENV.AGENT];
+  if (!agent) return undefined;
+  const instanceId = env[ENV.INSTANCE_ID];
+  const token = env[ENV.AGENT_TOKEN];
+  if (!instanceId || !token) {
+    log.warn({ agent }, "SGRID_AGENT is set but SGRID_INSTANCE_ID or SGRID_AGENT_TOKEN is not: no agent channel");
+    return undefined;
+  }
+  const channel = new AgentChannel({ agent, instanceId, token, version: options.version, channels: options.channels, commands: options.commands });
+  channel.start();
+  return channel;
+}
 
 export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [string]; command: [string] }> {
   private readonly proxy: AgentProxy;
