@@ -136,6 +136,8 @@ interface Target {
   readonly methods: Map<string, MethodDescriptor<Uint8Array, Uint8Array>>;
 }
 
+const NOT_EXPOSED = "(any)";
+
 export class Forwarder {
   /** Per route (scope: service, method: path) calls, errors by code and latency, as the gateway saw them. */
   readonly stats = new StatsRegistry();
@@ -264,8 +266,18 @@ export class Forwarder {
     return { t, m: this.method(t, path, name) };
   }
 
+  /**
+   * Counts a call the gateway refused before forwarding it (its route's auth
+   * or rate limit) in the route's stats; `path` undefined: a service no route
+   * exposes, counted under one `(not exposed)` entry so that callers making
+   * up names cannot grow the stats.
+   */
+  refused(path: string | undefined, err: unknown): void {
+    this.recorder(path ?? NOT_EXPOSED)(err);
+  }
+
   private recorder(path: string): (err: unknown) => void {
-    const [service] = splitPath(path);
+    const [service] = path === NOT_EXPOSED ? ["(not exposed)"] : splitPath(path);
     const mine: MethodStats = this.stats.get(service, path);
     const shared: MethodStats | undefined = this.report ? serverStats.get(service, path) : undefined;
     const started = performance.now();

@@ -12,7 +12,9 @@
  * used: the HTTP/2 session of a call, closed when a client stops reading.
  *
  * Per call: the route (routes file) must expose the service (else
- * UNIMPLEMENTED naming it), its bearer token must match (UNAUTHENTICATED), a
+ * UNIMPLEMENTED naming it), its bearer token must match (UNAUTHENTICATED),
+ * the client (by address) must be within the route's rateLimit
+ * (RESOURCE_EXHAUSTED with a `grpc-retry-pushback-ms` trailer), a
  * request message over the route's maxMessageBytes ends the call with
  * RESOURCE_EXHAUSTED. The backend's response headers are sent as they
  * arrive (before the first message), its trailers and status at the end.
@@ -23,9 +25,10 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type * as http2 from "node:http2";
-import { CancelledError, InvalidArgumentError, ResourceExhaustedError, SgridError, UnauthenticatedError, UnimplementedError, bindErrorFrom, getLogger, type Metadata } from "sgridnext";
+import { CancelledError, InvalidArgumentError, ResourceExhaustedError, SgridError, Status, UnauthenticatedError, UnimplementedError, bindErrorFrom, getLogger, type Metadata } from "sgridnext";
 import { fromGrpcMetadata, grpcAddress, toGrpcMetadata, toGrpcStatus } from "sgridnext/internal/transport/grpc/wire";
 import { forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
+import { clientKey, RateLimiter } from "./rate-limit";
 import { authorized, Routes } from "./routes";
 
 const log = getLogger("gateway.grpc");
@@ -39,6 +42,8 @@ export interface GrpcFrontOptions {
   stallTimeoutMs?: number;
   /** The server's own limit on a request message, above every route's (grpc-js refuses larger ones itself). Default 64 MiB. */
   hardMaxMessageBytes?: number;
+  /** The per-client rate limiter of the routes' `rateLimit` (shared with the HTTP front in `sgrid gateway`); default one of its own. */
+  limiter?: RateLimiter;
 }
 
 type AnyCall = grpc.ServerDuplexStream<Buffer, Buffer>;
@@ -127,6 +132,7 @@ export class GrpcFront {
   private readonly forwarder: Forwarder;
   private routes: Routes;
   private readonly stallTimeoutMs: number;
+  private readonly limiter: RateLimiter;
   private inFlight = 0;
   private stopping: Promise<void> | undefined;
   /** Connections closed because their client stopped reading (tests, diagnostics). */
@@ -136,6 +142,7 @@ export class GrpcFront {
     this.forwarder = options.forwarder;
     this.routes = options.routes ?? new Routes();
     this.stallTimeoutMs = options.stallTimeoutMs ?? GRPC_FRONT_DEFAULTS.stallTimeoutMs;
+    this.limiter = options.limiter ?? new RateLimiter();
     const hard = options.hardMaxMessageBytes ?? GRPC_FRONT_DEFAULTS.hardMaxMessageBytes;
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": hard,
@@ -149,6 +156,7 @@ export class GrpcFront {
   /** Swaps the routes: calls after this see them; open connections and calls in flight are not touched. */
   setRoutes(routes: Routes): void {
     this.routes = routes;
+    this.limiter.clear();
   }
 
   currentRoutes(): Routes {
@@ -186,6 +194,9 @@ export class GrpcFront {
     let headersSent = false;
     let trailers: Metadata = {};
     let finished = false;
+    // Until the call is handed to the forwarder, an error is the gateway's refusal (counted here, not there).
+    let refusedAs: string | undefined;
+    let forwarding = false;
     const fail = (err: unknown) => {
       if (finished) return;
       finished = true;
@@ -200,10 +211,19 @@ export class GrpcFront {
       const [service] = splitPath(path);
       const rule = this.routes.match(service);
       if (!rule) throw new UnimplementedError(`service "${service}" is not exposed by this gateway`, { service });
+      refusedAs = path;
       const incoming = fromGrpcMetadata(call.metadata);
       const auth = incoming.authorization;
       if (!authorized(rule, typeof auth === "string" ? auth : undefined)) {
         throw new UnauthenticatedError(`service "${service}" needs a bearer token (metadata authorization: Bearer <token>)`, { service });
+      }
+      if (rule.rateLimit) {
+        const waitMs = this.limiter.take(clientKey(rule, call.getPeer()), rule.rateLimit);
+        if (waitMs > 0) {
+          // gRPC's server pushback: a client with a retry policy for RESOURCE_EXHAUSTED waits this long.
+          trailers = { "grpc-retry-pushback-ms": String(waitMs) };
+          throw new ResourceExhaustedError(`rate limit of service "${service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service, retryAfterMs: waitMs });
+        }
       }
       const deadline = call.getDeadline();
       const d = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -219,6 +239,7 @@ export class GrpcFront {
         onTrailers: (t) => { trailers = t; },
       };
       const kind = await this.forwarder.methodKind(path);
+      forwarding = true;
       const requests = requestsOf(call, rule.maxMessageBytes, (err) => { fail(err); abort.abort(err); });
       if (kind === "unary" || kind === "server_stream") {
         const req = await requests.first();
@@ -240,6 +261,8 @@ export class GrpcFront {
         call.end(toGrpcMetadata(trailers));
       }
     } catch (err) {
+      // A service no Obj serves is counted with the unexposed ones: made-up names must not grow the stats.
+      if (!forwarding) this.forwarder.refused(err instanceof SgridError && err.status === Status.UNIMPLEMENTED ? undefined : refusedAs, err);
       fail(err);
     } finally {
       call.off("cancelled", onCancel);

@@ -44,7 +44,7 @@ import {
   type GrpcWebMode,
 } from "./grpc-web";
 import { httpStatusOf } from "./http-status";
-import { RateLimiter } from "./rate-limit";
+import { clientKey, RateLimiter } from "./rate-limit";
 import { authorized, Routes, type RouteRule } from "./routes";
 import { Descriptors } from "./transcoder";
 
@@ -61,6 +61,8 @@ export interface HttpFrontOptions {
   keepAliveTimeoutMs?: number;
   /** Rate-limit clock (tests). Default performance.now. */
   now?: () => number;
+  /** The rate limiter to use (shared with the gRPC front in `sgrid gateway`); default one of its own. */
+  limiter?: RateLimiter;
 }
 
 /** Request headers of a browser or of HTTP itself: never passed on to a servant. */
@@ -85,7 +87,7 @@ export class HttpFront {
   constructor(options: HttpFrontOptions) {
     this.forwarder = options.forwarder;
     this.routes = options.routes ?? new Routes();
-    this.limiter = new RateLimiter({ now: options.now });
+    this.limiter = options.limiter ?? new RateLimiter({ now: options.now });
     const communicator = options.communicator;
     this.descriptors = new Descriptors(async (service) => new ReflectionClient(communicator, (await this.forwarder.resolve(service)).obj));
     this.server = http.createServer((req, res) => this.handle(req, res));
@@ -166,7 +168,7 @@ export class HttpFront {
       throw new UnauthenticatedError(`service "${service}" needs a bearer token (header authorization: Bearer <token>)`, { service });
     }
     if (rule.rateLimit) {
-      const waitMs = this.limiter.take(`${rule.service}\0${req.socket.remoteAddress ?? ""}`, rule.rateLimit);
+      const waitMs = this.limiter.take(clientKey(rule, req.socket.remoteAddress), rule.rateLimit);
       if (waitMs > 0) {
         res.setHeader("retry-after", String(Math.ceil(waitMs / 1000)));
         throw new ResourceExhaustedError(`rate limit of service "${service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service, retryAfterMs: waitMs });

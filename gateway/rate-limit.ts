@@ -1,5 +1,5 @@
 /**
- * Per-client rate limits of the HTTP front: one token bucket per (route,
+ * Per-client rate limits of the gateway's fronts (gRPC and HTTP share one): one token bucket per (route,
  * client) key, refilled at `perSecond` up to `burst` (default: one second's
  * worth). Decides only; time is injected so tests need no clock.
  *
@@ -7,13 +7,28 @@
  * flood of new client addresses cannot grow memory (a forgotten client comes
  * back with a full bucket, which errs on the side of serving it).
  */
-import type { RateLimitRule } from "./routes";
+import type { RateLimitRule, RouteRule } from "./routes";
 
 export const RATE_LIMIT_DEFAULTS = Object.freeze({ maxKeys: 100_000 });
 
 interface Bucket {
   tokens: number;
   at: number;
+}
+
+/** A client's address without its port: `127.0.0.1:5000`, `[::1]:5000`, `ipv4:…` (grpc-js peers) or a bare address. */
+export function peerAddress(peer: string | undefined): string {
+  if (!peer) return "";
+  const p = peer.replace(/^ipv[46]:/, "");
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(p);
+  if (v6) return v6[1]!;
+  const v4 = /^([^:]+):\d+$/.exec(p);
+  return v4 ? v4[1]! : p;
+}
+
+/** The bucket of one client on one route; IPv4-mapped IPv6 addresses count as their IPv4 address. */
+export function clientKey(rule: RouteRule, address: string | undefined): string {
+  return `${rule.service}\0${peerAddress(address).replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "")}`;
 }
 
 export class RateLimiter {

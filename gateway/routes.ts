@@ -6,7 +6,7 @@
  * defaults:                      # every route's values unless it sets its own
  *   auth: none                   # none | { bearer: [token, ...] }
  *   maxMessageBytes: 4194304     # largest request message (gRPC) / body (HTTP)
- *   rateLimit: { perSecond: 100, burst: 200 }   # per client (HTTP front)
+ *   rateLimit: { perSecond: 100, burst: 200 }   # per client address (gRPC and HTTP fronts)
  *   cors: { origins: ["https://app.example"] }  # HTTP front
  * routes:
  *   - service: demo.echo.v1.Echo # exact name, `pkg.*` (a package and its sub-packages) or `*`

@@ -9,7 +9,7 @@
 import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { Application, Communicator, SgridError, Status, type DeepPartial, type Metadata, type ServerContext } from "sgridnext";
+import { Application, Communicator, SgridError, Status, statusName, type DeepPartial, type Metadata, type ServerContext } from "sgridnext";
 import { installCatchAll, GrpcFront } from "../../gateway/grpc-front";
 import { Forwarder, StaticServiceResolver } from "../../gateway/forwarder";
 import { parseRoutes } from "../../gateway/routes";
@@ -156,10 +156,36 @@ describe("gateway gRPC front", function () {
       const e4 = await echo.say({ text: "x".repeat(200) }, { metadata: { authorization: "Bearer s3cret" } }).then(() => undefined, (e: unknown) => e as SgridError);
       expect(e4?.status).to.equal(Status.RESOURCE_EXHAUSTED);
       expect(e4?.message).to.contain("limit of 64 bytes");
+      // Refusals count in the route's stats; unexposed services under one entry, whatever name the caller made up.
+      expect(forwarder.stats.get("demo.echo.v1.Echo", "/demo.echo.v1.Echo/Say").errorsByCode.get("UNAUTHENTICATED")).to.be.at.least(2);
+      expect(forwarder.stats.get("(not exposed)", "(any)").errorsByCode.get("UNIMPLEMENTED")).to.be.at.least(1);
+      expect(forwarder.stats.entries().map((e) => e.scope)).to.not.include("demo.other.x");
     } finally {
       front.setRoutes(parseRoutes(""));
     }
     expect((await echo.say({ text: "open again" })).text).to.equal("open again");
+  });
+
+  it("limits each client to the route's rate: past it RESOURCE_EXHAUSTED with a grpc-retry-pushback-ms trailer, without reaching the servant; other routes are not limited", async () => {
+    try {
+      front.setRoutes(parseRoutes("routes:\n  - service: demo.echo.v1.Echo\n    rateLimit: { perSecond: 0.5, burst: 2 }\n  - service: demo.echo.v1.Clock\n"));
+      const servedBefore = servant.calls;
+      expect((await echo.say({ text: "1" })).text).to.equal("1");
+      expect((await echo.say({ text: "2" })).text).to.equal("2");
+      let trailers: Metadata | undefined;
+      const err = await echo.say({ text: "3" }, { onTrailers: (t) => { trailers = t; } }).then(() => undefined, (e: unknown) => e as SgridError);
+      expect(err?.status).to.equal(Status.RESOURCE_EXHAUSTED);
+      expect(err?.message).to.contain("rate limit of service \"demo.echo.v1.Echo\"");
+      expect(Number(trailers?.["grpc-retry-pushback-ms"])).to.be.within(1, 2000);
+      expect(servant.calls - servedBefore).to.equal(2);
+      const clock = clientComm.stringToProxy(ClockProxy, `Gateway.Front.GatewayObj@tcp -h 127.0.0.1 -p ${gwPort}`);
+      // Clock has no rateLimit: it passes the limiter and gets as far as finding no Obj for it.
+      const now = await clock.now({}).then(() => "served", (e: SgridError) => statusName(e.status));
+      expect(now).to.equal("UNIMPLEMENTED");
+    } finally {
+      front.setRoutes(parseRoutes(""));
+    }
+    expect((await echo.say({ text: "unlimited again" })).text).to.equal("unlimited again");
   });
 
   it("records per-route calls, errors by code and latency", async () => {
