@@ -165,8 +165,16 @@ function quietIpServerNameWarning(): void {
   }) as typeof process.emitWarning;
 }
 
-if (require.main === module) {
+/**
+ * Runs the command line on `argv` (process.argv's form: node, script, args):
+ * what `sgrid` does. For programs that are a `sgrid` command, e.g. the
+ * `main.js` of a package deploying the gateway:
+ * `require("sgridnext-platform/dist/cli/main.js").main([process.argv[0], "sgrid", "gateway"])`.
+ */
+export function main(argv: readonly string[] = process.argv): Promise<void> {
   quietIpServerNameWarning();
-  const name = requestedCommand(process.argv);
-  void runCommand(buildProgram(name !== undefined && name in COMMANDS ? name : "-"), process.argv);
+  const name = requestedCommand(argv);
+  return runCommand(buildProgram(name !== undefined && name in COMMANDS ? name : "-"), [...argv]);
 }
+
+if (require.main === module) void main();

@@ -49,6 +49,11 @@ export class RegistryServiceResolver implements ServiceResolver {
     return this.table.get(service)?.[0];
   }
 
+  /** The service map as last received: service -> Objs (empty before the first map). */
+  snapshot(): Record<string, string[]> {
+    return Object.fromEntries([...this.table].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
   onChange(listener: (services: readonly string[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
