@@ -31,7 +31,11 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   node: {
     term: "node [options]", description: "run the node agent: install and supervise the instances the registry places on this machine",
-    load: () => [require("./node").registerNode],
+    // The agent's heap settings first: they matter while its modules load (cli/agent-heap.ts).
+    load: () => {
+      (require("./agent-heap") as typeof import("./agent-heap")).tuneAgentHeap();
+      return [require("./node").registerNode];
+    },
   },
   demo: {
     term: "demo [options]", description: "serve a demo Hello servant and call it through a generated proxy",

@@ -21,12 +21,13 @@ const HEAVY = /[\\/]node_modules[\\/](knex|koa|@koa[\\/]router|better-sqlite3|my
 const NOT_IN_AGENT = /[\\/]node_modules[\\/](prom-client|@opentelemetry[\\/]api|yaml|tar)[\\/]|[\\/]@bufbuild[\\/]protobuf[\\/]dist[\\/]cjs[\\/](wkt[\\/])?index\.js$/;
 
 /** A preload that writes the paths of every module the process loaded to a file when it exits. */
-function recorder(): { dir: string; preload: string; read: () => string[] } {
+function recorder(): { dir: string; preload: string; read: () => string[]; newSpace: () => number } {
   const dir = outputDir("lazy");
   const record = path.join(dir, "modules.json");
   const preload = path.join(dir, "record.js");
-  fs.writeFileSync(preload, `process.on("exit", () => require("fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify(Object.keys(require.cache))));\n`);
-  return { dir, preload, read: () => JSON.parse(fs.readFileSync(record, "utf8")) as string[] };
+  fs.writeFileSync(preload, `process.on("exit", () => require("fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify({ modules: Object.keys(require.cache), newSpace: require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size })));\n`);
+  const file = () => JSON.parse(fs.readFileSync(record, "utf8")) as { modules: string[]; newSpace: number };
+  return { dir, preload, read: () => file().modules, newSpace: () => file().newSpace };
 }
 
 /** Runs `sgrid args` and returns the status and the absolute paths of every module it loaded. */
@@ -89,7 +90,7 @@ describe("sgrid loads only what it runs", function () {
     after(() => h.teardown());
 
     it("runs the agent, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
-      const { dir, preload, read } = recorder();
+      const { dir, preload, read, newSpace } = recorder();
       const agent = spawn(process.execPath, ["-r", preload, CLI, "node", "--registry", h.registry.address, "--name", "lazy-node",
         "--data-dir", h.dataDir, "--address", "127.0.0.1", "--cgroup-group", h.group], {
         env: { ...process.env, SGRID_CLUSTER_TOKEN: h.registry.token, SGRID_LOG_LEVEL: "warn" },
@@ -106,8 +107,11 @@ describe("sgrid loads only what it runs", function () {
       }
       expect(await exited, stderr).to.equal(0);
       const modules = read();
+      const youngBytes = newSpace();
       fs.rmSync(dir, { recursive: true, force: true });
       expect(modules.some((m) => m.endsWith(`${path.sep}nodeagent${path.sep}agent${path.sep}node-agent.js`)), "the agent loaded").to.equal(true);
+      // cli/agent-heap.ts: the young generation stays at its first size, 1 MB per semi-space (V8 grows it to 16 MB per semi-space otherwise).
+      expect(youngBytes, "the agent's young generation, both semi-spaces").to.be.at.most(2 * 1024 * 1024);
       expect(modules.filter((m) => HEAVY.test(m))).to.deep.equal([]);
       expect(modules.filter((m) => NOT_IN_AGENT.test(m))).to.deep.equal([]);
     });

@@ -11,6 +11,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "sgridnext";
+import { AGENT_V8_FLAGS, tuneAgentHeap } from "../../cli/agent-heap";
 import { resolveNodeCliOptions, systemdUnitFor } from "../../cli/node";
 import { NodeAgent } from "../../nodeagent";
 import { CLI } from "../helpers/paths";
@@ -24,6 +25,13 @@ describe("cli: sgrid node", function () {
   this.timeout(120_000);
 
   describe("settings", () => {
+    it("keeps an operator's own young-generation flag (command line or NODE_OPTIONS) instead of the agent's heap setting", () => {
+      expect(AGENT_V8_FLAGS).to.deep.equal(["--semi-space-growth-factor=1"]);
+      expect(tuneAgentHeap(["--max-semi-space-size=8"], "")).to.deep.equal([]);
+      expect(tuneAgentHeap([], "--max-old-space-size=512 --max-semi-space-size=4")).to.deep.equal([]);
+      expect(tuneAgentHeap(["--semi-space-growth-factor=2"], "")).to.deep.equal([]);
+    });
+
     it("takes flags over env over the config file over defaults", () => {
       const dir = fs.mkdtempSync(path.join(require("node:os").tmpdir(), "sgrid-node-cli-"));
       try {
