@@ -56,6 +56,10 @@ export class StaticServiceResolver implements ServiceResolver {
   async find(service: string): Promise<string | undefined> {
     return this.table.get(service);
   }
+  /** The services in the table. */
+  services(): string[] {
+    return [...this.table.keys()];
+  }
 }
 
 /** Tries each resolver in turn (a routes file's fixed Objs first, then the registry). */

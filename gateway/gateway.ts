@@ -134,7 +134,9 @@ export class Gateway {
     // One limiter for both fronts: a client's rate is the same over gRPC and HTTP.
     const limiter = new RateLimiter();
     this.front = new GrpcFront({ forwarder: this.forwarder, stallTimeoutMs: options.stallTimeoutMs, limiter });
-    this.http = options.httpListen !== undefined ? new HttpFront({ forwarder: this.forwarder, communicator: this.communicator, limiter }) : undefined;
+    // REST paths (google.api.http) are looked up in every service the gateway can reach.
+    const known = (): string[] => [...Object.keys(this.registryServices?.snapshot() ?? {}), ...this.fixed.table.services()];
+    this.http = options.httpListen !== undefined ? new HttpFront({ forwarder: this.forwarder, communicator: this.communicator, limiter, services: known }) : undefined;
     this.config = new ConfigLoader({
       registry: options.registry, channels: (ep) => this.communicator.channel(ep),
       app: options.app ?? env.SGRID_APP, server: options.server ?? env.SGRID_SERVER, node: env.SGRID_NODE,

@@ -9,6 +9,10 @@
  *           does; client-streaming and bidi methods take a JSON array.
  *   POST /<package.Service>/<Method>   body gRPC-Web (application/grpc-web[-text][+proto])
  *        -> 200, data frames, then the trailers frame (grpc-status)
+ *   <VERB> <path of a google.api.http binding>   (gateway/http-rules.ts)
+ *        -> the method the servant's descriptors map that REST path to:
+ *           path variables, query parameters and the body make the request,
+ *           the reply (or its response_body field) is the JSON answer
  *   OPTIONS (any path)                 CORS preflight, from the route's `cors`
  *   GET /metrics                       Prometheus text: per route calls, errors by code, latency
  *
@@ -46,11 +50,12 @@ import {
 import { httpStatusOf } from "./http-status";
 import { clientKey, RateLimiter } from "./rate-limit";
 import { authorized, Routes, type RouteRule } from "./routes";
-import { Descriptors } from "./transcoder";
+import { matchRest, restRequest, restResponse, restRoutes, type RestRoute } from "./http-rules";
+import { Descriptors, type MethodTranscoder } from "./transcoder";
 
 const log = getLogger("gateway.http");
 
-export const HTTP_FRONT_DEFAULTS = Object.freeze({ keepAliveTimeoutMs: 65_000 });
+export const HTTP_FRONT_DEFAULTS = Object.freeze({ keepAliveTimeoutMs: 65_000, restTableTtlMs: 60_000 });
 
 export interface HttpFrontOptions {
   forwarder: Forwarder;
@@ -63,7 +68,14 @@ export interface HttpFrontOptions {
   now?: () => number;
   /** The rate limiter to use (shared with the gRPC front in `sgrid gateway`); default one of its own. */
   limiter?: RateLimiter;
+  /** The services whose google.api.http bindings are served as REST paths (`sgrid gateway`: the registry's service map). Default none. */
+  services?: () => readonly string[];
+  /** How long the REST table (every binding of those services) is kept before it is built again, ms; a new service list rebuilds it at once. Default 60000. */
+  restTableTtlMs?: number;
 }
+
+/** A gRPC method path (`/package.Service/Method`): anything else may be a REST binding. */
+const METHOD_PATH = /^\/([^/]+\.[^/]+)\/([^/]+)$/;
 
 /** Request headers of a browser or of HTTP itself: never passed on to a servant. */
 const BROWSER_HEADERS = new Set([
@@ -83,11 +95,16 @@ export class HttpFront {
   private readonly descriptors: Descriptors;
   private readonly limiter: RateLimiter;
   private readonly server: http.Server;
+  private readonly services: () => readonly string[];
+  private readonly restTtlMs: number;
+  private restTable: { at: number; key: string; routes: Promise<RestRoute[]> } | undefined;
 
   constructor(options: HttpFrontOptions) {
     this.forwarder = options.forwarder;
     this.routes = options.routes ?? new Routes();
     this.limiter = options.limiter ?? new RateLimiter({ now: options.now });
+    this.services = options.services ?? (() => []);
+    this.restTtlMs = options.restTableTtlMs ?? HTTP_FRONT_DEFAULTS.restTableTtlMs;
     const communicator = options.communicator;
     this.descriptors = new Descriptors(async (service) => new ReflectionClient(communicator, (await this.forwarder.resolve(service)).obj));
     this.server = http.createServer((req, res) => this.handle(req, res));
@@ -127,39 +144,48 @@ export class HttpFront {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? "/").split("?")[0]!;
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
     if (req.method === "GET" && path === "/metrics") {
       this.metrics(res);
       return;
     }
+    const methodPath = METHOD_PATH.test(path);
     if (req.method === "OPTIONS") {
-      answerPreflight(this.ruleFor(path)?.cors, req, res);
+      this.preflight(req, res, path, methodPath).catch((err: unknown) => this.fail(req, res, "json", err));
       return;
     }
     const mode: Mode = grpcWebMode(req.headers["content-type"]) ?? "json";
-    const done = this.recorder(path);
-    this.call(req, res, path, mode).then(() => done(undefined), (err: unknown) => {
-      done(err);
+    const at = { path: methodPath ? path : NOT_A_METHOD };
+    const started = performance.now();
+    const call = methodPath && (req.method === "POST" || mode !== "json")
+      ? this.call(req, res, path, mode)
+      : this.rest(req, res, path, new URLSearchParams(q < 0 ? "" : url.slice(q + 1)), mode, at);
+    call.then(() => this.record(at.path, started, undefined), (err: unknown) => {
+      this.record(at.path, started, err);
       this.fail(req, res, mode, err);
     });
   }
 
-  private ruleFor(path: string): RouteRule | undefined {
-    const m = /^\/([^/]+)\/[^/]+$/.exec(path);
-    return m ? this.routes.match(m[1]!) : undefined;
+  private async preflight(req: http.IncomingMessage, res: http.ServerResponse, path: string, methodPath: boolean): Promise<void> {
+    let service: string | undefined = methodPath ? METHOD_PATH.exec(path)![1] : undefined;
+    if (!methodPath) {
+      const verb = header(req, "access-control-request-method")?.toUpperCase() ?? "";
+      service = matchRest(await this.restRoutes(), verb, path)?.route.service;
+    }
+    answerPreflight(service === undefined ? undefined : this.routes.match(service)?.cors, req, res);
   }
 
-  private recorder(path: string): (err: unknown) => void {
-    const m = /^\/([^/]+)\/[^/]+$/.exec(path);
+  private record(path: string, started: number, err: unknown): void {
+    const m = METHOD_PATH.exec(path);
     // Paths that are not methods share one entry, so random URLs cannot grow the table.
-    const stats = m ? this.stats.get(m[1]!, path) : this.stats.get("(none)", "(not a method path)");
-    const started = performance.now();
-    return (err) => stats.record(performance.now() - started, err);
+    const stats = m ? this.stats.get(m[1]!, path) : this.stats.get("(none)", NOT_A_METHOD);
+    stats.record(performance.now() - started, err);
   }
 
-  private async call(req: http.IncomingMessage, res: http.ServerResponse, path: string, mode: Mode): Promise<void> {
-    if (req.method !== "POST") throw new NotFoundError(`${req.method} ${path.slice(0, 200)}: call a method with POST /package.Service/Method (or GET /metrics)`);
-    const [service, method] = splitPath(path);
+  /** The route of `service` after the route's checks: exposed, bearer token, rate limit (each refusal thrown). */
+  private guard(req: http.IncomingMessage, res: http.ServerResponse, service: string): RouteRule {
     const rule = this.routes.match(service);
     if (!rule) throw new UnimplementedError(`service "${service}" is not exposed by the gateway's routes`, { service });
     for (const [k, v] of Object.entries(corsHeaders(rule.cors, req.headers.origin))) res.setHeader(k, v);
@@ -174,17 +200,79 @@ export class HttpFront {
         throw new ResourceExhaustedError(`rate limit of service "${service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service, retryAfterMs: waitMs });
       }
     }
-    const body = await readBody(req, rule.maxMessageBytes);
+    return rule;
+  }
+
+  private forwardCall(req: http.IncomingMessage, res: http.ServerResponse, mode: Mode, rule: RouteRule): ForwardCall {
     const timeoutMs = parseGrpcTimeout(header(req, "grpc-timeout"));
     const abort = new AbortController();
     res.on("close", () => { if (!res.writableFinished) abort.abort(); });
-    const fwd: ForwardCall = {
+    return {
       metadata: this.metadataOf(req, mode, rule),
       deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
       signal: abort.signal,
     };
-    if (mode === "json") await this.json(res, path, service, method, body, fwd);
-    else await this.grpcWeb(res, mode, path, body, fwd);
+  }
+
+  private async call(req: http.IncomingMessage, res: http.ServerResponse, path: string, mode: Mode): Promise<void> {
+    if (req.method !== "POST") throw new NotFoundError(`${req.method} ${path.slice(0, 200)}: call a method with POST /package.Service/Method (or GET /metrics)`);
+    const [service, method] = splitPath(path);
+    const rule = this.guard(req, res, service);
+    const body = await readBody(req, rule.maxMessageBytes);
+    const fwd = this.forwardCall(req, res, mode, rule);
+    if (mode === "json") {
+      const t = await this.descriptors.method(service, method);
+      await this.json(res, path, t, parseJsonBody(body), fwd);
+    } else {
+      await this.grpcWeb(res, mode, path, body, fwd);
+    }
+  }
+
+  /** Every google.api.http binding of the services, built again after restTableTtlMs or when the service list changed. */
+  private restRoutes(): Promise<RestRoute[]> {
+    const services = [...new Set(this.services())].sort();
+    const key = services.join(",");
+    const now = Date.now();
+    const kept = this.restTable;
+    if (kept && kept.key === key && now - kept.at < this.restTtlMs) return kept.routes;
+    const routes = (async () => {
+      const methods: Array<{ service: string; transcoder: MethodTranscoder }> = [];
+      await Promise.all(services.map(async (service) => {
+        try {
+          for (const transcoder of (await this.descriptors.service(service)).values()) methods.push({ service, transcoder });
+        } catch (err) {
+          log.debug({ service, err: (err as Error).message }, "no descriptors for the REST table: the service's REST paths are not served until they load");
+        }
+      }));
+      return restRoutes(methods, (what, err) => log.warn({ method: what, err: err.message }, "google.api.http binding not served: its template does not parse"));
+    })();
+    this.restTable = { at: now, key, routes };
+    return routes;
+  }
+
+  private async rest(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: URLSearchParams, mode: Mode, at: { path: string }): Promise<void> {
+    const verb = (req.method ?? "GET").toUpperCase();
+    const routes = await this.restRoutes();
+    const match = matchRest(routes, verb, path);
+    if (!match) {
+      const others = [...new Set(routes.filter((r) => r.compiled.regex.test(path)).map((r) => r.binding.verb))];
+      if (others.length > 0) {
+        res.setHeader("allow", others.join(", "));
+        throw new UnimplementedError(`${verb} ${path.slice(0, 200)}: this path takes ${others.join(", ")}`, { allow: others });
+      }
+      throw new NotFoundError(`${verb} ${path.slice(0, 200)}: no method is mapped to this path (google.api.http), and it is not POST /package.Service/Method`);
+    }
+    if (mode !== "json") throw new InvalidArgumentError(`${verb} ${path.slice(0, 200)} is a REST path: send JSON, or gRPC-Web to POST ${match.route.path}`, { field: "(content-type)" });
+    const { route } = match;
+    at.path = route.path;
+    const rule = this.guard(req, res, route.service);
+    const t = route.transcoder;
+    if (t.kind === "client_stream" || t.kind === "bidi") throw new UnimplementedError(`${route.path} is a ${t.kind === "bidi" ? "bidi" : "client"}-streaming method: its REST binding is not served; call POST ${route.path} with a JSON array`);
+    const body = await readBody(req, rule.maxMessageBytes);
+    // A binding without a body takes none (a GET's body, if any, is not read as the request).
+    const parsed = route.binding.body && body.length > 0 ? parseJsonBody(body) : undefined;
+    const request = restRequest(match, parsed, query);
+    await this.json(res, route.path, t, request, this.forwardCall(req, res, mode, rule), (reply) => restResponse(route, reply));
   }
 
   private metadataOf(req: http.IncomingMessage, mode: Mode, rule: RouteRule): Metadata {
@@ -201,14 +289,7 @@ export class HttpFront {
     return forwardableMetadata(md, rule.auth === "none" ? undefined : DROP_AUTH);
   }
 
-  private async json(res: http.ServerResponse, path: string, service: string, method: string, body: Buffer, fwd: ForwardCall): Promise<void> {
-    const t = await this.descriptors.method(service, method);
-    let parsed: JsonValue;
-    try {
-      parsed = body.length === 0 ? {} : (JSON.parse(body.toString("utf8")) as JsonValue);
-    } catch (err) {
-      throw new InvalidArgumentError(`the body is not JSON: ${(err as Error).message}`, { field: "(body)" });
-    }
+  private async json(res: http.ServerResponse, path: string, t: MethodTranscoder, parsed: JsonValue, fwd: ForwardCall, answer: (reply: JsonValue) => JsonValue = (r) => r): Promise<void> {
     const many = t.kind === "client_stream" || t.kind === "bidi";
     if (many && !Array.isArray(parsed)) throw new InvalidArgumentError(`${path} takes a stream: send a JSON array of requests`, { field: "(body)" });
     const requests = many ? (parsed as JsonValue[]).map((r, i) => withIndex(i, many, () => t.requestFromJson(r))) : [t.requestFromJson(parsed)];
@@ -220,7 +301,7 @@ export class HttpFront {
     const source = (async function* () { yield* requests; })();
     if (t.kind === "unary" || t.kind === "client_stream") {
       const reply = t.kind === "unary" ? await this.forwarder.unary(path, requests[0]!, call) : await this.forwarder.clientStream(path, source, call);
-      const text = JSON.stringify(t.responseToJson(reply));
+      const text = JSON.stringify(answer(t.responseToJson(reply)));
       res.writeHead(200, { "content-type": "application/json" }).end(text);
       return;
     }
@@ -229,7 +310,7 @@ export class HttpFront {
     try {
       for await (const msg of stream) {
         if (!started) { res.writeHead(200, { "content-type": "application/x-ndjson" }); started = true; }
-        if (!res.write(`${JSON.stringify({ result: t.responseToJson(msg) })}\n`)) await drained(res);
+        if (!res.write(`${JSON.stringify({ result: answer(t.responseToJson(msg)) })}\n`)) await drained(res);
       }
     } catch (err) {
       if (!started) throw err;
@@ -299,6 +380,16 @@ export class HttpFront {
       log.error({ err }, "cannot render metrics");
       res.writeHead(500, { "content-type": "text/plain" }).end("metrics failed\n");
     });
+  }
+}
+
+const NOT_A_METHOD = "(not a method path)";
+
+function parseJsonBody(body: Buffer): JsonValue {
+  try {
+    return body.length === 0 ? {} : (JSON.parse(body.toString("utf8")) as JsonValue);
+  } catch (err) {
+    throw new InvalidArgumentError(`the body is not JSON: ${(err as Error).message}`, { field: "(body)" });
   }
 }
 

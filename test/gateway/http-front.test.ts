@@ -135,8 +135,10 @@ describe("gateway HTTP front (JSON, gRPC-Web)", function () {
     expect(internal.body.toString()).to.not.contain("secret internal detail");
     const noMethod = await postJson("/demo.echo.v1.Echo/NoSuchMethod", {});
     expect(noMethod.status).to.equal(404);
+    // Not a method path, and no REST binding maps it.
     const notPath = await request("POST", "/just-a-path");
-    expect(notPath.status).to.equal(400);
+    expect(notPath.status).to.equal(404);
+    expect(notPath.json().message).to.contain("no method is mapped to this path");
     const get = await request("GET", "/demo.echo.v1.Echo/Say");
     expect(get.status).to.equal(404);
   });
