@@ -24,7 +24,7 @@
  * | `gateway.reload` | reads the routes again now, as SIGHUP does |
  */
 import * as fs from "node:fs";
-import { Communicator, ConfigError, ConfigLoader, getLogger } from "sgridnext";
+import { Communicator, ConfigError, ConfigLoader, getLogger, startMetricsServer, type MetricsServer } from "sgridnext";
 import { agentChannelFromEnv, type AgentChannel } from "sgridnext/internal/agent/agent-channel";
 import { registerBuiltinCommands } from "sgridnext/internal/agent/builtin-commands";
 import { CommandRegistry } from "sgridnext/internal/agent/commands";
@@ -60,6 +60,8 @@ export interface GatewayOptions {
   stallTimeoutMs?: number;
   /** The local agent's address; default SGRID_AGENT ("" = no agent channel). */
   agent?: string;
+  /** Serve Prometheus `/metrics` (per route calls, errors, latency; process metrics) on this port, 0 = any. Default SGRID_METRICS_PORT; unset = off (the HTTP front serves /metrics too). */
+  metricsPort?: number;
   /** The Obj this gateway serves as (for the agent's ready report). Default `<app>.<server>.GatewayObj`. */
   obj?: string;
   env?: NodeJS.ProcessEnv;
@@ -114,6 +116,7 @@ export class Gateway {
   /** Admin commands answered over the agent channel (or runCommand). */
   readonly commands = new CommandRegistry();
   private agentChannelNow: AgentChannel | undefined;
+  private metricsServer: MetricsServer | undefined;
   private readonly env: NodeJS.ProcessEnv;
   private pollTimer: NodeJS.Timeout | undefined;
   private port = 0;
@@ -196,6 +199,11 @@ export class Gateway {
       const h = parseListen(this.options.httpListen);
       this.httpPort = await this.http.listen(h.host, h.port);
     }
+    const metricsPort = this.options.metricsPort ?? (this.env.SGRID_METRICS_PORT ? Number(this.env.SGRID_METRICS_PORT) : undefined);
+    if (metricsPort !== undefined) {
+      if (!(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)) throw new ConfigError(`SGRID_METRICS_PORT must be a port number 0-65535, got "${this.env.SGRID_METRICS_PORT ?? metricsPort}"`);
+      this.metricsServer = await startMetricsServer({ port: metricsPort, host: this.env.SGRID_METRICS_HOST || undefined });
+    }
     this.agentChannelNow?.ready([this.objName()]);
     const poll = this.options.routesPollMs ?? (this.agentChannelNow ? 0 : GATEWAY_DEFAULTS.routesPollMs);
     if (this.options.configFile && poll > 0) {
@@ -207,6 +215,11 @@ export class Gateway {
 
   get boundPort(): number {
     return this.port;
+  }
+
+  /** The /metrics server, when one was asked for. */
+  get metrics(): MetricsServer | undefined {
+    return this.metricsServer;
   }
 
   /** The HTTP front's port (0 without one). */
@@ -261,7 +274,7 @@ export class Gateway {
   async stop(graceMs = 2000): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.agentChannelNow?.close();
-    await Promise.all([this.front.shutdown(graceMs), this.http?.shutdown(graceMs)]);
+    await Promise.all([this.front.shutdown(graceMs), this.http?.shutdown(graceMs), this.metricsServer?.close()]);
     this.forwarder.close();
     this.registryServices?.close();
     this.communicator.close();

@@ -14,6 +14,7 @@ import * as http2 from "node:http2";
 import * as path from "node:path";
 import { expect } from "chai";
 import { CLI } from "../helpers/paths";
+import { reservePort } from "../helpers/ports";
 import { waitFor } from "../helpers/wait";
 import { FaultCluster } from "../fault/harness/cluster";
 import { ECHO_OBJ, ECHO_SERVER } from "../fault/harness/scenario";
@@ -55,6 +56,8 @@ describe("gateway deployed as a Sgrid server: routes pushed from the config cent
   let session: http2.ClientHttp2Session | undefined;
   let sessionClosed = false;
   let gatewayInstance = 0;
+  let gatewayHost = "";
+  let metricsPort = 0;
 
   async function setRoutes(yaml: string): Promise<void> {
     const file = path.join(cluster!.out, "gateway.yaml");
@@ -87,7 +90,8 @@ describe("gateway deployed as a Sgrid server: routes pushed from the config cent
     await cluster.waitAllActive({ [ECHO_OBJ]: 1 });
 
     // The server first, so that its routes are in the config center before the gateway starts (without them it does not start).
-    const deployed = await cluster.cli(["deploy", `${APP}.${SERVER}`, "--nodes", "node-a", "--obj", "GatewayObj", "--type", "node"]);
+    metricsPort = await reservePort();
+    const deployed = await cluster.cli(["deploy", `${APP}.${SERVER}`, "--nodes", "node-a", "--obj", "GatewayObj", "--type", "node", "--env", `SGRID_METRICS_PORT=${metricsPort}`]);
     expect(deployed.code, deployed.out).to.equal(0);
     await setRoutes("routes:\n  - service: demo.echo.v1.Echo\n");
     const pkg = await writePackage(path.join(cluster.out, "packages"), `${APP}.${SERVER}-1.0.0.tgz`, {
@@ -100,6 +104,7 @@ describe("gateway deployed as a Sgrid server: routes pushed from the config cent
     await cluster.waitAllActive({ [GATEWAY_OBJ]: 1 });
     gatewayInstance = (await cluster.instances(APP, SERVER))[0]!.id;
     const ep = (await cluster.find(GATEWAY_OBJ)).active[0]!;
+    gatewayHost = ep.host;
 
     session = http2.connect(`http://${ep.host}:${ep.port}`);
     session.on("close", () => { sessionClosed = true; });
@@ -152,6 +157,14 @@ describe("gateway deployed as a Sgrid server: routes pushed from the config cent
     expect(applied.output).to.match(/^routes \S+ applied$/);
     const routes = JSON.parse((await command("gateway.routes")).output) as { routes: Array<{ auth: string }> };
     expect(routes.routes[0]!.auth).to.equal("bearer (2 tokens)");
+  });
+
+  it("serves each route's calls, errors by code and latency on /metrics (SGRID_METRICS_PORT)", async () => {
+    const text = await (await fetch(`http://${gatewayHost}:${metricsPort}/metrics`)).text();
+    const labels = 'obj="demo.echo.v1.Echo",method="/demo.echo.v1.Echo/Say"';
+    expect(Number(new RegExp(`sgrid_server_calls_total\\{${labels}\\} (\\d+)`).exec(text)?.[1])).to.be.at.least(5);
+    expect(Number(new RegExp(`sgrid_server_errors_total\\{${labels},code="UNAUTHENTICATED"\\} (\\d+)`).exec(text)?.[1])).to.be.at.least(2);
+    expect(text).to.contain(`sgrid_server_latency_seconds_bucket{${labels}`);
   });
 
   it("reports each route's calls, errors by code and latency to the service monitor", async () => {
