@@ -134,11 +134,45 @@ export function forwardableMetadata(md: Metadata, drop?: ReadonlySet<string>): M
   return out;
 }
 
+/** What the backend's HTTP/2 server set on its response headers itself (the gateway's server sets its own): never forwarded. */
+const OWN_RESPONSE_KEYS: ReadonlySet<string> = new Set(["date", "server"]);
+
+/**
+ * The backend's response headers that go on to the gateway's caller: the servant's own keys, without the
+ * transport's (`content-type`, `date`, `grpc-*`, ...); undefined when none is left, so no headers frame of its
+ * own is needed (grpc-js sends the empty headers with the answer).
+ */
+export function forwardableHeaders(md: Metadata): Metadata | undefined {
+  let out: Metadata | undefined;
+  for (const key in md) {
+    if (key.startsWith(":") || key.startsWith("grpc-") || HOP_KEYS.has(key) || OWN_RESPONSE_KEYS.has(key)) continue;
+    (out ??= {})[key] = md[key]!;
+  }
+  return out;
+}
+
 interface Target {
   readonly route: Route;
   readonly proxy: ProxyBase;
   readonly methods: Map<string, MethodDescriptor<Uint8Array, Uint8Array>>;
 }
+
+/**
+ * A method path resolved once (its target settled): what a unary call needs, with no lookup, split or await on
+ * its way. Valid while its target is the service's current one and the method's kind has not changed.
+ */
+interface PathEntry {
+  readonly service: string;
+  readonly name: string;
+  readonly target: Promise<Target>;
+  readonly t: Target;
+  readonly m: MethodDescriptor<Uint8Array, Uint8Array>;
+  readonly mine: MethodStats;
+  readonly shared: MethodStats | undefined;
+}
+
+/** Kept per path at most (a client inventing paths cannot grow it without bound). */
+const MAX_PATH_ENTRIES = 10_000;
 
 const NOT_EXPOSED = "(any)";
 
@@ -154,6 +188,8 @@ export class Forwarder {
   /** service -> method kinds, once described. */
   private readonly kinds = new Map<string, Map<string, MethodKind>>();
   private readonly proxyClasses = new Map<string, ProxyClass<ProxyBase>>();
+  /** path -> its resolution, once its target settled (see PathEntry). */
+  private readonly paths = new Map<string, PathEntry>();
   private readonly unsubscribe: (() => void) | undefined;
 
   constructor(options: ForwarderOptions) {
@@ -186,6 +222,47 @@ export class Forwarder {
   async methodKind(path: string): Promise<MethodKind> {
     const [service, method] = splitPath(path);
     return (await this.target(service)).route.kinds.get(method) ?? "bidi";
+  }
+
+  /**
+   * The kind of a method when it is known without waiting (its path was resolved before); undefined otherwise
+   * (then methodKind() finds out). The gRPC front's unary fast path asks this.
+   */
+  kindNow(path: string): MethodKind | undefined {
+    return this.entryNow(path)?.m.kind;
+  }
+
+  /** The path's entry when it is still good; undefined when it must be (re)made. */
+  private entryNow(path: string): PathEntry | undefined {
+    const e = this.paths.get(path);
+    if (e === undefined) return undefined;
+    if (this.targets.get(e.service) !== e.target || (e.t.route.kinds.get(e.name) ?? "bidi") !== e.m.kind) {
+      this.paths.delete(path);
+      return undefined;
+    }
+    return e;
+  }
+
+  /** Makes the path's entry once its target settles. */
+  private async entry(path: string): Promise<PathEntry> {
+    const now = this.entryNow(path);
+    if (now !== undefined) return now;
+    const [service, name] = splitPath(path);
+    const target = this.target(service);
+    const t = await target;
+    let m = this.method(t, path, name);
+    const kind = t.route.kinds.get(name) ?? "bidi";
+    if (m.kind !== kind) {
+      // Described since the method was first used: the native transport needs the right kind.
+      m = { ...m, kind };
+      t.methods.set(name, m);
+    }
+    const e: PathEntry = { service, name, target, t, m, mine: this.stats.get(service, path), shared: this.report ? serverStats.get(service, path) : undefined };
+    if (this.targets.get(service) === target) {
+      if (this.paths.size >= MAX_PATH_ENTRIES) this.paths.clear();
+      this.paths.set(path, e);
+    }
+    return e;
   }
 
   private target(service: string): Promise<Target> {
@@ -265,9 +342,14 @@ export class Forwarder {
   }
 
   private async prepare(path: string): Promise<{ t: Target; m: MethodDescriptor<Uint8Array, Uint8Array> }> {
-    const [service, name] = splitPath(path);
-    const t = await this.target(service);
-    return { t, m: this.method(t, path, name) };
+    return this.entry(path);
+  }
+
+  /** Records a unary call of a resolved path. */
+  private recordUnary(e: PathEntry, started: number, err: unknown): void {
+    const ms = performance.now() - started;
+    e.mine.record(ms, err);
+    e.shared?.record(ms, err);
   }
 
   /**
@@ -303,17 +385,35 @@ export class Forwarder {
     return o;
   }
 
-  async unary(path: string, request: Uint8Array, call: ForwardCall): Promise<Buffer> {
-    const done = this.recorder(path);
+  /**
+   * One unary call. A path resolved before goes straight to the proxy's invoker: no split, lookup or await of
+   * its own, one then() for the stats (the gRPC front's fast path, and the HTTP front's unary calls).
+   */
+  unary(path: string, request: Uint8Array, call: ForwardCall): Promise<Buffer> {
+    const started = performance.now();
+    const e = this.entryNow(path);
+    if (e === undefined) return this.unaryResolving(path, request, call, started);
+    return this.unaryOn(e, request, call, started);
+  }
+
+  private unaryOn(e: PathEntry, request: Uint8Array, call: ForwardCall, started: number): Promise<Buffer> {
+    return e.t.proxy.$invoker.unary(e.m, request as DeepPartial<Uint8Array>, this.options(call, false)).then(
+      (res) => { this.recordUnary(e, started, undefined); return res as Buffer; },
+      (err: unknown) => { this.recordUnary(e, started, err); throw err; },
+    );
+  }
+
+  /** The first call of a path (or the first after its service moved): resolves it, then calls. */
+  private async unaryResolving(path: string, request: Uint8Array, call: ForwardCall, started: number): Promise<Buffer> {
+    let e: PathEntry;
     try {
-      const { t, m } = await this.prepare(path);
-      const res = await t.proxy.$invoker.unary(m, request as DeepPartial<Uint8Array>, this.options(call, false));
-      done(undefined);
-      return res as Buffer;
+      e = await this.entry(path);
     } catch (err) {
-      done(err);
+      // No target (UNIMPLEMENTED, a bad path): counted under the path as before.
+      this.recorder(path)(err);
       throw err;
     }
+    return this.unaryOn(e, request, call, started);
   }
 
   serverStream(path: string, request: Uint8Array, call: ForwardCall): AsyncIterable<Buffer> {
@@ -339,16 +439,19 @@ export class Forwarder {
 
   private async *streamed(path: string, open: (t: Target, m: MethodDescriptor<Uint8Array, Uint8Array>) => AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
     const done = this.recorder(path);
+    let ended = false;
     try {
       const { t, m } = await this.prepare(path);
       for await (const msg of open(t, m)) yield msg as Buffer;
+      ended = true;
       done(undefined);
     } catch (err) {
+      ended = true;
       done(err);
       throw err;
     } finally {
       // The consumer stopped early (return()): counted as cancelled by the client.
-      done(new CancelledError("cancelled by the client"));
+      if (!ended) done(new CancelledError("cancelled by the client"));
     }
   }
 }

@@ -6,7 +6,10 @@
  * that reaches into its internals: the server's private `handlers` map gets a
  * `get` that answers every unregistered path with one generic handler of type
  * `bidi` with passthrough (de)serializers (every kind of call is the same on
- * the wire: a stream of length-prefixed messages each way). A grpc-js upgrade
+ * the wire: a stream of length-prefixed messages each way). A path the
+ * forwarder already knows as unary gets a generic handler of type `unary`
+ * instead (the fast path: grpc-js reads the one message and takes one
+ * callback; no duplex stream, no request iterator, no drain wait). A grpc-js upgrade
  * that renames the map fails `installCatchAll` at start, loudly, and the test
  * test/gateway/grpc-front.test.ts. The same goes for the one other internal
  * used: the HTTP/2 session of a call, closed when a client stops reading.
@@ -26,10 +29,10 @@
 import * as grpc from "@grpc/grpc-js";
 import type * as http2 from "node:http2";
 import { CancelledError, InvalidArgumentError, ResourceExhaustedError, SgridError, Status, UnauthenticatedError, UnimplementedError, bindErrorFrom, getLogger, type Metadata } from "sgridnext";
-import { fromGrpcMetadata, grpcAddress, toGrpcMetadata, toGrpcStatus } from "sgridnext/internal/transport/grpc/wire";
-import { forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
+import { ERROR_CODE_KEY, ERROR_DATA_KEY, fromGrpcMetadata, grpcAddress, toGrpcMetadata, toGrpcStatus } from "sgridnext/internal/transport/grpc/wire";
+import { forwardableHeaders, forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
 import { clientKey, RateLimiter } from "./rate-limit";
-import { authorized, Routes } from "./routes";
+import { authorized, Routes, type RouteRule } from "./routes";
 
 const log = getLogger("gateway.grpc");
 
@@ -47,32 +50,48 @@ export interface GrpcFrontOptions {
 }
 
 type AnyCall = grpc.ServerDuplexStream<Buffer, Buffer>;
+type UnaryCall = grpc.ServerUnaryCall<Buffer, Buffer>;
+type UnaryCallback = (err: grpc.ServerErrorResponse | Partial<grpc.StatusObject> | null, value?: Buffer | null, trailer?: grpc.Metadata) => void;
 interface GenericHandler {
-  func: (call: AnyCall) => void;
+  func: ((call: AnyCall) => void) | ((call: UnaryCall, callback: UnaryCallback) => void);
   serialize: (b: Buffer) => Buffer;
   deserialize: (b: Buffer) => Buffer;
-  type: "bidi";
+  type: "bidi" | "unary";
   path: string;
 }
 
+/** The unary fast path of installCatchAll: which paths take it, and their handler. */
+export interface UnaryCatchAll {
+  isUnary(path: string): boolean;
+  handler(call: UnaryCall, callback: UnaryCallback): void;
+}
+
+const same = (b: Buffer) => b;
+
 /**
- * Makes `server` answer every path no service registered with `handler` (a grpc-js internal: its `handlers` Map).
- * Throws when that internal is not there, so a grpc-js that changed it fails at start, not at the first call.
+ * Makes `server` answer every path no service registered with `handler` (a grpc-js internal: its `handlers` Map),
+ * or with `unary.handler` where `unary.isUnary(path)`. Throws when that internal is not there, so a grpc-js that
+ * changed it fails at start, not at the first call.
  */
-export function installCatchAll(server: grpc.Server, handler: (call: AnyCall) => void): void {
+export function installCatchAll(server: grpc.Server, handler: (call: AnyCall) => void, unary?: UnaryCatchAll): void {
   const handlers = (server as unknown as { handlers?: unknown }).handlers;
   if (!(handlers instanceof Map)) throw new Error("grpc-js internals changed: Server#handlers is not a Map; the gateway's catch-all handler cannot be installed");
   const map = handlers as Map<string, unknown>;
   const generic = new Map<string, GenericHandler>();
+  const unaries = new Map<string, GenericHandler>();
   const get = map.get.bind(map);
   map.get = (path: string) => {
     const own = get(path);
     if (own !== undefined) return own;
-    let h = generic.get(path);
+    const fast = unary !== undefined && unary.isUnary(path);
+    const table = fast ? unaries : generic;
+    let h = table.get(path);
     if (!h) {
-      h = { func: handler, serialize: (b) => b, deserialize: (b) => b, type: "bidi", path };
-      if (generic.size > 10_000) generic.clear();
-      generic.set(path, h);
+      h = fast
+        ? { func: (call: UnaryCall, cb: UnaryCallback) => unary.handler(call, cb), serialize: same, deserialize: same, type: "unary", path }
+        : { func: handler, serialize: same, deserialize: same, type: "bidi", path };
+      if (table.size > 10_000) table.clear();
+      table.set(path, h);
     }
     return h;
   };
@@ -92,14 +111,17 @@ export function sessionOf(call: AnyCall): http2.ServerHttp2Session | undefined {
 function requestsOf(call: AnyCall, maxBytes: number, onTooLarge: (err: SgridError) => void): AsyncIterable<Buffer> & { first(): Promise<Buffer | undefined> } {
   let ended = false;
   let failed: unknown;
+  // grpc-js emits "cancelled" at the end of every call, after its status: the error is made only when read.
+  let cancelled = false;
   let wake: (() => void) | undefined;
   const notify = () => { const w = wake; wake = undefined; w?.(); };
   call.on("readable", notify);
   call.once("end", () => { ended = true; notify(); });
   call.once("error", (err) => { failed = err; notify(); });
-  call.once("cancelled", () => { failed ??= new CancelledError("cancelled by the client"); notify(); });
+  call.once("cancelled", () => { cancelled = true; notify(); });
   async function next(): Promise<Buffer | undefined> {
     for (;;) {
+      if (failed === undefined && cancelled) failed = new CancelledError("cancelled by the client");
       if (failed !== undefined) throw failed;
       const msg = call.read() as Buffer | null;
       if (msg !== null) {
@@ -131,6 +153,8 @@ export class GrpcFront {
   private readonly server: grpc.Server;
   private readonly forwarder: Forwarder;
   private routes: Routes;
+  /** path -> its route under `routes` (made anew with them). */
+  private paths = new Map<string, PathRoute>();
   private readonly stallTimeoutMs: number;
   private readonly limiter: RateLimiter;
   private inFlight = 0;
@@ -150,13 +174,106 @@ export class GrpcFront {
       "grpc.max_concurrent_streams": 1000,
       "grpc-node.max_session_memory": 32,
     });
-    installCatchAll(this.server, (call) => { this.handle(call).catch((err: unknown) => log.warn({ err }, "gateway call handler failed")); });
+    installCatchAll(
+      this.server,
+      (call) => { this.handle(call).catch((err: unknown) => log.warn({ err }, "gateway call handler failed")); },
+      { isUnary: (path) => this.forwarder.kindNow(path) === "unary", handler: (call, cb) => this.unary(call, cb) },
+    );
   }
 
   /** Swaps the routes: calls after this see them; open connections and calls in flight are not touched. */
   setRoutes(routes: Routes): void {
     this.routes = routes;
+    this.paths = new Map();
     this.limiter.clear();
+  }
+
+  /** The route of a method path under the routes in use (cached per path); INVALID_ARGUMENT for a path that is not one. */
+  private routeOf(path: string): PathRoute {
+    let r = this.paths.get(path);
+    if (r === undefined) {
+      const [service] = splitPath(path);
+      const rule = this.routes.match(service);
+      r = { service, rule, drop: rule === undefined || rule.auth === "none" ? NO_AUTH_DROP : AUTH_DROP };
+      if (this.paths.size >= 10_000) this.paths.clear();
+      this.paths.set(path, r);
+    }
+    return r;
+  }
+
+  /**
+   * A unary call of a path the forwarder has resolved (installCatchAll's fast path): the same checks, refusal
+   * counts and pass-through as handle(), with grpc-js holding the one request message and taking the one
+   * answer. The backend's headers are sent when it has any of its own; its trailers go with the status.
+   */
+  private unary(call: UnaryCall, callback: UnaryCallback): void {
+    const path = call.getPath();
+    let abort: AbortController | undefined;
+    let finished = false;
+    let trailers: Metadata | undefined;
+    const onCancel = () => { if (!finished) abort?.abort(new CancelledError("cancelled by the client")); };
+    const fail = (err: unknown) => {
+      if (finished) return;
+      finished = true;
+      this.inFlight--;
+      call.off("cancelled", onCancel);
+      if (call.cancelled) return;
+      const status = toGrpcStatus(err, path);
+      if (trailers !== undefined) for (const k in trailers) status.metadata!.set(k, trailers[k]!);
+      callback(status);
+    };
+    this.inFlight++;
+    // Until the call is handed to the forwarder, an error is the gateway's refusal (counted here, not there).
+    let refusedAs: string | undefined;
+    try {
+      const r = this.routeOf(path);
+      const rule = r.rule;
+      if (!rule) throw new UnimplementedError(`service "${r.service}" is not exposed by this gateway`, { service: r.service });
+      refusedAs = path;
+      const incoming = call.metadata.getMap() as Metadata;
+      const auth = incoming.authorization;
+      if (!authorized(rule, typeof auth === "string" ? auth : undefined)) {
+        throw new UnauthenticatedError(`service "${r.service}" needs a bearer token (metadata authorization: Bearer <token>)`, { service: r.service });
+      }
+      if (rule.rateLimit) {
+        const waitMs = this.limiter.take(clientKey(rule, call.getPeer()), rule.rateLimit);
+        if (waitMs > 0) {
+          trailers = { "grpc-retry-pushback-ms": String(waitMs) };
+          throw new ResourceExhaustedError(`rate limit of service "${r.service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service: r.service, retryAfterMs: waitMs });
+        }
+      }
+      refusedAs = undefined;
+      const req = call.request;
+      if (req.length > rule.maxMessageBytes) {
+        throw new ResourceExhaustedError(`request message of ${req.length} bytes is over the route's limit of ${rule.maxMessageBytes} bytes`, { size: req.length, limit: rule.maxMessageBytes });
+      }
+      abort = new AbortController();
+      call.once("cancelled", onCancel);
+      const deadline = call.getDeadline();
+      const d = deadline instanceof Date ? deadline.getTime() : deadline;
+      const fc: ForwardCall = {
+        metadata: forwardableMetadata(incoming, r.drop),
+        deadline: Number.isFinite(d) ? d : undefined,
+        signal: abort.signal,
+        onHeaders: (h) => {
+          if (finished) return;
+          const own = forwardableHeaders(h);
+          if (own !== undefined) call.sendMetadata(toGrpcMetadata(own));
+        },
+        onTrailers: (t) => { trailers = t; },
+      };
+      this.forwarder.unary(path, req, fc).then((res) => {
+        if (finished) return;
+        finished = true;
+        this.inFlight--;
+        call.off("cancelled", onCancel);
+        if (abort!.signal.aborted) return;
+        callback(null, res, trailers === undefined ? undefined : toGrpcMetadata(trailers));
+      }, fail);
+    } catch (err) {
+      if (refusedAs !== undefined || (err instanceof SgridError && err.status === Status.UNIMPLEMENTED)) this.forwarder.refused(refusedAs, err);
+      fail(err);
+    }
   }
 
   currentRoutes(): Routes {
@@ -228,13 +345,14 @@ export class GrpcFront {
       const deadline = call.getDeadline();
       const d = deadline instanceof Date ? deadline.getTime() : deadline;
       const fc: ForwardCall = {
-        metadata: forwardableMetadata(incoming, rule.auth === "none" ? undefined : DROP_AUTH),
+        metadata: forwardableMetadata(incoming, rule.auth === "none" ? undefined : AUTH_DROP),
         deadline: Number.isFinite(d) ? d : undefined,
         signal: abort.signal,
         onHeaders: (h) => {
           if (headersSent || finished) return;
           headersSent = true;
-          call.sendMetadata(toGrpcMetadata(h));
+          // The backend's own headers; a stream's are sent even when empty, so the client has them before the first message.
+          call.sendMetadata(toGrpcMetadata(forwardableHeaders(h) ?? {}));
         },
         onTrailers: (t) => { trailers = t; },
       };
@@ -298,5 +416,13 @@ export class GrpcFront {
   }
 }
 
-const DROP_AUTH: ReadonlySet<string> = new Set(["authorization"]);
+/** Keys of an incoming call not forwarded beside the transport's (forwardableMetadata): Sgrid's own error keys, and a route's bearer token. */
+const NO_AUTH_DROP: ReadonlySet<string> = new Set([ERROR_CODE_KEY, ERROR_DATA_KEY]);
+const AUTH_DROP: ReadonlySet<string> = new Set([ERROR_CODE_KEY, ERROR_DATA_KEY, "authorization"]);
+
+interface PathRoute {
+  readonly service: string;
+  readonly rule: RouteRule | undefined;
+  readonly drop: ReadonlySet<string>;
+}
 

@@ -139,6 +139,42 @@ describe("gateway gRPC front", function () {
     await waitFor("the backend call to be cancelled", () => servant.cancelled.has("cx"));
   });
 
+  it("later calls of a method (its path resolved: the gateway's unary fast path) carry metadata, headers, trailers, errors, deadline and cancel the same as the first", async () => {
+    for (let i = 0; i < 3; i++) {
+      let headers: Metadata | undefined;
+      let trailers: Metadata | undefined;
+      const res = await echo.say({ text: `again ${i}` }, {
+        metadata: { "x-trace": `t${i}`, "x-blob-bin": Buffer.from([i, 255]) },
+        onHeaders: (h) => { headers = h; },
+        onTrailers: (t) => { trailers = t; },
+      });
+      expect(res.text).to.equal(`again ${i}`);
+      expect(res.metadata["x-trace"]).to.equal(`t${i}`);
+      expect(headers?.["x-h"]).to.equal("headers for /demo.echo.v1.Echo/Say");
+      expect([...(trailers?.["x-t-bin"] as Buffer)]).to.deep.equal([0, 1, 255]);
+
+      let failTrailers: Metadata | undefined;
+      const err = await echo.fail({ code: "OUT_OF_STOCK", message: `none ${i}` }, { onTrailers: (t) => { failTrailers = t; } }).then(() => undefined, (e: unknown) => e as SgridError);
+      expect(err?.code).to.equal("OUT_OF_STOCK");
+      expect(err?.status).to.equal(Status.FAILED_PRECONDITION);
+      expect(err?.message).to.equal(`none ${i}`);
+      expect(failTrailers?.["x-why"]).to.equal("refused");
+
+      servant.cancelled.clear();
+      const dl = await echo.slow({ id: `dl${i}`, millis: 5000 }, { timeoutMs: 200 }).then(() => undefined, (e: unknown) => e as SgridError);
+      expect(dl?.status).to.equal(Status.DEADLINE_EXCEEDED);
+      await waitFor("the backend call to be cancelled at its deadline", () => servant.cancelled.has(`dl${i}`));
+
+      const ac = new AbortController();
+      const p = echo.slow({ id: `cx${i}`, millis: 5000 }, { signal: ac.signal, timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as SgridError);
+      await waitFor("the slow call to reach the gateway", () => front.inflight() > 0);
+      ac.abort();
+      expect((await p)?.status).to.equal(Status.CANCELLED);
+      await waitFor("the backend call to be cancelled", () => servant.cancelled.has(`cx${i}`));
+    }
+    await waitFor("no call left in flight at the gateway", () => front.inflight() === 0);
+  });
+
   it("routes: an unexposed service is UNIMPLEMENTED, a wrong or missing bearer token UNAUTHENTICATED, an oversized message RESOURCE_EXHAUSTED; a reload applies to the next call on the same connection", async () => {
     try {
       front.setRoutes(parseRoutes("routes:\n  - service: demo.other.*\n"));
