@@ -61,7 +61,7 @@ export interface ApplicationOptions {
   agent?: string;
   /** Serve Prometheus `/metrics` on this port (0 = any). Default `SGRID_METRICS_PORT`; unset = off. */
   metricsPort?: number;
-  /** Serve gRPC server reflection (grpc.reflection.v1 and v1alpha) on every gRPC adapter. Default true. */
+  /** Serve gRPC server reflection (grpc.reflection.v1 and v1alpha) on every adapter, gRPC and native. Default true. */
   reflection?: boolean;
 }
 
@@ -241,7 +241,8 @@ export class Application {
           this.health.set(this.fullObjName(obj), ServingStatus.SERVING);
         }
         transport.addService(bindServant(this.health, undefined, { trace: false }));
-        if (ep.protocol === "grpc" && (this.options.reflection ?? APPLICATION_DEFAULTS.reflection)) {
+        // On native adapters too: how a gateway (and the registry's service map) learns a native-only Obj's methods and their kinds.
+        if (this.options.reflection ?? APPLICATION_DEFAULTS.reflection) {
           const hosted = [...objs.map((o) => this.servants.get(o)!.$service), this.health.$service];
           for (const r of reflectionServants(hosted)) transport.addService(bindServant(r, undefined, { trace: false }));
         }

@@ -22,8 +22,9 @@
  * the client, nor get a core the direct stack does not have.
  *
  * The servant listens on a gRPC and a native (`sgrid://`) adapter; the
- * registry lists its gRPC one (BENCH_GATEWAY_BACKEND=grpc, the default) or its
- * native one (`sgrid`), which is what the gateway then forwards over. The
+ * registry lists its native one (BENCH_GATEWAY_BACKEND=sgrid, the default: the
+ * gateway learns the service over native reflection and forwards over the
+ * native transport) or its gRPC one (`grpc`: gRPC on both hops). The
  * direct client uses the gRPC adapter either way: it stands for a client
  * outside the fleet, the gateway's users.
  *
@@ -57,7 +58,7 @@ async function waitFor(what: string, ok: () => boolean, timeoutMs: number): Prom
 }
 
 export async function runGatewayBench(opts: GatewayBenchOptions): Promise<string> {
-  const backend = process.env.BENCH_GATEWAY_BACKEND ?? "grpc";
+  const backend = process.env.BENCH_GATEWAY_BACKEND ?? "sgrid";
   if (backend !== "grpc" && backend !== "sgrid") throw new Error(`BENCH_GATEWAY_BACKEND must be grpc or sgrid, got "${backend}"`);
   const levelBefore = getLogLevel();
   setLogLevel(process.env.SGRID_LOG_LEVEL ?? "warn");

@@ -1,5 +1,5 @@
 /**
- * Server reflection: the servants every gRPC adapter hosts, and the client
+ * Server reflection: the servants every adapter (gRPC and native) hosts, and the client
  * helper that lists, describes and calls a service through them.
  */
 import type { Servant } from "../servant/servant";

@@ -4,8 +4,9 @@
  * reflection (list_services) — so no servant has to declare anything, and any
  * gRPC servant with reflection (a Sgrid one always has it) is found.
  *
- * After every endpoint-cache snapshot, each Obj with an active gRPC endpoint
- * whose answer changed since it was last asked (a new instance, a publish, a
+ * After every endpoint-cache snapshot, each Obj with an active endpoint (its
+ * gRPC one, else a native one: Sgrid servants serve reflection on both) whose
+ * answer changed since it was last asked (a new instance, a publish, a
  * restart) is asked again, one Obj at a time per round, each ask bounded by
  * `askTimeoutMs`. An Obj that could not be asked keeps what it answered last
  * and is asked again after `retryMs`; an Obj no longer declared, or left with
@@ -131,13 +132,14 @@ export class ServiceIndex {
     for (const obj of cache.objNames()) {
       if (this.stop.signal.aborted) return false;
       const answer = cache.findOrEmpty(obj);
-      const grpcEp = answer.active.find((e) => e.protocol === "grpc");
-      if (!grpcEp) continue;
+      // A gRPC endpoint when the Obj has one; else a native one (servants serve reflection on both).
+      const ep = answer.active.find((e) => e.protocol === "grpc") ?? answer.active.find((e) => e.protocol === "sgrid");
+      if (!ep) continue;
       seen.add(obj);
       const prev = this.known.get(obj);
       if (prev && prev.revision === answer.revision) continue;
       try {
-        const reflection = new ReflectionClient(this.comm, `${obj}@tcp -h ${grpcEp.host} -p ${grpcEp.port}`, { timeoutMs: this.askTimeoutMs });
+        const reflection = new ReflectionClient(this.comm, `${obj}@${ep.protocol === "sgrid" ? "sgrid" : "tcp"} -h ${ep.host} -p ${ep.port}`, { timeoutMs: this.askTimeoutMs });
         const services = (await reflection.listServices()).filter((s) => !isInfrastructure(s)).sort();
         if (!prev || prev.services.join(",") !== services.join(",")) changed = true;
         this.known.set(obj, { revision: answer.revision, services });
