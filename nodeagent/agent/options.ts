@@ -25,8 +25,9 @@
  */
 import * as os from "node:os";
 import * as path from "node:path";
-import { z } from "zod";
-import { ConfigError, formatTags, nameRefinement, parseTags, type BackoffPolicy } from "sgridnext";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isArrayOf, isInt, isNumberRecord, isPlainObject, isString } from "../plain-checks";
+import { ConfigError, formatTags, isNameOf, nameRefinement, parseTags, type BackoffPolicy } from "sgridnext";
 import type { CgroupBackend, DetectCgroupsOptions } from "../cgroups";
 import type { ProcessWranglerOptions } from "../process";
 import type { SupervisorOptions } from "../supervisor";
@@ -87,37 +88,79 @@ export const NODE_AGENT_DEFAULTS = Object.freeze({
   installRetry: Object.freeze({ initialMs: 2000, maxMs: 60_000 }),
 });
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, "must be host:port");
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/;
 /** A registry endpoint: `host:port` (plaintext), or `grpcs://host:port` for a registry serving TLS. */
-const registryEndpoint = z.string().regex(/^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, "must be host:port, or grpcs://host:port for a registry serving TLS");
+const REGISTRY_ENDPOINT = /^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/;
 
-const schema = z.object({
-  registry: z.array(registryEndpoint).min(1, "at least one registry endpoint is required"),
-  name: z.string().superRefine(nameRefinement("node")),
-  dataDir: z.string().refine((d) => path.isAbsolute(d), "must be an absolute path"),
-  token: z.string().optional(),
-  address: z.string().min(1).max(255).refine((h) => !/[\s/]/.test(h), "must be a host name or IP address").optional(),
-  agentListen: hostPort.optional(),
-  tags: z.array(z.string()).superRefine((list, ctx) => {
-    try {
-      parseTags(list);
-    } catch (err) {
-      ctx.addIssue({ code: "custom", message: (err as Error).message });
-    }
-  }).optional(),
-  cgroups: z.any().optional(),
-  process: z.record(z.string(), z.unknown()).optional(),
-  supervisor: z.record(z.string(), z.unknown()).optional(),
-  backoff: z.record(z.string(), z.number()).optional(),
-  keepReleases: z.number().int().min(1).max(1000).optional(),
-  unpackLimits: z.record(z.string(), z.number()).optional(),
-  logRotation: z.record(z.string(), z.number()).optional(),
-  heartbeatIntervalMs: z.number().int().positive().optional(),
-  downloadIdleTimeoutMs: z.number().int().positive().optional(),
-  installRetry: z.object({ initialMs: z.number().int().positive().optional(), maxMs: z.number().int().positive().optional() }).strict().optional(),
-  nodePath: z.string().min(1).optional(),
-  javaPath: z.string().min(1).optional(),
-}).strict();
+function validTags(list: unknown): boolean {
+  if (!isArrayOf(list, (t) => typeof t === "string")) return false;
+  try {
+    parseTags(list as string[]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Options the schema below takes as they are (the agent's start checks them without loading zod). */
+function plainlyValid(v: unknown): boolean {
+  const positive = (x: unknown) => isInt(x, 1);
+  return hasExactly(v, {
+    registry: (x) => isArrayOf(x, (e) => isString(e, 0, REGISTRY_ENDPOINT), 1),
+    name: (x) => isNameOf("node", x),
+    dataDir: (x) => isString(x) && path.isAbsolute(x),
+    token: (x) => isString(x),
+    address: (x) => isString(x, 1) && x.length <= 255 && !/[\s/]/.test(x),
+    agentListen: (x) => isString(x, 0, HOST_PORT),
+    tags: validTags,
+    cgroups: () => true,
+    process: isPlainObject,
+    supervisor: isPlainObject,
+    backoff: isNumberRecord,
+    keepReleases: (x) => isInt(x, 1, 1000),
+    unpackLimits: isNumberRecord,
+    logRotation: isNumberRecord,
+    heartbeatIntervalMs: positive,
+    downloadIdleTimeoutMs: positive,
+    installRetry: (x) => hasExactly(x, { initialMs: positive, maxMs: positive }, []),
+    nodePath: (x) => isString(x, 1),
+    javaPath: (x) => isString(x, 1),
+  }, ["registry", "name", "dataDir"]);
+}
+
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const nodeAgentOptionsSchema = lazySchema((z) => {
+  const hostPort = z.string().regex(HOST_PORT, "must be host:port");
+  const registryEndpoint = z.string().regex(REGISTRY_ENDPOINT, "must be host:port, or grpcs://host:port for a registry serving TLS");
+
+  return z.object({
+    registry: z.array(registryEndpoint).min(1, "at least one registry endpoint is required"),
+    name: z.string().superRefine(nameRefinement("node")),
+    dataDir: z.string().refine((d) => path.isAbsolute(d), "must be an absolute path"),
+    token: z.string().optional(),
+    address: z.string().min(1).max(255).refine((h) => !/[\s/]/.test(h), "must be a host name or IP address").optional(),
+    agentListen: hostPort.optional(),
+    tags: z.array(z.string()).superRefine((list, ctx) => {
+      try {
+        parseTags(list);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    }).optional(),
+    cgroups: z.any().optional(),
+    process: z.record(z.string(), z.unknown()).optional(),
+    supervisor: z.record(z.string(), z.unknown()).optional(),
+    backoff: z.record(z.string(), z.number()).optional(),
+    keepReleases: z.number().int().min(1).max(1000).optional(),
+    unpackLimits: z.record(z.string(), z.number()).optional(),
+    logRotation: z.record(z.string(), z.number()).optional(),
+    heartbeatIntervalMs: z.number().int().positive().optional(),
+    downloadIdleTimeoutMs: z.number().int().positive().optional(),
+    installRetry: z.object({ initialMs: z.number().int().positive().optional(), maxMs: z.number().int().positive().optional() }).strict().optional(),
+    nodePath: z.string().min(1).optional(),
+    javaPath: z.string().min(1).optional(),
+  }).strict();
+}, plainlyValid);
 
 /** The first non-internal IPv4 address of this machine, else 127.0.0.1. */
 export function defaultAddress(): string {
@@ -141,7 +184,7 @@ export interface ResolvedNodeAgentOptions extends NodeAgentOptions {
 
 /** Validates the options (ConfigError naming the key) and fills defaults. */
 export function resolveNodeAgentOptions(options: NodeAgentOptions): Readonly<ResolvedNodeAgentOptions> {
-  const r = schema.safeParse(options);
+  const r = nodeAgentOptionsSchema.safeParse(options);
   if (!r.success) {
     const issue = r.error.issues[0];
     throw new ConfigError(`invalid node agent option ${issue?.path.join(".") ?? ""}: ${issue?.message ?? r.error.message}`);

@@ -13,7 +13,8 @@
  * namespaces answer access() with yes and mkdir() with no.
  */
 import * as fs from "node:fs";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isInt, isString } from "../plain-checks";
 import { getLogger, ConfigError } from "sgridnext";
 import type { CgroupBackend } from "./base";
 import { CgroupV2Backend, V2_CONTROLLERS } from "./v2";
@@ -42,7 +43,21 @@ export const DETECT_DEFAULTS = Object.freeze({
   mountinfo: "/proc/self/mountinfo",
 });
 
-const optionsSchema = z.object({
+/** Options the schema below takes as they are. */
+function plainlyValid(v: unknown): boolean {
+  const absolute = (x: unknown) => isString(x) && x.startsWith("/");
+  return hasExactly(v, {
+    prefer: (x) => x === "v2" || x === "v1" || x === "none",
+    v2Mount: (x) => x === null || absolute(x),
+    v1Mounts: (x) => x === null || hasExactly(x, { memory: absolute, cpu: absolute, cpuacct: absolute, pids: absolute }, []),
+    groupName: (x) => isString(x, 0, /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/),
+    drainTimeoutMs: (x) => isInt(x, 1),
+    mountinfo: (x) => isString(x),
+  }, []);
+}
+
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const detectOptionsSchema = lazySchema((z) => z.object({
   prefer: z.enum(["v2", "v1", "none"]).optional(),
   v2Mount: z.string().startsWith("/").nullable().optional(),
   v1Mounts: z.object({
@@ -54,7 +69,7 @@ const optionsSchema = z.object({
   groupName: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/).optional(),
   drainTimeoutMs: z.number().int().positive().optional(),
   mountinfo: z.string().optional(),
-}).strict();
+}).strict(), plainlyValid);
 
 /** One cgroup mount found in mountinfo. */
 export interface CgroupMount {
@@ -91,7 +106,7 @@ let warnedNone = false;
  * and when `prefer` names a backend this host cannot provide.
  */
 export async function detectCgroups(options: DetectCgroupsOptions = {}): Promise<CgroupBackend> {
-  const parsed = optionsSchema.safeParse(options);
+  const parsed = detectOptionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigError(`invalid cgroup detection options: ${parsed.error.message}`);
   const opts = Object.freeze({ ...DETECT_DEFAULTS, ...parsed.data });
   const log = getLogger("agent.cgroups");

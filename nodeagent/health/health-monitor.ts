@@ -20,7 +20,7 @@
  * is called is ignored.
  */
 import { EventEmitter } from "node:events";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
 import type { HealthCheck, HealthResult, HealthTarget } from "./base";
 import { resolve as resolveCheck } from "./check-names";
 
@@ -41,7 +41,7 @@ export interface HealthMonitorOptions {
 
 export const HEALTH_MONITOR_DEFAULTS = Object.freeze({ initialDelayMs: 5_000, intervalMs: 10_000, timeoutMs: 2_000, failureThreshold: 3 });
 
-const optionsSchema = z.object({
+const optionsSchema = lazySchema((z) => z.object({
   target: z.object({
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535),
@@ -52,7 +52,7 @@ const optionsSchema = z.object({
   intervalMs: z.number().int().positive().default(HEALTH_MONITOR_DEFAULTS.intervalMs),
   timeoutMs: z.number().int().positive().default(HEALTH_MONITOR_DEFAULTS.timeoutMs),
   failureThreshold: z.number().int().positive().default(HEALTH_MONITOR_DEFAULTS.failureThreshold),
-});
+}));
 
 export type HealthState = "unknown" | "healthy" | "unhealthy";
 

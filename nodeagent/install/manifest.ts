@@ -17,7 +17,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { z } from "zod";
+import { prettifyError } from "../lazy-schema";
 import { MANIFEST_FILE, manifestSchema, type PackageManifest, type ServerType } from "sgridnext";
 import { PackageManifestError } from "./errors";
 
@@ -46,7 +46,7 @@ export async function readManifest(dir: string, expect: ManifestExpectation): Pr
   if (sgridJson !== undefined) {
     const parsed = manifestSchema.safeParse(sgridJson);
     if (!parsed.success) {
-      throw new PackageManifestError(`${MANIFEST_FILE} is invalid: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`, { file: MANIFEST_FILE });
+      throw new PackageManifestError(`${MANIFEST_FILE} is invalid: ${prettifyError(parsed.error).replace(/\n/g, "; ")}`, { file: MANIFEST_FILE });
     }
     manifest = parsed.data;
     source = "sgrid.json";
@@ -62,7 +62,7 @@ export async function readManifest(dir: string, expect: ManifestExpectation): Pr
       ...(typeof version === "string" && version !== "" ? { version } : {}),
     });
     if (!parsed.success) {
-      throw new PackageManifestError(`package.json "main" is invalid: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`, { file: "package.json" });
+      throw new PackageManifestError(`package.json "main" is invalid: ${prettifyError(parsed.error).replace(/\n/g, "; ")}`, { file: "package.json" });
     }
     manifest = parsed.data;
     source = "package.json";

@@ -15,7 +15,8 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isString } from "../plain-checks";
 import { getLogger } from "sgridnext";
 import { PackageChecksumError, PackageDownloadError, PackageSizeError } from "./errors";
 import { checkSha256 } from "sgridnext";
@@ -40,12 +41,13 @@ export interface PackageCacheOptions {
   fetch?: PackageFetcher;
 }
 
-const optionsSchema = z.object({
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const packageCacheOptionsSchema = lazySchema((z) => z.object({
   dataDir: z.string().min(1),
   fetch: z.custom<PackageFetcher>((f) => typeof f === "function").optional(),
-});
+}), (v) => hasExactly(v, { dataDir: (x) => isString(x, 1), fetch: (f) => typeof f === "function" }, ["dataDir"]));
 
-const refSchema = z.object({ sha256: z.string(), size: z.number().int().nonnegative() });
+const refSchema = lazySchema((z) => z.object({ sha256: z.string(), size: z.number().int().nonnegative() }));
 
 export class PackageCache {
   /** The cache directory, `<dataDir>/cache`. */
@@ -54,7 +56,7 @@ export class PackageCache {
   private readonly inflight = new Map<string, Promise<string>>();
 
   constructor(options: PackageCacheOptions) {
-    const opts = optionsSchema.parse(options);
+    const opts = packageCacheOptionsSchema.parse(options);
     this.dir = path.join(path.resolve(opts.dataDir), "cache");
     this.fetch = opts.fetch;
   }

@@ -23,7 +23,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
 import { checkName, checkVersion, getLogger, Mutex, type PackageManifest, type ServerType } from "sgridnext";
 import { ReleaseNotFoundError } from "./errors";
 import { readManifest, type ManifestSource } from "./manifest";
@@ -47,7 +47,7 @@ export interface ReleaseManagerOptions {
 
 export const RELEASE_MANAGER_DEFAULTS = Object.freeze({ readOnly: true, keep: 5 });
 
-const optionsSchema = z.object({
+const optionsSchema = lazySchema((z) => z.object({
   dataDir: z.string().min(1),
   app: z.string(),
   server: z.string(),
@@ -56,7 +56,7 @@ const optionsSchema = z.object({
     maxEntries: z.number().int().positive().optional(),
   }).optional(),
   readOnly: z.boolean().optional(),
-});
+}));
 
 /** One installed release. */
 export interface InstalledRelease {

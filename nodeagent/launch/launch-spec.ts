@@ -16,7 +16,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { z } from "zod";
+import { lazySchema, prettifyError } from "../lazy-schema";
 import { getLogger, PROTOCOLS } from "sgridnext";
 import { checkEntry, SERVER_TYPES, type PackageManifest, type ServerType } from "../install";
 import { LaunchConfigError } from "./errors";
@@ -80,19 +80,21 @@ export interface LaunchSpec {
   ignoredEnv: string[];
 }
 
-const argString = z.string().refine((s) => !s.includes("\0"), { message: "must not contain NUL" });
+const instanceSchema = lazySchema((z) => {
+  const argString = z.string().refine((s) => !s.includes("\0"), { message: "must not contain NUL" });
 
-const instanceSchema = z.object({
-  adapters: z.array(z.object({
-    obj: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*){0,2}$/),
-    host: z.string().min(1).max(255).refine((h) => !/[\s/\0]/.test(h), { message: "invalid host" }),
-    port: z.number().int().min(1).max(65535),
-    protocol: z.enum(PROTOCOLS),
-  })).default([]),
-  env: z.record(z.string(), z.string()).default({}),
-  jvmOptions: z.array(argString).default([]),
-  nodeOptions: z.array(argString).default([]),
-  args: z.array(argString).default([]),
+  return z.object({
+    adapters: z.array(z.object({
+      obj: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*){0,2}$/),
+      host: z.string().min(1).max(255).refine((h) => !/[\s/\0]/.test(h), { message: "invalid host" }),
+      port: z.number().int().min(1).max(65535),
+      protocol: z.enum(PROTOCOLS),
+    })).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+    jvmOptions: z.array(argString).default([]),
+    nodeOptions: z.array(argString).default([]),
+    args: z.array(argString).default([]),
+});
 });
 
 /** `--enable-source-maps` for a release that asks for it, unless the instance's own node options decide. */
@@ -109,7 +111,7 @@ export async function buildLaunchSpec(input: LaunchInput): Promise<LaunchSpec> {
   const { manifest, context } = input;
   const parsed = instanceSchema.safeParse(input.instance);
   if (!parsed.success) {
-    throw new LaunchConfigError(`invalid instance config: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`, {});
+    throw new LaunchConfigError(`invalid instance config: ${prettifyError(parsed.error).replace(/\n/g, "; ")}`, {});
   }
   const instance = parsed.data;
   const type = manifest.type;

@@ -13,7 +13,8 @@
  */
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isInt } from "../plain-checks";
 import { getLogger, PeriodicTask } from "sgridnext";
 import { rotateIfLarger } from "./rotate";
 
@@ -30,11 +31,12 @@ export interface LogRotatorOptions {
 
 export const LOG_ROTATOR_DEFAULTS = Object.freeze({ maxBytes: 10 * 1024 * 1024, keep: 10, intervalMs: 10_000 });
 
-const optionsSchema = z.object({
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const logRotatorOptionsSchema = lazySchema((z) => z.object({
   maxBytes: z.number().int().positive().default(LOG_ROTATOR_DEFAULTS.maxBytes),
   keep: z.number().int().min(0).max(1000).default(LOG_ROTATOR_DEFAULTS.keep),
   intervalMs: z.number().int().positive().default(LOG_ROTATOR_DEFAULTS.intervalMs),
-});
+}), (v) => hasExactly(v, { maxBytes: (x) => isInt(x, 1), keep: (x) => isInt(x, 0, 1000), intervalMs: (x) => isInt(x, 1) }, ["maxBytes", "keep", "intervalMs"]));
 
 export class LogRotator extends EventEmitter {
   readonly options: Readonly<Required<LogRotatorOptions>>;
@@ -44,7 +46,8 @@ export class LogRotator extends EventEmitter {
 
   constructor(options: LogRotatorOptions = {}) {
     super();
-    this.options = Object.freeze(optionsSchema.parse(options));
+    // The defaults filled first: the schema fills the same ones, and options given in full are taken without zod (lazy-schema.ts).
+    this.options = Object.freeze(logRotatorOptionsSchema.parse({ ...LOG_ROTATOR_DEFAULTS, ...options }));
     this.task = new PeriodicTask(() => this.check(), { intervalMs: this.options.intervalMs });
   }
 

@@ -11,7 +11,7 @@
  * included, leaks into a servant.
  */
 import * as path from "node:path";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
 import type { CgroupLimits } from "../cgroups";
 import { InvalidLaunchSpecError } from "../errors";
 
@@ -57,28 +57,30 @@ export interface ProcessHandle {
 /** Default PATH given to a servant whose env has none. */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-const noNul = (what: string) => z.string().refine((s) => !s.includes("\0"), `${what} must not contain NUL`);
-const absPath = (what: string) => noNul(what).refine((s) => path.isAbsolute(s), `${what} must be an absolute path`);
-const id = z.number().int().min(0).max(0xfffffffe);
+const specSchema = lazySchema((z) => {
+  const noNul = (what: string) => z.string().refine((s) => !s.includes("\0"), `${what} must not contain NUL`);
+  const absPath = (what: string) => noNul(what).refine((s) => path.isAbsolute(s), `${what} must be an absolute path`);
+  const id = z.number().int().min(0).max(0xfffffffe);
 
-const limitsSchema = z.object({
-  memoryBytes: z.number().positive().optional(),
-  cpuCores: z.number().positive().optional(),
-  pids: z.number().int().positive().optional(),
-}).strict();
+  const limitsSchema = z.object({
+    memoryBytes: z.number().positive().optional(),
+    cpuCores: z.number().positive().optional(),
+    pids: z.number().int().positive().optional(),
+  }).strict();
 
-const specSchema = z.object({
-  instanceId: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/, "instance id must be letters, digits, '.', '_' or '-'"),
-  command: noNul("command").refine((s) => s.length > 0, "command must not be empty"),
-  args: z.array(noNul("argument")).optional(),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names must be letters, digits and _"), noNul("env value")).optional(),
-  cwd: absPath("cwd").optional(),
-  stdoutPath: absPath("stdoutPath"),
-  stderrPath: absPath("stderrPath").optional(),
-  uid: id.optional(),
-  gid: id.optional(),
-  limits: limitsSchema.optional(),
-}).strict().refine((s) => (s.uid === undefined) === (s.gid === undefined), "uid and gid go together");
+  return z.object({
+    instanceId: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/, "instance id must be letters, digits, '.', '_' or '-'"),
+    command: noNul("command").refine((s) => s.length > 0, "command must not be empty"),
+    args: z.array(noNul("argument")).optional(),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names must be letters, digits and _"), noNul("env value")).optional(),
+    cwd: absPath("cwd").optional(),
+    stdoutPath: absPath("stdoutPath"),
+    stderrPath: absPath("stderrPath").optional(),
+    uid: id.optional(),
+    gid: id.optional(),
+    limits: limitsSchema.optional(),
+  }).strict().refine((s) => (s.uid === undefined) === (s.gid === undefined), "uid and gid go together");
+});
 
 /** Validates a spec; throws InvalidLaunchSpecError (caller misuse) naming the first bad field. */
 export function validateSpawnSpec(spec: SpawnSpec): SpawnSpec {

@@ -25,7 +25,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { once } from "node:events";
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isInt, isString } from "../plain-checks";
 import { Backoff, getLogger, ConfigError } from "sgridnext";
 import type { CgroupBackend } from "../cgroups";
 import { LaunchError } from "../errors";
@@ -60,13 +61,25 @@ export interface ProcessWranglerOptions {
 
 export const WRANGLER_DEFAULTS = Object.freeze({ pollIntervalMs: 200, shell: "/bin/sh", killTimeoutMs: 5000 });
 
-const optionsSchema = z.object({
+/** Options the schema below takes as they are. */
+function plainlyValid(v: unknown): boolean {
+  return hasExactly(v, {
+    cgroups: (c) => typeof c === "object" && c !== null && typeof (c as CgroupBackend).initialize === "function",
+    pollIntervalMs: (x) => isInt(x, 10, 250),
+    shell: (x) => isString(x) && x.startsWith("/"),
+    setpriv: (x) => isString(x) && x.startsWith("/"),
+    killTimeoutMs: (x) => isInt(x, 1),
+  }, ["cgroups"]);
+}
+
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const wranglerOptionsSchema = lazySchema((z) => z.object({
   cgroups: z.custom<CgroupBackend>((v) => typeof v === "object" && v !== null && typeof (v as CgroupBackend).initialize === "function", "cgroups must be a CgroupBackend"),
   pollIntervalMs: z.number().int().min(10).max(250).optional(),
   shell: z.string().startsWith("/").optional(),
   setpriv: z.string().startsWith("/").optional(),
   killTimeoutMs: z.number().int().positive().optional(),
-}).strict();
+}).strict(), plainlyValid);
 
 export interface StopOptions {
   /** Signal sent first to the main process. Default "SIGTERM". */
@@ -107,7 +120,7 @@ export class ProcessWrangler {
   private readonly log = getLogger("agent.process");
 
   constructor(options: ProcessWranglerOptions) {
-    const r = optionsSchema.safeParse(options);
+    const r = wranglerOptionsSchema.safeParse(options);
     if (!r.success) throw new ConfigError(`invalid process wrangler options: ${r.error.issues[0]?.message ?? r.error.message}`);
     const { cgroups, ...rest } = r.data;
     this.cgroups = cgroups;

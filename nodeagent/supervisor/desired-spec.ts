@@ -8,7 +8,8 @@
  * "apply in place" (limits, stop settings, keepalive, health) and "restart"
  * (version or launch spec changed).
  */
-import { z } from "zod";
+import type { ZodType } from "zod";
+import { lazySchema } from "../lazy-schema";
 import type { CgroupLimits } from "../cgroups";
 import type { SpawnSpec, ProcessHandle, StopOptions } from "../process";
 import { InvalidDesiredSpecError } from "../errors";
@@ -82,39 +83,41 @@ export interface InstanceRecord {
   failed?: { reason: string; at: number };
 }
 
-const noNul = z.string().refine((s) => !s.includes("\0"), "must not contain NUL");
-const absPath = noNul.refine((s) => s.startsWith("/"), "must be an absolute path");
-const ms = z.number().int().min(0);
-const signal = z.string().regex(/^SIG[A-Z0-9]+$/, "must be a signal name like SIGTERM") as unknown as z.ZodType<NodeJS.Signals>;
+const specSchema = lazySchema((z) => {
+  const noNul = z.string().refine((s) => !s.includes("\0"), "must not contain NUL");
+  const absPath = noNul.refine((s) => s.startsWith("/"), "must be an absolute path");
+  const ms = z.number().int().min(0);
+  const signal = z.string().regex(/^SIG[A-Z0-9]+$/, "must be a signal name like SIGTERM") as unknown as ZodType<NodeJS.Signals>;
 
-const specSchema = z.object({
-  state: z.enum(["active", "inactive"]),
-  version: z.string().max(200),
-  launch: z.object({
-    command: noNul.refine((s) => s.length > 0, "must not be empty"),
-    args: z.array(noNul).optional(),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), noNul).optional(),
-    cwd: absPath.optional(),
-    stdoutPath: absPath,
-    stderrPath: absPath.optional(),
-    uid: z.number().int().min(0).optional(),
-    gid: z.number().int().min(0).optional(),
-  }).strict(),
-  limits: z.object({
-    memoryBytes: z.number().positive().optional(),
-    cpuCores: z.number().positive().optional(),
-    pids: z.number().int().positive().optional(),
-  }).strict().optional(),
-  stop: z.object({ signal: signal.optional(), graceMs: ms.optional() }).strict().optional(),
-  keepalive: z.object({ timeoutMs: z.number().int().positive().optional() }).strict().optional(),
-  health: z.object({
-    probe: z.record(z.string(), z.unknown()),
-    initialDelayMs: ms.optional(),
-    intervalMs: z.number().int().positive().optional(),
-    timeoutMs: z.number().int().positive().optional(),
-    failureThreshold: z.number().int().positive().optional(),
-  }).strict().optional(),
-}).strict();
+  return z.object({
+    state: z.enum(["active", "inactive"]),
+    version: z.string().max(200),
+    launch: z.object({
+      command: noNul.refine((s) => s.length > 0, "must not be empty"),
+      args: z.array(noNul).optional(),
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), noNul).optional(),
+      cwd: absPath.optional(),
+      stdoutPath: absPath,
+      stderrPath: absPath.optional(),
+      uid: z.number().int().min(0).optional(),
+      gid: z.number().int().min(0).optional(),
+    }).strict(),
+    limits: z.object({
+      memoryBytes: z.number().positive().optional(),
+      cpuCores: z.number().positive().optional(),
+      pids: z.number().int().positive().optional(),
+    }).strict().optional(),
+    stop: z.object({ signal: signal.optional(), graceMs: ms.optional() }).strict().optional(),
+    keepalive: z.object({ timeoutMs: z.number().int().positive().optional() }).strict().optional(),
+    health: z.object({
+      probe: z.record(z.string(), z.unknown()),
+      initialDelayMs: ms.optional(),
+      intervalMs: z.number().int().positive().optional(),
+      timeoutMs: z.number().int().positive().optional(),
+      failureThreshold: z.number().int().positive().optional(),
+    }).strict().optional(),
+  }).strict();
+});
 
 /** Validates a desired spec; throws InvalidDesiredSpecError (caller misuse) naming the first bad field. */
 export function validateDesiredSpec(spec: DesiredSpec): DesiredSpec {

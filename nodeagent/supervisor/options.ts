@@ -20,7 +20,8 @@
  *   for a JVM under load); Nomad requires interval and timeout to be set
  *   and suggests the same order of magnitude; supervisord and PM2 have none.
  */
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isInt, isNumberRecord, isString } from "../plain-checks";
 import { ConfigError } from "sgridnext";
 import type { StopOptions } from "../process";
 import { type RestartPolicy, restartPolicy } from "./restart-tracker";
@@ -74,7 +75,20 @@ export const SUPERVISOR_DEFAULTS = Object.freeze({
   health: Object.freeze({ initialDelayMs: 5000, intervalMs: 10_000, timeoutMs: 2000, failureThreshold: 3 }),
 });
 
-const schema = z.object({
+/** Options the schema below takes as they are. */
+function plainlyValid(v: unknown): boolean {
+  const positive = (x: unknown) => isInt(x, 1);
+  return hasExactly(v, {
+    restart: isNumberRecord,
+    stop: (x) => hasExactly(x, { signal: (s) => isString(s, 0, /^SIG[A-Z0-9]+$/), graceMs: (n) => isInt(n, 0) }, []),
+    keepaliveTimeoutMs: positive,
+    health: (x) => hasExactly(x, { initialDelayMs: (n) => isInt(n, 0), intervalMs: positive, timeoutMs: positive, failureThreshold: positive }, []),
+    healthCheckFactory: (f) => typeof f === "function",
+  }, []);
+}
+
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const supervisorOptionsSchema = lazySchema((z) => z.object({
   restart: z.record(z.string(), z.number()).optional(),
   stop: z.object({ signal: z.string().regex(/^SIG[A-Z0-9]+$/).optional(), graceMs: z.number().int().min(0).optional() }).strict().optional(),
   keepaliveTimeoutMs: z.number().int().positive().optional(),
@@ -85,11 +99,11 @@ const schema = z.object({
     failureThreshold: z.number().int().positive().optional(),
   }).strict().optional(),
   healthCheckFactory: z.custom<HealthCheckFactory>((v) => typeof v === "function", "must be a function").optional(),
-}).strict();
+}).strict(), plainlyValid);
 
 /** Validates once, fills defaults, freezes. Throws ConfigError (caller misuse). */
 export function resolveSupervisorOptions(options: SupervisorOptions = {}): ResolvedSupervisorOptions {
-  const r = schema.safeParse(options);
+  const r = supervisorOptionsSchema.safeParse(options);
   if (!r.success) throw new ConfigError(`invalid supervisor options: ${r.error.issues[0]?.path.join(".")}: ${r.error.issues[0]?.message}`);
   return Object.freeze({
     restart: restartPolicy(options.restart),

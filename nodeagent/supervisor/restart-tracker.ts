@@ -33,7 +33,8 @@
  * - A run of 30 s counts as stable (as PM2): the delay goes back to 1 s and
  *   the crash window is cleared, so rare crashes never add up to FAILED.
  */
-import { z } from "zod";
+import { lazySchema } from "../lazy-schema";
+import { hasExactly, isInt, isNumber } from "../plain-checks";
 import { Backoff, ConfigError } from "sgridnext";
 
 export interface RestartPolicy {
@@ -63,7 +64,17 @@ export const RESTART_DEFAULTS: Readonly<RestartPolicy> = Object.freeze({
   stableAfterMs: 30_000,
 });
 
-const policySchema = z.object({
+/** A whole policy the schema below takes as it is. */
+function plainlyValid(v: unknown): boolean {
+  const ms = (x: unknown) => isInt(x, 0);
+  return hasExactly(v, {
+    initialDelayMs: ms, maxDelayMs: ms, multiplier: (x) => isNumber(x, 1), jitter: (x) => isNumber(x, 0, 1),
+    maxRestarts: ms, windowMs: (x) => isInt(x, 1), stableAfterMs: ms,
+  }, Object.keys(RESTART_DEFAULTS));
+}
+
+/** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
+export const restartPolicySchema = lazySchema((z) => z.object({
   initialDelayMs: z.number().int().min(0),
   maxDelayMs: z.number().int().min(0),
   multiplier: z.number().min(1),
@@ -71,7 +82,7 @@ const policySchema = z.object({
   maxRestarts: z.number().int().min(0),
   windowMs: z.number().int().positive(),
   stableAfterMs: z.number().int().min(0),
-}).strict();
+}).strict(), plainlyValid);
 
 /** What to do after a failure. */
 export interface RestartDecision {
@@ -87,7 +98,7 @@ export interface RestartDecision {
 /** Validates a partial policy against the defaults; throws ConfigError (caller misuse). */
 export function restartPolicy(partial: Partial<RestartPolicy> = {}): Readonly<RestartPolicy> {
   const merged = { ...RESTART_DEFAULTS, ...partial };
-  const r = policySchema.safeParse(merged);
+  const r = restartPolicySchema.safeParse(merged);
   if (!r.success) throw new ConfigError(`invalid restart policy: ${r.error.issues[0]?.path.join(".")}: ${r.error.issues[0]?.message}`);
   if (merged.maxDelayMs < merged.initialDelayMs) throw new ConfigError("invalid restart policy: maxDelayMs is below initialDelayMs");
   return Object.freeze(merged);

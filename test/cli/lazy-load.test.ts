@@ -17,8 +17,8 @@ import { waitFor } from "../helpers/wait";
 
 const HEAVY = /[\\/]node_modules[\\/](knex|koa|@koa[\\/]router|better-sqlite3|mysql2)[\\/]/;
 
-/** What the agent needs none of while it runs without instances: packages a servant may use, or an install (@bufbuild/protobuf's wire part, which generated code uses, is allowed; its descriptors and reflection are not). */
-const NOT_IN_AGENT = /[\\/]node_modules[\\/](prom-client|@opentelemetry[\\/]api|yaml|tar)[\\/]|[\\/]@bufbuild[\\/]protobuf[\\/]dist[\\/]cjs[\\/](wkt[\\/])?index\.js$/;
+/** What the agent needs none of while it runs without instances: zod (its own options are checked without it, nodeagent/lazy-schema.ts), packages a servant may use, or an install (@bufbuild/protobuf's wire part, which generated code uses, is allowed; its descriptors and reflection are not). */
+const NOT_IN_AGENT = /[\\/]node_modules[\\/](zod|prom-client|@opentelemetry[\\/]api|yaml|tar)[\\/]|[\\/]@bufbuild[\\/]protobuf[\\/]dist[\\/]cjs[\\/](wkt[\\/])?index\.js$/;
 
 /** A preload that writes the paths of every module the process loaded to a file when it exits. */
 function recorder(): { dir: string; preload: string; read: () => string[]; newSpace: () => number } {
