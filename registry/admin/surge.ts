@@ -27,7 +27,12 @@
  *
  * In a batch of several instances of one server with nothing serving outside
  * it, one instance (the lowest id that serves) takes the surge and keeps
- * serving until the surge is ready; the others switch at once.
+ * serving until the surge is ready. In a publish, the others switch once the
+ * surge's agent has reported on it (it starts: the package is installed on
+ * its node; or it failed), and at most settleMs + graceMs after the batch
+ * started (`holdFor`): the surge's node, whose way is the longest, downloads
+ * the package without the others' downloads beside it, and theirs overlap
+ * its settle and switch instead. They keep serving meanwhile.
  *
  * Failures: a surge that fails (reported failed, package refused, batch
  * timeout) fails the item and is removed; the instance was never touched and
@@ -113,6 +118,30 @@ export class Surges {
     }
     await this.create(task, inst, patchId);
     return true;
+  }
+
+  /**
+   * Whether the switch of `inst` (a publish item that is not taking a surge)
+   * waits for the surge a batch mate of its server takes: until that surge
+   * has been reported on since it was created (starting, serving, failed, or
+   * not installed, with the reason), and for at most settleMs + graceMs from
+   * `since` (what the surge way waits longer than a plain switch: holding
+   * the others longer could only make the batch longer). Resolves with what
+   * it waits for, or undefined to switch now. So the surge's node downloads
+   * and unpacks the package while the others still serve, and their
+   * downloads overlap the surge's settle instead of slowing it.
+   */
+  async holdFor(inst: InstanceRecord, batch: readonly number[], since: number): Promise<string | undefined> {
+    if (inst.surgeOf !== null) return undefined;
+    const capMs = this.opts.settleMs + this.opts.graceMs;
+    if (Date.now() - since >= capMs) return undefined;
+    const inBatch = new Set(batch);
+    const all = await this.ctx.store.instances.list({ application: inst.application, server: inst.server });
+    const surge = all.find((i) => i.surgeOf !== null && i.surgeOf !== inst.id && inBatch.has(i.surgeOf));
+    if (!surge) return undefined;
+    const reported = (surge.observedAt ?? 0) >= surge.createdAt && (surge.observedState !== "inactive" || !!surge.lastExitReason);
+    if (reported) return undefined;
+    return `surge instance ${surge.id} beside instance ${surge.surgeOf} on node "${surge.node}" being installed first; ${label(inst)} keeps serving and switches once it starts (at most ${capMs} ms after the batch started)`;
   }
 
   private async create(task: TaskRecord, inst: InstanceRecord, patchId: number | null): Promise<InstanceRecord> {

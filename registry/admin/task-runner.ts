@@ -316,23 +316,29 @@ export class TaskRunner {
   private async runBatch(task: TaskRecord, batchItems: TaskItemRecord[], halt: () => boolean): Promise<void> {
     const { store } = this.ctx;
     let items = batchItems;
-    // Mark and act (idempotent on resume).
+    const batchIds = items.map((i) => i.instanceId);
+    // Mark and act (idempotent on resume): surges first, then the other items, whose
+    // switch may wait for a batch mate's surge to be installed (Surges.holdFor).
     const started: TaskItemRecord[] = [];
+    const surged = new Set<number>();
     for (const item of items) {
       if (halt()) return;
       const current = item.status === "NOT_START" ? await store.tasks.setItemStatus(item.id, "RUNNING") : item;
       started.push(current);
-      try {
-        const inst = await store.instances.get(item.instanceId);
-        await this.apply(task, inst, items.map((i) => i.instanceId));
-      } catch (err) {
-        if ((err as { code?: string }).code === "NOT_FOUND" && task.kind === "undeploy") continue;
-        if ((err as { code?: string }).code === "NOT_FOUND" || (err as { code?: string }).code === "INVALID_ARGUMENT" || (err as { code?: string }).code === "FAILED_PRECONDITION") {
-          await store.tasks.setItemStatus(item.id, "FAILED", (err as Error).message);
-          continue;
-        }
-        throw err;
-      }
+      await this.step(task, item, async (inst) => {
+        if (await this.beginSurge(task, inst, batchIds)) surged.add(item.id);
+      });
+    }
+    const holdFrom = Date.now();
+    /** Items whose switch waits for a batch mate's surge. */
+    const held = new Set<number>();
+    for (const item of started) {
+      if (halt()) return;
+      if (surged.has(item.id)) continue;
+      await this.step(task, item, async (inst) => {
+        if (task.kind === "publish" && (await this.surges.holdFor(inst, batchIds, holdFrom)) !== undefined) held.add(item.id);
+        else await this.steps.apply(task, inst);
+      });
     }
     this.ctx.changes.kick();
     items = started;
@@ -347,7 +353,21 @@ export class TaskRunner {
       const now = Date.now();
       const waiting: string[] = [];
       for (const item of [...pending.values()]) {
-        const verdict = await this.check(task, item);
+        let verdict: Verdict | undefined;
+        if (held.has(item.id)) {
+          const inst = await store.instances.get(item.instanceId).catch(() => undefined);
+          const why = inst && (await this.surges.holdFor(inst, batchIds, holdFrom));
+          if (why) verdict = { done: false, waitingFor: why };
+          else {
+            held.delete(item.id);
+            if (!(await this.step(task, item, (i) => this.steps.apply(task, i)))) {
+              pending.delete(item.id);
+              continue;
+            }
+            this.ctx.changes.kick();
+          }
+        }
+        verdict ??= await this.check(task, item);
         if (!verdict.done) {
           this.log.debug({ taskId: task.id, itemId: item.id, waitingFor: verdict.waitingFor }, "task item waiting");
           await this.show(item, verdict.waitingFor);
@@ -384,17 +404,38 @@ export class TaskRunner {
   }
 
   /**
-   * Brings an instance's desired state to what the task wants (idempotent).
-   * A publish or restart that would stop the last serving endpoint of an Obj
-   * starts a surge first (./surge.ts) and stops nothing yet.
+   * Runs `fn` on an item's instance (read afresh); an instance gone, or a
+   * step refused (INVALID_ARGUMENT, FAILED_PRECONDITION), fails the item.
+   * Resolves false when the item failed (or, for undeploy, its instance is
+   * gone already).
    */
-  private async apply(task: TaskRecord, inst: InstanceRecord, batch: readonly number[]): Promise<void> {
+  private async step(task: TaskRecord, item: TaskItemRecord, fn: (inst: InstanceRecord) => Promise<void>): Promise<boolean> {
+    try {
+      await fn(await this.ctx.store.instances.get(item.instanceId));
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "NOT_FOUND" && task.kind === "undeploy") return false;
+      if (code === "NOT_FOUND" || code === "INVALID_ARGUMENT" || code === "FAILED_PRECONDITION") {
+        await this.ctx.store.tasks.setItemStatus(item.id, "FAILED", (err as Error).message);
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A publish or restart that would stop the last serving endpoint of an Obj
+   * starts a surge first (./surge.ts) and stops nothing yet: resolves true
+   * when the item goes that way. Otherwise the caller brings the instance's
+   * desired state to what the task wants (TaskSteps.apply, idempotent).
+   */
+  private async beginSurge(task: TaskRecord, inst: InstanceRecord, batch: readonly number[]): Promise<boolean> {
     if (task.kind === "publish") {
       const target = targetPatch(task, inst.id);
-      if (target !== null && !(inst.desiredPatchId === target && inst.desiredState === "active") && (await this.surges.begin(task, inst, batch, target))) return;
+      return target !== null && !(inst.desiredPatchId === target && inst.desiredState === "active") && (await this.surges.begin(task, inst, batch, target));
     }
-    if (task.kind === "restart" && !inst.drained && inst.desiredState === "active" && (await this.surges.begin(task, inst, batch, inst.desiredPatchId))) return;
-    await this.steps.apply(task, inst);
+    return task.kind === "restart" && !inst.drained && inst.desiredState === "active" && (await this.surges.begin(task, inst, batch, inst.desiredPatchId));
   }
 
   /** Looks at one running item's instance (and its surge, if it has one). */

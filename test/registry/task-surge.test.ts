@@ -121,6 +121,47 @@ forEachDialect("registry tasks: surges @slow", (d: DialectCase) => {
     }
   });
 
+  it("a publish of a server's every instance in one batch: the surge's node installs first, the others keep serving until the surge is reported or for at most settle + grace", async () => {
+    // A registry of its own with a longer settle time: the hold (settle + drain grace) is long enough to look at.
+    const settleMs = 3000;
+    const h2 = await startAdminRegistry(d, { taskSettleMs: settleMs });
+    const own: SimAgent[] = [];
+    try {
+      const c = await simCluster(h2, own, 2);
+      const [first, second] = [...c.ids].sort((x, y) => x - y) as [number, number];
+      const surgeAgent = c.agentOf(first);
+      const other = c.agentOf(second);
+      const versionOn = (agent: SimAgent, id: number) => agent.fake.lastDesired()?.instances.find((i) => i.instanceId === id)?.patch?.version;
+      // The surge (a new, higher id) is never reported: as while its node downloads the package.
+      surgeAgent.silentAbove = second;
+      const t = await h2.admin.createTask({ kind: "publish", instanceIds: c.ids, version: c.v2.version, batchSize: 0, stopOnFailure: true, batchTimeoutS: 0 }, h2.as(h2.token));
+      const held = await waitFor("the other item to wait for the surge", async () => {
+        const x = await h2.admin.getTask({ id: t.id }, h2.as(h2.token));
+        return x.items.find((i) => i.instanceId === second && i.reason.includes("being installed first"));
+      }, 30_000);
+      expect(held.reason).to.match(/^surge instance \d+ beside instance \d+ on node ".+" being installed first; instance \d+ .* keeps serving/);
+      expect(versionOn(other, second), "the other instance's desired version while it waits").to.equal(1);
+      // Never reported: the hold ends anyway after settle + grace, and the other instance switches.
+      const switched = await waitFor("the other item to succeed", async () => {
+        const x = await h2.admin.getTask({ id: t.id }, h2.as(h2.token));
+        return x.items.find((i) => i.instanceId === second && i.status === "SUCCESS") ? x : undefined;
+      }, 60_000);
+      expect(switched.items.find((i) => i.instanceId === first)!.status).to.equal("RUNNING");
+      expect(versionOn(other, second)).to.equal(2);
+      const surge = (await h2.admin.listInstances({ application: c.app, server: "", node: "" }, h2.as(h2.token))).instances.find((i) => i.surgeOf === first)!;
+      expect(surgeAgent.reports.some((r) => r.instanceId === surge.id), "the surge was not reported yet").to.equal(false);
+      surgeAgent.silentAbove = 0;
+      surgeAgent.poke();
+      const done = await finishedTask(h2, t.id, 60_000);
+      expect(done.status, JSON.stringify(done.items.map((i) => i.reason))).to.equal("success");
+      expect((await h2.admin.listInstances({ application: c.app, server: "", node: "" }, h2.as(h2.token))).instances.map((i) => [i.observedVersion, i.surgeOf])).to.deep.equal([[2, 0], [2, 0]]);
+
+    } finally {
+      for (const a of own) await a.close();
+      await h2.cleanup();
+    }
+  });
+
   it("with --batch 1 and the other node offline: the online instance switches with a surge, the offline one waits for its node and says so", async () => {
     const c = await cluster(2);
     const [a, b] = c.nodes as [string, string];

@@ -116,6 +116,8 @@ export class SimAgent {
   readonly failing = new Set<number>();
   /** Instances with a greater id than this fail too (instances the registry places itself, such as surges); 0 = none. */
   failAbove = 0;
+  /** Instances with a greater id than this are never reported (as while their package downloads); 0 = none. */
+  silentAbove = 0;
   /** Instances that crash right after each start: reported active, then activating (restarting), every 150 ms (less than the test registries' 600 ms task settle time). */
   readonly flapping = new Set<number>();
   private flapUp = false;
@@ -149,6 +151,7 @@ export class SimAgent {
     if (!desired) return;
     const out: InstanceObserved[] = [];
     for (const inst of desired.instances) {
+      if (this.silentAbove > 0 && inst.instanceId > this.silentAbove) continue;
       let r: InstanceObserved;
       const version = inst.patch?.version ?? 0;
       const base = { instanceId: inst.instanceId, pid: 0, version, restarts: 0, lastExitReason: "", event: "", startedAt: 0, portsInUse: [], eventDetail: "" };
