@@ -1,7 +1,10 @@
 /**
  * Encodes frames straight into a per-connection output slab and writes what
- * accumulated once per tick (process.nextTick), so a burst of calls or
- * replies issued in one turn of the event loop costs one write syscall.
+ * accumulated once per turn of the event loop (setImmediate: after every I/O
+ * callback of the turn has run), so a burst of calls or replies issued in one
+ * turn costs one write syscall. Not process.nextTick: that runs after each
+ * callback, and a gateway forwarding the calls of one HTTP/2 read (one
+ * callback per stream) paid one syscall per call, a quarter of its CPU.
  *
  * The slab is append-only: bytes before `pos` are never touched again once
  * handed to the socket, so a flushed region can stay referenced by the socket
@@ -99,7 +102,7 @@ export class FrameWriter {
     this.pos += n;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.flushFn);
+      setImmediate(this.flushFn);
     }
     return off;
   }
