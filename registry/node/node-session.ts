@@ -48,6 +48,12 @@ export class NodeSession {
   orderedBacklog = 0;
   /** When the last message arrived from the agent (ms); the sweeper closes sessions silent too long. */
   lastSeenAt = Date.now();
+  /**
+   * When the transport took the first desired state for the agent (ms), if
+   * it did: agents heartbeat from their first desired state on, so their
+   * silence counts from then (./offline-sweeper.ts).
+   */
+  firstDesiredAt: number | undefined;
   /** The agent's identity from its hello ("" from agents older than it). */
   agentId = "";
   /** When the host facts of a heartbeat are next taken to be stored (ms; jittered, see ./heartbeats.ts). */
@@ -155,6 +161,7 @@ export class NodeSession {
       if (this.desired) {
         const value = this.desired;
         this.desired = null;
+        this.firstDesiredAt ??= Date.now();
         yield { kind: { $case: "desired", value } };
         continue;
       }

@@ -32,7 +32,8 @@ interface ReadyReport {
 
 export interface ObservedDeps {
   store: RegistryStore;
-  changes: ChangeFeed;
+  /** Kicked after each batch written (batched by the hub: ./open-gate.ts). */
+  changes: Pick<ChangeFeed, "kick">;
   samples: HeartbeatSamples;
   stats: HubStats;
   log: Logger;

@@ -1,7 +1,8 @@
 /**
  * The offline sweeper (every heartbeatIntervalMs, on every registry
  * process): closes local sessions silent for heartbeatTimeoutMs (a
- * half-open TCP connection), marks silent nodes offline
+ * half-open TCP connection; silence counts from the first desired state
+ * the session delivered, as agents heartbeat from then on), marks silent nodes offline
  * (store.nodes.markStale: atomic, so one process logs the `node.offline`
  * event), and prunes expired relay commands. It never marks a node whose
  * session this process holds, and holds back (neither closes silent
@@ -15,6 +16,9 @@ import type { ChangeFeed, RegistrySettings } from "../server/context";
 import type { AppendEvent, HubStats } from "./hub-stats";
 import type { NodeSession } from "./node-session";
 import type { OfflineGrace } from "./offline-grace";
+
+/** A session whose first desired state was not taken yet is spared this many heartbeat timeouts after its hello. */
+export const FIRST_DESIRED_WAIT = 2;
 
 export interface SweeperDeps {
   store: RegistryStore;
@@ -62,7 +66,10 @@ export class OfflineSweeper {
     if (blockedMs > settings.heartbeatIntervalMs + 1000) this.d.grace.stalled(blockedMs);
     const judge = this.d.grace.mayMarkOffline(changes.healthy);
     for (const s of judge ? [...sessions.values()] : []) {
-      if (now - s.lastSeenAt > timeout) {
+      // Agents heartbeat once they have their first desired state: until the transport took it (a connect
+      // storm's backlog), a session is not silent, for at most FIRST_DESIRED_WAIT timeouts after its hello.
+      if (s.firstDesiredAt === undefined && now - s.openedAt <= FIRST_DESIRED_WAIT * timeout) continue;
+      if (now - Math.max(s.lastSeenAt, s.firstDesiredAt ?? 0) > timeout) {
         s.close(new DeadlineExceededError(`no message from node "${s.node}" for ${timeout} ms: session closed`, { node: s.node }));
         this.d.detach(s);
       }

@@ -4,7 +4,9 @@
  * and admin commands (here or through another registry process).
  *
  * Life of a session (see NodeSessionServantImpl for the stream itself):
- *   hello  -> nodes.upsert (online), event `node.online`, full DesiredState
+ *   hello  -> (at most maxConcurrentOpens at once, the rest queued: a connect
+ *             storm, ./open-gate.ts) nodes.upsert (online), full
+ *             DesiredState, event `node.online`
  *   change feed (instances | servers | patches) -> a new DesiredState when
  *             the node's differs from the last one sent
  *   heartbeat -> samples; usage; written with every other session's at the
@@ -40,6 +42,7 @@ import { type CommandResult, NodeSession, commandFailed } from "./node-session";
 import { ObservedRecorder, observedKey } from "./observed-reports";
 import { OfflineGrace } from "./offline-grace";
 import { OfflineSweeper } from "./offline-sweeper";
+import { KickBatcher, OpenGate } from "./open-gate";
 
 /** Tunables of the hub (the heartbeat interval and timeout come from RegistrySettings). */
 export interface NodeSessionHubOptions {
@@ -53,6 +56,8 @@ export interface NodeSessionHubOptions {
   pruneIntervalMs?: number;
   /** Longest timeout a command may ask for, ms. Default 600000 (10 min). */
   maxCommandTimeoutMs?: number;
+  /** Session opens (hellos) in progress at once; more wait their turn (./open-gate.ts). Default 32. */
+  maxConcurrentOpens?: number;
 }
 
 export const NODE_SESSION_DEFAULTS = Object.freeze({
@@ -61,6 +66,7 @@ export const NODE_SESSION_DEFAULTS = Object.freeze({
   relayPollMs: 150,
   pruneIntervalMs: 60_000,
   maxCommandTimeoutMs: 600_000,
+  maxConcurrentOpens: 32,
 });
 
 /** Observed batches queued per session before the reader waits (see handle()). */
@@ -90,6 +96,8 @@ export class NodeSessionHub implements SessionHub {
   private readonly pushes: DesiredPusher;
   private readonly sweeper: OfflineSweeper;
   private readonly callStats: CallStatsSink;
+  private readonly opening: OpenGate;
+  private readonly kicks: KickBatcher;
   private started = false;
   private closed = false;
 
@@ -110,6 +118,8 @@ export class NodeSessionHub implements SessionHub {
       throw new TypeError("heartbeatIntervalMs and heartbeatTimeoutMs must be positive");
     }
     this.builder = new DesiredStateBuilder(this.store, this.settings);
+    this.opening = new OpenGate(this.opts.maxConcurrentOpens);
+    this.kicks = new KickBatcher(this.changes);
     this.grace = new OfflineGrace(this.settings.heartbeatTimeoutMs);
     this.relay = new CommandRelay({
       store: this.store,
@@ -125,7 +135,7 @@ export class NodeSessionHub implements SessionHub {
       ...common, samples: this.samplesByNode, grace: this.grace, factsIntervalMs: this.opts.factsIntervalMs,
       flushMs: Math.min(this.opts.heartbeatFlushMs, this.settings.heartbeatIntervalMs),
     });
-    this.observed = new ObservedRecorder({ ...common, changes: this.changes, samples: this.samplesByNode, appendEvent });
+    this.observed = new ObservedRecorder({ ...common, changes: this.kicks, samples: this.samplesByNode, appendEvent });
     this.callStats = new CallStatsSink({ store: this.store, log: this.log });
     this.pushes = new DesiredPusher({ ...common, changes: this.changes, builder: this.builder, sessions: this.sessions });
     this.sweeper = new OfflineSweeper({
@@ -219,12 +229,24 @@ export class NodeSessionHub implements SessionHub {
 
   // ---- used by the servant ----------------------------------------------------------------
   /**
-   * Opens a session from a hello: refuses it when another agent holds the
-   * node name (./node-claim.ts), records the node online, logs
-   * `node.online`, replaces (closes) an older session of the same agent
-   * held here, and queues the node's full desired state.
+   * Opens a session from a hello, once one of the maxConcurrentOpens slots
+   * is free (./open-gate.ts): refuses it when another agent holds the node
+   * name (./node-claim.ts), records the node online, replaces (closes) an
+   * older session of the same agent held here, queues the node's full
+   * desired state (before the event: the agent heartbeats from it on),
+   * then logs `node.online`.
    */
   async open(hello: NodeHello, peer: string): Promise<NodeSession> {
+    if (this.closed) throw new UnavailableError(`registry ${this.settings.processId} is shutting down`);
+    await this.opening.acquire();
+    try {
+      return await this.openNow(hello, peer);
+    } finally {
+      this.opening.release();
+    }
+  }
+
+  private async openNow(hello: NodeHello, peer: string): Promise<NodeSession> {
     if (this.closed) throw new UnavailableError(`registry ${this.settings.processId} is shutting down`);
     const name = validate.validateNodeName(hello.node);
     const hostInfo = parseJsonObject(`host info of node "${name}"`, hello.hostInfoJson, true);
@@ -242,12 +264,8 @@ export class NodeSessionHub implements SessionHub {
     if (old) {
       old.close(new FailedPreconditionError(`session of node "${name}" replaced by a newer one from ${peer}`, { node: name }));
     }
-    this.changes.kick();
-    await this.appendEvent({
-      actor: `node:${name}`, kind: "node.online", target: name,
-      message: `node "${name}" connected from ${peer} (agent ${hello.agentVersion || "unknown"})`,
-      data: { address: hello.address, agentVersion: hello.agentVersion, registry: this.settings.processId },
-    });
+    this.kicks.kick();
+    // The desired state first: the agent starts heartbeating once it has it.
     try {
       const { state, instances } = await this.builder.forNode(name);
       for (const i of instances) session.observedKeys.set(i.id, observedKey(i));
@@ -256,6 +274,11 @@ export class NodeSessionHub implements SessionHub {
       // Keep the session: the next change (or the agent's reconnect) sends it.
       this.log.warn({ node: name, err: (err as Error)?.message }, "could not build the desired state of a node");
     }
+    await this.appendEvent({
+      actor: `node:${name}`, kind: "node.online", target: name,
+      message: `node "${name}" connected from ${peer} (agent ${hello.agentVersion || "unknown"})`,
+      data: { address: hello.address, agentVersion: hello.agentVersion, registry: this.settings.processId },
+    });
     this.log.info({ node: name, peer, agentVersion: hello.agentVersion }, "node session opened");
     return session;
   }

@@ -108,7 +108,11 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const rec = await reg.store.nodes.get(node);
     expect(rec).to.include({ online: true, agentVersion: "test", address: "127.0.0.1" });
     expect(rec.hostInfo).to.deep.equal({ cpuCount: 2 });
-    const events = await reg.store.events.list({ kind: "node.online", target: node });
+    // Logged just after the desired state is queued (the agent need not wait for the event).
+    const events = await waitFor("the node.online event", async () => {
+      const e = await reg.store.events.list({ kind: "node.online", target: node });
+      return e.length > 0 ? e : undefined;
+    });
     expect(events).to.have.length(1);
     expect(events[0]!.actor).to.equal(`node:${node}`);
     expect(JSON.stringify(events[0])).to.not.contain(CLUSTER_TOKEN);
