@@ -3,7 +3,8 @@
  * index (as every generated project does) and answering a call loads none
  * of what only some servants need: zod (package manifests, native-transport
  * options), prom-client (metrics), @bufbuild/protobuf's descriptors
- * (reflection), yaml (YAML config files), @opentelemetry/api (without an SDK).
+ * (reflection), yaml (YAML config files), @opentelemetry/api (without an SDK),
+ * the native transport's modules (a gRPC-only servant).
  * Checked in a child process that records every module it loaded.
  */
 import { expect } from "chai";
@@ -43,5 +44,7 @@ describe("sgridnext loads only what a servant uses", function () {
     expect(reply.text).to.include("hi");
     expect(modules.some((m) => m.includes(`${path.sep}@grpc${path.sep}grpc-js${path.sep}`)), "grpc-js loaded").to.equal(true);
     expect(modules.filter((m) => EXTRAS.test(m))).to.deep.equal([]);
+    // The native transport is loaded when a native channel or server is first made (framework/transport/index.ts).
+    expect(modules.filter((m) => /[\\/]transport[\\/]sgrid[\\/]/.test(m)), "native transport modules").to.deep.equal([]);
   });
 });
