@@ -67,14 +67,14 @@ export class ObservedRecorder {
     let written = ready;
     try {
       await store.transaction(async (tx) => {
-        for (const r of ready) await tx.instances.reportObserved(r.o.instanceId, r.report);
+        for (const r of ready) await tx.instances.recordObserved(r.o.instanceId, r.report);
       });
       for (const r of ready) session.observedKeys.set(r.o.instanceId, observedKey(r.report));
     } catch {
       written = [];
       for (const r of ready) {
         try {
-          await store.instances.reportObserved(r.o.instanceId, r.report);
+          await store.instances.recordObserved(r.o.instanceId, r.report);
           session.observedKeys.set(r.o.instanceId, observedKey(r.report));
           written.push(r);
         } catch (err) {

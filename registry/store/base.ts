@@ -196,6 +196,12 @@ export interface InstanceRepo {
   setDesired(id: number, desired: { state?: DesiredState; patchId?: number | null }): Promise<InstanceRecord>;
   /** Records what the agent reports; keys left out keep their value. */
   reportObserved(id: number, report: ObservedReport): Promise<InstanceRecord>;
+  /**
+   * reportObserved without reading the instance back (one UPDATE): what the
+   * node session writes for each entry of an agent's batch. NOT_FOUND for an
+   * unknown instance, as reportObserved.
+   */
+  recordObserved(id: number, report: ObservedReport): Promise<void>;
   setDrained(id: number, drained: boolean): Promise<InstanceRecord>;
   /**
    * Removes an instance (undeploy) with its instance-level configs and its

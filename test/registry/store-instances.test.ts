@@ -118,6 +118,15 @@ forEachDialect("registry store: instances and endpoints", (d: DialectCase) => {
     expect((await store.instances.setDrained(inst.id, true)).drained).to.equal(true);
     const err = await rejects(store.instances.reportObserved(inst.id, { state: "exploded" as any }));
     expect(err).to.be.instanceOf(InvalidArgumentError);
+    // recordObserved (the node session's write): the same columns, no read-back, the observed topic only.
+    const revs = await store.revisions.get();
+    await store.instances.recordObserved(inst.id, { state: "active", pid: 654, patchId: p1.id, restarts: 4, lastExitReason: null, at: t + 1 });
+    expect(await store.instances.get(inst.id)).to.include({ observedState: "active", pid: 654, observedPatchId: p1.id, restarts: 4, lastExitReason: null, observedAt: t + 1 });
+    const revs2 = await store.revisions.get();
+    expect(revs2.observed).to.equal(revs.observed + 1);
+    expect(revs2.instances).to.equal(revs.instances);
+    expect(await rejects(store.instances.recordObserved(999_999_999, { state: "active" }))).to.be.instanceOf(NotFoundError);
+    expect(await rejects(store.instances.recordObserved(inst.id, { state: "exploded" as any }))).to.be.instanceOf(InvalidArgumentError);
     expect((await store.instances.setDesired(inst.id, { patchId: null })).desiredPatchId).to.equal(null);
   });
 

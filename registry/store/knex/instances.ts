@@ -8,7 +8,7 @@
  * moment could still race past that check; the agent then reports the bind
  * failure. Good enough for a check whose job is to catch typos.
  */
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from "sgridnext";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "sgridnext";
 import type { InstanceFilter, InstanceInput, InstanceRepo, InstanceSpecUpdate, ObservedReport } from "../base";
 import { isUniqueViolation } from "../db-errors";
 import { type Adapter, type AdapterInput, DESIRED_STATES, type DesiredState, type InstanceRecord, OBSERVED_STATES } from "../records";
@@ -180,6 +180,22 @@ export class KnexInstanceRepo implements InstanceRepo {
   }
 
   async reportObserved(id: number, report: ObservedReport): Promise<InstanceRecord> {
+    // Observed state has its own topic: what agents report is not a change of
+    // what is desired, so node sessions need not rebuild desired state for it.
+    return this.update(id, this.observedFields(id, report), undefined, "observed");
+  }
+
+  async recordObserved(id: number, report: ObservedReport): Promise<void> {
+    const fields = { ...this.observedFields(id, report), updated_at: this.ctx.now() };
+    await this.ctx.write(async (trx, touch) => {
+      const n = await trx("instances").where({ id }).update(fields);
+      if (num(n) === 0) throw new NotFoundError(`instance ${id} not found`, { instanceId: id });
+      touch("observed");
+    });
+  }
+
+  /** The columns of an observed report, validated. */
+  private observedFields(id: number, report: ObservedReport): Record<string, unknown> {
     validateId("instance id", id);
     const fields: Record<string, unknown> = {
       observed_state: validateOneOf("observed state", report.state, OBSERVED_STATES),
@@ -191,9 +207,7 @@ export class KnexInstanceRepo implements InstanceRepo {
     if (report.lastExitReason !== undefined) {
       fields.last_exit_reason = report.lastExitReason === null ? null : validateText("last exit reason", report.lastExitReason, 4096);
     }
-    // Observed state has its own topic: what agents report is not a change of
-    // what is desired, so node sessions need not rebuild desired state for it.
-    return this.update(id, fields, undefined, "observed");
+    return fields;
   }
 
   async setDrained(id: number, drained: boolean): Promise<InstanceRecord> {
