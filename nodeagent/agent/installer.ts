@@ -1,7 +1,8 @@
 /**
  * Releases on this node: a desired patch is downloaded into the package
- * cache (sha256 checked), unpacked into `releases/<version>` by the
- * server's ReleaseManager, and old releases and packages are pruned.
+ * cache (sha256 checked) and unpacked into `releases/<version>` by the
+ * server's ReleaseManager as it arrives (accepted once verified:
+ * ../install/streamed-package.ts), and old releases and packages are pruned.
  *
  * A package that cannot be downloaded, verified or unpacked never touches
  * the running version: the failure is kept as a note (reported as the
@@ -12,7 +13,7 @@
 import * as fs from "node:fs";
 import { Backoff, getLogger, SgridError } from "sgridnext";
 import type { InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
-import { PackageCache, PackageManifestError, ReleaseManager, type PackageFetcher, type PackageManifest } from "../install";
+import { PackageCache, PackageManifestError, ReleaseManager, streamPackage, type PackageFetcher, type PackageManifest } from "../install";
 import { patchVersion, serverType } from "./desired-mapper";
 import type { ObservedEvent } from "./observed-mapper";
 import type { ResolvedNodeAgentOptions } from "./options";
@@ -90,8 +91,10 @@ export class Installer {
     const patch = inst.patch!;
     const installed = await fs.promises.stat(rm.releaseDir(version)).then((s) => s.isDirectory(), () => false);
     if (!installed) {
-      const file = await this.d.cache.ensure({ sha256: patch.sha256, size: patch.size }, this.d.fetcher(patch.id));
-      const release = await rm.install(version, file, { type });
+      // Unpacked while it downloads (and read back from the cache file only when it is there already).
+      const ref = { sha256: patch.sha256, size: patch.size };
+      const pkg = (await this.d.cache.has(patch.sha256)) ? await this.d.cache.ensure(ref, this.d.fetcher(patch.id)) : streamPackage(this.d.cache, ref, this.d.fetcher(patch.id));
+      const release = await rm.install(version, pkg, { type });
       return release.manifest;
     }
     const manifest = await rm.manifestOf(version);

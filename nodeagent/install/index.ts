@@ -15,6 +15,7 @@ export { readManifest, checkEntry, isInside, type ManifestSource, type ManifestE
 
 // ---- download cache ----------------------------------------------------------------
 export { PackageCache, type PackageCacheOptions, type PackageFetcher, type PackageRef } from "./package-cache";
+export { streamPackage, HANDOFF_BYTES, type StreamedPackage } from "./streamed-package";
 
 // ---- unpacking and releases ----------------------------------------------------------
 export { unpackPackage, DEFAULT_UNPACK_LIMITS, type UnpackLimits, type UnpackStats } from "./unpack";

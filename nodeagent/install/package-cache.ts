@@ -10,7 +10,9 @@
  * what it got, so the next attempt resumes.
  *
  * The fetch function is injected (the registry client provides it); its
- * contract: yield the package's bytes starting at `offset`.
+ * contract: yield the package's bytes starting at `offset`. `ensureStreaming`
+ * also hands the bytes over as they are written, to unpack a package while
+ * it downloads (./streamed-package.ts).
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -93,6 +95,26 @@ export class PackageCache {
     return p;
   }
 
+  /**
+   * Like {@link ensure}, and hands every byte of the package to `onBytes`, in
+   * order from the first, as it is written (a resumed download's bytes on
+   * disk first): what unpacks a package while it downloads
+   * (./streamed-package.ts). The download waits for each `onBytes`, which
+   * must not throw. Resolves with the path and whether `onBytes` was given
+   * every byte: false when the package was in the cache already or another
+   * call was downloading it (read the file then).
+   */
+  async ensureStreaming(ref: PackageRef, fetch: PackageFetcher | undefined, onBytes: (chunk: Uint8Array) => Promise<void> | void): Promise<{ path: string; streamed: boolean }> {
+    const { size } = refSchema.parse(ref);
+    const sha256 = checkSha256(ref.sha256);
+    const running = this.inflight.get(sha256);
+    if (running) return { path: await running, streamed: false };
+    let streamed = false;
+    const p = this.ensureOnce(sha256, size, fetch ?? this.fetch, onBytes, () => { streamed = true; }).finally(() => this.inflight.delete(sha256));
+    this.inflight.set(sha256, p);
+    return { path: await p, streamed };
+  }
+
   /** Removes the package (and any partial download) for `sha256`. Idempotent. */
   async remove(sha256: string): Promise<void> {
     const final = this.pathFor(sha256);
@@ -130,7 +152,7 @@ export class PackageCache {
     return removed;
   }
 
-  private async ensureOnce(sha256: string, size: number, fetcher: PackageFetcher | undefined): Promise<string> {
+  private async ensureOnce(sha256: string, size: number, fetcher: PackageFetcher | undefined, onBytes?: (chunk: Uint8Array) => Promise<void> | void, streaming?: () => void): Promise<string> {
     const final = this.pathFor(sha256);
     const existing = await fs.promises.stat(final).catch(() => undefined);
     if (existing?.isFile() && existing.size === size) return final;
@@ -143,7 +165,9 @@ export class PackageCache {
     await fs.promises.mkdir(this.dir, { recursive: true });
     const partial = partialOf(final);
     const hash = crypto.createHash("sha256");
-    let offset = await hashExisting(partial, hash, size);
+    // From here on every byte goes to onBytes too.
+    streaming?.();
+    let offset = await hashExisting(partial, hash, size, onBytes);
     const resumedAt = offset;
     if (offset > 0) log.info({ sha256, offset, size }, "resuming package download");
     /** Time spent in sha256 over the downloaded bytes, ms (where a download's time goes: `npm run bench fanout`). */
@@ -161,7 +185,8 @@ export class PackageCache {
             const h = performance.now();
             hash.update(chunk);
             hashMs += performance.now() - h;
-            await fh.write(chunk);
+            if (onBytes) await Promise.all([fh.write(chunk), onBytes(chunk)]);
+            else await fh.write(chunk);
             offset += chunk.length;
           }
         } catch (err) {
@@ -198,7 +223,7 @@ function partialOf(final: string): string {
  * Feeds the bytes already in a partial download to `hash` and returns how
  * many there are; a partial file longer than the package is thrown away.
  */
-async function hashExisting(partial: string, hash: crypto.Hash, size: number): Promise<number> {
+async function hashExisting(partial: string, hash: crypto.Hash, size: number, onBytes?: (chunk: Uint8Array) => Promise<void> | void): Promise<number> {
   const st = await fs.promises.stat(partial).catch(() => undefined);
   if (!st) return 0;
   if (!st.isFile() || st.size > size) {
@@ -209,6 +234,7 @@ async function hashExisting(partial: string, hash: crypto.Hash, size: number): P
   for await (const chunk of fs.createReadStream(partial)) {
     hash.update(chunk as Buffer);
     n += (chunk as Buffer).length;
+    await onBytes?.(chunk as Buffer);
   }
   return n;
 }

@@ -28,6 +28,7 @@ import { checkName, checkVersion, getLogger, Mutex, type PackageManifest, type S
 import { ReleaseNotFoundError } from "./errors";
 import { readManifest, type ManifestSource } from "./manifest";
 import { makeReadOnly, removeTree } from "./tree";
+import type { StreamedPackage } from "./streamed-package";
 import { DEFAULT_UNPACK_LIMITS, unpackPackage, type UnpackLimits, type UnpackStats } from "./unpack";
 
 const log = getLogger("agent.install");
@@ -126,37 +127,78 @@ export class ReleaseManager {
   }
 
   /**
-   * Unpacks the package at `packagePath` as release `version` (see the file
-   * comment for the all-or-nothing contract). Rejects with the install
+   * Unpacks the package (its file, or its bytes as they download:
+   * ./streamed-package.ts, accepted only once they were verified) as release
+   * `version` (see the file comment for the all-or-nothing contract). Rejects with the install
    * errors (PackageUnsafeError, PackageTooLargeError, PackageCorruptError,
    * PackageManifestError) naming the reason.
    */
-  async install(version: string, packagePath: string, options: InstallOptions = {}): Promise<InstalledRelease> {
-    const dir = this.releaseDir(version);
+  async install(version: string, pkg: string | StreamedPackage, options: InstallOptions = {}): Promise<InstalledRelease> {
+    const streamed = typeof pkg === "string" ? undefined : pkg;
+    let dir: string;
+    try {
+      dir = this.releaseDir(version);
+    } catch (err) {
+      streamed?.cancel();
+      throw err;
+    }
     return this.serialised(async () => {
-      await this.ensureLayout();
-      const expect = { app: this.app, server: this.server, type: options.type };
-      if (await isDir(dir)) {
-        const { manifest, source } = await readManifest(dir, expect);
-        return { version, dir, manifest, source, alreadyInstalled: true };
-      }
-      const started = performance.now();
-      const tmp = await fs.promises.mkdtemp(path.join(this.releasesDir, `.tmp-${version}-`));
+      // Whatever happens here, the download is not left waiting for a reader.
       try {
-        const stats = await unpackPackage(packagePath, tmp, this.limits);
-        const { manifest, source } = await readManifest(tmp, expect);
-        await fs.promises.chmod(tmp, 0o755);
-        const now = new Date();
-        await fs.promises.utimes(tmp, now, now);
-        await fs.promises.rename(tmp, dir);
-        log.info({ app: this.app, server: this.server, version, entries: stats.entries, bytes: stats.bytes, ms: Math.round(performance.now() - started) }, "release installed");
-        return { version, dir, manifest, source, alreadyInstalled: false, stats };
-      } catch (err) {
-        await removeTree(tmp).catch((rmErr: unknown) => log.error({ err: rmErr, tmp }, "could not remove a refused unpack"));
-        log.warn({ app: this.app, server: this.server, version, err: (err as Error).message }, "package refused");
-        throw err;
+        return await this.installLocked(version, dir, pkg, options);
+      } finally {
+        streamed?.cancel();
       }
     });
+  }
+
+  private async installLocked(version: string, dir: string, pkg: string | StreamedPackage, options: InstallOptions): Promise<InstalledRelease> {
+    await this.ensureLayout();
+    const expect = { app: this.app, server: this.server, type: options.type };
+    if (await isDir(dir)) {
+      const { manifest, source } = await readManifest(dir, expect);
+      return { version, dir, manifest, source, alreadyInstalled: true };
+    }
+    const started = performance.now();
+    const tmp = await fs.promises.mkdtemp(path.join(this.releasesDir, `.tmp-${version}-`));
+    try {
+      let stats: UnpackStats;
+      /** From the last byte verified to the release accepted, ms (a streamed package's unpack overlaps its download). */
+      let afterBytesMs: number | undefined;
+      if (typeof pkg === "string") {
+        stats = await unpackPackage(pkg, tmp, this.limits);
+      } else {
+        // Unpacked while it downloads; accepted only once every byte was verified. A failed
+        // download's error wins over the unpacker's: damaged bytes are retried, not refused.
+        let unpackErr: unknown;
+        let got: UnpackStats | undefined;
+        try {
+          got = await unpackPackage(pkg.bytes, tmp, this.limits);
+        } catch (err) {
+          unpackErr = err;
+          pkg.cancel();
+        }
+        await pkg.verified;
+        if (unpackErr !== undefined || !got) throw unpackErr;
+        stats = got;
+        afterBytesMs = performance.now();
+      }
+      const { manifest, source } = await readManifest(tmp, expect);
+      await fs.promises.chmod(tmp, 0o755);
+      const now = new Date();
+      await fs.promises.utimes(tmp, now, now);
+      await fs.promises.rename(tmp, dir);
+      const end = performance.now();
+      log.info({
+        app: this.app, server: this.server, version, entries: stats.entries, bytes: stats.bytes, ms: Math.round(end - started),
+        streamed: typeof pkg !== "string", ...(afterBytesMs !== undefined ? { afterBytesMs: Math.round(end - afterBytesMs) } : {}),
+      }, "release installed");
+      return { version, dir, manifest, source, alreadyInstalled: false, stats };
+    } catch (err) {
+      await removeTree(tmp).catch((rmErr: unknown) => log.error({ err: rmErr, tmp }, "could not remove a refused unpack"));
+      log.warn({ app: this.app, server: this.server, version, err: (err as Error).message }, "package refused");
+      throw err;
+    }
   }
 
   /** Makes `version` the current release (read-only first, when configured). Rejects with ReleaseNotFoundError. */

@@ -24,7 +24,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { Transform, Writable, type TransformCallback } from "node:stream";
+import { Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Parser, ReadEntry } from "tar";
 import { SgridError } from "sgridnext";
@@ -68,17 +68,30 @@ const UNPACK_READ_BYTES = 1024 * 1024;
 const UNPACK_INFLATE_CHUNK_BYTES = 256 * 1024;
 
 /**
- * Unpacks `packagePath` into `destDir`, which must exist and be empty.
- * Rejects with PackageUnsafeError, PackageTooLargeError or
- * PackageCorruptError (or an fs error such as ENOSPC).
+ * Unpacks the package at `source` (a file, or its bytes in order as they
+ * arrive: ./streamed-package.ts) into `destDir`, which must exist and be
+ * empty. Rejects with PackageUnsafeError, PackageTooLargeError or
+ * PackageCorruptError (or an fs error such as ENOSPC, or the error the
+ * bytes' iterator throws).
  */
-export async function unpackPackage(packagePath: string, destDir: string, limits: UnpackLimits = DEFAULT_UNPACK_LIMITS): Promise<UnpackStats> {
-  const gzip = await startsWith(packagePath, GZIP_MAGIC);
+export async function unpackPackage(source: string | AsyncIterable<Uint8Array>, destDir: string, limits: UnpackLimits = DEFAULT_UNPACK_LIMITS): Promise<UnpackStats> {
+  let input: NodeJS.ReadableStream;
+  let gzip: boolean;
+  if (typeof source === "string") {
+    gzip = await startsWith(source, GZIP_MAGIC);
+    input = fs.createReadStream(source, { highWaterMark: UNPACK_READ_BYTES });
+  } else {
+    const it = source[Symbol.asyncIterator]();
+    const head = await readHead(it, GZIP_MAGIC.length);
+    gzip = head.length >= GZIP_MAGIC.length && GZIP_MAGIC.every((b, i) => head.at(i) === b);
+    // Pulled chunk by chunk: the inflater and the tar parser hold the bytes back, not a buffer here.
+    input = Readable.from(prepend(head.chunks, it), { objectMode: false, highWaterMark: 1 });
+  }
   const extractor = new Extractor(destDir, limits);
   const tarCap = limits.maxBytes + (limits.maxEntries + 2) * FRAMING_PER_ENTRY;
   // Large pieces: the defaults (64 KiB reads, 16 KiB of inflated output per chunk) cost about
   // 3x the CPU per byte in stream and tar-parser overhead; every check below is per entry, not per chunk.
-  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = [fs.createReadStream(packagePath, { highWaterMark: UNPACK_READ_BYTES })];
+  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = [input];
   if (gzip) stages.push(zlib.createGunzip({ chunkSize: UNPACK_INFLATE_CHUNK_BYTES }));
   stages.push(new ByteCap(tarCap), new TarSink(extractor));
   try {
@@ -89,6 +102,44 @@ export async function unpackPackage(packagePath: string, destDir: string, limits
     throw toPackageError(err);
   }
   return { entries: extractor.entries, bytes: extractor.bytes, gzip };
+}
+
+/** Chunks pulled from `it` until they hold at least `n` bytes (fewer at its end). */
+async function readHead(it: AsyncIterator<Uint8Array>, n: number): Promise<{ chunks: Uint8Array[]; length: number; at(i: number): number | undefined }> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length < n) {
+    const r = await it.next();
+    if (r.done) break;
+    chunks.push(r.value);
+    length += r.value.length;
+  }
+  const at = (i: number): number | undefined => {
+    for (const c of chunks) {
+      if (i < c.length) return c[i];
+      i -= c.length;
+    }
+    return undefined;
+  };
+  return { chunks, length, at };
+}
+
+/** `head`, then the rest of `it`; ending early (the pipeline failed) ends `it` too. */
+async function* prepend(head: Uint8Array[], it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let finished = false;
+  try {
+    yield* head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    if (!finished) await it.return?.();
+  }
 }
 
 async function startsWith(file: string, magic: number[]): Promise<boolean> {

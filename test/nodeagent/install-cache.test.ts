@@ -4,8 +4,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import {
-  PackageCache, PackageChecksumError, PackageDownloadError, PackageSizeError, ReleaseManager, removeTree, type PackageFetcher,
+  PackageCache, PackageChecksumError, PackageDownloadError, PackageSizeError, ReleaseManager, removeTree, streamPackage, type PackageFetcher,
 } from "../../nodeagent/install";
+import { waitFor } from "../helpers/wait";
 import { InvalidArgumentError } from "sgridnext";
 import { writePackage } from "../fixtures/packages/tar-builder";
 
@@ -137,5 +138,88 @@ describe("nodeagent/install: PackageCache", () => {
     const rm = new ReleaseManager({ dataDir: path.join(tmp, "data"), app: "Demo", server: "HelloServer" });
     const r = await rm.install("1", cached);
     expect(fs.readFileSync(path.join(r.dir, "main.js"), "utf8")).to.equal("console.log(1)");
+  });
+
+  describe("unpacked while it downloads (streamPackage)", () => {
+    let tgz: string;
+    let buf: Buffer;
+    let ref: { sha256: string; size: number };
+    let rm: ReleaseManager;
+    const payload = crypto.randomBytes(512 * 1024);
+
+    beforeEach(async () => {
+      tgz = await writePackage(tmp, "real.tgz", {
+        "sgrid.json": JSON.stringify({ app: "Demo", server: "HelloServer", type: "node", entry: "main.js" }),
+        "main.js": "console.log(1)",
+        "payload.bin": payload,
+      });
+      buf = fs.readFileSync(tgz);
+      ref = { sha256: sha256(buf), size: buf.length };
+      rm = new ReleaseManager({ dataDir: path.join(tmp, "data"), app: "Demo", server: "HelloServer" });
+    });
+
+    /** The unpack in progress next to releases/ (none once accepted or refused). */
+    const unpacking = () => fs.readdirSync(rm.releasesDir).filter((n) => n.startsWith(".tmp-"));
+
+    it("unpacks as the bytes arrive, accepts the release only once the last one is verified, and keeps the package in the cache", async () => {
+      let seenEarly: string[] = [];
+      const fetch: PackageFetcher = async function* (_sha, offset) {
+        const last = buf.length - 1024;
+        for (let i = offset; i < last; i += 16 * 1024) yield buf.subarray(i, Math.min(i + 16 * 1024, last));
+        // Before the last bytes: the files before payload.bin are unpacked already, and nothing is accepted.
+        await waitFor("main.js unpacked before the download ends", () => unpacking().some((d) => fs.existsSync(path.join(rm.releasesDir, d, "main.js"))), 10_000, 5);
+        seenEarly = fs.readdirSync(rm.releasesDir);
+        yield buf.subarray(last);
+      };
+      const r = await rm.install("1", streamPackage(cache, ref, fetch));
+      expect(seenEarly.filter((n) => !n.startsWith(".tmp-")), "no release accepted before the last byte").to.deep.equal([]);
+      expect(fs.readFileSync(path.join(r.dir, "main.js"), "utf8")).to.equal("console.log(1)");
+      expect(fs.readFileSync(path.join(r.dir, "payload.bin")).equals(payload)).to.equal(true);
+      expect(fs.readFileSync(cache.pathFor(ref.sha256)).equals(buf)).to.equal(true);
+      expect(unpacking()).to.deep.equal([]);
+    });
+
+    it("refuses bytes damaged on the way as a checksum mismatch, not as a bad package, and keeps nothing", async () => {
+      const damaged = Buffer.from(buf);
+      for (let i = 2048; i < 4096; i++) damaged[i] ^= 0xff;
+      const fetch: PackageFetcher = async function* (_sha, offset) {
+        for (let i = offset; i < damaged.length; i += 16 * 1024) yield damaged.subarray(i, i + 16 * 1024);
+      };
+      const err = await rejection(rm.install("1", streamPackage(cache, ref, fetch)));
+      expect(err, err.message).to.be.instanceOf(PackageChecksumError);
+      expect(err.message).to.match(/checksum mismatch: expected sha256/);
+      expect(fs.readdirSync(rm.releasesDir)).to.deep.equal([]);
+      expect(fs.readdirSync(cache.dir)).to.deep.equal([]);
+    });
+
+    it("keeps a download cut off for resuming, with no release; the next install resumes it and unpacks every byte", async () => {
+      const calls: number[] = [];
+      const err = await rejection(rm.install("1", streamPackage(cache, ref, fileFetcher(tgz, calls, { failAfter: 200_000 }))));
+      expect(err).to.be.instanceOf(PackageDownloadError);
+      expect((err as PackageDownloadError).retryable).to.equal(true);
+      expect(fs.readdirSync(rm.releasesDir)).to.deep.equal([]);
+      expect(fs.statSync(path.join(cache.dir, `${ref.sha256}.partial`)).size).to.equal(200_000);
+      const r = await rm.install("1", streamPackage(cache, ref, fileFetcher(tgz, calls)));
+      expect(calls).to.deep.equal([0, 200_000]);
+      expect(fs.readFileSync(path.join(r.dir, "payload.bin")).equals(payload)).to.equal(true);
+    });
+
+    it("reads a package the cache holds already from its file, without fetching", async () => {
+      await cache.ensure(ref, fileFetcher(tgz, []));
+      const never: PackageFetcher = () => {
+        throw new Error("fetched a cached package");
+      };
+      const r = await rm.install("1", streamPackage(cache, ref, never));
+      expect(fs.readFileSync(path.join(r.dir, "payload.bin")).equals(payload)).to.equal(true);
+    });
+
+    it("a release already installed: the download still ends verified in the cache, and nothing waits for a reader", async () => {
+      await rm.install("1", streamPackage(cache, ref, fileFetcher(tgz, [])));
+      const other = new PackageCache({ dataDir: path.join(tmp, "data2") });
+      const pkg = streamPackage(other, ref, fileFetcher(tgz, []));
+      const again = await rm.install("1", pkg);
+      expect(again.alreadyInstalled).to.equal(true);
+      expect(await pkg.verified).to.equal(other.pathFor(ref.sha256));
+    });
   });
 });

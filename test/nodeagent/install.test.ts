@@ -1,10 +1,11 @@
 import { expect } from "chai";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import {
   ReleaseManager, PackageUnsafeError, PackageTooLargeError, PackageCorruptError, PackageManifestError,
-  ReleaseNotFoundError, resolveLinkTarget, unpackPackage, removeTree,
+  ReleaseNotFoundError, resolveLinkTarget, unpackPackage, removeTree, PackageCache, streamPackage, type PackageFetcher,
 } from "../../nodeagent/install";
 import { InvalidArgumentError, SgridError } from "sgridnext";
 import { writePackage, writeRawPackage, writeGzipBomb, buildTar, type RawEntry } from "../fixtures/packages/tar-builder";
@@ -28,6 +29,16 @@ describe("nodeagent/install: ReleaseManager", () => {
   let tmp: string;
   let pkgs: string;
   let rm: ReleaseManager;
+
+  /** The package at `file` as the agent gets it: downloaded in 4 KiB chunks into a package cache and unpacked as it arrives. */
+  function downloading(file: string) {
+    const bytes = fs.readFileSync(file);
+    const cache = new PackageCache({ dataDir: path.join(tmp, "data") });
+    const fetch: PackageFetcher = async function* (_sha, offset) {
+      for (let i = offset; i < bytes.length; i += 4096) yield bytes.subarray(i, i + 4096);
+    };
+    return streamPackage(cache, { sha256: crypto.createHash("sha256").update(bytes).digest("hex"), size: bytes.length }, fetch);
+  }
 
   beforeEach(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-install-"));
@@ -191,8 +202,8 @@ describe("nodeagent/install: ReleaseManager", () => {
       }, PackageCorruptError, /not a valid tar archive/],
     ];
 
-    for (const [what, spec, cls, re] of hostile) {
-      it(`refuses ${what}`, async () => {
+    for (const [what, spec, cls, re] of hostile) for (const via of ["file", "download"] as const) {
+      it(`refuses ${what}${via === "download" ? " (unpacked while it downloads)" : ""}`, async () => {
         const good = await writePackage(pkgs, "good.tgz", { "sgrid.json": MANIFEST, "main.js": "console.log('good')" });
         await rm.install("1.0.0", good);
         await rm.activate("1.0.0");
@@ -202,7 +213,7 @@ describe("nodeagent/install: ReleaseManager", () => {
         const file = typeof spec === "function"
           ? await spec()
           : writeRawPackage(pkgs, "hostile.tgz", [{ name: "sgrid.json", body: MANIFEST }, { name: "main.js", body: "1" }, ...spec]);
-        const err = await rejection(rm.install("2.0.0", file));
+        const err = await rejection(rm.install("2.0.0", via === "file" ? file : downloading(file)));
         expect(err, `${what}: ${err.message}`).to.be.instanceOf(cls);
         expect(err.message).to.match(re);
 
