@@ -89,7 +89,12 @@ export class HeartbeatSamples {
   }
 
   setUsage(instanceId: number, memoryBytes: number, cpuCoresUsed: number): void {
-    this.usageById.set(instanceId, { memoryBytes, cpuCoresUsed, startedAt: this.startedById.get(instanceId) ?? 0 });
+    // In place when known (usage() hands out copies): no object per instance per heartbeat.
+    const u = this.usageById.get(instanceId);
+    if (u) {
+      u.memoryBytes = memoryBytes;
+      u.cpuCoresUsed = cpuCoresUsed;
+    } else this.usageById.set(instanceId, { memoryBytes, cpuCoresUsed, startedAt: this.startedById.get(instanceId) ?? 0 });
   }
 
   /** Start time of an instance's process, from its observed reports. */

@@ -61,7 +61,8 @@ export class NodeSessionServantImpl extends NodeSessionServant {
         for (;;) {
           const r = await it.next();
           if (r.done || session.closed) break;
-          await this.hub.handle(session, r.value);
+          const wait = this.hub.handle(session, r.value);
+          if (wait) await wait;
         }
         session.close();
       } catch (err) {

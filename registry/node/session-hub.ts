@@ -292,22 +292,23 @@ export class NodeSessionHub implements SessionHub {
    * batches: under a write backlog a heartbeat must not wait for them, or a
    * busy registry would let live nodes look silent.
    * Observed batches are applied in order on a per-session chain; the returned promise makes the reader wait once more than 16
-   * batches are queued (backpressure to the agent through gRPC flow control).
+   * batches are queued (backpressure to the agent through gRPC flow control). Undefined when there is nothing to wait for
+   * (no promise, no await per heartbeat).
    */
-  handle(session: NodeSession, msg: AgentMessage): Promise<void> {
+  handle(session: NodeSession, msg: AgentMessage): Promise<void> | undefined {
     session.lastSeenAt = Date.now();
     const kind = msg.kind;
-    if (!kind) return Promise.resolve();
+    if (!kind) return undefined;
     switch (kind.$case) {
       case "heartbeat":
         this.heartbeats.accept(session, kind.value);
-        return Promise.resolve();
+        return undefined;
       case "reply":
         session.onReply(kind.value);
-        return Promise.resolve();
+        return undefined;
       case "stats":
         this.callStats.accept(session, kind.value);
-        return Promise.resolve();
+        return undefined;
       case "observed": {
         const batch = kind.value;
         session.orderedBacklog++;
@@ -317,7 +318,7 @@ export class NodeSessionHub implements SessionHub {
           .finally(() => {
             session.orderedBacklog--;
           });
-        return session.orderedBacklog > ORDERED_BACKLOG_MAX ? session.ordered : Promise.resolve();
+        return session.orderedBacklog > ORDERED_BACKLOG_MAX ? session.ordered : undefined;
       }
       case "hello":
         return Promise.reject(new InvalidArgumentError(`node "${session.node}" sent hello twice on one session`, { node: session.node }));
