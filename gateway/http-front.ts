@@ -42,7 +42,7 @@ import {
   UnauthenticatedError, UnimplementedError, bindErrorFrom, errorToWire, getLogger, renderMetrics, renderStats, statusName, type Metadata,
 } from "sgridnext";
 import { answerPreflight, corsHeaders } from "./cors";
-import { forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
+import { forwardableHeaders, forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
 import {
   FRAME_DATA, decodeTextBody, encodeForMode, encodeFrame, encodeGrpcMessage, grpcWebContentType, grpcWebMode, parseFrames, parseGrpcTimeout, singleMessage, trailersFrame,
   type GrpcWebMode,
@@ -295,7 +295,7 @@ export class HttpFront {
     const requests = many ? (parsed as JsonValue[]).map((r, i) => withIndex(i, many, () => t.requestFromJson(r))) : [t.requestFromJson(parsed)];
     const call: ForwardCall = {
       ...fwd,
-      onHeaders: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(h)) res.setHeader(`grpc-metadata-${k}`, printable(v)); },
+      onHeaders: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(forwardableHeaders(h) ?? {})) res.setHeader(`grpc-metadata-${k}`, printable(v)); },
       onTrailers: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(h)) res.setHeader(`grpc-trailer-${k}`, printable(v)); },
     };
     const source = (async function* () { yield* requests; })();
@@ -332,7 +332,7 @@ export class HttpFront {
     };
     const call: ForwardCall = {
       ...fwd,
-      onHeaders: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(h)) res.setHeader(k, printable(v)); },
+      onHeaders: (h) => { if (!res.headersSent) for (const [k, v] of Object.entries(forwardableHeaders(h) ?? {})) res.setHeader(k, printable(v)); },
       onTrailers: (h) => { trailers = h; },
     };
     if (kind === "unary") {

@@ -93,6 +93,9 @@ describe("gateway HTTP front (JSON, gRPC-Web)", function () {
     expect(reply.envelope.counters).to.deep.equal({ n: "1234567890123" }); // int64 as a string (the fixture servant's ts-proto code refuses values past 2^53 itself)
     expect(reply.metadata).to.include({ "x-trace": "t-1", served_by: "http-backend" });
     expect(res.headers["grpc-metadata-x-h"]).to.equal("from the servant");
+    // Only the servant's own headers: not the backend transport's (its gRPC server's content-type and date).
+    expect(res.headers).to.not.have.property("grpc-metadata-content-type");
+    expect(res.headers).to.not.have.property("grpc-metadata-date");
     expect(res.headers["grpc-trailer-x-t"]).to.equal("trailer");
   });
 
