@@ -7,6 +7,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CgroupV1Backend, NoCgroupBackend, detectCgroups, ProcessWrangler, type CgroupBackend } from "../../nodeagent";
+import { USAGE_SCAN_MS } from "../../nodeagent/cgroups/none";
 import {
   expectGone, fixture, makeTempDir, removeTempDir, removeV1Groups, testGroupName, v1Mounts, waitFor,
 } from "./helpers/agent-test-env";
@@ -106,6 +107,29 @@ describe("nodeagent/cgroups none (no cgroupfs)", () => {
     for (const pid of pids) expectGone(pid);
     expect(await none.procs("none.one")).to.deep.equal([]);
     await none.cleanup("none.one");
+  });
+
+  it("reports each instance's own session in one heartbeat's usage calls, and a stopped one as empty on the next", async () => {
+    const none = new NoCgroupBackend();
+    const wrangler = new ProcessWrangler({ cgroups: none });
+    const logs = ["a", "b"].map((n) => path.join(tmp, `usage-${n}.log`));
+    const [a, b] = await Promise.all(["none.a", "none.b"].map((id, i) =>
+      wrangler.launch({ instanceId: id, command: "/bin/sh", args: [fixture("stubborn.sh")], stdoutPath: logs[i]! })));
+    await waitFor("both ready", () => logs.every((l) => fs.existsSync(l) && read(l).includes("ready")));
+    const [pa, pb] = [await none.procs("none.a"), await none.procs("none.b")];
+    expect(pa.filter((p) => pb.includes(p))).to.deep.equal([]);
+    // One heartbeat: the usage of every instance, one after the other.
+    const [ua, ub] = [await none.usage("none.a"), await none.usage("none.b")];
+    expect(ua.pids).to.equal(pa.length);
+    expect(ub.pids).to.equal(pb.length);
+    expect(ua.memoryBytes).to.be.greaterThan(0);
+    await wrangler.stop(a!, { graceMs: 200 });
+    await new Promise((r) => setTimeout(r, USAGE_SCAN_MS));
+    expect((await none.usage("none.a")).pids, "the stopped instance, at the next heartbeat").to.equal(0);
+    expect((await none.usage("none.b")).pids).to.equal(pb.length);
+    await wrangler.stop(b!, { graceMs: 200 });
+    await none.cleanup("none.a");
+    await none.cleanup("none.b");
   });
 
   it("explicit prefer: none yields the none backend without probing", async () => {
