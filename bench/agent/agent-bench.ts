@@ -20,6 +20,10 @@
  *   running in between).
  * - agent CPU while supervising 50 instances (utime+stime over the soak,
  *   at least 10 s, in % of one core), heartbeats every 5 s included.
+ * - baselines from the same run, idle as above: a bare `node` (the floor
+ *   of any Node process here) and the agent started as
+ *   `node --no-opt sgrid node` (README, `sgrid node`: without V8's
+ *   optimizing compiler).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -46,9 +50,11 @@ async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number
   }
 }
 
-function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) * 1024 : 0;
+/** VmRSS and its anonymous and file-backed parts (RssAnon, RssFile: the node binary's pages, shared with every node process), bytes. */
+function rssOf(pid: number): { rss: number; anon: number; file: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile") };
 }
 
 /** A preload for the agent: on SIGUSR2, process.memoryUsage() into `file` (the bench's only hook into the agent). */
@@ -63,7 +69,10 @@ interface MemorySample {
   /** ms since the phase began */
   t: number;
   rss: number;
+  anon: number;
+  file: number;
   heapUsed: number;
+  heapTotal: number;
 }
 
 /** Asks the agent for its heap (SIGUSR2) and reads its RSS from /proc. */
@@ -72,13 +81,13 @@ async function sampleMemory(pid: number, probeFile: string, t0: number): Promise
   process.kill(pid, "SIGUSR2");
   const mem = await until("the agent's memory figures", () => {
     try {
-      const m = JSON.parse(fs.readFileSync(probeFile, "utf8")) as { at: number; heapUsed: number };
+      const m = JSON.parse(fs.readFileSync(probeFile, "utf8")) as { at: number; heapUsed: number; heapTotal: number };
       return m.at >= asked ? m : undefined;
     } catch {
       return undefined; // not written yet, or half written
     }
   }, 10_000);
-  return { t: Date.now() - t0, rss: rssBytes(pid), heapUsed: mem.heapUsed };
+  return { t: Date.now() - t0, ...rssOf(pid), heapUsed: mem.heapUsed, heapTotal: mem.heapTotal };
 }
 
 /** Samples every `everyMs` for `forMs`. */
@@ -108,7 +117,7 @@ function slopePerHour<S extends { t: number }>(samples: readonly S[], y: (s: S) 
   return den === 0 ? 0 : (num / den) * 3_600_000;
 }
 
-function memoryRows(label: string, samples: MemorySample[]): string[] {
+function memoryRows(label: string, samples: MemorySample[], detail = false): string[] {
   const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
   const row = (what: string, pick: (s: MemorySample) => number) => {
     const ys = samples.map(pick);
@@ -116,7 +125,13 @@ function memoryRows(label: string, samples: MemorySample[]): string[] {
     return `| ${label}: ${what} start / min / max / end (MB), slope | ${mb(ys[0]!)} / ${mb(Math.min(...ys))} / ${mb(Math.max(...ys))} / ${mb(ys[ys.length - 1]!)}, ${slope >= 0 ? "+" : ""}${slope.toFixed(1)} MB/h |`;
   };
   const span = samples.length > 1 ? samples[samples.length - 1]!.t / 1000 : 0;
-  return [row(`RSS (${samples.length} samples over ${span.toFixed(0)} s)`, (s) => s.rss), row("V8 heap used", (s) => s.heapUsed)];
+  const rows = [row(`RSS (${samples.length} samples over ${span.toFixed(0)} s)`, (s) => s.rss), row("V8 heap used", (s) => s.heapUsed)];
+  if (!detail) return rows;
+  // Where RSS goes and whether it settles: anonymous (heap, malloc) vs file-backed (the node binary's code, shared), V8's committed heap, and the slope of the second half alone.
+  const late = samples.slice(Math.floor(samples.length / 2));
+  const lateSlope = slopePerHour(late, (s) => s.rss / 1024 / 1024);
+  return [...rows, row("RSS anonymous", (s) => s.anon), row("RSS file-backed", (s) => s.file), row("V8 heap committed", (s) => s.heapTotal),
+    `| ${label}: RSS slope over the second half (${late.length} samples) | ${lateSlope >= 0 ? "+" : ""}${lateSlope.toFixed(1)} MB/h |`];
 }
 
 function cpuTicks(pid: number): number {
@@ -147,8 +162,22 @@ export interface AgentBenchOptions {
   soakMs: number;
 }
 
+/** The children's env: the agent logs errors only. */
+function benchEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, SGRID_LOG_LEVEL: "error" };
+}
+
+/** SIGTERM, and the exit waited for (at most 5 s). */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await Promise.race([gone, sleep(5000)]);
+}
+
 export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-agent-bench-"));
+  const children = new Set<ChildProcess>();
   const group = `sgrid-bench-${process.pid}`;
   const reg = new StandInRegistry();
   let agent: ChildProcess | undefined;
@@ -159,7 +188,7 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     fs.writeFileSync(cfg, "supervisor: { restart: { initialDelayMs: 0, jitter: 0 } }\n");
     const probe = memoryProbe(tmp);
     agent = spawn(process.execPath, ["-r", probe.preload, CLI, "node", "--registry", reg.address, "--name", "bench-node", "--data-dir", path.join(tmp, "node"),
-      "--address", "127.0.0.1", "--cgroup-group", group, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SGRID_LOG_LEVEL: "error" } });
+      "--address", "127.0.0.1", "--cgroup-group", group, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"], env: benchEnv() });
     let out = "";
     agent.stdout!.on("data", (d: Buffer) => { out += d.toString(); });
     await until("agent start", () => (/cgroups=(\w+)/.exec(out) ?? undefined), 20_000);
@@ -206,17 +235,37 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     reg.setInstances([]);
     await until("instances stopped", () => (instances.every((i) => reg.observed.get(i.instanceId)?.state !== "active") ? true : undefined), 60_000).catch(() => undefined);
     await sleep(500);
+
+    // Baselines, idle, one at a time: a bare node, and a second agent (another node name, no instances) without the optimizing compiler.
+    const bare = spawn(process.execPath, ["-r", probe.preload, "-e", "setInterval(() => {}, 1000)"], { stdio: "ignore", env: benchEnv() });
+    children.add(bare);
+    await sleep(1000);
+    const bareIdle = await sampleFor(bare.pid!, probe.file, Math.min(opts.idleMs, 5000), 1000);
+    await stopChild(bare);
+    const hellos = reg.hellos;
+    const noOpt = spawn(process.execPath, ["--no-opt", "-r", probe.preload, CLI, "node", "--registry", reg.address, "--name", "bench-node-no-opt", "--data-dir", path.join(tmp, "node-no-opt"),
+      "--address", "127.0.0.1", "--cgroup-group", `${group}-no-opt`], { stdio: "ignore", env: benchEnv() });
+    children.add(noOpt);
+    await until("the --no-opt agent's hello", () => (reg.hellos > hellos ? true : undefined), 20_000);
+    const noOptIdle = await sampleFor(noOpt.pid!, probe.file, opts.idleMs, Math.max(1000, opts.idleMs / 20));
+    await stopChild(noOpt);
+    const med = (xs: MemorySample[]) => median(xs.map((x) => x.rss));
+    const ratio = (xs: MemorySample[]) => `${(med(idle) / med(xs)).toFixed(2)}x`;
     return [
       `| figure | value |`,
       `|---|---|`,
       `| cgroup backend | ${cgroups} |`,
       `| restart: exit -> replacement spawned, median of 10 first restarts (policy delay 0) | ${median(latencies).toFixed(0)} ms (min ${Math.min(...latencies)} / max ${Math.max(...latencies)}) |`,
       `| 50 instances from desired state to all reported active | ${allUpMs} ms |`,
-      ...memoryRows("idle (0 instances)", idle),
-      ...memoryRows("50 instances", busy),
+      ...memoryRows("idle (0 instances)", idle, true),
+      ...memoryRows("50 instances", busy, true),
       `| agent CPU supervising 50 instances (over ${cpuSeconds.toFixed(1)} s) | ${cpuPct.toFixed(2)} % of one core |`,
+      ...memoryRows("baseline, bare `node -e` idle", bareIdle).slice(0, 1),
+      ...memoryRows("baseline, agent under `node --no-opt`, idle", noOptIdle),
+      `| idle agent RSS (median) vs bare node / vs the agent under --no-opt | ${ratio(bareIdle)} / ${ratio(noOptIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(noOptIdle) / 1048576).toFixed(1)} MB) |`,
     ].join("\n");
   } finally {
+    for (const c of children) await stopChild(c);
     if (agent && agent.exitCode === null) {
       const gone = new Promise((r) => agent!.once("exit", r));
       agent.kill("SIGTERM");
@@ -224,8 +273,9 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     }
     await reg.stop();
     for (const ctrl of ["memory", "cpu", "cpuacct", "pids", "unified", ""]) {
-      const top = path.join("/sys/fs/cgroup", ctrl, group);
-      try { fs.rmdirSync(top); } catch { /* not there or not empty */ }
+      for (const g of [group, `${group}-no-opt`]) {
+        try { fs.rmdirSync(path.join("/sys/fs/cgroup", ctrl, g)); } catch { /* not there or not empty */ }
+      }
     }
     fs.rmSync(tmp, { recursive: true, force: true });
   }
