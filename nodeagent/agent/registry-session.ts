@@ -65,7 +65,7 @@ export const SESSION_DEFAULTS = Object.freeze({ heartbeatIntervalMs: 5000 });
  * interval: 2,000 messages a second), and much cheaper than one. Once the
  * registry answers, each agent holds one stream and retries stop; the
  * reconnect storm is then bounded by the registry accepting hellos (1,000
- * agents connected in 6.3 s on SQLite, `npm run bench registry-heartbeat`),
+ * agents connected in 5.1 s on SQLite, `npm run bench registry-heartbeat`),
  * not by the agents' delays, and the jitter spreads the hellos over seconds
  * instead of one burst. Backoff beyond that would only delay recovery.
  */
