@@ -202,6 +202,35 @@ export class GrpcFront {
   }
 
   /**
+   * The route's checks of a call before it is forwarded: the service is exposed (else UNIMPLEMENTED), the
+   * bearer token matches (UNAUTHENTICATED), the client is within the route's rate (RESOURCE_EXHAUSTED, its
+   * `grpc-retry-pushback-ms` trailer handed to `pushback`). A refusal is counted in the route's stats (an
+   * unexposed service under the one `(not exposed)` entry) and thrown.
+   */
+  private admit(path: string, authorization: unknown, call: { getPeer(): string }, pushback: (trailers: Metadata) => void): PathRoute & { readonly rule: RouteRule } {
+    const r = this.routeOf(path);
+    const rule = r.rule;
+    let refusal: SgridError | undefined;
+    if (!rule) {
+      refusal = new UnimplementedError(`service "${r.service}" is not exposed by this gateway`, { service: r.service });
+    } else if (!authorized(rule, typeof authorization === "string" ? authorization : undefined)) {
+      refusal = new UnauthenticatedError(`service "${r.service}" needs a bearer token (metadata authorization: Bearer <token>)`, { service: r.service });
+    } else if (rule.rateLimit) {
+      const waitMs = this.limiter.take(clientKey(rule, call.getPeer()), rule.rateLimit);
+      if (waitMs > 0) {
+        // gRPC's server pushback: a client with a retry policy for RESOURCE_EXHAUSTED waits this long.
+        pushback({ "grpc-retry-pushback-ms": String(waitMs) });
+        refusal = new ResourceExhaustedError(`rate limit of service "${r.service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service: r.service, retryAfterMs: waitMs });
+      }
+    }
+    if (refusal !== undefined) {
+      this.forwarder.refused(rule ? path : undefined, refusal);
+      throw refusal;
+    }
+    return r as PathRoute & { readonly rule: RouteRule };
+  }
+
+  /**
    * A unary call of a path the forwarder has resolved (installCatchAll's fast path): the same checks, refusal
    * counts and pass-through as handle(), with grpc-js holding the one request message and taking the one
    * answer. The backend's headers are sent when it has any of its own; its trailers go with the status.
@@ -223,26 +252,10 @@ export class GrpcFront {
       callback(status);
     };
     this.inFlight++;
-    // Until the call is handed to the forwarder, an error is the gateway's refusal (counted here, not there).
-    let refusedAs: string | undefined;
     try {
-      const r = this.routeOf(path);
-      const rule = r.rule;
-      if (!rule) throw new UnimplementedError(`service "${r.service}" is not exposed by this gateway`, { service: r.service });
-      refusedAs = path;
       const incoming = call.metadata.getMap() as Metadata;
-      const auth = incoming.authorization;
-      if (!authorized(rule, typeof auth === "string" ? auth : undefined)) {
-        throw new UnauthenticatedError(`service "${r.service}" needs a bearer token (metadata authorization: Bearer <token>)`, { service: r.service });
-      }
-      if (rule.rateLimit) {
-        const waitMs = this.limiter.take(clientKey(rule, call.getPeer()), rule.rateLimit);
-        if (waitMs > 0) {
-          trailers = { "grpc-retry-pushback-ms": String(waitMs) };
-          throw new ResourceExhaustedError(`rate limit of service "${r.service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service: r.service, retryAfterMs: waitMs });
-        }
-      }
-      refusedAs = undefined;
+      const r = this.admit(path, incoming.authorization, call, (t) => { trailers = t; });
+      const rule = r.rule;
       const req = call.request;
       if (req.length > rule.maxMessageBytes) {
         throw new ResourceExhaustedError(`request message of ${req.length} bytes is over the route's limit of ${rule.maxMessageBytes} bytes`, { size: req.length, limit: rule.maxMessageBytes });
@@ -271,7 +284,6 @@ export class GrpcFront {
         callback(null, res, trailers === undefined ? undefined : toGrpcMetadata(trailers));
       }, fail);
     } catch (err) {
-      if (refusedAs !== undefined || (err instanceof SgridError && err.status === Status.UNIMPLEMENTED)) this.forwarder.refused(refusedAs, err);
       fail(err);
     }
   }
@@ -311,8 +323,8 @@ export class GrpcFront {
     let headersSent = false;
     let trailers: Metadata = {};
     let finished = false;
-    // Until the call is handed to the forwarder, an error is the gateway's refusal (counted here, not there).
-    let refusedAs: string | undefined;
+    // Admitted but not yet handed to the forwarder: an error is the gateway's refusal (counted here, not there).
+    let admitted = false;
     let forwarding = false;
     const fail = (err: unknown) => {
       if (finished) return;
@@ -325,23 +337,9 @@ export class GrpcFront {
     };
     try {
       const path = call.getPath();
-      const [service] = splitPath(path);
-      const rule = this.routes.match(service);
-      if (!rule) throw new UnimplementedError(`service "${service}" is not exposed by this gateway`, { service });
-      refusedAs = path;
       const incoming = fromGrpcMetadata(call.metadata);
-      const auth = incoming.authorization;
-      if (!authorized(rule, typeof auth === "string" ? auth : undefined)) {
-        throw new UnauthenticatedError(`service "${service}" needs a bearer token (metadata authorization: Bearer <token>)`, { service });
-      }
-      if (rule.rateLimit) {
-        const waitMs = this.limiter.take(clientKey(rule, call.getPeer()), rule.rateLimit);
-        if (waitMs > 0) {
-          // gRPC's server pushback: a client with a retry policy for RESOURCE_EXHAUSTED waits this long.
-          trailers = { "grpc-retry-pushback-ms": String(waitMs) };
-          throw new ResourceExhaustedError(`rate limit of service "${service}" reached for this client (${rule.rateLimit.perSecond}/s); retry in ${waitMs} ms`, { service, retryAfterMs: waitMs });
-        }
-      }
+      const { rule } = this.admit(path, incoming.authorization, call, (t) => { trailers = t; });
+      admitted = true;
       const deadline = call.getDeadline();
       const d = deadline instanceof Date ? deadline.getTime() : deadline;
       const fc: ForwardCall = {
@@ -380,7 +378,7 @@ export class GrpcFront {
       }
     } catch (err) {
       // A service no Obj serves is counted with the unexposed ones: made-up names must not grow the stats.
-      if (!forwarding) this.forwarder.refused(err instanceof SgridError && err.status === Status.UNIMPLEMENTED ? undefined : refusedAs, err);
+      if (admitted && !forwarding) this.forwarder.refused(err instanceof SgridError && err.status === Status.UNIMPLEMENTED ? undefined : call.getPath(), err);
       fail(err);
     } finally {
       call.off("cancelled", onCancel);
