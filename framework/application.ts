@@ -25,7 +25,7 @@ import { Communicator } from "./communicator";
 import { endpointKey, parseHostPort, type Endpoint } from "./endpoint";
 import { ConfigError, EndpointParseError } from "./errors";
 import { getLogger, useHostingLogLevel } from "./logger";
-import { startMetricsServer, type MetricsServer } from "./metrics";
+import { metricsPortFromEnv, startMetricsServer, type MetricsServer } from "./metrics";
 import { reflectionServants } from "./reflection";
 import { ConfigLoader } from "./config/config-loader";
 import { registryTokenFromEnv } from "./discovery/registry-client";
@@ -154,12 +154,7 @@ export class Application {
   }
 
   private metricsPort(): number | undefined {
-    if (this.options.metricsPort !== undefined) return this.options.metricsPort;
-    const raw = this.env[ENV.METRICS_PORT];
-    if (raw === undefined || raw === "") return undefined;
-    const port = Number(raw);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SGRID_METRICS_PORT must be a port number 0-65535, got "${raw}"`);
-    return port;
+    return this.options.metricsPort ?? metricsPortFromEnv(this.env);
   }
 
   /** Full Obj name (`App.Server.Obj`) when app and server are known. */

@@ -24,7 +24,8 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
-import { bindErrorFrom } from "./errors";
+import { ENV } from "./contract/env";
+import { bindErrorFrom, ConfigError } from "./errors";
 import { getLogger } from "./logger";
 import { LATENCY_BUCKETS_MS, clientStats, serverStats, type StatsRegistry } from "./stats";
 
@@ -83,6 +84,15 @@ export async function renderMetrics(): Promise<string> {
   renderStats(out, "sgrid_server", "obj", serverStats);
   renderStats(out, "sgrid_client", "service", clientStats);
   return `${out.join("\n")}\n${await defaultRegistry().metrics()}`;
+}
+
+/** The `/metrics` port asked for by SGRID_METRICS_PORT (0 = any), undefined when unset; ConfigError naming the value otherwise. */
+export function metricsPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env[ENV.METRICS_PORT];
+  if (raw === undefined || raw === "") return undefined;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SGRID_METRICS_PORT must be a port number 0-65535, got "${raw}"`);
+  return port;
 }
 
 export interface MetricsServer {

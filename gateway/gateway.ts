@@ -26,6 +26,7 @@
 import * as fs from "node:fs";
 import { Communicator, ConfigError, ConfigLoader, getLogger, startMetricsServer, type MetricsServer } from "sgridnext";
 import { agentChannelFromEnv, type AgentChannel } from "sgridnext/internal/agent/agent-channel";
+import { metricsPortFromEnv } from "sgridnext/internal/metrics";
 import { registerBuiltinCommands } from "sgridnext/internal/agent/builtin-commands";
 import { CommandRegistry } from "sgridnext/internal/agent/commands";
 import { frameworkVersion } from "sgridnext/internal/agent/version";
@@ -199,9 +200,8 @@ export class Gateway {
       const h = parseListen(this.options.httpListen);
       this.httpPort = await this.http.listen(h.host, h.port);
     }
-    const metricsPort = this.options.metricsPort ?? (this.env.SGRID_METRICS_PORT ? Number(this.env.SGRID_METRICS_PORT) : undefined);
+    const metricsPort = this.options.metricsPort ?? metricsPortFromEnv(this.env);
     if (metricsPort !== undefined) {
-      if (!(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)) throw new ConfigError(`SGRID_METRICS_PORT must be a port number 0-65535, got "${this.env.SGRID_METRICS_PORT ?? metricsPort}"`);
       this.metricsServer = await startMetricsServer({ port: metricsPort, host: this.env.SGRID_METRICS_HOST || undefined });
     }
     this.agentChannelNow?.ready([this.objName()]);
