@@ -13,7 +13,7 @@
  */
 import { runGrpcOverhead } from "./grpc-overhead";
 import { runAgentBench } from "./agent/agent-bench";
-import { runTransportBench } from "./transport/run";
+import { runTransportBench, TRANSPORT_TARGETS_LINE, transportTargets } from "./transport/run";
 import { formatSuite } from "./harness";
 import { runFindObjectBench } from "./registry/find-object";
 import { runWatchLatencyBench } from "./registry/watch-latency";
@@ -55,9 +55,9 @@ async function main(): Promise<void> {
   }
   if (want("transport")) {
     process.stdout.write("## Transports: native sgrid vs gRPC vs @tars/rpc vs moleculer (unary ~100-byte echo, separate processes)\n");
-    process.stdout.write("Targets: native >= 1.5x @tars/rpc calls/s at c=64, >= 1.2x at c=1, p99 no worse than @tars/rpc's.\n");
+    process.stdout.write(`${TRANSPORT_TARGETS_LINE}\n`);
     const r = await runTransportBench({ durationMs, concurrencies: [1, 64], rounds, warmupMs, json });
-    process.stdout.write(`${formatSuite(r)}\n\n`);
+    process.stdout.write(`${formatSuite(r)}\n${transportTargets(r)}\n\n`);
   }
   if (want("gateway")) {
     process.stdout.write("## Gateway: unary ~100-byte echo through `sgrid gateway` vs straight to the servant (servant, gateway and client each in its own process, a real registry in the driver)\n");
