@@ -82,6 +82,36 @@ describe("framework status codes from any peer", function () {
     }
   });
 
+  it("a unary response that does not decode is INTERNAL, an OK status without one UNIMPLEMENTED, and the proxy keeps calling", async () => {
+    // A plain gRPC peer that answers Say with raw bytes, as a response stream: one message or none.
+    const server = new grpc.Server();
+    const raw = (b: Buffer) => b;
+    const say = { path: "/demo.echo.v1.Echo/Say", requestStream: false, responseStream: true, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw };
+    let answer: Buffer[] = [];
+    server.addService({ Say: say } as grpc.ServiceDefinition, {
+      Say: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        for (const b of answer) call.write(b);
+        call.end();
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const comm = new Communicator();
+    try {
+      const proxy = comm.stringToProxy(EchoProxy, `127.0.0.1:${port}`);
+      const outcome = (bytes: Buffer[]) => { answer = bytes; return proxy.say({ text: "x" }).then((r) => r, (e: unknown) => e); };
+      // field 1, wire type 7: no such wire type
+      const undecodable = await outcome([Buffer.from([0x0f])]);
+      expect(undecodable).to.be.instanceOf(InternalError);
+      expect((undecodable as SgridError).message).to.match(/^Response message parsing error: /);
+      expect(await outcome([])).to.be.instanceOf(UnimplementedError).with.property("message", "No message received");
+      // field 1 (text) = "ok": the same connection still serves
+      expect(await outcome([Buffer.from([0x0a, 0x02, 0x6f, 0x6b])])).to.deep.include({ text: "ok" });
+    } finally {
+      comm.close();
+      server.forceShutdown();
+    }
+  });
+
   for (const protocol of ["grpc", "sgrid"]) {
     it(`a servant's typed errors of every status come back as the same class over ${protocol}`, async () => {
       const app = new Application({ handleSignals: false, app: "Test", server: "Codes", adapters: { EchoObj: `${protocol === "sgrid" ? "sgrid://" : ""}127.0.0.1:0` } });

@@ -7,10 +7,10 @@ import * as grpc from "@grpc/grpc-js";
 import type { Endpoint } from "../../endpoint";
 import { CancelledError } from "../../errors";
 import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
-import { deliverMetadata } from "../metadata";
+import { deliverMetadata, isEmptyMetadata } from "../metadata";
 import { envRootCerts } from "../tls-ca";
-import { ConnectionPool, type ConnectionLimits, type Lease } from "./connection-pool";
-import { fromGrpcError, fromGrpcMetadata, grpcAddress, toGrpcMetadata } from "./wire";
+import { ConnectionPool, type ConnectionLimits, type Lease, type Slot } from "./connection-pool";
+import { fromGrpcError, fromGrpcMetadata, fromGrpcStatus, grpcAddress, toGrpcMetadata } from "./wire";
 
 export interface GrpcClientOptions {
   /** PEM CA bundle for TLS endpoints; default the file named by SGRID_TLS_CA, else the system roots. */
@@ -64,6 +64,82 @@ function observe(grpcCall: NodeJS.EventEmitter, call: OutgoingCall): void {
   if (onTrailers !== undefined) grpcCall.once("status", (st: grpc.StatusObject) => deliverMetadata(onTrailers, st.metadata ? fromGrpcMetadata(st.metadata) : {}));
 }
 
+/** A call on a grpc-js Channel, below the Client's interceptor layer, and what it reports to. */
+type ChannelCall = ReturnType<grpc.Channel["createCall"]>;
+type CallListener = Parameters<ChannelCall["start"]>[1];
+
+/**
+ * The request metadata of a call that sets none. Shared by every such call: grpc-js clones the
+ * metadata a call starts with (ResolvingCall.start) before any filter adds to it.
+ */
+const NO_METADATA = new grpc.Metadata();
+/** The per-message context grpc-js' own unary calls send with (no flags, no callback); read only. */
+const MESSAGE_CONTEXT = Object.freeze({});
+
+/**
+ * One unary call made on the channel directly (what grpc-js' makeUnaryRequest does, without its
+ * per-call EventEmitter, interceptor chain, listener wrappers and the Error it makes for a stack
+ * trace): it holds the connection's slot until the status arrives and settles the caller's promise
+ * from there. Semantics as makeUnaryRequest's: an OK status without a response message is
+ * UNIMPLEMENTED ("No message received"), an undecodable message INTERNAL; one message is read.
+ */
+class UnaryCall<Res> implements CallListener {
+  private response: Res | undefined;
+  private received = false;
+  private parseError: string | undefined;
+  private settled = false;
+  private onAbort: (() => void) | undefined;
+  grpcCall!: ChannelCall;
+
+  constructor(
+    private readonly pool: ConnectionPool,
+    private readonly slot: Slot,
+    private readonly deserialize: (b: Buffer) => unknown,
+    private readonly call: OutgoingCall,
+    private readonly resolve: (res: Res) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+
+  /** Cancels on the caller's signal (CANCELLED, as grpc-js' call.cancel()). */
+  watch(signal: AbortSignal): void {
+    if (this.settled) return;
+    this.onAbort = () => this.grpcCall.cancelWithStatus(grpc.status.CANCELLED, "Cancelled on client");
+    signal.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  onReceiveMetadata(md: grpc.Metadata): void {
+    const onHeaders = this.call.onHeaders;
+    if (onHeaders !== undefined) deliverMetadata(onHeaders, fromGrpcMetadata(md));
+  }
+
+  onReceiveMessage(message: Buffer): void {
+    if (this.received) {
+      this.grpcCall.cancelWithStatus(grpc.status.UNIMPLEMENTED, "Too many responses received");
+      return;
+    }
+    this.received = true;
+    try {
+      this.response = this.deserialize(message) as Res;
+    } catch (e) {
+      this.parseError = `Response message parsing error: ${e instanceof Error ? e.message : String(e)}`;
+      this.grpcCall.cancelWithStatus(grpc.status.INTERNAL, this.parseError);
+    }
+  }
+
+  onReceiveStatus(status: grpc.StatusObject): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.pool.give(this.slot);
+    if (this.onAbort !== undefined) this.call.signal!.removeEventListener("abort", this.onAbort);
+    const onTrailers = this.call.onTrailers;
+    if (onTrailers !== undefined) deliverMetadata(onTrailers, status.metadata ? fromGrpcMetadata(status.metadata) : {});
+    if (this.parseError !== undefined) this.reject(fromGrpcStatus(grpc.status.INTERNAL, this.parseError, undefined));
+    else if (status.code !== grpc.status.OK) this.reject(fromGrpcStatus(status.code, status.details, status.metadata));
+    else if (!this.received) this.reject(fromGrpcStatus(grpc.status.UNIMPLEMENTED, "No message received", status.metadata));
+    else this.resolve(this.response as Res);
+  }
+}
+
 /**
  * The HTTP/2 receive window a gRPC connection announces (stream and connection), bytes. grpc-js
  * keeps HTTP/2's 64 KiB by default: a peer may then have only 64 KiB in flight and waits a round
@@ -111,14 +187,15 @@ export class GrpcChannel implements ClientChannel {
     return new ConnectionPool(() => new grpc.Client(this.address, this.creds, opts), `gRPC ${what}connection to ${this.address}`, this.limits);
   }
 
-  /**
-   * A connection for a call, held until its status arrives: grpc-js compresses per channel, so a
-   * gzip call goes through connections of its own, opened on first use.
-   */
+  /** The connections a call goes through: grpc-js compresses per channel, so gzip calls have connections of their own, opened on first use. */
+  private poolFor(call: OutgoingCall): ConnectionPool {
+    if (call.compression !== "gzip") return this.plain;
+    return (this.gzip ??= this.pool({ ...this.channelOptions, "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip }, "gzip "));
+  }
+
+  /** A connection for a call, held until its status arrives. */
   private clientFor(call: OutgoingCall): Lease {
-    if (call.compression !== "gzip") return this.plain.acquire();
-    this.gzip ??= this.pool({ ...this.channelOptions, "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip }, "gzip ");
-    return this.gzip.acquire();
+    return this.poolFor(call).acquire();
   }
 
   /** Starts a call on a leased connection; the lease ends with the call's status (or a throw while starting). */
@@ -145,28 +222,40 @@ export class GrpcChannel implements ClientChannel {
   }
 
   unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): Promise<Res> {
+    const signal = call.signal;
+    if (signal?.aborted) return Promise.reject(new CancelledError(`call ${method.path} cancelled by the caller`));
     const c = codecsOf(method);
+    const pool = this.poolFor(call);
     return new Promise<Res>((resolve, reject) => {
-      const signal = call.signal;
-      if (signal?.aborted) { reject(new CancelledError(`call ${method.path} cancelled by the caller`)); return; }
-      let onAbort: (() => void) | undefined;
-      let grpcCall: grpc.ClientUnaryCall;
+      let slot: Slot;
+      let grpcCall: ChannelCall;
       try {
-        grpcCall = this.start(call, (client) => client.makeUnaryRequest<unknown, Res>(
-          method.path, c.serialize, c.deserialize as (b: Buffer) => Res, request, toGrpcMetadata(call.metadata), { deadline: call.deadline },
-          (err, res) => {
-            if (onAbort) signal!.removeEventListener("abort", onAbort);
-            if (err) reject(fromGrpcError(err)); else resolve(res as Res);
-          }));
+        slot = pool.take();
       } catch (err) {
         reject(err);
         return;
       }
-      if (call.onHeaders !== undefined || call.onTrailers !== undefined) observe(grpcCall, call);
-      if (signal) {
-        onAbort = () => grpcCall.cancel();
-        signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        grpcCall = slot.client.getChannel().createCall(method.path, call.deadline, undefined, null, undefined);
+      } catch (err) {
+        pool.give(slot);
+        reject(err);
+        return;
       }
+      const receiver = new UnaryCall<Res>(pool, slot, c.deserialize, call, resolve, reject);
+      receiver.grpcCall = grpcCall;
+      grpcCall.start(isEmptyMetadata(call.metadata) ? NO_METADATA : toGrpcMetadata(call.metadata), receiver);
+      grpcCall.startRead();
+      let bytes: Buffer;
+      try {
+        bytes = c.serialize(request);
+      } catch (e) {
+        grpcCall.cancelWithStatus(grpc.status.INTERNAL, `Request message serialization failure: ${e instanceof Error ? e.message : String(e)}`);
+        return;
+      }
+      grpcCall.sendMessageWithContext(MESSAGE_CONTEXT, bytes);
+      grpcCall.halfClose();
+      if (signal) receiver.watch(signal);
     });
   }
 

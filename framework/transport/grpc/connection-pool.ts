@@ -24,7 +24,8 @@ export interface ConnectionLimits {
 
 export const CONNECTION_LIMITS_DEFAULTS = Object.freeze({ maxCallsPerConnection: 900, maxConnections: 8 });
 
-interface Slot {
+/** One connection and the calls it holds (take / give: the unary path's hold, no object per call). */
+export interface Slot {
   readonly client: grpc.Client;
   calls: number;
 }
@@ -55,26 +56,40 @@ export class ConnectionPool {
     return (this.slots[0] ??= { client: this.open(0), calls: 0 }).client;
   }
 
-  /** A connection with room for one more call. Throws ResourceExhaustedError when every allowed connection is full. */
-  acquire(): Lease {
-    let slot = this.slots.find((s) => s.calls < this.perConnection);
-    if (!slot) {
-      if (this.slots.length >= this.maxConnections) {
-        throw new ResourceExhaustedError(`${this.label}: ${this.slots.length * this.perConnection} calls already in flight on ${this.slots.length} connection(s) (at most ${this.perConnection} each); call refused`);
+  /** A connection with room for one more call, counted until give(slot). Throws ResourceExhaustedError when every allowed connection is full. */
+  take(): Slot {
+    const slots = this.slots;
+    let slot: Slot | undefined;
+    for (let i = 0; i < slots.length; i++) {
+      if (slots[i]!.calls < this.perConnection) { slot = slots[i]; break; }
+    }
+    if (slot === undefined) {
+      if (slots.length >= this.maxConnections) {
+        throw new ResourceExhaustedError(`${this.label}: ${slots.length * this.perConnection} calls already in flight on ${slots.length} connection(s) (at most ${this.perConnection} each); call refused`);
       }
-      slot = { client: this.open(this.slots.length), calls: 0 };
-      this.slots.push(slot);
+      slot = { client: this.open(slots.length), calls: 0 };
+      slots.push(slot);
     }
     slot.calls++;
+    return slot;
+  }
+
+  /** Ends a call's hold taken with take() (exactly once per take). */
+  give(slot: Slot): void {
+    slot.calls--;
+    if (this.slots.length > 1) this.closeIdleExtras();
+  }
+
+  /** take() as a Lease whose release is idempotent (the streaming calls'). */
+  acquire(): Lease {
+    const held = this.take();
     let released = false;
-    const held = slot;
     return {
       client: held.client,
       release: () => {
         if (released) return;
         released = true;
-        held.calls--;
-        this.closeIdleExtras();
+        this.give(held);
       },
     };
   }

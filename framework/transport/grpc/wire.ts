@@ -34,14 +34,18 @@ export function toGrpcStatus(err: unknown, path: string): Partial<grpc.StatusObj
 /** Client side: a grpc-js ServiceError -> the same SgridError class the servant threw. */
 export function fromGrpcError(err: unknown): SgridError {
   const e = err as Partial<grpc.ServiceError>;
-  const code = typeof e.code === "number" ? e.code : grpc.status.UNKNOWN;
-  const sgridCode = e.metadata?.get(ERROR_CODE_KEY)[0];
-  const rawData = e.metadata?.get(ERROR_DATA_KEY)[0];
+  return fromGrpcStatus(typeof e.code === "number" ? e.code : grpc.status.UNKNOWN, e.details ?? e.message ?? "unknown error", e.metadata);
+}
+
+/** Client side: a call's status (code, details, trailers) -> the same SgridError class the servant threw. */
+export function fromGrpcStatus(code: number, details: string, metadata: grpc.Metadata | undefined): SgridError {
+  const sgridCode = metadata?.get(ERROR_CODE_KEY)[0];
+  const rawData = metadata?.get(ERROR_DATA_KEY)[0];
   let data: Record<string, unknown> | undefined;
   if (typeof rawData === "string") {
     try { data = JSON.parse(rawData) as Record<string, unknown>; } catch { data = undefined; }
   }
-  return errorFromWire(code, e.details ?? e.message ?? "unknown error", typeof sgridCode === "string" ? sgridCode : undefined, data);
+  return errorFromWire(code, details, typeof sgridCode === "string" ? sgridCode : undefined, data);
 }
 
 /** Checked metadata (checkMetadata) -> grpc-js metadata; `-bin` values are Buffers. */
