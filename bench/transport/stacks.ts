@@ -6,10 +6,13 @@
  * proxy, a deadline per call where the stack supports one (the same 3 s as
  * the proxies' timeoutMs); plain grpc-js with static generated codecs
  * (ts-proto's encode/decode, as `grpc-tools`/ts-proto users run it), not
- * proto-loader's reflection.
+ * proto-loader's reflection, and the channel and server options Sgrid's own
+ * gRPC connections and adapters use (transports.GRPC_CHANNEL_OPTIONS,
+ * grpcServerOptions: keepalive, 4 MiB flow-control window, message limits,
+ * concurrent streams), so the two gRPC stacks differ in their code only.
  */
 import * as net from "node:net";
-import { Application, Communicator } from "sgridnext";
+import { Application, Communicator, transports } from "sgridnext";
 import { BenchProxy, BenchServant } from "./gen/echo.sgrid";
 import { EchoMessage } from "./gen/echo";
 import type { BenchClient } from "../harness";
@@ -88,7 +91,7 @@ export async function startServer(stack: StackName): Promise<number> {
       return startApplication(`${HOST}:0`);
     case "grpc-js": {
       const { grpc, service } = loadGrpc();
-      const server = new grpc.Server();
+      const server = new grpc.Server(transports.grpcServerOptions());
       server.addService(service, {
         Echo: (call: any, cb: (err: null, res: unknown) => void) => cb(null, { text: call.request.text }),
       });
@@ -132,7 +135,7 @@ export async function makeClient(stack: StackName, port: number): Promise<BenchC
     case "grpc-js": {
       const { grpc, service } = loadGrpc();
       const Bench = grpc.makeGenericClientConstructor(service, "Bench");
-      const client = new Bench(`${HOST}:${port}`, grpc.credentials.createInsecure()) as any;
+      const client = new Bench(`${HOST}:${port}`, grpc.credentials.createInsecure(), transports.GRPC_CHANNEL_OPTIONS) as any;
       const request = { text: TEXT };
       return {
         call: () => new Promise((resolve, reject) => {

@@ -11,6 +11,8 @@ import { grpcServerFactory } from "./grpc/server";
 
 export * from "./base";
 export { checkMetadata, isBinaryKey } from "./metadata";
+export { GRPC_CHANNEL_OPTIONS } from "./grpc/client";
+export { grpcServerOptions, GRPC_SERVER_DEFAULTS } from "./grpc/server";
 
 let sgridClient: ClientTransportFactory | undefined;
 let sgridServer: ServerTransportFactory | undefined;

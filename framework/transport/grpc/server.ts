@@ -45,6 +45,15 @@ function serializerOf(method: MethodDescriptor) {
   };
 }
 
+/** The grpc-js server options of a Sgrid gRPC adapter with these options; `npm run bench grpc` gives its plain grpc-js baseline the same. */
+export function grpcServerOptions(options: GrpcServerOptions = {}): grpc.ServerOptions {
+  return {
+    "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? GRPC_SERVER_DEFAULTS.maxReceiveMessageLength,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? GRPC_SERVER_DEFAULTS.maxConcurrentStreams,
+    "grpc-node.max_session_memory": options.maxSessionMemoryMb ?? GRPC_SERVER_DEFAULTS.maxSessionMemoryMb,
+  };
+}
+
 /** Writes every message with backpressure; resolves early if the call is cancelled. */
 async function writeAll(call: grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>, source: AsyncIterable<unknown>, ctx: GrpcServerContext): Promise<void> {
   for await (const msg of source) {
@@ -83,11 +92,7 @@ export class GrpcServerTransport implements ServerTransport {
       const v = options[k];
       if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new TypeError(`gRPC server option ${k} must be a positive integer, got ${String(v)}`);
     }
-    this.server = new grpc.Server({
-      "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? GRPC_SERVER_DEFAULTS.maxReceiveMessageLength,
-      "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? GRPC_SERVER_DEFAULTS.maxConcurrentStreams,
-      "grpc-node.max_session_memory": options.maxSessionMemoryMb ?? GRPC_SERVER_DEFAULTS.maxSessionMemoryMb,
-    });
+    this.server = new grpc.Server(grpcServerOptions(options));
   }
 
   private context(call: AnyServerCall, path: string): GrpcServerContext {
