@@ -149,6 +149,8 @@ export class ClientConnection implements FrameSink {
       return false;
     }
     call.sendCredit = this.peerWindow;
+    // The connection's only call: no other frame of this turn to batch it with, so it goes now (see FrameWriter).
+    if (this.calls.size === 1) this.writer.flush();
     if (finite) {
       const deadline = Date.now() + timeoutMs;
       call.deadline = deadline;

@@ -12,6 +12,11 @@
  * than INLINE_PAYLOAD_MAX go out as their own buffers (no copy), in order,
  * through cork/uncork.
  *
+ * A connection with a single call in flight flushes its REQUEST or RESPONSE
+ * at once (flush()) instead: a caller making one call at a time has nothing to
+ * batch, and the turn's remaining callbacks before setImmediate were ~3 µs
+ * (p50; p90 11 µs) of a ~100 µs round trip on the 2-core machine.
+ *
  * Never throws on a destroyed socket: frames written after the socket is gone
  * are dropped (the connection's close path fails the calls).
  */

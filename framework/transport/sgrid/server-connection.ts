@@ -283,6 +283,9 @@ export class ServerConnection implements FrameSink {
       return;
     }
     this.writer.ok(call.id, bytes, call.trailers);
+    // The only call in flight (a caller making one call at a time): nothing else will join this write, so it goes
+    // now instead of after the turn's other callbacks (see FrameWriter: ~3 µs of a ~100 µs round trip here).
+    if (this.calls.size === 1) this.writer.flush();
   }
 
   /** The one server-side error boundary of this transport: a thrown value -> status, code, message, data. */
