@@ -21,7 +21,10 @@
  * unpack after the download's last byte: the unpack overlaps the download); CPU
  * seconds of the registry and of all agents per publish from /proc, and the
  * machine's steal time over each measurement. BENCH_FANOUT_DEBUG=1 also prints
- * each task's and item's start and end times.
+ * each task's and item's start and end times. BENCH_FANOUT_CPU_PROF=<dir>
+ * starts the registry and the agents with
+ * `node --cpu-prof` into <dir>, and stops them with SIGTERM at the end so
+ * that every profile is written.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -118,7 +121,10 @@ export async function runFanoutBench(log: (line: string) => void): Promise<strin
   const mib = Number(process.env.BENCH_FANOUT_MB ?? 50);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const nodes = Array.from({ length: nodeCount }, (_, i) => `node-${i + 1}`);
-  const cluster = await FaultCluster.start({ name: "bench-fanout", nodes });
+  const profDir = process.env.BENCH_FANOUT_CPU_PROF;
+  if (profDir) fs.mkdirSync(profDir, { recursive: true });
+  const nodeFlags = profDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profDir)}`] : [];
+  const cluster = await FaultCluster.start({ name: "bench-fanout", nodes, nodeFlags });
   const comm = new Communicator({ env: {} });
   try {
     const servers = [{ name: "One", nodes: [nodes[0]!] }, { name: "Ten", nodes }];
@@ -178,6 +184,8 @@ export async function runFanoutBench(log: (line: string) => void): Promise<strin
     return report(results, nodeCount, mib, cluster.lab.available);
   } finally {
     comm.close();
+    // A profiled process writes its profile when it exits, not when it is killed.
+    if (profDir) await Promise.all(cluster.agents.map((a) => a?.stop(20_000)));
     await cluster.stop();
   }
 }

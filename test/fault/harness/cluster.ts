@@ -54,6 +54,8 @@ export interface FaultClusterOptions {
   nodeTags?: string[][];
   /** More `sgrid registry` flags (e.g. `--placement-grace 2s`). */
   registryArgs?: string[];
+  /** Flags of `node` itself for the registry and the agents (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). Default none. */
+  nodeFlags?: string[];
 }
 
 const ADMIN_USER = "admin";
@@ -132,7 +134,7 @@ export class FaultCluster {
   async startRegistry(extraArgs: string[] = []): Promise<Proc> {
     const tag = ++this.registryStarts;
     const dataDir = path.join(this.out, "registry");
-    const args = [CLI, "registry", "--listen", `${this.lab.hostAddress}:${this.registryPort}`, "--data-dir", dataDir, "--db", this.db,
+    const args = [...(this.options.nodeFlags ?? []), CLI, "registry", "--listen", `${this.lab.hostAddress}:${this.registryPort}`, "--data-dir", dataDir, "--db", this.db,
       "--heartbeat-interval", `${this.heartbeatIntervalMs}ms`, "--heartbeat-timeout", `${this.heartbeatTimeoutMs}ms`, ...(this.options.registryArgs ?? []), ...extraArgs];
     const proc = new Proc(`registry (start ${tag})`, process.execPath, args, {
       cwd: this.out, env: { SGRID_CLUSTER_TOKEN: this.token, SGRID_ADMIN_PASSWORD: this.adminPassword, SGRID_LOG_LEVEL: "info" },
@@ -159,7 +161,7 @@ export class FaultCluster {
       // Faster supervision than a production node: restarts within a second, short stop grace.
       fs.writeFileSync(config, JSON.stringify({ supervisor: { restart: { initialDelayMs: 200, maxDelayMs: 2000 }, stop: { graceMs: 3000 } } }));
     }
-    const args = [CLI, "node", "--registry", this.registryAddr, "--name", name, "--data-dir", dataDir,
+    const args = [...(this.options.nodeFlags ?? []), CLI, "node", "--registry", this.registryAddr, "--name", name, "--data-dir", dataDir,
       "--address", this.lab.nodes[i]!.address, "--cgroup-group", group, "--config", config, ...(this.options.nodeTags?.[i] ?? []).flatMap((t) => ["--tag", t])];
     return this.lab.wrap(i, process.execPath, args);
   }
