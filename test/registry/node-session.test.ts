@@ -12,7 +12,7 @@ import {
   Communicator, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnauthenticatedError, UnavailableError,
 } from "sgridnext";
 import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
-import { CommandFailedError, NodeNameInUseError } from "../../registry/node";
+import { CommandFailedError, NodeNameInUseError, PATCH_CHUNK_BYTES } from "../../registry/node";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import { CLUSTER_TOKEN, FakeAgent, type NodeRegistry, startNodeRegistry, waitFor } from "./helpers/node-harness";
 
@@ -396,10 +396,13 @@ forEachDialect("registry node session", (d: DialectCase) => {
     }
   });
 
-  it("streams a package in 64 KiB chunks with size and sha256 first, resumes from an offset, NOT_FOUND for an unknown patch", async () => {
+  it("streams a package in PATCH_CHUNK_BYTES chunks with size and sha256 first, resumes from an offset, NOT_FOUND for an unknown patch", async () => {
     const app = uniq("Pkg");
     await reg.store.servers.create({ application: app, name: "Hello", type: "binary" });
-    const bytes = crypto.randomBytes(200_000);
+    const C = PATCH_CHUNK_BYTES;
+    // Three whole chunks and a part of one, read from the storage in 1 MiB rows.
+    const size = 3 * C + 200_000;
+    const bytes = crypto.randomBytes(size);
     const sha256 = crypto.createHash("sha256").update(bytes).digest("hex");
     const { key } = await reg.storage.put(Readable.from([bytes]), { sha256, size: bytes.length, maxBytes: 1 << 30 });
     const patch = await reg.store.patches.create({ application: app, server: "Hello", sha256, size: bytes.length, uploader: "t", storageKey: key });
@@ -407,14 +410,14 @@ forEachDialect("registry node session", (d: DialectCase) => {
     const md = { metadata: { authorization: `Bearer ${CLUSTER_TOKEN}` } };
     const chunks = [];
     for await (const c of proxy.downloadPatch({ patchId: patch.id, offset: 0 }, md)) chunks.push(c);
-    expect(chunks.map((c) => c.data.length)).to.deep.equal([65536, 65536, 65536, 200_000 - 3 * 65536]);
-    expect(chunks.map((c) => c.offset)).to.deep.equal([0, 65536, 131072, 196608]);
+    expect(chunks.map((c) => c.data.length)).to.deep.equal([C, C, C, 200_000]);
+    expect(chunks.map((c) => c.offset)).to.deep.equal([0, C, 2 * C, 3 * C]);
     expect(chunks[0]).to.include({ size: bytes.length, sha256 });
     expect(Buffer.concat(chunks.map((c) => c.data)).equals(bytes)).to.equal(true);
     const tail = [];
-    for await (const c of proxy.downloadPatch({ patchId: patch.id, offset: 150_000 }, md)) tail.push(c);
-    expect(tail[0]).to.include({ offset: 150_000, size: bytes.length, sha256 });
-    expect(Buffer.concat(tail.map((c) => c.data)).equals(bytes.subarray(150_000))).to.equal(true);
+    for await (const c of proxy.downloadPatch({ patchId: patch.id, offset: C + 150_000 }, md)) tail.push(c);
+    expect(tail[0]).to.include({ offset: C + 150_000, size: bytes.length, sha256 });
+    expect(Buffer.concat(tail.map((c) => c.data)).equals(bytes.subarray(C + 150_000))).to.equal(true);
     const end = [];
     for await (const c of proxy.downloadPatch({ patchId: patch.id, offset: bytes.length }, md)) end.push(c);
     expect(end).to.have.length(1);
