@@ -37,8 +37,10 @@ function serializerOf(method: MethodDescriptor) {
   return {
     requestDeserialize: (b: Buffer) => requestCodec.decode(b),
     requestSerialize: (m: unknown) => Buffer.from(requestCodec.encode(m as never)),
+    // A view of the codec's shared writer where it has one: grpc-js copies it into its framed
+    // message at once (serializeMessage), before anything else can encode.
     responseSerialize: (m: unknown) => {
-      const u8 = responseCodec.encode(m as never);
+      const u8 = responseCodec.encodeTransient !== undefined ? responseCodec.encodeTransient(m as never) : responseCodec.encode(m as never);
       return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
     },
     responseDeserialize: (b: Buffer) => responseCodec.decode(b),
