@@ -101,6 +101,7 @@ export class HeartbeatRecorder {
   accept(session: NodeSession, hb: Heartbeat): void {
     const { samples, stats } = this.d;
     stats.heartbeatsReceived++;
+    session.heartbeats++;
     const now = Date.now();
     const facts = parseJsonObject("facts", hb.factsJson, false);
     samples.add(session.node, sampleOf(now, hb.load1, facts));

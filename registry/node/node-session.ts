@@ -54,6 +54,8 @@ export class NodeSession {
    * silence counts from then (./offline-sweeper.ts).
    */
   firstDesiredAt: number | undefined;
+  /** Heartbeats taken on this session. */
+  heartbeats = 0;
   /** The agent's identity from its hello ("" from agents older than it). */
   agentId = "";
   /** When the host facts of a heartbeat are next taken to be stored (ms; jittered, see ./heartbeats.ts). */
