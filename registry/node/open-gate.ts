@@ -8,6 +8,13 @@
  * together, no agent had its desired state (so none heartbeated) until
  * nearly all had, and memory grew with every open in flight. With it, each
  * open finishes in about its own time and its agent heartbeats from then on.
+ * A freed slot passes to the next open at the next turn of the event loop
+ * (setImmediate), not in the same microtask checkpoint: on SQLite every
+ * query of an open resolves without I/O, so handing slots on directly ran
+ * the whole queue of a storm (10,000 opens, a minute) as one chain of
+ * microtasks, during which the registry read no socket and ran no timer:
+ * no heartbeat was heard, no HTTP/2 ping answered (the agents' connections
+ * dropped), and the sweeper then closed thousands of live sessions.
  *
  * KickBatcher: one change-feed kick per turn of the event loop instead of
  * one per open (or observed batch): the change feed then polls once for a
@@ -42,10 +49,10 @@ export class OpenGate {
     return new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
-  /** Frees a slot: the longest-waiting open takes it. */
+  /** Frees a slot: the longest-waiting open takes it, at the next turn of the event loop (I/O first). */
   release(): void {
     const next = this.waiting.shift();
-    if (next) next(); // the slot passes on: `active` unchanged
+    if (next) setImmediate(next); // the slot passes on: `active` unchanged
     else this.active--;
   }
 }

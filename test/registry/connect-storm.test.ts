@@ -36,6 +36,26 @@ describe("registry open gate", () => {
     expect(gate.inProgress).to.equal(0);
     expect(() => new OpenGate(0)).to.throw(/positive integer/);
   });
+
+  it("serves the event loop between opens: a queue of opens whose work never waits on I/O (SQLite) does not hold timers and sockets until it is done", async () => {
+    const gate = new OpenGate(1);
+    const done: number[] = [];
+    let timerFiredAfter: number | undefined;
+    setTimeout(() => (timerFiredAfter = done.length), 0);
+    const busy = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) { /* a synchronous query */ }
+    };
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      await gate.acquire();
+      busy(2);
+      await Promise.resolve(); // a query that resolves without I/O
+      done.push(i);
+      gate.release();
+    }));
+    expect(done).to.have.length(100);
+    expect(timerFiredAfter, "a 0 ms timer ran while opens were queued").to.be.a("number").and.below(50);
+  });
 });
 
 forEachDialect("registry connect storm", (d: DialectCase) => {
