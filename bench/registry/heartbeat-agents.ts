@@ -1,8 +1,8 @@
 /**
  * Simulated-agent child process of the heartbeat benchmark: a share of the
- * agents, each with a node session (hello, full observed state, then a
- * heartbeat every interval from its connect on, phases spread), on its own
- * gRPC connections. Several of these run side by side at 10,000 agents, so
+ * agents, each with the real agent's node session client (hello, full
+ * observed state, then a heartbeat every interval from its connect on;
+ * reconnects with the real backoff), on this process's gRPC connections. Several of these run side by side at 10,000 agents, so
  * that the client side keeps up; each reports whether it did: how late its
  * heartbeats fired (the event loop's lag), and its CPU.
  *
@@ -10,13 +10,12 @@
  * nodes: [name, instance ids][], intervalMs, connections}, `stats`, `stop`
  * (no more heartbeats), `exit`; child -> parent `connected` {n} once each of
  * its agents has its full desired state, `stats` {sent, late, maxLateMs,
- * failed, cpu}, `stopped` {sent}.
+ * failed, reconnects, cpu}, `stopped` {sent}.
  */
-import { setMaxListeners } from "node:events";
 import os from "node:os";
-import { AsyncQueue, Communicator } from "sgridnext";
-import type { AgentMessage, InstanceUsage } from "sgridnext/gen/sgrid/registry/v1/node";
-import { NodeSessionProxy } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
+import { Communicator } from "sgridnext";
+import type { InstanceUsage } from "sgridnext/gen/sgrid/registry/v1/node";
+import { RegistrySession } from "../../nodeagent/agent/registry-session";
 
 export interface AgentsStart {
   ev: "start";
@@ -33,7 +32,12 @@ export interface AgentsStats {
   /** Heartbeats that fired more than a fifth of the interval after their time. */
   late: number;
   maxLateMs: number;
+  /** Sessions lost after they were established (closed by the registry, or failed). */
   failed: number;
+  /** Sessions established again after one was lost (the real agent's reconnect). */
+  reconnects: number;
+  /** Why sessions were lost (the error, numbers and quoted names elided): count. */
+  lostReasons: Record<string, number>;
   cpu: NodeJS.CpuUsage;
 }
 
@@ -54,81 +58,82 @@ export function agentFacts(node: string, beat: number): string {
   });
 }
 
-/** A simulated agent: hello, full observed state, then heartbeats. */
+/**
+ * A simulated agent: the real agent's session client (RegistrySession: hello,
+ * full observed state, heartbeats at the interval from its connect on,
+ * reconnects with the real backoff when the session fails or is closed),
+ * sharing its process's connections with other simulated agents.
+ */
 class SimAgent {
-  /** What the fake agent sends, in order; closing it ends the request side. */
-  private readonly queue = new AsyncQueue<AgentMessage>();
   private readonly usage: InstanceUsage[];
   private beats = 0;
-  gotDesired = false;
-  failed: Error | undefined;
+  private lastBeatAt = 0;
+  readonly session: RegistrySession;
+  /** Sessions established (the first, then reconnects). */
+  established = 0;
+  /** Sessions lost after they were established. */
+  lost = 0;
 
-  constructor(proxy: NodeSessionProxy, readonly node: string, ids: number[], token: string, onDesired: () => void, signal: AbortSignal) {
+  constructor(comm: Communicator, target: string, readonly node: string, ids: number[], token: string, intervalMs: number, hooks: { onFirst(): void; onBeat(lateMs: number): boolean; onLost(reason: string): void }) {
     this.usage = ids.map((instanceId) => ({ instanceId, memoryBytes: 50_000_000 + instanceId, cpuCoresUsed: 0.01 }));
-    this.queue.push({ kind: { $case: "hello", value: { node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: agentFacts(node, 0), agentId: `bench-${node}`, tags: [] } } });
-    this.queue.push({ kind: { $case: "observed", value: { full: true, instances: ids.map((instanceId) => ({ instanceId, state: "active", pid: 1000 + instanceId, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: Date.now(), portsInUse: [], eventDetail: "" })) } } });
-    const stream = proxy.session(this.queue, { metadata: { authorization: `Bearer ${token}` }, signal });
-    void (async () => {
-      try {
-        for await (const m of stream) {
-          if (m.kind?.$case === "desired" && !this.gotDesired) {
-            this.gotDesired = true;
-            onDesired();
-          }
-        }
-      } catch (err) {
-        if (!signal.aborted) this.failed = err as Error;
+    const observed = ids.map((instanceId) => ({ instanceId, state: "active", pid: 1000 + instanceId, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: Date.now(), portsInUse: [], eventDetail: "" }));
+    this.session = new RegistrySession({
+      endpoints: [target], token, communicator: comm, heartbeatIntervalMs: intervalMs,
+      hello: async () => ({ node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: agentFacts(node, 0), agentId: `bench-${node}`, tags: [] }),
+      fullObserved: () => observed,
+      heartbeat: async () => {
+        const now = Date.now();
+        const lateMs = this.lastBeatAt === 0 ? 0 : now - this.lastBeatAt - intervalMs;
+        this.lastBeatAt = now;
+        if (!hooks.onBeat(lateMs)) throw new Error("bench stopped");
+        this.beats++;
+        return { load1: 0.42, factsJson: agentFacts(this.node, this.beats), usage: this.usage };
+      },
+    });
+    this.session.on("connected", () => {
+      this.lastBeatAt = 0;
+      if (this.established++ === 0) hooks.onFirst();
+    });
+    this.session.on("disconnected", (reason) => {
+      if (this.established > this.lost) {
+        this.lost++;
+        hooks.onLost(reason);
       }
-    })();
-  }
-
-  heartbeat(): void {
-    this.beats++;
-    this.queue.push({ kind: { $case: "heartbeat", value: { load1: 0.42, factsJson: agentFacts(this.node, this.beats), usage: this.usage } } });
-  }
-
-  end(): void {
-    this.queue.close();
+    });
+    this.session.start();
   }
 }
 
 function main(): void {
-  const ac = new AbortController();
-  setMaxListeners(0, ac.signal); // one listener per simulated session
   const comms: Communicator[] = [];
   const agents: SimAgent[] = [];
   let sent = 0;
   let late = 0;
   let maxLateMs = 0;
   let beating = true;
+  const lostReasons = new Map<string, number>();
   const reply = (m: object) => process.send!(m);
 
   const start = (o: AgentsStart): void => {
-    const proxies = Array.from({ length: Math.max(1, o.connections) }, () => {
-      const c = new Communicator();
-      comms.push(c);
-      return c.stringToProxy(NodeSessionProxy, o.target);
-    });
+    for (let c = 0; c < Math.max(1, o.connections); c++) comms.push(new Communicator());
     let connected = 0;
-    for (const [i, [name, ids]] of o.nodes.entries()) {
-      const agent: SimAgent = new SimAgent(proxies[i % proxies.length]!, name, ids, o.token, () => {
-        // Heartbeats from the agent's own connect on (as real agents do), phases spread over one interval.
-        let due = Date.now() + Math.random() * o.intervalMs;
-        const beat = () => {
-          if (!beating) return;
-          const lateBy = Date.now() - due;
-          due += o.intervalMs;
-          if (lateBy > o.intervalMs * LATE_SHARE) late++;
-          maxLateMs = Math.max(maxLateMs, lateBy);
-          agent.heartbeat();
-          sent++;
-          setTimeout(beat, Math.max(0, due - Date.now()));
-        };
-        setTimeout(beat, Math.max(0, due - Date.now()));
+    const hooks = {
+      onFirst: () => {
         if (++connected === o.nodes.length) reply({ ev: "connected", n: connected });
-      }, ac.signal);
-      agents.push(agent);
-    }
+      },
+      onLost: (reason: string) => {
+        const key = reason.replace(/"[^"]*"/g, '"…"').replace(/\d+/g, "N").slice(0, 120);
+        lostReasons.set(key, (lostReasons.get(key) ?? 0) + 1);
+      },
+      onBeat: (lateMs: number) => {
+        if (!beating) return false;
+        if (lateMs > o.intervalMs * LATE_SHARE) late++;
+        maxLateMs = Math.max(maxLateMs, lateMs);
+        sent++;
+        return true;
+      },
+    };
+    for (const [i, [name, ids]] of o.nodes.entries()) agents.push(new SimAgent(comms[i % comms.length]!, o.target, name, ids, o.token, o.intervalMs, hooks));
   };
 
   process.on("message", (m: { ev: string }) => {
@@ -136,18 +141,22 @@ function main(): void {
       case "start":
         start(m as AgentsStart);
         break;
-      case "stats":
-        reply({ ev: "stats", sent, late, maxLateMs, failed: agents.filter((a) => a.failed).length, cpu: process.cpuUsage() } satisfies AgentsStats);
+      case "stats": {
+        const failed = agents.reduce((n, a) => n + a.lost, 0);
+        const reconnects = agents.reduce((n, a) => n + Math.max(0, a.established - 1), 0);
+        reply({ ev: "stats", sent, late, maxLateMs, failed, reconnects, lostReasons: Object.fromEntries(lostReasons), cpu: process.cpuUsage() } satisfies AgentsStats);
         break;
+      }
       case "stop":
-        beating = false; // each agent's pending timer fires once more and stops
+        beating = false; // each agent's next heartbeat is not sent
         reply({ ev: "stopped", sent });
         break;
       case "exit":
-        agents.forEach((a) => a.end());
-        ac.abort();
-        comms.forEach((c) => c.close());
-        process.exit(0);
+        void Promise.all(agents.map((a) => a.session.stop())).finally(() => {
+          comms.forEach((c) => c.close());
+          process.exit(0);
+        });
+        setTimeout(() => process.exit(0), 2000).unref();
     }
   });
 }

@@ -81,6 +81,13 @@ async function main(): Promise<void> {
   const app = new Application({ handleSignals: false, app: "Sgrid", server: "Registry", adapters: { NodeObj: "127.0.0.1:0" } });
   for (const [obj, servant] of Object.entries(part.servants ?? {})) app.addServant(obj, servant);
   await app.start();
+  // HB_TRACE=1: a progress line every 5 s on stderr (diagnostics).
+  if (process.env.HB_TRACE) {
+    setInterval(() => {
+      const s = hub.stats;
+      process.stderr.write(`[hb registry] ${new Date().toISOString().slice(11, 19)} sessions ${hub.localNodes().length} opened ${s.sessionsOpened} hb ${s.heartbeatsReceived} recorded ${s.heartbeatsRecorded} silentClosed ${s.silentClosed} (noHb ${s.silentClosedNoHeartbeat}, max ${Math.round(s.silentMaxMs)} ms) held ${s.sweepsHeldForLag} loopP99max ${Math.round(s.loopDelayP99MaxMs)} ms offline ${s.nodesMarkedOffline} cpu ${Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000)} ms\n`);
+    }, 5000).unref();
+  }
   process.stdout.write(`READY ${JSON.stringify({ port: app.adapters()[0]!.endpoint.port, idsByNode })}\n`);
   process.on("message", (m) => {
     if (m === "exit") process.exit(0);

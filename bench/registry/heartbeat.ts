@@ -24,6 +24,7 @@ import path from "node:path";
 import { type Pinning, detectPinning, fmt, readCpuTimes, spread, stealPercent, table } from "../harness";
 import type { AgentsStart, AgentsStats } from "./heartbeat-agents";
 import { LATE_SHARE } from "./heartbeat-agents";
+import type { HubStats } from "../../registry/node/hub-stats";
 
 export interface HeartbeatBenchOptions {
   nodes?: number;
@@ -41,7 +42,7 @@ export interface HeartbeatBenchOptions {
 interface ChildStats {
   cpu: NodeJS.CpuUsage;
   rss: number;
-  hub: { heartbeatsReceived: number; heartbeatsRecorded: number; heartbeatErrors: number; heartbeatsDropped: number; sessionsOpened: number; desiredSent: number; observedReports: number };
+  hub: HubStats;
   /** In the "final" answer only. */
   online?: number;
   nodes?: number;
@@ -114,7 +115,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     for (let c = 0; c < clients; c++) {
       const share = names.filter((_, n) => n % clients === c);
       const child = fork(path.join(__dirname, "heartbeat-agents.js"), [], {
-        env: { ...process.env, SGRID_LOG_LEVEL: "warn", NODE_NO_WARNINGS: "1" }, stdio: ["ignore", "inherit", "inherit", "ipc"], ...pin(pinning.clientCpu),
+        env: { ...process.env, SGRID_LOG_LEVEL: "error", NODE_NO_WARNINGS: "1" }, stdio: ["ignore", "inherit", "inherit", "ipc"], ...pin(pinning.clientCpu),
       });
       agents.push(child);
       connected.push(nextMessage(child, "connected"));
@@ -168,6 +169,11 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     const recorded = after.hub.heartbeatsRecorded;
     const lost = sent - recorded;
     const failed = agents1.reduce((n, a) => n + a.failed, 0);
+    const reconnects = agents1.reduce((n, a) => n + a.reconnects, 0);
+    const h = after.hub;
+    const reasons = new Map<string, number>();
+    for (const a of agents1) for (const [k, v] of Object.entries(a.lostReasons)) reasons.set(k, (reasons.get(k) ?? 0) + v);
+    const reasonText = [...reasons].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([k, v]) => `${fmt(v)}: ${k}`).join("; ");
     const late = agents1.reduce((n, a) => n + a.late, 0);
     const maxLate = Math.max(...agents1.map((a) => a.maxLateMs));
     const clientCpu = agents1.map((a, i) => (cpuMs(agents0[i]!.cpu, a.cpu) / windowMs) * 100);
@@ -186,6 +192,8 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
       ["registry RSS", `${fmt(after.rss / 1024 / 1024)} MiB`],
       ["nodes online at the end / offline events / failed sessions", `${fmt(after.online ?? 0)}/${fmt(after.nodes ?? 0)} / ${after.offlineEvents} / ${failed}`],
       ["heartbeat write errors / dropped (closed sessions)", `${fmt(after.hub.heartbeatErrors)} / ${fmt(after.hub.heartbeatsDropped)}`],
+      ["agents' sessions lost / re-established (real backoff)", `${fmt(failed)} / ${fmt(reconnects)}${reasonText ? ` (${reasonText})` : ""}`],
+      ["sweeper: sessions closed silent (of them without a heartbeat) / longest silence / sweeps held (registry lagging) / loop delay p99, max", `${fmt(h.silentClosed)} (${fmt(h.silentClosedNoHeartbeat)}) / ${fmt(h.silentMaxMs)} ms / ${fmt(h.sweepsHeldForLag)} / ${fmt(h.loopDelayP99MaxMs)} ms`],
       [`client side kept up (no heartbeat > ${LATE_SHARE * 100} % of the interval late)`, `${keptUp ? "yes" : "NO"}: ${fmt(late)} late, max ${fmt(maxLate)} ms late; ${clients} process(es) at ${clientCpu.map((c) => `${fmt(c)} %`).join(", ")} of a core`],
     ];
     const pinText = pinning.pinned ? `registry on cpu ${pinning.serverCpu}, agents on cpu ${pinning.clientCpu} (taskset)` : `not pinned: ${pinning.reason}`;

@@ -46,6 +46,12 @@ export interface RegistrySessionOptions {
   heartbeatIntervalMs?: number;
   /** A patch download with no chunk for this long is cancelled and resumed later, ms. Default DOWNLOAD_IDLE_TIMEOUT_MS. */
   downloadIdleTimeoutMs?: number;
+  /**
+   * The communicator (connections) to use; stop() leaves it open. Default:
+   * one of its own, closed by stop(). The heartbeat benchmark shares one
+   * among many simulated agents.
+   */
+  communicator?: Communicator;
 }
 
 export const SESSION_DEFAULTS = Object.freeze({ heartbeatIntervalMs: 5000 });
@@ -82,7 +88,8 @@ export class RegistrySession extends EventEmitter<{
 }> {
   private readonly options: RegistrySessionOptions;
   private readonly endpoints: string[];
-  private readonly comm = new Communicator();
+  private readonly comm: Communicator;
+  private readonly ownComm: boolean;
   private readonly backoff: Backoff;
   private index = 0;
   private out: AsyncQueue<DeepPartial<AgentMessage>> | undefined;
@@ -106,6 +113,8 @@ export class RegistrySession extends EventEmitter<{
     }
     this.options = options;
     this.endpoints = eps;
+    this.ownComm = options.communicator === undefined;
+    this.comm = options.communicator ?? new Communicator();
     this.backoff = new Backoff({ ...RECONNECT_BACKOFF, ...options.backoff });
     this.heartbeatMs = options.heartbeatIntervalMs ?? SESSION_DEFAULTS.heartbeatIntervalMs;
   }
@@ -214,7 +223,7 @@ export class RegistrySession extends EventEmitter<{
     this.out?.close();
     this.wake?.();
     await this.loop;
-    this.comm.close();
+    if (this.ownComm) this.comm.close();
   }
 
   private metadata(): Record<string, string> {
