@@ -45,6 +45,22 @@ for (const protocol of transports.protocols()) {
       await app.stop(1000);
     });
 
+    it("lists each open client connection once, with its peer address, and forgets it when it closes", async () => {
+      const open = () => app.connections().filter((c) => c.protocol === protocol);
+      const before = open().length;
+      const other = new Communicator();
+      try {
+        const proxy = other.stringToProxy(EchoProxy, target);
+        for (let i = 0; i < 3; i++) await proxy.say({ text: `c${i}` });
+        const now = open();
+        expect(now).to.have.length(before + 1);
+        expect(now.map((c) => c.peer)).to.satisfy((peers: string[]) => peers.some((p) => /^127\.0\.0\.1:\d+$/.test(p)));
+      } finally {
+        other.close();
+      }
+      await waitFor("the closed connection forgotten", () => open().length === before);
+    });
+
     it("round-trips a unary call with nested messages, enums, oneof, maps, repeated fields and timestamps", async () => {
       const proxy = comm.stringToProxy(EchoProxy, target);
       const createdAt = new Date("2026-03-04T05:06:07.089Z");

@@ -38,7 +38,7 @@ function resetByPeer(call: AnyServerCall): boolean {
   return typeof code === "number" && code !== 0;
 }
 
-function http2StreamOf(call: AnyServerCall): ServerHttp2Stream | undefined {
+export function http2StreamOf(call: AnyServerCall): ServerHttp2Stream | undefined {
   let c = (call as unknown as { call?: unknown }).call as { nextCall?: unknown; stream?: ServerHttp2Stream } | undefined;
   for (let depth = 0; c !== undefined && c.stream === undefined && depth < 8; depth++) c = c.nextCall as typeof c;
   return c?.stream;
@@ -82,7 +82,7 @@ export class GrpcServerContext implements ServerContext {
   readonly protocol = "grpc";
   private md: Readonly<Metadata> | undefined;
   readonly deadline: number | undefined;
-  readonly peer: string;
+  private peerNow: string | undefined;
   /** Why the call ended before the servant finished (cancel, deadline); undefined while the caller waits. */
   endedBy: Error | undefined;
   /** The servant has written a message or headers: no more sendHeaders. */
@@ -91,6 +91,7 @@ export class GrpcServerContext implements ServerContext {
   private trailers: grpc.Metadata | undefined;
   private listening = true;
   private readonly onCancel = (): void => {
+    if (this.endedBy !== undefined) return;
     const d = this.deadline;
     this.endedBy = d !== undefined && Date.now() >= d - DEADLINE_SLACK_MS
       ? new DeadlineExceededError(`call ${this.method} passed its deadline`)
@@ -99,10 +100,15 @@ export class GrpcServerContext implements ServerContext {
   };
 
   constructor(readonly call: AnyServerCall, readonly method: string) {
-    (call as unknown as NodeJS.EventEmitter).once("cancelled", this.onCancel);
+    // on, not once (no wrapper per call): done() removes it, and a second "cancelled" changes nothing.
+    (call as unknown as NodeJS.EventEmitter).on("cancelled", this.onCancel);
     const raw = call.getDeadline();
     this.deadline = raw instanceof Date ? raw.getTime() : Number.isFinite(raw) ? Number(raw) : undefined;
-    this.peer = call.getPeer();
+  }
+
+  /** Caller address, `host:port`, asked of grpc-js on first read (most calls never read it). */
+  get peer(): string {
+    return (this.peerNow ??= this.call.getPeer());
   }
 
   /** The request metadata, converted on first read: most calls (no tracing, no servant that looks) never read it. */

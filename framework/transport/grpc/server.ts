@@ -3,6 +3,7 @@
  * can call a servant served here.
  */
 import { drainOrAbort } from "../drain";
+import type { Http2Session } from "node:http2";
 import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { bindErrorFrom } from "../../errors";
@@ -10,7 +11,7 @@ import { getLogger } from "../../logger";
 import type {
   BidiHandler, BoundService, ClientStreamHandler, MethodDescriptor, ServerStreamHandler, ServerTransport, ServerTransportFactory, UnaryHandler,
 } from "../base";
-import { GrpcServerContext, type AnyServerCall } from "./server-call";
+import { GrpcServerContext, http2StreamOf, type AnyServerCall } from "./server-call";
 import { grpcAddress, toGrpcStatus } from "./wire";
 
 export interface GrpcServerOptions {
@@ -86,7 +87,8 @@ export class GrpcServerTransport implements ServerTransport {
   readonly protocol = "grpc";
   private readonly server: grpc.Server;
   private inFlight = 0;
-  private readonly conns = new Map<string, { peer: string; protocol: string; since: number }>();
+  /** Open client connections, by HTTP/2 session (by peer address if grpc-js ever hides the session), forgotten when they close. */
+  private readonly conns = new Map<Http2Session | string, { peer: string; protocol: string; since: number }>();
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: GrpcServerOptions = {}) {
@@ -99,9 +101,21 @@ export class GrpcServerTransport implements ServerTransport {
 
   private context(call: AnyServerCall, path: string): GrpcServerContext {
     const ctx = new GrpcServerContext(call, path);
-    if (!this.conns.has(ctx.peer)) this.conns.set(ctx.peer, { peer: ctx.peer, protocol: "grpc", since: Date.now() });
+    const session = http2StreamOf(call)?.session;
+    if (session === undefined) {
+      const peer = ctx.peer;
+      if (!this.conns.has(peer)) this.conns.set(peer, { peer, protocol: "grpc", since: Date.now() });
+    } else if (!this.conns.has(session)) {
+      this.seen(session, ctx.peer);
+    }
     this.inFlight++;
     return ctx;
+  }
+
+  /** A connection's first call: listed until the connection closes. */
+  private seen(session: Http2Session, peer: string): void {
+    this.conns.set(session, { peer, protocol: "grpc", since: Date.now() });
+    session.once("close", () => this.conns.delete(session));
   }
 
   private finished(ctx: GrpcServerContext): void {
