@@ -24,7 +24,7 @@ import { traceClientCall, type ClientTrace } from "../tracing/tracing";
 import type { CallOptions } from "./call-options";
 import { EndpointHealth, type EndpointHealthOptions } from "./endpoint-health";
 import type { EndpointSource } from "./endpoint-source";
-import { resolve as resolveStrategy, type LoadBalancer } from "./strategies";
+import { resolve as resolveStrategy, type LoadBalancer, type PickContext } from "./strategies";
 
 export interface InvokerOptions {
   /** Default per-call timeout, ms. Default 3000. */
@@ -47,6 +47,8 @@ export const INVOKER_DEFAULTS = Object.freeze({ timeoutMs: 3000, maxAttempts: 3,
 export type ChannelProvider = (endpoint: Endpoint) => ClientChannel;
 
 const EMPTY_METADATA: Metadata = Object.freeze({}) as Metadata;
+/** The pick context of calls without a hash key (most): no object per call. */
+const NO_HASH_KEY: PickContext = Object.freeze({});
 
 /**
  * Statuses worth another endpoint for an idempotent method (ERRORS.md, "Retries"): the endpoint was
@@ -129,7 +131,9 @@ export class Invoker {
       const native = candidates.filter((e) => e.protocol === "sgrid");
       if (native.length > 0 && native.length < candidates.length) candidates = native;
     }
-    return this.strategy.pick(candidates, { hashKey });
+    // One candidate (a proxy to one servant, or all but one set aside): it is the answer whatever the strategy.
+    if (candidates.length === 1) return candidates[0]!;
+    return this.strategy.pick(candidates, hashKey === undefined ? NO_HASH_KEY : { hashKey });
   }
 
   /**

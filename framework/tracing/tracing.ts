@@ -128,7 +128,8 @@ export interface ClientTrace {
   end(err?: unknown): void;
 }
 
-const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: () => undefined });
+const NO_END = (): void => undefined;
+const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: NO_END });
 
 /**
  * A CLIENT span for a proxy call, child of the current span (or of the call

@@ -117,10 +117,11 @@ export class ClientConnection implements FrameSink {
   }
 
   /**
-   * Registers a call and sends its REQUEST frame. Returns false (nothing
+   * Registers a call and sends its REQUEST frame (`timeoutMs` on the wire,
+   * `deadline` the same instant as epoch ms). Returns false (nothing
    * sent, nothing registered) when the frame would exceed the server's limit.
    */
-  start(call: ClientCall, payload: Uint8Array | undefined, metadata: Metadata, timeoutMs: number, signal: AbortSignal | undefined): boolean {
+  start(call: ClientCall, payload: Uint8Array | undefined, metadata: Metadata, timeoutMs: number, deadline: number, signal: AbortSignal | undefined): boolean {
     // 0 on the wire means "no deadline"; timers cannot exceed 2^31-1 ms (~24.8 days), longer is as good as none.
     const finite = timeoutMs <= 0x7fffffff;
     const method = call.method;
@@ -152,7 +153,6 @@ export class ClientConnection implements FrameSink {
     // The connection's only call: no other frame of this turn to batch it with, so it goes now (see FrameWriter).
     if (this.calls.size === 1) this.writer.flush();
     if (finite) {
-      const deadline = Date.now() + timeoutMs;
       call.deadline = deadline;
       if (deadline < this.armedFor) this.armDeadline(deadline);
     }

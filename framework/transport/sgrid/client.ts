@@ -128,7 +128,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
       c.onTrailers = call.onTrailers;
     }
     if (streamOut) c.openInbound(this.options.initialWindow, this.options.initialWindow + this.options.maxFrameSize);
-    if (!conn.start(c, payload, call.metadata, Math.ceil(remaining), signal)) {
+    if (!conn.start(c, payload, call.metadata, Math.ceil(remaining), call.deadline, signal)) {
       return new ResourceExhaustedError(`request of ${method.path} (${payload?.length ?? 0} bytes) exceeds the frame limit of ${conn.peerMaxFrame} bytes`);
     }
     return c;
