@@ -21,7 +21,7 @@
  * sender rebuilds the same error.
  */
 import { DeadlineExceededError, InvalidArgumentError, NotFoundError, SgridError, Status, UnavailableError, type Logger } from "sgridnext";
-import type { CommandRecord, InstanceRecord, RegistryStore } from "../store";
+import type { CommandRecord, InstanceRecord, NodeNameSet, RegistryStore } from "../store";
 import { CommandFailedError } from "./errors";
 import type { CommandResult } from "./node-session";
 
@@ -30,8 +30,8 @@ export interface CommandRelayDeps {
   /** This registry process (recorded as sender / owner). */
   processId: string;
   log: Logger;
-  /** Nodes whose session this process holds. */
-  localNodes(): ReadonlySet<string>;
+  /** Nodes whose session this process holds (read at every poll: not a copy per poll). */
+  localNodes(): NodeNameSet;
   /** Delivers a claimed command on the local session; rejects with a typed error. */
   deliver(cmd: CommandRecord, timeoutMs: number): Promise<CommandResult>;
   /** Poll period, ms. */

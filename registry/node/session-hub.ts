@@ -125,7 +125,7 @@ export class NodeSessionHub implements SessionHub {
       store: this.store,
       processId: this.settings.processId,
       log: this.log,
-      localNodes: () => new Set(this.sessions.keys()),
+      localNodes: () => this.sessions,
       deliver: (cmd, timeoutMs) => this.deliverRelayed(cmd, timeoutMs),
       pollMs: this.opts.relayPollMs,
     });

@@ -416,6 +416,12 @@ export interface CommandReplyInput {
  * Admin commands relayed between registry processes sharing the database.
  * Writes here bump no revision topic: the relay polls this table itself.
  */
+/** Node names to test membership of: a Set, or the keys of a Map (a hub's sessions, not copied). */
+export interface NodeNameSet {
+  readonly size: number;
+  has(node: string): boolean;
+}
+
 export interface CommandRepo {
   /** Queues a command (status `pending`, expiring `timeoutMs` from now). */
   enqueue(input: CommandInput): Promise<CommandRecord>;
@@ -424,7 +430,7 @@ export interface CommandRepo {
    * `nodes` (status `taken`); atomic across processes: each command is
    * returned to exactly one caller. At most `limit` (default 100).
    */
-  claim(nodes: ReadonlySet<string>, owner: string, limit?: number): Promise<CommandRecord[]>;
+  claim(nodes: NodeNameSet, owner: string, limit?: number): Promise<CommandRecord[]>;
   /** Stores the reply (status `done`). No-op when the command is gone. */
   complete(id: number, reply: CommandReplyInput): Promise<void>;
   find(id: number): Promise<CommandRecord | undefined>;

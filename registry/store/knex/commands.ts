@@ -6,7 +6,7 @@
  * that is nearly always empty).
  */
 import { InvalidArgumentError } from "sgridnext";
-import type { CommandInput, CommandRepo, CommandReplyInput } from "../base";
+import type { CommandInput, CommandRepo, CommandReplyInput, NodeNameSet } from "../base";
 import type { CommandRecord, CommandStatus } from "../records";
 import { validateCount, validateId, validateNodeName, validateText } from "../validate";
 import { type StoreContext, bool, insertedId, num, numOrNull, strOrNull } from "./context";
@@ -59,7 +59,7 @@ export class KnexCommandRepo implements CommandRepo {
     });
   }
 
-  async claim(nodes: ReadonlySet<string>, owner: string, limit = 100): Promise<CommandRecord[]> {
+  async claim(nodes: NodeNameSet, owner: string, limit = 100): Promise<CommandRecord[]> {
     if (nodes.size === 0) return [];
     validateText("command owner", owner, 128);
     return this.ctx.read(async (db) => {
