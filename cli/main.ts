@@ -6,10 +6,11 @@
  * Sub-commands are loaded lazily: `sgrid <command> ...` loads that one
  * command's module (so `sgrid gen`, `sgrid create` and `sgrid --help` never
  * load knex, koa or SQLite); `sgrid --help` lists them from the table below
- * without loading any.
+ * without loading any. `sgrid node` runs from the agent's bundle, one file
+ * with what it loads (cli/agent-bundle.ts); so this module loads commander
+ * and the rest only once it is not handing over to the bundle.
  */
-import { Command } from "commander";
-import { runCommand } from "sgridnext-tools/commands";
+import type { Command } from "commander";
 
 const pkg = require("../../package.json") as { version: string };
 
@@ -124,7 +125,7 @@ function requestedCommand(argv: readonly string[]): string | undefined {
  * others as help entries; every command loaded when `only` is undefined.
  */
 export function buildProgram(only?: string): Command {
-  const program = new Command();
+  const program = new (require("commander") as typeof import("commander")).Command();
   program.name("sgrid").description("Sgrid: run gRPC services on a fleet of machines").version(pkg.version);
   program.exitOverride();
   // Program options (-V, -h) only before the sub-command, so sub-commands may have their own --version (sgrid package).
@@ -178,7 +179,12 @@ function quietIpServerNameWarning(): void {
 export function main(argv: readonly string[] = process.argv): Promise<void> {
   quietIpServerNameWarning();
   const name = requestedCommand(argv);
+  const { runCommand } = require("sgridnext-tools/commands") as typeof import("sgridnext-tools/commands");
   return runCommand(buildProgram(name !== undefined && name in COMMANDS ? name : "-"), [...argv]);
 }
 
-if (require.main === module) void main();
+if (require.main === module) {
+  // `sgrid node` from its bundle when that is current (cli/agent-bundle.ts); the bundle holds this module too, where this branch does not run.
+  const bundle = requestedCommand(process.argv) === "node" ? (require("./agent-bundle") as typeof import("./agent-bundle")).agentBundle() : undefined;
+  void (bundle === undefined ? main() : (require(bundle) as { main: typeof main }).main());
+}

@@ -6,7 +6,8 @@
 //   tools/dist/<x>.js      <- tools/<x>.ts
 //   dist/<part>/<x>.js     <- <part>/<x>.ts for the root project's parts;
 //                             anything else under dist/ (an old layout) goes.
-// dist/admin/ui is the admin UI build (scripts/build-admin-ui.js), left alone.
+// dist/admin/ui is the admin UI build (scripts/build-admin-ui.js) and
+// dist/cli/agent.bundle.js the agent's bundle (scripts/bundle-agent.js), left alone.
 const fs = require("node:fs");
 const path = require("node:path");
 
@@ -56,7 +57,7 @@ function pruneAll() {
       removed++;
     }
   }
-  removed += prune(dist, root, (rel) => rel === "admin/ui" || rel === ".tsbuildinfo");
+  removed += prune(dist, root, (rel) => rel === "admin/ui" || rel === ".tsbuildinfo" || rel === "cli/agent.bundle.js");
   return removed;
 }
 

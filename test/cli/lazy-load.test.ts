@@ -89,19 +89,21 @@ describe("sgrid loads only what it runs", function () {
     before(() => h.startRegistry());
     after(() => h.teardown());
 
-    it("runs the agent, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
+    /** Runs `sgrid node` (`env` added) until its first heartbeat; the modules it loaded. */
+    async function agentModules(name: string, env: NodeJS.ProcessEnv): Promise<{ modules: string[]; youngBytes: number }> {
       const { dir, preload, read, newSpace } = recorder();
-      const agent = spawn(process.execPath, ["-r", preload, CLI, "node", "--registry", h.registry.address, "--name", "lazy-node",
-        "--data-dir", h.dataDir, "--address", "127.0.0.1", "--cgroup-group", h.group], {
-        env: { ...process.env, SGRID_CLUSTER_TOKEN: h.registry.token, SGRID_LOG_LEVEL: "warn" },
+      const agent = spawn(process.execPath, ["-r", preload, CLI, "node", "--registry", h.registry.address, "--name", name,
+        "--data-dir", path.join(h.dataDir, name), "--address", "127.0.0.1", "--cgroup-group", h.group], {
+        env: { ...process.env, SGRID_CLUSTER_TOKEN: h.registry.token, SGRID_LOG_LEVEL: "warn", ...env },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stderr = "";
       agent.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
       const exited = new Promise<number | null>((r) => agent.once("exit", (code) => r(code)));
+      const beats = h.registry.heartbeats.length;
       try {
-        await waitFor("the agent's hello", () => h.registry.hellos.some((hello) => hello.node === "lazy-node"), 30_000);
-        await waitFor("the agent's first heartbeat", () => h.registry.heartbeats.length > 0, 30_000);
+        await waitFor("the agent's hello", () => h.registry.hellos.some((hello) => hello.node === name), 30_000);
+        await waitFor("the agent's first heartbeat", () => h.registry.heartbeats.length > beats, 30_000);
       } finally {
         agent.kill("SIGTERM");
       }
@@ -109,11 +111,27 @@ describe("sgrid loads only what it runs", function () {
       const modules = read();
       const youngBytes = newSpace();
       fs.rmSync(dir, { recursive: true, force: true });
-      expect(modules.some((m) => m.endsWith(`${path.sep}nodeagent${path.sep}agent${path.sep}node-agent.js`)), "the agent loaded").to.equal(true);
       // cli/agent-heap.ts: the young generation stays at its first size, 1 MB per semi-space (V8 grows it to 16 MB per semi-space otherwise).
       expect(youngBytes, "the agent's young generation, both semi-spaces").to.be.at.most(2 * 1024 * 1024);
       expect(modules.filter((m) => HEAVY.test(m))).to.deep.equal([]);
       expect(modules.filter((m) => NOT_IN_AGENT.test(m))).to.deep.equal([]);
+      return { modules, youngBytes };
+    }
+
+    it("runs the agent from its bundle: one file, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
+      const { modules } = await agentModules("lazy-node", {});
+      const loaded = modules.filter((m) => !m.endsWith("record.js")).map((m) => path.relative(path.dirname(CLI), m).split(path.sep).join("/"));
+      expect(loaded.sort()).to.deep.equal(["../../package.json", "agent-bundle.js", "agent.bundle.js", "main.js"]);
+      // What the bundle holds (esbuild names each module it bundled in a comment): none of the heavy modules nor a servant's extras, which stay required on demand.
+      const bundled = [...fs.readFileSync(path.join(path.dirname(CLI), "agent.bundle.js"), "utf8").matchAll(/^\/\/ (\S+)$/gm)].map((m) => `/${m[1]}`);
+      expect(bundled.some((m) => m.endsWith("/nodeagent/agent/node-agent.js")), "the agent is in the bundle").to.equal(true);
+      expect(bundled.filter((m) => HEAVY.test(m) || NOT_IN_AGENT.test(m) || /[\\/]node_modules[\\/]@grpc[\\/]proto-loader[\\/]/.test(m))).to.deep.equal([]);
+    });
+
+    it("runs the agent from dist/ with SGRID_AGENT_BUNDLE=0, loading the same modules lazily", async () => {
+      const { modules } = await agentModules("lazy-node-unbundled", { SGRID_AGENT_BUNDLE: "0" });
+      expect(modules.some((m) => m.endsWith(`${path.sep}nodeagent${path.sep}agent${path.sep}node-agent.js`)), "the agent loaded").to.equal(true);
+      expect(modules.some((m) => m.endsWith("agent.bundle.js"))).to.equal(false);
     });
   });
 });

@@ -19,6 +19,7 @@ import { freePort } from "../helpers/processes";
 import { desiredInstance } from "../nodeagent/helpers/agent-fake-registry";
 import { AgentHarness } from "../nodeagent/helpers/agent-harness";
 import { binaryPackage, httpGet } from "../nodeagent/helpers/agent-packages";
+import { writePackage } from "../fixtures/packages/tar-builder";
 import { liveProcessesWith, waitFor } from "../nodeagent/helpers/agent-test-env";
 
 describe("cli: sgrid node", function () {
@@ -217,6 +218,55 @@ describe("cli: sgrid node", function () {
       c.kill("SIGTERM");
       expect(await exited).to.equal(0);
       expect(liveProcessesWith(h.marker).sort()).to.deep.equal(before);
+    });
+  });
+
+  describe("what the agent's servants inherit", () => {
+    const h = new AgentHarness();
+    let child: ChildProcess | undefined;
+    after(async () => {
+      if (child && child.exitCode === null) {
+        const gone = new Promise((r) => child!.once("exit", r));
+        child.kill("SIGTERM");
+        await gone;
+      }
+      await h.teardown();
+    });
+
+    it("a node servant gets neither the agent's own environment (NODE_OPTIONS, malloc tuning, SGRID_AGENT_BUNDLE) nor its V8 flags", async () => {
+      await h.startRegistry();
+      const report = path.join(h.tmp, "servant-env.json");
+      // The servant writes what it got: its environment, its node flags, and V8's young-generation growth (the agent's own is 1, cli/agent-heap.ts).
+      const main = `const v8 = require("v8"); const a = []; for (let i = 0; i < 40000; i++) a.push({ i, s: "x".repeat(64) }); ` +
+        `require("fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify({ env: process.env, execArgv: process.execArgv, young: v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size, marker: process.argv[2] }));\n` +
+        `setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0));\n`;
+      const file = await writePackage(h.pkgDir, "Demo.EnvServer-1.tgz", { "sgrid.json": JSON.stringify({ app: "Demo", server: "EnvServer", type: "node", entry: "main.js", version: "1" }), "main.js": main });
+      const p = h.registry.addPatch({ id: 7, version: 1, data: fs.readFileSync(file) });
+      h.registry.setInstances([desiredInstance({
+        instanceId: 701, application: "Demo", server: "EnvServer", type: "node",
+        launch: { args: [h.marker], jvmOptions: [], nodeOptions: [], entry: "", runAsUser: "", stopSignal: "", stopGraceMs: 0, keepaliveTimeoutMs: 0 },
+        patch: { id: p.id, version: p.version, sha256: p.sha256, size: p.size },
+      })]);
+      child = spawn(process.execPath, ["--max-old-space-size=300", CLI, "node", "--registry", h.registry.address, "--name", "env-node", "--data-dir", h.dataDir,
+        "--address", "127.0.0.1", "--cgroup-group", h.group], {
+        env: { ...process.env, SGRID_CLUSTER_TOKEN: h.registry.token, SGRID_LOG_LEVEL: "warn", NODE_OPTIONS: "--max-semi-space-size=2", MALLOC_ARENA_MAX: "2", MALLOC_TRIM_THRESHOLD_: "131072", SGRID_AGENT_BUNDLE: "1" },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
+      const got = await waitFor(`the servant's report (agent stderr: ${stderr.slice(-300)})`, () => {
+        try {
+          return JSON.parse(fs.readFileSync(report, "utf8")) as { env: Record<string, string>; execArgv: string[]; young: number; marker: string };
+        } catch {
+          return undefined;
+        }
+      }, 30_000);
+      expect(got.marker).to.equal(h.marker);
+      expect(got.env.SGRID_APP).to.equal("Demo");
+      expect(Object.keys(got.env).filter((k) => /^(NODE_OPTIONS|MALLOC_|SGRID_AGENT_BUNDLE$|SGRID_CLUSTER_TOKEN$|SGRID_LOG_LEVEL$)/.test(k))).to.deep.equal([]);
+      expect(got.execArgv).to.deep.equal([]);
+      // 40,000 objects alive: with V8's own growth factor the young generation has grown past the agent's 1 MB per semi-space.
+      expect(got.young, "the servant's young generation, both semi-spaces").to.be.above(2 * 1024 * 1024);
     });
   });
 });
