@@ -5,9 +5,11 @@
 // platform's dist, sgridnext, grpc-js, pino, commander, @bufbuild/protobuf.
 // What the agent only loads once it needs it stays a require at run time,
 // resolved from the module that asks for it, as before: the other sub-
-// commands, zod, yaml, tar, prom-client, OpenTelemetry, reflection's
+// commands, zod, tar, prom-client, OpenTelemetry, reflection's
 // descriptors (@bufbuild/protobuf's main and wkt parts), grpc-js's proto
-// loader (LAZY below). A bundled package file that uses __dirname gets the
+// loader (LAZY below). yaml is bundled: the agent's --config file needs it
+// at start, and its ~70 modules loaded one by one would make the start as
+// hot as before (below its require, it is initialised only then). A bundled package file that uses __dirname gets the
 // directory it has at run time (grpc-js's channelz and ORCA protos, pino's
 // worker), found through the package that depends on it.
 //
@@ -26,7 +28,6 @@ const inputsFile = path.join(outDir, AGENT_BUNDLE_INPUTS);
 /** (importer, specifier) pairs the agent requires only on demand: left to run time. */
 const LAZY = [
   [/^dist\/cli\/main\.js$/, (spec) => spec.startsWith("./") && spec !== "./node" && spec !== "./agent-heap"],
-  [/^dist\/cli\/node\.js$/, (spec) => spec === "yaml"],
   [/^dist\/nodeagent\//, (spec) => spec === "zod" || spec === "tar"],
   [/^tools\/dist\/commands\.js$/, (spec) => spec === "./codegen" || spec === "./package/build-package"],
   [/^framework\/dist\/metrics\.js$/, (spec) => spec === "prom-client"],
@@ -114,7 +115,8 @@ async function bundleAgent() {
   const result = await bundle(require(require.resolve("esbuild", { paths: [path.join(root, "tools")] })));
   const inputs = Object.keys(result.metafile.inputs)
     .filter((f) => !f.startsWith("sgrid-lazy:") && !f.includes("node_modules/"))
-    .map((f) => path.relative(outDir, path.resolve(root, f)).split(path.sep).join("/"));
+    .map((f) => path.relative(outDir, path.resolve(root, f)).split(path.sep).join("/"))
+    .concat(path.relative(outDir, __filename).split(path.sep).join("/")); // this script too: a change here makes a new bundle
   fs.writeFileSync(inputsFile, `${JSON.stringify(inputs)}\n`);
   return true;
 }
