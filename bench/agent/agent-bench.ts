@@ -21,9 +21,10 @@
  * - agent CPU while supervising 50 instances (utime+stime over the soak,
  *   at least 10 s, in % of one core), heartbeats every 5 s included.
  * - baselines from the same run, idle as above: a bare `node` (the floor
- *   of any Node process here) and the agent started as
+ *   of any Node process here), the agent started as
  *   `node --no-opt sgrid node` (README, `sgrid node`: without V8's
- *   optimizing compiler).
+ *   optimizing compiler) and the agent run from dist/ instead of its
+ *   bundle (`SGRID_AGENT_BUNDLE=0`, cli/agent-bundle.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -203,9 +204,11 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
       patch: { id: patch.id, version: 1, sha256: patch.sha256, size: patch.size },
     }));
     const t0 = Date.now();
+    const startTicks = cpuTicks(agent.pid!);
     reg.setInstances(instances);
     await until("50 instances active", () => (instances.every((i) => reg.observed.get(i.instanceId)?.state === "active") ? true : undefined), 120_000);
     const allUpMs = Date.now() - t0;
+    const allUpCpuMs = (cpuTicks(agent.pid!) - startTicks) * 10; // USER_HZ 100
 
     // Restart latency: first restart of 10 instances, one at a time.
     const latencies: number[] = [];
@@ -242,27 +245,36 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     await sleep(1000);
     const bareIdle = await sampleFor(bare.pid!, probe.file, Math.min(opts.idleMs, 5000), 1000);
     await stopChild(bare);
-    const hellos = reg.hellos;
-    const noOpt = spawn(process.execPath, ["--no-opt", "-r", probe.preload, CLI, "node", "--registry", reg.address, "--name", "bench-node-no-opt", "--data-dir", path.join(tmp, "node-no-opt"),
-      "--address", "127.0.0.1", "--cgroup-group", `${group}-no-opt`], { stdio: "ignore", env: benchEnv() });
-    children.add(noOpt);
-    await until("the --no-opt agent's hello", () => (reg.hellos > hellos ? true : undefined), 20_000);
-    const noOptIdle = await sampleFor(noOpt.pid!, probe.file, opts.idleMs, Math.max(1000, opts.idleMs / 20));
-    await stopChild(noOpt);
+    // Another agent (its own node name, no instances), idle, started with `nodeFlags` and `env` added.
+    const idleAgent = async (name: string, nodeFlags: string[], env: NodeJS.ProcessEnv): Promise<MemorySample[]> => {
+      const hellos = reg.hellos;
+      const other = spawn(process.execPath, [...nodeFlags, "-r", probe.preload, CLI, "node", "--registry", reg.address, "--name", `bench-node-${name}`, "--data-dir", path.join(tmp, `node-${name}`),
+        "--address", "127.0.0.1", "--cgroup-group", `${group}-${name}`], { stdio: "ignore", env: { ...benchEnv(), ...env } });
+      children.add(other);
+      await until(`the ${name} agent's hello`, () => (reg.hellos > hellos ? true : undefined), 20_000);
+      const samples = await sampleFor(other.pid!, probe.file, opts.idleMs, Math.max(1000, opts.idleMs / 20));
+      await stopChild(other);
+      return samples;
+    };
+    const noOptIdle = await idleAgent("no-opt", ["--no-opt"], {});
+    const unbundledIdle = await idleAgent("unbundled", [], { SGRID_AGENT_BUNDLE: "0" });
     const med = (xs: MemorySample[]) => median(xs.map((x) => x.rss));
     const ratio = (xs: MemorySample[]) => `${(med(idle) / med(xs)).toFixed(2)}x`;
+    const parts = (xs: MemorySample[]) => `${(median(xs.map((x) => x.anon)) / 1048576).toFixed(1)} + ${(median(xs.map((x) => x.file)) / 1048576).toFixed(1)}`;
     return [
       `| figure | value |`,
       `|---|---|`,
       `| cgroup backend | ${cgroups} |`,
       `| restart: exit -> replacement spawned, median of 10 first restarts (policy delay 0) | ${median(latencies).toFixed(0)} ms (min ${Math.min(...latencies)} / max ${Math.max(...latencies)}) |`,
-      `| 50 instances from desired state to all reported active | ${allUpMs} ms |`,
+      `| 50 instances from desired state to all reported active (the package's download and unpack included) | ${allUpMs} ms, agent CPU ${allUpCpuMs} ms |`,
       ...memoryRows("idle (0 instances)", idle, true),
       ...memoryRows("50 instances", busy, true),
       `| agent CPU supervising 50 instances (over ${cpuSeconds.toFixed(1)} s) | ${cpuPct.toFixed(2)} % of one core |`,
       ...memoryRows("baseline, bare `node -e` idle", bareIdle).slice(0, 1),
-      ...memoryRows("baseline, agent under `node --no-opt`, idle", noOptIdle),
-      `| idle agent RSS (median) vs bare node / vs the agent under --no-opt | ${ratio(bareIdle)} / ${ratio(noOptIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(noOptIdle) / 1048576).toFixed(1)} MB) |`,
+      ...memoryRows("baseline, agent under `node --no-opt`, idle", noOptIdle, true).slice(0, 4),
+      ...memoryRows("baseline, agent from dist/ unbundled (`SGRID_AGENT_BUNDLE=0`), idle", unbundledIdle, true).slice(0, 4),
+      `| idle agent RSS (median) vs bare node / vs the agent under --no-opt / vs unbundled | ${ratio(bareIdle)} / ${ratio(noOptIdle)} / ${ratio(unbundledIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(noOptIdle) / 1048576).toFixed(1)} / ${(med(unbundledIdle) / 1048576).toFixed(1)} MB) |`,
+      `| idle RSS anonymous + file-backed (median, MB): agent / --no-opt / unbundled | ${parts(idle)} / ${parts(noOptIdle)} / ${parts(unbundledIdle)} |`,
     ].join("\n");
   } finally {
     for (const c of children) await stopChild(c);
@@ -273,7 +285,7 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     }
     await reg.stop();
     for (const ctrl of ["memory", "cpu", "cpuacct", "pids", "unified", ""]) {
-      for (const g of [group, `${group}-no-opt`]) {
+      for (const g of [group, `${group}-no-opt`, `${group}-unbundled`]) {
         try { fs.rmdirSync(path.join("/sys/fs/cgroup", ctrl, g)); } catch { /* not there or not empty */ }
       }
     }
