@@ -69,7 +69,7 @@ function bundle(esbuild) {
         if (args.kind === "entry-point" || args.pluginData?.own) return undefined;
         const importer = rel(args.importer);
         if (LAZY.some(([from, spec]) => from.test(importer) && spec(args.path))) {
-          return { path: `${args.importer}\0${args.path}`, namespace: "sgrid-lazy", pluginData: { importer: args.importer, spec: args.path } };
+          return { path: `${importer} -> ${args.path}`, namespace: "sgrid-lazy", pluginData: { importer: args.importer, spec: args.path } };
         }
         const r = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { own: true } });
         if (r.errors.length > 0 || r.external) return r;
