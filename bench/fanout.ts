@@ -24,7 +24,8 @@
  * each task's and item's start and end times. BENCH_FANOUT_CPU_PROF=<dir>
  * starts the registry and the agents with
  * `node --cpu-prof` into <dir>, and stops them with SIGTERM at the end so
- * that every profile is written.
+ * that every profile is written; BENCH_FANOUT_NODE_FLAGS gives them more
+ * flags of `node` (e.g. `--perf-basic-prof` for `perf record`).
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -123,7 +124,7 @@ export async function runFanoutBench(log: (line: string) => void): Promise<strin
   const nodes = Array.from({ length: nodeCount }, (_, i) => `node-${i + 1}`);
   const profDir = process.env.BENCH_FANOUT_CPU_PROF;
   if (profDir) fs.mkdirSync(profDir, { recursive: true });
-  const nodeFlags = profDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profDir)}`] : [];
+  const nodeFlags = [...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profDir)}`] : []), ...(process.env.BENCH_FANOUT_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
   const cluster = await FaultCluster.start({ name: "bench-fanout", nodes, nodeFlags });
   const comm = new Communicator({ env: {} });
   try {
