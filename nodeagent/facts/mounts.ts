@@ -72,7 +72,8 @@ export function diskMounts(entries: readonly MountEntry[]): MountEntry[] {
 export async function readDisks(mountsFile = "/proc/mounts"): Promise<DiskFacts[]> {
   let text: string;
   try {
-    text = await fs.promises.readFile(mountsFile, "utf8");
+    // Read at once (procfs never waits on a disk); statfs below stays asynchronous: a hung network mount must not hold the agent.
+    text = fs.readFileSync(mountsFile, "utf8");
   } catch {
     return [];
   }

@@ -62,7 +62,8 @@ export function bootId(): string {
 /** MemAvailable in bytes from a meminfo file, or undefined. */
 export async function memAvailable(meminfoFile = "/proc/meminfo"): Promise<number | undefined> {
   try {
-    const m = /^MemAvailable:\s+(\d+)\s*kB/m.exec(await fs.promises.readFile(meminfoFile, "utf8"));
+    // Read at once, like the cgroup files (../cgroups/cgroup-files.ts): procfs never waits on a disk.
+    const m = /^MemAvailable:\s+(\d+)\s*kB/m.exec(fs.readFileSync(meminfoFile, "utf8"));
     return m ? Number(m[1]) * 1024 : undefined;
   } catch {
     return undefined;
