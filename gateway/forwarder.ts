@@ -124,11 +124,16 @@ export function splitPath(path: string): [string, string] {
 /** Transport headers of the incoming call, not the caller's metadata: never forwarded (the outgoing call sets its own). */
 const HOP_KEYS = new Set(["content-type", "te", "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "user-agent", "content-length", "accept-encoding"]);
 
-/** The metadata of an incoming call that goes on to the backend: everything but transport headers and `grpc-*` keys. */
-export function forwardableMetadata(md: Metadata, drop?: ReadonlySet<string>): Metadata {
+/**
+ * The metadata of an incoming call that goes on to the backend, the one filter of every front and path (gRPC
+ * unary fast path and streams, gRPC-Web, HTTP/JSON): everything but transport headers, `grpc-*` keys, Sgrid's
+ * own error keys (`sgrid-error-*`: a Sgrid error's code and data travel in those trailers, so a caller must not
+ * forge them into the backend call), and the route's bearer token (`authorization`) when `dropAuthorization`.
+ */
+export function forwardableMetadata(md: Metadata, dropAuthorization: boolean): Metadata {
   const out: Metadata = {};
   for (const key in md) {
-    if (key.startsWith(":") || key.startsWith("grpc-") || HOP_KEYS.has(key) || drop?.has(key)) continue;
+    if (key.startsWith(":") || key.startsWith("grpc-") || key.startsWith("sgrid-error-") || HOP_KEYS.has(key) || (dropAuthorization && key === "authorization")) continue;
     out[key] = md[key]!;
   }
   return out;

@@ -29,7 +29,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type * as http2 from "node:http2";
 import { CancelledError, InvalidArgumentError, ResourceExhaustedError, SgridError, Status, UnauthenticatedError, UnimplementedError, bindErrorFrom, getLogger, type Metadata } from "sgridnext";
-import { ERROR_CODE_KEY, ERROR_DATA_KEY, fromGrpcMetadata, grpcAddress, toGrpcMetadata, toGrpcStatus } from "sgridnext/internal/transport/grpc/wire";
+import { fromGrpcMetadata, grpcAddress, toGrpcMetadata, toGrpcStatus } from "sgridnext/internal/transport/grpc/wire";
 import { forwardableHeaders, forwardableMetadata, splitPath, type ForwardCall, type Forwarder } from "./forwarder";
 import { clientKey, RateLimiter } from "./rate-limit";
 import { authorized, Routes, type RouteRule } from "./routes";
@@ -194,7 +194,7 @@ export class GrpcFront {
     if (r === undefined) {
       const [service] = splitPath(path);
       const rule = this.routes.match(service);
-      r = { service, rule, drop: rule === undefined || rule.auth === "none" ? NO_AUTH_DROP : AUTH_DROP };
+      r = { service, rule, dropAuthorization: rule !== undefined && rule.auth !== "none" };
       if (this.paths.size >= 10_000) this.paths.clear();
       this.paths.set(path, r);
     }
@@ -265,7 +265,7 @@ export class GrpcFront {
       const deadline = call.getDeadline();
       const d = deadline instanceof Date ? deadline.getTime() : deadline;
       const fc: ForwardCall = {
-        metadata: forwardableMetadata(incoming, r.drop),
+        metadata: forwardableMetadata(incoming, r.dropAuthorization),
         deadline: Number.isFinite(d) ? d : undefined,
         signal: abort.signal,
         onHeaders: (h) => {
@@ -338,12 +338,13 @@ export class GrpcFront {
     try {
       const path = call.getPath();
       const incoming = fromGrpcMetadata(call.metadata);
-      const { rule } = this.admit(path, incoming.authorization, call, (t) => { trailers = t; });
+      const r = this.admit(path, incoming.authorization, call, (t) => { trailers = t; });
+      const rule = r.rule;
       admitted = true;
       const deadline = call.getDeadline();
       const d = deadline instanceof Date ? deadline.getTime() : deadline;
       const fc: ForwardCall = {
-        metadata: forwardableMetadata(incoming, rule.auth === "none" ? undefined : AUTH_DROP),
+        metadata: forwardableMetadata(incoming, r.dropAuthorization),
         deadline: Number.isFinite(d) ? d : undefined,
         signal: abort.signal,
         onHeaders: (h) => {
@@ -414,13 +415,10 @@ export class GrpcFront {
   }
 }
 
-/** Keys of an incoming call not forwarded beside the transport's (forwardableMetadata): Sgrid's own error keys, and a route's bearer token. */
-const NO_AUTH_DROP: ReadonlySet<string> = new Set([ERROR_CODE_KEY, ERROR_DATA_KEY]);
-const AUTH_DROP: ReadonlySet<string> = new Set([ERROR_CODE_KEY, ERROR_DATA_KEY, "authorization"]);
-
 interface PathRoute {
   readonly service: string;
   readonly rule: RouteRule | undefined;
-  readonly drop: ReadonlySet<string>;
+  /** The route takes a bearer token: `authorization` is not forwarded (forwardableMetadata). */
+  readonly dropAuthorization: boolean;
 }
 

@@ -81,7 +81,6 @@ const METHOD_PATH = /^\/([^/]+\.[^/]+)\/([^/]+)$/;
 const BROWSER_HEADERS = new Set([
   "cookie", "origin", "referer", "accept", "accept-language", "x-grpc-web", "x-user-agent", "cache-control", "pragma", "priority", "dnt",
 ]);
-const DROP_AUTH: ReadonlySet<string> = new Set(["authorization"]);
 
 class BodyTooLargeError extends ResourceExhaustedError {}
 
@@ -286,7 +285,7 @@ export class HttpFront {
         md[k] = v;
       }
     }
-    return forwardableMetadata(md, rule.auth === "none" ? undefined : DROP_AUTH);
+    return forwardableMetadata(md, rule.auth !== "none");
   }
 
   private async json(res: http.ServerResponse, path: string, t: MethodTranscoder, parsed: JsonValue, fwd: ForwardCall, answer: (reply: JsonValue) => JsonValue = (r) => r): Promise<void> {

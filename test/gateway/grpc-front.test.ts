@@ -11,12 +11,13 @@ import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { Application, Communicator, SgridError, Status, statusName, type DeepPartial, type Metadata, type ServerContext } from "sgridnext";
 import { installCatchAll, GrpcFront } from "../../gateway/grpc-front";
-import { Forwarder, StaticServiceResolver } from "../../gateway/forwarder";
+import { StaticServiceResolver } from "../../gateway/forwarder";
 import { parseRoutes } from "../../gateway/routes";
 import { EchoProxy, ClockProxy } from "../gen/demo/echo.sgrid";
 import type { EchoReply, EchoRequest, FailRequest } from "../gen/demo/echo";
 import type { Empty } from "../gen/google/protobuf/empty";
 import { EchoImpl } from "../helpers/echo-servant";
+import { RecordingForwarder } from "../helpers/recording-forwarder";
 import { waitFor } from "../helpers/wait";
 
 /** Echo that sends a header and a trailer on every call, and counts what its Repeat produced. */
@@ -50,7 +51,7 @@ describe("gateway gRPC front", function () {
   let servant: GatewayEcho;
   let backendComm: Communicator;
   let clientComm: Communicator;
-  let forwarder: Forwarder;
+  let forwarder: RecordingForwarder;
   let front: GrpcFront;
   let gwPort: number;
   let echo: EchoProxy;
@@ -62,7 +63,7 @@ describe("gateway gRPC front", function () {
     await app.start();
     const port = app.adapters()[0]!.endpoint.port;
     backendComm = new Communicator();
-    forwarder = new Forwarder({ communicator: backendComm, services: new StaticServiceResolver({ "demo.echo.v1.Echo": `Test.Gw.EchoObj@tcp -h 127.0.0.1 -p ${port}` }) });
+    forwarder = new RecordingForwarder({ communicator: backendComm, services: new StaticServiceResolver({ "demo.echo.v1.Echo": `Test.Gw.EchoObj@tcp -h 127.0.0.1 -p ${port}` }) });
     front = new GrpcFront({ forwarder, stallTimeoutMs: 500 });
     gwPort = await front.listen("127.0.0.1", 0);
     clientComm = new Communicator();
@@ -101,6 +102,28 @@ describe("gateway gRPC front", function () {
     expect(res.metadata["x-trace"]).to.equal("abc 123");
     expect(headers?.["x-h"]).to.equal("headers for /demo.echo.v1.Echo/Say");
     expect([...(trailers?.["x-t-bin"] as Buffer)]).to.deep.equal([0, 1, 255]);
+  });
+
+  it("never forwards a caller's sgrid-error-* metadata (a Sgrid error's trailers) on a route without auth: unary (first call and fast path) and server-streaming", async () => {
+    front.setRoutes(parseRoutes("routes:\n  - service: demo.echo.v1.Echo\n    auth: none\n"));
+    try {
+      const forged = { "sgrid-error-code": "OUT_OF_STOCK", "sgrid-error-data": "{\"forged\":true}", "sgrid-error-extra": "x", "x-keep": "kept" };
+      for (let i = 0; i < 3; i++) { // the first call resolves the path, the next ones take the unary fast path
+        const res = await echo.say({ text: `u${i}` }, { metadata: forged });
+        expect(res.text).to.equal(`u${i}`);
+        const md = forwarder.forwarded.get("/demo.echo.v1.Echo/Say");
+        expect(md).to.include({ "x-keep": "kept" });
+        expect(Object.keys(md!).filter((k) => k.startsWith("sgrid-error-"))).to.deep.equal([]);
+      }
+      const got: number[] = [];
+      for await (const r of echo.repeat({ text: "s", count: 2 }, { metadata: forged })) got.push(r.index);
+      expect(got).to.deep.equal([0, 1]);
+      const md = forwarder.forwarded.get("/demo.echo.v1.Echo/Repeat");
+      expect(md).to.include({ "x-keep": "kept" });
+      expect(Object.keys(md!).filter((k) => k.startsWith("sgrid-error-"))).to.deep.equal([]);
+    } finally {
+      front.setRoutes(parseRoutes(""));
+    }
   });
 
   it("passes the backend's error through with its code, status, message and trailers", async () => {

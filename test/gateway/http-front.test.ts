@@ -8,12 +8,13 @@
 import * as http from "node:http";
 import { expect } from "chai";
 import { Application, Communicator, Status, type DeepPartial, type ServerContext } from "sgridnext";
-import { Forwarder, StaticServiceResolver } from "../../gateway/forwarder";
+import { StaticServiceResolver } from "../../gateway/forwarder";
 import { FRAME_DATA, FRAME_TRAILERS, decodeGrpcMessage, decodeTextBody, encodeFrame, parseFrames, parseTrailers } from "../../gateway/grpc-web";
 import { HttpFront } from "../../gateway/http-front";
 import { parseRoutes } from "../../gateway/routes";
 import { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { EchoImpl } from "../helpers/echo-servant";
+import { RecordingForwarder } from "../helpers/recording-forwarder";
 
 /** Echo whose Say also sends a response header and a trailer. */
 class HeaderEcho extends EchoImpl {
@@ -38,7 +39,7 @@ describe("gateway HTTP front (JSON, gRPC-Web)", function () {
   let app: Application;
   let servant: HeaderEcho;
   let comm: Communicator;
-  let forwarder: Forwarder;
+  let forwarder: RecordingForwarder;
   let front: HttpFront;
   let port: number;
   let now = 0;
@@ -68,7 +69,7 @@ describe("gateway HTTP front (JSON, gRPC-Web)", function () {
     await app.start();
     const backend = app.adapters()[0]!.endpoint.port;
     comm = new Communicator();
-    forwarder = new Forwarder({ communicator: comm, services: new StaticServiceResolver({ "demo.echo.v1.Echo": `Test.GwHttp.EchoObj@tcp -h 127.0.0.1 -p ${backend}` }), reportToServiceMonitor: false });
+    forwarder = new RecordingForwarder({ communicator: comm, services: new StaticServiceResolver({ "demo.echo.v1.Echo": `Test.GwHttp.EchoObj@tcp -h 127.0.0.1 -p ${backend}` }), reportToServiceMonitor: false });
     front = new HttpFront({ forwarder, communicator: comm, now: () => now });
     port = await front.listen("127.0.0.1", 0);
   });
@@ -233,6 +234,19 @@ describe("gateway HTTP front (JSON, gRPC-Web)", function () {
     const tf = parseFrames(decodeTextBody(text.body.toString()));
     expect(tf.filter((f) => f.flag === FRAME_DATA).map((f) => EchoReply.decode(f.payload).index)).to.deep.equal([0, 1]);
     expect(parseTrailers(tf.at(-1)!.payload)["grpc-status"]).to.equal("0");
+  });
+
+  it("never forwards a caller's sgrid-error-* headers (a Sgrid error's trailers) on a route without auth: gRPC-Web unary and server-streaming", async () => {
+    const req = encodeFrame(FRAME_DATA, EchoRequest.encode({ text: "web", count: 2, envelope: undefined }).finish());
+    const forged = { "sgrid-error-code": "OUT_OF_STOCK", "sgrid-error-data": "{}", "x-keep": "kept" };
+    for (const path of ["/demo.echo.v1.Echo/Say", "/demo.echo.v1.Echo/Repeat"]) {
+      const res = await request("POST", path, req, { "content-type": "application/grpc-web+proto", ...forged });
+      expect(res.status).to.equal(200);
+      expect(parseTrailers(parseFrames(res.body).at(-1)!.payload)["grpc-status"]).to.equal("0");
+      const md = forwarder.forwarded.get(path);
+      expect(md).to.include({ "x-keep": "kept" });
+      expect(Object.keys(md!).filter((k) => k.startsWith("sgrid-error-"))).to.deep.equal([]);
+    }
   });
 
   it("answers gRPC-Web errors as trailers-only with the servant's status and code", async () => {
