@@ -87,6 +87,22 @@ async function main(): Promise<void> {
       const s = hub.stats;
       process.stderr.write(`[hb registry] ${new Date().toISOString().slice(11, 19)} sessions ${hub.localNodes().length} opened ${s.sessionsOpened} hb ${s.heartbeatsReceived} recorded ${s.heartbeatsRecorded} silentClosed ${s.silentClosed} (noHb ${s.silentClosedNoHeartbeat}, max ${Math.round(s.silentMaxMs)} ms) held ${s.sweepsHeldForLag} loopP99max ${Math.round(s.loopDelayP99MaxMs)} ms offline ${s.nodesMarkedOffline} cpu ${Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000)} ms\n`);
     }, 5000).unref();
+    // Blocks of the event loop over a second: how long, the CPU used meanwhile (busy vs waiting), what progressed.
+    let at = performance.now();
+    let cpu = process.cpuUsage();
+    let seen = { ...hub.stats };
+    setInterval(() => {
+      const now = performance.now();
+      const c = process.cpuUsage();
+      const s = hub.stats;
+      if (now - at > 1000) {
+        const used = (c.user - cpu.user + c.system - cpu.system) / 1000;
+        process.stderr.write(`[hb registry] BLOCK ${Math.round(now - at)} ms, cpu ${Math.round(used)} ms; opened +${s.sessionsOpened - seen.sessionsOpened} hb +${s.heartbeatsReceived - seen.heartbeatsReceived} observed +${s.observedReports - seen.observedReports} desired +${s.desiredSent - seen.desiredSent}\n`);
+      }
+      at = now;
+      cpu = c;
+      seen = { ...s };
+    }, 100).unref();
   }
   process.stdout.write(`READY ${JSON.stringify({ port: app.adapters()[0]!.endpoint.port, idsByNode })}\n`);
   process.on("message", (m) => {

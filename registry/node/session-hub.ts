@@ -69,6 +69,15 @@ export const NODE_SESSION_DEFAULTS = Object.freeze({
   maxConcurrentOpens: 32,
 });
 
+/**
+ * Resolves at the next turn of the event loop. On SQLite no query waits on
+ * I/O, so writes that follow each other through the store's one connection
+ * run as one chain of microtasks however many sessions they come from;
+ * during it the registry reads no socket and runs no timer. Opens and
+ * observed batches start their writes at a turn of their own.
+ */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** Observed batches queued per session before the reader waits (see handle()). */
 const ORDERED_BACKLOG_MAX = 16;
 
@@ -240,6 +249,7 @@ export class NodeSessionHub implements SessionHub {
     if (this.closed) throw new UnavailableError(`registry ${this.settings.processId} is shutting down`);
     await this.opening.acquire();
     try {
+      await nextTurn();
       return await this.openNow(hello, peer);
     } finally {
       this.opening.release();
@@ -313,6 +323,7 @@ export class NodeSessionHub implements SessionHub {
         const batch = kind.value;
         session.orderedBacklog++;
         session.ordered = session.ordered
+          .then(nextTurn) // not in the same microtask chain as other sessions' writes (see nextTurn)
           .then(() => this.observed.record(session, batch))
           .catch((err) => this.log.warn({ node: session.node, err: (err as Error)?.message }, "could not record an observed batch"))
           .finally(() => {
