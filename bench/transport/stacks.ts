@@ -16,7 +16,9 @@ import { Application, Communicator, transports } from "sgridnext";
 import { BenchProxy, BenchServant } from "./gen/echo.sgrid";
 import { EchoMessage } from "./gen/echo";
 import type { BenchClient } from "../harness";
-import { startTarsServer, tarsProxy } from "./tars-echo";
+// @tars/rpc only in the tars stack's processes: loaded at the top it was in every child (and printed a warning
+// about its circular requires in each).
+const tarsEcho = (): typeof import("./tars-echo") => require("./tars-echo") as typeof import("./tars-echo");
 import { bareClient, startBareServer } from "./bare-echo";
 
 export const STACKS = ["sgrid-proxy", "bare", "grpc-proxy", "grpc-js", "tars", "moleculer"] as const;
@@ -103,7 +105,7 @@ export async function startServer(stack: StackName): Promise<number> {
       return startBareServer(HOST);
     case "tars": {
       const port = await freePort();
-      startTarsServer(HOST, port);
+      tarsEcho().startTarsServer(HOST, port);
       return port;
     }
     case "moleculer": {
@@ -149,7 +151,7 @@ export async function makeClient(stack: StackName, port: number): Promise<BenchC
       return { call: () => client.call(TEXT), close: async () => client.close() };
     }
     case "tars": {
-      const prx = tarsProxy(HOST, port, TIMEOUT_MS);
+      const prx = tarsEcho().tarsProxy(HOST, port, TIMEOUT_MS);
       return { call: () => prx.echo(TEXT), close: async () => undefined };
     }
     case "moleculer": {
