@@ -22,7 +22,11 @@
  * socket's address: a forwarded-for header is not trusted) must be within
  * the route's rateLimit (RESOURCE_EXHAUSTED, 429 + Retry-After), the body
  * within maxMessageBytes (RESOURCE_EXHAUSTED, 413; the connection is then
- * closed rather than the rest of the body read). JSON that does not fit the
+ * closed rather than the rest of the body read), and its bytes must keep
+ * coming: a body that sends nothing for the route's bodyIdleTimeoutMs
+ * (default 30 s) is DEADLINE_EXCEEDED with HTTP 408, the connection closed
+ * (the backend call is opened only once the whole body is read, so no servant
+ * waits on a stalled client). JSON that does not fit the
  * request message is INVALID_ARGUMENT naming the field (`field` in the body).
  * Errors in JSON mode: `{"code": <grpc number>, "message", "error": CODE,
  * "details": [], "field"?}` with the HTTP status grpc-gateway gives the code;
@@ -38,7 +42,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { JsonValue } from "@bufbuild/protobuf";
 import {
-  Communicator, InvalidArgumentError, NotFoundError, ReflectionClient, ResourceExhaustedError, SgridError, Status, StatsRegistry,
+  Communicator, DeadlineExceededError, InvalidArgumentError, NotFoundError, ReflectionClient, ResourceExhaustedError, SgridError, Status, StatsRegistry,
   UnauthenticatedError, UnimplementedError, bindErrorFrom, errorToWire, getLogger, renderMetrics, renderStats, statusName, type Metadata,
 } from "sgridnext";
 import { answerPreflight, corsHeaders } from "./cors";
@@ -83,6 +87,12 @@ const BROWSER_HEADERS = new Set([
 ]);
 
 class BodyTooLargeError extends ResourceExhaustedError {}
+/**
+ * A request body that stopped coming. DEADLINE_EXCEEDED (the code a caller's gRPC library knows for "took too
+ * long"), answered with HTTP 408 Request Timeout rather than the 504 grpc-gateway gives the code: the client is
+ * the one that was late, not a backend (as 413 for an oversized body).
+ */
+class BodyStalledError extends DeadlineExceededError {}
 
 type Mode = GrpcWebMode | "json";
 
@@ -217,7 +227,7 @@ export class HttpFront {
     if (req.method !== "POST") throw new NotFoundError(`${req.method} ${path.slice(0, 200)}: call a method with POST /package.Service/Method (or GET /metrics)`);
     const [service, method] = splitPath(path);
     const rule = this.guard(req, res, service);
-    const body = await readBody(req, rule.maxMessageBytes);
+    const body = await readBody(req, rule);
     const fwd = this.forwardCall(req, res, mode, rule);
     if (mode === "json") {
       const t = await this.descriptors.method(service, method);
@@ -267,7 +277,7 @@ export class HttpFront {
     const rule = this.guard(req, res, route.service);
     const t = route.transcoder;
     if (t.kind === "client_stream" || t.kind === "bidi") throw new UnimplementedError(`${route.path} is a ${t.kind === "bidi" ? "bidi" : "client"}-streaming method: its REST binding is not served; call POST ${route.path} with a JSON array`);
-    const body = await readBody(req, rule.maxMessageBytes);
+    const body = await readBody(req, rule);
     // A binding without a body takes none (a GET's body, if any, is not read as the request).
     const parsed = route.binding.body && body.length > 0 ? parseJsonBody(body) : undefined;
     const request = restRequest(match, parsed, query);
@@ -353,8 +363,9 @@ export class HttpFront {
     if (wire.status === Status.INTERNAL && !(err instanceof SgridError)) log.error({ err, url: req.url?.slice(0, 200) }, "gateway HTTP call failed");
     if (res.writableEnded || res.destroyed) return;
     const tooLarge = err instanceof BodyTooLargeError;
-    // The rest of an oversized body is not read: the connection goes with the answer.
-    if (tooLarge) res.setHeader("connection", "close");
+    const stalled = err instanceof BodyStalledError;
+    // The rest of an oversized or stalled body is not read: the connection goes with the answer.
+    if (tooLarge || stalled) res.setHeader("connection", "close");
     if (mode !== "json") {
       const extra: Record<string, string> = { "sgrid-error-code": wire.code };
       if (wire.data) extra["sgrid-error-data"] = encodeGrpcMessage(JSON.stringify(wire.data));
@@ -367,7 +378,7 @@ export class HttpFront {
       return;
     }
     if (res.headersSent) { res.end(); return; }
-    res.writeHead(tooLarge ? 413 : httpStatusOf(wire.status), { "content-type": "application/json" }).end(JSON.stringify(errorBody(err)));
+    res.writeHead(tooLarge ? 413 : stalled ? 408 : httpStatusOf(wire.status), { "content-type": "application/json" }).end(JSON.stringify(errorBody(err)));
   }
 
   private metrics(res: http.ServerResponse): void {
@@ -433,29 +444,38 @@ function drained(res: http.ServerResponse): Promise<void> {
 }
 
 /**
- * Reads the body up to `limit` bytes. BodyTooLargeError (RESOURCE_EXHAUSTED)
- * as soon as the declared length or the bytes read pass it, without reading
- * the rest.
+ * Reads the body up to the route's maxMessageBytes. BodyTooLargeError (RESOURCE_EXHAUSTED) as soon as the
+ * declared length or the bytes read pass it, BodyStalledError (DEADLINE_EXCEEDED) when no byte came for the
+ * route's bodyIdleTimeoutMs; the rest is not read in either case.
  */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: http.IncomingMessage, rule: RouteRule): Promise<Buffer> {
+  const limit = rule.maxMessageBytes;
   const declared = Number(req.headers["content-length"] ?? NaN);
   const tooLarge = () => new BodyTooLargeError(`request body is larger than this route's limit of ${limit} bytes`, { limit });
   if (declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = (err: unknown) => {
+      clearTimeout(idle);
+      req.off("data", onData);
+      req.pause();
+      reject(err);
+    };
+    const idle = setTimeout(() => {
+      stop(new BodyStalledError(`request body sent nothing for ${rule.bodyIdleTimeoutMs} ms (the route's bodyIdleTimeoutMs); request refused`, { idleMs: rule.bodyIdleTimeoutMs }));
+    }, rule.bodyIdleTimeoutMs);
     const onData = (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        req.off("data", onData);
-        req.pause();
-        reject(tooLarge());
+        stop(tooLarge());
         return;
       }
+      idle.refresh();
       chunks.push(c);
     };
     req.on("data", onData);
-    req.once("end", () => resolve(Buffer.concat(chunks)));
-    req.once("error", reject);
+    req.once("end", () => { clearTimeout(idle); resolve(Buffer.concat(chunks)); });
+    req.once("error", (err) => { clearTimeout(idle); reject(err); });
   });
 }

@@ -8,6 +8,7 @@
  *   maxMessageBytes: 4194304     # largest request message (gRPC) / body (HTTP)
  *   rateLimit: { perSecond: 100, burst: 200 }   # per client address (gRPC and HTTP fronts)
  *   cors: { origins: ["https://app.example"] }  # HTTP front
+ *   bodyIdleTimeoutMs: 30000     # HTTP front: a request body that sends no byte for this long is refused (408 / DEADLINE_EXCEEDED)
  * routes:
  *   - service: demo.echo.v1.Echo # exact name, `pkg.*` (a package and its sub-packages) or `*`
  *     obj: Demo.EchoServer.EchoObj   # optional: fixed Obj (else the registry's service map)
@@ -33,6 +34,7 @@ const Limits = {
   maxMessageBytes: z.number().int().positive().optional(),
   rateLimit: RateLimit.optional(),
   cors: Cors.optional(),
+  bodyIdleTimeoutMs: z.number().int().positive().optional(),
 };
 const SERVICE_PATTERN = /^(\*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?)$/;
 const RouteSchema = z.strictObject({
@@ -57,9 +59,11 @@ export interface RouteRule {
   readonly maxMessageBytes: number;
   readonly rateLimit?: RateLimitRule;
   readonly cors?: CorsRule;
+  /** HTTP front: the longest time a request body may send nothing before the request is refused, ms. */
+  readonly bodyIdleTimeoutMs: number;
 }
 
-export const ROUTE_DEFAULTS = Object.freeze({ maxMessageBytes: 4 * 1024 * 1024 });
+export const ROUTE_DEFAULTS = Object.freeze({ maxMessageBytes: 4 * 1024 * 1024, bodyIdleTimeoutMs: 30_000 });
 
 export class Routes {
   private readonly rules: RouteRule[];
@@ -69,13 +73,13 @@ export class Routes {
 
   constructor(file: z.infer<typeof FileSchema> = {}, readonly version = "") {
     const d = file.defaults ?? {};
-    const base = { auth: d.auth ?? "none", maxMessageBytes: d.maxMessageBytes ?? ROUTE_DEFAULTS.maxMessageBytes, rateLimit: d.rateLimit, cors: d.cors } as const;
+    const base = { auth: d.auth ?? "none", maxMessageBytes: d.maxMessageBytes ?? ROUTE_DEFAULTS.maxMessageBytes, rateLimit: d.rateLimit, cors: d.cors, bodyIdleTimeoutMs: d.bodyIdleTimeoutMs ?? ROUTE_DEFAULTS.bodyIdleTimeoutMs } as const;
     this.fallback = { service: "*", ...base };
     this.restricted = file.routes !== undefined;
     this.rules = (file.routes ?? []).map((r) => ({
       service: r.service, obj: r.obj,
       auth: r.auth ?? base.auth, maxMessageBytes: r.maxMessageBytes ?? base.maxMessageBytes,
-      rateLimit: r.rateLimit ?? base.rateLimit, cors: r.cors ?? base.cors,
+      rateLimit: r.rateLimit ?? base.rateLimit, cors: r.cors ?? base.cors, bodyIdleTimeoutMs: r.bodyIdleTimeoutMs ?? base.bodyIdleTimeoutMs,
     }));
   }
 

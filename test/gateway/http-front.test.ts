@@ -168,6 +168,43 @@ describe("gateway HTTP front (JSON, gRPC-Web)", function () {
     expect(servant.calls).to.equal(before + 1);
   });
 
+  it("refuses a request body that stops coming (a client-streaming JSON array left open) with 408 DEADLINE_EXCEEDED after the route's bodyIdleTimeoutMs, closes the connection, reaches no servant", async () => {
+    useRoutes("defaults: { bodyIdleTimeoutMs: 300 }");
+    forwarder.forwarded.clear();
+    /** Opens a chunked POST, writes `parts` one per `everyMs`, and (when `end`) ends it; the answer and whether the server closed the socket. */
+    const stream = (path: string, contentType: string, parts: Array<string | Buffer>, everyMs: number, end: boolean) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; closed: Promise<void> }>((resolve, reject) => {
+        const req = http.request({ host: "127.0.0.1", port, method: "POST", path, agent: false, headers: { "content-type": contentType } }, (res) => {
+          const closed = new Promise<void>((r) => req.socket!.once("close", () => r()));
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString(), closed }));
+        });
+        req.on("error", reject);
+        let i = 0;
+        const next = () => {
+          if (i < parts.length) { req.write(parts[i++]!); setTimeout(next, everyMs); } else if (end) req.end();
+        };
+        next();
+      });
+    // JSON: the array's first element, then nothing (the request is never ended).
+    const stalled = await stream("/demo.echo.v1.Echo/Sum", "application/json", ['[{"count":2},'], 0, false);
+    expect(stalled.status).to.equal(408);
+    expect(JSON.parse(stalled.body)).to.include({ code: Status.DEADLINE_EXCEEDED, error: "DEADLINE_EXCEEDED" });
+    expect(JSON.parse(stalled.body).message).to.contain("300 ms");
+    await stalled.closed;
+    // gRPC-Web: half a frame, then nothing.
+    const web = await stream("/demo.echo.v1.Echo/Say", "application/grpc-web+proto", [Buffer.from([0, 0, 0, 0, 9, 0x0a])], 0, false);
+    expect(web.status).to.equal(200);
+    expect(web.headers["grpc-status"]).to.equal(String(Status.DEADLINE_EXCEEDED));
+    await web.closed;
+    expect([...forwarder.forwarded.keys()]).to.deep.equal([]);
+    // A slow body that keeps coming (each gap under the idle timeout, the whole over it) is served.
+    const slow = await stream("/demo.echo.v1.Echo/Sum", "application/json", ["[", '{"count":2},', '{"count":3}', "]"], 150, true);
+    expect(slow.status).to.equal(200);
+    expect(JSON.parse(slow.body)).to.include({ total: "5", count: 2 });
+  });
+
   it("needs the route's bearer token (401 UNAUTHENTICATED) and does not pass it on", async () => {
     useRoutes("routes: [{ service: demo.echo.v1.Echo, auth: { bearer: [s3cret] } }]");
     const before = servant.calls;
