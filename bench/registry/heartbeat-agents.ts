@@ -136,6 +136,7 @@ function main(): void {
     for (const [i, [name, ids]] of o.nodes.entries()) agents.push(new SimAgent(comms[i % comms.length]!, o.target, name, ids, o.token, o.intervalMs, hooks));
   };
 
+  process.on("disconnect", () => process.exit(0)); // the parent gone: no orphaned agents
   process.on("message", (m: { ev: string }) => {
     switch (m.ev) {
       case "start":

@@ -9,6 +9,7 @@
  * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN.
  */
 import crypto from "node:crypto";
+import fs from "node:fs";
 import path from "node:path";
 import { Application, UnauthenticatedError, getLogger, type ServerContext } from "sgridnext";
 import { NodeSessionHub, nodePart } from "../../registry/node";
@@ -105,6 +106,11 @@ async function main(): Promise<void> {
     }, 100).unref();
   }
   process.stdout.write(`READY ${JSON.stringify({ port: app.adapters()[0]!.endpoint.port, idsByNode })}\n`);
+  // The parent gone (killed before its own cleanup): remove the data dir and exit.
+  process.on("disconnect", () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  });
   process.on("message", (m) => {
     if (m === "exit") process.exit(0);
     // "stats": CPU first (the rest is not measured), the hub's counters; "final": also the nodes online and offline events (a read of every node).
