@@ -217,6 +217,9 @@ export class Application {
         groups.set(key, g);
       }
     }
+    // The process-wide server stats are keyed by Obj name: an Application starting an Obj counts its calls from
+    // zero, not on top of those of an Application that served the same Obj in this process before (and stopped).
+    for (const obj of this.servants.keys()) serverStats.drop(this.fullObjName(obj));
     try {
       for (const [key, { ep, objs }] of groups) {
         const transport = resolveServer(ep.protocol).createServer(this.options.transportOptions?.[ep.protocol]);

@@ -74,6 +74,11 @@ export class StatsRegistry {
     return s;
   }
 
+  /** Forgets a scope's stats: the next get() of it starts from zero. */
+  drop(scope: string): void {
+    this.scopes.delete(scope);
+  }
+
   entries(): Array<{ scope: string; method: string; stats: MethodStats }> {
     const out: Array<{ scope: string; method: string; stats: MethodStats }> = [];
     for (const [scope, byMethod] of this.scopes) for (const [method, stats] of byMethod) out.push({ scope, method, stats });

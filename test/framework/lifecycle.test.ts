@@ -4,7 +4,7 @@
  */
 import { expect } from "chai";
 import * as net from "node:net";
-import { Application, BindError, Communicator, ConfigError, EndpointParseError } from "sgridnext";
+import { Application, BindError, Communicator, ConfigError, EndpointParseError, serverStats } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { freePort, startEchoServer } from "../helpers/processes";
@@ -31,6 +31,29 @@ describe("framework lifecycle", function () {
       comm.close();
       await app.stop(200);
     }
+  });
+
+  it("an Application counts its Objs' calls from zero: not on top of a stopped Application's that served the same Obj in this process", async () => {
+    const key = "Test.Life.EchoObj /demo.echo.v1.Echo/Say";
+    const run = async (calls: number) => {
+      const app = new Application({ handleSignals: false, app: "Test", server: "Life", adapters: { EchoObj: "127.0.0.1:0" } });
+      app.addServant("EchoObj", new EchoImpl("counted"));
+      await app.start();
+      const comm = new Communicator();
+      try {
+        const proxy = comm.stringToProxy(EchoProxy, `Test.Life.EchoObj@tcp -h 127.0.0.1 -p ${app.adapters()[0]!.endpoint.port}`);
+        for (let i = 0; i < calls; i++) await proxy.say({ text: `${i}` });
+        await proxy.fail({ code: "OUT_OF_STOCK", message: "none" }).catch(() => undefined);
+        return serverStats.toJSON() as Record<string, { calls: number; errorsByCode: Record<string, number> } | undefined>;
+      } finally {
+        comm.close();
+        await app.stop(200);
+      }
+    };
+    expect((await run(3))[key]?.calls).to.equal(3);
+    const second = await run(2);
+    expect(second[key]?.calls).to.equal(2);
+    expect(second["Test.Life.EchoObj /demo.echo.v1.Echo/Fail"]?.errorsByCode).to.deep.equal({ OUT_OF_STOCK: 1 });
   });
 
   it("round-robins across endpoints", async () => {
