@@ -80,6 +80,22 @@ forEachDialect("registry connect storm", (d: DialectCase) => {
     await cleanup?.();
   });
 
+  it("serves timers while a storm of opens writes (on SQLite no query waits on I/O): a 0 ms timer runs before the storm is done", async function () {
+    this.timeout(60_000);
+    const hellos = Array.from({ length: 60 }, () => ({ node: uniq("turn-"), address: "127.0.0.1", agentVersion: "t", hostInfoJson: "{}", agentId: uniq("a-"), tags: [] }));
+    let opened = 0;
+    let openedWhenTimerRan: number | undefined;
+    const opens = hellos.map(async (h) => {
+      const s = await reg.hub.open(h, "test");
+      opened++;
+      s.close();
+      reg.hub.detach(s);
+    });
+    setTimeout(() => (openedWhenTimerRan = opened), 0);
+    await Promise.all(opens);
+    expect(openedWhenTimerRan, "opens done when a 0 ms timer first ran").to.be.a("number").and.below(hellos.length);
+  });
+
   it("opens 40 simultaneous hellos 3 at a time: every agent gets its desired state, every node is online with one node.online event", async function () {
     this.timeout(60_000);
     const names = Array.from({ length: 40 }, () => uniq("storm-"));
