@@ -296,8 +296,8 @@ export class BenchChild {
     this.proc = fork(module, args, {
       ...pin,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      // @tars/rpc warns about its own circular requires on load; keep the table readable.
-      env: { ...process.env, SGRID_LOG_LEVEL: process.env.SGRID_LOG_LEVEL ?? "warn", NODE_NO_WARNINGS: process.env.NODE_NO_WARNINGS ?? "1" },
+      // Warnings are not turned off: the one @tars/rpc gives on load is dropped where it is loaded (transport/stacks.ts).
+      env: { ...process.env, SGRID_LOG_LEVEL: process.env.SGRID_LOG_LEVEL ?? "warn" },
     });
     this.proc.on("message", (m: any) => {
       const w = this.waiting.get(m.ev);
