@@ -73,7 +73,7 @@ function describeRoute(r: RouteRule): Record<string, unknown> {
   return {
     service: r.service, ...(r.obj ? { obj: r.obj } : {}),
     auth: r.auth === "none" ? "none" : `bearer (${r.auth.bearer.length} token${r.auth.bearer.length === 1 ? "" : "s"})`,
-    maxMessageBytes: r.maxMessageBytes,
+    maxMessageBytes: r.maxMessageBytes, bodyIdleTimeoutMs: r.bodyIdleTimeoutMs,
     ...(r.rateLimit ? { rateLimit: r.rateLimit } : {}), ...(r.cors ? { cors: r.cors } : {}),
   };
 }

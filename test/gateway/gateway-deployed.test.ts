@@ -131,7 +131,7 @@ describe("gateway deployed as a Sgrid server: routes pushed from the config cent
 
     expect(sessionClosed, "the client's connection was never closed").to.equal(false);
     const routes = JSON.parse((await command("gateway.routes")).output) as { version: string; routes: Array<{ service: string; auth: string }> };
-    expect(routes.routes).to.deep.equal([{ service: "demo.echo.v1.Echo", auth: "bearer (1 token)", maxMessageBytes: 4 * 1024 * 1024 }]);
+    expect(routes.routes).to.deep.equal([{ service: "demo.echo.v1.Echo", auth: "bearer (1 token)", maxMessageBytes: 4 * 1024 * 1024, bodyIdleTimeoutMs: 30_000 }]);
     expect(JSON.stringify(routes), "a token is never shown").to.not.contain(TOKEN);
   });
 
