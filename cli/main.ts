@@ -6,7 +6,7 @@
  * Sub-commands are loaded lazily: `sgrid <command> ...` loads that one
  * command's module (so `sgrid gen`, `sgrid create` and `sgrid --help` never
  * load knex, koa or SQLite); `sgrid --help` lists them from the table below
- * without loading any. `sgrid node` runs from the agent's bundle, one file
+ * without loading any. With SGRID_AGENT_BUNDLE=1 `sgrid node` runs from the agent's bundle, one file
  * with what it loads (cli/agent-bundle.ts); so this module loads commander
  * and the rest only once it is not handing over to the bundle.
  */
@@ -184,7 +184,7 @@ export function main(argv: readonly string[] = process.argv): Promise<void> {
 }
 
 if (require.main === module) {
-  // `sgrid node` from its bundle when that is current (cli/agent-bundle.ts); the bundle holds this module too, where this branch does not run.
+  // `sgrid node` from its bundle when asked and current (cli/agent-bundle.ts); the bundle holds this module too, where this branch does not run.
   const bundle = requestedCommand(process.argv) === "node" ? (require("./agent-bundle") as typeof import("./agent-bundle")).agentBundle() : undefined;
   void (bundle === undefined ? main() : (require(bundle) as { main: typeof main }).main());
 }

@@ -23,8 +23,8 @@
  * - baselines from the same run, idle as above: a bare `node` (the floor
  *   of any Node process here), the agent started as
  *   `node --no-opt sgrid node` (README, `sgrid node`: without V8's
- *   optimizing compiler) and the agent run from dist/ instead of its
- *   bundle (`SGRID_AGENT_BUNDLE=0`, cli/agent-bundle.ts).
+ *   optimizing compiler) and the agent run from its bundle
+ *   (`SGRID_AGENT_BUNDLE=1`, cli/agent-bundle.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -257,7 +257,7 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
       return samples;
     };
     const noOptIdle = await idleAgent("no-opt", ["--no-opt"], {});
-    const unbundledIdle = await idleAgent("unbundled", [], { SGRID_AGENT_BUNDLE: "0" });
+    const bundledIdle = await idleAgent("bundled", [], { SGRID_AGENT_BUNDLE: "1" });
     const med = (xs: MemorySample[]) => median(xs.map((x) => x.rss));
     const ratio = (xs: MemorySample[]) => `${(med(idle) / med(xs)).toFixed(2)}x`;
     const parts = (xs: MemorySample[]) => `${(median(xs.map((x) => x.anon)) / 1048576).toFixed(1)} + ${(median(xs.map((x) => x.file)) / 1048576).toFixed(1)}`;
@@ -272,9 +272,9 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
       `| agent CPU supervising 50 instances (over ${cpuSeconds.toFixed(1)} s) | ${cpuPct.toFixed(2)} % of one core |`,
       ...memoryRows("baseline, bare `node -e` idle", bareIdle).slice(0, 1),
       ...memoryRows("baseline, agent under `node --no-opt`, idle", noOptIdle, true).slice(0, 4),
-      ...memoryRows("baseline, agent from dist/ unbundled (`SGRID_AGENT_BUNDLE=0`), idle", unbundledIdle, true).slice(0, 4),
-      `| idle agent RSS (median) vs bare node / vs the agent under --no-opt / vs unbundled | ${ratio(bareIdle)} / ${ratio(noOptIdle)} / ${ratio(unbundledIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(noOptIdle) / 1048576).toFixed(1)} / ${(med(unbundledIdle) / 1048576).toFixed(1)} MB) |`,
-      `| idle RSS anonymous + file-backed (median, MB): agent / --no-opt / unbundled | ${parts(idle)} / ${parts(noOptIdle)} / ${parts(unbundledIdle)} |`,
+      ...memoryRows("baseline, agent from its bundle (`SGRID_AGENT_BUNDLE=1`), idle", bundledIdle, true).slice(0, 4),
+      `| idle agent RSS (median) vs bare node / vs the agent under --no-opt / vs bundled | ${ratio(bareIdle)} / ${ratio(noOptIdle)} / ${ratio(bundledIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(noOptIdle) / 1048576).toFixed(1)} / ${(med(bundledIdle) / 1048576).toFixed(1)} MB) |`,
+      `| idle RSS anonymous + file-backed (median, MB): agent / --no-opt / bundled | ${parts(idle)} / ${parts(noOptIdle)} / ${parts(bundledIdle)} |`,
     ].join("\n");
   } finally {
     for (const c of children) await stopChild(c);
@@ -285,7 +285,7 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     }
     await reg.stop();
     for (const ctrl of ["memory", "cpu", "cpuacct", "pids", "unified", ""]) {
-      for (const g of [group, `${group}-no-opt`, `${group}-unbundled`]) {
+      for (const g of [group, `${group}-no-opt`, `${group}-bundled`]) {
         try { fs.rmdirSync(path.join("/sys/fs/cgroup", ctrl, g)); } catch { /* not there or not empty */ }
       }
     }

@@ -118,8 +118,8 @@ describe("sgrid loads only what it runs", function () {
       return { modules, youngBytes };
     }
 
-    it("runs the agent from its bundle: one file, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
-      const { modules } = await agentModules("lazy-node", {});
+    it("with SGRID_AGENT_BUNDLE=1 runs the agent from its bundle: one file, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
+      const { modules } = await agentModules("lazy-node", { SGRID_AGENT_BUNDLE: "1" });
       const loaded = modules.filter((m) => !m.endsWith("record.js")).map((m) => path.relative(path.dirname(CLI), m).split(path.sep).join("/"));
       expect(loaded.sort()).to.deep.equal(["../../package.json", "agent-bundle.js", "agent.bundle.js", "main.js"]);
       // What the bundle holds (esbuild names each module it bundled in a comment): none of the heavy modules nor a servant's extras, which stay
@@ -130,8 +130,8 @@ describe("sgrid loads only what it runs", function () {
       expect(bundled.filter((m) => HEAVY.test(m) || (NOT_IN_AGENT.test(m) && !m.includes("/node_modules/yaml/")) || /[\\/]node_modules[\\/]@grpc[\\/]proto-loader[\\/]/.test(m))).to.deep.equal([]);
     });
 
-    it("runs the agent from dist/ with SGRID_AGENT_BUNDLE=0, loading the same modules lazily", async () => {
-      const { modules } = await agentModules("lazy-node-unbundled", { SGRID_AGENT_BUNDLE: "0" });
+    it("runs the agent from dist/ by default, loading the same modules lazily", async () => {
+      const { modules } = await agentModules("lazy-node-unbundled", {});
       expect(modules.some((m) => m.endsWith(`${path.sep}nodeagent${path.sep}agent${path.sep}node-agent.js`)), "the agent loaded").to.equal(true);
       expect(modules.some((m) => m.endsWith("agent.bundle.js"))).to.equal(false);
     });
