@@ -412,16 +412,16 @@ export interface CommandReplyInput {
   errorCode?: string | null;
 }
 
-/**
- * Admin commands relayed between registry processes sharing the database.
- * Writes here bump no revision topic: the relay polls this table itself.
- */
 /** Node names to test membership of: a Set, or the keys of a Map (a hub's sessions, not copied). */
 export interface NodeNameSet {
   readonly size: number;
   has(node: string): boolean;
 }
 
+/**
+ * Admin commands relayed between registry processes sharing the database.
+ * Writes here bump no revision topic: the relay polls this table itself.
+ */
 export interface CommandRepo {
   /** Queues a command (status `pending`, expiring `timeoutMs` from now). */
   enqueue(input: CommandInput): Promise<CommandRecord>;
