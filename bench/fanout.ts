@@ -188,6 +188,9 @@ export async function runFanoutBench(log: (line: string) => void): Promise<strin
     // A profiled process writes its profile when it exits, not when it is killed.
     if (profDir) await Promise.all(cluster.agents.map((a) => a?.stop(20_000)));
     await cluster.stop();
+    // The run folder holds 10 agents' caches and releases of the 50 MiB package (~2.5 GB a run): gone once
+    // its logs are read, unless BENCH_FANOUT_KEEP=1 keeps it to look at.
+    if (process.env.BENCH_FANOUT_KEEP !== "1") fs.rmSync(cluster.out, { recursive: true, force: true });
   }
 }
 
