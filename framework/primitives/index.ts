@@ -1,10 +1,12 @@
 /**
  * Small building blocks every part of Sgrid uses, each written once:
  * retry delays, a push-driven async queue, durable atomic file writes, a
- * per-key mutex and a non-overlapping periodic task.
+ * per-key mutex, a non-overlapping periodic task and push reading of a
+ * message stream.
  */
 export { Backoff, BACKOFF_DEFAULTS, type BackoffPolicy } from "./backoff";
 export { AsyncQueue } from "./async-queue";
 export { writeFileAtomic, readFileIfExists, readFileIfExistsSync, LatestWriter, type AtomicWriteOptions } from "./atomic-file";
 export { KeyedMutex, Mutex } from "./keyed-mutex";
 export { PeriodicTask, type PeriodicTaskOptions } from "./periodic-task";
+export { eachMessage, PUSH_READ, type MessageResult, type PushReadable } from "./each-message";

@@ -15,6 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CancelledError, DeadlineExceededError, FailedPreconditionError } from "../../errors";
 import type { Metadata, ServerContext } from "../base";
 import { checkMetadata } from "../metadata";
+import { type MessageResult, PUSH_READ, type PushReadable } from "../../primitives/each-message";
 import { fromGrpcMetadata, toGrpcMetadata } from "./wire";
 
 export type AnyServerCall = grpc.ServerUnaryCall<any, any> | grpc.ServerReadableStream<any, any> | grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>;
@@ -167,12 +168,16 @@ export class GrpcServerContext implements ServerContext {
    * The request stream. It does not destroy the call when iteration stops early (Node's default
    * Readable iterator destroys the whole duplex, which would drop the response stream and its
    * status), and it ends by throwing CANCELLED / DEADLINE_EXCEEDED when the call was cut short.
+   * It can also be read by push (framework/primitives/each-message.ts): the same order, end and
+   * errors, with no promise per message; reading by push continues after what an iterator read.
    */
-  requests(): AsyncIterable<unknown> {
+  requests(): PushReadable<unknown> {
     const readable = this.call as unknown as Readable;
+    let current: AsyncIterator<unknown> | undefined;
     return {
       [Symbol.asyncIterator]: () => {
         const it = readable.iterator({ destroyOnReturn: false });
+        current = it;
         return {
           next: async () => {
             if (this.endedBy !== undefined) throw this.endedBy;
@@ -182,19 +187,91 @@ export class GrpcServerContext implements ServerContext {
             } catch (err) {
               throw this.endedBy ?? err;
             }
-            if (r.done) {
-              // A Node client's cancel half-closes before it resets: make sure no reset is on its way.
-              if (this.endedBy === undefined && !this.cutShort()) await peerCaughtUp(this.call);
-              if (this.endedBy !== undefined || this.cutShort()) {
-                if (this.endedBy === undefined) this.onCancel();
-                throw this.endedBy!;
-              }
-            }
+            if (r.done) await this.checkEnd();
             return r;
           },
           return: (value?: unknown) => it.return!(value),
         };
       },
+      [PUSH_READ]: async (onMessage) => {
+        // Node's iterator keeps listeners on the stream (and would read ahead) until it is returned.
+        if (current !== undefined) await current.return?.();
+        current = undefined;
+        return this.pushRead(readable, onMessage);
+      },
     };
+  }
+
+  /** At the request stream's end: throws CANCELLED / DEADLINE_EXCEEDED when the call was cut short. */
+  private async checkEnd(): Promise<void> {
+    // A Node client's cancel half-closes before it resets: make sure no reset is on its way.
+    if (this.endedBy === undefined && !this.cutShort()) await peerCaughtUp(this.call);
+    if (this.endedBy !== undefined || this.cutShort()) {
+      if (this.endedBy === undefined) this.onCancel();
+      throw this.endedBy!;
+    }
+  }
+
+  /**
+   * Reads the request stream by push: each buffered message goes to onMessage at once; while a
+   * promise it returned is pending nothing is read, so the Readable's buffer fills, grpc-js stops
+   * asking for messages (its _read) and HTTP/2 flow control holds the client back, as with an
+   * iterator that is not pulled.
+   */
+  private pushRead(readable: Readable, onMessage: (message: unknown) => MessageResult): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let waiting = false;
+      let ending = false;
+      let settled = false;
+      const settle = (err?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        readable.off("readable", pump);
+        readable.off("end", onEnd);
+        readable.off("error", onError);
+        readable.off("close", onClose);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const resume = (): void => {
+        waiting = false;
+        pump();
+      };
+      const fail = (err: unknown): void => settle(this.endedBy ?? err);
+      function pump(this: void): void {
+        while (!waiting && !settled) {
+          const m: unknown = readable.read();
+          if (m === null) return;
+          let r: MessageResult;
+          try {
+            r = onMessage(m);
+          } catch (err) {
+            fail(err);
+            return;
+          }
+          if (r !== undefined && r !== null) {
+            waiting = true;
+            r.then(resume, fail);
+          }
+        }
+      }
+      const onEnd = (): void => {
+        ending = true;
+        this.checkEnd().then(() => settle(), fail);
+      };
+      const onError = (err: unknown): void => fail(err);
+      // Destroyed without an end (grpc-js destroys the stream when the call is cancelled, after "cancelled").
+      const onClose = (): void => {
+        if (!ending) fail(new CancelledError(`call ${this.method}: the request stream closed before its end`));
+      };
+      if (this.endedBy !== undefined) return settle(this.endedBy);
+      if (readable.readableEnded) return onEnd();
+      if (readable.destroyed) return onClose();
+      readable.on("readable", pump);
+      readable.on("end", onEnd);
+      readable.on("error", onError);
+      readable.on("close", onClose);
+      pump();
+    });
   }
 }
