@@ -12,7 +12,7 @@
  * heartbeat timeout (DEADLINE_EXCEEDED), or at registry shutdown
  * (UNAVAILABLE). What the registry does with each message: see NodeSessionHub.
  */
-import { DeadlineExceededError, InvalidArgumentError, type ServerContext } from "sgridnext";
+import { DeadlineExceededError, InvalidArgumentError, type ServerContext, eachMessage } from "sgridnext";
 import type { AgentMessage, DownloadPatchRequest, PatchChunk, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { NodeSessionServant } from "sgridnext/gen/sgrid/registry/v1/node.sgrid";
 import type { RegistryContext } from "../server/context";
@@ -61,20 +61,16 @@ export class NodeSessionServantImpl extends NodeSessionServant {
     const session = await this.hub.open(kind.value, call.peer);
     const onAbort = (): void => session.close();
     call.signal.addEventListener("abort", onAbort, { once: true });
-    // Reads the agent's messages in order; the session's end stops the loop.
-    void (async () => {
-      try {
-        for (;;) {
-          const r = await it.next();
-          if (r.done || session.closed) break;
-          const wait = this.hub.handle(session, r.value);
-          if (wait) await wait;
-        }
-        session.close();
-      } catch (err) {
-        session.close(err instanceof InvalidArgumentError ? err : undefined);
-      }
-    })();
+    // Reads the agent's messages in order, by push (no promise per heartbeat waiting the interval
+    // out on each of thousands of sessions: framework/primitives/each-message.ts); the session's
+    // end stops the reading. A promise from handle() holds the next message (backpressure).
+    const stopped = new Error("session closed");
+    eachMessage(requests, (m) => {
+      if (session.closed) throw stopped;
+      return this.hub.handle(session, m);
+    }).then(() => session.close(), (err: unknown) => {
+      session.close(err instanceof InvalidArgumentError ? err : undefined);
+    });
     try {
       yield* session.messages();
     } finally {
