@@ -11,6 +11,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { PerformanceObserver, constants as perf } from "node:perf_hooks";
 import { Application, UnauthenticatedError, getLogger, type ServerContext } from "sgridnext";
 import { NodeSessionHub, nodePart } from "../../registry/node";
 import { PollingChangeFeed } from "../../registry/server/change-feed";
@@ -84,7 +85,23 @@ async function main(): Promise<void> {
   await app.start();
   // HB_TRACE=1: a progress line every 5 s on stderr (diagnostics).
   if (process.env.HB_TRACE) {
+    // Garbage collections since the last line, by kind: count and pause ms (scavenges vs mark-compacts tell allocation rate from heap size).
+    const gcKinds: Record<number, string> = { [perf.NODE_PERFORMANCE_GC_MINOR]: "minor", [perf.NODE_PERFORMANCE_GC_MAJOR]: "major", [perf.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental", [perf.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb" };
+    let gcs = new Map<string, { n: number; ms: number }>();
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = gcKinds[((e as unknown as { detail?: { kind?: number } }).detail)?.kind ?? -1] ?? "other";
+        const g = gcs.get(kind) ?? { n: 0, ms: 0 };
+        g.n++;
+        g.ms += e.duration;
+        gcs.set(kind, g);
+      }
+    }).observe({ entryTypes: ["gc"] });
     setInterval(() => {
+      const gcText = [...gcs].map(([k, g]) => `${k} ${g.n}/${Math.round(g.ms)} ms`).join(", ");
+      gcs = new Map();
+      const heap = process.memoryUsage();
+      process.stderr.write(`[hb registry] gc ${gcText || "none"}; heap used ${Math.round(heap.heapUsed / 2 ** 20)} MiB, rss ${Math.round(heap.rss / 2 ** 20)} MiB\n`);
       const s = hub.stats;
       process.stderr.write(`[hb registry] ${new Date().toISOString().slice(11, 19)} sessions ${hub.localNodes().length} opened ${s.sessionsOpened} hb ${s.heartbeatsReceived} recorded ${s.heartbeatsRecorded} silentClosed ${s.silentClosed} (noHb ${s.silentClosedNoHeartbeat}, max ${Math.round(s.silentMaxMs)} ms) held ${s.sweepsHeldForLag} loopP99max ${Math.round(s.loopDelayP99MaxMs)} ms offline ${s.nodesMarkedOffline} cpu ${Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000)} ms\n`);
     }, 5000).unref();
