@@ -23,6 +23,7 @@ import { runChaosBench } from "./chaos";
 import { runServantStartBench } from "./servant/servant-start";
 import { runFanoutBench } from "./fanout";
 import { runGatewayBench } from "./gateway/run";
+import { keepPendingOutput } from "../test/helpers/output";
 
 async function main(): Promise<void> {
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
@@ -97,5 +98,7 @@ async function main(): Promise<void> {
 
 main().then(() => process.exit(0), (err) => {
   process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
+  // What it made under test-output/ (the chaos scenarios' clusters) stays to be looked at; the exit handler says where.
+  keepPendingOutput();
   process.exit(0);
 });

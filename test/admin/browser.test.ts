@@ -2,7 +2,8 @@
  * The admin UI in a real browser: the system Chromium (SGRID_TEST_CHROMIUM or
  * /usr/bin/chromium) driven by playwright-core, which never downloads one.
  * Against a real registry on SQLite and two fake agents holding real node
- * sessions. Each step saves a screenshot under test-output/.
+ * sessions. Each step saves a screenshot under test-output/ (kept when a
+ * test fails, or with SGRID_TEST_KEEP_OUTPUT=1: test/helpers/output.ts).
  */
 import { expect } from "chai";
 import * as fs from "node:fs";

@@ -9,7 +9,8 @@
  * task view, and Promote finishes the task with every instance on the new
  * version; a bad version is rolled back by the registry and the task view
  * shows why; a held canary rolled back with the button goes back to the old
- * version. Screenshots: test-output/admin-canary-*.
+ * version. Screenshots: test-output/admin-canary-* (kept when a test fails,
+ * or with SGRID_TEST_KEEP_OUTPUT=1).
  */
 import { expect } from "chai";
 import * as fs from "node:fs";

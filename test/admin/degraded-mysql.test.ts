@@ -8,7 +8,8 @@
  * and an unknown token is refused; the browser shows the banner and every
  * write control disabled. Restored, everything works again without a
  * restart. MySQL only (SGRID_TEST_MYSQL_URL); screenshots in
- * test-output/admin-degraded/.
+ * test-output/admin-degraded-* (kept when a test fails, or with
+ * SGRID_TEST_KEEP_OUTPUT=1).
  */
 import { expect } from "chai";
 import * as fs from "node:fs";

@@ -5,7 +5,8 @@
  * tag); the deploy form places a server by a query that matches no node,
  * and the server page shows the placement with the reason; a query that
  * does not parse is shown next to its field with the column.
- * Screenshots: test-output/admin-placement-*.
+ * Screenshots: test-output/admin-placement-* (kept when a test fails, or
+ * with SGRID_TEST_KEEP_OUTPUT=1).
  */
 import { expect } from "chai";
 import * as fs from "node:fs";

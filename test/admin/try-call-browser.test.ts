@@ -5,7 +5,8 @@
  * request, sends it and reads the reply, status and latency; JSON that does
  * not fit is shown next to the request; a server stream lists its
  * messages; a viewer is told the page needs the operator role.
- * Screenshots: test-output/admin-try-call-*.
+ * Screenshots: test-output/admin-try-call-* (kept when a test fails, or
+ * with SGRID_TEST_KEEP_OUTPUT=1).
  */
 import { expect } from "chai";
 import * as fs from "node:fs";

@@ -125,7 +125,7 @@ describe("the four journeys end to end (issue 8, Must show 1-6) @slow", function
 
   before(async () => {
     out = outputDir("e2e-journeys");
-    scaffold = await scaffoldBoth(path.join(out, "projects"));
+    scaffold = await scaffoldBoth();
     lab = await createNetnsLab(2);
     if (!lab.available) console.warn(`network namespaces not available (${lab.reason}): the two agents run on loopback addresses ${lab.nodes.map((n) => n.address).join(", ")}`);
     agentDirs.push(...NODES.map((n) => path.join(out, n)));

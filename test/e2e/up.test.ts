@@ -58,7 +58,7 @@ describe("sgrid up: a new user's local cluster @slow", function () {
     out = outputDir("e2e-up");
     dataDir = path.join(out, "sgrid-data");
     // The scaffold (npm install is shared with the journeys test) while nothing else runs yet.
-    scaffold = await scaffoldBoth(path.join(out, "projects"));
+    scaffold = await scaffoldBoth();
   });
 
   after(async () => {

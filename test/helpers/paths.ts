@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { trackOutput } from "./output";
 
 /** Repository root, from compiled tests in dist/test/... */
 export const REPO_ROOT = path.resolve(__dirname, "../../..");
@@ -12,9 +13,17 @@ export function partDist(part: "framework" | "tools" | "registry" | "nodeagent" 
   return part === "framework" || part === "tools" ? path.join(REPO_ROOT, part, "dist") : path.join(REPO_ROOT, "dist", part);
 }
 
-/** A fresh directory under test-output/ (inside the repo, so node_modules resolves from it). */
-export function outputDir(name: string): string {
+/**
+ * A fresh directory under test-output/ (inside the repo, so node_modules
+ * resolves from it), removed once the test or suite that made it passed and
+ * kept, named in the failure's message, when it failed (helpers/output.ts).
+ * `shared`: for what later test files of the process reuse (a cache), the
+ * process's rather than the current test's or suite's: removed when the run
+ * ends without a failure.
+ */
+export function outputDir(name: string, opts: { shared?: boolean } = {}): string {
   const dir = path.join(REPO_ROOT, "test-output", `${name}-${process.pid}-${Date.now().toString(36)}`);
   fs.mkdirSync(dir, { recursive: true });
+  trackOutput(dir, opts.shared ? "process" : "current");
   return dir;
 }

@@ -15,11 +15,15 @@
  * {@link reapRun} kills and removes all of it for one pid, synchronously (so
  * it can run from an `exit` handler); {@link reapDeadRuns} does it for every
  * run whose mocha process is gone (a run killed with SIGKILL is cleaned by
- * the next run). Neither ever throws.
+ * the next run), and also removes those runs' folders: the run itself
+ * removes a folder once its test passed and keeps the ones of failed or
+ * interrupted tests for people to look at (helpers/output.ts), until the
+ * next run. Neither ever throws.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { keepOutput, removeOutputFolder } from "./output";
 import { REPO_ROOT } from "./paths";
 import { pidAlive } from "./pid";
 
@@ -122,7 +126,7 @@ function removeNetns(name: string): void {
 /** Which runs a sweep applies to. */
 type RunFilter = (run: number) => boolean;
 
-function reap(which: RunFilter): void {
+function reap(which: RunFilter, removeFolders: boolean): void {
   try {
     const folders = new Set<string>();
     const runsSeen = new Set<number>();
@@ -154,6 +158,8 @@ function reap(which: RunFilter): void {
       const m = NETNS_NAME.exec(n);
       if (m && which(Number(m[1]))) removeNetns(n);
     }
+    // Last, once nothing runs in them any more.
+    if (removeFolders && !keepOutput()) for (const f of folders) removeOutputFolder(f);
   } catch {
     // a sweep never fails a run
   }
@@ -161,12 +167,12 @@ function reap(which: RunFilter): void {
 
 /** Kills and removes everything run `pid` left (see the file comment). Synchronous; never throws. */
 export function reapRun(pid: number): void {
-  reap((run) => run === pid);
+  reap((run) => run === pid, false);
 }
 
-/** {@link reapRun} for every run whose mocha process no longer exists. Never throws. */
+/** {@link reapRun} for every run whose mocha process no longer exists, and removes their folders too. Never throws. */
 export function reapDeadRuns(): void {
-  reap((run) => run !== process.pid && !pidAlive(run));
+  reap((run) => run !== process.pid && !pidAlive(run), true);
 }
 
 /**

@@ -13,7 +13,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CLI } from "../../helpers/paths";
+import { CLI, outputDir } from "../../helpers/paths";
 
 
 export interface Ran {
@@ -187,14 +187,15 @@ const scaffolds = new Map<string, Promise<Scaffold>>();
 
 /**
  * Hello and Caller created, built and packaged (Hello as 0.1.0 and 0.2.0,
- * Caller as 0.1.0) under `root`; made once per process (the second test
- * file shares the first one's).
+ * Caller as 0.1.0) in a folder of their own; made once per process (the
+ * second test file shares the first one's, so the folder is the process's,
+ * not the first file's, which is removed when that file passes).
  */
-export function scaffoldBoth(root: string): Promise<Scaffold> {
+export function scaffoldBoth(): Promise<Scaffold> {
   let s = scaffolds.get("both");
   if (!s) {
     s = (async () => {
-      fs.mkdirSync(root, { recursive: true });
+      const root = outputDir("e2e-scaffold", { shared: true });
       const pkgs = path.join(root, "packages");
       // How long each step took, for reading after a slow run (test-output/.../scaffold-timings.txt).
       const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
