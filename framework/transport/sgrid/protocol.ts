@@ -23,7 +23,9 @@
  *             (1..MAX_METHOD_ID) with F_METHOD_DEF; later calls send only the id. Id 0 always
  *             carries the path. Metadata keys are lower-cased by the receiver; values are raw
  *             bytes: UTF-8 text, or binary for keys ending in `-bin` (received as Buffers).
- *   MESSAGE   one stream message payload (protobuf), counted against the stream's window.
+ *   MESSAGE   one stream message payload (protobuf), counted against the stream's window. On a unary or
+ *             server-streaming call (whose one request is in its REQUEST) the server fails the call,
+ *             UNIMPLEMENTED, as gRPC does; the connection stays.
  *   END       client half-close of its request stream. No body.
  *   RESPONSE  server -> client, terminal. u8 status; [metadata block: the trailers] when F_TRAILERS;
  *             then, when status is 0 and F_PAYLOAD, the reply payload; when status is not 0: u16

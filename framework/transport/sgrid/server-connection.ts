@@ -8,15 +8,18 @@
  *
  * Anything the peer does wrong closes only this connection, with a reason
  * (see CloseReason) that is logged and counted by the transport; a call to an
- * unknown method or with an undecodable request is answered with an error
- * and the connection stays. Memory per connection is bounded by one frame
+ * unknown method, with an undecodable request or with a second request
+ * message on a method that takes one is answered with an error and the
+ * connection stays. Memory per connection is bounded by one frame
  * being gathered (at most maxFrameSize), request-stream messages not yet taken
  * by servants (each stream's window, and maxBufferedBytes in all), the method
  * table (MAX_METHOD_ID paths), and maxPendingOutputBytes of output for a
  * peer that does not read.
  */
 import type { Socket } from "node:net";
-import { CancelledError, DeadlineExceededError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError } from "../../errors";
+import {
+  CancelledError, DeadlineExceededError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError, UnimplementedError,
+} from "../../errors";
 import { Status } from "../../status";
 import type { Metadata } from "../base";
 import { CallTable } from "./call-table";
@@ -150,7 +153,10 @@ export class ServerConnection implements FrameSink {
       case FrameType.MESSAGE: {
         const call = this.calls.get(id);
         if (call === undefined || call.cancelled) return; // finished or cancelled: late messages are dropped
-        if (call.inbound === undefined) throw new ProtocolViolation("protocol_error", `MESSAGE on call ${id}, which takes no request stream`);
+        if (call.inbound === undefined) {
+          this.secondRequest(call);
+          return;
+        }
         const pushed = call.inbound.push(view(buf, start, end));
         if (pushed === Pushed.OVER_WINDOW) throw new ProtocolViolation("protocol_error", `the peer overran the window of call ${id}`);
         if (pushed === Pushed.OVER_BUDGET) {
@@ -256,6 +262,18 @@ export class ServerConnection implements FrameSink {
     this.calls.insert(call);
     this.host.callStarted();
     dispatch(call, request);
+  }
+
+  /**
+   * A MESSAGE on a unary or server-streaming call, whose one request came in its REQUEST. gRPC calls this a request
+   * cardinality violation and fails the call at once with UNIMPLEMENTED (grpc/grpc doc/statuscodes.md; grpc-js answers
+   * "Received a second request message"); so does this transport, without closing the connection: the peer's other
+   * calls on it are not at fault. The servant's signal fires; later frames of the call are dropped (it is cancelled).
+   */
+  private secondRequest(call: ServerCall): void {
+    const err = new UnimplementedError(`${call.method} received a second request message (a ${call.entry.method.kind} method takes one)`);
+    call.cancel(err);
+    this.writeError(call.id, err, call.trailers);
   }
 
   // ---- replies ------------------------------------------------------------------------
