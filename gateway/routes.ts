@@ -8,7 +8,7 @@
  *   maxMessageBytes: 4194304     # largest request message (gRPC) / body (HTTP)
  *   rateLimit: { perSecond: 100, burst: 200 }   # per client address (gRPC and HTTP fronts)
  *   cors: { origins: ["https://app.example"] }  # HTTP front
- *   bodyIdleTimeoutMs: 30000     # HTTP front: a request body that sends no byte for this long is refused (408 / DEADLINE_EXCEEDED)
+ *   bodyIdleTimeoutMs: 30000     # HTTP front: a request body that sends no byte for this long is refused (408 / DEADLINE_EXCEEDED); 1 to 2147483647
  * routes:
  *   - service: demo.echo.v1.Echo # exact name, `pkg.*` (a package and its sub-packages) or `*`
  *     obj: Demo.EchoServer.EchoObj   # optional: fixed Obj (else the registry's service map)
@@ -29,12 +29,20 @@ import { z } from "zod";
 const Auth = z.union([z.literal("none"), z.strictObject({ bearer: z.array(z.string().min(1)).min(1) })]);
 const RateLimit = z.strictObject({ perSecond: z.number().positive(), burst: z.number().int().positive().optional() });
 const Cors = z.strictObject({ origins: z.array(z.string().min(1)), headers: z.array(z.string()).optional(), maxAgeSeconds: z.number().int().nonnegative().optional() });
+/**
+ * The longest a Node timer waits, ms: a longer setTimeout fires after 1 ms instead (with a TimeoutOverflowWarning),
+ * so a bodyIdleTimeoutMs above it would refuse every request body at once.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+const timeoutMsError = (iss: { input?: unknown }): string =>
+  `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${typeof iss.input === "string" ? JSON.stringify(iss.input) : String(iss.input)}`;
+const TimeoutMs = z.number({ error: timeoutMsError }).int({ error: timeoutMsError }).min(1, { error: timeoutMsError }).max(MAX_TIMER_MS, { error: timeoutMsError });
 const Limits = {
   auth: Auth.optional(),
   maxMessageBytes: z.number().int().positive().optional(),
   rateLimit: RateLimit.optional(),
   cors: Cors.optional(),
-  bodyIdleTimeoutMs: z.number().int().positive().optional(),
+  bodyIdleTimeoutMs: TimeoutMs.optional(),
 };
 const SERVICE_PATTERN = /^(\*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?)$/;
 const RouteSchema = z.strictObject({
