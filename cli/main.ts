@@ -12,6 +12,10 @@
  */
 import type { Command } from "commander";
 
+// `sgrid node`: the agent's V8 settings before anything else runs (cli/agent-v8.ts). Even loading commander is
+// enough for V8 to optimize Node's path normalization, and with it to bring its optimizing compiler into memory.
+if (require.main === module && requestedCommand(process.argv) === "node") (require("./agent-v8") as typeof import("./agent-v8")).tuneAgentV8();
+
 const pkg = require("../../package.json") as { version: string };
 
 type Register = (program: Command) => void;
@@ -32,9 +36,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   node: {
     term: "node [options]", description: "run the node agent: install and supervise the instances the registry places on this machine",
-    // The agent's heap settings first: they matter while its modules load (cli/agent-heap.ts).
+    // The agent's V8 settings first: they matter while its modules load (cli/agent-v8.ts; applied at the top of this
+    // file already when run as `sgrid node`; again here, at no cost, for main() called by a program).
     load: () => {
-      (require("./agent-heap") as typeof import("./agent-heap")).tuneAgentHeap();
+      (require("./agent-v8") as typeof import("./agent-v8")).tuneAgentV8();
       return [require("./node").registerNode];
     },
   },

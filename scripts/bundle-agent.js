@@ -27,7 +27,7 @@ const inputsFile = path.join(outDir, AGENT_BUNDLE_INPUTS);
 
 /** (importer, specifier) pairs the agent requires only on demand: left to run time. */
 const LAZY = [
-  [/^dist\/cli\/main\.js$/, (spec) => spec.startsWith("./") && spec !== "./node" && spec !== "./agent-heap"],
+  [/^dist\/cli\/main\.js$/, (spec) => spec.startsWith("./") && spec !== "./node" && spec !== "./agent-v8"],
   [/^dist\/nodeagent\//, (spec) => spec === "zod" || spec === "tar"],
   [/^tools\/dist\/commands\.js$/, (spec) => spec === "./codegen" || spec === "./package/build-package"],
   [/^framework\/dist\/metrics\.js$/, (spec) => spec === "prom-client"],

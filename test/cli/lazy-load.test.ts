@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CLI, FIXTURES, outputDir } from "../helpers/paths";
 import { AgentHarness } from "../nodeagent/helpers/agent-harness";
+import { OPTIMIZES_SOURCE } from "../helpers/v8-tier";
 import { waitFor } from "../helpers/wait";
 
 const HEAVY = /[\\/]node_modules[\\/](knex|koa|@koa[\\/]router|better-sqlite3|mysql2)[\\/]/;
@@ -21,13 +22,17 @@ const HEAVY = /[\\/]node_modules[\\/](knex|koa|@koa[\\/]router|better-sqlite3|my
 const NOT_IN_AGENT = /[\\/]node_modules[\\/](zod|prom-client|@opentelemetry[\\/]api|yaml|tar)[\\/]|[\\/]@bufbuild[\\/]protobuf[\\/]dist[\\/]cjs[\\/](wkt[\\/])?index\.js$/;
 
 /** A preload that writes the paths of every module the process loaded to a file when it exits. */
-function recorder(): { dir: string; preload: string; read: () => string[]; newSpace: () => number } {
+/**
+ * A preload that records, at exit, the modules loaded and the young generation's size, and (when the process runs with
+ * --allow-natives-syntax) whether V8 would optimize a hot function: loop it until V8's optimizing compiler has it, or long enough that it would have.
+ */
+function recorder(): { dir: string; preload: string; read: () => string[]; newSpace: () => number; optimizes: () => boolean | undefined } {
   const dir = outputDir("lazy");
   const record = path.join(dir, "modules.json");
   const preload = path.join(dir, "record.js");
-  fs.writeFileSync(preload, `process.on("exit", () => require("fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify({ modules: Object.keys(require.cache), newSpace: require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size })));\n`);
-  const file = () => JSON.parse(fs.readFileSync(record, "utf8")) as { modules: string[]; newSpace: number };
-  return { dir, preload, read: () => file().modules, newSpace: () => file().newSpace };
+  fs.writeFileSync(preload, `${OPTIMIZES_SOURCE}\nprocess.on("exit", () => require("fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify({ modules: Object.keys(require.cache), newSpace: require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size, optimizes: process.execArgv.includes("--allow-natives-syntax") ? optimizes() : undefined })));\n`);
+  const file = () => JSON.parse(fs.readFileSync(record, "utf8")) as { modules: string[]; newSpace: number; optimizes?: boolean };
+  return { dir, preload, read: () => file().modules, newSpace: () => file().newSpace, optimizes: () => file().optimizes };
 }
 
 /** Runs `sgrid args` and returns the status and the absolute paths of every module it loaded. */
@@ -91,14 +96,17 @@ describe("sgrid loads only what it runs", function () {
 
     /** Runs `sgrid node` (`env` added) until its first heartbeat; the modules it loaded. */
     async function agentModules(name: string, env: NodeJS.ProcessEnv): Promise<{ modules: string[]; youngBytes: number }> {
-      const { dir, preload, read, newSpace } = recorder();
-      const agent = spawn(process.execPath, ["-r", preload, CLI, "node", "--registry", h.registry.address, "--name", name,
+      const { dir, preload, read, newSpace, optimizes } = recorder();
+      // --trace-opt: V8 prints each function it optimizes, from the process's first line on.
+      const agent = spawn(process.execPath, ["--allow-natives-syntax", "--trace-opt", "-r", preload, CLI, "node", "--registry", h.registry.address, "--name", name,
         "--data-dir", path.join(h.dataDir, name), "--address", "127.0.0.1", "--cgroup-group", h.group], {
         env: { ...process.env, SGRID_CLUSTER_TOKEN: h.registry.token, SGRID_LOG_LEVEL: "warn", ...env },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stderr = "";
       agent.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
+      let stdout = "";
+      agent.stdout!.on("data", (d: Buffer) => { stdout += d.toString(); });
       const exited = new Promise<number | null>((r) => agent.once("exit", (code) => r(code)));
       const beats = h.registry.heartbeats.length;
       try {
@@ -110,8 +118,12 @@ describe("sgrid loads only what it runs", function () {
       expect(await exited, stderr).to.equal(0);
       const modules = read();
       const youngBytes = newSpace();
+      const optimized = optimizes();
       fs.rmSync(dir, { recursive: true, force: true });
-      // cli/agent-heap.ts: the young generation stays at its first size, 1 MB per semi-space (V8 grows it to 16 MB per semi-space otherwise).
+      // cli/agent-v8.ts: no optimizing compiler in the agent (its code would stay resident, ~3.7 MB).
+      expect(optimized, "V8 optimized a hot function in the agent").to.equal(false);
+      expect(stdout.split("\n").filter((l) => l.startsWith("[completed optimizing")), "functions V8 optimized in the agent").to.deep.equal([]);
+      // cli/agent-v8.ts: the young generation stays at its first size, 1 MB per semi-space (V8 grows it to 16 MB per semi-space otherwise).
       expect(youngBytes, "the agent's young generation, both semi-spaces").to.be.at.most(2 * 1024 * 1024);
       expect(modules.filter((m) => HEAVY.test(m))).to.deep.equal([]);
       expect(modules.filter((m) => NOT_IN_AGENT.test(m))).to.deep.equal([]);
@@ -121,7 +133,8 @@ describe("sgrid loads only what it runs", function () {
     it("with SGRID_AGENT_BUNDLE=1 runs the agent from its bundle: one file, connected to its registry, without the platform's heavy modules or a servant's extras", async () => {
       const { modules } = await agentModules("lazy-node", { SGRID_AGENT_BUNDLE: "1" });
       const loaded = modules.filter((m) => !m.endsWith("record.js")).map((m) => path.relative(path.dirname(CLI), m).split(path.sep).join("/"));
-      expect(loaded.sort()).to.deep.equal(["../../package.json", "agent-bundle.js", "agent.bundle.js", "main.js"]);
+      // agent-v8.js: the agent's V8 settings, applied before anything else (cli/main.ts).
+      expect(loaded.sort()).to.deep.equal(["../../package.json", "agent-bundle.js", "agent-v8.js", "agent.bundle.js", "main.js"]);
       // What the bundle holds (esbuild names each module it bundled in a comment): none of the heavy modules nor a servant's extras, which stay
       // required on demand; yaml is there for the agent's own --config file (initialised only when one is given, scripts/bundle-agent.js).
       const bundled = [...fs.readFileSync(path.join(path.dirname(CLI), "agent.bundle.js"), "utf8").matchAll(/^\/\/ (\S+)$/gm)].map((m) => `/${m[1]}`);

@@ -11,7 +11,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "sgridnext";
-import { AGENT_V8_FLAGS, tuneAgentHeap } from "../../cli/agent-heap";
+import { agentV8Flags } from "../../cli/agent-v8";
 import { resolveNodeCliOptions, systemdUnitFor } from "../../cli/node";
 import { NodeAgent } from "../../nodeagent";
 import { CLI } from "../helpers/paths";
@@ -20,17 +20,23 @@ import { desiredInstance } from "../nodeagent/helpers/agent-fake-registry";
 import { AgentHarness } from "../nodeagent/helpers/agent-harness";
 import { binaryPackage, httpGet } from "../nodeagent/helpers/agent-packages";
 import { writePackage } from "../fixtures/packages/tar-builder";
+import { OPTIMIZES_SOURCE } from "../helpers/v8-tier";
 import { liveProcessesWith, waitFor } from "../nodeagent/helpers/agent-test-env";
 
 describe("cli: sgrid node", function () {
   this.timeout(120_000);
 
   describe("settings", () => {
-    it("keeps an operator's own young-generation flag (command line or NODE_OPTIONS) instead of the agent's heap setting", () => {
-      expect(AGENT_V8_FLAGS).to.deep.equal(["--semi-space-growth-factor=1"]);
-      expect(tuneAgentHeap(["--max-semi-space-size=8"], "")).to.deep.equal([]);
-      expect(tuneAgentHeap([], "--max-old-space-size=512 --max-semi-space-size=4")).to.deep.equal([]);
-      expect(tuneAgentHeap(["--semi-space-growth-factor=2"], "")).to.deep.equal([]);
+    it("keeps an operator's own young-generation or compiler-tier flag instead of the agent's V8 setting", () => {
+      expect(agentV8Flags([], "")).to.deep.equal(["--semi-space-growth-factor=1", "--max-opt=1"]);
+      expect(agentV8Flags(["--max-semi-space-size=8"], "")).to.deep.equal(["--max-opt=1"]);
+      expect(agentV8Flags([], "--max-old-space-size=512 --max-semi-space-size=4")).to.deep.equal(["--max-opt=1"]);
+      expect(agentV8Flags(["--semi-space-growth-factor=2"], "")).to.deep.equal(["--max-opt=1"]);
+      for (const tier of ["--max-opt=999", "--max_opt=3", "--opt", "--turbofan", "--no-opt", "--jitless", "--maglev"]) {
+        expect(agentV8Flags([tier], ""), tier).to.deep.equal(["--semi-space-growth-factor=1"]);
+      }
+      // Not tier flags: the agent's own still applies.
+      expect(agentV8Flags(["--allow-natives-syntax", "--optimize-for-size", "--max-old-space-size=300"], "")).to.deep.equal(["--semi-space-growth-factor=1", "--max-opt=1"]);
     });
 
     it("takes flags over env over the config file over defaults", () => {
@@ -236,9 +242,9 @@ describe("cli: sgrid node", function () {
     it("a node servant gets neither the agent's own environment (NODE_OPTIONS, malloc tuning, SGRID_AGENT_BUNDLE) nor its V8 flags", async () => {
       await h.startRegistry();
       const report = path.join(h.tmp, "servant-env.json");
-      // The servant writes what it got: its environment, its node flags, and V8's young-generation growth (the agent's own is 1, cli/agent-heap.ts).
-      const main = `const v8 = require("v8"); const a = []; for (let i = 0; i < 40000; i++) a.push({ i, s: "x".repeat(64) }); ` +
-        `require("fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify({ env: process.env, execArgv: process.execArgv, young: v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size, marker: process.argv[2] }));\n` +
+      // The servant writes what it got: its environment, its node flags, V8's young-generation growth (the agent's own is 1) and whether V8 optimizes (not in the agent), cli/agent-v8.ts.
+      const main = `${OPTIMIZES_SOURCE}\nconst v8 = require("v8"); const a = []; for (let i = 0; i < 40000; i++) a.push({ i, s: "x".repeat(64) }); v8.setFlagsFromString("--allow-natives-syntax"); ` +
+        `require("fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify({ env: process.env, execArgv: process.execArgv, young: v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size, optimizes: optimizes(), marker: process.argv[2] }));\n` +
         `setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0));\n`;
       const file = await writePackage(h.pkgDir, "Demo.EnvServer-1.tgz", { "sgrid.json": JSON.stringify({ app: "Demo", server: "EnvServer", type: "node", entry: "main.js", version: "1" }), "main.js": main });
       const p = h.registry.addPatch({ id: 7, version: 1, data: fs.readFileSync(file) });
@@ -256,7 +262,7 @@ describe("cli: sgrid node", function () {
       child.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
       const got = await waitFor(`the servant's report (agent stderr: ${stderr.slice(-300)})`, () => {
         try {
-          return JSON.parse(fs.readFileSync(report, "utf8")) as { env: Record<string, string>; execArgv: string[]; young: number; marker: string };
+          return JSON.parse(fs.readFileSync(report, "utf8")) as { env: Record<string, string>; execArgv: string[]; young: number; optimizes: boolean; marker: string };
         } catch {
           return undefined;
         }
@@ -267,6 +273,7 @@ describe("cli: sgrid node", function () {
       expect(got.execArgv).to.deep.equal([]);
       // 40,000 objects alive: with V8's own growth factor the young generation has grown past the agent's 1 MB per semi-space.
       expect(got.young, "the servant's young generation, both semi-spaces").to.be.above(2 * 1024 * 1024);
+      expect(got.optimizes, "V8 optimizes the servant's hot code").to.equal(true);
     });
   });
 });
