@@ -21,17 +21,25 @@
  * - agent CPU while supervising 50 instances (utime+stime over the soak,
  *   at least 10 s, in % of one core), heartbeats every 5 s included.
  * - baselines from the same run, idle as above: a bare `node` (the floor
- *   of any Node process here), the agent started as
- *   `node --no-opt sgrid node` (README, `sgrid node`: without V8's
- *   optimizing compiler) and the agent run from its bundle
+ *   of any Node process here), the agent with V8's optimizing compiler,
+ *   which `sgrid node` leaves out (`node --max-opt=999 sgrid node`,
+ *   cli/agent-v8.ts), and the agent run from its bundle
  *   (`SGRID_AGENT_BUNDLE=1`, cli/agent-bundle.ts).
+ * - what leaving the optimizing compiler out costs where the agent works
+ *   hardest: the CPU of unpacking a 2,000-file package (the agent's own
+ *   unpack code, nodeagent/install/unpack.ts), the first and the third
+ *   unpack in one process (bench/agent/unpack-child.ts), with and without
+ *   it, in separate processes pinned to one CPU, the order alternated over
+ *   3 rounds.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tar from "tar";
 import type { InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
+import { detectPinning, spread } from "../harness";
 import { StandInRegistry } from "./stand-in-registry";
 
 const CLI = path.resolve(__dirname, "../../cli/main.js");
@@ -156,6 +164,53 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** A package of 2,000 files in 40 folders, ~24 MB unpacked (incompressible text, as minified code is to gzip). */
+async function manyFilePackage(dir: string): Promise<string> {
+  const src = path.join(dir, "many-src");
+  for (let d = 0; d < 40; d++) {
+    fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}.js`), crypto.randomBytes(9000).toString("base64"));
+  }
+  const file = path.join(dir, "many.tgz");
+  await tar.c({ gzip: true, cwd: src, file, portable: true }, fs.readdirSync(src));
+  fs.rmSync(src, { recursive: true, force: true });
+  return file;
+}
+
+const UNPACK_CHILD = path.resolve(__dirname, "unpack-child.js");
+
+/** CPU (µs) of each of `times` unpacks of `pkg` in one child process started with `flags`, pinned to one CPU where the machine allows. */
+function unpackCpu(pkg: string, dir: string, flags: string[], times: number): Promise<number[]> {
+  const pin = detectPinning();
+  const argv = [...flags, UNPACK_CHILD, pkg, dir, String(times)];
+  const [cmd, args] = pin.pinned ? ["taskset", ["-c", String(pin.serverCpu), process.execPath, ...argv]] : [process.execPath, argv];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args as string[], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => { out += d.toString(); });
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as number[]) : reject(new Error(`agent bench: the unpack child exited with ${code}`))));
+  });
+}
+
+/** The unpack comparison's rows: first and third unpack, the agent's tier vs the optimizing compiler's, 3 rounds alternating which runs first. */
+async function unpackRows(tmp: string): Promise<string[]> {
+  const pkg = await manyFilePackage(tmp);
+  const tiers = [{ name: "agent", flags: ["--max-opt=1"] }, { name: "turbofan", flags: ["--max-opt=999"] }] as const;
+  const cpu: Record<string, number[][]> = { agent: [], turbofan: [] };
+  for (let round = 0; round < 3; round++) {
+    for (const t of round % 2 === 0 ? tiers : [...tiers].reverse()) cpu[t.name]!.push(await unpackCpu(pkg, path.join(tmp, `unpack-${t.name}`), [...t.flags], 3));
+  }
+  const ms = (xs: number[]) => { const s = spread(xs.map((x) => x / 1000)); return `${s.median.toFixed(0)} ms (${s.min.toFixed(0)}..${s.max.toFixed(0)})`; };
+  const row = (which: string, i: number) => {
+    const a = cpu.agent!.map((r) => r[i]!);
+    const t = cpu.turbofan!.map((r) => r[i]!);
+    const ratios = spread(a.map((x, k) => x / t[k]!));
+    return `| unpack of a 2,000-file, ~24 MB package, the ${which} in a process: CPU without / with the optimizing compiler (median of 3 rounds, min..max), ratio per round | ${ms(a)} / ${ms(t)}, ${ratios.median.toFixed(2)}x (${ratios.min.toFixed(2)}x..${ratios.max.toFixed(2)}x) |`;
+  };
+  return [row("first", 0), row("third", 2)];
+}
+
 export interface AgentBenchOptions {
   /** How long to sample the idle agent (BENCH_IDLE_MS). */
   idleMs: number;
@@ -256,7 +311,7 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
       await stopChild(other);
       return samples;
     };
-    const noOptIdle = await idleAgent("no-opt", ["--no-opt"], {});
+    const turboIdle = await idleAgent("turbofan", ["--max-opt=999"], {});
     const bundledIdle = await idleAgent("bundled", [], { SGRID_AGENT_BUNDLE: "1" });
     const med = (xs: MemorySample[]) => median(xs.map((x) => x.rss));
     const ratio = (xs: MemorySample[]) => `${(med(idle) / med(xs)).toFixed(2)}x`;
@@ -271,10 +326,11 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
       ...memoryRows("50 instances", busy, true),
       `| agent CPU supervising 50 instances (over ${cpuSeconds.toFixed(1)} s) | ${cpuPct.toFixed(2)} % of one core |`,
       ...memoryRows("baseline, bare `node -e` idle", bareIdle).slice(0, 1),
-      ...memoryRows("baseline, agent under `node --no-opt`, idle", noOptIdle, true).slice(0, 4),
+      ...memoryRows("baseline, agent with V8's optimizing compiler (`node --max-opt=999`), idle", turboIdle, true).slice(0, 4),
       ...memoryRows("baseline, agent from its bundle (`SGRID_AGENT_BUNDLE=1`), idle", bundledIdle, true).slice(0, 4),
-      `| idle agent RSS (median) vs bare node / vs the agent under --no-opt / vs bundled | ${ratio(bareIdle)} / ${ratio(noOptIdle)} / ${ratio(bundledIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(noOptIdle) / 1048576).toFixed(1)} / ${(med(bundledIdle) / 1048576).toFixed(1)} MB) |`,
-      `| idle RSS anonymous + file-backed (median, MB): agent / --no-opt / bundled | ${parts(idle)} / ${parts(noOptIdle)} / ${parts(bundledIdle)} |`,
+      `| idle agent RSS (median) vs bare node / vs the agent with the optimizing compiler / vs bundled | ${ratio(bareIdle)} / ${ratio(turboIdle)} / ${ratio(bundledIdle)} (${(med(idle) / 1048576).toFixed(1)} vs ${(med(bareIdle) / 1048576).toFixed(1)} / ${(med(turboIdle) / 1048576).toFixed(1)} / ${(med(bundledIdle) / 1048576).toFixed(1)} MB) |`,
+      `| idle RSS anonymous + file-backed (median, MB): agent / with the optimizing compiler / bundled | ${parts(idle)} / ${parts(turboIdle)} / ${parts(bundledIdle)} |`,
+      ...(await unpackRows(tmp)),
     ].join("\n");
   } finally {
     for (const c of children) await stopChild(c);
@@ -285,7 +341,7 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     }
     await reg.stop();
     for (const ctrl of ["memory", "cpu", "cpuacct", "pids", "unified", ""]) {
-      for (const g of [group, `${group}-no-opt`, `${group}-bundled`]) {
+      for (const g of [group, `${group}-turbofan`, `${group}-bundled`]) {
         try { fs.rmdirSync(path.join("/sys/fs/cgroup", ctrl, g)); } catch { /* not there or not empty */ }
       }
     }
