@@ -161,6 +161,39 @@ const knexLog: Knex.Logger = {
   },
 };
 
+/** Prepared statements kept per SQLite connection (by SQL text; the least recently used goes first). */
+export const SQLITE_STATEMENT_CACHE = 256;
+
+/**
+ * Makes `conn.prepare` (better-sqlite3) reuse a statement already prepared
+ * for the same SQL text. knex's better-sqlite3 dialect prepares every query
+ * it runs anew (node_modules/knex/lib/dialects/better-sqlite3/index.js,
+ * _query), and SQLite's prepare parses and plans the statement each time:
+ * for the registry's hottest write (a second of heartbeats, one UPDATE of
+ * 500 names: registry/store/knex/nodes.ts) that was as much CPU as running
+ * it. Reuse is safe because knex runs each statement to completion at once
+ * (all() or run(), never an iterator left open), SQLite re-prepares a
+ * statement by itself after a schema change, and the only per-statement
+ * setting knex touches, safe integers, is reset to the connection's
+ * default (off: the store never turns it on) on each reuse.
+ */
+export function cacheStatements(conn: { prepare(sql: string): { safeIntegers(on: boolean): unknown } }, max = SQLITE_STATEMENT_CACHE): void {
+  const prepare = conn.prepare.bind(conn);
+  const cache = new Map<string, ReturnType<typeof prepare>>();
+  conn.prepare = (sql: string) => {
+    let stmt = cache.get(sql);
+    if (stmt !== undefined) {
+      cache.delete(sql);
+      stmt.safeIntegers(false);
+    } else {
+      stmt = prepare(sql);
+      if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    }
+    cache.set(sql, stmt);
+    return stmt;
+  };
+}
+
 function sqliteConfig(filename: string, o: Required<DatabaseOptions>): Knex.Config {
   return {
     client: "better-sqlite3",
@@ -176,6 +209,7 @@ function sqliteConfig(filename: string, o: Required<DatabaseOptions>): Knex.Conf
           conn.pragma(`busy_timeout = ${o.busyTimeoutMs}`);
           conn.pragma("foreign_keys = ON");
           conn.pragma("synchronous = NORMAL");
+          cacheStatements(conn);
         } catch (err) {
           done(err as Error, conn);
           return;
