@@ -25,7 +25,7 @@
 import { InvalidArgumentError, NotFoundError, PeriodicTask, type Logger } from "sgridnext";
 import type { Heartbeat } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { RegistryStore } from "../store";
-import { type HeartbeatSamples, sampleOf } from "./heartbeat-samples";
+import type { HeartbeatSamples } from "./heartbeat-samples";
 import type { HubStats } from "./hub-stats";
 import type { NodeSession } from "./node-session";
 import type { OfflineGrace } from "./offline-grace";
@@ -104,7 +104,7 @@ export class HeartbeatRecorder {
     session.heartbeats++;
     const now = Date.now();
     const facts = parseJsonObject("facts", hb.factsJson, false);
-    samples.add(session.node, sampleOf(now, hb.load1, facts));
+    samples.add(session.node, now, hb.load1, facts);
     for (const u of hb.usage) {
       if (session.instanceIds.has(u.instanceId)) samples.setUsage(u.instanceId, u.memoryBytes, u.cpuCoresUsed);
     }
