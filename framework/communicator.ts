@@ -125,7 +125,7 @@ export class Communicator {
     const parsed = parseProxyTarget(target);
     const merged: InvokerOptions = { ...this.options.proxy, ...options };
     const strategyKey = typeof merged.strategy === "string" ? merged.strategy : merged.strategy ? "custom" : "default";
-    const key = `${cls.service.fullName}|${target.trim()}|${strategyKey}|${merged.timeoutMs ?? ""}|${merged.compression ?? ""}`;
+    const key = `${cls.service.fullName}|${target.trim()}|${strategyKey}|${merged.timeoutMs ?? ""}|${merged.compression ?? ""}|${merged.inheritCallContext === false ? "own" : ""}`;
     const existing = this.proxies.get(key);
     if (existing && typeof merged.strategy !== "object") return existing as P;
 

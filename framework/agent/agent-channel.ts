@@ -100,7 +100,7 @@ export class AgentChannel extends EventEmitter<{ connected: []; disconnected: [s
     }
     if (parsed.endpoints.length === 0) throw new ConfigError(`SGRID_AGENT "${options.agent}" is not host:port`);
     this.opts = Object.freeze({ ...AGENT_CHANNEL_DEFAULTS, ...Object.fromEntries(Object.entries({ reconnectMs: options.reconnectMs, maxReconnectMs: options.maxReconnectMs, keepaliveMs: options.keepaliveMs }).filter(([, v]) => v !== undefined)) });
-    this.proxy = new AgentProxy(new Invoker(new StaticEndpointSource(parsed.endpoints, `agent ${options.agent}`), options.channels, "sgrid.agent.v1.Agent", { maxAttempts: 1 }));
+    this.proxy = new AgentProxy(new Invoker(new StaticEndpointSource(parsed.endpoints, `agent ${options.agent}`), options.channels, "sgrid.agent.v1.Agent", { maxAttempts: 1, inheritCallContext: false }));
   }
 
   /** True while a stream is open and the agent has answered. */

@@ -15,10 +15,10 @@
  */
 import { endpointKey, type Endpoint } from "../endpoint";
 import { CancelledError, DeadlineExceededError, NoEndpointError, SgridError, UnavailableError } from "../errors";
-import { currentCallContext } from "../servant/call-context";
+import { currentCallContext, enableCallContext } from "../servant/call-context";
 import { clientStats, type MethodStats } from "../stats";
 import { Status } from "../status";
-import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall } from "../transport/base";
+import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall, ServerContext } from "../transport/base";
 import { checkMetadata } from "../transport/metadata";
 import { traceClientCall, type ClientTrace } from "../tracing/tracing";
 import type { CallOptions } from "./call-options";
@@ -39,6 +39,13 @@ export interface InvokerOptions {
   preferNative?: boolean;
   /** Compression of request messages on gRPC endpoints (`gzip`); a call's own option wins. Default none. */
   compression?: Compression;
+  /**
+   * Calls made while a servant serves a call inherit that call's deadline, cancellation and trace headers.
+   * Default true; false for a proxy whose calls are never made on behalf of the call being served (the
+   * framework's own agent channel): it neither reads the call context nor turns it on
+   * (servant/call-context.ts).
+   */
+  inheritCallContext?: boolean;
 }
 
 export const INVOKER_DEFAULTS = Object.freeze({ timeoutMs: 3000, maxAttempts: 3, preferNative: true });
@@ -73,6 +80,7 @@ export class Invoker {
   private readonly maxAttempts: number;
   private readonly preferNative: boolean;
   private readonly compression: Compression | undefined;
+  private readonly inherit: boolean;
   private endpoints: readonly Endpoint[] = [];
   private readonly unsubscribe: () => void;
 
@@ -90,6 +98,9 @@ export class Invoker {
       throw new TypeError(`compression must be "gzip" or "identity", got ${JSON.stringify(options.compression)}`);
     }
     this.compression = options.compression;
+    this.inherit = options.inheritCallContext ?? true;
+    // This proxy may be called from inside a servant method: from now on calls carry their context across awaits.
+    if (this.inherit) enableCallContext();
     this.strategy = resolveStrategy(options.strategy);
     this.health = new EndpointHealth(options.health);
     this.setEndpoints(source.current());
@@ -140,8 +151,7 @@ export class Invoker {
    * Unary calls get the default timeout; streams only an explicit one (they may legitimately run for hours).
    * Throws InvalidArgumentError for metadata gRPC would not carry (before anything is sent).
    */
-  private outgoing(method: MethodDescriptor, options: CallOptions | undefined, streaming = false): OutgoingCall {
-    const incoming = currentCallContext();
+  private outgoing(method: MethodDescriptor, options: CallOptions | undefined, incoming: ServerContext | undefined, streaming = false): OutgoingCall {
     const timeout = options?.timeoutMs ?? (streaming ? undefined : this.timeoutMs);
     let deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
     if (incoming?.deadline !== undefined && incoming.deadline < deadline) deadline = incoming.deadline;
@@ -153,6 +163,11 @@ export class Invoker {
     }
     if (options.metadata !== undefined) checkMetadata(options.metadata, `request metadata of ${method.path}`);
     return { deadline, metadata: options.metadata ?? EMPTY_METADATA, signal, onHeaders: options.onHeaders, onTrailers: options.onTrailers, compression };
+  }
+
+  /** The call being served by the caller's async flow, when this proxy inherits it. */
+  private incoming(): ServerContext | undefined {
+    return this.inherit ? currentCallContext() : undefined;
   }
 
   private canRetry(method: MethodDescriptor, err: unknown, attempt: number, call: OutgoingCall): boolean {
@@ -181,7 +196,8 @@ export class Invoker {
   }
 
   async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
-    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options), currentCallContext());
+    const incoming = this.incoming();
+    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming), incoming);
     const call = trace.call;
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
@@ -219,7 +235,8 @@ export class Invoker {
   }
 
   private async *serverStreamCall<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncGenerator<Res> {
-    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, true), currentCallContext());
+    const incoming = this.incoming();
+    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming, true), incoming);
     const call = trace.call;
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
@@ -257,7 +274,8 @@ export class Invoker {
     const release = this.source.use?.();
     let trace: ClientTrace | undefined;
     try {
-      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, true), currentCallContext());
+      const incoming = this.incoming();
+      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming, true), incoming);
       const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
@@ -290,7 +308,8 @@ export class Invoker {
     const release = this.source.use?.();
     let trace: ClientTrace | undefined;
     try {
-      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, true), currentCallContext());
+      const incoming = this.incoming();
+      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming, true), incoming);
       const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
