@@ -14,6 +14,7 @@
  * too, re-read when an instance names an unknown server and dropped when the
  * `servers` topic moves.
  */
+import { createHash } from "node:crypto";
 import type { DesiredState, InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
 import { HealthCheck, LaunchOptions } from "sgridnext/gen/sgrid/registry/v1/types";
 import type { InstanceRecord, PatchRecord, RegistryStore, ServerType } from "../store";
@@ -43,9 +44,14 @@ export function instanceDesired(inst: InstanceRecord, type: ServerType, patch: P
   };
 }
 
-/** A string equal for equal desired states (the builder's output is deterministic). */
+/**
+ * A string equal for equal desired states (the builder's output is
+ * deterministic): the SHA-256 of its JSON. Each session keeps the key of
+ * the last state it sent; the JSON itself (about 4.5 KB for 10 instances)
+ * kept per session was 45 MB of a 10,000-node registry's heap.
+ */
 export function desiredKey(state: DesiredState): string {
-  return JSON.stringify(state);
+  return createHash("sha256").update(JSON.stringify(state)).digest("base64");
 }
 
 export class DesiredStateBuilder {
