@@ -55,7 +55,11 @@ import { isEndpointActive } from "../store";
 import type { InstanceRecord, TaskItemRecord, TaskRecord } from "../store/records";
 import { assignPorts } from "./placement";
 
-export type Verdict = { done: true; ok: true } | { done: true; ok: false; reason: string } | { done: false; waitingFor: string };
+/**
+ * What a check of a task item found. `wakeAt` (epoch ms): when a waiting verdict changes without any report (a
+ * settle time reached, a grace over), so the task runner looks again then instead of at its next poll.
+ */
+export type Verdict = { done: true; ok: true } | { done: true; ok: false; reason: string } | { done: false; waitingFor: string; wakeAt?: number };
 
 export interface SurgeOptions {
   /** How long a surge must have been observed active before the instance switches, ms (the task runner's settleMs). */
@@ -204,7 +208,10 @@ export class Surges {
       if (surge.observedState === "active" && surge.observedPatchId === surge.desiredPatchId) {
         const activeFor = Date.now() - (surge.observedAt ?? 0);
         if (activeFor < this.opts.settleMs) {
-          return { done: false, waitingFor: `surge instance ${surge.id} (${ports(surge)}) active on version ${surgeVersion} for ${Math.max(0, Math.round(activeFor))} ms, less than the ${this.opts.settleMs} ms it must stay up; ${label(inst)} keeps serving` };
+          return {
+            done: false, wakeAt: (surge.observedAt ?? 0) + this.opts.settleMs,
+            waitingFor: `surge instance ${surge.id} (${ports(surge)}) active on version ${surgeVersion} for ${Math.max(0, Math.round(activeFor))} ms, less than the ${this.opts.settleMs} ms it must stay up; ${label(inst)} keeps serving`,
+          };
         }
         await steps.switchNow();
         this.ctx.changes.kick();
@@ -221,7 +228,7 @@ export class Surges {
       return { done: false, waitingFor: `surge instance ${surge.id} (${ports(surge)}) starting version ${surgeVersion} beside ${label(inst)}, which keeps serving (${observed})` };
     }
     const v = await steps.plainCheck();
-    if (!v.done) return { done: false, waitingFor: `${v.waitingFor}; surge instance ${surge.id} (${ports(surge)}) serves meanwhile` };
+    if (!v.done) return { done: false, wakeAt: v.wakeAt, waitingFor: `${v.waitingFor}; surge instance ${surge.id} (${ports(surge)}) serves meanwhile` };
     if (!v.ok) return { done: true, ok: false, reason: `${v.reason}; surge instance ${surge.id} (${ports(surge)}) keeps serving version ${surgeVersion} until the instance is switched successfully` };
     return this.back(surge);
   }
@@ -237,7 +244,7 @@ export class Surges {
       this.removeAt.set(surge.id, at);
       setTimeout(this.wake, this.opts.graceMs + 10).unref();
     }
-    if (Date.now() < at) return { done: false, waitingFor: `instance ${surge.surgeOf} serving again; surge instance ${surge.id} drained, removed in ${Math.max(0, at - Date.now())} ms` };
+    if (Date.now() < at) return { done: false, wakeAt: at, waitingFor: `instance ${surge.surgeOf} serving again; surge instance ${surge.id} drained, removed in ${Math.max(0, at - Date.now())} ms` };
     await this.remove(surge, "done");
     return { done: true, ok: true };
   }

@@ -51,8 +51,10 @@
  * Final status: every item SUCCESS = success, none = failed, some = partial.
  *
  * The runner wakes on the change feed (topics `instances`, `nodes`: an
- * agent's report; `tasks`: a new task) and otherwise checks every
- * TASK_RUNNER_DEFAULTS.pollMs (2 s) and scans for orphaned tasks every
+ * agent's report; `tasks`: a new task), when a waiting item's settle time
+ * is reached (the verdict's wakeAt: an instance observed active for
+ * settleMs, a surge's grace over), and otherwise checks every
+ * TASK_RUNNER_DEFAULTS.pollMs (2 s); it scans for orphaned tasks every
  * scanMs (10 s).
  */
 import { PeriodicTask, type Logger } from "sgridnext";
@@ -352,6 +354,8 @@ export class TaskRunner {
       if (halt()) return;
       const now = Date.now();
       const waiting: string[] = [];
+      /** The earliest time a waiting item's verdict changes by itself (a settle time reached). */
+      let wakeAt = Infinity;
       for (const item of [...pending.values()]) {
         let verdict: Verdict | undefined;
         if (held.has(item.id)) {
@@ -377,6 +381,7 @@ export class TaskRunner {
             pending.delete(item.id);
           } else {
             waiting.push(verdict.waitingFor);
+            if (verdict.wakeAt !== undefined) wakeAt = Math.min(wakeAt, verdict.wakeAt);
           }
           continue;
         }
@@ -387,7 +392,10 @@ export class TaskRunner {
         this.ctx.changes.kick();
       }
       if (pending.size === 0) break;
-      await this.pause(Math.min(this.opts.pollMs, Math.max(0, deadline - Date.now())));
+      // Until a report wakes us, the poll, the batch deadline, or the moment an item settles (1 ms past it: a timer
+      // may fire a little early by Date.now(), and a look just before would cost a pass with its queries).
+      const left = Math.min(this.opts.pollMs, deadline - Date.now(), wakeAt + 1 - Date.now());
+      await this.pause(Math.max(0, left));
     }
   }
 

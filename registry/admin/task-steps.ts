@@ -82,7 +82,10 @@ export class TaskSteps {
     const failReason = () => `${describe(inst)} failed${inst.lastExitReason ? `: ${inst.lastExitReason}` : ""} (${observed})`;
     const activeFor = Date.now() - (inst.observedAt ?? 0);
     const settled = activeFor >= this.settleMs;
-    const unsettled = () => ({ done: false as const, waitingFor: `${describe(inst)} active for ${Math.max(0, Math.round(activeFor))} ms, less than the ${this.settleMs} ms it must stay up (${observed})` });
+    const unsettled = () => ({
+      done: false as const, wakeAt: (inst.observedAt ?? 0) + this.settleMs,
+      waitingFor: `${describe(inst)} active for ${Math.max(0, Math.round(activeFor))} ms, less than the ${this.settleMs} ms it must stay up (${observed})`,
+    });
     switch (task.kind) {
       case "publish": {
         const target = targetPatch(task, inst.id);

@@ -7,6 +7,7 @@
 import { expect } from "chai";
 import { FailedPreconditionError, InvalidArgumentError } from "sgridnext";
 import type { TaskInfo } from "sgridnext/gen/sgrid/registry/v1/admin";
+import { TASK_RUNNER_DEFAULTS } from "../../registry/admin/task-runner";
 import { type DialectCase, forEachDialect } from "./helpers/db";
 import {
   type AdminHarness, type SimAgent, finishedTask, rejects, simCluster, startAdminRegistry, waitFor,
@@ -78,6 +79,22 @@ forEachDialect("registry tasks", (d: DialectCase) => {
     }
     const after = await instances(c.app);
     expect(after.map((i) => [i.observedState, i.observedVersion, i.drained])).to.deep.equal([["active", 2, false], ["active", 2, false], ["active", 2, false]]);
+  });
+
+  it("ends an item when its instance has been active for the settle time, not at the runner's next poll", async () => {
+    // The test registries settle in 600 ms (test/registry/helpers/registry.ts); the runner polls every 2 s.
+    const settleMs = 600;
+    const c = await cluster(2);
+    const done = await finished((await h.admin.createTask({ kind: "publish", instanceIds: c.ids, version: c.v2.version, batchSize: 1, stopOnFailure: true, batchTimeoutS: 0 }, h.as(h.token))).id);
+    expect(done.status).to.equal("success");
+    const observed = new Map((await instances(c.app)).map((i) => [i.id, i]));
+    for (const item of done.items) {
+      const inst = observed.get(item.instanceId)!;
+      expect([inst.observedState, inst.observedVersion]).to.deep.equal(["active", 2]);
+      // Both times are the registry's: when it stored the agent's "active on version 2", and when it ended the item.
+      const afterActive = Number(item.finishedAt) - Number(inst.observedAt);
+      expect(afterActive, `item ${item.id}: ms from observed active to SUCCESS`).to.be.at.least(settleMs).and.below(TASK_RUNNER_DEFAULTS.pollMs);
+    }
   });
 
   it("fails an item whose instance never becomes active at the batch timeout; stop-on-failure leaves the rest (PARTIAL)", async () => {
