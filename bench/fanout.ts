@@ -20,7 +20,11 @@
  * with its ms and the sha256 share, "release installed" with the ms of its
  * unpack after the download's last byte: the unpack overlaps the download); CPU
  * seconds of the registry and of all agents per publish from /proc, and the
- * machine's steal time over each measurement. BENCH_FANOUT_DEBUG=1 also prints
+ * machine's steal time over each measurement. "done after settle" is from the
+ * moment the last instance had been active for the settle time (its observed
+ * time, the registry's, plus settleMs) to the task's end: the surge's drain
+ * grace (drainGraceMs, 1.5 s) and whatever the task runner adds to it.
+ * BENCH_FANOUT_DEBUG=1 also prints
  * each task's and item's start and end times. BENCH_FANOUT_CPU_PROF=<dir>
  * starts the registry and the agents with
  * `node --cpu-prof` into <dir>, and stops them with SIGTERM at the end so
@@ -37,6 +41,7 @@ import { installReaper } from "../test/helpers/reaper";
 import { FaultCluster } from "../test/fault/harness/cluster";
 import { echoPackage } from "../test/fault/harness/package";
 import { fmt, readCpuTimes, stealPercent, table } from "./harness";
+import { TASK_RUNNER_DEFAULTS } from "../registry/admin/task-runner";
 
 const APP = "Bench";
 const TARGET_RATIO = 2;
@@ -53,6 +58,8 @@ interface Phases {
   extract: number;
   /** Last unpack done until the task is done (start, surge switch, settle), ms. */
   rest: number;
+  /** The last instance's settle time (observed active + settleMs) until the task is done, ms. */
+  afterSettle: number;
 }
 
 interface Measurement {
@@ -100,7 +107,7 @@ function agentLogLines(cluster: FaultCluster, since: number): Array<Record<strin
   return out;
 }
 
-function phasesOf(cluster: FaultCluster, server: string, version: number, sha256: string, t0: number, t1: number): Phases {
+function phasesOf(cluster: FaultCluster, server: string, version: number, sha256: string, t0: number, t1: number, lastActive: number): Phases {
   const lines = agentLogLines(cluster, t0);
   const downloads = lines.filter((l) => l.msg === "package downloaded and verified" && l.sha256 === sha256);
   const installs = lines.filter((l) => l.msg === "release installed" && l.server === server && l.version === String(version));
@@ -113,6 +120,7 @@ function phasesOf(cluster: FaultCluster, server: string, version: number, sha256
     sha256: max(downloads.map((l) => num(l.hashMs))),
     extract: max(installs.map((l) => num(l.afterBytesMs ?? l.ms))),
     rest: lastUnpack ? t1 - lastUnpack : 0,
+    afterSettle: t1 - (lastActive + TASK_RUNNER_DEFAULTS.settleMs),
   };
 }
 
@@ -163,8 +171,10 @@ export async function runFanoutBench(log: (line: string) => void): Promise<strin
       const t1 = Date.now();
       if (process.env.BENCH_FANOUT_DEBUG) log(`debug: t0 ${t0} created ${created.createdAt} started ${last.startedAt} items ${last.items.map((i) => `${i.node}:${i.startedAt}-${i.finishedAt}`).join(" ")}`);
       if (last.status !== "success") throw new Error(`publish of ${APP}.${s.name} version ${uploaded.version} ended ${last.status}: ${last.reason} ${last.items.map((i) => i.reason).filter(Boolean).join("; ")}`);
+      // When each instance (not the surge) was last seen change state: active on the new version, since the task succeeded.
+      const lastActive = Math.max(...(await cluster.instances(APP, s.name)).filter((i) => Number(i.surgeOf) === 0).map((i) => Number(i.observedAt)));
       const m: Measurement = {
-        server: `${APP}.${s.name}`, nodes: s.nodes.length, ms: t1 - t0, phases: phasesOf(cluster, s.name, uploaded.version, sha256, t0, t1),
+        server: `${APP}.${s.name}`, nodes: s.nodes.length, ms: t1 - t0, phases: phasesOf(cluster, s.name, uploaded.version, sha256, t0, t1, lastActive),
         registryCpuS: cpuSeconds(cluster.registry?.pid) - cpu0.reg,
         agentsCpuS: sumCpu(agentPids) - cpu0.agents,
         stealPct: stealPercent(cpu0.steal, readCpuTimes()) ?? 0,
@@ -200,7 +210,7 @@ function report(results: Array<{ one: Measurement; ten: Measurement }>, nodeCoun
   results.forEach(({ one, ten }, r) => {
     for (const m of [one, ten]) {
       const p = m.phases;
-      rows.push([String(r + 1), m.server, String(m.nodes), s(m.ms), s(p.toDownload), s(p.download), s(p.sha256), s(p.extract), s(p.rest),
+      rows.push([String(r + 1), m.server, String(m.nodes), s(m.ms), s(p.toDownload), s(p.download), s(p.sha256), s(p.extract), s(p.rest), s(p.afterSettle),
         fmt(m.registryCpuS, 2), fmt(m.agentsCpuS, 2), fmt(m.stealPct, 1), m === ten ? `${fmt(ten.ms / one.ms, 2)}x` : ""]);
     }
   });
@@ -211,7 +221,7 @@ function report(results: Array<{ one: Measurement; ten: Measurement }>, nodeCoun
   return [
     `${mib} MiB package (incompressible payload + the echo servant), ${nodeCount} agents in ${netns ? "network namespaces" : "loopback (no namespaces)"}, registry on SQLite; ` +
       "time = CreateTask until the task is done (every instance serving the new version for the settle time); phases are the longest over the nodes",
-    table(["round", "server", "nodes", "publish s", "to download s", "download s", "of which sha256 s", "extract after s", "start+settle s", "registry CPU s", "agents CPU s", "steal %", `${nodeCount}/1`], rows),
+    table(["round", "server", "nodes", "publish s", "to download s", "download s", "of which sha256 s", "extract after s", "start+settle s", "done after settle s", "registry CPU s", "agents CPU s", "steal %", `${nodeCount}/1`], rows),
     `1 node: ${range(results.map((m) => m.one.ms), s)} s; ${nodeCount} nodes: ${range(results.map((m) => m.ten.ms), s)} s; ` +
       `ratio ${nodeCount}/1 per round ${range(ratios, x)} (target <= ${TARGET_RATIO}x: ${worst <= TARGET_RATIO ? "met in every round" : "NOT met in every round"})`,
   ].join("\n");
