@@ -7,7 +7,7 @@
  * each transport at exactly one place (errorToWire), never here.
  */
 import { InvalidArgumentError, UnimplementedError } from "../errors";
-import type { BoundService, Handler, MethodDescriptor, ServerContext } from "../transport/base";
+import type { BoundService, Handler, MethodDescriptor, ServerContext, UnaryHandler, UnaryOutcome } from "../transport/base";
 import { traceServerCall } from "../tracing/tracing";
 import { runWithCallContext } from "./call-context";
 import type { Servant } from "./servant";
@@ -38,32 +38,39 @@ function tracedObserver(trace: { end(err: unknown): void }, observer: DispatchOb
 
 /**
  * One unary or client-streaming call of the servant's method, observed when
- * it settles. Written with then() rather than as an async function: it runs
- * for every call, inside AsyncLocalStorage, where each promise also pays the
- * async hooks, and an async function with an await makes two more promises
- * than this.
+ * it settles, its outcome reported to `out` (the transport's call): the
+ * method's own promise and one then() on it, nothing chained after. Not an
+ * async function: it runs for every call, inside AsyncLocalStorage once the
+ * call context is on, where each promise also pays the async hooks.
  */
-function callUnary(servant: Servant, fn: (a: any, c: ServerContext) => Promise<unknown>, arg: unknown, ctx: ServerContext, path: string, startedAt: number, observer: DispatchObserver | undefined): Promise<unknown> {
+function callUnary(servant: Servant, fn: (a: any, c: ServerContext) => Promise<unknown>, arg: unknown, ctx: ServerContext, path: string, startedAt: number, observer: DispatchObserver | undefined, out: UnaryOutcome): void {
   let p: Promise<unknown>;
   try {
     p = Promise.resolve(fn.call(servant, arg, ctx));
   } catch (err) {
     observer?.onCallEnd(path, startedAt, ctx.endedBy ?? err);
-    return Promise.reject(err);
+    out.rejected(err);
+    return;
   }
-  return p.then((res) => {
+  p.then((res) => {
     if (res == null) {
       const err = new InvalidArgumentError(`method ${path} returned no response`);
       observer?.onCallEnd(path, startedAt, ctx.endedBy ?? err);
-      throw err;
+      out.rejected(err);
+      return;
     }
     // A call the caller cancelled (or whose deadline passed) counts under that code, whatever the servant did.
     observer?.onCallEnd(path, startedAt, ctx.endedBy);
-    return res;
+    out.resolved(res);
   }, (err: unknown) => {
     observer?.onCallEnd(path, startedAt, ctx.endedBy ?? err);
-    throw err;
+    out.rejected(err);
   });
+}
+
+/** The outcome as a promise, for a transport that calls the handler without one (the gRPC adapter). */
+function promisedOutcome(run: (out: UnaryOutcome) => void): Promise<unknown> {
+  return new Promise((resolve, reject) => run({ resolved: resolve, rejected: reject }));
 }
 
 function wrapStream(method: string, ctx: ServerContext, iterable: AsyncIterable<unknown>, startedAt: number, observer?: DispatchObserver, run: Runner = direct): AsyncIterable<unknown> {
@@ -117,13 +124,19 @@ export function bindServant(servant: Servant, callObserver?: DispatchObserver, o
       handler = unimplemented(method, callObserver);
     } else if (method.kind === "unary" || method.kind === "client_stream") {
       const fn = impl as (a: any, c: ServerContext) => Promise<unknown>;
-      handler = (arg: any, ctx: ServerContext) => {
+      const into = (arg: any, ctx: ServerContext, out: UnaryOutcome): void => {
         const startedAt = performance.now();
         const trace = tracing ? traceServerCall(ctx) : undefined;
-        if (trace === undefined) return runWithCallContext(ctx, () => callUnary(servant, fn, arg, ctx, method.path, startedAt, callObserver));
+        if (trace === undefined) {
+          runWithCallContext(ctx, () => callUnary(servant, fn, arg, ctx, method.path, startedAt, callObserver, out));
+          return;
+        }
         const observer = tracedObserver(trace, callObserver);
-        return trace.run(() => runWithCallContext(ctx, () => callUnary(servant, fn, arg, ctx, method.path, startedAt, observer)));
+        trace.run(() => runWithCallContext(ctx, () => callUnary(servant, fn, arg, ctx, method.path, startedAt, observer, out)));
       };
+      const unary: UnaryHandler = (arg: any, ctx: ServerContext) => promisedOutcome((out) => into(arg, ctx, out));
+      unary.into = into;
+      handler = unary;
     } else {
       handler = (arg: any, ctx: ServerContext) => {
         const startedAt = performance.now();

@@ -140,9 +140,25 @@ export interface ServerContext {
   setTrailers(trailers: Metadata): void;
 }
 
-export type UnaryHandler = (request: any, ctx: ServerContext) => Promise<any>;
+/** Where a unary or client-streaming call's outcome goes when the transport hands one to the handler (UnaryHandler.into). */
+export interface UnaryOutcome {
+  /** The method's response (or null/undefined, which the transport refuses). Never throws. */
+  resolved(res: unknown): void;
+  /** The method's error. Never throws. */
+  rejected(err: unknown): void;
+}
+
+/**
+ * A unary method (a client-streaming one likewise). `into`, when present, runs the same
+ * method and reports to `out` instead of returning a promise: the transport's
+ * call object is the outcome, so a call costs one promise (the method's own)
+ * and no chain after it (servant/dispatch.ts provides it; the native
+ * transport uses it, framework/transport/sgrid/server-call.ts).
+ */
+export type UnaryHandler = WithOutcome<(request: any, ctx: ServerContext) => Promise<any>>;
 export type ServerStreamHandler = (request: any, ctx: ServerContext) => AsyncIterable<any>;
-export type ClientStreamHandler = (requests: AsyncIterable<any>, ctx: ServerContext) => Promise<any>;
+export type ClientStreamHandler = WithOutcome<(requests: AsyncIterable<any>, ctx: ServerContext) => Promise<any>>;
+type WithOutcome<F> = F & { into?: (request: any, ctx: ServerContext, out: UnaryOutcome) => void };
 export type BidiHandler = (requests: AsyncIterable<any>, ctx: ServerContext) => AsyncIterable<any>;
 export type Handler = UnaryHandler | ServerStreamHandler | ClientStreamHandler | BidiHandler;
 

@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { bindErrorFrom } from "../../errors";
 import { getLogger } from "../../logger";
 import type {
-  BidiHandler, BoundService, ClientStreamHandler, MethodDescriptor, ServerStreamHandler, ServerTransport, ServerTransportFactory, UnaryHandler,
+  BidiHandler, BoundService, ClientStreamHandler, MethodDescriptor, ServerStreamHandler, ServerTransport, ServerTransportFactory, UnaryHandler, UnaryOutcome,
 } from "../base";
 import { GrpcServerContext, http2StreamOf, type AnyServerCall } from "./server-call";
 import { grpcAddress, toGrpcStatus } from "./wire";
@@ -124,14 +124,33 @@ export class GrpcServerTransport implements ServerTransport {
   }
 
   /** The unary / client-streaming reply: the result with the servant's trailers, or its error. */
-  private reply(ctx: GrpcServerContext, cb: grpc.sendUnaryData<any>, p: Promise<unknown>): void {
-    p.then(
-      (res) => { this.finished(ctx); cb(null, res, ctx.trailersFor()); },
-      (err) => {
+  /** Where a unary or client-streaming call's outcome goes: grpc-js' callback, with the trailers. */
+  private outcome(ctx: GrpcServerContext, cb: grpc.sendUnaryData<any>): UnaryOutcome {
+    return {
+      resolved: (res) => { this.finished(ctx); cb(null, res, ctx.trailersFor()); },
+      rejected: (err) => {
         this.finished(ctx);
         const status = toGrpcStatus(err, ctx.method);
         cb({ ...status, metadata: ctx.trailersFor(status.metadata) });
-      });
+      },
+    };
+  }
+
+  /** Runs a unary or client-streaming handler: into its outcome when it takes one (a servant's), else through its promise. */
+  private reply(ctx: GrpcServerContext, cb: grpc.sendUnaryData<any>, handler: UnaryHandler | ClientStreamHandler, arg: unknown): void {
+    const out = this.outcome(ctx, cb);
+    let p: Promise<unknown>;
+    try {
+      if (handler.into !== undefined) {
+        handler.into(arg, ctx, out);
+        return;
+      }
+      p = handler(arg as never, ctx);
+    } catch (err) {
+      out.rejected(err);
+      return;
+    }
+    p.then(out.resolved, out.rejected);
   }
 
   addService(service: BoundService): void {
@@ -150,17 +169,13 @@ export class GrpcServerTransport implements ServerTransport {
         case "unary":
           impl[key] = (call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => {
             const ctx = this.context(call, path);
-            let p: Promise<unknown>;
-            try { p = (handler as UnaryHandler)(call.request, ctx); } catch (err) { p = Promise.reject(err); }
-            this.reply(ctx, cb, p);
+            this.reply(ctx, cb, handler as UnaryHandler, call.request);
           };
           break;
         case "client_stream":
           impl[key] = (call: grpc.ServerReadableStream<any, any>, cb: grpc.sendUnaryData<any>) => {
             const ctx = this.context(call, path);
-            let p: Promise<unknown>;
-            try { p = (handler as ClientStreamHandler)(ctx.requests(), ctx); } catch (err) { p = Promise.reject(err); }
-            this.reply(ctx, cb, p);
+            this.reply(ctx, cb, handler as ClientStreamHandler, ctx.requests());
           };
           break;
         case "server_stream":

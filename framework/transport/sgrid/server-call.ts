@@ -10,7 +10,7 @@
  */
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from "../../errors";
 import { checkMetadata } from "../metadata";
-import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler } from "../base";
+import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler, UnaryOutcome } from "../base";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
 import { encodeForFrame, type FrameWriter } from "./frame-writer";
@@ -42,7 +42,7 @@ function abortAtDeadline(call: ServerCall): void {
   call.abort(new DeadlineExceededError(`call ${call.method} passed its deadline`));
 }
 
-export class ServerCall implements ServerContext, InboundOwner {
+export class ServerCall implements ServerContext, InboundOwner, UnaryOutcome {
   /** The caller is gone (CANCEL, deadline on its side, connection lost): send nothing more. */
   cancelled = false;
   /** The handler has settled and the call is unregistered. */
@@ -127,8 +127,9 @@ export class ServerCall implements ServerContext, InboundOwner {
     this.wakeUp();
   }
 
-  /** The unary handler's result (an own property: passed to then() without binding). Never throws. */
-  readonly onHandlerResult = (res: unknown): void => {
+  // ---- UnaryOutcome (unary and client-streaming calls) ---------------------------------
+  /** The handler's response. Never throws. */
+  resolved(res: unknown): void {
     try {
       if (!this.cancelled) this.conn.sendReply(this, res);
     } catch (err) {
@@ -136,12 +137,13 @@ export class ServerCall implements ServerContext, InboundOwner {
     } finally {
       this.finish();
     }
-  };
+  }
 
-  readonly onHandlerError = (err: unknown): void => {
+  /** The handler's error. Never throws. */
+  rejected(err: unknown): void {
     if (!this.cancelled) this.conn.sendError(this, err);
     this.finish();
-  };
+  }
 
   addCredit(increment: number): void {
     this.sendCredit += increment;
@@ -189,19 +191,26 @@ export class ServerCall implements ServerContext, InboundOwner {
 
 /**
  * Unary and client-streaming methods: one reply (or error) when the handler
- * settles. Written with then() and the call's own two callbacks rather than
- * as an async function: this runs for every call, and an async function's
- * frame and await cost several hundred bytes of garbage each time.
+ * settles. A servant's handler (servant/dispatch.ts) takes the call as its
+ * outcome (`into`): the method's own promise is the only one per call. A
+ * plain handler's promise gets one then(). Not an async function: this runs
+ * for every call, and an async function's frame and await cost several
+ * hundred bytes of garbage each time.
  */
 export function runUnary(call: ServerCall, arg: unknown): void {
+  const handler = call.entry.handler as UnaryHandler;
   let p: Promise<unknown>;
   try {
-    p = (call.entry.handler as UnaryHandler)(arg, call);
+    if (handler.into !== undefined) {
+      handler.into(arg, call, call);
+      return;
+    }
+    p = handler(arg, call);
   } catch (err) {
-    call.onHandlerError(err);
+    call.rejected(err);
     return;
   }
-  p.then(call.onHandlerResult, call.onHandlerError);
+  p.then((res) => call.resolved(res), (err: unknown) => call.rejected(err));
 }
 
 /**
