@@ -19,7 +19,8 @@
  * the client (by address) must be within the route's rateLimit
  * (RESOURCE_EXHAUSTED with a `grpc-retry-pushback-ms` trailer), a
  * request message over the route's maxMessageBytes ends the call with
- * RESOURCE_EXHAUSTED. The backend's response headers are sent as they
+ * RESOURCE_EXHAUSTED, a second request message on a unary or
+ * server-streaming method with UNIMPLEMENTED (as grpc-js and gRPC servers do). The backend's response headers are sent as they
  * arrive (before the first message), its trailers and status at the end.
  * A client that does not read its responses for `stallTimeoutMs` has its
  * call cancelled and its connection closed; until then at most the
@@ -361,6 +362,15 @@ export class GrpcFront {
       if (kind === "unary" || kind === "server_stream") {
         const req = await requests.first();
         if (req === undefined) throw new InvalidArgumentError(`${path}: the call ended without a request message`);
+        // A second message is gRPC's request cardinality violation (grpc/grpc doc/statuscodes.md): the call fails at
+        // once, UNIMPLEMENTED, as grpc-js answers on the unary fast path and the servants' transports do; the backend
+        // call is cancelled. (The read ends with the call: its end, or the "cancelled" grpc-js emits after a status.)
+        requests.first().then((more) => {
+          if (more === undefined) return;
+          const err = new UnimplementedError(`${path} received a second request message (a ${kind} method takes one)`);
+          fail(err);
+          abort.abort(err);
+        }, () => undefined);
         if (kind === "unary") {
           const res = await this.forwarder.unary(path, req, fc);
           await this.send(call, res, abort);

@@ -14,7 +14,7 @@ import { installCatchAll, GrpcFront } from "../../gateway/grpc-front";
 import { StaticServiceResolver } from "../../gateway/forwarder";
 import { parseRoutes } from "../../gateway/routes";
 import { EchoProxy, ClockProxy } from "../gen/demo/echo.sgrid";
-import type { EchoReply, EchoRequest, FailRequest } from "../gen/demo/echo";
+import { EchoRequest as EchoRequestCodec, type EchoReply, type EchoRequest, type FailRequest } from "../gen/demo/echo";
 import type { Empty } from "../gen/google/protobuf/empty";
 import { EchoImpl } from "../helpers/echo-servant";
 import { RecordingForwarder } from "../helpers/recording-forwarder";
@@ -277,6 +277,39 @@ describe("gateway gRPC front", function () {
     await waitFor("the backend stream to stop", () => servant.produced === produced && front.inflight() === 0);
     // The gateway goes on serving everyone else.
     expect((await echo.say({ text: "still here" })).text).to.equal("still here");
+  });
+
+  it("a second request message on a server-streaming call fails it UNIMPLEMENTED at once (gRPC's cardinality rule), and the gateway goes on serving", async () => {
+    const session = http2.connect(`http://127.0.0.1:${gwPort}`);
+    session.on("error", () => undefined);
+    try {
+      const frame = (m: Partial<EchoRequest>) => {
+        const body = Buffer.from(EchoRequestCodec.encode(EchoRequestCodec.fromPartial(m)).finish());
+        const head = Buffer.alloc(5);
+        head.writeUInt32BE(body.length, 1);
+        return Buffer.concat([head, body]);
+      };
+      // Two messages and no half-close, with a far deadline: a gateway that waited for more would answer only then.
+      const req = session.request({ ":method": "POST", ":path": "/demo.echo.v1.Echo/Repeat", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "60S" });
+      req.on("error", () => undefined);
+      const status = new Promise<{ code: string; message: string }>((resolve) => {
+        const take = (h: http2.IncomingHttpHeaders) => {
+          if (h["grpc-status"] !== undefined) resolve({ code: String(h["grpc-status"]), message: decodeURIComponent(String(h["grpc-message"] ?? "")) });
+        };
+        req.on("response", take);
+        req.on("trailers", take);
+      });
+      req.on("data", () => undefined);
+      req.write(Buffer.concat([frame({ text: "one", count: 3 }), frame({ text: "two", count: 3 })]));
+      const s = await status;
+      expect(s.code).to.equal(String(Status.UNIMPLEMENTED));
+      expect(s.message).to.equal("/demo.echo.v1.Echo/Repeat received a second request message (a server_stream method takes one)");
+      req.close();
+      await waitFor("nothing in flight", () => front.inflight() === 0);
+    } finally {
+      session.close();
+    }
+    expect((await echo.say({ text: "after" })).text).to.equal("after");
   });
 
   it("installCatchAll fails loudly when grpc-js no longer has the handler map it relies on", () => {
