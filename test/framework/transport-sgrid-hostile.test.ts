@@ -104,6 +104,16 @@ describe("sgrid transport: hostile input", function () {
     expect(res).to.include({ status: 4, code: "DEADLINE_EXCEEDED" });
   });
 
+  it("a timeout longer than one Node timer can wait (0xFE000000 ms, ~49 days) does not end the call at once", async () => {
+    // setTimeout of more than 2^31 - 1 ms fires after 1 ms: the servant's ctx.signal fired as the call began.
+    const r = raw();
+    const payload = SlowRequest.encode(SlowRequest.fromPartial({ millis: 200, id: "far-deadline" })).finish();
+    r.send(hello(), request(1, { methodId: 1, path: "/demo.echo.v1.Echo/Slow", timeoutMs: 0xfe000000, payload }));
+    const res = parseResponse(await r.waitFrame((x) => x.type === T.RESPONSE && x.id === 1));
+    expect(res.status, JSON.stringify(res)).to.equal(0);
+    expect(echo.cancelled.has("far-deadline")).to.equal(false);
+  });
+
   it("garbage bytes instead of a handshake: closed as bad_handshake", async () => {
     const r = raw();
     r.send(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));

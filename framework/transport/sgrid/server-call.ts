@@ -37,9 +37,22 @@ export interface CallHost {
   callFinished(call: ServerCall): void;
 }
 
+/**
+ * The longest a Node timer waits, ms: a longer setTimeout fires after 1 ms. A REQUEST's u32 timeout reaches
+ * ~49.7 days, so a deadline further away than this takes more than one timer.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
+function armDeadline(call: ServerCall, ms: number): void {
+  call.deadlineTimer = setTimeout(abortAtDeadline, Math.min(ms, MAX_TIMER_MS), call);
+  call.deadlineTimer.unref();
+}
+
 function abortAtDeadline(call: ServerCall): void {
   call.deadlineTimer = undefined;
-  call.abort(new DeadlineExceededError(`call ${call.method} passed its deadline`));
+  const left = call.deadline === undefined ? 0 : call.deadline - Date.now();
+  if (left > 0) armDeadline(call, left);
+  else call.abort(new DeadlineExceededError(`call ${call.method} passed its deadline`));
 }
 
 export class ServerCall implements ServerContext, InboundOwner, UnaryOutcome {
@@ -86,10 +99,7 @@ export class ServerCall implements ServerContext, InboundOwner, UnaryOutcome {
       } else if (this.deadline !== undefined && !this.done) {
         const ms = this.deadline - Date.now();
         if (ms <= 0) ac.abort(new DeadlineExceededError(`call ${this.method} passed its deadline`));
-        else {
-          this.deadlineTimer = setTimeout(abortAtDeadline, ms, this);
-          this.deadlineTimer.unref();
-        }
+        else armDeadline(this, ms);
       }
     }
     return ac.signal;
