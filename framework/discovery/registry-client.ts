@@ -49,6 +49,8 @@ export function registryMetadata(token: string | undefined): Metadata {
 export function registryProxy<P extends ProxyBase>(cls: ProxyClass<P>, endpoints: readonly Endpoint[], channels: ChannelProvider, timeoutMs: number): P {
   const source = new StaticEndpointSource(endpoints, `registry ${cls.service.fullName}`);
   // Health thresholds: a dead registry endpoint is set aside after 2 failures so that a
-  // second registry (when listed) takes the traffic quickly.
-  return new cls(new Invoker(source, channels, cls.service.fullName, { timeoutMs, health: { consecutiveFailures: 2, retryAfterMs: 2_000, maxRetryAfterMs: 30_000 } }));
+  // second registry (when listed) takes the traffic quickly. Registry calls are the framework's own, not
+  // the servant call's that happens to be running when a proxy is first made: a watch opened then must not
+  // end at that call's deadline or be cancelled with it (framework/servant/call-context.ts).
+  return new cls(new Invoker(source, channels, cls.service.fullName, { timeoutMs, inheritCallContext: false, health: { consecutiveFailures: 2, retryAfterMs: 2_000, maxRetryAfterMs: 30_000 } }));
 }

@@ -7,8 +7,9 @@
 import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Application, Communicator, type ConfigChange } from "sgridnext";
+import { Application, Communicator, type ConfigChange, type DeepPartial, type ServerContext } from "sgridnext";
 import type { InstanceRecord } from "../../registry/store";
+import type { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
@@ -120,6 +121,33 @@ describe("framework with the real registry [sqlite]", function () {
       expect(changes[0]!.current.version).to.not.equal(changes[0]!.previous!.version);
     } finally {
       await app.stop(100);
+    }
+  });
+
+  it("a proxy first made inside a servant's call keeps following the registry after that call's deadline", async () => {
+    // The registry watch it opens starts inside the incoming call (its context carries the call's deadline); it must not end with it.
+    const front = new Application({ app: APP, server: "Front", handleSignals: false, agent: "", registry: reg.target, adapters: { EchoObj: "127.0.0.1:0" } });
+    let lazy: EchoProxy | undefined;
+    class Front extends EchoImpl {
+      override async say(request: EchoRequest, ctx: ServerContext): Promise<DeepPartial<EchoReply>> {
+        lazy ??= front.communicator.stringToProxy(EchoProxy, OBJ);
+        return lazy.say(request, { signal: ctx.signal });
+      }
+    }
+    front.addServant("EchoObj", new Front("front"));
+    await front.start();
+    try {
+      const caller = communicator().stringToProxy(EchoProxy, `127.0.0.1:${front.adapters()[0]!.endpoint.port}`);
+      await caller.say({ text: "x" }, { timeoutMs: 300 });
+      await new Promise((r) => setTimeout(r, 1000)); // past the first call's deadline
+      const e = await startServant("e");
+      await register(e);
+      await waitFor("the lazy proxy to see the new instance", () => lazy!.$invoker.currentEndpoints().some((ep) => ep.port === e.port), 10_000);
+      expect(lazy!.$invoker.source.describe()).to.match(/watching/);
+      await reg.server.store.instances.setDrained(e.instance!.id, true); // the tests below count the others
+      reg.server.changes.kick();
+    } finally {
+      await front.stop(100);
     }
   });
 
