@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
+import { trackOutput } from "../../helpers/output";
 import { waitFor as sharedWaitFor } from "../../helpers/wait";
 import { isPidLive, listPids, readProcStat } from "../../../nodeagent/process";
 import type { InstanceSupervisor, NodeSupervisor, ObservedState } from "../../../nodeagent";
@@ -63,9 +64,15 @@ export async function removeV1Groups(groupName: string): Promise<void> {
   }
 }
 
-/** A fresh temp dir; remove it with removeTempDir. */
+/**
+ * A fresh temp dir; remove it with removeTempDir. It is also tracked like a run folder (helpers/output.ts): one made
+ * while a suite is only being loaded (a describe body, a harness made there) is removed once the process passes, even
+ * when --grep left the suite out and its after hook, which removes it otherwise, never ran.
+ */
 export function makeTempDir(prefix = "sgrid-agent-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  trackOutput(dir, "current");
+  return dir;
 }
 
 export function removeTempDir(dir: string | undefined): void {

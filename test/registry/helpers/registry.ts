@@ -13,6 +13,7 @@ import { QueryProxy } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import type { EndpointCache, QueryImpl } from "../../../registry/query";
 import { RegistryServer, type RegistryServerOptions } from "../../../registry/server";
 import type { DesiredState, InstanceRecord, ObservedState, RegistryStore } from "../../../registry/store";
+import { trackOutput } from "../../helpers/output";
 import { CLI } from "../../helpers/paths";
 import { type DialectCase, type TestDatabase, uniq } from "./db";
 import { pollUntil, type Check } from "../../helpers/wait";
@@ -22,8 +23,11 @@ export function waitFor<T>(what: string, check: Check<T>, timeoutMs = 20_000, ev
   return pollUntil(what, check, { timeoutMs, everyMs, done: (v) => v !== undefined && v !== false });
 }
 
+/** A fresh temp dir, tracked like a run folder (helpers/output.ts): removed once what made it passed, even if nothing else removes it. */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  trackOutput(dir, "current");
+  return dir;
 }
 
 export interface TestRegistry {
