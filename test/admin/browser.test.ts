@@ -258,6 +258,41 @@ describe("admin UI in Chromium @slow", function () {
     await shot("10-config");
   });
 
+  it("keeps what is typed in the config editor when the history it was waiting for lands after", async () => {
+    await page.goto(`${stack.url}/apps/Demo/HelloServer?tab=config`);
+    await page.locator("select[name=level]").waitFor(WAIT);
+    await page.click("button:has-text('New file')");
+    await page.fill("input[name=fileName]", "late.json");
+    await page.fill("textarea[name=content]", '{ "v": 1 }');
+    // Hold the history the save reloads until the next version is being typed.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const isHistory = (u: URL): boolean => u.pathname === "/api/configs/history";
+    await page.route(isHistory, async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await page.click("form[aria-label='config editor'] button[type=submit]");
+      await page.locator("[role=status]", { hasText: "saved late.json v1" }).waitFor(WAIT);
+      await page.fill("textarea[name=content]", '{ "v": 2 }');
+      release();
+      await page.locator("table.history tbody tr").first().waitFor(WAIT);
+      // Effects run after paint: let the panel react to the history it just rendered.
+      await page.evaluate("new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 100)))");
+    } finally {
+      release();
+      await page.unroute(isHistory);
+    }
+    expect(await page.inputValue("textarea[name=content]")).to.equal('{ "v": 2 }');
+    await page.click("form[aria-label='config editor'] button[type=submit]");
+    await page.locator("[role=status]", { hasText: "saved late.json v2" }).waitFor(WAIT);
+    await waitFor("two versions of late.json", async () => (await page.locator("table.history tbody tr").count()) === 2);
+    const res = await page.request.get(`${stack.url}/api/configs/history?level=server&application=Demo&server=HelloServer&fileName=late.json`);
+    expect(res.status()).to.equal(200);
+    expect((await res.json()).versions.map((v: any) => v.content)).to.deep.equal(['{ "v": 2 }', '{ "v": 1 }']);
+  });
+
   it("opens the node list with charts and each node's instances", async () => {
     await page.click("a[href='/nodes']");
     await page.locator(".card.node[data-node=node-a]").waitFor(WAIT);

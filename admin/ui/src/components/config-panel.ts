@@ -59,12 +59,21 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
   // The file the diff selection belongs to. While a diff is shown, a history refresh of the same
   // file (after a save or rollback) keeps it and its selection: it does not vanish while read.
   const selectionFor = useRef("");
+  // The file the editor's text belongs to, and the text it was last filled with (loaded or saved).
+  // Text typed over that is the user's: a history refresh of the same file never replaces it. Effects
+  // run after paint, so a refresh can land after the user has started typing the next version.
+  const editorFor = useRef("");
+  const editorBase = useRef("");
   useEffect(() => {
     if (!history.data) return;
     // Editor starts from the current version of the chosen file.
     const current = versions[0];
-    setContent(current?.content ?? "");
     const key = `${scopeKey}|${file}`;
+    const latest = current?.content ?? "";
+    if (editorFor.current !== key) setContent(latest);
+    else setContent((typed) => (typed === editorBase.current ? latest : typed));
+    editorFor.current = key;
+    editorBase.current = latest;
     if (selectionFor.current === key && diffPair) return;
     selectionFor.current = key;
     setDiffTo(current?.version ?? 0);
@@ -80,6 +89,8 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
     try {
       const v = await put("/api/configs/file", { scope: clean(scope), fileName, content, comment });
       setSaved(`saved ${fileName} v${v.version}`);
+      editorFor.current = `${scopeKey}|${fileName}`;
+      editorBase.current = content;
       setComment("");
       setNewName("");
       if (file !== fileName) setFile(fileName);
