@@ -197,7 +197,7 @@ export class Invoker {
 
   async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
     const incoming = this.incoming();
-    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming), incoming);
+    const trace = traceClientCall(method.path, this.outgoing(method, options, incoming), incoming);
     const call = trace.call;
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
@@ -208,6 +208,7 @@ export class Invoker {
         let ep = this.pick(options?.hashKey, tried);
         if (ep instanceof Promise) ep = await ep;
         this.health.begin(ep);
+        trace.to(ep);
         try {
           const res = await this.channels(ep).unary(method, request, call);
           this.succeeded(ep, stats, started);
@@ -236,7 +237,7 @@ export class Invoker {
 
   private async *serverStreamCall<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncGenerator<Res> {
     const incoming = this.incoming();
-    const trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming, true), incoming);
+    const trace = traceClientCall(method.path, this.outgoing(method, options, incoming, true), incoming);
     const call = trace.call;
     const stats = clientStats.get(this.scope, method.path);
     const started = performance.now();
@@ -246,6 +247,7 @@ export class Invoker {
       for (let attempt = 1; ; attempt++) {
         const ep = await this.pick(options?.hashKey, tried);
         this.health.begin(ep);
+        trace.to(ep);
         let received = false;
         try {
           for await (const msg of this.channels(ep).serverStream(method, request, call)) {
@@ -275,12 +277,13 @@ export class Invoker {
     let trace: ClientTrace | undefined;
     try {
       const incoming = this.incoming();
-      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming, true), incoming);
+      trace = traceClientCall(method.path, this.outgoing(method, options, incoming, true), incoming);
       const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
       const ep = await this.pick(options?.hashKey, undefined);
       this.health.begin(ep);
+      trace.to(ep);
       try {
         const res = await this.channels(ep).clientStream(method, input, call);
         this.succeeded(ep, stats, started);
@@ -309,12 +312,13 @@ export class Invoker {
     let trace: ClientTrace | undefined;
     try {
       const incoming = this.incoming();
-      trace = traceClientCall(method.path, "grpc", this.outgoing(method, options, incoming, true), incoming);
+      trace = traceClientCall(method.path, this.outgoing(method, options, incoming, true), incoming);
       const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
       const ep = await this.pick(options?.hashKey, undefined);
       this.health.begin(ep);
+      trace.to(ep);
       try {
         yield* this.channels(ep).bidi(method, input, call);
         this.succeeded(ep, stats, started);

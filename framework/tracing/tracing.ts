@@ -15,6 +15,7 @@ import type * as OtelApi from "@opentelemetry/api";
 import { frameworkVersion } from "../agent/version";
 import { SgridError } from "../errors";
 import { Status } from "../status";
+import type { Endpoint } from "../endpoint";
 import type { Metadata, OutgoingCall, ServerContext } from "../transport/base";
 import { formatTraceparent, parseTraceparent, traceHeaders, TRACEPARENT, TRACESTATE } from "./traceparent";
 
@@ -77,9 +78,15 @@ function statusOf(err: unknown): Status {
   return err instanceof SgridError ? err.status : Status.UNKNOWN;
 }
 
-function attributes(path: string, protocol: string): OtelApi.Attributes {
+function rpcSystem(protocol: string): string {
+  return protocol === "sgrid" ? "sgrid" : "grpc";
+}
+
+function attributes(path: string, protocol: string | undefined): OtelApi.Attributes {
   const slash = path.lastIndexOf("/");
-  return { "rpc.system": protocol === "sgrid" ? "sgrid" : "grpc", "rpc.service": path.slice(1, slash), "rpc.method": path.slice(slash + 1) };
+  const a: OtelApi.Attributes = { "rpc.service": path.slice(1, slash), "rpc.method": path.slice(slash + 1) };
+  if (protocol !== undefined) a["rpc.system"] = rpcSystem(protocol);
+  return a;
 }
 
 function finish(a: Api, span: OtelApi.Span, err: unknown, faults?: ReadonlySet<Status>): void {
@@ -126,10 +133,12 @@ export interface ClientTrace {
   readonly call: OutgoingCall;
   /** Ends the span (idempotent); `err` undefined for success. */
   end(err?: unknown): void;
+  /** Names the endpoint an attempt goes to (rpc.system from its protocol, server.address, server.port); the last attempt's stays. */
+  to(ep: Endpoint): void;
 }
 
 const NO_END = (): void => undefined;
-const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: NO_END });
+const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: NO_END, to: NO_END });
 
 /**
  * A CLIENT span for a proxy call, child of the current span (or of the call
@@ -137,7 +146,7 @@ const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: NO_END });
  * API, the incoming call's trace headers are passed on unchanged.
  * A traceparent the caller put in the metadata is left alone.
  */
-export function traceClientCall(path: string, protocol: string, call: OutgoingCall, incoming: ServerContext | undefined): ClientTrace {
+export function traceClientCall(path: string, call: OutgoingCall, incoming: ServerContext | undefined): ClientTrace {
   if (call.metadata[TRACEPARENT] !== undefined) return NO_TRACE(call);
   const a = recording();
   if (!a) {
@@ -146,7 +155,7 @@ export function traceClientCall(path: string, protocol: string, call: OutgoingCa
   }
   let parent = a.context.active();
   if (!a.trace.getSpan(parent) && incoming) parent = serving.get(incoming) ?? remoteParent(a, incoming.metadata) ?? parent;
-  const span = tracer(a).startSpan(path.slice(1), { kind: a.SpanKind.CLIENT, attributes: attributes(path, protocol) }, parent);
+  const span = tracer(a).startSpan(path.slice(1), { kind: a.SpanKind.CLIENT, attributes: attributes(path, undefined) }, parent);
   const sc = span.spanContext();
   let out = call;
   if (a.trace.isSpanContextValid(sc)) {
@@ -156,5 +165,9 @@ export function traceClientCall(path: string, protocol: string, call: OutgoingCa
     out = { ...call, metadata: { ...call.metadata, ...headers } };
   }
   let ended = false;
-  return { call: out, end: (err) => { if (!ended) { ended = true; finish(a, span, err); } } };
+  return {
+    call: out,
+    end: (err) => { if (!ended) { ended = true; finish(a, span, err); } },
+    to: (ep) => { span.setAttributes({ "rpc.system": rpcSystem(ep.protocol), "server.address": ep.host, "server.port": ep.port }); },
+  };
 }

@@ -99,6 +99,11 @@ for (const protocol of transports.protocols()) {
       expect(reply.metadata.front_saw).to.equal(`00-${traceId}-${spanId(outer)}-01`);
       expect(reply.metadata.back_saw).to.equal(`00-${traceId}-${spanId(inner)}-01`);
       expect(backServer.attributes).to.include({ "rpc.service": "demo.echo.v1.Echo", "rpc.method": "Say", "rpc.grpc.status_code": 0 });
+      // Each client span names the protocol and the endpoint its call went to.
+      const system = protocol === "sgrid" ? "sgrid" : "grpc";
+      expect(backServer.attributes["rpc.system"]).to.equal(system);
+      expect(outer.attributes).to.include({ "rpc.system": system, "server.address": "127.0.0.1", "server.port": front.adapters()[0]!.endpoint.port });
+      expect(inner.attributes).to.include({ "rpc.system": system, "server.address": "127.0.0.1", "server.port": back.adapters()[0]!.endpoint.port });
     });
 
     it("an error ends the client span with ERROR and the status code; a caller's own traceparent is the server span's parent", async () => {
