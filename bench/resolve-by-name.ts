@@ -7,7 +7,6 @@
  * (target p99 < 1 s; the change feed polls every 200 ms).
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -16,6 +15,7 @@ import { RegistryServer } from "../registry/server";
 import { EchoProxy } from "../test/gen/demo/echo.sgrid";
 import { startEchoServer, type Spawned } from "../test/helpers/processes";
 import { bestOfAlternating, closedLoop, fmt, startBenchServer, table, type BenchServer } from "./harness";
+import { benchScratchDir } from "./scratch";
 
 const TEXT = "x".repeat(100);
 const APP = "Bench";
@@ -25,7 +25,7 @@ const OBJ = `${APP}.${SERVER}.EchoObj`;
 export async function runResolveByNameBench(durationMs: number, concurrencies: number[], registrations = 20): Promise<string> {
   const levelBefore = getLogLevel();
   setLogLevel(process.env.SGRID_LOG_LEVEL ?? "warn");
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-bench-resolve-"));
+  const dataDir = benchScratchDir("resolve");
   const registry = new RegistryServer({ db: `sqlite:${path.join(dataDir, "registry.db")}`, listen: "127.0.0.1:0", dataDir, adminPassword: "bench-admin-pw", heartbeatTimeoutMs: 3_600_000 });
   await registry.start();
   const store = registry.store;

@@ -24,8 +24,12 @@ import { runServantStartBench } from "./servant/servant-start";
 import { runFanoutBench } from "./fanout";
 import { runGatewayBench } from "./gateway/run";
 import { keepPendingOutput } from "../test/helpers/output";
+import { installReaper } from "../test/helpers/reaper";
 
 async function main(): Promise<void> {
+  // Everything a suite starts (children, the servants an agent starts, cgroups, scratch folders) ends with this
+  // process, also when it is interrupted; what a SIGKILLed run left, the next run sweeps.
+  installReaper();
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
   const args = process.argv.slice(2);
   const jsonAt = args.indexOf("--json");

@@ -35,12 +35,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as tar from "tar";
 import type { InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
 import { detectPinning, spread } from "../harness";
 import { StandInRegistry } from "./stand-in-registry";
+import { benchScratchDir } from "../scratch";
 
 const CLI = path.resolve(__dirname, "../../cli/main.js");
 const SLEEP_LOOP = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 2 & wait $!; done\n";
@@ -232,7 +232,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-agent-bench-"));
+  const tmp = benchScratchDir("agent");
   const children = new Set<ChildProcess>();
   const group = `sgrid-bench-${process.pid}`;
   const reg = new StandInRegistry();

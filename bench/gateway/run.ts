@@ -31,13 +31,13 @@
  * Goal (issue 19): >= 0.5x direct calls/s at c=64.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { getLogLevel, setLogLevel } from "sgridnext";
 import { RegistryServer } from "../../registry/server";
 import type { ServiceIndex } from "../../registry/query/service-index";
 import type { AdapterInput } from "../../registry/store/records";
 import { BenchChild, formatSuite, runSuite, type Pinning, type ServerSide } from "../harness";
+import { benchScratchDir } from "../scratch";
 
 export interface GatewayBenchOptions {
   durationMs: number;
@@ -62,12 +62,7 @@ export async function runGatewayBench(opts: GatewayBenchOptions): Promise<string
   if (backend !== "grpc" && backend !== "sgrid") throw new Error(`BENCH_GATEWAY_BACKEND must be grpc or sgrid, got "${backend}"`);
   const levelBefore = getLogLevel();
   setLogLevel(process.env.SGRID_LOG_LEVEL ?? "warn");
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-bench-gateway-"));
-  const cleanup = () => fs.rmSync(dataDir, { recursive: true, force: true });
-  // Killed by a signal: the children go with the IPC channel; the database folder goes here.
-  const onSignal = (sig: NodeJS.Signals) => { cleanup(); process.kill(process.pid, sig); };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const dataDir = benchScratchDir("gateway");
   const registry = new RegistryServer({ db: `sqlite:${path.join(dataDir, "registry.db")}`, listen: "127.0.0.1:0", dataDir, adminPassword: "bench-admin-pw", clusterToken: "bench-cluster-token", heartbeatTimeoutMs: 3_600_000 });
   const childModule = path.join(__dirname, "child.js");
   let servant: BenchChild | undefined;
@@ -121,9 +116,7 @@ export async function runGatewayBench(opts: GatewayBenchOptions): Promise<string
   } finally {
     await servant?.stop();
     await registry.stop().catch(() => undefined);
-    cleanup();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    fs.rmSync(dataDir, { recursive: true, force: true });
     setLogLevel(levelBefore);
   }
 }

@@ -4,8 +4,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { benchScratchDir } from "../scratch";
 
 export interface BenchRegistry {
   child: ChildProcess;
@@ -17,7 +17,7 @@ export interface BenchRegistry {
 }
 
 export function benchDataDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-bench-reg-"));
+  return benchScratchDir("registry");
 }
 
 /** `db` defaults to SQLite in `dataDir`. */

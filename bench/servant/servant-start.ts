@@ -22,6 +22,7 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { createProject } from "../../cli/create";
 import { table } from "../harness";
+import { benchScratchDir } from "../scratch";
 
 const REPO = path.resolve(__dirname, "../../..");
 const CLI = path.join(REPO, "dist/cli/main.js");
@@ -150,7 +151,7 @@ function median(xs: number[]): number {
 }
 
 export async function runServantStartBench(rounds: number): Promise<string> {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sgrid-servant-bench-"));
+  const tmp = benchScratchDir("servant-start");
   try {
     const hello = buildHello(tmp);
     const pin = fs.existsSync("/usr/bin/taskset") && os.cpus().length > 1;

@@ -8,7 +8,7 @@
  * - processes whose working directory is a run folder (`test-output/<name>-<pid>-...`,
  *   see helpers/paths.ts outputDir): servants started by agents, which get a
  *   clean environment, run in their release folder there;
- * - cgroup folders `sgrid-test-<pid>...` and `sgrid-e2e-<pid>-...` in every
+ * - cgroup folders `sgrid-test-<pid>...`, `sgrid-e2e-<pid>-...` and `sgrid-bench-<pid>...` in every
  *   mounted hierarchy (v1 controllers or the v2 root), with what runs inside;
  * - network namespaces `sge2e-<pid>-<i>` (helpers/netns.ts) and what runs inside.
  *
@@ -29,7 +29,7 @@ import { pidAlive } from "./pid";
 
 const RUN_ENV = "SGRID_TEST_RUN";
 const CGROUP_BASE = "/sys/fs/cgroup";
-const CGROUP_NAME = /^sgrid-(?:test|e2e)-(\d+)(?:\b|-|$)/;
+const CGROUP_NAME = /^sgrid-(?:test|e2e|bench)-(\d+)(?:\b|-|$)/;
 const NETNS_NAME = /^sge2e-(\d+)-\d+$/;
 const OUTPUT_NAME = /^.+-(\d+)-[0-9a-z]+$/;
 
@@ -180,6 +180,7 @@ export function reapDeadRuns(): void {
  * runs left, and reaps this run on exit and on SIGINT / SIGTERM / SIGHUP.
  */
 export function installReaper(): void {
+  if (process.env[RUN_ENV] === String(process.pid)) return; // installed already
   process.env[RUN_ENV] = String(process.pid);
   reapDeadRuns();
   process.on("exit", () => reapRun(process.pid));
