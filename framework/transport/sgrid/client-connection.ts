@@ -150,8 +150,9 @@ export class ClientConnection implements FrameSink {
       return false;
     }
     call.sendCredit = this.peerWindow;
-    // The connection's only call: no other frame of this turn to batch it with, so it goes now (see FrameWriter).
-    if (this.calls.size === 1) this.writer.flush();
+    // The connection's only call: the turn has no later frame to batch it with, but the caller's code running in
+    // this tick may still make more calls (see FrameWriter), so it goes at the end of the tick, not at once.
+    if (this.calls.size === 1) this.writer.flushSoon();
     if (finite) {
       call.deadline = deadline;
       if (deadline < this.armedFor) this.armDeadline(deadline);
