@@ -18,7 +18,7 @@ import { CancelledError, DeadlineExceededError, NoEndpointError, SgridError, Una
 import { currentCallContext, enableCallContext } from "../servant/call-context";
 import { clientStats, type MethodStats } from "../stats";
 import { Status } from "../status";
-import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall, ServerContext } from "../transport/base";
+import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall, ServerContext, UnaryOutcome } from "../transport/base";
 import { checkMetadata } from "../transport/metadata";
 import { traceClientCall, type ClientTrace } from "../tracing/tracing";
 import type { CallOptions } from "./call-options";
@@ -83,6 +83,9 @@ export class Invoker {
   private readonly inherit: boolean;
   private endpoints: readonly Endpoint[] = [];
   private readonly unsubscribe: () => void;
+  private readonly statsByMethod = new Map<MethodDescriptor, MethodStats>();
+  private lastMethod: MethodDescriptor | undefined;
+  private lastStats: MethodStats | undefined;
 
   constructor(
     readonly source: EndpointSource,
@@ -195,40 +198,68 @@ export class Invoker {
     return withCallerStack(err);
   }
 
-  async unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
-    const incoming = this.incoming();
-    const trace = traceClientCall(method.path, this.outgoing(method, options, incoming), incoming);
-    const call = trace.call;
-    const stats = clientStats.get(this.scope, method.path);
-    const started = performance.now();
-    let tried: Set<Endpoint> | undefined;
-    const release = this.source.use?.();
+  /**
+   * A unary call. Not an async function: a UnaryCall object follows it through its attempts and settles the
+   * one promise the caller gets; on a channel with unaryInto (the native one) the channel reports into it, so
+   * a call costs that promise and no other (an async function paid its own promise, an await's and the
+   * channel's).
+   */
+  unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
+    let trace: ClientTrace;
     try {
-      for (let attempt = 1; ; attempt++) {
-        let ep = this.pick(options?.hashKey, tried);
-        if (ep instanceof Promise) ep = await ep;
-        this.health.begin(ep);
-        trace.to(ep);
-        try {
-          const res = await this.channels(ep).unary(method, request, call);
-          this.succeeded(ep, stats, started);
-          return res;
-        } catch (err) {
-          this.failed(ep, err);
-          if (this.canRetry(method, err, attempt, call)) {
-            (tried ??= new Set()).add(ep);
-            continue;
-          }
-          throw this.gaveUp(stats, started, err);
-        }
-      }
+      const incoming = this.incoming();
+      trace = traceClientCall(method.path, this.outgoing(method, options, incoming), incoming);
     } catch (err) {
-      trace.end(err);
-      throw err;
-    } finally {
-      trace.end();
-      release?.();
+      return Promise.reject(err);
     }
+    const run = new UnaryCall(this, method, request, options?.hashKey, trace, this.statsOf(method), this.source.use?.());
+    const p = new Promise<Res>(captureResolvers);
+    run.resolveFn = nextResolve;
+    run.rejectFn = nextReject;
+    nextResolve = undefined;
+    nextReject = undefined;
+    run.next();
+    return p;
+  }
+
+  /** The method's client stats (one registry entry per scope and method, cached here by descriptor). */
+  private statsOf(method: MethodDescriptor): MethodStats {
+    if (method === this.lastMethod) return this.lastStats!;
+    let stats = this.statsByMethod.get(method);
+    if (stats === undefined) {
+      stats = clientStats.get(this.scope, method.path);
+      this.statsByMethod.set(method, stats);
+    }
+    this.lastMethod = method;
+    this.lastStats = stats;
+    return stats;
+  }
+
+  /** For UnaryCall: the next endpoint to try. */
+  pickFor(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Endpoint | Promise<Endpoint> {
+    return this.pick(hashKey, tried);
+  }
+
+  /** For UnaryCall: the channel of `ep`, its call begun in the endpoint's health. */
+  beginOn(ep: Endpoint): ClientChannel {
+    this.health.begin(ep);
+    return this.channels(ep);
+  }
+
+  /** For UnaryCall: bookkeeping after a success. */
+  succeededOn(ep: Endpoint, stats: MethodStats, started: number): void {
+    this.succeeded(ep, stats, started);
+  }
+
+  /** For UnaryCall: bookkeeping after a failed attempt; true when the call should try again. */
+  failedOn(method: MethodDescriptor, ep: Endpoint, err: unknown, attempt: number, call: OutgoingCall): boolean {
+    this.failed(ep, err);
+    return this.canRetry(method, err, attempt, call);
+  }
+
+  /** For UnaryCall: records the final failure. */
+  gaveUpOn(stats: MethodStats, started: number, err: unknown): void {
+    stats.record(performance.now() - started, err);
   }
 
   serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): AsyncIterable<Res> {
@@ -334,6 +365,147 @@ export class Invoker {
       release?.();
       input.close();
     }
+  }
+}
+
+const noop = (): void => undefined;
+
+// A promise's resolve/reject, handed out by one shared executor: no closure per call.
+let nextResolve: ((value: any) => void) | undefined;
+let nextReject: ((err: unknown) => void) | undefined;
+function captureResolvers(resolve: (value: any) => void, reject: (err: unknown) => void): void {
+  nextResolve = resolve;
+  nextReject = reject;
+}
+
+/**
+ * One unary call of a proxy through its attempts (Invoker.unary): picks an endpoint, calls it, retries
+ * where the rule allows, and settles the caller's promise, with the same bookkeeping, in the same order, as
+ * an async function with a retry loop would (stats and endpoint health, then the trace's end and the
+ * source's release, then the caller's promise). It is the channel's UnaryOutcome: a reply is handled
+ * inside the channel's socket callback, so nothing here throws there; an error is handled a microtask
+ * later, as an awaited rejection was (a retry made from inside a connection's close would otherwise
+ * reach that connection again before it has left its channel).
+ */
+class UnaryCall implements UnaryOutcome {
+  resolveFn: ((value: any) => void) | undefined;
+  rejectFn: ((err: unknown) => void) | undefined;
+  private attempt = 0;
+  private ep: Endpoint | undefined;
+  private tried: Set<Endpoint> | undefined;
+  private readonly started = performance.now();
+  private settled = false;
+
+  constructor(
+    private readonly inv: Invoker,
+    private readonly method: MethodDescriptor,
+    private readonly request: unknown,
+    private readonly hashKey: string | undefined,
+    private readonly trace: ClientTrace,
+    private readonly stats: MethodStats,
+    private readonly release: (() => void) | undefined,
+  ) {}
+
+  /** Starts the next attempt. Never throws. */
+  next(): void {
+    this.attempt++;
+    let ep: Endpoint | Promise<Endpoint>;
+    try {
+      ep = this.inv.pickFor(this.hashKey, this.tried);
+    } catch (err) {
+      this.end(err, false);
+      return;
+    }
+    if (ep instanceof Promise) ep.then((e) => this.send(e), (err: unknown) => this.end(err, false));
+    else this.send(ep);
+  }
+
+  private send(ep: Endpoint): void {
+    this.ep = ep;
+    const call = this.trace.call;
+    try {
+      const ch = this.inv.beginOn(ep);
+      this.trace.to(ep);
+      if (ch.unaryInto !== undefined) ch.unaryInto(this.method, this.request as never, call, this);
+      else ch.unary(this.method, this.request as never, call).then((res) => this.resolved(res), (err: unknown) => this.rejected(err));
+    } catch (err) {
+      this.rejected(err);
+    }
+  }
+
+  // ---- UnaryOutcome: the attempt's result ----------------------------------------------
+  resolved(res: unknown): void {
+    if (this.settled) return;
+    try {
+      this.inv.succeededOn(this.ep!, this.stats, this.started);
+    } catch {
+      // bookkeeping never fails the call it observes
+    }
+    this.end(undefined, true, res);
+  }
+
+  rejected(err: unknown): void {
+    if (this.settled) return;
+    queueMicrotask(() => this.attemptFailed(err));
+  }
+
+  private attemptFailed(err: unknown): void {
+    let again: boolean;
+    try {
+      again = this.inv.failedOn(this.method, this.ep!, err, this.attempt, this.trace.call);
+    } catch (e) {
+      this.end(e, false);
+      return;
+    }
+    if (again) {
+      (this.tried ??= new Set()).add(this.ep!);
+      this.next();
+      return;
+    }
+    try {
+      this.inv.gaveUpOn(this.stats, this.started, err);
+    } catch {
+      // bookkeeping never changes the call's outcome
+    }
+    this.gaveUp(err instanceof Error ? err : new UnavailableError(String(err)));
+  }
+
+  /**
+   * Fails the call with an error off the wire, the caller's stack appended (withCallerStack). That stack is
+   * only there for an Error made in a promise job whose promise the caller's promise follows (V8's async
+   * stack traces): so the caller's promise is first resolved with a promise still pending, whose job then
+   * makes the stack and throws. Only a call that fails pays these promises.
+   */
+  private gaveUp(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.finish(err);
+    let open: () => void = noop;
+    const gate = new Promise<void>((resolve) => { open = resolve; });
+    this.resolveFn!(gate.then(() => { throw withCallerStack(err); }));
+    queueMicrotask(open);
+  }
+
+  /** Ends the trace and releases the source. Never throws. */
+  private finish(err: unknown): void {
+    try {
+      this.trace.end(err);
+    } catch {
+      // a tracer's failure is not the call's
+    }
+    try {
+      this.release?.();
+    } catch {
+      // nor is the endpoint source's
+    }
+  }
+
+  /** Ends the trace, releases the source, settles the caller's promise. Never throws. */
+  private end(err: unknown, ok: boolean, res?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.finish(ok ? undefined : err);
+    if (ok) this.resolveFn!(res); else this.rejectFn!(err);
   }
 }
 

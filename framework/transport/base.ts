@@ -96,6 +96,13 @@ export type Compression = "gzip" | "identity";
 export interface ClientChannel {
   readonly endpoint: Endpoint;
   unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): Promise<Res>;
+  /**
+   * The same call as unary(), its outcome reported to `out` instead of a promise (none is made): `resolved`
+   * with the reply or `rejected` with the error, exactly once; an error found before anything was sent may be
+   * reported before unaryInto returns. `resolved` may run inside the transport's socket callback. Optional; the
+   * proxies use it when present (proxy/invoker.ts).
+   */
+  unaryInto?<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall, out: UnaryOutcome): void;
   serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res>;
   clientStream<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): Promise<Res>;
   bidi<Req, Res>(method: MethodDescriptor<Req, Res>, requests: AsyncIterable<DeepPartial<Req>>, call: OutgoingCall): AsyncIterable<Res>;

@@ -3,6 +3,7 @@
  * that get killed run in child processes (test/helpers/echo-server-main).
  */
 import { expect } from "chai";
+import * as net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Application, Communicator, UnavailableError, makeEndpoint } from "sgridnext";
 import { SgridChannel } from "sgridnext/internal/transport/sgrid/index";
@@ -16,6 +17,18 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} hung for ${ms} ms`)), ms); })])
     .finally(() => clearTimeout(timer));
+}
+
+/** A port nothing listens on (bound, then closed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 const SGRID_ONLY = JSON.stringify({ EchoObj: "sgrid://127.0.0.1:0" });
@@ -90,6 +103,26 @@ describe("sgrid transport: endpoints that die, hang or shut down", function () {
     expect((err as Error).message).to.match(/ping/);
     expect(Date.now() - stoppedAt).to.be.below(1_500);
   });
+
+  for (const scheme of ["sgrid", "grpc"] as const) {
+    it(`an endpoint nobody listens on (${scheme}): the call fails UNAVAILABLE and its error's stack names the caller's own async functions`, async () => {
+      const port = await closedPort();
+      const comm = new Communicator();
+      closers.push(() => comm.close());
+      const proxy = comm.stringToProxy(EchoProxy, `Test.EchoServer.EchoObj@${scheme} -h 127.0.0.1 -p ${port}`, { timeoutMs: 2_000 });
+      async function callerOfTheProxy(): Promise<unknown> {
+        return await proxy.say({ text: "x" });
+      }
+      async function outerCaller(): Promise<unknown> {
+        return caught(callerOfTheProxy());
+      }
+      const err = await outerCaller();
+      expect(err).to.be.instanceOf(UnavailableError);
+      const stack = (err as Error).stack ?? "";
+      expect(stack).to.include("--- remote call, caller stack: ---");
+      expect(stack).to.match(/at async callerOfTheProxy /);
+    });
+  }
 
   describe("graceful shutdown", () => {
     async function inProcess(name: string, graceMs = 5_000): Promise<{ app: Application; servant: EchoImpl; port: number }> {

@@ -11,7 +11,7 @@
  */
 import { CancelledError, DeadlineExceededError, InternalError, InvalidArgumentError, ResourceExhaustedError, type SgridError } from "../../errors";
 import { Status } from "../../status";
-import type { Metadata, MethodDescriptor } from "../base";
+import type { Metadata, MethodDescriptor, UnaryOutcome } from "../base";
 import { encodeForFrame, type FrameWriter } from "./frame-writer";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { FrameType, HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
@@ -35,6 +35,8 @@ export class ClientCall implements InboundOwner {
   sendCredit = 0;
   resolveFn: ((value: any) => void) | undefined;
   rejectFn: ((err: Error) => void) | undefined;
+  /** Where a unary call made with unaryInto reports (instead of resolveFn / rejectFn). */
+  out: UnaryOutcome | undefined;
   inbound: InboundStream<unknown> | undefined;
   /** Absolute deadline, epoch ms (Infinity for none). */
   deadline = Infinity;
@@ -95,7 +97,9 @@ export class ClientCall implements InboundOwner {
       return;
     }
     this.cleanup();
-    this.resolveFn!(value);
+    const out = this.out;
+    if (out !== undefined) out.resolved(value);
+    else this.resolveFn!(value);
   }
 
   /**
@@ -108,7 +112,9 @@ export class ClientCall implements InboundOwner {
     if (this.done) return;
     if (local && this.id !== 0 && !this.conn.closed) this.conn.writer.cancel(this.id, err instanceof DeadlineExceededError ? Status.DEADLINE_EXCEEDED : Status.CANCELLED);
     this.cleanup();
-    if (this.inbound !== undefined) this.inbound.end(err, local); else this.rejectFn!(err);
+    if (this.inbound !== undefined) this.inbound.end(err, local);
+    else if (this.out !== undefined) this.out.rejected(err);
+    else this.rejectFn!(err);
   }
 
   addCredit(increment: number): void {

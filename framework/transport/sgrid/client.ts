@@ -11,7 +11,7 @@
 import { endpointKey, type Endpoint } from "../../endpoint";
 import { Backoff } from "../../primitives";
 import { CancelledError, DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError, UnavailableError } from "../../errors";
-import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall } from "../base";
+import type { ClientChannel, ClientTransportFactory, DeepPartial, MethodDescriptor, OutgoingCall, UnaryOutcome } from "../base";
 import { ClientCall } from "./client-call";
 import { ClientConnection, type ConnectionOwner } from "./client-connection";
 import { encodeForFrame } from "./frame-writer";
@@ -149,6 +149,17 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
     const c = this.begin(method, payload, call, false);
     if (c instanceof Error) return Promise.reject(c);
     return promiseOf<Res>(c);
+  }
+
+  unaryInto<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall, out: UnaryOutcome): void {
+    const payload = this.encode(method, request);
+    if (payload instanceof Error) {
+      out.rejected(payload);
+      return;
+    }
+    const c = this.begin(method, payload, call, false);
+    if (c instanceof Error) out.rejected(c);
+    else c.out = out;
   }
 
   serverStream<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): AsyncIterable<Res> {
