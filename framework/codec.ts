@@ -27,7 +27,98 @@ interface WriterState {
   pos: number;
 }
 
-let shared = new BinaryWriter();
+/** Buffer's own UTF-8 routines (what toString and write use), callable on any Uint8Array. */
+const bufferProto = Buffer.prototype as unknown as {
+  utf8Slice(this: Uint8Array, start: number, end: number): string;
+  utf8Write(this: Uint8Array, text: string, offset: number, length: number): number;
+};
+const utf8Slice = bufferProto.utf8Slice;
+const utf8Write = bufferProto.utf8Write;
+/** Strings this long or shorter keep the library's own ASCII loop (cheaper than a call into C++). */
+const SHORT_STRING = 32;
+
+/** The writer's internals FastWriter uses (JavaScript-visible, `private` in its typings). */
+interface WriterInternals {
+  buffer: Uint8Array;
+  pos: number;
+  ensureCapacity(size: number): void;
+}
+
+/**
+ * A BinaryWriter whose longer strings are written straight into its buffer
+ * by Buffer's utf8Write: no view of the buffer, no TextEncoder.encodeInto
+ * wrapper and its result object per string. Same bytes (checked at load
+ * against the library's writer, else the plain writer is used).
+ */
+class FastWriter extends BinaryWriter {
+  override string(value: string): this {
+    if (typeof value !== "string" || value.length <= SHORT_STRING) return super.string(value);
+    const n = Buffer.byteLength(value, "utf8");
+    this.uint32(n);
+    const w = this as unknown as WriterInternals;
+    w.ensureCapacity(n);
+    utf8Write.call(w.buffer, value, w.pos, n);
+    w.pos += n;
+    return this;
+  }
+}
+
+/** The reader's internals FastReader uses (`buf` is private, `len` readonly, in its typings). */
+interface ReaderInternals {
+  buf: Uint8Array;
+  pos: number;
+  len: number;
+}
+
+/**
+ * A BinaryReader whose longer strings are decoded straight from its buffer
+ * by Buffer's utf8Slice (invalid UTF-8 becomes U+FFFD, a BOM is kept, as
+ * with the library's TextDecoder): no view and no TextDecoder wrapper per
+ * string. Strict reads keep the library's path. Checked at load like
+ * FastWriter.
+ */
+class FastReader extends BinaryReader {
+  override string(strict?: boolean): string {
+    const r = this as unknown as ReaderInternals;
+    if (strict === true) return super.string(strict);
+    const start = r.pos;
+    const len = this.uint32();
+    if (len <= SHORT_STRING) {
+      r.pos = start;
+      return super.string(strict);
+    }
+    const from = r.pos;
+    const end = from + len;
+    if (end > r.len) throw new RangeError("premature EOF");
+    r.pos = end;
+    return utf8Slice.call(r.buf, from, end);
+  }
+}
+
+/** Whether FastWriter and FastReader give exactly what the library's own writer and reader give, on this release. */
+const fastStrings: boolean = (() => {
+  try {
+    const texts = ["x".repeat(100), "h\u00e9llo w\u00f6rld, \u4e16\u754c \ud83d\ude00 ".repeat(4), "\ud800 lone surrogate ".repeat(3) + "\udfff", "\ufeff" + "y".repeat(40), "short"];
+    const read = (r: BinaryReader): string[] => [String(r.uint32()), r.string(), String(r.uint32())];
+    const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x, k) => x === b[k]);
+    for (const text of texts) {
+      const plain = new BinaryWriter().uint32(10).string(text).uint32(7).finish();
+      const fast = new FastWriter().uint32(10).string(text).uint32(7).finish();
+      if (!Buffer.from(plain).equals(Buffer.from(fast))) return false;
+      if (!same(read(new BinaryReader(plain)), read(new FastReader(plain)))) return false;
+    }
+    // Invalid UTF-8 (a stray continuation byte, a truncated sequence, an overlong form, a surrogate) decodes alike.
+    const bad = Uint8Array.of(10, 40, ...Array.from({ length: 30 }, (_, k) => 0x61 + k), 0x80, 0xe2, 0x82, 0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf0, 0x9f, 7);
+    if (!same(read(new BinaryReader(bad)), read(new FastReader(bad)))) return false;
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const newWriter = (): BinaryWriter => (fastStrings ? new FastWriter() : new BinaryWriter());
+
+let shared = newWriter();
 
 /**
  * Whether the writer's bytes can be read in place (`buffer[0, pos)`), checked
@@ -75,10 +166,10 @@ function encodeShared<T>(fns: TsProtoMessageFns<T>, message: DeepPartial<T>, tra
     fns.encode(fns.fromPartial(message), writer);
     bytes = transient ? viewBytes(writer) : takeBytes(writer);
   } catch (err) {
-    shared = new BinaryWriter();
+    shared = newWriter();
     throw err;
   }
-  if (bytes.length > SHARED_WRITER_MAX_BYTES) shared = new BinaryWriter();
+  if (bytes.length > SHARED_WRITER_MAX_BYTES) shared = newWriter();
   return bytes;
 }
 
@@ -95,12 +186,14 @@ interface ReaderState {
  * DataView) each, ~0.4 µs per message. Only for buffers up to
  * SHARED_WRITER_MAX_BYTES, so it never pins a large one.
  */
+const newReader = (bytes: Uint8Array): BinaryReader => (fastStrings ? new FastReader(bytes) : new BinaryReader(bytes));
+
 let reader: BinaryReader | undefined;
 let readerBuffer: ArrayBufferLike | undefined;
 
 function sharedReader(buffer: ArrayBufferLike): BinaryReader {
   if (reader === undefined || readerBuffer !== buffer) {
-    reader = new BinaryReader(new Uint8Array(buffer));
+    reader = newReader(new Uint8Array(buffer));
     readerBuffer = buffer;
   }
   return reader;
@@ -120,6 +213,29 @@ function decodeShared<T>(fns: TsProtoMessageFns<T>, bytes: Uint8Array): T {
   st.pos = bytes.byteOffset;
   st.len = end;
   const message = fns.decode(r as never, bytes.byteLength);
+  if (st.pos > end) throw new RangeError("premature EOF");
+  return message;
+}
+
+/**
+ * One reader over the byte array (a socket chunk) a range was decoded from
+ * last (decodeRange): its positions are the chunk's own, so a frame's
+ * message is decoded where it lies, with no view of it made first and no
+ * lookup of the chunk's ArrayBuffer.
+ */
+let rangeReader: BinaryReader | undefined;
+let rangeBytes: Uint8Array | undefined;
+
+function decodeRangeShared<T>(fns: TsProtoMessageFns<T>, bytes: Uint8Array, start: number, end: number): T {
+  let r = rangeReader;
+  if (r === undefined || rangeBytes !== bytes) {
+    r = rangeReader = newReader(bytes);
+    rangeBytes = bytes;
+  }
+  const st = r as unknown as ReaderState;
+  st.pos = start;
+  st.len = end;
+  const message = fns.decode(r as never, end - start);
   if (st.pos > end) throw new RangeError("premature EOF");
   return message;
 }
@@ -151,5 +267,9 @@ export function messageCodec<T>(fns: TsProtoMessageFns<T>): MessageCodec<T> {
     decode: reuse
       ? (bytes: Uint8Array) => (bytes.buffer.byteLength <= SHARED_WRITER_MAX_BYTES ? decodeShared(fns, bytes) : fns.decode(bytes))
       : (bytes: Uint8Array) => fns.decode(bytes),
+    decodeRange: reuse
+      ? (bytes: Uint8Array, start: number, end: number) =>
+        (bytes.byteLength <= SHARED_WRITER_MAX_BYTES ? decodeRangeShared(fns, bytes, start, end) : fns.decode(bytes.subarray(start, end)))
+      : (bytes: Uint8Array, start: number, end: number) => fns.decode(bytes.subarray(start, end)),
   };
 }

@@ -20,6 +20,11 @@ export interface MessageCodec<T> {
    */
   encodeTransient?(message: DeepPartial<T>): Uint8Array;
   decode(bytes: Uint8Array): T;
+  /**
+   * Decodes `bytes[start, end)` (a message inside a larger buffer, such as a socket chunk) as decode would its
+   * view. Optional; decode of a view is used without it.
+   */
+  decodeRange?(bytes: Uint8Array, start: number, end: number): T;
 }
 
 export interface MethodDescriptor<Req = any, Res = any> {

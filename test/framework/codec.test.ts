@@ -80,3 +80,52 @@ describe("messageCodec (shared writer)", () => {
     expect(req.decode(req.encodeTransient!({ text: "after big" })).text).to.equal("after big");
   });
 });
+describe("messageCodec strings and ranges (Buffer's UTF-8 routines)", () => {
+  const req = messageCodec(EchoRequest);
+  // A deterministic generator, so a failure names a reproducible case.
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const alphabet = ["a", "Z", "0", " ", "\u00e9", "\u00ff", "\u4e16", "\ud83d\ude00", "\ufeff", "\ud800", "\udfff", "\u0000"];
+  const randomText = (): string => Array.from({ length: rnd(200) }, () => alphabet[rnd(alphabet.length)]!).join("");
+
+  it("encodes text of every kind (multi-byte, lone surrogates, a BOM, any length) to the bytes ts-proto's own writer makes", () => {
+    for (let i = 0; i < 2000; i++) {
+      const text = randomText();
+      const ours = Buffer.from(req.encode({ text, count: i }));
+      const theirs = Buffer.from(EchoRequest.encode(EchoRequest.fromPartial({ text, count: i })).finish());
+      expect(ours.equals(theirs), `text ${JSON.stringify(text)}`).to.equal(true);
+    }
+  });
+
+  it("decodes any bytes in a string field (invalid UTF-8 too) as the library's TextDecoder does, from a view or a range of a larger chunk", () => {
+    for (let i = 0; i < 2000; i++) {
+      const body = Buffer.from(Array.from({ length: rnd(120) }, () => (rnd(3) === 0 ? rnd(256) : 0x61 + rnd(26))));
+      const msg = Buffer.concat([Buffer.from([0x0a]), varint(body.length), body, Buffer.from([0x10, i & 0x7f])]);
+      const expected = EchoRequest.decode(new Uint8Array(msg));
+      const chunk = Buffer.concat([Buffer.from([1, 2, 3]), msg, Buffer.from([4, 5])]);
+      expect(req.decode(chunk.subarray(3, 3 + msg.length))).to.deep.equal(expected);
+      expect(req.decodeRange!(chunk, 3, 3 + msg.length)).to.deep.equal(expected);
+    }
+  });
+
+  it("refuses a range whose string runs past its end, as decode refuses the same view", () => {
+    const msg = Buffer.concat([Buffer.from([0x0a, 50]), Buffer.alloc(50, 0x61)]);
+    const chunk = Buffer.concat([msg, Buffer.alloc(10, 0x62)]);
+    expect(() => req.decode(chunk.subarray(0, 40))).to.throw(RangeError);
+    expect(() => req.decodeRange!(chunk, 0, 40)).to.throw(RangeError);
+  });
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+

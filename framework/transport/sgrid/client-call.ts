@@ -77,21 +77,22 @@ export class ClientCall implements InboundOwner {
   }
 
   // ---- events from the connection ------------------------------------------------
-  /** OK status; `payload` is the reply of unary and client-streaming calls. */
-  succeed(payload: Uint8Array | undefined): void {
+  /** OK status; `buf[start, end)` is the reply of unary and client-streaming calls (`buf` undefined: none came). */
+  succeed(buf: Uint8Array | undefined, start: number, end: number): void {
     if (this.done) return;
     if (this.inbound !== undefined) {
       this.cleanup();
       this.inbound.end();
       return;
     }
-    if (payload === undefined) {
+    if (buf === undefined) {
       this.fail(new InternalError(`call ${this.method.path}: the server sent no reply message`), false);
       return;
     }
     let value: unknown;
     try {
-      value = this.method.responseCodec.decode(payload);
+      const codec = this.method.responseCodec;
+      value = codec.decodeRange !== undefined ? codec.decodeRange(buf, start, end) : codec.decode(buf.subarray(start, end));
     } catch {
       this.fail(new InternalError(`the reply of ${this.method.path} could not be decoded`), false);
       return;

@@ -239,7 +239,8 @@ export class ClientConnection implements FrameSink {
           deliverMetadata(call.onTrailers, {});
         }
         if (status === 0) {
-          call.succeed((flags & Flag.PAYLOAD) !== 0 ? view(buf, at, end) : undefined);
+          if ((flags & Flag.PAYLOAD) !== 0) call.succeed(buf, at, end);
+          else call.succeed(undefined, 0, 0);
           return;
         }
         const c = this.cursor.reset(buf, at, end);

@@ -247,7 +247,8 @@ export class ServerConnection implements FrameSink {
     let request: unknown;
     if (single) {
       try {
-        request = entry.method.requestCodec.decode(c.rest());
+        const codec = entry.method.requestCodec;
+        request = codec.decodeRange !== undefined ? codec.decodeRange(buf, c.pos, end) : codec.decode(c.rest());
       } catch {
         this.writeError(id, new InvalidArgumentError(`the request of ${slot.path} could not be decoded`));
         return;
