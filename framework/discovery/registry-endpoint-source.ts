@@ -40,7 +40,7 @@ import type { Metadata } from "../transport/base";
 import type { FindObjectReply } from "../gen/sgrid/registry/v1/query";
 import type { Endpoint as RegistryEndpoint } from "../gen/sgrid/registry/v1/types";
 import type { QueryProxy } from "../gen/sgrid/registry/v1/query.sgrid";
-import { Backoff, PeriodicTask, readFileIfExistsSync, type LatestWriter } from "../primitives";
+import { Backoff, MAX_TIMER_MS, PeriodicTask, readFileIfExistsSync, type LatestWriter } from "../primitives";
 
 const log = getLogger("registry.resolver");
 
@@ -86,6 +86,10 @@ interface CachedList {
 
 export class RegistryEndpointSource implements EndpointSource {
   private list: readonly Endpoint[] = Object.freeze([]);
+  /** Set by the registry's first answer: until then an empty list means "not known yet", not "none". */
+  private answered = false;
+  /** Calls waiting in untilAnswered(), woken by each answer or failure. */
+  private readonly outcomeWaiters = new Set<() => void>();
   private byIdentity = new Map<string, Endpoint>();
   private signature = "";
   private revision = 0;
@@ -125,6 +129,37 @@ export class RegistryEndpointSource implements EndpointSource {
 
   current(): readonly Endpoint[] { return this.list; }
   ready(): Promise<void> { return this.readyPromise; }
+
+  /**
+   * For a call that found no endpoint: while the registry has not answered
+   * yet (unreachable, or slower than the first FindObject's timeout) and no
+   * cached list stands in, waits for its next answer or failure, again and
+   * again, until `until` (ms since the epoch) or `signal`. The watch keeps
+   * retrying meanwhile (the call holds use()), so a process started while
+   * its registry restarts makes its first calls once the registry is back,
+   * within their deadlines, instead of failing them at once.
+   */
+  async untilAnswered(until: number, signal?: AbortSignal): Promise<void> {
+    while (!this.answered && this.list.length === 0 && this.stateNow !== "closed" && !signal?.aborted) {
+      const left = until - Date.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          this.outcomeWaiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, MAX_TIMER_MS));
+        signal?.addEventListener("abort", done, { once: true });
+        this.outcomeWaiters.add(done);
+      });
+    }
+  }
+
+  private wakeWaiters(): void {
+    for (const w of [...this.outcomeWaiters]) w();
+  }
 
   onChange(listener: (endpoints: readonly Endpoint[]) => void): () => void {
     this.listeners.add(listener);
@@ -190,6 +225,7 @@ export class RegistryEndpointSource implements EndpointSource {
     void this.refresher.stop();
     this.listeners.clear();
     this.readyResolve();
+    this.wakeWaiters();
   }
 
   private get cacheFile(): string | undefined {
@@ -260,7 +296,9 @@ export class RegistryEndpointSource implements EndpointSource {
       log.info({ obj: this.obj, endpoints: active.length }, "active endpoints again");
     }
     this.setList(active.length > 0 ? active : fallback, active.length > 0);
+    this.answered = true;
     this.readyResolve();
+    this.wakeWaiters();
   }
 
   private toEndpoints(list: RegistryEndpoint[]): Endpoint[] {
@@ -309,6 +347,7 @@ export class RegistryEndpointSource implements EndpointSource {
     if (this.lastErrorText !== text) log.warn({ obj: this.obj, during, err: text }, "registry call failed; keeping the last known endpoints");
     this.lastErrorText = text;
     if (this.stateNow !== "closed" && this.stateNow !== "cache") this.stateNow = "unreachable";
+    this.wakeWaiters();
   }
 
   /** One FindObject. Never throws. */

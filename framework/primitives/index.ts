@@ -2,7 +2,7 @@
  * Small building blocks every part of Sgrid uses, each written once:
  * retry delays, a push-driven async queue, durable atomic file writes, a
  * per-key mutex, a non-overlapping periodic task and push reading of a
- * message stream.
+ * message stream, and the longest timer delay.
  */
 export { Backoff, BACKOFF_DEFAULTS, type BackoffPolicy } from "./backoff";
 export { AsyncQueue } from "./async-queue";
@@ -10,3 +10,4 @@ export { writeFileAtomic, readFileIfExists, readFileIfExistsSync, LatestWriter, 
 export { KeyedMutex, Mutex } from "./keyed-mutex";
 export { PeriodicTask, type PeriodicTaskOptions } from "./periodic-task";
 export { eachMessage, PUSH_READ, type MessageResult, type PushReadable } from "./each-message";
+export { MAX_TIMER_MS } from "./timers";

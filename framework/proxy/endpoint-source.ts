@@ -21,6 +21,13 @@ export interface EndpointSource {
    * that a script that has made its calls exits on its own.
    */
   use?(): () => void;
+  /**
+   * For a call that found no endpoint: waits, until `until` (ms since the
+   * epoch) or `signal`, while the source has no answer yet (its registry
+   * unreachable), so that the call fails only once its deadline allows no
+   * more waiting. Resolves at once when the source knows its list.
+   */
+  untilAnswered?(until: number, signal?: AbortSignal): Promise<void>;
 }
 
 export class StaticEndpointSource implements EndpointSource {

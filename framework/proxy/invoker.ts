@@ -126,15 +126,23 @@ export class Invoker {
     this.unsubscribe();
   }
 
-  /** Waits for a first endpoint list; throws NoEndpointError when there is none. */
-  private async firstEndpoints(): Promise<void> {
+  /**
+   * Waits for a first endpoint list; throws NoEndpointError when there is none. While the registry has
+   * not answered (unreachable, or slow), waits for it within the call's deadline (a call without one, a
+   * stream, within the proxy's timeoutMs), so a registry restart does not fail a new process's first calls.
+   */
+  private async firstEndpoints(call: OutgoingCall): Promise<void> {
     await this.source.ready();
+    if (this.endpoints.length === 0 && this.source.untilAnswered !== undefined) {
+      const until = Number.isFinite(call.deadline) ? call.deadline : Date.now() + this.timeoutMs;
+      await this.source.untilAnswered(until, call.signal);
+    }
     if (this.endpoints.length === 0) throw new NoEndpointError(`no active endpoint for ${this.source.describe()}`);
   }
 
   /** Synchronous on the hot path (endpoints known); a promise only before the first resolution. */
-  private pick(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Endpoint | Promise<Endpoint> {
-    if (this.endpoints.length === 0) return this.firstEndpoints().then(() => this.pickNow(hashKey, tried));
+  private pick(hashKey: string | undefined, tried: Set<Endpoint> | undefined, call: OutgoingCall): Endpoint | Promise<Endpoint> {
+    if (this.endpoints.length === 0) return this.firstEndpoints(call).then(() => this.pickNow(hashKey, tried));
     return this.pickNow(hashKey, tried);
   }
 
@@ -236,8 +244,8 @@ export class Invoker {
   }
 
   /** For UnaryCall: the next endpoint to try. */
-  pickFor(hashKey: string | undefined, tried: Set<Endpoint> | undefined): Endpoint | Promise<Endpoint> {
-    return this.pick(hashKey, tried);
+  pickFor(hashKey: string | undefined, tried: Set<Endpoint> | undefined, call: OutgoingCall): Endpoint | Promise<Endpoint> {
+    return this.pick(hashKey, tried, call);
   }
 
   /** For UnaryCall: the channel of `ep`, its call begun in the endpoint's health. */
@@ -276,7 +284,7 @@ export class Invoker {
     const release = this.source.use?.();
     try {
       for (let attempt = 1; ; attempt++) {
-        const ep = await this.pick(options?.hashKey, tried);
+        const ep = await this.pick(options?.hashKey, tried, call);
         this.health.begin(ep);
         trace.to(ep);
         let received = false;
@@ -312,7 +320,7 @@ export class Invoker {
       const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
-      const ep = await this.pick(options?.hashKey, undefined);
+      const ep = await this.pick(options?.hashKey, undefined, call);
       this.health.begin(ep);
       trace.to(ep);
       try {
@@ -347,7 +355,7 @@ export class Invoker {
       const call = trace.call;
       const stats = clientStats.get(this.scope, method.path);
       const started = performance.now();
-      const ep = await this.pick(options?.hashKey, undefined);
+      const ep = await this.pick(options?.hashKey, undefined, call);
       this.health.begin(ep);
       trace.to(ep);
       try {
@@ -411,7 +419,7 @@ class UnaryCall implements UnaryOutcome {
     this.attempt++;
     let ep: Endpoint | Promise<Endpoint>;
     try {
-      ep = this.inv.pickFor(this.hashKey, this.tried);
+      ep = this.inv.pickFor(this.hashKey, this.tried, this.trace.call);
     } catch (err) {
       this.end(err, false);
       return;

@@ -164,4 +164,19 @@ describe("framework with the real registry [sqlite]", function () {
     expect((await servedBy(fresh, 8)).size).to.equal(4);
     expect(fresh.$invoker.source.describe()).to.match(/cache/);
   });
+
+  it("a process started while its registry is down and nothing is cached makes its first call once the registry is back, within the call's deadline", async () => {
+    // The registry is stopped (the test before); it comes back on the same port, over the same database.
+    const port = Number(reg.target.split(":")[1]);
+    const proxy = communicator().stringToProxy(EchoProxy, OBJ);
+    const call = proxy.say({ text: "first" }, { timeoutMs: 20_000 }).then((r) => r, (e: unknown) => e);
+    await waitFor("the proxy to have found the registry unreachable", () => /unreachable/.test(proxy.$invoker.source.describe()));
+    const back = await startTestRegistry(dialects().find((d) => d.name === "sqlite")!, { listen: `127.0.0.1:${port}`, dataDir: reg.dataDir }, reg.db);
+    try {
+      const reply = await call;
+      expect(reply, String(reply)).to.have.property("text", "first");
+    } finally {
+      await back.cleanup();
+    }
+  });
 });

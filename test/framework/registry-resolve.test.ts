@@ -253,10 +253,10 @@ describe("framework registry resolution (stand-in registry)", function () {
     expect((err as Error).message).to.contain("Test.EchoServer.NoSuchObj");
   });
 
-  it("fails with NO_ENDPOINT naming the registry error when the registry is unreachable and nothing is cached", async () => {
+  it("fails with NO_ENDPOINT naming the registry error when the registry is unreachable and nothing is cached, once its deadline allows no more waiting", async () => {
     const comm = new Communicator({ registry: "127.0.0.1:1", cacheDir: path.join(cacheRoot, "empty"), env: {} });
     comms.push(comm);
-    const err = await comm.stringToProxy(EchoProxy, OBJ).say({ text: "x" }).then(() => undefined, (e: unknown) => e);
+    const err = await comm.stringToProxy(EchoProxy, OBJ).say({ text: "x" }, { timeoutMs: 500 }).then(() => undefined, (e: unknown) => e);
     expect(err).to.be.instanceOf(NoEndpointError);
     expect((err as Error).message).to.match(/Test\.EchoServer\.EchoObj.*unreachable.*UNAVAILABLE/);
   });
