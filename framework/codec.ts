@@ -30,10 +30,10 @@ interface WriterState {
 /** Buffer's own UTF-8 routines (what toString and write use), callable on any Uint8Array. */
 const bufferProto = Buffer.prototype as unknown as {
   utf8Slice(this: Uint8Array, start: number, end: number): string;
-  utf8Write(this: Uint8Array, text: string, offset: number, length: number): number;
+  latin1Write(this: Uint8Array, text: string, offset: number, length: number): number;
 };
 const utf8Slice = bufferProto.utf8Slice;
-const utf8Write = bufferProto.utf8Write;
+const latin1Write = bufferProto.latin1Write;
 /** Strings this long or shorter keep the library's own ASCII loop (cheaper than a call into C++). */
 const SHORT_STRING = 32;
 
@@ -45,19 +45,24 @@ interface WriterInternals {
 }
 
 /**
- * A BinaryWriter whose longer strings are written straight into its buffer
- * by Buffer's utf8Write: no view of the buffer, no TextEncoder.encodeInto
- * wrapper and its result object per string. Same bytes (checked at load
- * against the library's writer, else the plain writer is used).
+ * A BinaryWriter whose longer ASCII strings are copied straight into its
+ * buffer by Buffer's latin1Write (for ASCII the same bytes as UTF-8; a string
+ * is ASCII exactly when its UTF-8 length equals its length): no view of the
+ * buffer, no TextEncoder.encodeInto wrapper and its result object. Other
+ * strings take the library's path (utf8Write instead measured slower than
+ * encodeInto: ~86 vs ~58 ns for 100 characters, latin1Write ~52). Same
+ * bytes (checked at load against the library's writer, else the plain
+ * writer is used).
  */
 class FastWriter extends BinaryWriter {
   override string(value: string): this {
     if (typeof value !== "string" || value.length <= SHORT_STRING) return super.string(value);
     const n = Buffer.byteLength(value, "utf8");
+    if (n !== value.length) return super.string(value);
     this.uint32(n);
     const w = this as unknown as WriterInternals;
     w.ensureCapacity(n);
-    utf8Write.call(w.buffer, value, w.pos, n);
+    latin1Write.call(w.buffer, value, w.pos, n);
     w.pos += n;
     return this;
   }
