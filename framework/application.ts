@@ -17,6 +17,7 @@
  *   the servant's own (`registerCommand`);
  * - Prometheus `/metrics` (SGRID_METRICS_PORT or `metricsPort`).
  */
+import { performance } from "node:perf_hooks";
 import { agentChannelFromEnv, type AgentChannel } from "./agent/agent-channel";
 import { registerBuiltinCommands } from "./agent/builtin-commands";
 import { CommandRegistry, type CommandHandler, type CommandReply } from "./agent/commands";

@@ -8,6 +8,7 @@
  * a message over SHARED_WRITER_MAX_BYTES (so one large message does not pin
  * a large buffer for the life of the process).
  */
+import { Buffer } from "node:buffer";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { DeepPartial, MessageCodec } from "./transport/base";
 

@@ -13,6 +13,7 @@
  *   UNKNOWN, business errors) is never retried (table in ERRORS.md);
  * - client-streaming and bidi calls are never retried (their input is consumed).
  */
+import { performance } from "node:perf_hooks";
 import { endpointKey, type Endpoint } from "../endpoint";
 import { CancelledError, DeadlineExceededError, NoEndpointError, SgridError, UnavailableError } from "../errors";
 import { currentCallContext, enableCallContext } from "../servant/call-context";

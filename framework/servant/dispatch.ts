@@ -6,6 +6,7 @@
  * is observed by the per-method statistics. Error mapping to the wire happens in
  * each transport at exactly one place (errorToWire), never here.
  */
+import { performance } from "node:perf_hooks";
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import type { BoundService, Handler, MethodDescriptor, ServerContext, UnaryHandler, UnaryOutcome } from "../transport/base";
 import { traceServerCall } from "../tracing/tracing";
