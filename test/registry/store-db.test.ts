@@ -17,7 +17,7 @@ import { MIGRATIONS } from "../../registry/store/migrations";
 const ALL_MIGRATIONS = MIGRATIONS.map((m) => m.name);
 import { type TestDatabase, dropMysqlDatabase, fakeSha, forEachDialect, migrateInProcesses, mysqlBaseUrl, rejects } from "./helpers/db";
 
-const TABLES = ["revisions", "nodes", "servers", "patches", "instances", "config_files", "config_versions", "tasks", "task_items", "users", "user_roles", "events", "node_heartbeats"];
+const TABLES = ["revisions", "nodes", "servers", "patches", "instances", "config_files", "config_versions", "tasks", "task_items", "users", "user_roles", "events"];
 
 describe("registry store: database URLs", () => {
   it("redacts the password from URLs", () => {
@@ -170,24 +170,6 @@ forEachDialect("registry store: migrations and restarts", (d) => {
     await k(`${MIGRATIONS_TABLE}_lock`).insert({ index: 2, is_locked: 0 });
     expect(await migrateLatest(k, { lockTimeoutMs: 2000 })).to.deep.equal({ applied: [] });
     expect(await k(`${MIGRATIONS_TABLE}_lock`).select("*")).to.have.length(1);
-  });
-
-  it("moves the nodes' heartbeat times to their own table (0013), which the newer of the two is read from", async () => {
-    const db = await database();
-    const k = await knexFor(db);
-    const upTo = MIGRATIONS.findIndex((m) => m.name === "0013_node_heartbeats");
-    for (const m of MIGRATIONS.slice(0, upTo)) await m.up(k);
-    const row = { address: "a", agent_version: "1", host_info: "{}", online: true, created_at: 1, updated_at: 1 };
-    await k("nodes").insert([{ name: "seen", ...row, last_heartbeat_at: 1_000 }, { name: "never", ...row, last_heartbeat_at: null }]);
-    await MIGRATIONS[upTo]!.up(k);
-    await MIGRATIONS[upTo]!.up(k); // idempotent
-    const copied = await k("node_heartbeats as h").join("nodes as n", "n.id", "h.node_id").select("n.name", "h.heartbeat_at");
-    expect(copied.map((r: any) => [r.name, Number(r.heartbeat_at)])).to.deep.equal([["seen", 1_000]]);
-    const store = await openStore(db.url);
-    cleanups.unshift(() => store.close());
-    expect((await store.nodes.get("seen")).lastHeartbeatAt).to.equal(1_000);
-    expect((await store.nodes.get("never")).lastHeartbeatAt).to.equal(null);
-    expect(await store.nodes.markStale(1_001)).to.deep.equal(["never", "seen"]);
   });
 
   it("loses nothing across close and reopen (a registry restart)", async () => {

@@ -1,59 +1,19 @@
 /**
  * Nodes: one row per machine running `sgrid node`, keyed by node name.
  * Heartbeats are the hottest write in the registry (every node, every few
- * seconds), so their times go to a narrow table of their own
- * (`node_heartbeats`, migration 0013) instead of rewriting the wide `nodes`
- * row: `heartbeat` is a single upsert that bumps the `nodes` revision only
- * when the node comes back online, and `recordHeartbeats` writes a whole
- * second of them with one upsert per few hundred nodes. A node's last
- * heartbeat is the newer of `node_heartbeats.heartbeat_at` and
- * `nodes.last_heartbeat_at`: this version writes only the table (a hello
- * too); the column holds times from before migration 0013 and those that
- * registry processes of the previous version, sharing the database during a
- * rolling upgrade, still write there.
+ * seconds), so `heartbeat` is a single UPDATE that bumps the `nodes`
+ * revision only when the node comes back online, and `recordHeartbeats`
+ * writes a whole second of them with one UPDATE per few hundred nodes.
  */
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, MAX_NODE_TAGS, checkTagKey, parseTags } from "sgridnext";
 import type { HeartbeatEntry, NodeHello, NodeRepo } from "../base";
 import type { NodeRecord } from "../records";
 import { validateJsonObject, validateNodeName, validateText } from "../validate";
-import type { Knex } from "knex";
-import { type Db, type StoreContext, num, toJson } from "./context";
-import { nodeQuery, requireNode, requireNodeRow, toNode } from "./rows";
+import { type StoreContext, num, toJson } from "./context";
+import { requireNodeRow, toNode } from "./rows";
 
 /** Nodes per statement of recordHeartbeats (well under SQLite's and MySQL's bound-parameter limits). */
 const HEARTBEAT_CHUNK = 500;
-
-/**
- * Writes `at` as the heartbeat time of those of `names` that are online, in
- * one statement (an upsert of `node_heartbeats` from a select of `nodes`);
- * answers the affected-row count (SQLite: the rows written; MySQL counts an
- * updated row twice, an unchanged one once).
- */
-async function upsertHeartbeats(db: Db, mysql: boolean, names: readonly string[], at: number): Promise<number> {
-  const select = `select id, ? from nodes where online = ? and name in (${names.map(() => "?").join(", ")})`;
-  const sql = mysql
-    ? `insert into node_heartbeats (node_id, heartbeat_at) ${select} on duplicate key update heartbeat_at = ?`
-    : `insert into node_heartbeats (node_id, heartbeat_at) ${select} on conflict (node_id) do update set heartbeat_at = excluded.heartbeat_at`;
-  const res: any = await db.raw(sql, mysql ? [at, true, ...names, at] : [at, true, ...names]);
-  return num(mysql ? res[0].affectedRows : res.changes);
-}
-
-/** The heartbeat time of one node, online or not (a hello, a node coming back online). */
-async function setHeartbeat(db: Db, nodeId: number, at: number): Promise<void> {
-  await db("node_heartbeats").insert({ node_id: nodeId, heartbeat_at: at }).onConflict("node_id").merge(["heartbeat_at"]);
-}
-
-/** Restricts a query on `nodes` to online nodes whose last heartbeat (the newer of column and table) is older than `cutoff`, or missing. */
-function staleAt(q: Knex.QueryBuilder, cutoff: number): Knex.QueryBuilder {
-  return q
-    .where({ online: true })
-    .andWhere((w) => {
-      w.where("last_heartbeat_at", "<", cutoff).orWhereNull("last_heartbeat_at");
-    })
-    .whereNotExists((sub) => {
-      sub.select("node_id").from("node_heartbeats as h").whereRaw("h.node_id = nodes.id").andWhere("h.heartbeat_at", ">=", cutoff);
-    });
-}
 
 export class KnexNodeRepo implements NodeRepo {
   constructor(private readonly ctx: StoreContext) {}
@@ -68,44 +28,41 @@ export class KnexNodeRepo implements NodeRepo {
     return this.ctx.write(async (trx, touch) => {
       const now = this.ctx.now();
       const fields = {
-        address, agent_version: agentVersion, host_info: hostInfo, online: true, updated_at: now,
+        address, agent_version: agentVersion, host_info: hostInfo, last_heartbeat_at: now, online: true, updated_at: now,
         ...(agentId === undefined ? {} : { agent_id: agentId }), ...(agentTags === undefined ? {} : { agent_tags: agentTags }),
       };
       await trx("nodes").insert({ name, ...fields, created_at: now }).onConflict("name").merge(Object.keys(fields));
       touch("nodes");
-      await setHeartbeat(trx, num((await requireNodeRow(trx, name)).id), now);
-      return requireNode(trx, name);
+      return toNode(await requireNodeRow(trx, name));
     });
   }
 
   async get(name: string): Promise<NodeRecord> {
     validateNodeName(name);
-    return this.ctx.read(async (db) => requireNode(db, name));
+    return this.ctx.read(async (db) => toNode(await requireNodeRow(db, name)));
   }
 
   async find(name: string): Promise<NodeRecord | undefined> {
     validateNodeName(name);
     return this.ctx.read(async (db) => {
-      const row = await nodeQuery(db).where("nodes.name", name).first();
+      const row = await db("nodes").where({ name }).first();
       return row ? toNode(row) : undefined;
     });
   }
 
   async list(): Promise<NodeRecord[]> {
-    return this.ctx.read(async (db) => (await nodeQuery(db).orderBy("nodes.name")).map(toNode));
+    return this.ctx.read(async (db) => (await db("nodes").orderBy("name")).map(toNode));
   }
 
   async heartbeat(name: string, at?: number): Promise<void> {
     validateNodeName(name);
     const now = at ?? this.ctx.now();
     // Fast path: already online, one UPDATE, no revision bump.
-    const n = await this.ctx.read((db) => upsertHeartbeats(db, this.ctx.isMysql, [name], now));
-    if (n > 0) return;
+    const n = await this.ctx.read((db) => db("nodes").where({ name, online: true }).update({ last_heartbeat_at: now }));
+    if (num(n) > 0) return;
     await this.ctx.write(async (trx, touch) => {
-      const row = await trx("nodes").where({ name }).first("id");
-      if (!row) throw new NotFoundError(`node "${name}" not found`, { node: name });
-      await trx("nodes").where({ id: row.id }).update({ online: true, updated_at: now });
-      await setHeartbeat(trx, num(row.id), now);
+      const changed = await trx("nodes").where({ name }).update({ last_heartbeat_at: now, online: true, updated_at: now });
+      if (num(changed) === 0) throw new NotFoundError(`node "${name}" not found`, { node: name });
       touch("nodes");
     });
   }
@@ -125,9 +82,8 @@ export class KnexNodeRepo implements NodeRepo {
       for (let i = 0; i < entries.length; i += HEARTBEAT_CHUNK) {
         const chunk = entries.slice(i, i + HEARTBEAT_CHUNK);
         const names = chunk.map(([name]) => name);
-        const n = await upsertHeartbeats(trx, this.ctx.isMysql, names, chunk[0]![1].at);
-        // SQLite counts the rows written; MySQL's count (2 per row changed) cannot tell which are missing.
-        if (!this.ctx.isMysql && n === names.length) continue;
+        const n = await trx("nodes").where({ online: true }).whereIn("name", names).update({ last_heartbeat_at: chunk[0]![1].at });
+        if (num(n) === names.length) continue;
         const online = new Set((await trx("nodes").where({ online: true }).whereIn("name", names).select("name")).map((r: any) => String(r.name)));
         missing.push(...names.filter((name) => !online.has(name)));
       }
@@ -157,10 +113,11 @@ export class KnexNodeRepo implements NodeRepo {
 
   async markStale(cutoff: number, keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     return this.ctx.write(async (trx, touch) => {
-      const names = (await staleAt(this.ctx.lock(trx("nodes").select("name")), cutoff)).map((r: any) => String(r.name)).filter((n: string) => !keep.has(n));
+      const stale = (q: any) => q.where({ online: true }).andWhere((w: any) => w.where("last_heartbeat_at", "<", cutoff).orWhereNull("last_heartbeat_at"));
+      const names = (await stale(this.ctx.lock(trx("nodes").select("name")))).map((r: any) => String(r.name)).filter((n: string) => !keep.has(n));
       if (names.length === 0) return [];
       // Re-check the condition in the UPDATE: a heartbeat may have landed in between (SQLite, no row locks).
-      await staleAt(trx("nodes").whereIn("name", names), cutoff).update({ online: false, updated_at: this.ctx.now() });
+      await stale(trx("nodes").whereIn("name", names)).update({ online: false, updated_at: this.ctx.now() });
       touch("nodes");
       return names.sort();
     });
@@ -179,7 +136,7 @@ export class KnexNodeRepo implements NodeRepo {
       await requireNodeRow(trx, name);
       await trx("nodes").where({ name }).update({ admin_tags: toJson(tags), updated_at: this.ctx.now() });
       touch("nodes");
-      return requireNode(trx, name);
+      return toNode(await requireNodeRow(trx, name));
     });
   }
 

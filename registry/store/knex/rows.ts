@@ -4,7 +4,6 @@
  * transaction (on SQLite, a query on the pool from inside a transaction
  * would wait forever for the one connection).
  */
-import type { Knex } from "knex";
 import { NotFoundError } from "sgridnext";
 import type {
   Adapter, ConfigFileRecord, ConfigLevel, ConfigVersionRecord, DesiredState, EventRecord, InstanceRecord, JsonObject, LaunchOptions,
@@ -26,11 +25,6 @@ function nodeTags(r: any): Pick<NodeRecord, "agentTags" | "adminTags" | "tags"> 
   return { agentTags, adminTags, tags };
 }
 
-function newer(a: number | null, b: number | null): number | null {
-  return a === null ? b : b === null ? a : Math.max(a, b);
-}
-
-/** Node rows come from {@link nodeQuery}: `nodes` with the node's `node_heartbeats.heartbeat_at`. */
 export function toNode(r: any): NodeRecord {
   return {
     id: num(r.id),
@@ -40,7 +34,7 @@ export function toNode(r: any): NodeRecord {
     agentId: r.agent_id ?? "",
     hostInfo: fromJson<JsonObject>(r.host_info, {}),
     ...nodeTags(r),
-    lastHeartbeatAt: newer(numOrNull(r.last_heartbeat_at), numOrNull(r.heartbeat_at)),
+    lastHeartbeatAt: numOrNull(r.last_heartbeat_at),
     online: bool(r.online),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
@@ -205,18 +199,6 @@ export async function requireServerRow(db: Db, application: string, name: string
   return row;
 }
 
-/** `nodes` rows with their heartbeat time from `node_heartbeats` (null when it has none), for {@link toNode}. */
-export function nodeQuery(db: Db): Knex.QueryBuilder {
-  return db("nodes").leftJoin("node_heartbeats as h", "h.node_id", "nodes.id").select("nodes.*", "h.heartbeat_at");
-}
-
-export async function requireNode(db: Db, name: string): Promise<NodeRecord> {
-  const row = await nodeQuery(db).where("nodes.name", name).first();
-  if (!row) throw new NotFoundError(`node "${name}" not found`, { node: name });
-  return toNode(row);
-}
-
-/** The bare `nodes` row of a node (no heartbeat time: not for {@link toNode}). */
 export async function requireNodeRow(db: Db, name: string): Promise<any> {
   const row = await db("nodes").where({ name }).first();
   if (!row) throw new NotFoundError(`node "${name}" not found`, { node: name });

@@ -15,11 +15,10 @@ import * as m0008 from "./0008_call_stats";
 import * as m0009 from "./0009_patch_package_version";
 import * as m0011 from "./0011_placement";
 import * as m0012 from "./0012_package_chunks";
-import * as m0013 from "./0013_node_heartbeats";
 
 export interface MigrationModule extends Knex.Migration {
   /** Stable name recorded in the migrations table. */
   readonly name: string;
 }
 
-export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0011, m0012, m0013]);
+export const MIGRATIONS: readonly MigrationModule[] = Object.freeze([m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0011, m0012]);
