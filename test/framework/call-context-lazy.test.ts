@@ -69,15 +69,17 @@ for (const protocol of ["sgrid", "grpc"] as const) {
       const seen = await call("sync");
       expect(seen.enabled, "making the proxy turned the call context on").to.equal(true);
       expect(seen.front).to.be.a("number");
-      // The back servant sees the caller's deadline (sent as a relative timeout: allow clock slack), not now + 3 s.
+      // The back servant sees the caller's deadline, not now + 3 s. It travels as a relative timeout, so the back's
+      // copy is later by the hop's transit time, tens of ms on a loaded machine: 500 ms of slack still tells the
+      // inherited deadline (front + transit) from the proxy's own (about 2 s later).
       expect(seen.back).to.be.a("number");
-      expect(seen.back!).to.be.at.most(seen.front! + 50);
+      expect(seen.back!).to.be.at.most(seen.front! + 500);
       expect(seen.back!).to.be.below(seen.sentAt + 2000);
     });
 
     it("later calls inherit it after an await too", async () => {
       const seen = await call("after-await");
-      expect(seen.back!).to.be.at.most(seen.front! + 50);
+      expect(seen.back!).to.be.at.most(seen.front! + 500);
       expect(seen.back!).to.be.below(seen.sentAt + 2000);
     });
 
