@@ -156,7 +156,8 @@ describe("gateway gRPC front", function () {
     servant.cancelled.clear();
     const ac = new AbortController();
     const p = echo.slow({ id: "cx", millis: 5000 }, { signal: ac.signal, timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as SgridError);
-    await waitFor("the slow call to reach the gateway", () => front.inflight() > 0);
+    // The backend has it (the gateway's in-flight count may still hold the call before, ending at its deadline).
+    await waitFor("the slow call to reach the backend through the gateway", () => servant.started.has("cx") && front.inflight() > 0);
     ac.abort();
     expect((await p)?.status).to.equal(Status.CANCELLED);
     await waitFor("the backend call to be cancelled", () => servant.cancelled.has("cx"));
@@ -190,7 +191,7 @@ describe("gateway gRPC front", function () {
 
       const ac = new AbortController();
       const p = echo.slow({ id: `cx${i}`, millis: 5000 }, { signal: ac.signal, timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as SgridError);
-      await waitFor("the slow call to reach the gateway", () => front.inflight() > 0);
+      await waitFor("the slow call to reach the backend through the gateway", () => servant.started.has(`cx${i}`) && front.inflight() > 0);
       ac.abort();
       expect((await p)?.status).to.equal(Status.CANCELLED);
       await waitFor("the backend call to be cancelled", () => servant.cancelled.has(`cx${i}`));

@@ -9,6 +9,8 @@ import type { Empty } from "../gen/google/protobuf/empty";
 import type { Timestamp } from "../gen/google/protobuf/timestamp";
 
 export class EchoImpl extends EchoServant {
+  /** ids of Slow calls that reached this servant. */
+  readonly started = new Set<string>();
   /** ids of Slow calls whose ctx.signal fired. */
   readonly cancelled = new Set<string>();
   /** Server-stream / bidi calls whose generator was closed before the end. */
@@ -60,6 +62,7 @@ export class EchoImpl extends EchoServant {
   }
 
   async slow(request: SlowRequest, ctx: ServerContext): Promise<DeepPartial<EchoReply>> {
+    this.started.add(request.id);
     try {
       await sleep(request.millis, undefined, { signal: ctx.signal });
     } catch {
