@@ -23,17 +23,14 @@
  */
 import crypto from "node:crypto";
 import { ConfigError } from "sgridnext";
+import { MAX_TIMER_MS } from "sgridnext/internal/primitives/timers";
 import YAML from "yaml";
 import { z } from "zod";
 
 const Auth = z.union([z.literal("none"), z.strictObject({ bearer: z.array(z.string().min(1)).min(1) })]);
 const RateLimit = z.strictObject({ perSecond: z.number().positive(), burst: z.number().int().positive().optional() });
 const Cors = z.strictObject({ origins: z.array(z.string().min(1)), headers: z.array(z.string()).optional(), maxAgeSeconds: z.number().int().nonnegative().optional() });
-/**
- * The longest a Node timer waits, ms: a longer setTimeout fires after 1 ms instead (with a TimeoutOverflowWarning),
- * so a bodyIdleTimeoutMs above it would refuse every request body at once.
- */
-const MAX_TIMER_MS = 2_147_483_647;
+/** Up to MAX_TIMER_MS: a longer timer fires after 1 ms, and would refuse every request body at once. */
 const timeoutMsError = (iss: { input?: unknown }): string =>
   `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${typeof iss.input === "string" ? JSON.stringify(iss.input) : String(iss.input)}`;
 const TimeoutMs = z.number({ error: timeoutMsError }).int({ error: timeoutMsError }).min(1, { error: timeoutMsError }).max(MAX_TIMER_MS, { error: timeoutMsError });

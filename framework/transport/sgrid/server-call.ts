@@ -10,6 +10,7 @@
  */
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from "../../errors";
 import { checkMetadata } from "../metadata";
+import { MAX_TIMER_MS } from "../../primitives/timers";
 import type { BidiHandler, Handler, Metadata, MethodDescriptor, ServerContext, ServerStreamHandler, UnaryHandler, UnaryOutcome } from "../base";
 import { InboundStream, type InboundOwner } from "./inbound-stream";
 import { HEADER_SIZE, MESSAGE_COST_OVERHEAD } from "./protocol";
@@ -37,12 +38,7 @@ export interface CallHost {
   callFinished(call: ServerCall): void;
 }
 
-/**
- * The longest a Node timer waits, ms: a longer setTimeout fires after 1 ms. A REQUEST's u32 timeout reaches
- * ~49.7 days, so a deadline further away than this takes more than one timer.
- */
-const MAX_TIMER_MS = 2_147_483_647;
-
+/** A REQUEST's u32 timeout reaches ~49.7 days: a deadline further away than MAX_TIMER_MS takes more than one timer. */
 function armDeadline(call: ServerCall, ms: number): void {
   call.deadlineTimer = setTimeout(abortAtDeadline, Math.min(ms, MAX_TIMER_MS), call);
   call.deadlineTimer.unref();
