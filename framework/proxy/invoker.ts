@@ -21,7 +21,7 @@ import { clientStats, type MethodStats } from "../stats";
 import { Status } from "../status";
 import type { ClientChannel, Compression, DeepPartial, Metadata, MethodDescriptor, OutgoingCall, ServerContext, UnaryOutcome } from "../transport/base";
 import { checkMetadata } from "../transport/metadata";
-import { traceClientCall, type ClientTrace } from "../tracing/tracing";
+import { clientSpan, traceClientCall, type ClientTrace } from "../tracing/tracing";
 import type { CallOptions } from "./call-options";
 import { EndpointHealth, type EndpointHealthOptions } from "./endpoint-health";
 import type { EndpointSource } from "./endpoint-source";
@@ -214,14 +214,16 @@ export class Invoker {
    * channel's).
    */
   unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
-    let trace: ClientTrace;
+    let call: OutgoingCall;
+    let trace: ClientTrace | undefined;
     try {
       const incoming = this.incoming();
-      trace = traceClientCall(method.path, this.outgoing(method, options, incoming), incoming);
+      call = this.outgoing(method, options, incoming);
+      trace = clientSpan(method.path, call, incoming);
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = new UnaryCall(this, method, request, options?.hashKey, trace, this.statsOf(method), this.source.use?.());
+    const run = new UnaryCall(this, method, request, options?.hashKey, trace === undefined ? call : trace.call, trace, this.statsOf(method), this.source.use?.());
     const p = new Promise<Res>(captureResolvers);
     run.resolveFn = nextResolve;
     run.rejectFn = nextReject;
@@ -410,7 +412,8 @@ class UnaryCall implements UnaryOutcome {
     private readonly method: MethodDescriptor,
     private readonly request: unknown,
     private readonly hashKey: string | undefined,
-    private readonly trace: ClientTrace,
+    private readonly call: OutgoingCall,
+    private readonly trace: ClientTrace | undefined,
     private readonly stats: MethodStats,
     private readonly release: (() => void) | undefined,
   ) {}
@@ -420,7 +423,7 @@ class UnaryCall implements UnaryOutcome {
     this.attempt++;
     let ep: Endpoint | Promise<Endpoint>;
     try {
-      ep = this.inv.pickFor(this.hashKey, this.tried, this.trace.call);
+      ep = this.inv.pickFor(this.hashKey, this.tried, this.call);
     } catch (err) {
       this.end(err, false);
       return;
@@ -431,10 +434,10 @@ class UnaryCall implements UnaryOutcome {
 
   private send(ep: Endpoint): void {
     this.ep = ep;
-    const call = this.trace.call;
+    const call = this.call;
     try {
       const ch = this.inv.beginOn(ep);
-      this.trace.to(ep);
+      this.trace?.to(ep);
       if (ch.unaryInto !== undefined) ch.unaryInto(this.method, this.request as never, call, this);
       else ch.unary(this.method, this.request as never, call).then((res) => this.resolved(res), (err: unknown) => this.rejected(err));
     } catch (err) {
@@ -461,7 +464,7 @@ class UnaryCall implements UnaryOutcome {
   private attemptFailed(err: unknown): void {
     let again: boolean;
     try {
-      again = this.inv.failedOn(this.method, this.ep!, err, this.attempt, this.trace.call);
+      again = this.inv.failedOn(this.method, this.ep!, err, this.attempt, this.call);
     } catch (e) {
       this.end(e, false);
       return;
@@ -498,7 +501,7 @@ class UnaryCall implements UnaryOutcome {
   /** Ends the trace and releases the source. Never throws. */
   private finish(err: unknown): void {
     try {
-      this.trace.end(err);
+      this.trace?.end(err);
     } catch {
       // a tracer's failure is not the call's
     }

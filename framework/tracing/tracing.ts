@@ -147,11 +147,19 @@ const NO_TRACE = (call: OutgoingCall): ClientTrace => ({ call, end: NO_END, to: 
  * A traceparent the caller put in the metadata is left alone.
  */
 export function traceClientCall(path: string, call: OutgoingCall, incoming: ServerContext | undefined): ClientTrace {
-  if (call.metadata[TRACEPARENT] !== undefined) return NO_TRACE(call);
+  return clientSpan(path, call, incoming) ?? NO_TRACE(call);
+}
+
+/**
+ * traceClientCall, or undefined when there is nothing to trace and the call goes out as it is (no span, no
+ * trace headers to pass on): a unary call then makes no ClientTrace object.
+ */
+export function clientSpan(path: string, call: OutgoingCall, incoming: ServerContext | undefined): ClientTrace | undefined {
+  if (call.metadata[TRACEPARENT] !== undefined) return undefined;
   const a = recording();
   if (!a) {
     const passOn = incoming && traceHeaders(incoming.metadata);
-    return NO_TRACE(passOn ? { ...call, metadata: { ...call.metadata, ...passOn } } : call);
+    return passOn ? NO_TRACE({ ...call, metadata: { ...call.metadata, ...passOn } }) : undefined;
   }
   let parent = a.context.active();
   if (!a.trace.getSpan(parent) && incoming) parent = serving.get(incoming) ?? remoteParent(a, incoming.metadata) ?? parent;
