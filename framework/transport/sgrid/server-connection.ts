@@ -255,7 +255,9 @@ export class ServerConnection implements FrameSink {
       }
     }
     if (id > this.lastId) this.lastId = id;
-    const call = new ServerCall(this, id, entry, slot.path, metadata, timeoutMs > 0 ? Date.now() + timeoutMs : undefined);
+    // The deadline runs from the read that brought the frame (frames are handled within that read's onData):
+    // one clock read per chunk, not one per call.
+    const call = new ServerCall(this, id, entry, slot.path, metadata, timeoutMs > 0 ? this.lastReadAt + timeoutMs : undefined);
     if (!single) {
       const opts = this.host.options;
       call.inbound = new InboundStream<unknown>((b) => entry.method.requestCodec.decode(b), opts.initialWindow, opts.initialWindow + opts.maxFrameSize, call, this.budget);
