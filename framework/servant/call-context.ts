@@ -43,6 +43,21 @@ export function runWithCallContext<T>(ctx: ServerContext, fn: () => T): T {
   }
 }
 
+/** runWithCallContext(ctx, () => fn(ctx, a, b, c, d)) without that closure (the unary dispatch, once per call). */
+export function callInCallContext<A, B, C, D>(ctx: ServerContext, fn: (ctx: ServerContext, a: A, b: B, c: C, d: D) => void, a: A, b: B, c: C, d: D): void {
+  if (enabled) {
+    storage.run(ctx, fn, ctx, a, b, c, d);
+    return;
+  }
+  const outer = syncCurrent;
+  syncCurrent = ctx;
+  try {
+    fn(ctx, a, b, c, d);
+  } finally {
+    syncCurrent = outer;
+  }
+}
+
 /**
  * From now on calls carry their context across awaits. Idempotent; called
  * when the first proxy is made (a proxy reads the context of the call it is

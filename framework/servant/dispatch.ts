@@ -10,7 +10,7 @@ import { performance } from "node:perf_hooks";
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import type { BoundService, Handler, MethodDescriptor, ServerContext, UnaryHandler, UnaryOutcome } from "../transport/base";
 import { traceServerCall } from "../tracing/tracing";
-import { runWithCallContext } from "./call-context";
+import { callInCallContext, runWithCallContext } from "./call-context";
 import type { Servant } from "./servant";
 
 export interface DispatchObserver {
@@ -44,10 +44,11 @@ function tracedObserver(trace: { end(err: unknown): void }, observer: DispatchOb
  * async function: it runs for every call, inside AsyncLocalStorage once the
  * call context is on, where each promise also pays the async hooks.
  */
-function callUnary(servant: Servant, fn: (a: any, c: ServerContext) => Promise<unknown>, arg: unknown, ctx: ServerContext, path: string, startedAt: number, observer: DispatchObserver | undefined, out: UnaryOutcome): void {
+function callUnary(ctx: ServerContext, site: UnarySite, arg: unknown, startedAt: number, out: UnaryOutcome): void {
+  const { path, observer } = site;
   let p: Promise<unknown>;
   try {
-    p = Promise.resolve(fn.call(servant, arg, ctx));
+    p = Promise.resolve(site.fn.call(site.servant, arg, ctx));
   } catch (err) {
     observer?.onCallEnd(path, startedAt, ctx.endedBy ?? err);
     out.rejected(err);
@@ -67,6 +68,14 @@ function callUnary(servant: Servant, fn: (a: any, c: ServerContext) => Promise<u
     observer?.onCallEnd(path, startedAt, ctx.endedBy ?? err);
     out.rejected(err);
   });
+}
+
+/** What callUnary needs of a method, made once per method when the servant is bound (per call only when traced). */
+interface UnarySite {
+  readonly servant: Servant;
+  readonly fn: (a: any, c: ServerContext) => Promise<unknown>;
+  readonly path: string;
+  readonly observer: DispatchObserver | undefined;
 }
 
 /** The outcome as a promise, for a transport that calls the handler without one (the gRPC adapter). */
@@ -125,15 +134,16 @@ export function bindServant(servant: Servant, callObserver?: DispatchObserver, o
       handler = unimplemented(method, callObserver);
     } else if (method.kind === "unary" || method.kind === "client_stream") {
       const fn = impl as (a: any, c: ServerContext) => Promise<unknown>;
+      const site: UnarySite = { servant, fn, path: method.path, observer: callObserver };
       const into = (arg: any, ctx: ServerContext, out: UnaryOutcome): void => {
         const startedAt = performance.now();
         const trace = tracing ? traceServerCall(ctx) : undefined;
         if (trace === undefined) {
-          runWithCallContext(ctx, () => callUnary(servant, fn, arg, ctx, method.path, startedAt, callObserver, out));
+          callInCallContext(ctx, callUnary, site, arg, startedAt, out);
           return;
         }
-        const observer = tracedObserver(trace, callObserver);
-        trace.run(() => runWithCallContext(ctx, () => callUnary(servant, fn, arg, ctx, method.path, startedAt, observer, out)));
+        const traced: UnarySite = { servant, fn, path: method.path, observer: tracedObserver(trace, callObserver) };
+        trace.run(() => callInCallContext(ctx, callUnary, traced, arg, startedAt, out));
       };
       const unary: UnaryHandler = (arg: any, ctx: ServerContext) => promisedOutcome((out) => into(arg, ctx, out));
       unary.into = into;
