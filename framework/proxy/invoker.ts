@@ -163,9 +163,9 @@ export class Invoker {
    * Unary calls get the default timeout; streams only an explicit one (they may legitimately run for hours).
    * Throws InvalidArgumentError for metadata gRPC would not carry (before anything is sent).
    */
-  private outgoing(method: MethodDescriptor, options: CallOptions | undefined, incoming: ServerContext | undefined, streaming = false): OutgoingCall {
+  private outgoing(method: MethodDescriptor, options: CallOptions | undefined, incoming: ServerContext | undefined, streaming = false, now?: number): OutgoingCall {
     const timeout = options?.timeoutMs ?? (streaming ? undefined : this.timeoutMs);
-    let deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
+    let deadline = timeout === undefined ? Number.POSITIVE_INFINITY : (now ?? Date.now()) + timeout;
     if (incoming?.deadline !== undefined && incoming.deadline < deadline) deadline = incoming.deadline;
     let signal = options?.signal;
     if (incoming) signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
@@ -216,14 +216,17 @@ export class Invoker {
   unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, options?: CallOptions): Promise<Res> {
     let call: OutgoingCall;
     let trace: ClientTrace | undefined;
+    // One clock read for the deadline and for the first attempt's check of it (UnaryOutcome.clock).
+    const now = Date.now();
     try {
       const incoming = this.incoming();
-      call = this.outgoing(method, options, incoming);
+      call = this.outgoing(method, options, incoming, false, now);
       trace = clientSpan(method.path, call, incoming);
     } catch (err) {
       return Promise.reject(err);
     }
     const run = new UnaryCall(this, method, request, options?.hashKey, trace === undefined ? call : trace.call, trace, this.statsOf(method), this.source.use?.());
+    run.clock = now;
     const p = new Promise<Res>(captureResolvers);
     run.resolveFn = nextResolve;
     run.rejectFn = nextReject;
@@ -401,6 +404,8 @@ function captureResolvers(resolve: (value: any) => void, reject: (err: unknown) 
 class UnaryCall implements UnaryOutcome {
   resolveFn: ((value: any) => void) | undefined;
   rejectFn: ((err: unknown) => void) | undefined;
+  /** UnaryOutcome.clock: the Date.now() the call's deadline came from, until the first attempt is sent. */
+  clock: number | undefined;
   private attempt = 0;
   private ep: Endpoint | undefined;
   private tried: Set<Endpoint> | undefined;
@@ -428,8 +433,10 @@ class UnaryCall implements UnaryOutcome {
       this.end(err, false);
       return;
     }
-    if (ep instanceof Promise) ep.then((e) => this.send(e), (err: unknown) => this.end(err, false));
-    else this.send(ep);
+    if (ep instanceof Promise) {
+      this.clock = undefined;
+      ep.then((e) => this.send(e), (err: unknown) => this.end(err, false));
+    } else this.send(ep);
   }
 
   private send(ep: Endpoint): void {
@@ -443,6 +450,7 @@ class UnaryCall implements UnaryOutcome {
     } catch (err) {
       this.rejected(err);
     }
+    this.clock = undefined;
   }
 
   // ---- UnaryOutcome: the attempt's result ----------------------------------------------

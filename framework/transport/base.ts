@@ -158,6 +158,12 @@ export interface UnaryOutcome {
   resolved(res: unknown): void;
   /** The method's error. Never throws. */
   rejected(err: unknown): void;
+  /**
+   * A Date.now() read in the synchronous run that is starting this attempt (the one its deadline was
+   * computed from), for the channel to use instead of reading the clock again; undefined when time may
+   * have passed since (a retry, an attempt after an asynchronous endpoint pick).
+   */
+  readonly clock?: number;
 }
 
 /**

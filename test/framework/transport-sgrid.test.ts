@@ -14,7 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import {
   Application, CancelledError, Communicator, DeadlineExceededError, InternalError, ResourceExhaustedError, UnavailableError,
-  getLogger, makeEndpoint, transports, type DeepPartial, type ServerContext,
+  Invoker, getLogger, makeEndpoint, transports, type DeepPartial, type Endpoint, type ServerContext,
 } from "sgridnext";
 import { SgridChannel, sgridClientFactory, sgridServerFactory } from "sgridnext/internal/transport/sgrid/index";
 import { EchoProxy, EchoService } from "../gen/demo/echo.sgrid";
@@ -177,6 +177,36 @@ describe("sgrid transport", function () {
     expect(got).to.deep.equal([0, 1, 2]);
     expect(err).to.be.instanceOf(ResourceExhaustedError);
     expect((err as ResourceExhaustedError).data).to.deep.equal({ at: 3 });
+  });
+
+  it("sends the deadline a call has left when its first endpoint list came late, not its whole timeout", async () => {
+    const ch = new SgridChannel(makeEndpoint("127.0.0.1", port, "sgrid"));
+    let eps: readonly Endpoint[] = [];
+    const listeners: Array<(e: readonly Endpoint[]) => void> = [];
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => { answer = resolve; });
+    const source = {
+      current: () => eps,
+      ready: () => answered,
+      onChange: (l: (e: readonly Endpoint[]) => void) => { listeners.push(l); return () => undefined; },
+      close: () => undefined,
+      describe: () => "a list that comes late",
+    };
+    const late = new EchoProxy(new Invoker(source, () => ch, "late-list"));
+    try {
+      const started = Date.now();
+      const reply = late.say({ text: "late" }, { timeoutMs: 3_000 });
+      await sleep(1_000);
+      eps = [makeEndpoint("127.0.0.1", port, "sgrid")];
+      for (const l of listeners) l(eps);
+      answer();
+      expect((await reply).text).to.equal("late");
+      // The servant's deadline is the caller's (started + 3 s), not a full 3 s from when the list came.
+      expect(servant.lastDeadline! - started).to.be.within(2_500, 3_400);
+    } finally {
+      late.$invoker.close();
+      ch.close();
+    }
   });
 
   it("fails a call at its deadline with DEADLINE_EXCEEDED, fires the servant's signal, and sends the deadline along", async () => {

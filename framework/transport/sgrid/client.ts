@@ -110,11 +110,11 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
    * complete before the caller's synchronous code has run, so the caller
    * attaches its promise callbacks afterwards.
    */
-  private begin(method: MethodDescriptor, payload: Uint8Array | undefined, call: OutgoingCall, streamOut: boolean): ClientCall | Error {
+  private begin(method: MethodDescriptor, payload: Uint8Array | undefined, call: OutgoingCall, streamOut: boolean, now?: number): ClientCall | Error {
     const signal = call.signal;
     if (signal !== undefined && signal.aborted) return new CancelledError(`call ${method.path} cancelled by the caller`);
     // Infinity (no deadline) stays Infinity: no timer, no timeout on the wire.
-    const remaining = call.deadline - Date.now();
+    const remaining = call.deadline - (now ?? Date.now());
     if (!(remaining > 0)) return new DeadlineExceededError(`call ${method.path} exceeded its deadline before it was sent`);
     let conn: ClientConnection;
     try {
@@ -157,7 +157,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
       out.rejected(payload);
       return;
     }
-    const c = this.begin(method, payload, call, false);
+    const c = this.begin(method, payload, call, false, out.clock);
     if (c instanceof Error) out.rejected(c);
     else c.out = out;
   }
