@@ -6,10 +6,14 @@
  * `READY <json>`, and answers IPC "stats" with its CPU usage and the hub's
  * counters ("final": also the nodes online and the offline events).
  *
- * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN.
+ * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN;
+ * diagnostics: HB_HEAP_PROF=<file>, HB_SNAPSHOT=<file> (see below).
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
+import inspector from "node:inspector";
+import v8 from "node:v8";
+import vm from "node:vm";
 import path from "node:path";
 import { PerformanceObserver, constants as perf } from "node:perf_hooks";
 import { Application, UnauthenticatedError, getLogger, type ServerContext } from "sgridnext";
@@ -128,8 +132,42 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   });
+  // HB_HEAP_PROF=<file>: from the first "stats" (the steady window's start), a sampling heap profile over HB_HEAP_PROF_MS (default
+  // 10 s) written there: what it holds was allocated in that time and is still live, i.e. survived the scavenges (diagnostics).
+  let heapProf: Promise<void> | undefined;
+  const startHeapProfile = (file: string): Promise<void> => new Promise((resolve) => {
+    const session = new inspector.Session();
+    session.connect();
+    session.post("HeapProfiler.startSampling", { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true }, () => {
+      // One scavenge first, so that the young objects that die there drop out (what is left survived one).
+      setTimeout(() => (v8.setFlagsFromString("--expose-gc"), (vm.runInNewContext("gc") as (o: object) => void)({ type: "minor" }), session.post("HeapProfiler.stopSampling", (err, r) => {
+        if (!err) fs.writeFileSync(file, JSON.stringify(r.profile));
+        session.disconnect();
+        resolve();
+      })), Number(process.env.HB_HEAP_PROF_MS ?? 10_000));
+    });
+  });
+  // HB_SNAPSHOT=<file>: a heap snapshot at the first "stats" + 3 s (diagnostics; forces a full GC).
+  let snapped = false;
+  const snapshot = (file: string): void => {
+    setTimeout(() => {
+      const session = new inspector.Session();
+      session.connect();
+      const out = fs.openSync(file, "w");
+      session.on("HeapProfiler.addHeapSnapshotChunk", (m) => fs.writeSync(out, m.params.chunk));
+      session.post("HeapProfiler.takeHeapSnapshot", {}, () => {
+        fs.closeSync(out);
+        session.disconnect();
+      });
+    }, 3000);
+  };
   process.on("message", (m) => {
     if (m === "exit") process.exit(0);
+    if (m === "stats" && process.env.HB_SNAPSHOT && !snapped) {
+      snapped = true;
+      snapshot(process.env.HB_SNAPSHOT);
+    }
+    if (m === "stats" && process.env.HB_HEAP_PROF) heapProf ??= startHeapProfile(process.env.HB_HEAP_PROF);
     // "stats": CPU first (the rest is not measured), the hub's counters; "final": also the nodes online and offline events (a read of every node).
     if (m === "stats") process.send!({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss, hub: hub.stats });
     if (m === "final") {

@@ -86,8 +86,12 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN },
     stdio: ["ignore", "pipe", "inherit", "ipc"],
     ...pin(pinning.serverCpu),
-    // HB_PROF=<dir>: write a CPU profile of the registry there (diagnostics).
-    ...(process.env.HB_PROF ? { execArgv: [...(pin(pinning.serverCpu).execArgv ?? []), "--cpu-prof", `--cpu-prof-dir=${process.env.HB_PROF}`] } : {}),
+    // Diagnostics: HB_PROF=<dir> writes a CPU profile of the registry there; HB_NODE_ARGS adds node options to it (space-separated, e.g. "--trace-gc-nvp").
+    execArgv: [
+      ...(pin(pinning.serverCpu).execArgv ?? []),
+      ...(process.env.HB_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HB_PROF}`] : []),
+      ...(process.env.HB_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
+    ],
   });
   const stats = (what: "stats" | "final" = "stats"): Promise<ChildStats> => new Promise((res) => {
     registry.once("message", (m) => res(m as ChildStats));
@@ -105,7 +109,11 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
       registry.stdout!.setEncoding("utf8").on("data", (d: string) => {
         out += d;
         const m = /READY (.*)\n/.exec(out);
-        if (m) resolve(JSON.parse(m[1]!));
+        if (m) {
+          resolve(JSON.parse(m[1]!));
+          // Whatever the registry prints afterwards (e.g. node's --trace-gc output from HB_NODE_ARGS) goes to stderr.
+          registry.stdout!.removeAllListeners("data").on("data", (more: string) => process.stderr.write(more));
+        }
       });
       registry.once("exit", (code) => reject(new Error(`heartbeat registry exited with ${code}`)));
     });
