@@ -12,6 +12,7 @@
  */
 import type { Command } from "commander";
 import { getLogger } from "sgridnext";
+import { tuneRegistryHeap } from "../registry/server/heap-tuning";
 import { RegistryServer, type RegistryAddress } from "../registry/server/registry-server";
 import { REGISTRY_DEFAULTS, REGISTRY_ENV, optionsFromText, textSettingsFromEnv, type RegistryTextSettings } from "../registry/server/options";
 
@@ -37,6 +38,7 @@ export function registerRegistry(program: Command): void {
     .option("--tls-key <file>", `PEM private key of --tls-cert [${REGISTRY_ENV.tlsKey}]`)
     .addHelpText("after", `\nThe first admin user's password comes from ${REGISTRY_ENV.adminPassword}; without it one is generated and printed once.`)
     .action(async (flags: RegistryFlags) => {
+      tuneRegistryHeap();
       const fromFlags: RegistryTextSettings = { ...flags };
       const server = new RegistryServer(optionsFromText(fromFlags, textSettingsFromEnv(process.env)));
       const log = getLogger("registry");

@@ -7,7 +7,9 @@
  * counters ("final": also the nodes online and the offline events).
  *
  * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN;
- * diagnostics: HB_HEAP_PROF=<file>, HB_SNAPSHOT=<file> (see below).
+ * diagnostics: HB_PRETENURING=1 (V8's default allocation-site pretenuring,
+ * which `sgrid registry` turns off: registry/server/heap-tuning.ts),
+ * HB_HEAP_PROF=<file>, HB_SNAPSHOT=<file> (see below).
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -22,6 +24,7 @@ import { PollingChangeFeed } from "../../registry/server/change-feed";
 import type { AuthUser, Authenticator, RegistryContext, RegistrySettings } from "../../registry/server/context";
 import { DatabaseStorage } from "../../registry/services/storage";
 import { openStore } from "../../registry/store";
+import { tuneRegistryHeap } from "../../registry/server/heap-tuning";
 
 const token = process.env.HB_TOKEN ?? "bench-token";
 
@@ -38,6 +41,8 @@ class ClusterAuth implements Authenticator {
 }
 
 async function main(): Promise<void> {
+  // As `sgrid registry` does (HB_PRETENURING=1: V8's default, for comparison).
+  if (process.env.HB_PRETENURING !== "1") tuneRegistryHeap();
   const dir = process.env.HB_DIR!;
   const nodes = Number(process.env.HB_NODES ?? 1000);
   const perNode = Number(process.env.HB_INSTANCES ?? 10);
