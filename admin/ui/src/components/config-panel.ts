@@ -86,11 +86,15 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
     setError(undefined);
     setSaved("");
     const fileName = file || newName.trim();
+    const savingFrom = editorFor.current;
     try {
       const v = await put("/api/configs/file", { scope: clean(scope), fileName, content, comment });
       setSaved(`saved ${fileName} v${v.version}`);
-      editorFor.current = `${scopeKey}|${fileName}`;
-      editorBase.current = content;
+      // Unless the user moved to another file or scope meanwhile, the editor now shows the saved version.
+      if (editorFor.current === savingFrom) {
+        editorFor.current = `${scopeKey}|${fileName}`;
+        editorBase.current = content;
+      }
       setComment("");
       setNewName("");
       if (file !== fileName) setFile(fileName);
@@ -106,6 +110,7 @@ export function ConfigPanel({ session, app, server, instances = [] }: Props) {
     try {
       const v = await post("/api/configs/rollback", { scope: clean(scope), fileName: file, version, comment: `rollback to v${version}` });
       setSaved(`rolled back ${file} to v${version} (now v${v.version})`);
+      editorFor.current = ""; // the editor shows the rolled-back text, whatever was typed: the user asked for it
       history.reload();
       files.reload();
     } catch (err) {
