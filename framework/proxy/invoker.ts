@@ -135,8 +135,10 @@ export class Invoker {
   private async firstEndpoints(call: OutgoingCall): Promise<void> {
     await this.source.ready();
     if (this.endpoints.length === 0 && this.source.untilAnswered !== undefined) {
-      const until = Number.isFinite(call.deadline) ? call.deadline : Date.now() + this.timeoutMs;
+      const wait = Number.isFinite(this.timeoutMs) ? this.timeoutMs : INVOKER_DEFAULTS.timeoutMs;
+      const until = Number.isFinite(call.deadline) ? call.deadline : Date.now() + wait;
       await this.source.untilAnswered(until, call.signal);
+      if (this.endpoints.length === 0 && call.signal?.aborted) throw new CancelledError(`call cancelled by the caller while waiting for the registry: ${this.source.describe()}`);
     }
     if (this.endpoints.length === 0) throw new NoEndpointError(`no active endpoint for ${this.source.describe()}`);
   }

@@ -6,7 +6,7 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Application, Communicator, NoEndpointError, type Endpoint } from "sgridnext";
+import { Application, CancelledError, Communicator, NoEndpointError, type Endpoint } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import { EchoImpl } from "../helpers/echo-servant";
 import { outputDir } from "../helpers/paths";
@@ -259,6 +259,18 @@ describe("framework registry resolution (stand-in registry)", function () {
     const err = await comm.stringToProxy(EchoProxy, OBJ).say({ text: "x" }, { timeoutMs: 500 }).then(() => undefined, (e: unknown) => e);
     expect(err).to.be.instanceOf(NoEndpointError);
     expect((err as Error).message).to.match(/Test\.EchoServer\.EchoObj.*unreachable.*UNAVAILABLE/);
+  });
+
+  it("a call cancelled while it waits for an unreachable registry fails CANCELLED, not NO_ENDPOINT", async () => {
+    const comm = new Communicator({ registry: "127.0.0.1:1", cacheDir: path.join(cacheRoot, "empty-cancel"), env: {} });
+    comms.push(comm);
+    const ac = new AbortController();
+    const call = comm.stringToProxy(EchoProxy, OBJ).say({ text: "x" }, { timeoutMs: 20_000, signal: ac.signal }).then(() => undefined, (e: unknown) => e);
+    await sleep(300);
+    ac.abort();
+    const err = await call;
+    expect(err, String(err)).to.be.instanceOf(CancelledError);
+    expect((err as Error).message).to.match(/waiting for the registry.*Test\.EchoServer\.EchoObj/);
   });
 
   it("refuses a registry address that does not parse, naming it", () => {
