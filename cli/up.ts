@@ -48,6 +48,7 @@ import { ConfigError, getLogger, isNameOf, nameProblem, setLogLevel } from "sgri
 import { AdminServer } from "../admin";
 import { NodeAgent } from "../nodeagent";
 import { RegistryServer } from "../registry/server";
+import { tuneRegistryHeap } from "../registry/server/heap-tuning";
 import { acquireLock, adminPassword, clusterToken, UP_FILES } from "./up-data-dir";
 
 export { acquireLock, adminPassword, clusterToken, UP_FILES } from "./up-data-dir";
@@ -189,6 +190,7 @@ export async function startUp(o: UpOptions, say: (line: string) => void, env: No
     if (pw.note) say(pw.note);
 
     const registryDir = path.join(o.dataDir, UP_FILES.registry);
+    tuneRegistryHeap();
     registry = new RegistryServer({
       dataDir: registryDir,
       db: `sqlite:${path.join(registryDir, "registry.db")}`,

@@ -1,6 +1,7 @@
 /**
  * V8 settings of a registry process, applied once at its start (before its
- * hot code runs): `sgrid registry` (cli/registry.ts) and the heartbeat
+ * hot code runs): `sgrid registry` (cli/registry.ts), `sgrid up` (cli/up.ts,
+ * the registry in one process with the other parts) and the heartbeat
  * benchmark's registry process, which stands in for it.
  *
  * No allocation-site pretenuring. V8 decides per allocation site (an object
