@@ -93,7 +93,8 @@ describe("messageCodec strings and ranges (Buffer's UTF-8 routines)", () => {
 
   it("encodes text of every kind (multi-byte, lone surrogates, a BOM, any length) to the bytes ts-proto's own writer makes", () => {
     for (let i = 0; i < 2000; i++) {
-      const text = randomText();
+      // Every other text all ASCII (the codec copies those over 32 characters with latin1Write), some past 32.
+      const text = i % 2 === 0 ? randomText() : Array.from({ length: rnd(200) }, () => String.fromCharCode(rnd(128))).join("");
       const ours = Buffer.from(req.encode({ text, count: i }));
       const theirs = Buffer.from(EchoRequest.encode(EchoRequest.fromPartial({ text, count: i })).finish());
       expect(ours.equals(theirs), `text ${JSON.stringify(text)}`).to.equal(true);
