@@ -15,7 +15,7 @@ import { RegistryServer } from "../registry/server";
 import { EchoProxy } from "../test/gen/demo/echo.sgrid";
 import { startEchoServer, type Spawned } from "../test/helpers/processes";
 import { bestOfAlternating, closedLoop, fmt, startBenchServer, table, type BenchServer } from "./harness";
-import { benchScratchDir } from "./scratch";
+import { outputDir } from "../test/helpers/paths";
 
 const TEXT = "x".repeat(100);
 const APP = "Bench";
@@ -25,7 +25,7 @@ const OBJ = `${APP}.${SERVER}.EchoObj`;
 export async function runResolveByNameBench(durationMs: number, concurrencies: number[], registrations = 20): Promise<string> {
   const levelBefore = getLogLevel();
   setLogLevel(process.env.SGRID_LOG_LEVEL ?? "warn");
-  const dataDir = benchScratchDir("resolve");
+  const dataDir = outputDir("bench-resolve", { shared: true });
   const registry = new RegistryServer({ db: `sqlite:${path.join(dataDir, "registry.db")}`, listen: "127.0.0.1:0", dataDir, adminPassword: "bench-admin-pw", heartbeatTimeoutMs: 3_600_000 });
   await registry.start();
   const store = registry.store;

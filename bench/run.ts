@@ -27,8 +27,9 @@ import { keepPendingOutput } from "../test/helpers/output";
 import { installReaper } from "../test/helpers/reaper";
 
 async function main(): Promise<void> {
-  // Everything a suite starts (children, the servants an agent starts, cgroups, scratch folders) ends with this
-  // process, also when it is interrupted; what a SIGKILLed run left, the next run sweeps.
+  // Everything a suite starts (children, the servants an agent starts, cgroups) ends with this process, also when
+  // it is interrupted; what a SIGKILLed run left, the next run sweeps, with the scratch folders (outputDir) of runs
+  // that did not end well.
   installReaper();
   const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
   const args = process.argv.slice(2);

@@ -40,7 +40,7 @@ import * as tar from "tar";
 import type { InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
 import { detectPinning, spread } from "../harness";
 import { StandInRegistry } from "./stand-in-registry";
-import { benchScratchDir } from "../scratch";
+import { outputDir } from "../../test/helpers/paths";
 
 const CLI = path.resolve(__dirname, "../../cli/main.js");
 const SLEEP_LOOP = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 2 & wait $!; done\n";
@@ -232,7 +232,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
-  const tmp = benchScratchDir("agent");
+  const tmp = outputDir("bench-agent", { shared: true });
   const children = new Set<ChildProcess>();
   const group = `sgrid-bench-${process.pid}`;
   const reg = new StandInRegistry();

@@ -37,7 +37,7 @@ import { RegistryServer } from "../../registry/server";
 import type { ServiceIndex } from "../../registry/query/service-index";
 import type { AdapterInput } from "../../registry/store/records";
 import { BenchChild, formatSuite, runSuite, type Pinning, type ServerSide } from "../harness";
-import { benchScratchDir } from "../scratch";
+import { outputDir } from "../../test/helpers/paths";
 
 export interface GatewayBenchOptions {
   durationMs: number;
@@ -62,7 +62,7 @@ export async function runGatewayBench(opts: GatewayBenchOptions): Promise<string
   if (backend !== "grpc" && backend !== "sgrid") throw new Error(`BENCH_GATEWAY_BACKEND must be grpc or sgrid, got "${backend}"`);
   const levelBefore = getLogLevel();
   setLogLevel(process.env.SGRID_LOG_LEVEL ?? "warn");
-  const dataDir = benchScratchDir("gateway");
+  const dataDir = outputDir("bench-gateway", { shared: true });
   const registry = new RegistryServer({ db: `sqlite:${path.join(dataDir, "registry.db")}`, listen: "127.0.0.1:0", dataDir, adminPassword: "bench-admin-pw", clusterToken: "bench-cluster-token", heartbeatTimeoutMs: 3_600_000 });
   const childModule = path.join(__dirname, "child.js");
   let servant: BenchChild | undefined;

@@ -25,7 +25,7 @@ import { type Pinning, detectPinning, fmt, readCpuTimes, spread, stealPercent, t
 import type { AgentsStart, AgentsStats } from "./heartbeat-agents";
 import { LATE_SHARE } from "./heartbeat-agents";
 import type { HubStats } from "../../registry/node/hub-stats";
-import { benchScratchDir } from "../scratch";
+import { outputDir } from "../../test/helpers/paths";
 
 export interface HeartbeatBenchOptions {
   nodes?: number;
@@ -81,7 +81,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
   // BENCH_HEARTBEAT_PIN=0: no taskset (a machine busy with other work starves a pinned process).
   const pinning: Pinning = process.env.BENCH_HEARTBEAT_PIN === "0" ? { pinned: false, reason: "BENCH_HEARTBEAT_PIN=0" } : detectPinning();
   const pin = (cpu: number | undefined) => (pinning.pinned && cpu !== undefined ? { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath] } : {});
-  const dir = benchScratchDir("heartbeat");
+  const dir = outputDir("bench-heartbeat", { shared: true });
   const registry = fork(path.join(__dirname, "heartbeat-registry.js"), [], {
     env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN },
     stdio: ["ignore", "pipe", "inherit", "ipc"],

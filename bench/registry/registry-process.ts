@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { benchScratchDir } from "../scratch";
+import { outputDir } from "../../test/helpers/paths";
 
 export interface BenchRegistry {
   child: ChildProcess;
@@ -17,7 +17,7 @@ export interface BenchRegistry {
 }
 
 export function benchDataDir(): string {
-  return benchScratchDir("registry");
+  return outputDir("bench-registry", { shared: true });
 }
 
 /** `db` defaults to SQLite in `dataDir`. */

@@ -22,7 +22,7 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { createProject } from "../../cli/create";
 import { table } from "../harness";
-import { benchScratchDir } from "../scratch";
+import { outputDir } from "../../test/helpers/paths";
 
 const REPO = path.resolve(__dirname, "../../..");
 const CLI = path.join(REPO, "dist/cli/main.js");
@@ -151,7 +151,7 @@ function median(xs: number[]): number {
 }
 
 export async function runServantStartBench(rounds: number): Promise<string> {
-  const tmp = benchScratchDir("servant-start");
+  const tmp = outputDir("bench-servant-start", { shared: true });
   try {
     const hello = buildHello(tmp);
     const pin = fs.existsSync("/usr/bin/taskset") && os.cpus().length > 1;
