@@ -163,7 +163,7 @@ export class NodeAgent {
       downloadIdleTimeoutMs: this.options.downloadIdleTimeoutMs,
       hello: () => this.reporter.hello(),
       fullObserved: () => this.reporter.fullObserved(),
-      heartbeat: () => this.reporter.heartbeat(),
+      heartbeat: (withFacts) => this.reporter.heartbeat(withFacts),
     });
     this.sessionRef.on("desired", (d) => this.applyDesired(d, true));
     this.sessionRef.on("command", (c) => void this.handleCommand(c));

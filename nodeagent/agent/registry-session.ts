@@ -38,8 +38,13 @@ export interface RegistrySessionOptions {
   hello(): Promise<NodeHello>;
   /** The observed state of every instance, sent after hello. */
   fullObserved(): InstanceObserved[];
-  /** Builds one heartbeat. */
-  heartbeat(): Promise<Heartbeat>;
+  /**
+   * Builds one heartbeat. `withFacts`: whether it carries the host facts
+   * JSON. False only when the registry named a facts interval in its
+   * desired state (it reads the HostSample of every heartbeat) and the facts
+   * are not due: they go about that often, jittered.
+   */
+  heartbeat(withFacts: boolean): Promise<Heartbeat>;
   /** Reconnect delays. Defaults: RECONNECT_BACKOFF (250 ms doubling to 3 s, +-50 %). */
   backoff?: Partial<BackoffPolicy>;
   /** Heartbeat interval until the registry names one, ms. Default 5000. */
@@ -55,6 +60,11 @@ export interface RegistrySessionOptions {
 }
 
 export const SESSION_DEFAULTS = Object.freeze({ heartbeatIntervalMs: 5000 });
+
+/** `ms` give or take a quarter (so that the agents of a connect storm do not all send their facts in the same second). */
+function jittered(ms: number): number {
+  return Math.round(ms * (0.75 + 0.5 * Math.random()));
+}
 
 /**
  * Reconnect delays of the node session: 250 ms doubling to a cap of 3 s,
@@ -101,6 +111,9 @@ export class RegistrySession extends EventEmitter<{
   private stopped = false;
   private heartbeatMs: number;
   private heartbeatTask: PeriodicTask | undefined;
+  /** The registry's facts interval (ms; 0 = facts with every heartbeat) and when facts are next due. */
+  private factsIntervalMs = 0;
+  private nextFactsAt = 0;
   /** Completed sessions (a desired state was received), for tests and stats. */
   sessions = 0;
 
@@ -146,6 +159,21 @@ export class RegistrySession extends EventEmitter<{
     if (!(ms > 0) || ms === this.heartbeatMs) return;
     this.heartbeatMs = ms;
     if (this.heartbeatTask) this.armHeartbeat();
+  }
+
+  /** Sets the facts interval from the registry's desired state (0 = facts with every heartbeat); the first facts are due one jittered interval from now. */
+  private setFactsInterval(ms: number): void {
+    if (ms === this.factsIntervalMs) return;
+    this.factsIntervalMs = ms;
+    this.nextFactsAt = Date.now() + jittered(ms);
+  }
+
+  /** Whether the heartbeat built now carries the facts JSON; when it does, the next ones are due a jittered interval later. */
+  private factsDue(now: number): boolean {
+    if (this.factsIntervalMs === 0) return true;
+    if (now < this.nextFactsAt) return false;
+    this.nextFactsAt = now + jittered(this.factsIntervalMs);
+    return true;
   }
 
   /**
@@ -277,10 +305,14 @@ export class RegistrySession extends EventEmitter<{
             this.sessions++;
             this.backoff.reset();
             log.info({ registry: ep }, "registry session established");
+            // The hello carried the facts; this registry's desired state says how often it wants them again.
+            this.factsIntervalMs = -1;
+            this.setFactsInterval(kind.value.factsIntervalMs);
             this.emit("connected", ep);
             this.armHeartbeat();
           }
           this.setHeartbeatInterval(kind.value.heartbeatIntervalMs);
+          this.setFactsInterval(kind.value.factsIntervalMs);
           this.emit("desired", kind.value);
         } else if (kind?.$case === "command") {
           this.emit("command", kind.value);
@@ -297,7 +329,7 @@ export class RegistrySession extends EventEmitter<{
     // Never overlapping: a heartbeat still being built (facts, cgroup reads) delays the next one.
     this.heartbeatTask = new PeriodicTask(async () => {
       if (!this.established) return;
-      this.send({ kind: { $case: "heartbeat", value: await this.options.heartbeat() } });
+      this.send({ kind: { $case: "heartbeat", value: await this.options.heartbeat(this.factsDue(Date.now())) } });
     }, { intervalMs: this.heartbeatMs, onError: (err) => log.warn({ err: (err as Error).message }, "cannot build a heartbeat") }).start();
   }
 

@@ -14,7 +14,7 @@
  */
 import type { AgentMessage, Heartbeat, InstanceDesired, InstanceObserved, InstanceUsage, NodeHello } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { DeepPartial } from "sgridnext";
-import { collectNodeFacts, agentVersion } from "../facts";
+import { collectNodeFacts, agentVersion, hostSample } from "../facts";
 import type { NodeSupervisor } from "../supervisor";
 import type { InstallNote } from "./installer";
 import type { PortGuard } from "./port-guard";
@@ -105,7 +105,8 @@ export class ObservedReporter {
     return { node: o.name, address: o.address, agentVersion: agentVersion(), hostInfoJson: JSON.stringify(facts), agentId: this.d.agentId(), tags: o.tags };
   }
 
-  async heartbeat(): Promise<Heartbeat> {
+  /** One heartbeat: load, the HostSample, usage per running instance, and the facts JSON when `withFacts` (see RegistrySessionOptions.heartbeat). */
+  async heartbeat(withFacts = true): Promise<Heartbeat> {
     const facts = await collectNodeFacts();
     const usage: InstanceUsage[] = [];
     for (const o of this.d.supervisor.observed()) {
@@ -127,6 +128,6 @@ export class ObservedReporter {
         // group gone between the listing and the read: nothing to report
       }
     }
-    return { load1: facts.loadAvg[0], factsJson: JSON.stringify(facts), usage };
+    return { load1: facts.loadAvg[0], factsJson: withFacts ? JSON.stringify(facts) : "", usage, sample: hostSample(facts) };
   }
 }

@@ -10,6 +10,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { agentVersion } from "./agent-version";
+import type { HostSample } from "sgridnext/gen/sgrid/registry/v1/node";
 import { readDisks, type DiskFacts } from "./mounts";
 
 export interface NodeFacts {
@@ -68,6 +69,27 @@ export async function memAvailable(meminfoFile = "/proc/meminfo"): Promise<numbe
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The figures of `facts` that move between heartbeats, as the heartbeat's
+ * HostSample: CPUs available, memory total and available, disk total and
+ * available summed over the mounts (0 where unknown).
+ */
+export function hostSample(facts: NodeFacts): HostSample {
+  let diskTotalBytes = 0;
+  let diskAvailableBytes = 0;
+  for (const d of facts.disks) {
+    diskTotalBytes += d.totalBytes;
+    diskAvailableBytes += d.availableBytes;
+  }
+  return {
+    cpus: facts.cpuAvailable || facts.cpuCount,
+    memoryTotalBytes: facts.memory.totalBytes,
+    memoryAvailableBytes: facts.memory.availableBytes,
+    diskTotalBytes,
+    diskAvailableBytes,
+  };
 }
 
 /** Collects the node's facts now. Never throws. */

@@ -59,7 +59,12 @@ export class DesiredStateBuilder {
   /** Server id -> type; re-read on a miss and dropped on the `servers` topic (a type can change). */
   private serverTypes = new Map<number, ServerType>();
 
-  constructor(private readonly store: RegistryStore, private readonly settings: RegistrySettings) {}
+  /**
+   * `factsIntervalMs`: how often host facts are taken from heartbeats (the
+   * hub's factsIntervalMs), told to agents so that the others carry only a
+   * HostSample; 0 asks for facts with every heartbeat.
+   */
+  constructor(private readonly store: RegistryStore, private readonly settings: RegistrySettings, private readonly factsIntervalMs = 0) {}
 
   /** The desired state of one node (empty instance list for a node with none), with the instance records it was built from. */
   async forNode(node: string): Promise<{ state: DesiredState; instances: InstanceRecord[] }> {
@@ -96,7 +101,7 @@ export class DesiredStateBuilder {
     }
     const out = new Map<string, DesiredState>();
     for (const [n, insts] of byNode) {
-      out.set(n, { instances: insts, registry: this.settings.advertise, heartbeatIntervalMs: this.settings.heartbeatIntervalMs });
+      out.set(n, { instances: insts, registry: this.settings.advertise, heartbeatIntervalMs: this.settings.heartbeatIntervalMs, factsIntervalMs: Math.min(this.factsIntervalMs, 0xffff_ffff) });
     }
     return out;
   }

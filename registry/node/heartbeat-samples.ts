@@ -5,6 +5,7 @@
  * the last minutes"; nothing of it is stored in the database (host facts are,
  * at a slower pace: see the hub's factsIntervalMs).
  */
+import type { HostSample } from "sgridnext/gen/sgrid/registry/v1/node";
 
 /** Samples kept per node: 60 x the 5 s default interval = the last 5 minutes. */
 export const SAMPLES_PER_NODE = 60;
@@ -31,10 +32,7 @@ const WIDTH = FIELDS.length;
  * - diskTotalBytes / diskAvailableBytes: summed over the reported mounts.
  */
 function writeSample(row: Float64Array, o: number, at: number, load1: number, facts: Record<string, unknown>): void {
-  row.fill(NaN, o, o + WIDTH);
-  const load = finite(load1) ?? 0;
-  row[o + AT] = at;
-  row[o + LOAD1] = load;
+  const load = writeStart(row, o, at, load1);
   const cpus = finite(facts.cpuAvailable) ?? finite(facts.cpuCount);
   if (cpus && cpus > 0) row[o + CPU] = load / cpus;
   const mem = facts.memory as Record<string, unknown> | undefined;
@@ -58,6 +56,38 @@ function writeSample(row: Float64Array, o: number, at: number, load1: number, fa
   }
 }
 
+/** Clears the row at `o` to NaN and writes `at` and the load (0 when not a finite number), which it returns. */
+function writeStart(row: Float64Array, o: number, at: number, load1: number): number {
+  row.fill(NaN, o, o + WIDTH);
+  const load = finite(load1) ?? 0;
+  row[o + AT] = at;
+  row[o + LOAD1] = load;
+  return load;
+}
+
+/** As writeSample, from a heartbeat's HostSample (where 0, or anything not a positive finite number, is unknown). */
+function writeHostSample(row: Float64Array, o: number, at: number, load1: number, s: HostSample): void {
+  const load = writeStart(row, o, at, load1);
+  const cpus = positive(s.cpus);
+  if (cpus !== undefined) row[o + CPU] = load / cpus;
+  const memTotal = positive(s.memoryTotalBytes);
+  if (memTotal !== undefined) {
+    row[o + MEM_TOTAL] = memTotal;
+    const avail = finite(s.memoryAvailableBytes);
+    if (avail !== undefined && avail >= 0) row[o + MEM_USED] = Math.max(0, memTotal - avail);
+  }
+  const diskTotal = positive(s.diskTotalBytes);
+  if (diskTotal !== undefined) {
+    row[o + DISK_TOTAL] = diskTotal;
+    const avail = finite(s.diskAvailableBytes);
+    if (avail !== undefined && avail >= 0) row[o + DISK_AVAIL] = avail;
+  }
+}
+
+function positive(v: number): number | undefined {
+  return Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
 function toSample(row: Float64Array, o: number): Sample {
   const s: Sample = {};
   for (let f = 0; f < WIDTH; f++) {
@@ -75,17 +105,18 @@ function toSample(row: Float64Array, o: number): Sample {
  * were promoted one by one and later collected by mark-compacts).
  */
 class Ring {
-  private readonly rows = new Float64Array(SAMPLES_PER_NODE * WIDTH);
+  readonly rows = new Float64Array(SAMPLES_PER_NODE * WIDTH);
   private size = 0;
   private start = 0;
-  add(at: number, load1: number, facts: Record<string, unknown>): void {
+  /** The offset of the next sample's row (the oldest one's once full). */
+  next(): number {
     let slot: number;
     if (this.size < SAMPLES_PER_NODE) slot = this.size++;
     else {
       slot = this.start;
       this.start = (this.start + 1) % SAMPLES_PER_NODE;
     }
-    writeSample(this.rows, slot * WIDTH, at, load1, facts);
+    return slot * WIDTH;
   }
   list(): Sample[] {
     const out: Sample[] = [];
@@ -108,9 +139,20 @@ export class HeartbeatSamples {
 
   /** Takes the figures of one heartbeat of `node` (see writeSample). */
   add(node: string, at: number, load1: number, facts: Record<string, unknown>): void {
+    const r = this.ring(node);
+    writeSample(r.rows, r.next(), at, load1, facts);
+  }
+
+  /** Takes the figures of one heartbeat of `node` that carries a HostSample (see writeHostSample). */
+  addSample(node: string, at: number, load1: number, sample: HostSample): void {
+    const r = this.ring(node);
+    writeHostSample(r.rows, r.next(), at, load1, sample);
+  }
+
+  private ring(node: string): Ring {
     let r = this.rings.get(node);
     if (!r) this.rings.set(node, (r = new Ring()));
-    r.add(at, load1, facts);
+    return r;
   }
 
   samples(node: string): Sample[] {

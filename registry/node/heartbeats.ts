@@ -13,7 +13,11 @@
  * Host facts are due every factsIntervalMs, jittered per session (so that
  * the nodes of a connect storm do not all write in the same second), and
  * written only when they differ from what was stored; that write is what
- * bumps the `nodes` revision, not the heartbeat.
+ * bumps the `nodes` revision, not the heartbeat. Agents that send a
+ * HostSample with each heartbeat (the figures the samples need) are told the
+ * interval in their desired state and send their facts JSON only about that
+ * often, jittered by themselves; the JSON is parsed only when it is due, so
+ * that a heartbeat costs no JSON at all.
  *
  * A node the database has offline or does not know (marked offline by
  * another process, removed by an operator) takes the old path after the
@@ -103,8 +107,16 @@ export class HeartbeatRecorder {
     stats.heartbeatsReceived++;
     session.heartbeats++;
     const now = Date.now();
-    const facts = parseJsonObject("facts", hb.factsJson, false);
-    samples.add(session.node, now, hb.load1, facts);
+    const sample = hb.sample;
+    // An agent that sends samples sends its facts only every factsIntervalMs or so (see
+    // DesiredState.facts_interval_ms): each such heartbeat is due if half that interval has
+    // passed since the facts last taken, so that its own jitter and ours never skip one.
+    // Older agents send facts with every heartbeat: they are due on our jittered schedule.
+    const due = sample === undefined ? now >= session.factsDueAt : hb.factsJson !== "" && now - session.factsTakenAt >= this.d.factsIntervalMs / 2;
+    // The facts are parsed only when they are due or are the sample (the JSON costs more than the rest of the heartbeat).
+    const facts = due || sample === undefined ? parseJsonObject("facts", hb.factsJson, false) : undefined;
+    if (sample !== undefined) samples.addSample(session.node, now, hb.load1, sample);
+    else samples.add(session.node, now, hb.load1, facts!);
     for (const u of hb.usage) {
       if (session.instanceIds.has(u.instanceId)) samples.setUsage(u.instanceId, u.memoryBytes, u.cpuCoresUsed);
     }
@@ -112,9 +124,10 @@ export class HeartbeatRecorder {
     if (!p) this.pending.set(session, (p = { session, at: now, count: 0 }));
     p.at = now;
     p.count++;
-    if (now >= session.factsDueAt) {
+    if (due) {
       session.factsDueAt = nextFactsDue(now, this.d.factsIntervalMs);
-      if (Object.keys(facts).length > 0) {
+      session.factsTakenAt = now;
+      if (Object.keys(facts!).length > 0) {
         const merged = { ...session.hostInfo, ...facts };
         const text = JSON.stringify(merged);
         if (text !== session.hostInfoText) {

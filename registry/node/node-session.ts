@@ -60,6 +60,8 @@ export class NodeSession {
   agentId = "";
   /** When the host facts of a heartbeat are next taken to be stored (ms; jittered, see ./heartbeats.ts). */
   factsDueAt = 0;
+  /** When host facts were last taken (ms): the hello's, then those of heartbeats that were due. */
+  factsTakenAt = 0;
   /** Host facts from hello, merged with the heartbeats' taken since. */
   hostInfo: Record<string, unknown> = {};
   /** JSON of hostInfo as last stored (a heartbeat's facts equal to it are not written again). */

@@ -126,7 +126,7 @@ export class NodeSessionHub implements SessionHub {
     if (!(this.settings.heartbeatIntervalMs >= 1) || !(this.settings.heartbeatTimeoutMs >= 1)) {
       throw new TypeError("heartbeatIntervalMs and heartbeatTimeoutMs must be positive");
     }
-    this.builder = new DesiredStateBuilder(this.store, this.settings);
+    this.builder = new DesiredStateBuilder(this.store, this.settings, this.opts.factsIntervalMs);
     this.opening = new OpenGate(this.opts.maxConcurrentOpens);
     this.kicks = new KickBatcher(this.changes);
     this.grace = new OfflineGrace(this.settings.heartbeatTimeoutMs);
@@ -267,7 +267,8 @@ export class NodeSessionHub implements SessionHub {
     session.agentId = agentId;
     session.hostInfo = hostInfo;
     session.hostInfoText = JSON.stringify(hostInfo);
-    session.factsDueAt = nextFactsDue(Date.now(), this.opts.factsIntervalMs);
+    session.factsTakenAt = Date.now();
+    session.factsDueAt = nextFactsDue(session.factsTakenAt, this.opts.factsIntervalMs);
     const old = this.sessions.get(name);
     this.sessions.set(name, session);
     this.stats.sessionsOpened++;

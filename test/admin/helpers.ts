@@ -179,7 +179,7 @@ export class FakeAgent {
   }
 
   private heartbeat(): void {
-    this.send({ kind: { $case: "heartbeat", value: { load1: 0.2 + Math.random(), factsJson: JSON.stringify(this.facts()), usage: [] } } } as AgentMessage);
+    this.send({ kind: { $case: "heartbeat", value: { load1: 0.2 + Math.random(), factsJson: JSON.stringify(this.facts()), usage: [], sample: undefined } } } as AgentMessage);
   }
 
   private onMessage(msg: RegistryMessage): void {

@@ -74,6 +74,38 @@ describe("nodeagent/agent: NodeAgent and the registry session", function () {
     expect(await agent.cache.has(h.registry.patches.get(1)!.sha256!)).to.equal(true);
   });
 
+  it("sends a HostSample with every heartbeat, and its facts JSON only about every facts interval the registry names", async () => {
+    if (!h.agent) await h.startAgent(); // run alone (--grep)
+    const heartbeatsSince = async (ms: number) => {
+      const from = h.registry.heartbeats.length;
+      await new Promise((r) => setTimeout(r, ms));
+      return h.registry.heartbeats.slice(from);
+    };
+    // A registry that names no facts interval (older ones): facts with every heartbeat.
+    for (const b of await heartbeatsSince(1000)) {
+      expect(JSON.parse(b.factsJson).memory.totalBytes).to.be.greaterThan(0);
+      expect(b.sample?.memoryTotalBytes).to.equal(JSON.parse(b.factsJson).memory.totalBytes);
+    }
+    h.registry.factsIntervalMs = 1200; // heartbeats every 300 ms: facts with about one in four
+    h.registry.setInstances(h.registry.instances);
+    await heartbeatsSince(400); // the heartbeat in flight when the desired state changed
+    const paced = await heartbeatsSince(4000);
+    const withFacts = paced.filter((b) => b.factsJson !== "");
+    expect(paced.length).to.be.greaterThan(4);
+    expect(withFacts.length, `${withFacts.length} of ${paced.length} heartbeats with facts`).to.be.within(1, Math.floor(paced.length / 2));
+    for (const b of withFacts) expect(JSON.parse(b.factsJson).cpuCount).to.be.greaterThan(0);
+    for (const b of paced) {
+      expect(b.sample!.cpus).to.be.greaterThan(0);
+      expect(b.sample!.memoryTotalBytes).to.be.greaterThan(0);
+      expect(b.sample!.memoryAvailableBytes).to.be.within(1, b.sample!.memoryTotalBytes);
+      expect(b.sample!.diskTotalBytes).to.be.greaterThan(0);
+    }
+    h.registry.factsIntervalMs = 0;
+    h.registry.setInstances(h.registry.instances);
+    await heartbeatsSince(400);
+    for (const b of await heartbeatsSince(1000)) expect(b.factsJson).to.not.equal("");
+  });
+
   it("restarts a killed servant and reports the crash", async () => {
     const before = h.registry.latest(ID)!;
     const from = h.registry.observed.length;

@@ -136,7 +136,7 @@ forEachDialect("registry connect storm", (d: DialectCase) => {
       return s;
     };
     const takeDesired = async (s: NodeSession, agoMs: number): Promise<void> => {
-      s.sendDesired({ instances: [], registry: "x:1", heartbeatIntervalMs: 100 });
+      s.sendDesired({ instances: [], registry: "x:1", heartbeatIntervalMs: 100, factsIntervalMs: 0 });
       const m = await s.messages().next();
       expect(m.value?.kind?.$case).to.equal("desired");
       s.firstDesiredAt = Date.now() - agoMs;

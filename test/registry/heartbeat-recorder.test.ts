@@ -16,7 +16,7 @@ import type { KnexStore } from "../../registry/store";
 import { type DialectCase, forEachDialect, freshStore, uniq } from "./helpers/db";
 
 function hb(facts: Record<string, unknown> = {}): Heartbeat {
-  return { load1: 0.5, factsJson: JSON.stringify(facts), usage: [] };
+  return { load1: 0.5, factsJson: JSON.stringify(facts), usage: [], sample: undefined };
 }
 
 forEachDialect("registry heartbeat recorder", (d: DialectCase) => {
@@ -27,10 +27,11 @@ forEachDialect("registry heartbeat recorder", (d: DialectCase) => {
 
   function recorder(factsIntervalMs = 60_000) {
     const stats = newHubStats();
+    const samples = new HeartbeatSamples();
     const rec = new HeartbeatRecorder({
-      store, samples: new HeartbeatSamples(), grace: new OfflineGrace(15_000), stats, log: getLogger("test.heartbeats"), factsIntervalMs, flushMs: 1000,
+      store, samples, grace: new OfflineGrace(15_000), stats, log: getLogger("test.heartbeats"), factsIntervalMs, flushMs: 1000,
     });
-    return { rec, stats };
+    return { rec, stats, samples };
   }
 
   async function session(hostInfo: Record<string, unknown> = { cpuCount: 2 }): Promise<NodeSession> {
@@ -115,6 +116,35 @@ forEachDialect("registry heartbeat recorder", (d: DialectCase) => {
     rec.accept(s, hb({ cpuCount: 8 }));
     await rec.flush();
     expect((await store.nodes.get(s.node)).hostInfo).to.include({ cpuCount: 4 });
+  });
+
+  it("takes a HostSample heartbeat's figures from the sample, and its facts only when half the facts interval has passed since the last taken", async () => {
+    const { rec, samples } = recorder(60_000);
+    const s = await session({ cpuCount: 2, hostname: "h" });
+    s.factsTakenAt = Date.now(); // the hello's
+    const r0 = (await store.revisions.get()).nodes;
+    const sample = { cpus: 4, memoryTotalBytes: 1000, memoryAvailableBytes: 250, diskTotalBytes: 5000, diskAvailableBytes: 1500 };
+    const withSample = (facts?: Record<string, unknown>): Heartbeat => ({ load1: 2, factsJson: facts ? JSON.stringify(facts) : "", usage: [], sample });
+    rec.accept(s, withSample());
+    expect(samples.samples(s.node).at(-1)).to.deep.include({ load1: 2, cpu: 0.5, memoryTotalBytes: 1000, memoryUsedBytes: 750, diskTotalBytes: 5000, diskAvailableBytes: 1500 });
+    // Facts sent too soon after the hello's (a misbehaving agent): not taken, not even parsed.
+    rec.accept(s, { ...withSample(), factsJson: "{not json" });
+    rec.accept(s, withSample({ cpuCount: 8, hostname: "h" }));
+    await rec.flush();
+    expect((await store.nodes.get(s.node)).hostInfo).to.deep.equal({ cpuCount: 2, hostname: "h" });
+    expect((await store.revisions.get()).nodes).to.equal(r0);
+    // Half an interval later, facts that changed are stored however the registry's own due time falls.
+    s.factsTakenAt = Date.now() - 30_000;
+    s.factsDueAt = Date.now() + 60_000;
+    rec.accept(s, withSample({ cpuCount: 8, hostname: "h" }));
+    await rec.flush();
+    expect((await store.nodes.get(s.node)).hostInfo).to.deep.equal({ cpuCount: 8, hostname: "h" });
+    expect((await store.revisions.get()).nodes).to.equal(r0 + 1);
+    expect(s.factsTakenAt).to.be.closeTo(Date.now(), 1000);
+    // Unknown figures (0) stay out of the sample.
+    rec.accept(s, { load1: 1, factsJson: "", usage: [], sample: { cpus: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, diskTotalBytes: 0, diskAvailableBytes: 0 } });
+    const last = samples.samples(s.node).at(-1)!;
+    expect(Object.keys(last).sort()).to.deep.equal(["at", "load1"]);
   });
 
   it("keeps a failed flush's heartbeats for the next one and tells the offline grace", async () => {

@@ -145,7 +145,7 @@ forEachDialect("registry node session", (d: DialectCase) => {
 
   it("refuses a session whose first message is not hello (INVALID_ARGUMENT) and creates no node", async () => {
     const node = uniq("bad-");
-    const a = agent(reg, node, { first: { kind: { $case: "heartbeat", value: { load1: 1, factsJson: "", usage: [] } } } });
+    const a = agent(reg, node, { first: { kind: { $case: "heartbeat", value: { load1: 1, factsJson: "", usage: [], sample: undefined } } } });
     await a.done;
     expect(a.outcome).to.be.instanceOf(InvalidArgumentError);
     expect(a.outcome!.message).to.contain("first message").and.contain("hello");

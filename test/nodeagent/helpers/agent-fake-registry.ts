@@ -48,6 +48,8 @@ export class FakeRegistry {
   readonly patches = new Map<number, FakePatch>();
   instances: InstanceDesired[] = [];
   heartbeatIntervalMs = 300;
+  /** The desired state's facts_interval_ms (0: facts with every heartbeat, as registries before HostSample). */
+  factsIntervalMs = 0;
   /** Cut the next download after this many bytes (once). */
   cutNextDownloadAfter: number | undefined;
   /** Bytes after which the next download stops sending without ending (a registry that hangs). */
@@ -115,7 +117,7 @@ export class FakeRegistry {
   }
 
   private desiredMessage(): DeepPartial<RegistryMessage> {
-    return { kind: { $case: "desired", value: { instances: this.instances, registry: this.address, heartbeatIntervalMs: this.heartbeatIntervalMs } } };
+    return { kind: { $case: "desired", value: { instances: this.instances, registry: this.address, heartbeatIntervalMs: this.heartbeatIntervalMs, factsIntervalMs: this.factsIntervalMs } } };
   }
 
   serveSession(requests: AsyncIterable<AgentMessage>, ctx: ServerContext): AsyncIterable<DeepPartial<RegistryMessage>> {

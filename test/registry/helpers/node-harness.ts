@@ -134,7 +134,7 @@ export class FakeAgent {
   }
 
   heartbeat(usage: Array<{ instanceId: number; memoryBytes: number; cpuCoresUsed: number }> = [], facts: Record<string, unknown> = { cpuCount: 2, memory: { totalBytes: 1000, availableBytes: 400 } }): void {
-    this.send({ kind: { $case: "heartbeat", value: { load1: 0.5, factsJson: JSON.stringify(facts), usage } } });
+    this.send({ kind: { $case: "heartbeat", value: { load1: 0.5, factsJson: JSON.stringify(facts), usage, sample: undefined } } });
   }
 
   desiredStates(): DesiredState[] {

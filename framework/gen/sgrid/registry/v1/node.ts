@@ -43,11 +43,38 @@ export interface InstanceUsage {
   cpuCoresUsed: number;
 }
 
+/**
+ * The figures of the node's facts that move between heartbeats, as numbers
+ * (what the registry keeps as the node's load, memory and disk samples).
+ * 0 = unknown.
+ */
+export interface HostSample {
+  /** CPUs available to the agent (its affinity; the facts' cpuAvailable). */
+  cpus: number;
+  memoryTotalBytes: number;
+  /** MemAvailable (free plus reclaimable cache). */
+  memoryAvailableBytes: number;
+  /** Summed over the mounts the facts report. */
+  diskTotalBytes: number;
+  diskAvailableBytes: number;
+}
+
 export interface Heartbeat {
-  /** Load average over 1 minute, memory and the rest of the facts as JSON. */
+  /** Load average over 1 minute. */
   load1: number;
+  /**
+   * The host facts as JSON (NodeFacts). Every heartbeat carries them for a
+   * registry whose desired state has no facts_interval_ms; for one that names
+   * it, only a heartbeat about that often does, and `sample` carries the
+   * moving figures of every heartbeat.
+   */
   factsJson: string;
   usage: InstanceUsage[];
+  /**
+   * Present from agents that send it; a registry reads its samples from it
+   * instead of from facts_json.
+   */
+  sample: HostSample | undefined;
 }
 
 export interface InstanceObserved {
@@ -147,6 +174,11 @@ export interface DesiredState {
   /** Registry endpoints servants should use (SGRID_REGISTRY). */
   registry: string;
   heartbeatIntervalMs: number;
+  /**
+   * Set by registries that read Heartbeat.sample: the agent need send its
+   * facts_json only about this often (ms). 0 = with every heartbeat.
+   */
+  factsIntervalMs: number;
 }
 
 /** An admin command for one instance; the agent answers with a CommandReply. */
@@ -457,8 +489,157 @@ export const InstanceUsage: MessageFns<InstanceUsage> = {
   },
 };
 
+function createBaseHostSample(): HostSample {
+  return { cpus: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, diskTotalBytes: 0, diskAvailableBytes: 0 };
+}
+
+export const HostSample: MessageFns<HostSample> = {
+  encode(message: HostSample, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cpus !== 0) {
+      writer.uint32(9).double(message.cpus);
+    }
+    if (message.memoryTotalBytes !== 0) {
+      writer.uint32(17).double(message.memoryTotalBytes);
+    }
+    if (message.memoryAvailableBytes !== 0) {
+      writer.uint32(25).double(message.memoryAvailableBytes);
+    }
+    if (message.diskTotalBytes !== 0) {
+      writer.uint32(33).double(message.diskTotalBytes);
+    }
+    if (message.diskAvailableBytes !== 0) {
+      writer.uint32(41).double(message.diskAvailableBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostSample {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostSample();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.cpus = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.memoryTotalBytes = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.memoryAvailableBytes = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.diskTotalBytes = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.diskAvailableBytes = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostSample {
+    return {
+      cpus: isSet(object.cpus) ? globalThis.Number(object.cpus) : 0,
+      memoryTotalBytes: isSet(object.memoryTotalBytes)
+        ? globalThis.Number(object.memoryTotalBytes)
+        : isSet(object.memory_total_bytes)
+        ? globalThis.Number(object.memory_total_bytes)
+        : 0,
+      memoryAvailableBytes: isSet(object.memoryAvailableBytes)
+        ? globalThis.Number(object.memoryAvailableBytes)
+        : isSet(object.memory_available_bytes)
+        ? globalThis.Number(object.memory_available_bytes)
+        : 0,
+      diskTotalBytes: isSet(object.diskTotalBytes)
+        ? globalThis.Number(object.diskTotalBytes)
+        : isSet(object.disk_total_bytes)
+        ? globalThis.Number(object.disk_total_bytes)
+        : 0,
+      diskAvailableBytes: isSet(object.diskAvailableBytes)
+        ? globalThis.Number(object.diskAvailableBytes)
+        : isSet(object.disk_available_bytes)
+        ? globalThis.Number(object.disk_available_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: HostSample): unknown {
+    const obj: any = {};
+    if (message.cpus !== 0) {
+      obj.cpus = floatToJson(message.cpus);
+    }
+    if (message.memoryTotalBytes !== 0) {
+      obj.memoryTotalBytes = floatToJson(message.memoryTotalBytes);
+    }
+    if (message.memoryAvailableBytes !== 0) {
+      obj.memoryAvailableBytes = floatToJson(message.memoryAvailableBytes);
+    }
+    if (message.diskTotalBytes !== 0) {
+      obj.diskTotalBytes = floatToJson(message.diskTotalBytes);
+    }
+    if (message.diskAvailableBytes !== 0) {
+      obj.diskAvailableBytes = floatToJson(message.diskAvailableBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostSample>, I>>(base?: I): HostSample {
+    return HostSample.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostSample>, I>>(object: I): HostSample {
+    const message = createBaseHostSample();
+    message.cpus = object.cpus ?? 0;
+    message.memoryTotalBytes = object.memoryTotalBytes ?? 0;
+    message.memoryAvailableBytes = object.memoryAvailableBytes ?? 0;
+    message.diskTotalBytes = object.diskTotalBytes ?? 0;
+    message.diskAvailableBytes = object.diskAvailableBytes ?? 0;
+    return message;
+  },
+};
+
 function createBaseHeartbeat(): Heartbeat {
-  return { load1: 0, factsJson: "", usage: [] };
+  return { load1: 0, factsJson: "", usage: [], sample: undefined };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
@@ -471,6 +652,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     }
     for (const v of message.usage) {
       InstanceUsage.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.sample !== undefined) {
+      HostSample.encode(message.sample, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -512,6 +696,14 @@ export const Heartbeat: MessageFns<Heartbeat> = {
             message.usage.push(InstanceUsage.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sample = HostSample.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -533,6 +725,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
         ? globalThis.String(object.facts_json)
         : "",
       usage: globalThis.Array.isArray(object?.usage) ? object.usage.map((e: any) => InstanceUsage.fromJSON(e)) : [],
+      sample: isSet(object.sample) ? HostSample.fromJSON(object.sample) : undefined,
     };
   },
 
@@ -547,6 +740,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     if (message.usage?.length) {
       obj.usage = message.usage.map((e) => InstanceUsage.toJSON(e));
     }
+    if (message.sample !== undefined) {
+      obj.sample = HostSample.toJSON(message.sample);
+    }
     return obj;
   },
 
@@ -558,6 +754,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     message.load1 = object.load1 ?? 0;
     message.factsJson = object.factsJson ?? "";
     message.usage = object.usage?.map((e) => InstanceUsage.fromPartial(e)) || [];
+    message.sample = (object.sample !== undefined && object.sample !== null)
+      ? HostSample.fromPartial(object.sample)
+      : undefined;
     return message;
   },
 };
@@ -1773,7 +1972,7 @@ export const InstanceDesired_EnvEntry: MessageFns<InstanceDesired_EnvEntry> = {
 };
 
 function createBaseDesiredState(): DesiredState {
-  return { instances: [], registry: "", heartbeatIntervalMs: 0 };
+  return { instances: [], registry: "", heartbeatIntervalMs: 0, factsIntervalMs: 0 };
 }
 
 export const DesiredState: MessageFns<DesiredState> = {
@@ -1786,6 +1985,9 @@ export const DesiredState: MessageFns<DesiredState> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(24).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.factsIntervalMs !== 0) {
+      writer.uint32(32).uint32(message.factsIntervalMs);
     }
     return writer;
   },
@@ -1827,6 +2029,14 @@ export const DesiredState: MessageFns<DesiredState> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.factsIntervalMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1850,6 +2060,11 @@ export const DesiredState: MessageFns<DesiredState> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      factsIntervalMs: isSet(object.factsIntervalMs)
+        ? globalThis.Number(object.factsIntervalMs)
+        : isSet(object.facts_interval_ms)
+        ? globalThis.Number(object.facts_interval_ms)
+        : 0,
     };
   },
 
@@ -1864,6 +2079,9 @@ export const DesiredState: MessageFns<DesiredState> = {
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
     }
+    if (message.factsIntervalMs !== 0) {
+      obj.factsIntervalMs = Math.round(message.factsIntervalMs);
+    }
     return obj;
   },
 
@@ -1875,6 +2093,7 @@ export const DesiredState: MessageFns<DesiredState> = {
     message.instances = object.instances?.map((e) => InstanceDesired.fromPartial(e)) || [];
     message.registry = object.registry ?? "";
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.factsIntervalMs = object.factsIntervalMs ?? 0;
     return message;
   },
 };
