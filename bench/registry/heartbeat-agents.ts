@@ -16,6 +16,7 @@ import os from "node:os";
 import { Communicator } from "sgridnext";
 import type { InstanceUsage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { RegistrySession } from "../../nodeagent/agent/registry-session";
+import { hostSample, type NodeFacts } from "../../nodeagent/facts";
 
 export interface AgentsStart {
   ev: "start";
@@ -41,6 +42,13 @@ export interface AgentsStats {
   cpu: NodeJS.CpuUsage;
 }
 
+/**
+ * HB_OLD_AGENTS=1 (diagnostics, the baseline of the HostSample change): the
+ * agents heartbeat as those before it did, the facts JSON with every
+ * heartbeat and no sample.
+ */
+const OLD_AGENTS = process.env.HB_OLD_AGENTS === "1";
+
 /** A heartbeat later than this share of the interval means the client side fell behind. */
 export const LATE_SHARE = 0.2;
 
@@ -49,13 +57,13 @@ export const LATE_SHARE = 0.2;
  * figures that move between heartbeats moving, so the registry sees facts
  * that change as real ones do.
  */
-export function agentFacts(node: string, beat: number): string {
-  return JSON.stringify({
+export function agentFacts(node: string, beat: number): NodeFacts {
+  return {
     hostname: node, kernel: os.release(), platform: "linux", arch: "x64", cpuCount: 8, cpuAvailable: 8, cpuModel: "bench cpu",
     loadAvg: [0.42, 0.4, 0.38], memory: { totalBytes: 16e9, freeBytes: 8e9 - beat * 4096, availableBytes: 10e9 - beat * 4096 },
     disks: [{ mount: "/", device: "/dev/sda1", fsType: "ext4", totalBytes: 100e9, freeBytes: 50e9, availableBytes: 45e9 - beat * 1e6, readOnly: false }],
     agentVersion: "bench", nodeVersion: process.version, bootId: "00000000-0000-0000-0000-000000000000", uptimeSeconds: 1000 + beat * 5,
-  });
+  };
 }
 
 /**
@@ -79,15 +87,18 @@ class SimAgent {
     const observed = ids.map((instanceId) => ({ instanceId, state: "active", pid: 1000 + instanceId, version: 1, restarts: 0, lastExitReason: "", event: "", startedAt: Date.now(), portsInUse: [], eventDetail: "" }));
     this.session = new RegistrySession({
       endpoints: [target], token, communicator: comm, heartbeatIntervalMs: intervalMs,
-      hello: async () => ({ node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: agentFacts(node, 0), agentId: `bench-${node}`, tags: [] }),
+      hello: async () => ({ node, address: "127.0.0.1", agentVersion: "bench", hostInfoJson: JSON.stringify(agentFacts(node, 0)), agentId: `bench-${node}`, tags: [] }),
       fullObserved: () => observed,
-      heartbeat: async () => {
+      // As the real agent's reporter builds it: the sample always, the facts JSON when the session says they are due.
+      heartbeat: async (withFacts) => {
         const now = Date.now();
         const lateMs = this.lastBeatAt === 0 ? 0 : now - this.lastBeatAt - intervalMs;
         this.lastBeatAt = now;
         if (!hooks.onBeat(lateMs)) throw new Error("bench stopped");
         this.beats++;
-        return { load1: 0.42, factsJson: agentFacts(this.node, this.beats), usage: this.usage };
+        const facts = agentFacts(this.node, this.beats);
+        if (OLD_AGENTS) return { load1: 0.42, factsJson: JSON.stringify(facts), usage: this.usage, sample: undefined };
+        return { load1: 0.42, factsJson: withFacts ? JSON.stringify(facts) : "", usage: this.usage, sample: hostSample(facts) };
       },
     });
     this.session.on("connected", () => {
