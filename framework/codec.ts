@@ -56,6 +56,14 @@ interface WriterInternals {
  * writer is used).
  */
 class FastWriter extends BinaryWriter {
+  /**
+   * While encodeAt writes: where the message began, and, while that is in the caller's buffer, the writer's own
+   * buffer and view, put back after (or moved to, at the same positions, when the message outgrows the caller's).
+   */
+  base = 0;
+  home: Uint8Array | undefined;
+  homeView: DataView | undefined;
+
   override string(value: string): this {
     if (typeof value !== "string" || value.length <= SHORT_STRING) return super.string(value);
     const n = Buffer.byteLength(value, "utf8");
@@ -68,6 +76,38 @@ class FastWriter extends BinaryWriter {
     return this;
   }
 }
+
+/** The writer's fields encodeAt swaps (JavaScript-visible, `private` in its typings). */
+interface SwapInternals {
+  buffer: Uint8Array;
+  pos: number;
+  viewCache: DataView;
+  stackPos: number[];
+}
+
+const baseEnsureCapacity = (BinaryWriter.prototype as unknown as { ensureCapacity(this: BinaryWriter, size: number): void }).ensureCapacity;
+
+/**
+ * FastWriter's ensureCapacity: inside a caller's buffer (encodeAt) a message that would pass its end moves, with
+ * what it has written so far, to the writer's own buffer at the same positions (the library's methods hold
+ * positions in locals across this call, join's fork mark among them) and goes on there, so the caller's buffer is
+ * never grown or copied; elsewhere the library's. Assigned on the prototype: the library's method is private in
+ * its typings.
+ */
+(FastWriter.prototype as unknown as { ensureCapacity(this: FastWriter, size: number): void }).ensureCapacity = function ensureCapacity(this: FastWriter, size: number): void {
+  const w = this as unknown as SwapInternals;
+  if (this.home !== undefined && w.pos + size > w.buffer.length) {
+    const written = w.buffer.subarray(this.base, w.pos);
+    w.buffer = this.home;
+    w.viewCache = this.homeView!;
+    this.home = undefined;
+    this.homeView = undefined;
+    baseEnsureCapacity.call(this, size);
+    w.buffer.set(written, this.base);
+    return;
+  }
+  baseEnsureCapacity.call(this, size);
+};
 
 /** The reader's internals FastReader uses (`buf` is private, `len` readonly, in its typings). */
 interface ReaderInternals {
@@ -179,6 +219,89 @@ function encodeShared<T>(fns: TsProtoMessageFns<T>, message: DeepPartial<T>, tra
   return bytes;
 }
 
+/** The DataView of the last buffer encodeAt wrote into (a frame writer's slab is written into many times). */
+let targetBuffer: Uint8Array | undefined;
+let targetView: DataView | undefined;
+
+/**
+ * Encodes `message` straight into `target` from `offset` (MessageCodec.encodeAt), with the shared writer lent
+ * `target` as its buffer; the writer's own buffer is back in place when it returns or throws.
+ */
+function encodeAtShared<T>(fns: TsProtoMessageFns<T>, message: DeepPartial<T>, target: Uint8Array, offset: number): number | Uint8Array {
+  const writer = shared as FastWriter;
+  const w = writer as unknown as SwapInternals;
+  if (target !== targetBuffer) {
+    targetView = new DataView(target.buffer, 0, target.byteLength);
+    targetBuffer = target;
+  }
+  writer.home = w.buffer;
+  writer.homeView = w.viewCache;
+  writer.base = offset;
+  w.buffer = target;
+  w.viewCache = targetView!;
+  w.pos = offset;
+  try {
+    fns.encode(fns.fromPartial(message), writer);
+  } catch (err) {
+    shared = newWriter();
+    throw err;
+  }
+  const end = w.pos;
+  w.pos = 0;
+  const home = writer.home;
+  if (home !== undefined) {
+    // Stayed inside target.
+    w.buffer = home;
+    w.viewCache = writer.homeView!;
+    writer.home = undefined;
+    writer.homeView = undefined;
+    return end;
+  }
+  // Moved to the writer's own buffer (ensureCapacity), at the same positions: valid until the next encode.
+  if (end > SHARED_WRITER_MAX_BYTES) shared = newWriter();
+  return w.buffer.subarray(offset, end);
+}
+
+/**
+ * Whether encodeAt gives the library's own bytes, in place and after moving out of a too-short target, on this
+ * release of the library (its writer's internals are not its API): checked once, else encodeAt is not offered.
+ */
+const encodesInPlace: boolean = (() => {
+  if (!fastStrings || !inPlace) return false;
+  try {
+    // Nested (fork/join, a length that outgrows its one-byte prefix), fixed-width (the view), long and short strings.
+    const fields: TsProtoMessageFns<string> = {
+      encode: (text: string, writer: BinaryWriter) => {
+        writer.uint32(8).uint32(300).uint32(18).fork().uint32(9).double(1.5).uint32(18).string(text).join().uint32(29).fixed32(7).uint32(34).string("short");
+        return writer;
+      },
+      decode: () => "",
+      fromPartial: (o: string) => o,
+    };
+    const text = "x".repeat(200);
+    const want = Buffer.from(fields.encode(text, new BinaryWriter()).finish());
+    const target = Buffer.alloc(600);
+    const end = encodeAtShared(fields, text as never, target, 100);
+    if (typeof end !== "number" || !target.subarray(100, end).equals(want)) return false;
+    // Too short at each step: before the fork, inside it, at the join's wider length prefix, at the end.
+    for (let room = 0; room <= want.length + 1; room++) {
+      const short = Buffer.alloc(100 + room);
+      const got = encodeAtShared(fields, text as never, short, 100);
+      const bytes = typeof got === "number" ? short.subarray(100, got) : Buffer.from(got);
+      if (!bytes.equals(want)) return false;
+    }
+    // The writer is its own again.
+    const after = Buffer.from(encodeShared(fields, text as never));
+    return after.equals(want);
+  } catch {
+    return false;
+  } finally {
+    shared = newWriter();
+    targetBuffer = undefined;
+    targetView = undefined;
+  }
+})();
+
 /** The reader's own fields (`len` is readonly only in its typings). */
 interface ReaderState {
   pos: number;
@@ -270,6 +393,10 @@ export function messageCodec<T>(fns: TsProtoMessageFns<T>): MessageCodec<T> {
   return {
     encode: (message: DeepPartial<T>) => encodeShared(fns, message),
     encodeTransient: (message: DeepPartial<T>) => encodeShared(fns, message, true),
+    encodeAt: encodesInPlace
+      ? (message: DeepPartial<T>, target: Uint8Array, offset: number) =>
+        (target.byteOffset === 0 ? encodeAtShared(fns, message, target, offset) : encodeShared(fns, message, true))
+      : undefined,
     decode: reuse
       ? (bytes: Uint8Array) => (bytes.buffer.byteLength <= SHARED_WRITER_MAX_BYTES ? decodeShared(fns, bytes) : fns.decode(bytes))
       : (bytes: Uint8Array) => fns.decode(bytes),

@@ -19,6 +19,12 @@ export interface MessageCodec<T> {
    * caller that copies them at once (the native transport's frame writer). Optional; encode is used without it.
    */
   encodeTransient?(message: DeepPartial<T>): Uint8Array;
+  /**
+   * Encodes straight into `target` from `offset` and returns where the bytes end, for a caller that frames them
+   * there (the native transport's frame writer: no copy); bytes past `offset` may be overwritten either way. A
+   * message that does not fit before target's end comes back as encodeTransient's bytes instead. Optional.
+   */
+  encodeAt?(message: DeepPartial<T>, target: Uint8Array, offset: number): number | Uint8Array;
   decode(bytes: Uint8Array): T;
   /**
    * Decodes `bytes[start, end)` (a message inside a larger buffer, such as a socket chunk) as decode would its

@@ -80,6 +80,43 @@ describe("messageCodec (shared writer)", () => {
     expect(req.decode(req.encodeTransient!({ text: "after big" })).text).to.equal("after big");
   });
 });
+describe("messageCodec encodeAt (straight into a frame's buffer)", () => {
+  const req = messageCodec(EchoRequest);
+  const reply = messageCodec(EchoReply);
+  const bytesOf = (got: number | Uint8Array, target: Buffer, offset: number): Buffer =>
+    (typeof got === "number" ? target.subarray(offset, got) : Buffer.from(got));
+
+  it("writes encode's bytes at the offset and leaves the bytes before it alone", () => {
+    const target = Buffer.alloc(4096, 0xee);
+    const message = { text: "y".repeat(300), metadata: { a: "1", ["long key ".repeat(20)]: "v".repeat(200) }, peer: "p" };
+    const got = reply.encodeAt!(message, target, 17);
+    expect(got).to.be.a("number");
+    expect(bytesOf(got, target, 17).equals(Buffer.from(reply.encode(message)))).to.equal(true);
+    expect(target.subarray(0, 17).every((b) => b === 0xee)).to.equal(true);
+  });
+
+  it("gives a message that does not fit before the target's end the same bytes, whatever room was left", () => {
+    const message = { text: "x".repeat(150), metadata: { k: "w".repeat(140), j: "\u4e16".repeat(30) }, peer: "peer" };
+    const want = Buffer.from(reply.encode(message));
+    for (let room = 0; room <= want.length + 8; room++) {
+      const target = Buffer.alloc(33 + room);
+      const got = reply.encodeAt!(message, target, 33);
+      expect(bytesOf(got, target, 33).equals(want), `room ${room}`).to.equal(true);
+    }
+    // The writer is its own again: encode and encodeTransient are unaffected.
+    expect(req.decode(req.encode({ text: "after", count: 2 }))).to.include({ text: "after", count: 2 });
+    expect(Buffer.from(req.encodeTransient!({ text: "t", count: 3 })).equals(Buffer.from(req.encode({ text: "t", count: 3 })))).to.equal(true);
+  });
+
+  it("leaves the shared writer working after an encode that throws inside the target", () => {
+    const target = Buffer.alloc(1024);
+    expect(() => req.encodeAt!({ text: "bad", count: Symbol("no") as unknown as number }, target, 5)).to.throw();
+    const got = req.encodeAt!({ text: "after", count: 7 }, target, 5);
+    expect(req.decode(bytesOf(got, target, 5))).to.include({ text: "after", count: 7 });
+    expect(req.decode(req.encode({ text: "plain", count: 8 }))).to.include({ text: "plain", count: 8 });
+  });
+});
+
 describe("messageCodec strings and ranges (Buffer's UTF-8 routines)", () => {
   const req = messageCodec(EchoRequest);
   // A deterministic generator, so a failure names a reproducible case.

@@ -22,7 +22,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { endpointKey, type Endpoint } from "../../endpoint";
 import { errorFromWire, UnavailableError } from "../../errors";
-import type { Metadata, MethodDescriptor } from "../base";
+import type { MessageCodec, Metadata, MethodDescriptor } from "../base";
 import { deliverMetadata } from "../metadata";
 import { ClientCall, onDeadline } from "./client-call";
 import { CallTable } from "./call-table";
@@ -120,8 +120,10 @@ export class ClientConnection implements FrameSink {
    * Registers a call and sends its REQUEST frame (`timeoutMs` on the wire,
    * `deadline` the same instant as epoch ms). Returns false (nothing
    * sent, nothing registered) when the frame would exceed the server's limit.
+   * With `codec`, the request is `message`, encoded into the frame (an encode
+   * error is thrown, nothing sent or registered); else `payload`'s bytes.
    */
-  start(call: ClientCall, payload: Uint8Array | undefined, metadata: Metadata, timeoutMs: number, deadline: number, signal: AbortSignal | undefined): boolean {
+  start(call: ClientCall, payload: Uint8Array | undefined, metadata: Metadata, timeoutMs: number, deadline: number, signal: AbortSignal | undefined, codec?: MessageCodec<unknown>, message?: unknown): boolean {
     // 0 on the wire means "no deadline"; timers cannot exceed 2^31-1 ms (~24.8 days), longer is as good as none.
     const finite = timeoutMs <= 0x7fffffff;
     const method = call.method;
@@ -139,14 +141,17 @@ export class ClientConnection implements FrameSink {
     }
     const id = this.calls.add(call);
     if (this.calls.size === 1) this.socket.ref();
-    if (!this.writer.request(id, methodId, path, finite ? timeoutMs : 0, metadata, payload, this.peerMaxFrame)) {
-      this.calls.delete(call);
-      if (this.calls.size === 0) this.socket.unref();
-      call.id = 0;
-      if (path !== undefined && methodId !== 0) {
-        this.methodIds.delete(method);
-        this.nextMethodId--;
-      }
+    let sent: boolean;
+    try {
+      sent = codec === undefined
+        ? this.writer.request(id, methodId, path, finite ? timeoutMs : 0, metadata, payload, this.peerMaxFrame)
+        : this.writer.requestMessage(id, methodId, path, finite ? timeoutMs : 0, metadata, codec, message as never, this.peerMaxFrame);
+    } catch (err) {
+      this.unstart(call, method, path, methodId);
+      throw err;
+    }
+    if (!sent) {
+      this.unstart(call, method, path, methodId);
       return false;
     }
     call.sendCredit = this.peerWindow;
@@ -162,6 +167,17 @@ export class ClientConnection implements FrameSink {
       signal.addEventListener("abort", call);
     }
     return true;
+  }
+
+  /** Undoes start()'s registration of a call whose REQUEST was not written. */
+  private unstart(call: ClientCall, method: MethodDescriptor, path: string | undefined, methodId: number): void {
+    this.calls.delete(call);
+    if (this.calls.size === 0) this.socket.unref();
+    call.id = 0;
+    if (path !== undefined && methodId !== 0) {
+      this.methodIds.delete(method);
+      this.nextMethodId--;
+    }
   }
 
   private armDeadline(at: number): void {

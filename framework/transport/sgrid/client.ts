@@ -44,6 +44,13 @@ function failedStream<T>(err: Error): AsyncIterableIterator<T> {
   };
 }
 
+/** begin()'s request when the call sends `payload` (or nothing) rather than a message to encode into its frame. */
+const NO_REQUEST: unique symbol = Symbol("no request");
+
+function encodeFailed(method: MethodDescriptor, err: unknown): Error {
+  return new InvalidArgumentError(`request of ${method.path} could not be encoded: ${(err as Error)?.message ?? String(err)}`);
+}
+
 export class SgridChannel implements ClientChannel, ConnectionOwner {
   readonly options: ResolvedClientOptions;
   private readonly key: string;
@@ -110,7 +117,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
    * complete before the caller's synchronous code has run, so the caller
    * attaches its promise callbacks afterwards.
    */
-  private begin(method: MethodDescriptor, payload: Uint8Array | undefined, call: OutgoingCall, streamOut: boolean, now?: number): ClientCall | Error {
+  private begin(method: MethodDescriptor, payload: Uint8Array | undefined, call: OutgoingCall, streamOut: boolean, now?: number, request: unknown = NO_REQUEST): ClientCall | Error {
     const signal = call.signal;
     if (signal !== undefined && signal.aborted) return new CancelledError(`call ${method.path} cancelled by the caller`);
     // Infinity (no deadline) stays Infinity: no timer, no timeout on the wire.
@@ -128,8 +135,16 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
       c.onTrailers = call.onTrailers;
     }
     if (streamOut) c.openInbound(this.options.initialWindow, this.options.initialWindow + this.options.maxFrameSize);
-    if (!conn.start(c, payload, call.metadata, Math.ceil(remaining), call.deadline, signal)) {
-      return new ResourceExhaustedError(`request of ${method.path} (${payload?.length ?? 0} bytes) exceeds the frame limit of ${conn.peerMaxFrame} bytes`);
+    let sent: boolean;
+    try {
+      sent = request === NO_REQUEST
+        ? conn.start(c, payload, call.metadata, Math.ceil(remaining), call.deadline, signal)
+        : conn.start(c, undefined, call.metadata, Math.ceil(remaining), call.deadline, signal, method.requestCodec, request);
+    } catch (err) {
+      return encodeFailed(method, err);
+    }
+    if (!sent) {
+      return new ResourceExhaustedError(`request of ${method.path} (${conn.writer.refusedBytes} bytes) exceeds the frame limit of ${conn.peerMaxFrame} bytes`);
     }
     return c;
   }
@@ -139,25 +154,19 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
       // Copied into the connection's output before anything else encodes (begin() writes the frame).
       return encodeForFrame(method.requestCodec, request as never);
     } catch (err) {
-      return new InvalidArgumentError(`request of ${method.path} could not be encoded: ${(err as Error).message}`);
+      return encodeFailed(method, err);
     }
   }
 
+  // Unary requests are encoded into their frame by begin() (FrameWriter.requestMessage): no copy of the bytes.
   unary<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall): Promise<Res> {
-    const payload = this.encode(method, request);
-    if (payload instanceof Error) return Promise.reject(payload);
-    const c = this.begin(method, payload, call, false);
+    const c = this.begin(method, undefined, call, false, undefined, request);
     if (c instanceof Error) return Promise.reject(c);
     return promiseOf<Res>(c);
   }
 
   unaryInto<Req, Res>(method: MethodDescriptor<Req, Res>, request: DeepPartial<Req>, call: OutgoingCall, out: UnaryOutcome): void {
-    const payload = this.encode(method, request);
-    if (payload instanceof Error) {
-      out.rejected(payload);
-      return;
-    }
-    const c = this.begin(method, payload, call, false, out.clock);
+    const c = this.begin(method, undefined, call, false, out.clock, request);
     if (c instanceof Error) out.rejected(c);
     else c.out = out;
   }

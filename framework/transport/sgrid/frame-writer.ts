@@ -97,6 +97,8 @@ export class FrameWriter {
     this.tickScheduled = false;
     this.flush();
   };
+  /** The size of the message the last refused request() / requestMessage() / okMessage() would have carried. */
+  refusedBytes = 0;
   /** Called after each flush (the server checks the peer's pending output here). */
   onFlush: (() => void) | undefined;
 
@@ -148,6 +150,46 @@ export class FrameWriter {
     this.pushPart(Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength));
   }
 
+  /**
+   * Ends the frame begun at `frameAt` (its header and `fixed` body bytes reserved and written, but for the header)
+   * with `message`: encoded straight into the slab where the codec can (encodeAt), else its bytes copied or queued
+   * as payload() does; then writes the header. Returns false and writes nothing (the frame's reserved bytes given
+   * back) when the frame would pass `maxFrameSize`, with refusedBytes the message's size; an encode that throws
+   * also gives the frame back.
+   */
+  private endWithMessage<T>(codec: MessageCodec<T>, message: DeepPartial<T>, frameAt: number, fixed: number, maxFrameSize: number, type: FrameType, flags: number, id: number): boolean {
+    const limit = maxFrameSize - HEADER_SIZE - fixed;
+    let bytes: Uint8Array;
+    try {
+      if (codec.encodeAt !== undefined) {
+        const at = this.pos;
+        const got = codec.encodeAt(message, this.slab, at);
+        if (typeof got === "number") {
+          const n = got - at;
+          if (n > limit) return this.refuse(frameAt, n);
+          this.pos = got;
+          this.header(frameAt, fixed + n, type, flags, id);
+          return true;
+        }
+        bytes = got.length <= INLINE_PAYLOAD_MAX ? got : Buffer.from(got);
+      } else bytes = encodeForFrame(codec, message);
+    } catch (err) {
+      this.pos = frameAt;
+      throw err;
+    }
+    if (bytes.length > limit) return this.refuse(frameAt, bytes.length);
+    // Before payload(): it may move on to a new slab.
+    this.header(frameAt, fixed + bytes.length, type, flags, id);
+    this.payload(bytes);
+    return true;
+  }
+
+  private refuse(frameAt: number, n: number): false {
+    this.pos = frameAt;
+    this.refusedBytes = n;
+    return false;
+  }
+
   hello(maxFrameSize: number, initialWindow: number): void {
     const off = this.reserve(HEADER_SIZE + HELLO_BODY_SIZE);
     this.header(off, HELLO_BODY_SIZE, FrameType.HELLO, 0, 0);
@@ -165,7 +207,20 @@ export class FrameWriter {
    * `maxFrameSize`.
    */
   request(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, payload: Uint8Array | undefined, maxFrameSize: number): boolean {
-    let flags = payload ? Flag.END : 0;
+    return this.requestFrame(id, methodId, path, timeoutMs, metadata, payload, undefined, undefined, maxFrameSize);
+  }
+
+  /**
+   * A unary or server-streaming call's REQUEST with its message encoded into the frame (endWithMessage). Returns
+   * false (nothing written, refusedBytes the message's size) when the frame would pass `maxFrameSize`; an encode
+   * error is thrown, nothing written.
+   */
+  requestMessage<T>(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, codec: MessageCodec<T>, message: DeepPartial<T>, maxFrameSize: number): boolean {
+    return this.requestFrame(id, methodId, path, timeoutMs, metadata, undefined, codec, message, maxFrameSize);
+  }
+
+  private requestFrame<T>(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, payload: Uint8Array | undefined, codec: MessageCodec<T> | undefined, message: DeepPartial<T> | undefined, maxFrameSize: number): boolean {
+    let flags = payload || codec ? Flag.END : 0;
     let fixed = 2 + 4;
     let pathLen = 0;
     if (path !== undefined) {
@@ -179,9 +234,12 @@ export class FrameWriter {
       fixed += mdLen;
     }
     const body = fixed + (payload ? payload.length : 0);
-    if (HEADER_SIZE + body > maxFrameSize) return false;
-    let off = this.reserve(HEADER_SIZE + fixed);
-    this.header(off, body, FrameType.REQUEST, flags, id);
+    if (HEADER_SIZE + body > maxFrameSize) {
+      this.refusedBytes = payload ? payload.length : 0;
+      return false;
+    }
+    const frameAt = this.reserve(HEADER_SIZE + fixed);
+    let off = frameAt;
     const s = this.slab;
     off += HEADER_SIZE;
     s.writeUInt16BE(methodId, off);
@@ -194,6 +252,8 @@ export class FrameWriter {
     s.writeUInt32BE(timeoutMs, off);
     off += 4;
     if (mdLen > 0) writeMetadata(s, off, metadata!);
+    if (codec !== undefined) return this.endWithMessage(codec, message!, frameAt, fixed, maxFrameSize, FrameType.REQUEST, flags, id);
+    this.header(frameAt, body, FrameType.REQUEST, flags, id);
     if (payload) this.payload(payload);
     return true;
   }
@@ -240,6 +300,20 @@ export class FrameWriter {
     this.slab[off + HEADER_SIZE] = 0;
     if (mdLen > 0) writeMetadata(this.slab, off + HEADER_SIZE + 1, trailers!);
     if (payload) this.payload(payload);
+  }
+
+  /**
+   * An OK reply carrying `message`, encoded into the frame (endWithMessage). Returns false (nothing written,
+   * refusedBytes the message's size) when the frame would pass `maxFrameSize`; an encode error is thrown, nothing
+   * written.
+   */
+  okMessage<T>(id: number, codec: MessageCodec<T>, message: DeepPartial<T>, trailers: Metadata | undefined, maxFrameSize: number): boolean {
+    const mdLen = trailers ? metadataSize(trailers) : 0;
+    const fixed = 1 + mdLen;
+    const off = this.reserve(HEADER_SIZE + fixed);
+    this.slab[off + HEADER_SIZE] = 0;
+    if (mdLen > 0) writeMetadata(this.slab, off + HEADER_SIZE + 1, trailers!);
+    return this.endWithMessage(codec, message, off, fixed, maxFrameSize, FrameType.RESPONSE, Flag.PAYLOAD | (mdLen > 0 ? Flag.TRAILERS : 0), id);
   }
 
   /** A failed call: status, [trailers], message, code and optional JSON data. */
