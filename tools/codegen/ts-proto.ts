@@ -65,3 +65,31 @@ export async function runTsProto(set: CompiledSet, extraOptions: string[] = []):
   if (response.error) throw new CodegenError(`ts-proto: ${response.error}`);
   return response.file.map((f) => ({ name: f.name, content: f.content }));
 }
+
+/** ts-proto's import of the wire classes, as it writes it. */
+const WIRE_IMPORT = /^import \{ ((?:BinaryReader|BinaryWriter)(?:, (?:BinaryReader|BinaryWriter))?) \} from "@bufbuild\/protobuf\/wire";$/m;
+
+/**
+ * Makes the wire classes module-level constants of a ts-proto file (and types of the same names): compiled to
+ * CommonJS, each use of an imported name reads it off the library's module object, where it is a re-export
+ * getter (a dictionary-mode object, so an inline-cache miss and a getter call per decode of every message). The
+ * file's code is unchanged otherwise. A file without that import is returned as it is.
+ */
+export function localWireClasses(file: GeneratedFile): GeneratedFile {
+  const m = WIRE_IMPORT.exec(file.content);
+  if (m === null) return file;
+  const names = m[1]!.split(", ");
+  const imported = `import { ${names.map((n) => `${n} as Wire${n}`).join(", ")} } from "@bufbuild/protobuf/wire";`;
+  const locals = [
+    "// Module-level: through the import, every use read the library's re-export getter (CommonJS output).",
+    ...names.flatMap((n) => [`const ${n} = Wire${n};`, `type ${n} = Wire${n};`]),
+    "",
+  ].join("\n");
+  let content = file.content.replace(WIRE_IMPORT, imported);
+  // After the file's other imports: ts-proto writes its package constant right after them.
+  const at = content.search(/^export const protobufPackage = /m);
+  if (at >= 0) content = `${content.slice(0, at)}${locals}\n${content.slice(at)}`;
+  else content = content.replace(imported, `${imported}\n${locals}`);
+  return { name: file.name, content };
+}
+

@@ -3,7 +3,13 @@
 // messages: protoc-gen-ts_proto v2.18.0
 
 /* eslint-disable */
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { BinaryReader as WireBinaryReader, BinaryWriter as WireBinaryWriter } from "@bufbuild/protobuf/wire";
+
+// Module-level: through the import, every use read the library's re-export getter (CommonJS output).
+const BinaryReader = WireBinaryReader;
+type BinaryReader = WireBinaryReader;
+const BinaryWriter = WireBinaryWriter;
+type BinaryWriter = WireBinaryWriter;
 
 export const protobufPackage = "grpc.testing";
 
