@@ -112,7 +112,7 @@ async function main(): Promise<void> {
       const heap = process.memoryUsage();
       process.stderr.write(`[hb registry] gc ${gcText || "none"}; heap used ${Math.round(heap.heapUsed / 2 ** 20)} MiB, rss ${Math.round(heap.rss / 2 ** 20)} MiB\n`);
       const s = hub.stats;
-      process.stderr.write(`[hb registry] ${new Date().toISOString().slice(11, 19)} sessions ${hub.localNodes().length} opened ${s.sessionsOpened} hb ${s.heartbeatsReceived} recorded ${s.heartbeatsRecorded} silentClosed ${s.silentClosed} (noHb ${s.silentClosedNoHeartbeat}, max ${Math.round(s.silentMaxMs)} ms) held ${s.sweepsHeldForLag} loopP99max ${Math.round(s.loopDelayP99MaxMs)} ms offline ${s.nodesMarkedOffline} cpu ${Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000)} ms\n`);
+      process.stderr.write(`[hb registry] ${new Date().toISOString().slice(11, 19)} sessions ${hub.localNodes().length} opened ${s.sessionsOpened} hb ${s.heartbeatsReceived} recorded ${s.heartbeatsRecorded} silentClosed ${s.silentClosed} (noHb ${s.silentClosedNoHeartbeat}, max ${Math.round(s.silentMaxMs)} ms) held ${s.sweepsHeldForLag} loopP99max ${Math.round(s.loopDelayP99MaxMs)} ms observed ${s.observedReports} offline ${s.nodesMarkedOffline} cpu ${Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000)} ms\n`);
     }, 5000).unref();
     // Blocks of the event loop over a second: how long, the CPU used meanwhile (busy vs waiting), what progressed.
     let at = performance.now();
