@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import {
-  Application, CancelledError, Communicator, DeadlineExceededError, InternalError, ResourceExhaustedError, UnavailableError,
+  Application, CancelledError, Communicator, DeadlineExceededError, InternalError, InvalidArgumentError, ResourceExhaustedError, UnavailableError,
   Invoker, getLogger, makeEndpoint, transports, type DeepPartial, type Endpoint, type ServerContext,
 } from "sgridnext";
 import { SgridChannel, sgridClientFactory, sgridServerFactory } from "sgridnext/internal/transport/sgrid/index";
@@ -276,6 +276,10 @@ describe("sgrid transport", function () {
         expect((await ch.unary(EchoService.methods.say, { text: near }, call())).text).to.have.length(near.length);
         const err = await caught(ch.unary(EchoService.methods.say, { text: "o".repeat(4 * 1024 * 1024) }, call()));
         expect(err).to.be.instanceOf(ResourceExhaustedError);
+        // Metadata alone over the limit: refused with the frame's size, not the (small) message's.
+        const heavy = await caught(ch.unary(EchoService.methods.say, { text: "x" }, { ...call(), metadata: { big: "m".repeat(4 * 1024 * 1024) } }));
+        expect(heavy).to.be.instanceOf(ResourceExhaustedError);
+        expect(Number(/\((\d+) bytes\)/.exec((heavy as Error).message)?.[1])).to.be.above(4 * 1024 * 1024);
         expect((await ch.unary(EchoService.methods.say, { text: "after" }, call())).text).to.equal("after");
       } finally {
         ch.close();
@@ -409,6 +413,28 @@ describe("sgrid transport", function () {
       for (let i = 0; i < 10; i++) await p.say({ text: "pref" });
       expect(bothServant.protocols).to.deep.equal(Array(10).fill("sgrid"));
     });
+  });
+
+  it("fails a request that cannot be encoded with INVALID_ARGUMENT, whether or not its server is reachable", async () => {
+    const bad = {
+      get text(): string {
+        throw new TypeError("no text today");
+      },
+    };
+    const down = new SgridChannel(makeEndpoint("127.0.0.1", await freePort(), "sgrid"), {});
+    const up = new SgridChannel(makeEndpoint("127.0.0.1", port, "sgrid"), {});
+    try {
+      // A first call finds nobody: the channel waits out its backoff, failing calls at once meanwhile.
+      expect(await caught(down.unary(EchoService.methods.say, { text: "anyone?" }, { deadline: Date.now() + 5000, metadata: {} }))).to.be.instanceOf(UnavailableError);
+      for (const ch of [down, up]) {
+        const err = await caught(ch.unary(EchoService.methods.say, bad, { deadline: Date.now() + 5000, metadata: {} }));
+        expect(err).to.be.instanceOf(InvalidArgumentError);
+        expect((err as Error).message).to.match(/could not be encoded: no text today/);
+      }
+    } finally {
+      down.close();
+      up.close();
+    }
   });
 
   it("fails calls fast with UNAVAILABLE while a server is down, and reconnects after the backoff once it is back", async () => {

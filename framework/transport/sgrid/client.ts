@@ -127,6 +127,14 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
     try {
       conn = this.acquire();
     } catch (err) {
+      // A request that can never be encoded says so, rather than UNAVAILABLE (which a caller would retry elsewhere).
+      if (request !== NO_REQUEST) {
+        try {
+          encodeForFrame(method.requestCodec, request as never);
+        } catch (encodeErr) {
+          return encodeFailed(method, encodeErr);
+        }
+      }
       return err as Error;
     }
     const c = new ClientCall(conn, method);
@@ -141,6 +149,7 @@ export class SgridChannel implements ClientChannel, ConnectionOwner {
         ? conn.start(c, payload, call.metadata, Math.ceil(remaining), call.deadline, signal)
         : conn.start(c, undefined, call.metadata, Math.ceil(remaining), call.deadline, signal, method.requestCodec, request);
     } catch (err) {
+      if (request === NO_REQUEST) throw err; // not an encode: bytes were given
       return encodeFailed(method, err);
     }
     if (!sent) {

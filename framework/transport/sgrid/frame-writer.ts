@@ -97,7 +97,7 @@ export class FrameWriter {
     this.tickScheduled = false;
     this.flush();
   };
-  /** The size of the message the last refused request() / requestMessage() / okMessage() would have carried. */
+  /** The body size (message, with its path, metadata or trailers) of the frame the last refused request() / requestMessage() / okMessage() would have been. */
   refusedBytes = 0;
   /** Called after each flush (the server checks the peer's pending output here). */
   onFlush: (() => void) | undefined;
@@ -154,7 +154,7 @@ export class FrameWriter {
    * Ends the frame begun at `frameAt` (its header and `fixed` body bytes reserved and written, but for the header)
    * with `message`: encoded straight into the slab where the codec can (encodeAt), else its bytes copied or queued
    * as payload() does; then writes the header. Returns false and writes nothing (the frame's reserved bytes given
-   * back) when the frame would pass `maxFrameSize`, with refusedBytes the message's size; an encode that throws
+   * back) when the frame would pass `maxFrameSize`, with refusedBytes its body's size; an encode that throws
    * also gives the frame back.
    */
   private endWithMessage<T>(codec: MessageCodec<T>, message: DeepPartial<T>, frameAt: number, fixed: number, maxFrameSize: number, type: FrameType, flags: number, id: number): boolean {
@@ -166,7 +166,7 @@ export class FrameWriter {
         const got = codec.encodeAt(message, this.slab, at);
         if (typeof got === "number") {
           const n = got - at;
-          if (n > limit) return this.refuse(frameAt, n);
+          if (n > limit) return this.refuse(frameAt, fixed + n);
           this.pos = got;
           this.header(frameAt, fixed + n, type, flags, id);
           return true;
@@ -177,7 +177,7 @@ export class FrameWriter {
       this.pos = frameAt;
       throw err;
     }
-    if (bytes.length > limit) return this.refuse(frameAt, bytes.length);
+    if (bytes.length > limit) return this.refuse(frameAt, fixed + bytes.length);
     // Before payload(): it may move on to a new slab.
     this.header(frameAt, fixed + bytes.length, type, flags, id);
     this.payload(bytes);
@@ -212,7 +212,7 @@ export class FrameWriter {
 
   /**
    * A unary or server-streaming call's REQUEST with its message encoded into the frame (endWithMessage). Returns
-   * false (nothing written, refusedBytes the message's size) when the frame would pass `maxFrameSize`; an encode
+   * false (nothing written, refusedBytes the frame body's size) when the frame would pass `maxFrameSize`; an encode
    * error is thrown, nothing written.
    */
   requestMessage<T>(id: number, methodId: number, path: string | undefined, timeoutMs: number, metadata: Metadata | undefined, codec: MessageCodec<T>, message: DeepPartial<T>, maxFrameSize: number): boolean {
@@ -235,7 +235,7 @@ export class FrameWriter {
     }
     const body = fixed + (payload ? payload.length : 0);
     if (HEADER_SIZE + body > maxFrameSize) {
-      this.refusedBytes = payload ? payload.length : 0;
+      this.refusedBytes = body; // metadata alone may be what is too large
       return false;
     }
     const frameAt = this.reserve(HEADER_SIZE + fixed);
@@ -304,7 +304,7 @@ export class FrameWriter {
 
   /**
    * An OK reply carrying `message`, encoded into the frame (endWithMessage). Returns false (nothing written,
-   * refusedBytes the message's size) when the frame would pass `maxFrameSize`; an encode error is thrown, nothing
+   * refusedBytes the frame body's size) when the frame would pass `maxFrameSize`; an encode error is thrown, nothing
    * written.
    */
   okMessage<T>(id: number, codec: MessageCodec<T>, message: DeepPartial<T>, trailers: Metadata | undefined, maxFrameSize: number): boolean {
