@@ -65,7 +65,11 @@ function writeStart(row: Float64Array, o: number, at: number, load1: number): nu
   return load;
 }
 
-/** As writeSample, from a heartbeat's HostSample (where 0, or anything not a positive finite number, is unknown). */
+/**
+ * As writeSample, from a heartbeat's HostSample: a CPU count or total that is
+ * not a positive finite number is unknown, and so is the available figure
+ * that goes with it; an available figure of 0 (a full disk) is a real 0.
+ */
 function writeHostSample(row: Float64Array, o: number, at: number, load1: number, s: HostSample): void {
   const load = writeStart(row, o, at, load1);
   const cpus = positive(s.cpus);

@@ -52,7 +52,8 @@ export interface InstanceUsage {
 /**
  * The figures of the node's facts that move between heartbeats, as numbers
  * (what the registry keeps as the node's load, memory and disk samples).
- * 0 = unknown.
+ * A CPU count or total of 0 = unknown (and then so is its available figure);
+ * an available figure of 0 is a real 0 (a full disk).
  */
 export interface HostSample {
   /** CPUs available to the agent (its affinity; the facts' cpuAvailable). */
