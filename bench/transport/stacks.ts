@@ -52,7 +52,8 @@ export const STACK_LABELS: Record<StackName, string> = {
 /** The payload every stack echoes: 100 ASCII bytes. */
 export const TEXT = "0123456789".repeat(10);
 const HOST = "127.0.0.1";
-const TIMEOUT_MS = 3000;
+/** Every stack's per-call deadline (BENCH_CALL_TIMEOUT_MS overrides it: callgrind.ts runs a side under valgrind, ~50x slower). */
+const TIMEOUT_MS = Number(process.env.BENCH_CALL_TIMEOUT_MS ?? 3000);
 
 class EchoImpl extends BenchServant {
   async echo(request: EchoMessage): Promise<EchoMessage> {
