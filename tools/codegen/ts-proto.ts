@@ -39,7 +39,10 @@ export interface GeneratedFile {
 }
 
 export async function runTsProto(set: CompiledSet, extraOptions: string[] = []): Promise<GeneratedFile[]> {
-  const parameter = [...DEFAULT_TS_PROTO_OPTIONS, ...extraOptions].join(",");
+  // An extra option replaces the default of the same key: ts-proto takes the first value of a key it is given twice.
+  const keyOf = (opt: string) => opt.split("=")[0]!.trim();
+  const overridden = new Set(extraOptions.map(keyOf));
+  const parameter = [...DEFAULT_TS_PROTO_OPTIONS.filter((opt) => !overridden.has(keyOf(opt))), ...extraOptions].join(",");
   // The descriptors go through as the compiler's raw bytes: decoding and
   // re-encoding them would lose field presence (a oneof_index of 0 reads as unset).
   const writer = new BinaryWriter();
