@@ -2,6 +2,8 @@ import { expect } from "chai";
 import { messageCodec, SHARED_WRITER_MAX_BYTES } from "sgridnext/internal/codec";
 import { EchoReply, EchoRequest } from "../gen/demo/echo";
 import { Value } from "../gen/google/protobuf/struct";
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { InstanceObserved, InstanceUsage, ObservedBatch } from "sgridnext/gen/sgrid/registry/v1/node";
 
 describe("messageCodec (shared writer)", () => {
   const req = messageCodec(EchoRequest);
@@ -167,3 +169,59 @@ function varint(n: number): Buffer {
   return Buffer.from(out);
 }
 
+
+describe("generated 64-bit reads (forceLong=number, sgrid gen's safeVarint)", () => {
+  // InstanceUsage: uint64 instance_id = 1, uint64 memory_bytes = 2; InstanceObserved: int64 started_at.
+  const usage = (id: bigint | number, mem: bigint | number = 0) => new BinaryWriter().uint32(8).uint64(id).uint32(16).uint64(mem).finish();
+  const observedAt = (v: bigint) => new BinaryWriter().uint32(8).uint64(7).uint32((findStartedAtField() << 3) | 0).int64(v).finish();
+
+  it("decodes every safe value the library's BigInt path decodes, at every varint length, and keeps the reader's position", () => {
+    const values: bigint[] = [0n, 1n, 127n, 128n, 300n, 16383n, 16384n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 35n, 2n ** 42n + 5n, 2n ** 49n - 1n, 2n ** 49n, 2n ** 52n, 2n ** 53n - 1n];
+    for (let k = 0; k < 200; k++) values.push(BigInt(Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)));
+    for (const v of values) {
+      const got = InstanceUsage.decode(usage(v, v));
+      expect(got, String(v)).to.deep.equal({ instanceId: Number(v), memoryBytes: Number(v), cpuCoresUsed: 0 });
+    }
+    // Two messages in one buffer, read one after the other by a length: positions are exact.
+    const both = new BinaryWriter().uint32(10).fork().uint32(8).uint64(2n ** 40n).join().uint32(10).fork().uint32(8).uint64(5).join().finish();
+    const list = ObservedBatch.decode(both);
+    expect(list.instances.map((i) => i.instanceId)).to.deep.equal([2 ** 40, 5]);
+  });
+
+  it("makes no BigInt for a safe value (the library's 64-bit read runs only for the others)", () => {
+    const proto = BinaryReader.prototype as unknown as { uint64(): bigint };
+    const original = proto.uint64;
+    let calls = 0;
+    proto.uint64 = function (this: BinaryReader) {
+      calls++;
+      return original.call(this);
+    };
+    try {
+      InstanceUsage.decode(usage(2n ** 52n, 123n));
+      expect(calls).to.equal(0);
+      expect(() => InstanceUsage.decode(usage(2n ** 60n))).to.throw(/MAX_SAFE_INTEGER/);
+      expect(calls).to.equal(1);
+    } finally {
+      proto.uint64 = original;
+    }
+  });
+
+  it("fails as before for a value past 2^53, an unterminated varint, or a truncated message; negative int64s decode", () => {
+    expect(() => InstanceUsage.decode(usage(2n ** 53n))).to.throw(/larger than Number.MAX_SAFE_INTEGER/);
+    expect(() => InstanceUsage.decode(usage(2n ** 64n - 1n))).to.throw(/larger than Number.MAX_SAFE_INTEGER/);
+    expect(() => InstanceUsage.decode(Uint8Array.of(8, 0x80, 0x80))).to.throw(/premature EOF|invalid varint/i);
+    expect(() => InstanceUsage.decode(Uint8Array.of(8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01))).to.throw();
+    for (const v of [-1n, -(2n ** 40n), -(2n ** 53n - 1n)]) {
+      expect(InstanceObserved.decode(observedAt(v)).startedAt, String(v)).to.equal(Number(v));
+    }
+    expect(() => InstanceObserved.decode(observedAt(-(2n ** 53n)))).to.throw(/smaller than Number.MIN_SAFE_INTEGER/);
+  });
+});
+
+/** The field number of InstanceObserved.started_at, from what its encoder writes (no hard-coded number to go stale). */
+function findStartedAtField(): number {
+  const bytes = InstanceObserved.encode(InstanceObserved.fromPartial({ startedAt: 1 })).finish();
+  const r = new BinaryReader(bytes);
+  const tag = r.uint32();
+  return tag >>> 3;
+}

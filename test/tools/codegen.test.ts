@@ -106,6 +106,24 @@ export async function use(c: Communicator): Promise<string> {
     }
   });
 
+  it("reads 64-bit varints without BigInt only where ts-proto makes numbers of them (forceLong=number), not with forceLong=bigint", () => {
+    const gen = (extra: string[]) => {
+      const out = outputDir("gen-longs");
+      const res = sgrid(["gen", "-I", path.join(FIXTURES, "protos"), path.join(FIXTURES, "protos", "demo"), "--out", out, ...extra]);
+      expect(res.status, res.stderr).to.equal(0);
+      const text = fs.readFileSync(path.join(out, "demo/echo.ts"), "utf8");
+      fs.rmSync(out, { recursive: true, force: true });
+      return text;
+    };
+    const numbers = gen([]);
+    expect(numbers).to.match(/message\.total = readLong\(reader, false\);/);
+    expect(numbers).to.not.include("longToNumber(reader.");
+    expect(numbers).to.include("function safeVarint(reader: BinaryReader): number");
+    const bigints = gen(["--ts-proto-opt", "forceLong=bigint"]);
+    expect(bigints).to.not.include("readLong(").and.not.include("safeVarint");
+    expect(bigints).to.match(/message\.total = reader\.int64\(\)/);
+  });
+
   it("embeds each service's compiled descriptors, imports first, without source info, and they decode to the .proto", () => {
     const files = (EchoService.protoFiles ?? []).map((b64) => fromBinary(FileDescriptorProtoSchema, Buffer.from(b64, "base64")));
     expect(files.map((f) => f.name)).to.have.members(["acme/common/types.proto", "google/protobuf/struct.proto", "google/protobuf/timestamp.proto", "google/protobuf/empty.proto", "demo/echo.proto"]);

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { CodegenError } from "sgridnext";
 import { compileProtos } from "./compile";
 import { emitServices, GENERATED_HEADER } from "./services";
-import { localWireClasses, runTsProto, type GeneratedFile } from "./ts-proto";
+import { fastLongReads, localWireClasses, runTsProto, type GeneratedFile } from "./ts-proto";
 
 export interface GenerateOptions {
   /** .proto files and/or directories. */
@@ -52,7 +52,7 @@ function retitle(file: GeneratedFile): GeneratedFile {
 export async function generate(options: GenerateOptions): Promise<GenerateResult> {
   if (!options.out) throw new CodegenError("an output directory is required (--out <dir>)");
   const set = await compileProtos({ inputs: options.inputs, includes: options.includes });
-  const messages = (await runTsProto(set, options.tsProtoOptions)).map(retitle).map(localWireClasses);
+  const messages = (await runTsProto(set, options.tsProtoOptions)).map(retitle).map(localWireClasses).map(fastLongReads);
   const services = emitServices(set, { runtime: options.runtime });
   const all = [...messages, ...services];
 

@@ -96,3 +96,52 @@ export function localWireClasses(file: GeneratedFile): GeneratedFile {
   return { name: file.name, content };
 }
 
+
+/** ts-proto's reads of a varint int64 / uint64 field as a number (forceLong=number, the default). */
+const LONG_READ = /longToNumber\(reader\.(uint64|int64)\(\)\)/g;
+
+/** The helper the reads above become, at the end of the file (after ts-proto's longToNumber). */
+const SAFE_VARINT = `
+// Reads a varint of at most 8 bytes whose value is a safe integer (what int64 ids, sizes and times are)
+// straight into a number; returns -1, the reader unmoved, for anything else, which then takes
+// longToNumber's path (BigInt, then its decimal string, then Number) with its errors. The reader's buffer is private in
+// its typings: a release without it takes that path every time.
+function safeVarint(reader: BinaryReader): number {
+  const buf = (reader as unknown as { buf?: Uint8Array }).buf;
+  if (buf === undefined) return -1;
+  const end = reader.len;
+  let pos = reader.pos;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8 && pos < end; i++) {
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (value > globalThis.Number.MAX_SAFE_INTEGER) return -1;
+      reader.pos = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+`;
+
+/**
+ * Rewrites a ts-proto file's `longToNumber(reader.uint64())` (and int64) as a read that makes no BigInt
+ * for a safe value (safeVarint): the library decodes every 64-bit varint to a BigInt, which longToNumber
+ * turns into a string and then a number, three allocations per field. Values, errors and the reader's
+ * position are as before; only forceLong=number files have these reads. Other files are returned as they are.
+ */
+export function fastLongReads(file: GeneratedFile): GeneratedFile {
+  if (!file.content.includes("longToNumber(reader.")) return file;
+  if (!/^function longToNumber\(/m.test(file.content)) return file;
+  const content = file.content.replace(LONG_READ, (_, kind: string) => `readLong(reader, ${kind === "uint64" ? "true" : "false"})`);
+  const helper = `${SAFE_VARINT}
+function readLong(reader: BinaryReader, unsigned: boolean): number {
+  const fast = safeVarint(reader);
+  return fast >= 0 ? fast : longToNumber(unsigned ? reader.uint64() : reader.int64());
+}
+`;
+  return { name: file.name, content: `${content.trimEnd()}\n${helper}` };
+}

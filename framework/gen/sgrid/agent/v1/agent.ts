@@ -380,7 +380,7 @@ export const CommandResult: MessageFns<CommandResult> = {
               break;
             }
 
-            message.requestId = longToNumber(reader.uint64());
+            message.requestId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -541,7 +541,7 @@ export const CallStat: MessageFns<CallStat> = {
               break;
             }
 
-            message.calls = longToNumber(reader.uint64());
+            message.calls = readLong(reader, true);
             continue;
           }
           case 5: {
@@ -549,7 +549,7 @@ export const CallStat: MessageFns<CallStat> = {
               break;
             }
 
-            message.errors = longToNumber(reader.uint64());
+            message.errors = readLong(reader, true);
             continue;
           }
           case 6: {
@@ -562,7 +562,7 @@ export const CallStat: MessageFns<CallStat> = {
           }
           case 7: {
             if (tag === 56) {
-              message.buckets.push(longToNumber(reader.uint64()));
+              message.buckets.push(readLong(reader, true));
 
               continue;
             }
@@ -570,7 +570,7 @@ export const CallStat: MessageFns<CallStat> = {
             if (tag === 58) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.buckets.push(longToNumber(reader.uint64()));
+                message.buckets.push(readLong(reader, true));
               }
 
               continue;
@@ -698,7 +698,7 @@ export const StatsReport: MessageFns<StatsReport> = {
               break;
             }
 
-            message.at = longToNumber(reader.int64());
+            message.at = readLong(reader, false);
             continue;
           }
           case 2: {
@@ -950,7 +950,7 @@ export const ServantCommand: MessageFns<ServantCommand> = {
               break;
             }
 
-            message.requestId = longToNumber(reader.uint64());
+            message.requestId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -1232,4 +1232,33 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+// Reads a varint of at most 8 bytes whose value is a safe integer (what int64 ids, sizes and times are)
+// straight into a number; returns -1, the reader unmoved, for anything else, which then takes
+// longToNumber's path (BigInt, then its decimal string, then Number) with its errors. The reader's buffer is private in
+// its typings: a release without it takes that path every time.
+function safeVarint(reader: BinaryReader): number {
+  const buf = (reader as unknown as { buf?: Uint8Array }).buf;
+  if (buf === undefined) return -1;
+  const end = reader.len;
+  let pos = reader.pos;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8 && pos < end; i++) {
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (value > globalThis.Number.MAX_SAFE_INTEGER) return -1;
+      reader.pos = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+
+function readLong(reader: BinaryReader, unsigned: boolean): number {
+  const fast = safeVarint(reader);
+  return fast >= 0 ? fast : longToNumber(unsigned ? reader.uint64() : reader.int64());
 }

@@ -756,7 +756,7 @@ export const LoginReply: MessageFns<LoginReply> = {
               break;
             }
 
-            message.expiresAt = longToNumber(reader.int64());
+            message.expiresAt = readLong(reader, false);
             continue;
           }
         }
@@ -866,7 +866,7 @@ export const UserInfo: MessageFns<UserInfo> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = readLong(reader, false);
             continue;
           }
         }
@@ -1499,7 +1499,7 @@ export const ServerInfo: MessageFns<ServerInfo> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = readLong(reader, false);
             continue;
           }
           case 6: {
@@ -1697,7 +1697,7 @@ export const PlacementInfo: MessageFns<PlacementInfo> = {
               break;
             }
 
-            message.updatedAt = longToNumber(reader.int64());
+            message.updatedAt = readLong(reader, false);
             continue;
           }
           case 8: {
@@ -1820,7 +1820,7 @@ export const Degraded: MessageFns<Degraded> = {
               break;
             }
 
-            message.asOf = longToNumber(reader.int64());
+            message.asOf = readLong(reader, false);
             continue;
           }
           case 2: {
@@ -2969,7 +2969,7 @@ export const UpdateInstanceRequest: MessageFns<UpdateInstanceRequest> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -3289,7 +3289,7 @@ export const TaskItem: MessageFns<TaskItem> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -3297,7 +3297,7 @@ export const TaskItem: MessageFns<TaskItem> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 3: {
@@ -3353,7 +3353,7 @@ export const TaskItem: MessageFns<TaskItem> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = readLong(reader, false);
             continue;
           }
           case 10: {
@@ -3361,7 +3361,7 @@ export const TaskItem: MessageFns<TaskItem> = {
               break;
             }
 
-            message.finishedAt = longToNumber(reader.int64());
+            message.finishedAt = readLong(reader, false);
             continue;
           }
         }
@@ -3549,7 +3549,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -3589,7 +3589,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = readLong(reader, false);
             continue;
           }
           case 7: {
@@ -3597,7 +3597,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = readLong(reader, false);
             continue;
           }
           case 8: {
@@ -3605,7 +3605,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
               break;
             }
 
-            message.finishedAt = longToNumber(reader.int64());
+            message.finishedAt = readLong(reader, false);
             continue;
           }
           case 9: {
@@ -3653,7 +3653,7 @@ export const TaskInfo: MessageFns<TaskInfo> = {
               break;
             }
 
-            message.rollbackOf = longToNumber(reader.uint64());
+            message.rollbackOf = readLong(reader, true);
             continue;
           }
           case 21: {
@@ -4142,7 +4142,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
           }
           case 4: {
             if (tag === 32) {
-              message.instanceIds.push(longToNumber(reader.uint64()));
+              message.instanceIds.push(readLong(reader, true));
 
               continue;
             }
@@ -4150,7 +4150,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
             if (tag === 34) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.instanceIds.push(longToNumber(reader.uint64()));
+                message.instanceIds.push(readLong(reader, true));
               }
 
               continue;
@@ -4171,7 +4171,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.bakeStartedAt = longToNumber(reader.int64());
+            message.bakeStartedAt = readLong(reader, false);
             continue;
           }
           case 7: {
@@ -4179,7 +4179,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.bakeEndsAt = longToNumber(reader.int64());
+            message.bakeEndsAt = readLong(reader, false);
             continue;
           }
           case 8: {
@@ -4187,7 +4187,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.canaryCalls = longToNumber(reader.uint64());
+            message.canaryCalls = readLong(reader, true);
             continue;
           }
           case 9: {
@@ -4195,7 +4195,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.canaryErrors = longToNumber(reader.uint64());
+            message.canaryErrors = readLong(reader, true);
             continue;
           }
           case 10: {
@@ -4211,7 +4211,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.baselineCalls = longToNumber(reader.uint64());
+            message.baselineCalls = readLong(reader, true);
             continue;
           }
           case 12: {
@@ -4219,7 +4219,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.baselineErrors = longToNumber(reader.uint64());
+            message.baselineErrors = readLong(reader, true);
             continue;
           }
           case 13: {
@@ -4235,7 +4235,7 @@ export const CanaryInfo: MessageFns<CanaryInfo> = {
               break;
             }
 
-            message.rollbackTaskId = longToNumber(reader.uint64());
+            message.rollbackTaskId = readLong(reader, true);
             continue;
           }
           case 15: {
@@ -4467,7 +4467,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
           }
           case 2: {
             if (tag === 16) {
-              message.instanceIds.push(longToNumber(reader.uint64()));
+              message.instanceIds.push(readLong(reader, true));
 
               continue;
             }
@@ -4475,7 +4475,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             if (tag === 18) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.instanceIds.push(longToNumber(reader.uint64()));
+                message.instanceIds.push(readLong(reader, true));
               }
 
               continue;
@@ -4653,7 +4653,7 @@ export const DecideCanaryRequest: MessageFns<DecideCanaryRequest> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -4735,7 +4735,7 @@ export const TaskRef: MessageFns<TaskRef> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
         }
@@ -4835,7 +4835,7 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
               break;
             }
 
-            message.beforeId = longToNumber(reader.uint64());
+            message.beforeId = readLong(reader, true);
             continue;
           }
         }
@@ -5068,7 +5068,7 @@ export const NodeInfo: MessageFns<NodeInfo> = {
               break;
             }
 
-            message.lastHeartbeatAt = longToNumber(reader.int64());
+            message.lastHeartbeatAt = readLong(reader, false);
             continue;
           }
           case 6: {
@@ -5298,7 +5298,7 @@ export const NodeSample: MessageFns<NodeSample> = {
               break;
             }
 
-            message.at = longToNumber(reader.int64());
+            message.at = readLong(reader, false);
             continue;
           }
           case 2: {
@@ -5322,7 +5322,7 @@ export const NodeSample: MessageFns<NodeSample> = {
               break;
             }
 
-            message.memoryUsed = longToNumber(reader.uint64());
+            message.memoryUsed = readLong(reader, true);
             continue;
           }
           case 5: {
@@ -5330,7 +5330,7 @@ export const NodeSample: MessageFns<NodeSample> = {
               break;
             }
 
-            message.memoryTotal = longToNumber(reader.uint64());
+            message.memoryTotal = readLong(reader, true);
             continue;
           }
           case 6: {
@@ -5338,7 +5338,7 @@ export const NodeSample: MessageFns<NodeSample> = {
               break;
             }
 
-            message.diskUsed = longToNumber(reader.uint64());
+            message.diskUsed = readLong(reader, true);
             continue;
           }
           case 7: {
@@ -5346,7 +5346,7 @@ export const NodeSample: MessageFns<NodeSample> = {
               break;
             }
 
-            message.diskTotal = longToNumber(reader.uint64());
+            message.diskTotal = readLong(reader, true);
             continue;
           }
         }
@@ -5637,7 +5637,7 @@ export const EventInfo: MessageFns<EventInfo> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -5645,7 +5645,7 @@ export const EventInfo: MessageFns<EventInfo> = {
               break;
             }
 
-            message.time = longToNumber(reader.int64());
+            message.time = readLong(reader, false);
             continue;
           }
           case 3: {
@@ -5827,7 +5827,7 @@ export const ListEventsRequest: MessageFns<ListEventsRequest> = {
               break;
             }
 
-            message.beforeId = longToNumber(reader.uint64());
+            message.beforeId = readLong(reader, true);
             continue;
           }
           case 5: {
@@ -5835,7 +5835,7 @@ export const ListEventsRequest: MessageFns<ListEventsRequest> = {
               break;
             }
 
-            message.afterId = longToNumber(reader.uint64());
+            message.afterId = readLong(reader, true);
             continue;
           }
           case 6: {
@@ -6027,7 +6027,7 @@ export const SendCommandRequest: MessageFns<SendCommandRequest> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -6628,7 +6628,7 @@ export const PushConfigRequest: MessageFns<PushConfigRequest> = {
           }
           case 2: {
             if (tag === 16) {
-              message.instanceIds.push(longToNumber(reader.uint64()));
+              message.instanceIds.push(readLong(reader, true));
 
               continue;
             }
@@ -6636,7 +6636,7 @@ export const PushConfigRequest: MessageFns<PushConfigRequest> = {
             if (tag === 18) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.instanceIds.push(longToNumber(reader.uint64()));
+                message.instanceIds.push(readLong(reader, true));
               }
 
               continue;
@@ -6729,7 +6729,7 @@ export const PushResult: MessageFns<PushResult> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -7233,7 +7233,7 @@ export const QueryCallStatsRequest: MessageFns<QueryCallStatsRequest> = {
               break;
             }
 
-            message.fromMs = longToNumber(reader.int64());
+            message.fromMs = readLong(reader, false);
             continue;
           }
           case 4: {
@@ -7241,7 +7241,7 @@ export const QueryCallStatsRequest: MessageFns<QueryCallStatsRequest> = {
               break;
             }
 
-            message.toMs = longToNumber(reader.int64());
+            message.toMs = readLong(reader, false);
             continue;
           }
           case 5: {
@@ -7257,7 +7257,7 @@ export const QueryCallStatsRequest: MessageFns<QueryCallStatsRequest> = {
               break;
             }
 
-            message.stepMs = longToNumber(reader.int64());
+            message.stepMs = readLong(reader, false);
             continue;
           }
         }
@@ -7401,7 +7401,7 @@ export const CallStatPoint: MessageFns<CallStatPoint> = {
               break;
             }
 
-            message.at = longToNumber(reader.int64());
+            message.at = readLong(reader, false);
             continue;
           }
           case 2: {
@@ -7433,7 +7433,7 @@ export const CallStatPoint: MessageFns<CallStatPoint> = {
               break;
             }
 
-            message.calls = longToNumber(reader.uint64());
+            message.calls = readLong(reader, true);
             continue;
           }
           case 6: {
@@ -7441,7 +7441,7 @@ export const CallStatPoint: MessageFns<CallStatPoint> = {
               break;
             }
 
-            message.errors = longToNumber(reader.uint64());
+            message.errors = readLong(reader, true);
             continue;
           }
           case 7: {
@@ -7620,7 +7620,7 @@ export const QueryCallStatsReply: MessageFns<QueryCallStatsReply> = {
               break;
             }
 
-            message.stepMs = longToNumber(reader.int64());
+            message.stepMs = readLong(reader, false);
             continue;
           }
           case 3: {
@@ -7628,7 +7628,7 @@ export const QueryCallStatsReply: MessageFns<QueryCallStatsReply> = {
               break;
             }
 
-            message.fromMs = longToNumber(reader.int64());
+            message.fromMs = readLong(reader, false);
             continue;
           }
           case 4: {
@@ -7636,7 +7636,7 @@ export const QueryCallStatsReply: MessageFns<QueryCallStatsReply> = {
               break;
             }
 
-            message.toMs = longToNumber(reader.int64());
+            message.toMs = readLong(reader, false);
             continue;
           }
         }
@@ -7745,4 +7745,33 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+// Reads a varint of at most 8 bytes whose value is a safe integer (what int64 ids, sizes and times are)
+// straight into a number; returns -1, the reader unmoved, for anything else, which then takes
+// longToNumber's path (BigInt, then its decimal string, then Number) with its errors. The reader's buffer is private in
+// its typings: a release without it takes that path every time.
+function safeVarint(reader: BinaryReader): number {
+  const buf = (reader as unknown as { buf?: Uint8Array }).buf;
+  if (buf === undefined) return -1;
+  const end = reader.len;
+  let pos = reader.pos;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8 && pos < end; i++) {
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (value > globalThis.Number.MAX_SAFE_INTEGER) return -1;
+      reader.pos = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+
+function readLong(reader: BinaryReader, unsigned: boolean): number {
+  const fast = safeVarint(reader);
+  return fast >= 0 ? fast : longToNumber(unsigned ? reader.uint64() : reader.int64());
 }

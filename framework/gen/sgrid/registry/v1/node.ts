@@ -419,7 +419,7 @@ export const InstanceUsage: MessageFns<InstanceUsage> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -427,7 +427,7 @@ export const InstanceUsage: MessageFns<InstanceUsage> = {
               break;
             }
 
-            message.memoryBytes = longToNumber(reader.uint64());
+            message.memoryBytes = readLong(reader, true);
             continue;
           }
           case 3: {
@@ -840,7 +840,7 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -896,7 +896,7 @@ export const InstanceObserved: MessageFns<InstanceObserved> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = readLong(reader, false);
             continue;
           }
           case 9: {
@@ -1065,7 +1065,7 @@ export const CommandReply: MessageFns<CommandReply> = {
               break;
             }
 
-            message.requestId = longToNumber(reader.uint64());
+            message.requestId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -1344,7 +1344,7 @@ export const InstanceStats: MessageFns<InstanceStats> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -1528,7 +1528,7 @@ export const DesiredPatch: MessageFns<DesiredPatch> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -1552,7 +1552,7 @@ export const DesiredPatch: MessageFns<DesiredPatch> = {
               break;
             }
 
-            message.size = longToNumber(reader.uint64());
+            message.size = readLong(reader, true);
             continue;
           }
         }
@@ -1678,7 +1678,7 @@ export const InstanceDesired: MessageFns<InstanceDesired> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -2147,7 +2147,7 @@ export const InstanceCommand: MessageFns<InstanceCommand> = {
               break;
             }
 
-            message.requestId = longToNumber(reader.uint64());
+            message.requestId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -2155,7 +2155,7 @@ export const InstanceCommand: MessageFns<InstanceCommand> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 3: {
@@ -2384,7 +2384,7 @@ export const DownloadPatchRequest: MessageFns<DownloadPatchRequest> = {
               break;
             }
 
-            message.patchId = longToNumber(reader.uint64());
+            message.patchId = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -2392,7 +2392,7 @@ export const DownloadPatchRequest: MessageFns<DownloadPatchRequest> = {
               break;
             }
 
-            message.offset = longToNumber(reader.uint64());
+            message.offset = readLong(reader, true);
             continue;
           }
         }
@@ -2487,7 +2487,7 @@ export const PatchChunk: MessageFns<PatchChunk> = {
               break;
             }
 
-            message.offset = longToNumber(reader.uint64());
+            message.offset = readLong(reader, true);
             continue;
           }
           case 3: {
@@ -2495,7 +2495,7 @@ export const PatchChunk: MessageFns<PatchChunk> = {
               break;
             }
 
-            message.size = longToNumber(reader.uint64());
+            message.size = readLong(reader, true);
             continue;
           }
           case 4: {
@@ -2608,4 +2608,33 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+// Reads a varint of at most 8 bytes whose value is a safe integer (what int64 ids, sizes and times are)
+// straight into a number; returns -1, the reader unmoved, for anything else, which then takes
+// longToNumber's path (BigInt, then its decimal string, then Number) with its errors. The reader's buffer is private in
+// its typings: a release without it takes that path every time.
+function safeVarint(reader: BinaryReader): number {
+  const buf = (reader as unknown as { buf?: Uint8Array }).buf;
+  if (buf === undefined) return -1;
+  const end = reader.len;
+  let pos = reader.pos;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8 && pos < end; i++) {
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (value > globalThis.Number.MAX_SAFE_INTEGER) return -1;
+      reader.pos = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+
+function readLong(reader: BinaryReader, unsigned: boolean): number {
+  const fast = safeVarint(reader);
+  return fast >= 0 ? fast : longToNumber(unsigned ? reader.uint64() : reader.int64());
 }

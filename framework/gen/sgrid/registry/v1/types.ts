@@ -325,7 +325,7 @@ export const ResourceLimits: MessageFns<ResourceLimits> = {
               break;
             }
 
-            message.memoryBytes = longToNumber(reader.uint64());
+            message.memoryBytes = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -865,7 +865,7 @@ export const PatchInfo: MessageFns<PatchInfo> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -905,7 +905,7 @@ export const PatchInfo: MessageFns<PatchInfo> = {
               break;
             }
 
-            message.size = longToNumber(reader.uint64());
+            message.size = readLong(reader, true);
             continue;
           }
           case 7: {
@@ -929,7 +929,7 @@ export const PatchInfo: MessageFns<PatchInfo> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = readLong(reader, false);
             continue;
           }
           case 10: {
@@ -1158,7 +1158,7 @@ export const Endpoint: MessageFns<Endpoint> = {
               break;
             }
 
-            message.instanceId = longToNumber(reader.uint64());
+            message.instanceId = readLong(reader, true);
             continue;
           }
           case 8: {
@@ -1381,7 +1381,7 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = readLong(reader, true);
             continue;
           }
           case 2: {
@@ -1528,7 +1528,7 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
               break;
             }
 
-            message.observedAt = longToNumber(reader.int64());
+            message.observedAt = readLong(reader, false);
             continue;
           }
           case 20: {
@@ -1536,7 +1536,7 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
               break;
             }
 
-            message.memoryBytes = longToNumber(reader.uint64());
+            message.memoryBytes = readLong(reader, true);
             continue;
           }
           case 21: {
@@ -1552,7 +1552,7 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = readLong(reader, false);
             continue;
           }
           case 23: {
@@ -1560,7 +1560,7 @@ export const InstanceInfo: MessageFns<InstanceInfo> = {
               break;
             }
 
-            message.surgeOf = longToNumber(reader.uint64());
+            message.surgeOf = readLong(reader, true);
             continue;
           }
         }
@@ -1966,4 +1966,33 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+// Reads a varint of at most 8 bytes whose value is a safe integer (what int64 ids, sizes and times are)
+// straight into a number; returns -1, the reader unmoved, for anything else, which then takes
+// longToNumber's path (BigInt, then its decimal string, then Number) with its errors. The reader's buffer is private in
+// its typings: a release without it takes that path every time.
+function safeVarint(reader: BinaryReader): number {
+  const buf = (reader as unknown as { buf?: Uint8Array }).buf;
+  if (buf === undefined) return -1;
+  const end = reader.len;
+  let pos = reader.pos;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8 && pos < end; i++) {
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (value > globalThis.Number.MAX_SAFE_INTEGER) return -1;
+      reader.pos = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+
+function readLong(reader: BinaryReader, unsigned: boolean): number {
+  const fast = safeVarint(reader);
+  return fast >= 0 ? fast : longToNumber(unsigned ? reader.uint64() : reader.int64());
 }
