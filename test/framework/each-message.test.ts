@@ -9,7 +9,7 @@
  */
 import { expect } from "chai";
 import {
-  Application, AsyncQueue, CancelledError, Communicator, DeadlineExceededError, FailedPreconditionError, eachMessage, type DeepPartial, type ServerContext,
+  Application, AsyncQueue, CancelledError, Communicator, DeadlineExceededError, FailedPreconditionError, PUSH_READ, eachMessage, type DeepPartial, type ServerContext,
 } from "sgridnext";
 import { EchoProxy } from "../gen/demo/echo.sgrid";
 import type { EchoRequest, SumReply } from "../gen/demo/echo";
@@ -19,6 +19,8 @@ import { waitFor } from "../helpers/wait";
 /** How one Sum call's push reading went. */
 interface Reading {
   texts: string[];
+  /** Whether the request stream offered a push reader (else eachMessage read it with its iterator). */
+  push?: boolean;
   /** "end" or the error's class name. */
   outcome?: string;
 }
@@ -40,6 +42,7 @@ class PushEcho extends EchoImpl {
         return { count: 0 };
       }
       reading.texts.push(first.value.text);
+      reading.push = PUSH_READ in requests;
       await eachMessage(requests, (r) => {
         if (r.text === "fail") throw new FailedPreconditionError("refused");
         reading.texts.push(r.text);
@@ -114,7 +117,7 @@ for (const protocol of ["grpc", "sgrid"] as const) {
       }
       const reply = await proxy.sum(send());
       expect(reply.count).to.equal(200);
-      expect(servant.readings[0]).to.deep.equal({ texts, outcome: "end" });
+      expect(servant.readings[0]).to.deep.equal({ texts, push: true, outcome: "end" });
     });
 
     it("a cancelled call rejects with CANCELLED; a call past its deadline with DEADLINE_EXCEEDED", async () => {
@@ -144,7 +147,7 @@ for (const protocol of ["grpc", "sgrid"] as const) {
         yield { text: "never" };
       }
       expect(await rejection(proxy.sum(send()))).to.be.instanceOf(FailedPreconditionError);
-      expect(servant.readings[0]).to.deep.equal({ texts: ["a", "b"], outcome: "FailedPreconditionError" });
+      expect(servant.readings[0]).to.deep.equal({ texts: ["a", "b"], push: true, outcome: "FailedPreconditionError" });
     });
 
     it("a pending promise from the callback holds the sender back; the messages follow in order once it settles", async () => {

@@ -8,7 +8,15 @@
  * other calls on the same connection carry on; the bytes queued per stream
  * never exceed `limit` (window plus one message), or the sender is in breach
  * of the protocol and push() says so.
+ *
+ * Read by its iterator, or by push (`eachMessage`, framework/primitives/each-message.ts): then
+ * a message that finds the reader idle is decoded and handed over in the read that brought
+ * it, with no promise per message; while the reader's promise is pending, messages queue as
+ * for an iterator that is not pulled. A node session's heartbeats, seconds apart on
+ * thousands of streams, would otherwise each leave a pending promise, and the last message
+ * in the reading loop's frame, alive long enough to be promoted.
  */
+import { type MessageResult, PUSH_READ, type PushReadable } from "../../primitives/each-message";
 import { MESSAGE_COST_OVERHEAD } from "./protocol";
 
 /** A byte budget shared by the streams of one connection. */
@@ -37,7 +45,15 @@ export interface InboundOwner {
 
 const DONE: IteratorResult<any> = Object.freeze({ value: undefined, done: true }) as IteratorResult<any>;
 
-export class InboundStream<T> implements AsyncIterableIterator<T> {
+/** A push reader (see the file comment): its handler, whether it is waiting on a promise, and how it settles. */
+interface PushReader<T> {
+  onMessage: (message: T) => MessageResult;
+  waiting: boolean;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class InboundStream<T> implements AsyncIterableIterator<T>, PushReadable<T> {
   private q: Array<Uint8Array | undefined> = [];
   private head = 0;
   private buffered = 0;
@@ -47,6 +63,7 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
   private ended = false;
   private failure: Error | undefined;
   private gone = false;
+  private reader: PushReader<T> | undefined;
 
   constructor(
     private readonly decode: (bytes: Uint8Array) => T,
@@ -62,6 +79,12 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     const cost = bytes.length + MESSAGE_COST_OVERHEAD;
     if (this.gone) {
       this.consumed(cost);
+      return Pushed.OK;
+    }
+    const reader = this.reader;
+    if (reader !== undefined && !reader.waiting && this.head >= this.q.length) {
+      this.consumed(cost);
+      this.deliver(reader, bytes);
       return Pushed.OK;
     }
     const resolve = this.resolveFn;
@@ -104,6 +127,7 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     this.resolveFn = undefined;
     this.rejectFn = undefined;
     if (err !== undefined) reject?.(err); else resolve?.(DONE);
+    if (this.reader !== undefined && !this.reader.waiting) this.drain(this.reader);
   }
 
   /** True once end() was called and every queued message was taken. */
@@ -112,17 +136,9 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
+    if (this.reader !== undefined) return Promise.reject(new TypeError("this message stream is being read by push"));
     if (this.head < this.q.length) {
-      const bytes = this.q[this.head]!;
-      this.q[this.head++] = undefined;
-      if (this.head === this.q.length) {
-        this.q = [];
-        this.head = 0;
-      }
-      const cost = bytes.length + MESSAGE_COST_OVERHEAD;
-      this.buffered -= cost;
-      if (this.budget !== undefined) this.budget.used -= cost;
-      this.consumed(cost);
+      const bytes = this.take();
       try {
         return Promise.resolve({ value: this.decode(bytes), done: false });
       } catch (err) {
@@ -135,6 +151,85 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
       this.resolveFn = resolve;
       this.rejectFn = reject;
     });
+  }
+
+  /**
+   * Reads by push (see the file comment): `onMessage` gets each message in order, queued ones
+   * first; a promise it returns holds the next one. Resolves at the stream's end, rejects with
+   * its error, a decode failure, or what `onMessage` threw or rejected with (the consumer is
+   * then gone, as after return()).
+   */
+  [PUSH_READ](onMessage: (message: T) => MessageResult): Promise<void> {
+    if (this.reader !== undefined || this.resolveFn !== undefined) return Promise.reject(new TypeError("this message stream is being read already"));
+    if (this.gone && !this.ended) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const reader: PushReader<T> = { onMessage, waiting: false, resolve, reject };
+      this.reader = reader;
+      this.drain(reader);
+    });
+  }
+
+  /** Hands queued messages to the push reader while it is not waiting; settles it at the end. */
+  private drain(reader: PushReader<T>): void {
+    while (this.reader === reader && !reader.waiting && this.head < this.q.length) this.deliver(reader, this.take());
+    if (this.reader !== reader || reader.waiting || this.head < this.q.length || !this.ended) return;
+    this.reader = undefined;
+    if (this.failure !== undefined) reader.reject(this.failure);
+    else reader.resolve();
+  }
+
+  /** Decodes one message for the push reader and calls it (its credit was counted by the caller). */
+  private deliver(reader: PushReader<T>, bytes: Uint8Array): void {
+    let value: T;
+    try {
+      value = this.decode(bytes);
+    } catch (err) {
+      this.failDecode(err);
+      this.reader = undefined;
+      reader.reject(this.failure!);
+      return;
+    }
+    let r: MessageResult;
+    // Waiting while it runs too: an end() from inside it settles nothing and delivers nothing before it returns.
+    reader.waiting = true;
+    try {
+      r = reader.onMessage(value);
+    } catch (err) {
+      this.stopReader(reader, err);
+      return;
+    }
+    if (r === undefined || r === null) {
+      reader.waiting = false;
+      if (this.ended) this.drain(reader);
+      return;
+    }
+    r.then(() => {
+      reader.waiting = false;
+      this.drain(reader);
+    }, (err: unknown) => this.stopReader(reader, err));
+  }
+
+  /** The push reader threw or rejected: it is gone (as after return()) and settles with that. */
+  private stopReader(reader: PushReader<T>, err: unknown): void {
+    if (this.reader !== reader) return;
+    this.reader = undefined;
+    void this.return();
+    reader.reject(err as Error);
+  }
+
+  /** Takes the oldest queued message off the queue, counting its credit as consumed. */
+  private take(): Uint8Array {
+    const bytes = this.q[this.head]!;
+    this.q[this.head++] = undefined;
+    if (this.head === this.q.length) {
+      this.q = [];
+      this.head = 0;
+    }
+    const cost = bytes.length + MESSAGE_COST_OVERHEAD;
+    this.buffered -= cost;
+    if (this.budget !== undefined) this.budget.used -= cost;
+    this.consumed(cost);
+    return bytes;
   }
 
   /** The consumer stops: queued messages are dropped (their credit returned) and later ones discarded. */
@@ -156,6 +251,9 @@ export class InboundStream<T> implements AsyncIterableIterator<T> {
     this.resolveFn = undefined;
     this.rejectFn = undefined;
     resolve?.(DONE);
+    const reader = this.reader;
+    this.reader = undefined;
+    reader?.resolve();
   }
 
   [Symbol.asyncIterator](): this {
