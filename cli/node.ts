@@ -9,7 +9,7 @@
  *
  * | flag | env | default |
  * |---|---|---|
- * | --registry host:port[,host:port] | SGRID_REGISTRY | (required); `grpcs://host:port` for a registry serving TLS |
+ * | --registry host:port[,host:port] | SGRID_REGISTRY | (required); `grpcs://host:port` for a registry serving TLS; `sgrid://host:port` (`sgrids://` with TLS) for its native port |
  * | --tls-ca <file> | SGRID_TLS_CA | system roots: the CA that signed the registry's certificate (also passed to servants) |
  * | --name | SGRID_NODE_NAME | the host name |
  * | --data-dir | SGRID_DATA_DIR | ./sgrid-data/node (made absolute) |
@@ -80,7 +80,7 @@ export function resolveNodeCliOptions(flags: NodeCliFlags, env: NodeJS.ProcessEn
   };
   const registryText = pick(flags.registry, "SGRID_REGISTRY");
   const registry = registryText !== undefined ? registryText.split(",").map((s) => s.trim()).filter(Boolean) : file.registry;
-  if (!registry || registry.length === 0) throw new ConfigError("no registry given: pass --registry host:port[,host:port] (grpcs://host:port for TLS) or set SGRID_REGISTRY");
+  if (!registry || registry.length === 0) throw new ConfigError("no registry given: pass --registry host:port[,host:port] (grpcs://host:port for TLS, sgrid://host:port for the registry's native port) or set SGRID_REGISTRY");
   const dataDir = path.resolve(cwd, pick(flags.dataDir, "SGRID_DATA_DIR") ?? file.dataDir ?? NODE_CLI_DEFAULTS.dataDir);
   const cgroupMode = pick(flags.cgroups, "SGRID_CGROUPS") ?? NODE_CLI_DEFAULTS.cgroups;
   if (!["auto", "v2", "v1", "none"].includes(cgroupMode)) throw new ConfigError(`--cgroups must be auto, v2, v1 or none, got ${cgroupMode}`);

@@ -3,7 +3,7 @@
  *
  * Settings: flags, then `SGRID_*` environment (REGISTRY_ENV), then defaults
  * (REGISTRY_DEFAULTS). Prints one line on stdout once serving:
- * `sgrid registry serving on <host:port> (advertised <addr>, database <url without password>)`;
+ * `sgrid registry serving on <host:port>[ and sgrid://<host:port>] (advertised <addr>, database <url without password>)`;
  * logs go to stderr. SIGTERM / SIGINT stop gracefully and exit 0. A start
  * failure (database unreachable, port in use, bad option) prints one line on
  * stderr naming the cause (a database URL without its password) and exits 1.
@@ -25,6 +25,7 @@ export function registerRegistry(program: Command): void {
     .description("run a registry: the database owner that agents, proxies and the admin app talk to")
     .option("--db <url>", `database: sqlite:<path> or mysql://user:pass@host:port/db [${REGISTRY_ENV.db}] (default: sqlite:<data-dir>/registry.db)`)
     .option("--listen <host:port>", `address of the gRPC port [${REGISTRY_ENV.listen}] (default: ${REGISTRY_DEFAULTS.listen})`)
+    .option("--native-listen <host:port>", `also serve a native (sgrid://) port here; agents listed as sgrid://host:port hold their session on it for a fraction of the registry CPU [${REGISTRY_ENV.nativeListen}] (default: none)`)
     .option("--data-dir <dir>", `directory for the embedded database and packages [${REGISTRY_ENV.dataDir}] (default: ${REGISTRY_DEFAULTS.dataDir})`)
     .option("--advertise <host:port>", `address agents and servants are told to use [${REGISTRY_ENV.advertise}] (default: the listen address on this host's IP)`)
     .option("--cluster-token <token>", `token agents must present [${REGISTRY_ENV.clusterToken}; prefer the env: flags show in ps]`)
@@ -60,7 +61,7 @@ export function registerRegistry(program: Command): void {
       try {
         starting = server.start();
         const addr = await starting;
-        if (!stopping) process.stdout.write(`sgrid registry serving on ${addr.tls ? "grpcs://" : ""}${addr.address} (advertised ${addr.advertise}, database ${server.store.safeUrl})\n`);
+        if (!stopping) process.stdout.write(`sgrid registry serving on ${addr.tls ? "grpcs://" : ""}${addr.address}${addr.native ? ` and ${addr.native}` : ""} (advertised ${addr.advertise}, database ${server.store.safeUrl})\n`);
       } catch (err) {
         process.removeListener("SIGTERM", onSignal);
         process.removeListener("SIGINT", onSignal);

@@ -348,20 +348,21 @@ export class NodeAgent {
   // ---- registry transport ---------------------------------------------------------
 
   /**
-   * Fails start with ConfigError when a grpcs:// registry is listed and
+   * Fails start with ConfigError when a grpcs:// or sgrids:// registry is listed and
    * SGRID_TLS_CA names an unreadable bundle; warns once per plaintext
    * registry off loopback when the cluster token would cross the network
    * in the clear.
    */
   private checkRegistryTransport(): void {
     const registries = this.options.registry;
-    if (registries.some((r) => r.startsWith("grpcs://"))) envRootCerts();
+    const tls = (r: string) => r.startsWith("grpcs://") || r.startsWith("sgrids://");
+    if (registries.some(tls)) envRootCerts();
     if (!this.options.token) return;
     for (const r of registries) {
-      if (r.startsWith("grpcs://")) continue;
-      const host = r.replace(/^grpc:\/\//, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+      if (tls(r)) continue;
+      const host = r.replace(/^(grpc|sgrid):\/\//, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
       if (host === "localhost" || host === "::1" || host.startsWith("127.")) continue;
-      log.warn({ registry: r }, "the cluster token goes to this registry in plaintext: serve the registry with --tls-cert/--tls-key and list it as grpcs://host:port");
+      log.warn({ registry: r }, "the cluster token goes to this registry in plaintext: serve the registry with --tls-cert/--tls-key and list it as grpcs://host:port (or sgrids://host:port for its native port)");
     }
   }
 

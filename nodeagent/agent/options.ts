@@ -35,7 +35,11 @@ import type { UnpackLimits } from "../install";
 import type { LogRotatorOptions } from "../logs";
 
 export interface NodeAgentOptions {
-  /** Registry endpoints: `host:port`, or `grpcs://host:port` for a registry serving TLS (CA from SGRID_TLS_CA, else system roots). Required, at least one. */
+  /**
+   * Registry endpoints: `host:port`, or `grpcs://host:port` for a registry serving TLS (CA from
+   * SGRID_TLS_CA, else system roots); `sgrid://host:port` (`sgrids://` with TLS) for the registry's
+   * native port, which holds a session for a fraction of the registry CPU a gRPC one takes. Required, at least one.
+   */
   registry: string[];
   /** This node's name (as the registry knows it). Required. */
   name: string;
@@ -89,8 +93,13 @@ export const NODE_AGENT_DEFAULTS = Object.freeze({
 });
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/;
-/** A registry endpoint: `host:port` (plaintext), or `grpcs://host:port` for a registry serving TLS. */
-const REGISTRY_ENDPOINT = /^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/;
+/**
+ * A registry endpoint: `host:port` or `grpc://host:port` (its gRPC port, plaintext), `grpcs://host:port`
+ * (TLS); `sgrid://host:port` or `sgrids://host:port` for its native port (`sgrid registry --native-listen`).
+ */
+export const REGISTRY_ENDPOINT = /^((grpc|sgrid)s?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/;
+/** What REGISTRY_ENDPOINT takes, for error messages. */
+export const REGISTRY_ENDPOINT_FORMS = "host:port, grpcs://host:port (TLS), or sgrid://host:port / sgrids://host:port (the registry's native port)";
 
 function validTags(list: unknown): boolean {
   if (!isArrayOf(list, (t) => typeof t === "string")) return false;
@@ -131,7 +140,7 @@ function plainlyValid(v: unknown): boolean {
 /** Checked at the agent's start without zod when plainly valid (exported for test/nodeagent/lazy-options.test.ts). */
 export const nodeAgentOptionsSchema = lazySchema((z) => {
   const hostPort = z.string().regex(HOST_PORT, "must be host:port");
-  const registryEndpoint = z.string().regex(REGISTRY_ENDPOINT, "must be host:port, or grpcs://host:port for a registry serving TLS");
+  const registryEndpoint = z.string().regex(REGISTRY_ENDPOINT, `must be ${REGISTRY_ENDPOINT_FORMS}`);
 
   return z.object({
     registry: z.array(registryEndpoint).min(1, "at least one registry endpoint is required"),

@@ -23,6 +23,7 @@ import type {
   AgentMessage, DesiredState, Heartbeat, InstanceCommand, InstanceObserved, NodeHello,
 } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { PackageFetcher } from "../install";
+import { REGISTRY_ENDPOINT, REGISTRY_ENDPOINT_FORMS } from "./options";
 
 const log = getLogger("agent.session");
 
@@ -122,7 +123,7 @@ export class RegistrySession extends EventEmitter<{
     const eps = (options?.endpoints ?? []).map((e) => e.trim()).filter(Boolean);
     if (eps.length === 0) throw new TypeError("RegistrySession: at least one registry endpoint (host:port) is required");
     for (const e of eps) {
-      if (!/^(grpcs?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(e)) throw new TypeError(`RegistrySession: registry endpoint "${e}" is not host:port or grpcs://host:port`);
+      if (!REGISTRY_ENDPOINT.test(e)) throw new TypeError(`RegistrySession: registry endpoint "${e}" is not ${REGISTRY_ENDPOINT_FORMS}`);
     }
     this.options = options;
     this.endpoints = eps;

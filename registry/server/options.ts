@@ -33,6 +33,14 @@ export interface RegistryServerOptions {
    */
   listen?: string;
   /**
+   * Address of the native (framed-TCP, `sgrid://`) port, `host:port`; none by default. It serves
+   * the same Objs as the gRPC port, with the same tokens and TLS. Agents listed as
+   * `sgrid://host:port` (`sgrids://` with TLS) hold their session over it, for a fraction of the
+   * registry CPU per heartbeat a gRPC session takes (bench/registry/heartbeat.ts): the port for a
+   * registry with thousands of agents. Port 0 picks a free port (tests).
+   */
+  nativeListen?: string;
+  /**
    * Directory for the embedded database and packages. Default
    * `./sgrid-data/registry` (relative to the working directory), so that a
    * first `sgrid registry` keeps its state next to where it was started.
@@ -109,6 +117,7 @@ export const REGISTRY_DEFAULTS = Object.freeze({
 export interface ResolvedRegistryOptions {
   db: string;
   listen: { host: string; port: number };
+  nativeListen: { host: string; port: number } | undefined;
   dataDir: string;
   advertise: string | undefined;
   clusterToken: string | undefined;
@@ -135,6 +144,7 @@ const pem = z.union([z.string().min(1), z.instanceof(Buffer)]);
 const schema = z.object({
   db: z.string().min(1, "db must not be empty").optional(),
   listen: z.string().min(1).optional(),
+  nativeListen: z.string().min(1).optional(),
   dataDir: z.string().min(1, "dataDir must not be empty").optional(),
   advertise: z.string().min(1).optional(),
   clusterToken: secret("clusterToken"),
@@ -159,6 +169,21 @@ function describeIssues(err: z.ZodError): string {
 }
 
 /**
+ * `host:port` -> host and port; ConfigError naming `what` otherwise. With `onlyScheme`, a
+ * `scheme://` prefix other than that one (plaintext) is refused too.
+ */
+function hostPort(text: string, what: string, onlyScheme?: "sgrid"): { host: string; port: number } {
+  let ep;
+  try {
+    ep = parseHostPort(text, onlyScheme, true);
+  } catch (err) {
+    throw new ConfigError(`invalid ${what} "${text}": ${(err as Error).message}`);
+  }
+  if (onlyScheme && (ep.protocol !== onlyScheme || ep.tls)) throw new ConfigError(`invalid ${what} "${text}": give host:port (TLS comes from the certificate and key)`);
+  return { host: ep.host, port: ep.port };
+}
+
+/**
  * Fills defaults and validates. Throws ConfigError (CONFIG_INVALID) naming
  * the bad option; never echoes a token or password.
  */
@@ -168,13 +193,10 @@ export function resolveRegistryOptions(options: RegistryServerOptions = {}): Rea
   const parsed = schema.safeParse(given);
   if (!parsed.success) throw new ConfigError(`invalid registry options: ${describeIssues(parsed.error)}`);
   const o = parsed.data;
-  const listenText = o.listen ?? REGISTRY_DEFAULTS.listen;
-  let listen: { host: string; port: number };
-  try {
-    const ep = parseHostPort(listenText, "grpc", true);
-    listen = { host: ep.host, port: ep.port };
-  } catch (err) {
-    throw new ConfigError(`invalid listen address "${listenText}": ${(err as Error).message}`);
+  const listen = hostPort(o.listen ?? REGISTRY_DEFAULTS.listen, "listen address");
+  const nativeListen = o.nativeListen === undefined ? undefined : hostPort(o.nativeListen, "native listen address", "sgrid");
+  if (nativeListen && nativeListen.port !== 0 && nativeListen.port === listen.port) {
+    throw new ConfigError(`the native listen address "${o.nativeListen}" has the gRPC port's port number ${listen.port}: give it a port of its own`);
   }
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? REGISTRY_DEFAULTS.heartbeatIntervalMs;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? REGISTRY_DEFAULTS.heartbeatTimeoutMs;
@@ -185,6 +207,7 @@ export function resolveRegistryOptions(options: RegistryServerOptions = {}): Rea
   return Object.freeze({
     db: o.db ?? `sqlite:${path.join(dataDir, "registry.db")}`,
     listen,
+    nativeListen,
     dataDir,
     advertise: o.advertise,
     clusterToken: o.clusterToken,
@@ -232,6 +255,7 @@ export function parseSize(text: string, what: string): number {
 export const REGISTRY_ENV = Object.freeze({
   db: "SGRID_DB",
   listen: "SGRID_LISTEN",
+  nativeListen: "SGRID_NATIVE_LISTEN",
   dataDir: "SGRID_DATA_DIR",
   advertise: "SGRID_ADVERTISE",
   clusterToken: "SGRID_CLUSTER_TOKEN",
@@ -250,6 +274,7 @@ export const REGISTRY_ENV = Object.freeze({
 export interface RegistryTextSettings {
   db?: string;
   listen?: string;
+  nativeListen?: string;
   dataDir?: string;
   advertise?: string;
   clusterToken?: string;
@@ -273,6 +298,7 @@ export function textSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Regis
   return {
     db: get(REGISTRY_ENV.db),
     listen: get(REGISTRY_ENV.listen),
+    nativeListen: get(REGISTRY_ENV.nativeListen),
     dataDir: get(REGISTRY_ENV.dataDir),
     advertise: get(REGISTRY_ENV.advertise),
     clusterToken: get(REGISTRY_ENV.clusterToken),
@@ -310,6 +336,7 @@ export function optionsFromText(...layers: RegistryTextSettings[]): RegistryServ
   return {
     db: pick("db"),
     listen: pick("listen"),
+    nativeListen: pick("nativeListen"),
     dataDir: pick("dataDir"),
     advertise: pick("advertise"),
     clusterToken: pick("clusterToken"),
@@ -329,6 +356,7 @@ export function describeOptions(o: Readonly<ResolvedRegistryOptions>, safeDb: st
   return {
     db: safeDb,
     listen: `${o.listen.host}:${o.listen.port}`,
+    nativeListen: o.nativeListen && `${o.nativeListen.host}:${o.nativeListen.port}`,
     dataDir: o.dataDir,
     advertise: o.advertise,
     clusterTokenSet: o.clusterToken !== undefined,

@@ -1,7 +1,8 @@
 /**
  * One registry process: opens (and migrates) the database, builds the shared
  * RegistryContext, builds every part of REGISTRY_PARTS, mounts their servants
- * as `Sgrid.Registry.<Obj>` on one gRPC port, and stops it all gracefully.
+ * as `Sgrid.Registry.<Obj>` on one gRPC port (and on a native `sgrid://` port
+ * too when `nativeListen` is set), and stops it all gracefully.
  *
  * Lifecycle:
  *
@@ -9,7 +10,7 @@
  *                        └──error (everything opened is closed)──> stopped
  *
  * start(): data dir -> store (migrations, race-safe) -> change feed -> auth,
- * storage, session hub -> parts' start() in order -> the port opens.
+ * storage, session hub -> parts' start() in order -> the port(s) open.
  * stop(): parts' drain() (end long-lived streams) -> port closes (in-flight
  * unary calls finish up to the grace period) -> parts' stop() in reverse ->
  * hub, auth, change feed -> store closes.
@@ -48,7 +49,11 @@ export interface RegistryAddress {
   /** What agents and servants are told (SGRID_REGISTRY). */
   advertise: string;
   tls: boolean;
+  /** The native port as bound, `sgrid://host:port` (`sgrids://` with TLS), when one is configured (`nativeListen`). */
+  native?: string;
 }
+
+const hostText = (host: string) => (host.includes(":") ? `[${host}]` : host);
 
 /** The advertised address when none is configured: the bound port on a reachable host. */
 function defaultAdvertise(host: string, port: number): string {
@@ -195,29 +200,34 @@ export class RegistryServer {
         this.startedParts.push(entry);
       }
 
-      const listen = `${listenHost.includes(":") ? `[${listenHost}]` : listenHost}:${o.listen.port}`;
+      const listen = `${hostText(listenHost)}:${o.listen.port}`;
       const tls = o.tls ? { cert: readPem(o.tls.cert, "certificate"), key: readPem(o.tls.key, "key") } : undefined;
+      // The native port serves every Obj the gRPC port does, with the same certificate: a
+      // servant's ctx (metadata, peer, signal) is the same on both, and so are the tokens' checks.
+      const native = o.nativeListen && `sgrid://${hostText(o.nativeListen.host)}:${o.nativeListen.port}`;
       this.app = new Application({
         app: REGISTRY_APP,
         server: REGISTRY_SERVER,
-        adapters: Object.fromEntries([...servants.keys()].map((obj) => [obj, listen])),
+        adapters: Object.fromEntries([...servants.keys()].map((obj) => [obj, native ? [listen, native] : listen])),
         handleSignals: false,
         shutdownGraceMs: o.shutdownGraceMs,
-        transportOptions: tls ? { grpc: { tls } } : undefined,
+        transportOptions: tls ? { grpc: { tls }, sgrid: { tls } } : undefined,
       });
       for (const [obj, servant] of servants) this.app.addServant(obj, servant);
       await this.app.start();
-      const port = this.app.adapters()[0]!.endpoint.port;
+      const bound = (protocol: "grpc" | "sgrid") => this.app!.adapters().find((a) => a.endpoint.protocol === protocol)!.endpoint.port;
+      const port = bound("grpc");
       if (o.advertise === undefined) settings.advertise = withScheme(defaultAdvertise(listenHost, port), tls !== undefined);
       this.bound = {
         host: listenHost,
         port,
-        address: `${listenHost.includes(":") ? `[${listenHost}]` : listenHost}:${port}`,
+        address: `${hostText(listenHost)}:${port}`,
         advertise: settings.advertise,
         tls: tls !== undefined,
+        ...(o.nativeListen ? { native: `sgrid${tls ? "s" : ""}://${hostText(o.nativeListen.host)}:${bound("sgrid")}` } : {}),
       };
       this.state = "running";
-      this.log.info({ address: this.bound.address, advertise: this.bound.advertise, tls: this.bound.tls, objs: [...servants.keys()], processId: o.processId }, "registry serving");
+      this.log.info({ address: this.bound.address, native: this.bound.native, advertise: this.bound.advertise, tls: this.bound.tls, objs: [...servants.keys()], processId: o.processId }, "registry serving");
       return this.bound;
     } catch (err) {
       await this.teardown(0).catch((e) => this.log.warn({ err: e }, "cleanup after a failed start failed"));

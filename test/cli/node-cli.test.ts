@@ -99,11 +99,13 @@ describe("cli: sgrid node", function () {
       expect(tlsUnit).to.match(/^ExecStart=\S+ node --data-dir \/var\/lib\/sgrid --registry grpcs:\/\/reg1:9500 --tls-ca \/etc\/sgrid\/ca.pem --name node-7$/m);
     });
 
-    it("takes grpcs:// registries and refuses other schemes with CONFIG_INVALID", () => {
-      const opts = resolveNodeCliOptions({ registry: "grpcs://reg1:9500, reg2:9500" }, {});
-      expect(opts.registry).to.deep.equal(["grpcs://reg1:9500", "reg2:9500"]);
+    it("takes grpcs:// and sgrid(s):// registries and refuses other schemes with CONFIG_INVALID", () => {
+      const opts = resolveNodeCliOptions({ registry: "grpcs://reg1:9500, reg2:9500, sgrid://reg3:9501, sgrids://reg4:9501" }, {});
+      expect(opts.registry).to.deep.equal(["grpcs://reg1:9500", "reg2:9500", "sgrid://reg3:9501", "sgrids://reg4:9501"]);
       expect(() => new NodeAgent(opts)).to.not.throw();
-      expect(() => new NodeAgent({ ...opts, registry: ["https://reg1:9500"] })).to.throw(ConfigError, /invalid node agent option registry\.0: must be host:port, or grpcs:\/\/host:port/);
+      for (const bad of ["https://reg1:9500", "tcp://reg1:9500", "sgrid://reg1"]) {
+        expect(() => new NodeAgent({ ...opts, registry: [bad] }), bad).to.throw(ConfigError, /invalid node agent option registry\.0: must be host:port, grpcs:\/\/host:port \(TLS\), or sgrid:\/\/host:port/);
+      }
     });
   });
 

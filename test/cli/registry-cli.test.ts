@@ -97,6 +97,21 @@ describe("sgrid registry (CLI)", () => {
     }
   });
 
+  it("with SGRID_NATIVE_LISTEN names its native port on the serving line and serves Query there too", async () => {
+    const reg = await startRegistryProcess(["--data-dir", dir(), "--listen", "127.0.0.1:0"], { SGRID_NATIVE_LISTEN: "127.0.0.1:0", SGRID_ADMIN_PASSWORD: "pw-for-test" });
+    try {
+      const m = /^sgrid registry serving on 127\.0\.0\.1:(\d+) and (sgrid:\/\/127\.0\.0\.1:(\d+)) \(advertised 127\.0\.0\.1:\1, database /.exec(reg.stdout());
+      expect(m, reg.stdout()).to.not.equal(null);
+      expect(m![3]).to.not.equal(m![1]);
+      const comm = new Communicator();
+      const err = await rejects(comm.stringToProxy(QueryProxy, m![2]!).findObject({ obj: "No.Such.Obj" }));
+      expect(err).to.be.instanceOf(NotFoundError);
+      comm.close();
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it("stops on SIGINT with 0 too", async () => {
     const reg = await startRegistryProcess(["--data-dir", dir(), "--listen", "127.0.0.1:0"], { SGRID_ADMIN_PASSWORD: "pw-cli-test" });
     reg.child.kill("SIGINT");

@@ -4,8 +4,10 @@
  * agent opens its session over TLS (the cluster token never crosses in the
  * clear), installs a placed servant, and the servant inherits the CA and the
  * grpcs:// registry address, so its config loads from the same registry at
- * startup. A plaintext listing, or a CA that did not sign the certificate,
- * never opens a session; an unreadable CA file fails the agent's start.
+ * startup. Listed as `sgrids://host:port` (the registry's native port, with
+ * the same certificate) it does all that over the native transport. A
+ * plaintext listing, or a CA that did not sign the certificate, never opens
+ * a session; an unreadable CA file fails the agent's start.
  */
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
@@ -71,6 +73,7 @@ describe("nodeagent/agent: a registry serving TLS", function () {
   const savedCa = process.env.SGRID_TLS_CA;
   let registry: RegistryServer | undefined;
   let port = 0;
+  let native = "";
   let certs: { cert: string; key: string };
   const agents: NodeAgent[] = [];
 
@@ -88,8 +91,10 @@ describe("nodeagent/agent: a registry serving TLS", function () {
     registry = new RegistryServer({
       db: `sqlite:${path.join(tmp, "registry.db")}`, listen: `127.0.0.1:${port}`, advertise: `127.0.0.1:${port}`, dataDir: path.join(tmp, "registry"),
       clusterToken: TOKEN, adminPassword: "test-admin-pw", tls: certs, heartbeatIntervalMs: 500, heartbeatTimeoutMs: 600_000, shutdownGraceMs: 500,
+      nativeListen: "127.0.0.1:0",
     });
-    await registry.start();
+    native = (await registry.start()).native!;
+    expect(native).to.match(/^sgrids:\/\/127\.0\.0\.1:\d+$/);
   });
 
   afterEach(() => {
@@ -107,26 +112,26 @@ describe("nodeagent/agent: a registry serving TLS", function () {
     removeTempDir(tmp);
   });
 
-  it("opens the session over TLS with the CA from SGRID_TLS_CA; the servant inherits both and loads its config from the registry", async () => {
+  for (const via of ["grpcs", "sgrids"] as const) it(`opens the session over TLS (${via}://) with the CA from SGRID_TLS_CA; the servant inherits both and loads its config from the registry`, async () => {
     process.env.SGRID_TLS_CA = certs.cert;
     const store = registry!.store;
-    await store.nodes.upsert({ name: "tls-node", address: "127.0.0.1", agentVersion: "0" });
-    await store.servers.create({ application: "Demo", name: "TlsServer", type: "node" });
-    await store.configs.put({ level: "server", application: "Demo", server: "TlsServer" }, "app.json", { content: JSON.stringify({ greeting: "over tls" }), author: "test" });
-    const data = await configReaderPackage(tmp, "Demo", "TlsServer");
+    await store.nodes.upsert({ name: `tls-node-${via}`, address: "127.0.0.1", agentVersion: "0" });
+    await store.servers.create({ application: "Demo", name: `TlsServer${via}`, type: "node" });
+    await store.configs.put({ level: "server", application: "Demo", server: `TlsServer${via}` }, "app.json", { content: JSON.stringify({ greeting: "over tls" }), author: "test" });
+    const data = await configReaderPackage(tmp, "Demo", `TlsServer${via}`);
     const sha256 = crypto.createHash("sha256").update(data).digest("hex");
     const { key } = await registry!.context.storage.put(Readable.from([data]), { sha256, size: data.length, maxBytes: 1 << 30 });
-    const patch = await store.patches.create({ application: "Demo", server: "TlsServer", sha256, size: data.length, uploader: "test", storageKey: key });
+    const patch = await store.patches.create({ application: "Demo", server: `TlsServer${via}`, sha256, size: data.length, uploader: "test", storageKey: key });
     const servantPort = await freePort();
     const id = (await store.instances.create({
-      application: "Demo", server: "TlsServer", node: "tls-node",
+      application: "Demo", server: `TlsServer${via}`, node: `tls-node-${via}`,
       adapters: [{ obj: "HttpObj", host: "127.0.0.1", port: servantPort }],
       launch: { args: [marker] }, desiredState: "active", desiredPatchId: patch.id,
     })).id;
 
-    const agent = await startAgent("tls-node", `grpcs://127.0.0.1:${port}`);
+    const agent = await startAgent(`tls-node-${via}`, via === "grpcs" ? `grpcs://127.0.0.1:${port}` : native);
     await waitFor("the session over TLS", () => agent.session.connected, 20_000);
-    expect((await store.nodes.get("tls-node")).online).to.equal(true);
+    expect((await store.nodes.get(`tls-node-${via}`)).online).to.equal(true);
 
     const body = await waitFor("the servant answers", () => httpGet(servantPort), 40_000);
     const seen = JSON.parse(body) as { source: string; value: unknown; registry: string; ca: string };
@@ -139,6 +144,9 @@ describe("nodeagent/agent: a registry serving TLS", function () {
       return i.observedState === "active" ? i : undefined;
     }, 20_000);
     expect(inst.pid).to.be.a("number");
+    // Heartbeats arrive over the session (the registry's record of the node moves on).
+    const seen1 = registry!.context.sessions.lastSeenAt(`tls-node-${via}`)!;
+    await waitFor("a later heartbeat", () => (registry!.context.sessions.lastSeenAt(`tls-node-${via}`)! > seen1 ? true : undefined), 10_000);
   });
 
   it("never opens a session when the TLS registry is listed as plaintext, or its certificate is not signed by the CA", async () => {
@@ -146,15 +154,19 @@ describe("nodeagent/agent: a registry serving TLS", function () {
     process.env.SGRID_TLS_CA = other.cert;
     const wrongCa = await startAgent("wrong-ca-node", `grpcs://127.0.0.1:${port}`);
     const plain = await startAgent("plain-node", `127.0.0.1:${port}`);
+    const plainNative = await startAgent("plain-native-node", native.replace("sgrids://", "sgrid://"));
     const reasons: string[] = [];
     wrongCa.session.on("disconnected", (r) => reasons.push(r));
     let plainFailures = 0;
     plain.session.on("disconnected", () => plainFailures++);
-    await waitFor("both agents to fail twice", () => reasons.length >= 2 && plainFailures >= 2, 30_000);
+    let plainNativeFailures = 0;
+    plainNative.session.on("disconnected", () => plainNativeFailures++);
+    await waitFor("the agents to fail twice", () => reasons.length >= 2 && plainFailures >= 2 && plainNativeFailures >= 2, 30_000);
     expect(wrongCa.session.connected).to.equal(false);
     expect(plain.session.connected).to.equal(false);
+    expect(plainNative.session.connected).to.equal(false);
     expect(reasons.join("\n")).to.match(/certificate|self[- ]signed|UNAVAILABLE|No connection established/i);
-    for (const name of ["wrong-ca-node", "plain-node"]) {
+    for (const name of ["wrong-ca-node", "plain-node", "plain-native-node"]) {
       const n = await registry!.store.nodes.get(name).catch(() => undefined);
       expect(n?.online ?? false, name).to.equal(false);
     }

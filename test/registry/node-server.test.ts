@@ -1,7 +1,8 @@
 /**
  * The node part inside a full RegistryServer: an agent with the configured
  * cluster token opens its session on the registry's one port
- * (Sgrid.Registry.NodeObj), gets its desired state, and an admin command sent
+ * (Sgrid.Registry.NodeObj), or on its native port (`nativeListen`, an agent
+ * listed as sgrid://host:port), gets its desired state, and an admin command sent
  * through the server's context reaches it; a wrong token is refused; stop()
  * ends the session (the agent reconnects elsewhere) instead of waiting.
  */
@@ -14,11 +15,14 @@ import { type TestRegistry, startTestRegistry } from "./helpers/registry";
 const sqlite = dialects()[0]!;
 const TOKEN = "server-cluster-token";
 
-describe("registry node part in RegistryServer", () => {
+for (const via of ["grpc", "sgrid"] as const) describe(`registry node part in RegistryServer (${via}://)`, () => {
   let reg: TestRegistry;
+  let target: string;
   const agents: FakeAgent[] = [];
   before(async () => {
-    reg = await startTestRegistry(sqlite, { clusterToken: TOKEN });
+    reg = await startTestRegistry(sqlite, { clusterToken: TOKEN, nativeListen: "127.0.0.1:0" });
+    target = via === "grpc" ? reg.target : reg.server.address.native!;
+    expect(target).to.match(via === "grpc" ? /^127\.0\.0\.1:\d+$/ : /^sgrid:\/\/127\.0\.0\.1:\d+$/);
   });
   after(async () => {
     await Promise.all(agents.map((a) => a.close()));
@@ -27,7 +31,7 @@ describe("registry node part in RegistryServer", () => {
 
   it("serves sessions with the cluster token, relays commands, refuses a wrong token, and ends sessions at stop", async () => {
     const { store } = reg.server;
-    const good = new FakeAgent(reg.target, "srv-node-1", { token: TOKEN });
+    const good = new FakeAgent(target, "srv-node-1", { token: TOKEN });
     agents.push(good);
     await waitFor("the desired state", () => good.lastDesired());
     expect(good.lastDesired()!.registry).to.equal(reg.server.address.advertise);
@@ -37,7 +41,7 @@ describe("registry node part in RegistryServer", () => {
     expect(await reg.server.context.sessions.sendCommand(inst.id, "sgrid.viewstatus", "", 3000)).to.equal("echo sgrid.viewstatus ");
     expect(reg.server.context.sessions.localNodes()).to.deep.equal(["srv-node-1"]);
 
-    const bad = new FakeAgent(reg.target, "srv-node-2", { token: "not-the-token" });
+    const bad = new FakeAgent(target, "srv-node-2", { token: "not-the-token" });
     agents.push(bad);
     await bad.done;
     expect(bad.outcome).to.be.instanceOf(UnauthenticatedError);

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { BindError, Communicator, ConfigError, UnavailableError } from "sgridnext";
+import { BindError, Communicator, ConfigError, UnauthenticatedError, UnavailableError } from "sgridnext";
 import { QueryService, QueryProxy } from "sgridnext/gen/sgrid/registry/v1/query.sgrid";
 import { DatabaseUnavailableError } from "../../registry/errors";
 import { RegistryServer, registryObj } from "../../registry/server";
@@ -71,6 +71,10 @@ describe("registry server: start and stop", () => {
   it("refuses bad options at construction with CONFIG_INVALID naming the option, never echoing a token", () => {
     expect(() => new RegistryServer({ heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 5000 })).to.throw(ConfigError, /heartbeat timeout \(5000 ms\) must be longer/);
     expect(() => new RegistryServer({ listen: "nowhere" })).to.throw(ConfigError, /listen address "nowhere"/);
+    expect(() => new RegistryServer({ nativeListen: "nowhere" })).to.throw(ConfigError, /native listen address "nowhere"/);
+    expect(() => new RegistryServer({ nativeListen: "grpc://127.0.0.1:9601" })).to.throw(ConfigError, /native listen address "grpc:\/\/127.0.0.1:9601": give host:port/);
+    expect(() => new RegistryServer({ nativeListen: "sgrids://127.0.0.1:9601" })).to.throw(ConfigError, /give host:port \(TLS comes from the certificate and key\)/);
+    expect(() => new RegistryServer({ listen: "0.0.0.0:9600", nativeListen: "127.0.0.1:9600" })).to.throw(ConfigError, /port number 9600: give it a port of its own/);
     expect(() => new RegistryServer({ maxPatchBytes: 0 })).to.throw(ConfigError, /maxPatchBytes/);
     expect(() => new RegistryServer({ clusterToken: "" })).to.throw(ConfigError, /clusterToken/);
     expect(() => new RegistryServer({ nope: 1 } as never)).to.throw(ConfigError, /nope/);
@@ -83,6 +87,32 @@ describe("registry server: start and stop", () => {
     expect(msg).to.match(/queryToken/).and.not.contain("xxxxxxxx");
   });
 
+  it("with nativeListen serves the same Objs on a native port too, with the same token checks, and closes both on stop", async () => {
+    const server = new RegistryServer({ dataDir: dir(), listen: "127.0.0.1:0", nativeListen: "127.0.0.1:0", adminPassword: "pw-for-test", queryToken: "q-token" });
+    const addr = await server.start();
+    const comm = new Communicator();
+    try {
+      expect(addr.native).to.match(/^sgrid:\/\/127\.0\.0\.1:\d+$/);
+      expect(addr.native).to.not.equal(`sgrid://127.0.0.1:${addr.port}`);
+      const seeded = await seedObj(server.store);
+      const auth = { metadata: { authorization: "Bearer q-token" } };
+      const native = comm.stringToProxy(QueryProxy, addr.native!, { timeoutMs: 5000 });
+      const grpcSide = comm.stringToProxy(QueryProxy, `127.0.0.1:${addr.port}`, { timeoutMs: 5000 });
+      const found = await waitFor("the seeded Obj", async () => (await grpcSide.findObject({ obj: seeded.full }, auth).catch(() => undefined))?.active.length === 2 || undefined);
+      expect(found).to.equal(true);
+      const [a, b] = await Promise.all([native.findObject({ obj: seeded.full }, auth), grpcSide.findObject({ obj: seeded.full }, auth)]);
+      expect(a.active).to.have.length(2);
+      expect(a).to.deep.equal(b);
+      const refused = await rejects(native.findObject({ obj: seeded.full }));
+      expect(refused).to.be.instanceOf(UnauthenticatedError);
+    } finally {
+      await server.stop();
+    }
+    const err = await rejects(comm.stringToProxy(QueryProxy, addr.native!, { timeoutMs: 2000 }).findObject({ obj: "A.B.C" }));
+    expect(err).to.be.instanceOf(UnavailableError);
+    comm.close();
+  });
+
   it("fails with BIND_FAILED naming the port when it is in use, and closes its database", async () => {
     const a = await startTestRegistry(sqlite);
     try {
@@ -91,6 +121,15 @@ describe("registry server: start and stop", () => {
       const err = await rejects(b.start());
       expect(err).to.be.instanceOf(BindError);
       expect(err.message).to.contain(String(a.server.address.port));
+      // The native port's too, and the gRPC port it had bound is closed again.
+      const free = await freePort();
+      const n = new RegistryServer({ dataDir, listen: `127.0.0.1:${free}`, nativeListen: `127.0.0.1:${a.server.address.port}`, adminPassword: "pw-for-test" });
+      const nativeErr = await rejects(n.start());
+      expect(nativeErr).to.be.instanceOf(BindError);
+      expect(nativeErr.message).to.contain(String(a.server.address.port));
+      const again = new RegistryServer({ dataDir, listen: `127.0.0.1:${free}`, adminPassword: "pw-for-test" });
+      await again.start();
+      await again.stop();
       // Its database was closed: another registry can open and migrate it at once.
       const c = new RegistryServer({ dataDir, listen: "127.0.0.1:0", adminPassword: "pw-for-test" });
       await c.start();
