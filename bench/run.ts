@@ -14,10 +14,10 @@
 import { runGrpcOverhead } from "./grpc-overhead";
 import { runAgentBench } from "./agent/agent-bench";
 import { runTransportBench, TRANSPORT_TARGETS_LINE, transportTargets } from "./transport/run";
-import { formatSuite } from "./harness";
+import { fmt, formatSuite } from "./harness";
 import { runFindObjectBench } from "./registry/find-object";
 import { runWatchLatencyBench } from "./registry/watch-latency";
-import { runHeartbeatBench } from "./registry/heartbeat";
+import { type HeartbeatBenchResult, runHeartbeatBench } from "./registry/heartbeat";
 import { runResolveByNameBench } from "./resolve-by-name";
 import { runChaosBench } from "./chaos";
 import { runServantStartBench } from "./servant/servant-start";
@@ -86,10 +86,23 @@ async function main(): Promise<void> {
     // Its own length (BENCH_HEARTBEAT_MS, default 20 s): several heartbeat intervals are needed, whatever BENCH_DURATION_MS says.
     const hbMs = Number(process.env.BENCH_HEARTBEAT_MS ?? 20_000);
     const hbNodes = Number(process.env.BENCH_HEARTBEAT_NODES ?? 1000);
-    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process, agents in their own)\n`);
+    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process, agents in their own), on its native port and on its gRPC port\n`);
     // BENCH_HEARTBEAT_CLIENTS: agent processes (default one per 2,500 agents).
     const hbClients = process.env.BENCH_HEARTBEAT_CLIENTS ? Number(process.env.BENCH_HEARTBEAT_CLIENTS) : undefined;
-    process.stdout.write(`${await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs, clients: hbClients })}\n\n`);
+    // BENCH_HEARTBEAT_TRANSPORTS: the registry ports measured, in this order (default: the native port, then the gRPC one as the baseline).
+    const transports = (process.env.BENCH_HEARTBEAT_TRANSPORTS ?? "sgrid,grpc").split(",").map((t) => t.trim());
+    const results = new Map<string, HeartbeatBenchResult>();
+    for (const transport of transports) {
+      if (transport !== "grpc" && transport !== "sgrid") throw new Error(`BENCH_HEARTBEAT_TRANSPORTS: unknown transport "${transport}" (grpc or sgrid)`);
+      const r = await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs, clients: hbClients, transport });
+      results.set(transport, r);
+      process.stdout.write(`${r.text}\n\n`);
+    }
+    const native = results.get("sgrid");
+    const grpcPort = results.get("grpc");
+    if (native && grpcPort) {
+      process.stdout.write(`registry CPU per heartbeat, native port vs gRPC port (same run): ${fmt(native.cpuPerHeartbeatUs)} µs vs ${fmt(grpcPort.cpuPerHeartbeatUs)} µs = ${(native.cpuPerHeartbeatUs / grpcPort.cpuPerHeartbeatUs).toFixed(2)}x (target <= 50 µs); RSS ${fmt(native.rssBytes / 1048576)} vs ${fmt(grpcPort.rssBytes / 1048576)} MiB\n\n`);
+    }
   }
   if (only.includes("chaos")) {
     process.stdout.write("## Chaos: control-plane faults on a real cluster (registry, 2 agents in network namespaces), caller process at 250 calls/s by Obj name\n");

@@ -1,12 +1,13 @@
 /**
  * Registry child process of the heartbeat benchmark: the real node part
  * (NodeSessionHub + NodeSession servant) over the real store on a fresh
- * SQLite database, the real change feed, one gRPC port. Seeds N nodes x M
+ * SQLite database, the real change feed, one gRPC port (or native one). Seeds N nodes x M
  * instances (bulk rows, so seeding stays out of the measurement), prints
  * `READY <json>`, and answers IPC "stats" with its CPU usage and the hub's
  * counters ("final": also the nodes online and the offline events).
  *
- * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN;
+ * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN,
+ * HB_TRANSPORT (grpc, the default, or sgrid: the node Obj on a native port);
  * diagnostics: HB_PRETENURING=1 (V8's default allocation-site pretenuring,
  * which `sgrid registry` turns off: registry/server/heap-tuning.ts),
  * HB_HEAP_PROF=<file>, HB_SNAPSHOT=<file> (see below).
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   const ctx: RegistryContext = { store, settings, changes, sessions: hub, storage: new DatabaseStorage(store), auth: new ClusterAuth(), log };
   const part = nodePart(ctx);
   await part.start?.();
-  const app = new Application({ handleSignals: false, app: "Sgrid", server: "Registry", adapters: { NodeObj: "127.0.0.1:0" } });
+  const app = new Application({ handleSignals: false, app: "Sgrid", server: "Registry", adapters: { NodeObj: process.env.HB_TRANSPORT === "sgrid" ? "sgrid://127.0.0.1:0" : "127.0.0.1:0" } });
   for (const [obj, servant] of Object.entries(part.servants ?? {})) app.addServant(obj, servant);
   await app.start();
   // HB_TRACE=1: a progress line every 5 s on stderr (diagnostics).

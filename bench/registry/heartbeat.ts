@@ -13,8 +13,9 @@
  * side kept up (its heartbeats fired on time), and the machine's steal time.
  *
  * The agents run in K child processes (heartbeat-agents.ts; default one per
- * 2,500 agents), 50 sessions per gRPC connection (real agents each have
- * their own). The registry is pinned to one CPU and the agents to the other
+ * 2,500 agents), 50 sessions per connection (real agents each have their
+ * own), on the registry's gRPC port or on its native one (`transport`: the
+ * agent listed as sgrid://host:port, `sgrid registry --native-listen`). The registry is pinned to one CPU and the agents to the other
  * with taskset where possible; their CPU is not the registry's.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -38,6 +39,8 @@ export interface HeartbeatBenchOptions {
   sessionsPerConnection?: number;
   /** Agent child processes. Default one per 2,500 agents (BENCH_HEARTBEAT_CLIENTS). */
   clients?: number;
+  /** The registry port the agents hold their sessions on. Default "grpc". */
+  transport?: "grpc" | "sgrid";
 }
 
 interface ChildStats {
@@ -71,19 +74,27 @@ function cpuMs(a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number {
   return (b.user - a.user + b.system - a.system) / 1000;
 }
 
-export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<string> {
+/** The table, and the figures run.ts sets beside each other's: registry CPU per heartbeat (median of rounds, µs) and RSS (bytes). */
+export interface HeartbeatBenchResult {
+  text: string;
+  cpuPerHeartbeatUs: number;
+  rssBytes: number;
+}
+
+export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<HeartbeatBenchResult> {
   const nodes = o.nodes ?? 1000;
   const perNode = o.instancesPerNode ?? 10;
   const durationMs = o.durationMs ?? 20_000;
   const intervalMs = o.intervalMs ?? 5000;
   const perConnection = o.sessionsPerConnection ?? 50;
   const clients = Math.max(1, o.clients ?? Math.ceil(nodes / 2500));
+  const transport = o.transport ?? "grpc";
   // BENCH_HEARTBEAT_PIN=0: no taskset (a machine busy with other work starves a pinned process).
   const pinning: Pinning = process.env.BENCH_HEARTBEAT_PIN === "0" ? { pinned: false, reason: "BENCH_HEARTBEAT_PIN=0" } : detectPinning();
   const pin = (cpu: number | undefined) => (pinning.pinned && cpu !== undefined ? { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath] } : {});
   const dir = outputDir("bench-heartbeat", { shared: true });
   const registry = fork(path.join(__dirname, "heartbeat-registry.js"), [], {
-    env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN },
+    env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN, HB_TRANSPORT: transport },
     stdio: ["ignore", "pipe", "inherit", "ipc"],
     ...pin(pinning.serverCpu),
     // Diagnostics: HB_PROF=<dir> writes a CPU profile of the registry there; HB_NODE_ARGS adds node options to it (space-separated, e.g. "--trace-gc-nvp").
@@ -117,7 +128,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
       });
       registry.once("exit", (code) => reject(new Error(`heartbeat registry exited with ${code}`)));
     });
-    const target = `127.0.0.1:${ready.port}`;
+    const target = `${transport === "sgrid" ? "sgrid://" : ""}127.0.0.1:${ready.port}`;
     const names = Array.from({ length: nodes }, (_, n) => `node-${n}`);
     const t0 = performance.now();
     const connected: Array<Promise<unknown>> = [];
@@ -190,7 +201,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     const s = spread(perHeartbeat);
     const cores = os.cpus().length;
     const rows = [
-      ["agents x instances", `${fmt(nodes)} x ${perNode}`],
+      ["agents x instances (registry port)", `${fmt(nodes)} x ${perNode} (${transport === "sgrid" ? "native, sgrid://" : "gRPC"})`],
       ["connect (hello -> full desired state, all agents)", `${fmt(connectMs)} ms`],
       ["heartbeat interval / measured window", `${fmt(intervalMs)} ms / ${fmt(windowMs / 1000, 1)} s in ${rounds} rounds`],
       ["heartbeats sent / recorded / lost (whole run)", `${fmt(sent)} / ${fmt(recorded)} / ${fmt(lost)}`],
@@ -206,7 +217,8 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
       [`client side kept up (no heartbeat > ${LATE_SHARE * 100} % of the interval late)`, `${keptUp ? "yes" : "NO"}: ${fmt(late)} late, max ${fmt(maxLate)} ms late; ${clients} process(es) at ${clientCpu.map((c) => `${fmt(c)} %`).join(", ")} of a core`],
     ];
     const pinText = pinning.pinned ? `registry on cpu ${pinning.serverCpu}, agents on cpu ${pinning.clientCpu} (taskset)` : `not pinned: ${pinning.reason}`;
-    return `${table(["measure", "value"], rows)}\n(lost must be 0; ${cores} cores; ${pinText}; steal ${steal === undefined ? "n/a" : `${steal.toFixed(1)} %`} over the window)`;
+    const text = `${table(["measure", "value"], rows)}\n(lost must be 0; ${cores} cores; ${pinText}; steal ${steal === undefined ? "n/a" : `${steal.toFixed(1)} %`} over the window)`;
+    return { text, cpuPerHeartbeatUs: s.median, rssBytes: after.rss };
   } finally {
     for (const a of agents) if (a.connected) a.send({ ev: "exit" });
     if (registry.connected) registry.send("exit");
@@ -223,8 +235,9 @@ if (require.main === module) {
     clients: process.env.HB_CLIENTS ? Number(process.env.HB_CLIENTS) : undefined,
     sessionsPerConnection: process.env.HB_PER_CONNECTION ? Number(process.env.HB_PER_CONNECTION) : undefined,
     durationMs: process.env.HB_DURATION_MS ? Number(process.env.HB_DURATION_MS) : undefined,
-  }).then((s) => {
-    process.stdout.write(`${s}\n`);
+    transport: process.env.HB_TRANSPORT === "sgrid" ? "sgrid" : undefined,
+  }).then((r) => {
+    process.stdout.write(`${r.text}\n`);
     process.exit(0);
   }, (err) => {
     process.stderr.write(`${(err as Error).stack}\n`);
