@@ -118,5 +118,5 @@ main().then(() => process.exit(0), (err) => {
   process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
   // What it made under test-output/ (the chaos scenarios' clusters) stays to be looked at; the exit handler says where.
   keepPendingOutput();
-  process.exit(0);
+  process.exit(1);
 });
