@@ -242,16 +242,16 @@ export class GrpcServerContext implements ServerContext {
         while (!waiting && !settled) {
           const m: unknown = readable.read();
           if (m === null) return;
-          let r: MessageResult;
           try {
-            r = onMessage(m);
+            const r: MessageResult = onMessage(m);
+            // Anything but a thenable (undefined, or a stray value from a JS handler) lets the next message through.
+            if (typeof (r as PromiseLike<unknown> | undefined)?.then === "function") {
+              waiting = true;
+              (r as PromiseLike<unknown>).then(resume, fail);
+            }
           } catch (err) {
             fail(err);
             return;
-          }
-          if (r !== undefined && r !== null) {
-            waiting = true;
-            r.then(resume, fail);
           }
         }
       }

@@ -85,6 +85,8 @@ export class InboundStream<T> implements AsyncIterableIterator<T>, PushReadable<
     if (reader !== undefined && !reader.waiting && this.head >= this.q.length) {
       this.consumed(cost);
       this.deliver(reader, bytes);
+      // The handler ended the stream (end() from inside it waits for it to return).
+      if (this.ended) this.drain(reader);
       return Pushed.OK;
     }
     const resolve = this.resolveFn;
@@ -189,24 +191,23 @@ export class InboundStream<T> implements AsyncIterableIterator<T>, PushReadable<
       reader.reject(this.failure!);
       return;
     }
-    let r: MessageResult;
-    // Waiting while it runs too: an end() from inside it settles nothing and delivers nothing before it returns.
+    // Waiting while it runs too: an end() from inside it settles nothing and delivers nothing before it
+    // returns. The callers loop and settle (drain(), push()): no recursion however long the queue.
     reader.waiting = true;
     try {
-      r = reader.onMessage(value);
+      const r: unknown = reader.onMessage(value);
+      // Anything but a thenable (undefined, or a stray value from a JS handler) lets the next message through.
+      if (typeof (r as PromiseLike<unknown> | undefined)?.then !== "function") {
+        reader.waiting = false;
+        return;
+      }
+      (r as PromiseLike<unknown>).then(() => {
+        reader.waiting = false;
+        this.drain(reader);
+      }, (err: unknown) => this.stopReader(reader, err));
     } catch (err) {
       this.stopReader(reader, err);
-      return;
     }
-    if (r === undefined || r === null) {
-      reader.waiting = false;
-      if (this.ended) this.drain(reader);
-      return;
-    }
-    r.then(() => {
-      reader.waiting = false;
-      this.drain(reader);
-    }, (err: unknown) => this.stopReader(reader, err));
   }
 
   /** The push reader threw or rejected: it is gone (as after return()) and settles with that. */
