@@ -119,9 +119,11 @@ export async function use(c: Communicator): Promise<string> {
     expect(numbers).to.match(/message\.total = readLong\(reader, false\);/);
     expect(numbers).to.not.include("longToNumber(reader.");
     expect(numbers).to.include("function safeVarint(reader: BinaryReader): number");
-    const bigints = gen(["--ts-proto-opt", "forceLong=bigint"]);
-    expect(bigints).to.not.include("readLong(").and.not.include("safeVarint");
-    expect(bigints).to.match(/message\.total = reader\.int64\(\)/);
+    for (const opts of [["--ts-proto-opt", "forceLong=bigint"], ["--ts-proto-opt", "useOptionals=none,forceLong=bigint"]]) {
+      const bigints = gen(opts);
+      expect(bigints, opts.join(" ")).to.not.include("readLong(").and.not.include("safeVarint");
+      expect(bigints, opts.join(" ")).to.match(/message\.total = reader\.int64\(\)/);
+    }
   });
 
   it("embeds each service's compiled descriptors, imports first, without source info, and they decode to the .proto", () => {

@@ -40,9 +40,11 @@ export interface GeneratedFile {
 
 export async function runTsProto(set: CompiledSet, extraOptions: string[] = []): Promise<GeneratedFile[]> {
   // An extra option replaces the default of the same key: ts-proto takes the first value of a key it is given twice.
+  // One --ts-proto-opt may hold several, comma-separated, as ts-proto's own parameter does.
+  const extras = extraOptions.flatMap((o) => o.split(",")).map((o) => o.trim()).filter((o) => o !== "");
   const keyOf = (opt: string) => opt.split("=")[0]!.trim();
-  const overridden = new Set(extraOptions.map(keyOf));
-  const parameter = [...DEFAULT_TS_PROTO_OPTIONS.filter((opt) => !overridden.has(keyOf(opt))), ...extraOptions].join(",");
+  const overridden = new Set(extras.map(keyOf));
+  const parameter = [...DEFAULT_TS_PROTO_OPTIONS.filter((opt) => !overridden.has(keyOf(opt))), ...extras].join(",");
   // The descriptors go through as the compiler's raw bytes: decoding and
   // re-encoding them would lose field presence (a oneof_index of 0 reads as unset).
   const writer = new BinaryWriter();
