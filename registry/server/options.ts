@@ -195,8 +195,10 @@ export function resolveRegistryOptions(options: RegistryServerOptions = {}): Rea
   const o = parsed.data;
   const listen = hostPort(o.listen ?? REGISTRY_DEFAULTS.listen, "listen address");
   const nativeListen = o.nativeListen === undefined ? undefined : hostPort(o.nativeListen, "native listen address", "sgrid");
-  if (nativeListen && nativeListen.port !== 0 && nativeListen.port === listen.port) {
-    throw new ConfigError(`the native listen address "${o.nativeListen}" has the gRPC port's port number ${listen.port}: give it a port of its own`);
+  const wildcard = (host: string) => host === "0.0.0.0" || host === "::" || host === "";
+  if (nativeListen && nativeListen.port !== 0 && nativeListen.port === listen.port
+    && (nativeListen.host === listen.host || wildcard(nativeListen.host) || wildcard(listen.host))) {
+    throw new ConfigError(`the native listen address "${o.nativeListen}" has the gRPC port's port number ${listen.port} on the same address: give it a port of its own`);
   }
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? REGISTRY_DEFAULTS.heartbeatIntervalMs;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? REGISTRY_DEFAULTS.heartbeatTimeoutMs;
