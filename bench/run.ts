@@ -90,10 +90,10 @@ async function main(): Promise<void> {
     // BENCH_HEARTBEAT_CLIENTS: agent processes (default one per 2,500 agents).
     const hbClients = process.env.BENCH_HEARTBEAT_CLIENTS ? Number(process.env.BENCH_HEARTBEAT_CLIENTS) : undefined;
     // BENCH_HEARTBEAT_TRANSPORTS: the registry ports measured, in this order (default: the native port, then the gRPC one as the baseline).
-    const transports = (process.env.BENCH_HEARTBEAT_TRANSPORTS ?? "sgrid,grpc").split(",").map((t) => t.trim());
+    const transports = (process.env.BENCH_HEARTBEAT_TRANSPORTS ?? "sgrid,grpc").split(",").map((t) => t.trim()).filter((t) => t !== "");
+    for (const t of transports) if (t !== "grpc" && t !== "sgrid") throw new Error(`BENCH_HEARTBEAT_TRANSPORTS: unknown transport "${t}" (grpc or sgrid)`);
     const results = new Map<string, HeartbeatBenchResult>();
-    for (const transport of transports) {
-      if (transport !== "grpc" && transport !== "sgrid") throw new Error(`BENCH_HEARTBEAT_TRANSPORTS: unknown transport "${transport}" (grpc or sgrid)`);
+    for (const transport of transports as Array<"grpc" | "sgrid">) {
       const r = await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs, clients: hbClients, transport });
       results.set(transport, r);
       process.stdout.write(`${r.text}\n\n`);
