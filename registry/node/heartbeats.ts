@@ -115,11 +115,9 @@ export class HeartbeatRecorder {
     const due = sample === undefined ? now >= session.factsDueAt : hb.factsJson !== "" && now - session.factsTakenAt >= this.d.factsIntervalMs / 2;
     // The facts are parsed only when they are due or are the sample (the JSON costs more than the rest of the heartbeat).
     const facts = due || sample === undefined ? parseJsonObject("facts", hb.factsJson, false) : undefined;
-    if (sample !== undefined) samples.addSample(session.node, now, hb.load1, sample);
+    if (sample !== undefined) session.ring = samples.addSample(session.node, now, hb.load1, sample, session.ring);
     else samples.add(session.node, now, hb.load1, facts!);
-    for (const u of hb.usage) {
-      if (session.instanceIds.has(u.instanceId)) samples.setUsage(u.instanceId, u.memoryBytes, u.cpuCoresUsed);
-    }
+    samples.setUsages(session.usageSlots, hb.usage, session.instanceIds);
     let p = this.pending.get(session);
     if (!p) this.pending.set(session, (p = { session, at: now, count: 0 }));
     p.at = now;

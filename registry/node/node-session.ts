@@ -13,6 +13,7 @@ import { DeadlineExceededError, UnavailableError } from "sgridnext";
 import type { CommandReply, DesiredState, RegistryMessage } from "sgridnext/gen/sgrid/registry/v1/node";
 import { CommandFailedError } from "./errors";
 import { desiredKey } from "./desired-state";
+import { type Ring, UsageSlots } from "./heartbeat-samples";
 
 /** What the agent answered to a command. */
 export interface CommandResult {
@@ -56,6 +57,10 @@ export class NodeSession {
   firstDesiredAt: number | undefined;
   /** Heartbeats taken on this session. */
   heartbeats = 0;
+  /** The latest usage figures of its instances (./heartbeat-samples.ts); new with each new set of instances. */
+  usageSlots = new UsageSlots();
+  /** Its node's sample ring, once a heartbeat made it (saves the lookup by name). */
+  ring: Ring | undefined;
   /** The agent's identity from its hello ("" from agents older than it). */
   agentId = "";
   /** When the host facts of a heartbeat are next taken to be stored (ms; jittered, see ./heartbeats.ts). */
@@ -101,6 +106,8 @@ export class NodeSession {
     if (key === this.lastKey) return false;
     this.lastKey = key;
     this.instanceIds = new Set(state.instances.map((i) => i.instanceId));
+    // Slots are checked against instanceIds when an id is first put in one: a new set starts them afresh.
+    this.usageSlots = new UsageSlots();
     this.instanceInfo = new Map(state.instances.map((i) => [i.instanceId, { application: i.application, server: i.server }]));
     this.desired = state;
     this.poke();

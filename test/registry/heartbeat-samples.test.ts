@@ -5,7 +5,7 @@
  * not report.
  */
 import { expect } from "chai";
-import { HeartbeatSamples, SAMPLES_PER_NODE } from "../../registry/node/heartbeat-samples";
+import { HeartbeatSamples, SAMPLES_PER_NODE, UsageSlots } from "../../registry/node/heartbeat-samples";
 
 const facts = (free: number) => ({
   cpuCount: 8, cpuAvailable: 4,
@@ -44,5 +44,38 @@ describe("registry heartbeat samples", () => {
     s.forget("n1", []);
     expect(s.samples("n1")).to.deep.equal([]);
     expect(s.samples("n2")).to.have.length(SAMPLES_PER_NODE);
+  });
+
+  it("writes a sample into the ring a caller holds, until the node is forgotten", () => {
+    const s = new HeartbeatSamples();
+    const sample = { cpus: 4, memoryTotalBytes: 1000, memoryAvailableBytes: 400, diskTotalBytes: 0, diskAvailableBytes: 0 };
+    const ring = s.addSample("n1", 1, 1, sample);
+    expect(s.addSample("n1", 2, 1, sample, ring)).to.equal(ring);
+    expect(s.samples("n1").map((x) => x.at)).to.deep.equal([1, 2]);
+    s.forget("n1", []);
+    const fresh = s.addSample("n1", 3, 1, sample, ring);
+    expect(fresh).to.not.equal(ring);
+    expect(s.samples("n1").map((x) => x.at)).to.deep.equal([3]);
+  });
+
+  it("keeps each instance's latest usage from a session's heartbeats, whatever their order; ignores instances the session may not report", () => {
+    const s = new HeartbeatSamples();
+    const slots = new UsageSlots();
+    const allowed = new Set([1, 2, 3]);
+    const u = (instanceId: number, memoryBytes: number) => ({ instanceId, memoryBytes, cpuCoresUsed: memoryBytes / 1000 });
+    s.setStartedAt(2, 1234);
+    s.setUsages(slots, [u(1, 100), u(2, 200), u(9, 900)], allowed);
+    expect(s.usage(1)).to.deep.equal({ memoryBytes: 100, cpuCoresUsed: 0.1, startedAt: 0 });
+    expect(s.usage(2)).to.deep.equal({ memoryBytes: 200, cpuCoresUsed: 0.2, startedAt: 1234 });
+    expect(s.usage(9), "not the session's instance").to.equal(undefined);
+    // The agent reports in another order, and one more instance: each keeps its own figures.
+    s.setUsages(slots, [u(2, 210), u(3, 310), u(1, 110), u(9, 910)], allowed);
+    expect([s.usage(1)?.memoryBytes, s.usage(2)?.memoryBytes, s.usage(3)?.memoryBytes, s.usage(9)]).to.deep.equal([110, 210, 310, undefined]);
+    // A session's slots made afresh (a new set of instances) keep the last figures readable until reported again.
+    const next = new UsageSlots();
+    s.setUsages(next, [u(3, 320)], new Set([3]));
+    expect([s.usage(1)?.memoryBytes, s.usage(3)?.memoryBytes]).to.deep.equal([110, 320]);
+    s.forget("n1", [1, 2, 3]);
+    expect([s.usage(1), s.usage(2), s.usage(3)]).to.deep.equal([undefined, undefined, undefined]);
   });
 });
