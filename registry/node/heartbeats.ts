@@ -31,7 +31,7 @@ import type { Heartbeat } from "sgridnext/gen/sgrid/registry/v1/node";
 import type { RegistryStore } from "../store";
 import type { HeartbeatSamples } from "./heartbeat-samples";
 import type { HubStats } from "./hub-stats";
-import type { NodeSession } from "./node-session";
+import type { NodeSession, Pending } from "./node-session";
 import type { OfflineGrace } from "./offline-grace";
 
 /** Largest facts / host info JSON accepted from an agent (bytes of text); larger ones are ignored. */
@@ -66,16 +66,6 @@ export interface HeartbeatDeps {
   flushMs: number;
 }
 
-/** What one session's heartbeats since the last flush leave to write. */
-interface Pending {
-  session: NodeSession;
-  /** The newest heartbeat's arrival (ms). */
-  at: number;
-  /** Heartbeats it stands for (counted as recorded when it lands). */
-  count: number;
-  /** Host info to store (changed facts), if any. */
-  hostInfo?: Record<string, unknown>;
-}
 
 /** When a session's host facts are next due: `intervalMs` from `now`, give or take a quarter. */
 export function nextFactsDue(now: number, intervalMs: number, random: () => number = Math.random): number {
@@ -83,7 +73,8 @@ export function nextFactsDue(now: number, intervalMs: number, random: () => numb
 }
 
 export class HeartbeatRecorder {
-  private pending = new Map<NodeSession, Pending>();
+  /** What each session's heartbeats since the last flush left to write, one entry per session (the session links to its own). */
+  private pending: Pending[] = [];
   private readonly task: PeriodicTask;
   private lastError = "";
 
@@ -118,8 +109,12 @@ export class HeartbeatRecorder {
     if (sample !== undefined) session.ring = samples.addSample(session.node, now, hb.load1, sample, session.ring);
     else samples.add(session.node, now, hb.load1, facts!);
     samples.setUsages(session.usageSlots, hb.usage, session.instanceIds);
-    let p = this.pending.get(session);
-    if (!p) this.pending.set(session, (p = { session, at: now, count: 0 }));
+    let p = session.unflushed;
+    if (p === undefined) {
+      p = { session, at: now, count: 0 };
+      session.unflushed = p;
+      this.pending.push(p);
+    }
     p.at = now;
     p.count++;
     if (due) {
@@ -139,9 +134,10 @@ export class HeartbeatRecorder {
 
   /** Writes every pending heartbeat of the open sessions; never throws. */
   async flush(): Promise<void> {
-    if (this.pending.size === 0) return;
-    const taken = [...this.pending.values()];
-    this.pending = new Map();
+    if (this.pending.length === 0) return;
+    const taken = this.pending;
+    this.pending = [];
+    for (const p of taken) p.session.unflushed = undefined;
     const { store, stats } = this.d;
     // A closed session's heartbeats are not written: its node's liveness is no longer this process's to claim.
     const live = taken.filter((p) => !p.session.closed);
@@ -193,9 +189,11 @@ export class HeartbeatRecorder {
       this.d.stats.heartbeatsDropped += p.count;
       return;
     }
-    const newer = this.pending.get(p.session);
-    if (!newer) this.pending.set(p.session, p);
-    else {
+    const newer = p.session.unflushed;
+    if (newer === undefined) {
+      p.session.unflushed = p;
+      this.pending.push(p);
+    } else {
       newer.count += p.count;
       newer.hostInfo ??= p.hostInfo;
     }

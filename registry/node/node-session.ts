@@ -28,6 +28,17 @@ interface Waiting {
   timer: NodeJS.Timeout;
 }
 
+/** What one session's heartbeats since the last flush leave to write (./heartbeats.ts). */
+export interface Pending {
+  session: NodeSession;
+  /** The newest heartbeat's arrival (ms). */
+  at: number;
+  /** Heartbeats it stands for (counted as recorded when it lands). */
+  count: number;
+  /** Host info to store (changed facts), if any. */
+  hostInfo?: Record<string, unknown>;
+}
+
 let nextSerial = 1;
 
 export class NodeSession {
@@ -61,6 +72,8 @@ export class NodeSession {
   usageSlots = new UsageSlots();
   /** Its node's sample ring, once a heartbeat made it (saves the lookup by name). */
   ring: Ring | undefined;
+  /** Its heartbeats not yet flushed to the database (./heartbeats.ts), if any. */
+  unflushed: Pending | undefined;
   /** The agent's identity from its hello ("" from agents older than it). */
   agentId = "";
   /** When the host facts of a heartbeat are next taken to be stored (ms; jittered, see ./heartbeats.ts). */
