@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     // Its own length (BENCH_HEARTBEAT_MS, default 20 s): several heartbeat intervals are needed, whatever BENCH_DURATION_MS says.
     const hbMs = Number(process.env.BENCH_HEARTBEAT_MS ?? 20_000);
     const hbNodes = Number(process.env.BENCH_HEARTBEAT_NODES ?? 1000);
-    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process, agents in their own), on its native port and on its gRPC port\n`);
+    process.stdout.write(`## Registry heartbeat capacity (${hbNodes} simulated agents x 10 instances, 5 s interval, ${hbMs / 1000} s, registry on SQLite in another process, agents in their own), on its native port and on its gRPC port${process.env.BENCH_HEARTBEAT_MYSQL ? ", then native on MySQL" : ""}\n`);
     // BENCH_HEARTBEAT_CLIENTS: agent processes (default one per 2,500 agents).
     const hbClients = process.env.BENCH_HEARTBEAT_CLIENTS ? Number(process.env.BENCH_HEARTBEAT_CLIENTS) : undefined;
     // BENCH_HEARTBEAT_TRANSPORTS: the registry ports measured, in this order (default: the native port, then the gRPC one as the baseline).
@@ -96,6 +96,12 @@ async function main(): Promise<void> {
     for (const transport of transports as Array<"grpc" | "sgrid">) {
       const r = await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs, clients: hbClients, transport });
       results.set(transport, r);
+      process.stdout.write(`${r.text}\n\n`);
+    }
+    // BENCH_HEARTBEAT_MYSQL=mysql://user:pass@host:port: one more run, native port, on a database made there (production's setup).
+    const mysql = process.env.BENCH_HEARTBEAT_MYSQL;
+    if (mysql) {
+      const r = await runHeartbeatBench({ nodes: hbNodes, durationMs: hbMs, clients: hbClients, transport: "sgrid", mysql });
       process.stdout.write(`${r.text}\n\n`);
     }
     const native = results.get("sgrid");

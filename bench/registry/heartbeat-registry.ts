@@ -7,7 +7,8 @@
  * counters ("final": also the nodes online and the offline events).
  *
  * Env: HB_DIR (data dir), HB_NODES, HB_INSTANCES (per node), HB_TOKEN,
- * HB_TRANSPORT (grpc, the default, or sgrid: the node Obj on a native port);
+ * HB_TRANSPORT (grpc, the default, or sgrid: the node Obj on a native port),
+ * HB_DB (a database URL; default SQLite in HB_DIR);
  * diagnostics: HB_PRETENURING=1 (V8's default allocation-site pretenuring,
  * which `sgrid registry` turns off: registry/server/heap-tuning.ts),
  * HB_HEAP_PROF=<file>, HB_SNAPSHOT=<file> (see below).
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
   const dir = process.env.HB_DIR!;
   const nodes = Number(process.env.HB_NODES ?? 1000);
   const perNode = Number(process.env.HB_INSTANCES ?? 10);
-  const store = await openStore(`sqlite:${path.join(dir, "registry.db")}`);
+  const store = await openStore(process.env.HB_DB ?? `sqlite:${path.join(dir, "registry.db")}`);
   const now = Date.now();
   // Seed: servers S0..S<perNode-1> of application Bench, each with patch 1, placed on every node.
   const serverIds: number[] = [];

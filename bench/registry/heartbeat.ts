@@ -1,7 +1,7 @@
 /**
  * Heartbeat capacity of one registry: N simulated agents (default 1,000) x M
  * instances each (default 10) hold node sessions with one registry process
- * on SQLite and heartbeat at the default interval (5 s), each heartbeat
+ * on SQLite (or MySQL: `mysql`) and heartbeat at the default interval (5 s), each heartbeat
  * carrying host facts (whose figures move, as a real agent's do) and M
  * usage entries, for a fixed time (default 20 s).
  *
@@ -27,6 +27,8 @@ import type { AgentsStart, AgentsStats } from "./heartbeat-agents";
 import { LATE_SHARE } from "./heartbeat-agents";
 import type { HubStats } from "../../registry/node/hub-stats";
 import { outputDir } from "../../test/helpers/paths";
+import knexFactory, { type Knex } from "knex";
+import crypto from "node:crypto";
 
 export interface HeartbeatBenchOptions {
   nodes?: number;
@@ -41,6 +43,30 @@ export interface HeartbeatBenchOptions {
   clients?: number;
   /** The registry port the agents hold their sessions on. Default "grpc". */
   transport?: "grpc" | "sgrid";
+  /**
+   * A MySQL server (`mysql://user:pass@host:port`, no database): the registry's database is made
+   * there for the run and dropped after, and the server's CPU is reported beside the registry's
+   * when its process is on this machine. Default: SQLite in the run's folder.
+   */
+  mysql?: string;
+}
+
+/** The MySQL server's process id, when it runs on this machine and says where its pid file is. */
+async function mysqlServerPid(knex: Knex): Promise<number | undefined> {
+  try {
+    const [rows] = (await knex.raw("SHOW VARIABLES LIKE 'pid_file'")) as [Array<{ Value: string }>];
+    const pid = Number(fs.readFileSync(rows[0]!.Value, "utf8").trim());
+    return Number.isInteger(pid) && fs.existsSync(`/proc/${pid}/stat`) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time of a process so far, ms (utime + stime of /proc/<pid>/stat; 100 ticks a second, Linux's USER_HZ). */
+function processCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 interface ChildStats {
@@ -93,8 +119,21 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
   const pinning: Pinning = process.env.BENCH_HEARTBEAT_PIN === "0" ? { pinned: false, reason: "BENCH_HEARTBEAT_PIN=0" } : detectPinning();
   const pin = (cpu: number | undefined) => (pinning.pinned && cpu !== undefined ? { execPath: "taskset", execArgv: ["-c", String(cpu), process.execPath] } : {});
   const dir = outputDir("bench-heartbeat", { shared: true });
+  let mysqlAdmin: Knex | undefined;
+  let dbUrl: string | undefined;
+  let dbName = "";
+  let dbPid: number | undefined;
+  if (o.mysql !== undefined) {
+    const u = new URL(o.mysql);
+    mysqlAdmin = knexFactory({ client: "mysql2", connection: { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } });
+    dbName = `sgrid_hb_${process.pid}_${crypto.randomBytes(3).toString("hex")}`;
+    await mysqlAdmin.raw(`CREATE DATABASE \`${dbName}\``);
+    u.pathname = `/${dbName}`;
+    dbUrl = u.toString();
+    dbPid = await mysqlServerPid(mysqlAdmin);
+  }
   const registry = fork(path.join(__dirname, "heartbeat-registry.js"), [], {
-    env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN, HB_TRANSPORT: transport },
+    env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN, HB_TRANSPORT: transport, ...(dbUrl ? { HB_DB: dbUrl } : {}) },
     stdio: ["ignore", "pipe", "inherit", "ipc"],
     ...pin(pinning.serverCpu),
     // Diagnostics: HB_PROF=<dir> writes a CPU profile of the registry there; HB_NODE_ARGS adds node options to it (space-separated, e.g. "--trace-gc-nvp").
@@ -153,6 +192,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     // Let the connect storm's writes settle for one interval, then measure the steady state, one interval at a time.
     await new Promise((r) => setTimeout(r, intervalMs));
     const steal0 = readCpuTimes();
+    const db0 = dbPid === undefined ? 0 : processCpuMs(dbPid);
     const first = await stats();
     const agents0 = await agentStats();
     const w0 = performance.now();
@@ -167,6 +207,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     }
     const windowMs = performance.now() - w0;
     const last = prev;
+    const dbCpuMs = dbPid === undefined ? undefined : processCpuMs(dbPid) - db0;
     const agents1 = await agentStats();
     const steal = stealPercent(steal0, readCpuTimes());
     const stopped = await Promise.all(agents.map((a) => {
@@ -201,7 +242,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     const s = spread(perHeartbeat);
     const cores = os.cpus().length;
     const rows = [
-      ["agents x instances (registry port)", `${fmt(nodes)} x ${perNode} (${transport === "sgrid" ? "native, sgrid://" : "gRPC"})`],
+      ["agents x instances (registry port, database)", `${fmt(nodes)} x ${perNode} (${transport === "sgrid" ? "native, sgrid://" : "gRPC"}, ${o.mysql === undefined ? "SQLite" : "MySQL"})`],
       ["connect (hello -> full desired state, all agents)", `${fmt(connectMs)} ms`],
       ["heartbeat interval / measured window", `${fmt(intervalMs)} ms / ${fmt(windowMs / 1000, 1)} s in ${rounds} rounds`],
       ["heartbeats sent / recorded / lost (whole run)", `${fmt(sent)} / ${fmt(recorded)} / ${fmt(lost)}`],
@@ -210,6 +251,7 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
       ["registry CPU per heartbeat (whole window)", `${fmt((registryCpuMs * 1000) / Math.max(1, recordedInWindow))} µs`],
       ["registry CPU (% of one core)", `${fmt((registryCpuMs / windowMs) * 100, 1)} %`],
       ["registry RSS", `${fmt(after.rss / 1024 / 1024)} MiB`],
+      ...(o.mysql === undefined ? [] : [["database server CPU per heartbeat (whole window; MySQL in its own process)", dbCpuMs === undefined ? "n/a (not on this machine)" : `${fmt((dbCpuMs * 1000) / Math.max(1, recordedInWindow))} µs`]]),
       ["nodes online at the end / offline events / failed sessions", `${fmt(after.online ?? 0)}/${fmt(after.nodes ?? 0)} / ${after.offlineEvents} / ${failed}`],
       ["heartbeat write errors / dropped (closed sessions)", `${fmt(after.hub.heartbeatErrors)} / ${fmt(after.hub.heartbeatsDropped)}`],
       ["agents' sessions lost / re-established (real backoff)", `${fmt(failed)} / ${fmt(reconnects)}${reasonText ? ` (${reasonText})` : ""}`],
@@ -226,6 +268,10 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     for (const a of agents) a.kill("SIGKILL");
     registry.kill("SIGKILL");
     fs.rmSync(dir, { recursive: true, force: true });
+    if (mysqlAdmin) {
+      await mysqlAdmin.raw(`DROP DATABASE IF EXISTS \`${dbName}\``).catch(() => undefined);
+      await mysqlAdmin.destroy();
+    }
   }
 }
 
