@@ -200,7 +200,13 @@ export class HeartbeatSamples {
       const u = usage[i]!;
       const id = u.instanceId;
       if (ids[i] !== id) {
-        if (!allowed.has(id)) continue;
+        if (!allowed.has(id)) {
+          ids[i] = NaN; // the slot no longer stands for the instance it held
+          continue;
+        }
+        // One slot per instance: one that held it before (the agent reordered, or repeated it) gives it up.
+        const before = this.usageAt.get(id);
+        if (before !== undefined && before.slots === slots && before.i !== i && ids[before.i] === id) ids[before.i] = NaN;
         ids[i] = id;
         this.usageAt.set(id, { slots, i });
       }

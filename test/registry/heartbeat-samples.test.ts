@@ -71,10 +71,19 @@ describe("registry heartbeat samples", () => {
     // The agent reports in another order, and one more instance: each keeps its own figures.
     s.setUsages(slots, [u(2, 210), u(3, 310), u(1, 110), u(9, 910)], allowed);
     expect([s.usage(1)?.memoryBytes, s.usage(2)?.memoryBytes, s.usage(3)?.memoryBytes, s.usage(9)]).to.deep.equal([110, 210, 310, undefined]);
+    // The same entries in another order, an entry the session may not report taking a slot, a repeated entry.
+    s.setUsages(slots, [u(9, 920), u(1, 120), u(3, 320), u(2, 220)], allowed);
+    expect([s.usage(1)?.memoryBytes, s.usage(2)?.memoryBytes, s.usage(3)?.memoryBytes, s.usage(9)]).to.deep.equal([120, 220, 320, undefined]);
+    s.setUsages(slots, [u(1, 130), u(1, 131), u(2, 230), u(9, 930)], allowed);
+    expect([s.usage(1)?.memoryBytes, s.usage(2)?.memoryBytes]).to.deep.equal([131, 230]);
+    s.setUsages(slots, [u(1, 140), u(2, 240), u(3, 340), u(9, 940)], allowed);
+    expect([s.usage(1)?.memoryBytes, s.usage(2)?.memoryBytes, s.usage(3)?.memoryBytes]).to.deep.equal([140, 240, 340]);
+    s.setUsages(slots, [u(9, 950), u(1, 150), u(2, 250), u(3, 350)], allowed);
+    expect([s.usage(1)?.memoryBytes, s.usage(3)?.memoryBytes]).to.deep.equal([150, 350]);
     // A session's slots made afresh (a new set of instances) keep the last figures readable until reported again.
     const next = new UsageSlots();
     s.setUsages(next, [u(3, 320)], new Set([3]));
-    expect([s.usage(1)?.memoryBytes, s.usage(3)?.memoryBytes]).to.deep.equal([110, 320]);
+    expect([s.usage(1)?.memoryBytes, s.usage(3)?.memoryBytes]).to.deep.equal([150, 320]);
     s.forget("n1", [1, 2, 3]);
     expect([s.usage(1), s.usage(2), s.usage(3)]).to.deep.equal([undefined, undefined, undefined]);
   });
