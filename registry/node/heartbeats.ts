@@ -194,8 +194,12 @@ export class HeartbeatRecorder {
       p.session.unflushed = p;
       this.pending.push(p);
     } else {
+      // Usually the entry waiting is the newer one; with two flushes in flight (stop() during one) it may not be.
       newer.count += p.count;
-      newer.hostInfo ??= p.hostInfo;
+      if (p.at > newer.at) {
+        newer.at = p.at;
+        newer.hostInfo = p.hostInfo ?? newer.hostInfo;
+      } else newer.hostInfo ??= p.hostInfo;
     }
   }
 
