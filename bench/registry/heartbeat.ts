@@ -127,10 +127,16 @@ export async function runHeartbeatBench(o: HeartbeatBenchOptions = {}): Promise<
     const u = new URL(o.mysql);
     mysqlAdmin = knexFactory({ client: "mysql2", connection: { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } });
     dbName = `sgrid_hb_${process.pid}_${crypto.randomBytes(3).toString("hex")}`;
-    await mysqlAdmin.raw(`CREATE DATABASE \`${dbName}\``);
+    try {
+      await mysqlAdmin.raw(`CREATE DATABASE \`${dbName}\``);
+    } catch (err) {
+      await mysqlAdmin.destroy();
+      throw err;
+    }
     u.pathname = `/${dbName}`;
     dbUrl = u.toString();
-    dbPid = await mysqlServerPid(mysqlAdmin);
+    // Its CPU is read from /proc only when it listens on this machine's loopback (a pid file elsewhere names another machine's process).
+    if (["127.0.0.1", "localhost", "[::1]"].includes(u.hostname)) dbPid = await mysqlServerPid(mysqlAdmin);
   }
   const registry = fork(path.join(__dirname, "heartbeat-registry.js"), [], {
     env: { ...process.env, SGRID_LOG_LEVEL: "warn", HB_DIR: dir, HB_NODES: String(nodes), HB_INSTANCES: String(perNode), HB_TOKEN: TOKEN, HB_TRANSPORT: transport, ...(dbUrl ? { HB_DB: dbUrl } : {}) },
