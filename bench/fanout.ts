@@ -40,7 +40,7 @@ import { PatchProxy } from "sgridnext/gen/sgrid/registry/v1/patch.sgrid";
 import { installReaper } from "../test/helpers/reaper";
 import { FaultCluster } from "../test/fault/harness/cluster";
 import { echoPackage } from "../test/fault/harness/package";
-import { fmt, readCpuTimes, stealPercent, table } from "./harness";
+import { fmt, processCpuMs, readCpuTimes, stealPercent, table } from "./harness";
 import { TASK_RUNNER_DEFAULTS } from "../registry/admin/task-runner";
 
 const APP = "Bench";
@@ -74,14 +74,7 @@ interface Measurement {
 
 /** utime + stime of a process, seconds (0 when it is gone). */
 function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
+  return pid ? processCpuMs(pid) / 1000 : 0;
 }
 
 function sumCpu(pids: Array<number | undefined>): number {

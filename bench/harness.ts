@@ -6,6 +6,7 @@ import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { readProcStat } from "../nodeagent/process/proc-stat";
 
 export interface LoadResult {
   calls: number;
@@ -259,6 +260,10 @@ export function detectPinning(): Pinning {
   return { pinned: true, serverCpu: 1, clientCpu: 0 };
 }
 
+/** CPU time (utime + stime) of a process so far, ms (USER_HZ 100 on Linux); 0 when it is gone. */
+export function processCpuMs(pid: number): number {
+  return (readProcStat(pid)?.cpuTicks ?? 0) * 10;
+}
 /** The machine-wide CPU counters from /proc/stat (jiffies); undefined where there is none. */
 export function readCpuTimes(): { total: number; steal: number } | undefined {
   try {

@@ -38,7 +38,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tar from "tar";
 import type { InstanceDesired } from "sgridnext/gen/sgrid/registry/v1/node";
-import { detectPinning, spread } from "../harness";
+import { detectPinning, processCpuMs, spread } from "../harness";
 import { StandInRegistry } from "./stand-in-registry";
 import { outputDir } from "../../test/helpers/paths";
 
@@ -141,12 +141,6 @@ function memoryRows(label: string, samples: MemorySample[], detail = false): str
   const lateSlope = slopePerHour(late, (s) => s.rss / 1024 / 1024);
   return [...rows, row("RSS anonymous", (s) => s.anon), row("RSS file-backed", (s) => s.file), row("V8 heap committed", (s) => s.heapTotal),
     `| ${label}: RSS slope over the second half (${late.length} samples) | ${lateSlope >= 0 ? "+" : ""}${lateSlope.toFixed(1)} MB/h |`];
-}
-
-function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14 and 15)
 }
 
 async function sleepLoopPackage(dir: string): Promise<Buffer> {
@@ -259,11 +253,11 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
       patch: { id: patch.id, version: 1, sha256: patch.sha256, size: patch.size },
     }));
     const t0 = Date.now();
-    const startTicks = cpuTicks(agent.pid!);
+    const startCpuMs = processCpuMs(agent.pid!);
     reg.setInstances(instances);
     await until("50 instances active", () => (instances.every((i) => reg.observed.get(i.instanceId)?.state === "active") ? true : undefined), 120_000);
     const allUpMs = Date.now() - t0;
-    const allUpCpuMs = (cpuTicks(agent.pid!) - startTicks) * 10; // USER_HZ 100
+    const allUpCpuMs = processCpuMs(agent.pid!) - startCpuMs;
 
     // Restart latency: first restart of 10 instances, one at a time.
     const latencies: number[] = [];
@@ -280,15 +274,14 @@ export async function runAgentBench(opts: AgentBenchOptions): Promise<string> {
     }
 
     await sleep(2000);
-    const hz = 100; // USER_HZ on Linux
     // At least 10 s: two heartbeats, and enough clock ticks (10 ms each) to mean something.
     const soakMs = Math.max(opts.soakMs, 10_000);
-    const c0 = cpuTicks(agent.pid!);
+    const c0 = processCpuMs(agent.pid!);
     const w0 = Date.now();
     // A sample every 10 s in a long soak, 20 samples in a short one.
     const busy = await sampleFor(agent.pid!, probe.file, soakMs, Math.min(10_000, Math.max(1000, soakMs / 20)));
     const cpuSeconds = (Date.now() - w0) / 1000;
-    const cpuPct = (((cpuTicks(agent.pid!) - c0) / hz) / cpuSeconds) * 100;
+    const cpuPct = ((processCpuMs(agent.pid!) - c0) / 1000 / cpuSeconds) * 100;
 
     reg.setInstances([]);
     await until("instances stopped", () => (instances.every((i) => reg.observed.get(i.instanceId)?.state !== "active") ? true : undefined), 60_000).catch(() => undefined);

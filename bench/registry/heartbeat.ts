@@ -22,7 +22,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { type Pinning, detectPinning, fmt, readCpuTimes, spread, stealPercent, table } from "../harness";
+import { type Pinning, detectPinning, fmt, processCpuMs, readCpuTimes, spread, stealPercent, table } from "../harness";
 import type { AgentsStart, AgentsStats } from "./heartbeat-agents";
 import { LATE_SHARE } from "./heartbeat-agents";
 import type { HubStats } from "../../registry/node/hub-stats";
@@ -62,12 +62,6 @@ async function mysqlServerPid(knex: Knex): Promise<number | undefined> {
   }
 }
 
-/** CPU time of a process so far, ms (utime + stime of /proc/<pid>/stat; 100 ticks a second, Linux's USER_HZ). */
-function processCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 interface ChildStats {
   cpu: NodeJS.CpuUsage;

@@ -21,7 +21,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { createProject } from "../../cli/create";
-import { table } from "../harness";
+import { processCpuMs, table } from "../harness";
 import { outputDir } from "../../test/helpers/paths";
 
 const REPO = path.resolve(__dirname, "../../..");
@@ -75,12 +75,6 @@ function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-function cpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, USER_HZ 100
-}
-
 /** Steal ticks of the whole machine so far (the 8th value of /proc/stat's cpu line). */
 function stealTicks(): { steal: number; total: number } {
   const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -128,7 +122,7 @@ async function measure(cmd: string[], env: Record<string, string>, port: number,
       }
     }
     const startMs = performance.now() - t0;
-    const cpuToServingMs = cpuMs(child.pid!);
+    const cpuToServingMs = processCpuMs(child.pid!);
     const rssStart = rssBytes(child.pid!);
     const c = client!;
     await Promise.all(Array.from({ length: 10 }, async () => {
