@@ -21,6 +21,14 @@
 /** What onMessage returns: nothing to wait for, or a promise the next message waits on. */
 export type MessageResult = void | undefined | Promise<unknown>;
 
+/**
+ * The promise an onMessage result holds the next message on, if any: a push reader waits only on a
+ * thenable; anything else (undefined, or a stray value from a JS handler) lets the next message through.
+ */
+export function waitOf(result: MessageResult): PromiseLike<unknown> | undefined {
+  return typeof (result as PromiseLike<unknown> | undefined)?.then === "function" ? (result as PromiseLike<unknown>) : undefined;
+}
+
 /** The key of a push reader on a message stream (see {@link eachMessage}). */
 export const PUSH_READ: unique symbol = Symbol.for("sgrid.pushRead");
 

@@ -15,7 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CancelledError, DeadlineExceededError, FailedPreconditionError } from "../../errors";
 import type { Metadata, ServerContext } from "../base";
 import { checkMetadata } from "../metadata";
-import { type MessageResult, PUSH_READ, type PushReadable } from "../../primitives/each-message";
+import { type MessageResult, PUSH_READ, type PushReadable, waitOf } from "../../primitives/each-message";
 import { fromGrpcMetadata, toGrpcMetadata } from "./wire";
 
 export type AnyServerCall = grpc.ServerUnaryCall<any, any> | grpc.ServerReadableStream<any, any> | grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>;
@@ -243,11 +243,10 @@ export class GrpcServerContext implements ServerContext {
           const m: unknown = readable.read();
           if (m === null) return;
           try {
-            const r: MessageResult = onMessage(m);
-            // Anything but a thenable (undefined, or a stray value from a JS handler) lets the next message through.
-            if (typeof (r as PromiseLike<unknown> | undefined)?.then === "function") {
+            const wait = waitOf(onMessage(m));
+            if (wait !== undefined) {
               waiting = true;
-              (r as PromiseLike<unknown>).then(resume, fail);
+              wait.then(resume, fail);
             }
           } catch (err) {
             fail(err);

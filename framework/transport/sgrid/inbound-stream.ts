@@ -16,7 +16,7 @@
  * thousands of streams, would otherwise each leave a pending promise, and the last message
  * in the reading loop's frame, alive long enough to be promoted.
  */
-import { type MessageResult, PUSH_READ, type PushReadable } from "../../primitives/each-message";
+import { type MessageResult, PUSH_READ, type PushReadable, waitOf } from "../../primitives/each-message";
 import { MESSAGE_COST_OVERHEAD } from "./protocol";
 
 /** A byte budget shared by the streams of one connection. */
@@ -195,13 +195,12 @@ export class InboundStream<T> implements AsyncIterableIterator<T>, PushReadable<
     // returns. The callers loop and settle (drain(), push()): no recursion however long the queue.
     reader.waiting = true;
     try {
-      const r: unknown = reader.onMessage(value);
-      // Anything but a thenable (undefined, or a stray value from a JS handler) lets the next message through.
-      if (typeof (r as PromiseLike<unknown> | undefined)?.then !== "function") {
+      const wait = waitOf(reader.onMessage(value));
+      if (wait === undefined) {
         reader.waiting = false;
         return;
       }
-      (r as PromiseLike<unknown>).then(() => {
+      wait.then(() => {
         reader.waiting = false;
         this.drain(reader);
       }, (err: unknown) => this.stopReader(reader, err));
