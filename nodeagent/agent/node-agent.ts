@@ -32,7 +32,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ENV, envRootCerts, getLogger, useHostingLogLevel } from "sgridnext";
+import { ENV, envRootCerts, getLogger, parseHostPort, useHostingLogLevel } from "sgridnext";
 import type { DesiredState, InstanceCommand, InstanceDesired, InstanceObserved } from "sgridnext/gen/sgrid/registry/v1/node";
 import { resolve as resolveHealthCheck } from "../health";
 import { PackageCache, type PackageManifest } from "../install";
@@ -354,13 +354,13 @@ export class NodeAgent {
    * in the clear.
    */
   private checkRegistryTransport(): void {
-    const registries = this.options.registry;
-    const tls = (r: string) => r.startsWith("grpcs://") || r.startsWith("sgrids://");
-    if (registries.some(tls)) envRootCerts();
+    // Each is valid by now (the options' REGISTRY_ENDPOINT), so it parses.
+    const registries = this.options.registry.map((r) => ({ text: r, ep: parseHostPort(r) }));
+    if (registries.some((r) => r.ep.tls)) envRootCerts();
     if (!this.options.token) return;
-    for (const r of registries) {
-      if (tls(r)) continue;
-      const host = r.replace(/^(grpc|sgrid):\/\//, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+    for (const { text: r, ep } of registries) {
+      if (ep.tls) continue;
+      const host = ep.host;
       if (host === "localhost" || host === "::1" || host.startsWith("127.")) continue;
       log.warn({ registry: r }, "the cluster token goes to this registry in plaintext: serve the registry with --tls-cert/--tls-key and list it as grpcs://host:port (or sgrids://host:port for its native port)");
     }
