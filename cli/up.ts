@@ -44,7 +44,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Command } from "commander";
-import { ConfigError, getLogger, isNameOf, nameProblem, setLogLevel } from "sgridnext";
+import { ConfigError, formatHostPort, getLogger, isNameOf, nameProblem, setLogLevel } from "sgridnext";
 import { AdminServer } from "../admin";
 import { NodeAgent } from "../nodeagent";
 import { RegistryServer } from "../registry/server";
@@ -194,7 +194,7 @@ export async function startUp(o: UpOptions, say: (line: string) => void, env: No
     registry = new RegistryServer({
       dataDir: registryDir,
       db: `sqlite:${path.join(registryDir, "registry.db")}`,
-      listen: `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.registryPort}`,
+      listen: formatHostPort(o.host, o.registryPort),
       clusterToken: token,
       adminAppToken,
       adminPassword: pw.password,
@@ -228,7 +228,7 @@ export async function startUp(o: UpOptions, say: (line: string) => void, env: No
     fs.mkdirSync(adminTmp, { recursive: true, mode: 0o700 });
     admin = new AdminServer({
       registry: registryTarget,
-      listen: `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.adminPort}`,
+      listen: formatHostPort(o.host, o.adminPort),
       tmpDir: adminTmp,
       appToken: adminAppToken,
     });

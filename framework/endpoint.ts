@@ -37,12 +37,17 @@ const OBJ_RE = /^[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*$/;
 
 const keyCache = new WeakMap<object, string>();
 
+/** `host:port`, with brackets around an IPv6 host (`[::1]:9500`). */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** Stable key for an endpoint: `grpc://host:port` (cached per endpoint object: it is on the call path). */
 export function endpointKey(ep: Pick<Endpoint, "protocol" | "host" | "port" | "tls">): string {
   let key = keyCache.get(ep);
   if (key === undefined) {
     const scheme = ep.protocol + (ep.tls ? "s" : "");
-    key = `${scheme}://${ep.host.includes(":") ? `[${ep.host}]` : ep.host}:${ep.port}`;
+    key = `${scheme}://${formatHostPort(ep.host, ep.port)}`;
     if (Object.isFrozen(ep)) keyCache.set(ep, key);
   }
   return key;

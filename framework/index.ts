@@ -24,7 +24,7 @@ export { Invoker, INVOKER_DEFAULTS, type InvokerOptions } from "./proxy/invoker"
 export { EndpointHealth, ENDPOINT_HEALTH_DEFAULTS, type EndpointHealthOptions } from "./proxy/endpoint-health";
 export { StaticEndpointSource, type EndpointSource } from "./proxy/endpoint-source";
 export * as strategies from "./proxy/strategies";
-export { type Endpoint, type Protocol, endpointKey, makeEndpoint, parseHostPort, parseProxyTarget, parseTarsEndpoint, isObjName } from "./endpoint";
+export { type Endpoint, type Protocol, endpointKey, formatHostPort, makeEndpoint, parseHostPort, parseProxyTarget, parseTarsEndpoint, isObjName } from "./endpoint";
 
 // ---- transports ------------------------------------------------------------------
 export * as transports from "./transport";

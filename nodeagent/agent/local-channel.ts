@@ -23,7 +23,7 @@
  */
 import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
-import { Application, AsyncQueue, UnavailableError, getLogger, type DeepPartial, type ServerContext } from "sgridnext";
+import { Application, AsyncQueue, UnavailableError, formatHostPort, getLogger, type DeepPartial, type ServerContext } from "sgridnext";
 import { AgentServant } from "sgridnext/gen/sgrid/agent/v1/agent.sgrid";
 import type { AgentMessage, ServantHello, ServantMessage, StatsReport } from "sgridnext/gen/sgrid/agent/v1/agent";
 import { ChannelAuthError, NoServantChannelError, ServantCommandTimeoutError } from "./errors";
@@ -107,7 +107,7 @@ export class LocalChannelServer extends EventEmitter<{ connected: [string, numbe
     await app.start();
     this.app = app;
     const ep = app.adapters()[0]!.endpoint;
-    this.boundAddress = ep.host.includes(":") ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`;
+    this.boundAddress = formatHostPort(ep.host, ep.port);
     log.info({ address: this.boundAddress }, "local channel listening");
     return this.boundAddress;
   }

@@ -6,6 +6,7 @@
  * rejects; it resolves within about `timeoutMs` (a probe that takes longer
  * is a failure), with a short human-readable `detail` either way.
  */
+import { formatHostPort } from "sgridnext";
 
 /** What a check probes. */
 export interface HealthTarget {
@@ -31,7 +32,7 @@ export interface HealthCheck {
 
 /** `host:port`, with brackets around an IPv6 host. */
 export function address(target: HealthTarget): string {
-  return target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return formatHostPort(target.host, target.port);
 }
 
 /** The message of anything thrown, for a `detail`. */

@@ -20,7 +20,7 @@
  * never point a servant at the wrong registry, port or data dir. Other
  * `SGRID_*` names (e.g. `SGRID_LOG_LEVEL`) are the instance's to set.
  */
-import { DEFAULT_INHERITED_ENV, ENV, ENV_CONTRACT_KEYS, type AdapterProtocol, type EnvContractKey } from "sgridnext";
+import { DEFAULT_INHERITED_ENV, ENV, ENV_CONTRACT_KEYS, formatHostPort, type AdapterProtocol, type EnvContractKey } from "sgridnext";
 import { LaunchConfigError } from "./errors";
 
 export { ENV_CONTRACT_KEYS, DEFAULT_INHERITED_ENV, type EnvContractKey, type AdapterProtocol };
@@ -65,7 +65,7 @@ export function fullObjName(app: string, server: string, obj: string): string {
 
 /** `host:port`, with brackets around an IPv6 host. */
 export function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 /** The SGRID_ADAPTERS value: full Obj name -> `host:port` (grpc) or `sgrid://host:port` (sgrid). */

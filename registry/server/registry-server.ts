@@ -21,7 +21,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Application, ConfigError, getLogger, type Logger, type Servant } from "sgridnext";
+import { Application, ConfigError, formatHostPort, getLogger, type Logger, type Servant } from "sgridnext";
 import { createAuthenticator, type RegistryAuthenticator } from "../admin";
 import { NodeSessionHub } from "../node";
 import { DatabaseStorage, importDiskPackages } from "../services";
@@ -53,11 +53,9 @@ export interface RegistryAddress {
   native?: string;
 }
 
-const hostText = (host: string) => (host.includes(":") ? `[${host}]` : host);
-
 /** The advertised address when none is configured: the bound port on a reachable host. */
 function defaultAdvertise(host: string, port: number): string {
-  if (host !== "0.0.0.0" && host !== "::" && host !== "") return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  if (host !== "0.0.0.0" && host !== "::" && host !== "") return formatHostPort(host, port);
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return `${a.address}:${port}`;
   }
@@ -200,11 +198,11 @@ export class RegistryServer {
         this.startedParts.push(entry);
       }
 
-      const listen = `${hostText(listenHost)}:${o.listen.port}`;
+      const listen = formatHostPort(listenHost, o.listen.port);
       const tls = o.tls ? { cert: readPem(o.tls.cert, "certificate"), key: readPem(o.tls.key, "key") } : undefined;
       // The native port serves every Obj the gRPC port does, with the same certificate: a
       // servant's ctx (metadata, peer, signal) is the same on both, and so are the tokens' checks.
-      const native = o.nativeListen && `sgrid://${hostText(o.nativeListen.host)}:${o.nativeListen.port}`;
+      const native = o.nativeListen && `sgrid://${formatHostPort(o.nativeListen.host, o.nativeListen.port)}`;
       this.app = new Application({
         app: REGISTRY_APP,
         server: REGISTRY_SERVER,
@@ -221,10 +219,10 @@ export class RegistryServer {
       this.bound = {
         host: listenHost,
         port,
-        address: `${hostText(listenHost)}:${port}`,
+        address: formatHostPort(listenHost, port),
         advertise: settings.advertise,
         tls: tls !== undefined,
-        ...(o.nativeListen ? { native: `sgrid${tls ? "s" : ""}://${hostText(o.nativeListen.host)}:${bound("sgrid")}` } : {}),
+        ...(o.nativeListen ? { native: `sgrid${tls ? "s" : ""}://${formatHostPort(o.nativeListen.host, bound("sgrid"))}` } : {}),
       };
       this.state = "running";
       this.log.info({ address: this.bound.address, native: this.bound.native, advertise: this.bound.advertise, tls: this.bound.tls, objs: [...servants.keys()], processId: o.processId }, "registry serving");

@@ -5,6 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { errorFromWire, errorToWire, type SgridError } from "../../errors";
 import { getLogger } from "../../logger";
+import { formatHostPort } from "../../endpoint";
 import type { Metadata } from "../base";
 
 export const ERROR_CODE_KEY = "sgrid-error-code";
@@ -70,5 +71,5 @@ export function fromGrpcMetadata(md: grpc.Metadata): Metadata {
 }
 
 export function grpcAddress(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }

@@ -21,6 +21,7 @@ import {
   CancelledError, DeadlineExceededError, errorToWire, InvalidArgumentError, ResourceExhaustedError, SgridError, UnavailableError, UnimplementedError,
 } from "../../errors";
 import { Status } from "../../status";
+import { formatHostPort } from "../../endpoint";
 import type { Metadata } from "../base";
 import { CallTable } from "./call-table";
 import { BodyCursor, FrameReader, ProtocolViolation, view, type FrameSink } from "./frame-reader";
@@ -76,7 +77,7 @@ export class ServerConnection implements FrameSink {
 
   constructor(private readonly host: ConnectionHost, readonly socket: Socket) {
     const addr = socket.remoteAddress ?? "unknown";
-    this.peer = `${addr.includes(":") ? `[${addr}]` : addr}:${socket.remotePort ?? 0}`;
+    this.peer = formatHostPort(addr, socket.remotePort ?? 0);
     socket.setNoDelay(true);
     this.writer = new FrameWriter(socket);
     this.writer.onFlush = () => {
